@@ -1,0 +1,197 @@
+//! The audit trail: one entry per decision (upload, grant, refusal, release), written
+//! in the same transaction as the change it records.
+//!
+//! An entry holds pseudonymous ids only, never a contact value, a name or a token.
+//! Its leaf hash is the RFC 9162 leaf hash, `SHA-256(0x00 ‖ JCS(entry))`, where the
+//! entry is exactly the JSON object the audit API returns, without `leaf_hash`: anyone
+//! reading the trail can recompute it.
+
+use crate::crypto::{canonical, sha256};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// An agency uploaded a consent record.
+    ConsentUpload,
+    /// An airline asked for a release token.
+    TokenRequest,
+    /// An airline redeemed a release token.
+    TokenRedemption,
+}
+
+impl Action {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConsentUpload => "consent_upload",
+            Self::TokenRequest => "token_request",
+            Self::TokenRedemption => "token_redemption",
+        }
+    }
+}
+
+/// What was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A consent record was stored.
+    Recorded,
+    /// A release token was granted.
+    Granted,
+    /// A contact was released.
+    Released,
+    /// The request was refused; `reason` says why.
+    Refused,
+}
+
+impl Outcome {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Recorded => "recorded",
+            Self::Granted => "granted",
+            Self::Released => "released",
+            Self::Refused => "refused",
+        }
+    }
+}
+
+/// One audit entry, as stored and as the audit API returns it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the log, dense from 0.
+    pub index: i64,
+    /// When it was written (RFC 3339, UTC, millisecond precision).
+    pub at: String,
+    /// The request that caused it.
+    pub request_id: String,
+    /// Kind of the acting party.
+    pub actor_kind: String,
+    /// Id of the acting party.
+    pub actor_id: String,
+    /// What was asked (`consent_upload`, `token_request`, `token_redemption`).
+    pub action: String,
+    /// What was decided (`recorded`, `granted`, `released`, `refused`).
+    pub outcome: String,
+    /// Why it was refused: a stable reason code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agency whose client it concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency_id: Option<String>,
+    /// The airline involved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub airline_id: Option<String>,
+    /// The booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<String>,
+    /// The traveller (pseudonymous id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traveller_id: Option<String>,
+    /// The consent record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_id: Option<String>,
+    /// The release token's public id (never the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    /// The purpose asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The event category named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_category: Option<String>,
+    /// The airline's disruption reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_reference: Option<String>,
+    /// The flight (`AF1234/2026-12-01`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight: Option<String>,
+}
+
+/// An entry to append; the store assigns its index and time.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// When it happens.
+    pub at: OffsetDateTime,
+    /// What was asked.
+    pub action: Action,
+    /// What was decided.
+    pub outcome: Outcome,
+    /// Why it was refused.
+    pub reason: Option<&'static str>,
+    /// The subject ids and context; `index`, `at`, `action`, `outcome` and `reason`
+    /// are filled in from the fields above on append.
+    pub entry: AuditEntry,
+}
+
+impl NewEntry {
+    /// Starts an entry for an action by a party.
+    pub fn new(
+        at: OffsetDateTime,
+        request_id: &str,
+        actor: &crate::domain::party::Party,
+        action: Action,
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            at,
+            action,
+            outcome,
+            reason: None,
+            entry: AuditEntry {
+                request_id: request_id.to_string(),
+                actor_kind: actor.kind.as_str().to_string(),
+                actor_id: actor.id.clone(),
+                ..AuditEntry::default()
+            },
+        }
+    }
+
+    /// The same entry, as a refusal for `reason`.
+    pub fn refused(mut self, reason: &'static str) -> Self {
+        self.outcome = Outcome::Refused;
+        self.reason = Some(reason);
+        self
+    }
+
+    /// (action, outcome, reason) as metric labels; the reason is empty unless refused.
+    pub fn labels(&self) -> (&'static str, &'static str, &'static str) {
+        (
+            self.action.as_str(),
+            self.outcome.as_str(),
+            self.reason.unwrap_or(""),
+        )
+    }
+
+    /// The entry as it will be stored at `index`, with its time at `at`.
+    pub fn complete(self, index: i64, at: String) -> AuditEntry {
+        AuditEntry {
+            index,
+            at,
+            action: self.action.as_str().to_string(),
+            outcome: self.outcome.as_str().to_string(),
+            reason: self.reason.map(str::to_string),
+            ..self.entry
+        }
+    }
+}
+
+/// Formats a time as audit entries show it.
+pub fn format_time(at: OffsetDateTime) -> String {
+    at.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("a UTC time always formats as RFC 3339")
+}
+
+impl AuditEntry {
+    /// The RFC 9162 leaf hash of this entry.
+    pub fn leaf_hash(&self) -> [u8; 32] {
+        let value = serde_json::to_value(self).expect("an audit entry serializes");
+        let mut bytes = vec![0x00];
+        bytes.extend_from_slice(&canonical::to_vec(&value));
+        sha256(&bytes)
+    }
+}

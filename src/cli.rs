@@ -1,0 +1,399 @@
+//! The command line: `serve`, `migrate`, `party add`, `keygen`, `sign`.
+//!
+//! Every flag can also be set through a `PASSERELLE_*` environment variable. Secrets
+//! (the data key, API keys) are never printed, except an API key once, when made.
+
+use crate::crypto::canonical;
+use crate::crypto::jws::Jwk;
+use crate::crypto::seal::DataKey;
+use crate::http::Settings;
+use crate::store::Store;
+use crate::{demo, provision, server};
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Consent and contact-data broker between travel agencies and airlines.
+#[derive(Parser, Debug)]
+#[command(name = "passerelle", version)]
+pub struct Cli {
+    /// Where the data lives.
+    #[command(flatten)]
+    pub storage: StorageArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Storage options, shared by every command.
+#[derive(Args, Debug)]
+pub struct StorageArgs {
+    /// Database URL: `sqlite://PATH` or `postgres://…` (DATABASE_URL is read too).
+    /// Default: the SQLite file `passerelle.db` in the data directory.
+    #[arg(
+        long,
+        env = "PASSERELLE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Directory for the SQLite file, the data key and the demo's files.
+    #[arg(long, env = "PASSERELLE_DATA_DIR", default_value = ".", global = true)]
+    pub data_dir: PathBuf,
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Create or update the database schema, then exit.
+    Migrate,
+    /// Manage parties (agencies, airlines, compliance officers).
+    Party {
+        /// What to do with parties.
+        #[command(subcommand)]
+        command: PartyCommand,
+    },
+    /// Make an Ed25519 key pair (JWK) for an agency, or a data key for the broker.
+    Keygen(KeygenArgs),
+    /// Sign a consent statement read on stdin; print the request body for
+    /// `POST /v1/consents`.
+    Sign(SignArgs),
+}
+
+/// Options of `serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PASSERELLE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// File holding the data key (32 random bytes, base64). Default: `data.key` in the
+    /// data directory. The variable PASSERELLE_DATA_KEY may hold the key itself.
+    #[arg(long, env = "PASSERELLE_DATA_KEY_FILE")]
+    pub data_key_file: Option<PathBuf>,
+    /// Lifetime of a release token, in seconds.
+    #[arg(long, env = "PASSERELLE_TOKEN_TTL_SECONDS", default_value_t = 900)]
+    pub token_ttl_seconds: u64,
+    /// Days an airline may keep a released contact (stated in each release).
+    #[arg(long, env = "PASSERELLE_RELEASE_RETENTION_DAYS", default_value_t = 30)]
+    pub release_retention_days: u32,
+    /// Seconds before a request is abandoned.
+    #[arg(long, env = "PASSERELLE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub request_timeout_seconds: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "PASSERELLE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Log format.
+    #[arg(long, env = "PASSERELLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Provision a demo agency, airline and officer, write a data key and example
+    /// requests to `passerelle-demo/` in the data directory, and print what to try.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// How logs are written (to stderr).
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub enum LogFormat {
+    /// Human-readable lines with key=value fields.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `party` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PartyCommand {
+    /// Add a party and print its API key, once.
+    Add {
+        /// The kind of party.
+        #[command(subcommand)]
+        party: AddParty,
+    },
+}
+
+/// The kinds of party that can be added.
+#[derive(Subcommand, Debug)]
+pub enum AddParty {
+    /// A travel agency, with its signing keys.
+    Agency {
+        /// IATA agency numeric code (8 digits).
+        #[arg(long)]
+        iata: String,
+        /// The agency's name.
+        #[arg(long)]
+        name: String,
+        /// A public key file (Ed25519 JWK with its `kid`), as `keygen` writes; repeat
+        /// for several keys.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<PathBuf>,
+    },
+    /// An airline.
+    Airline {
+        /// IATA airline designator (2 characters).
+        #[arg(long)]
+        designator: String,
+        /// The airline's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// A compliance officer.
+    Officer {
+        /// The officer's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Options of `keygen`.
+#[derive(Args, Debug)]
+pub struct KeygenArgs {
+    /// Write an Ed25519 key pair to `PREFIX.jwk` (private, mode 0600) and
+    /// `PREFIX.pub.jwk` (public, to register with `party add agency`).
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        required_unless_present = "data_key",
+        conflicts_with = "data_key"
+    )]
+    pub out: Option<PathBuf>,
+    /// Write a new data key for the broker to this file (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub data_key: Option<PathBuf>,
+    /// Key id of the new key pair.
+    #[arg(long, default_value = "k1")]
+    pub kid: String,
+}
+
+/// Options of `sign`.
+#[derive(Args, Debug)]
+pub struct SignArgs {
+    /// The agency's private key (JWK), as `keygen` writes.
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => serve(&cli.storage, args).await,
+        Command::Migrate => {
+            init_logging(LogFormat::Text);
+            let store = open_store(&cli.storage).await?;
+            store.close().await;
+            eprintln!("schema up to date");
+            Ok(())
+        }
+        Command::Party {
+            command: PartyCommand::Add { party },
+        } => add_party(&cli.storage, party).await,
+        Command::Keygen(args) => keygen(args),
+        Command::Sign(args) => sign(args),
+    }
+}
+
+/// The database URL: the flag or PASSERELLE_DATABASE_URL, else DATABASE_URL, else
+/// the SQLite file in the data directory. SQLite files are created when missing.
+pub fn database_url(storage: &StorageArgs) -> String {
+    let url = storage
+        .database_url
+        .clone()
+        .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| {
+            format!(
+                "sqlite://{}",
+                storage.data_dir.join("passerelle.db").display()
+            )
+        });
+    if url.starts_with("sqlite:") && !url.contains("mode=") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}mode=rwc")
+    } else {
+        url
+    }
+}
+
+async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&storage.data_dir)
+        .with_context(|| format!("creating the data directory {}", storage.data_dir.display()))?;
+    let store = Store::connect(&database_url(storage))
+        .await
+        .context("opening the database")?;
+    store.migrate().await.context("migrating the database")?;
+    tracing::info!(engine = ?store.engine(), "database ready");
+    Ok(store)
+}
+
+async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(args.log_format);
+    let store = open_store(storage).await?;
+    let key_file = args
+        .data_key_file
+        .clone()
+        .unwrap_or_else(|| storage.data_dir.join("data.key"));
+    if args.demo && !key_file.exists() && std::env::var_os("PASSERELLE_DATA_KEY").is_none() {
+        write_secret_file(&key_file, &DataKey::generate_base64())?;
+    }
+    let data_key = load_data_key(&key_file)?;
+    let settings = Settings {
+        token_ttl: Duration::from_secs(args.token_ttl_seconds),
+        release_retention_days: args.release_retention_days,
+        request_timeout: Duration::from_secs(args.request_timeout_seconds),
+        max_body_bytes: args.max_body_bytes,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    if args.demo {
+        demo::provision(&store, &storage.data_dir, address).await?;
+    }
+    tracing::info!(%address, "passerelle listening");
+    server::serve(
+        listener,
+        server::state(store, data_key, settings),
+        server::shutdown_signal(),
+    )
+    .await
+}
+
+fn load_data_key(key_file: &Path) -> anyhow::Result<DataKey> {
+    if let Ok(text) = std::env::var("PASSERELLE_DATA_KEY") {
+        return DataKey::from_base64(&text).context("PASSERELLE_DATA_KEY");
+    }
+    let text = std::fs::read_to_string(key_file).with_context(|| {
+        format!(
+            "no data key at {}: make one with `passerelle keygen --data-key {}` (or run `serve --demo`)",
+            key_file.display(),
+            key_file.display()
+        )
+    })?;
+    DataKey::from_base64(&text)
+        .with_context(|| format!("reading the data key in {}", key_file.display()))
+}
+
+async fn add_party(storage: &StorageArgs, party: AddParty) -> anyhow::Result<()> {
+    let store = open_store(storage).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let provisioned = match party {
+        AddParty::Agency {
+            iata,
+            name,
+            public_keys,
+        } => {
+            let keys = public_keys
+                .iter()
+                .map(|p| read_jwk(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            provision::add_agency(&store, &iata, &name, &keys, now).await?
+        }
+        AddParty::Airline { designator, name } => {
+            provision::add_airline(&store, &designator, &name, now).await?
+        }
+        AddParty::Officer { name } => provision::add_officer(&store, &name, now).await?,
+    };
+    store.close().await;
+    println!("added {} {}", provisioned.party.kind, provisioned.party.id);
+    println!(
+        "API key (shown once; store it now): {}",
+        provisioned.api_key
+    );
+    Ok(())
+}
+
+/// Reads a JWK file.
+pub fn read_jwk(path: &Path) -> anyhow::Result<Jwk> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not an Ed25519 JWK", path.display()))
+}
+
+fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
+    if let Some(path) = args.data_key {
+        if path.exists() {
+            bail!(
+                "{} exists already; a data key is never overwritten",
+                path.display()
+            );
+        }
+        write_secret_file(&path, &DataKey::generate_base64())?;
+        eprintln!(
+            "wrote a new data key to {} (mode 0600); keep a copy somewhere safe",
+            path.display()
+        );
+        return Ok(());
+    }
+    let prefix = args.out.expect("clap requires --out or --data-key");
+    let jwk = Jwk::generate(&args.kid);
+    let private = PathBuf::from(format!("{}.jwk", prefix.display()));
+    let public = PathBuf::from(format!("{}.pub.jwk", prefix.display()));
+    if private.exists() {
+        bail!(
+            "{} exists already; a key is never overwritten",
+            private.display()
+        );
+    }
+    write_secret_file(&private, &serde_json::to_string_pretty(&jwk)?)?;
+    std::fs::write(&public, serde_json::to_string_pretty(&jwk.public())? + "\n")?;
+    eprintln!(
+        "wrote {} (private, mode 0600) and {} (public)",
+        private.display(),
+        public.display()
+    );
+    Ok(())
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    Ok(())
+}
+
+fn sign(args: SignArgs) -> anyhow::Result<()> {
+    let jwk = read_jwk(&args.key)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the statement on stdin")?;
+    let body = sign_statement(&jwk, &input)?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    Ok(())
+}
+
+/// Signs a statement (JSON text) and returns the `POST /v1/consents` body.
+pub fn sign_statement(jwk: &Jwk, statement_json: &str) -> anyhow::Result<serde_json::Value> {
+    let statement: serde_json::Value =
+        serde_json::from_str(statement_json).context("the statement is not valid JSON")?;
+    if !statement.is_object() {
+        bail!("the statement must be a JSON object");
+    }
+    let signature = jwk
+        .sign_detached(&canonical::to_vec(&statement))
+        .map_err(anyhow::Error::msg)?;
+    Ok(serde_json::json!({"statement": statement, "signature": signature}))
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("PASSERELLE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,193 @@
+//! `serve --demo`: provisions a demo agency (with its key pair), an airline and an
+//! officer, writes example requests, and prints what to try next.
+//!
+//! Run again, it reuses the parties and the agency's key, and issues fresh API keys
+//! (revoking the previous demo keys), since keys are stored hashed and cannot be
+//! shown twice.
+
+use crate::cli::write_secret_file;
+use crate::crypto::jws::Jwk;
+use crate::domain::party::{Party, PartyKind};
+use crate::provision::{self, Provisioned};
+use crate::store::{parties, Store};
+use anyhow::Context;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::Path;
+use time::OffsetDateTime;
+
+/// The demo agency's IATA number (valid check digit).
+pub const DEMO_AGENCY_IATA: &str = "12345675";
+/// The demo airline's designator.
+pub const DEMO_AIRLINE: &str = "AF";
+const DEMO_OFFICER: &str = "Demo Compliance Officer";
+
+/// Provisions the demo and prints the next steps.
+pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
+    let dir = data_dir.join("passerelle-demo");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let now = OffsetDateTime::now_utc();
+    let key_path = dir.join("agency.jwk");
+    let agency_key = if key_path.exists() {
+        crate::cli::read_jwk(&key_path)?
+    } else {
+        let jwk = Jwk::generate(&format!("demo-{}", now.unix_timestamp()));
+        write_secret_file(&key_path, &serde_json::to_string_pretty(&jwk)?)?;
+        std::fs::write(
+            dir.join("agency.pub.jwk"),
+            serde_json::to_string_pretty(&jwk.public())? + "\n",
+        )?;
+        jwk
+    };
+
+    let agency = match existing(store, PartyKind::Agency, Some(DEMO_AGENCY_IATA), now).await? {
+        Some(found) => {
+            let mut tx = store.begin().await?;
+            if parties::agency_key(&mut tx, &found.party.id, &agency_key.kid)
+                .await?
+                .is_none()
+            {
+                let public = agency_key.public_key_bytes().map_err(anyhow::Error::msg)?;
+                parties::insert_agency_key(&mut tx, &found.party.id, &agency_key.kid, &public, now)
+                    .await?;
+            }
+            tx.commit().await?;
+            found
+        }
+        None => {
+            provision::add_agency(
+                store,
+                DEMO_AGENCY_IATA,
+                "Demo Voyages",
+                &[agency_key.public()],
+                now,
+            )
+            .await?
+        }
+    };
+    let airline = match existing(store, PartyKind::Airline, Some(DEMO_AIRLINE), now).await? {
+        Some(found) => found,
+        None => provision::add_airline(store, DEMO_AIRLINE, "Demo Airline", now).await?,
+    };
+    let officer = match existing(store, PartyKind::Officer, None, now).await? {
+        Some(found) => found,
+        None => provision::add_officer(store, DEMO_OFFICER, now).await?,
+    };
+
+    let url = format!("http://{address}");
+    let env = format!(
+        "export PASSERELLE_URL={url}\nexport AGENCY_KEY={}\nexport AIRLINE_KEY={}\nexport OFFICER_KEY={}",
+        agency.api_key, airline.api_key, officer.api_key
+    );
+    let env_path = dir.join("demo.env");
+    std::fs::remove_file(&env_path).ok();
+    write_secret_file(&env_path, &env)?;
+    write_examples(&dir, now)?;
+
+    let d = dir.display();
+    println!(
+        r#"
+Passerelle demo is ready at {url}
+
+  agency   Demo Voyages (IATA {DEMO_AGENCY_IATA})  {agency_id}   signing key: {d}/agency.jwk
+  airline  Demo Airline ({DEMO_AIRLINE})               {airline_id}
+  officer  {DEMO_OFFICER}     {officer_id}
+
+API keys:
+  AGENCY_KEY={agency_key}
+  AIRLINE_KEY={airline_key}
+  OFFICER_KEY={officer_key}
+(also in {d}/demo.env, mode 0600; they change each time the demo starts)
+
+In another shell, from the same directory:
+
+  source {d}/demo.env
+
+  # 1. The agency signs a consent statement and uploads it
+  cargo run -q -- sign --key {d}/agency.jwk < {d}/consent.json > {d}/signed.json
+  curl -s -X POST $PASSERELLE_URL/v1/consents -H "Authorization: Bearer $AGENCY_KEY" \
+       -H 'Content-Type: application/json' --data @{d}/signed.json
+
+  # 2. The airline asks for a release token for a cancellation
+  curl -s -X POST $PASSERELLE_URL/v1/release-tokens -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data @{d}/token-request.json | tee {d}/grant.json
+  TOKEN=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' {d}/grant.json)
+
+  # 3. The airline redeems it, once
+  curl -s -X POST $PASSERELLE_URL/v1/releases -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data "{{\"token\":\"$TOKEN\"}}"
+
+  # 4. The compliance officer reads the audit trail
+  curl -s $PASSERELLE_URL/v1/audit/entries -H "Authorization: Bearer $OFFICER_KEY"
+"#,
+        agency_id = agency.party.id,
+        airline_id = airline.party.id,
+        officer_id = officer.party.id,
+        agency_key = agency.api_key,
+        airline_key = airline.api_key,
+        officer_key = officer.api_key,
+    );
+    Ok(())
+}
+
+/// A demo party that exists already, with a fresh API key replacing its old ones.
+async fn existing(
+    store: &Store,
+    kind: PartyKind,
+    code: Option<&str>,
+    now: OffsetDateTime,
+) -> anyhow::Result<Option<Provisioned>> {
+    let mut tx = store.begin().await?;
+    let party: Option<Party> = match code {
+        Some(code) => parties::find_by_code(&mut tx, kind, code).await?,
+        None => parties::find_by_name(&mut tx, kind, DEMO_OFFICER).await?,
+    };
+    let Some(party) = party else { return Ok(None) };
+    parties::revoke_api_keys(&mut tx, &party.id, now).await?;
+    let api_key = provision::issue_api_key(&mut tx, &party, now).await?;
+    tx.commit().await?;
+    Ok(Some(Provisioned { party, api_key }))
+}
+
+/// Writes `consent.json` (a statement to sign) and `token-request.json`, for a flight
+/// a week from now.
+fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
+    let date = (now + time::Duration::days(7)).date().to_string();
+    let collected_at = crate::audit::format_time(now.replace_nanosecond(0).expect("0 ns is valid"));
+    let consent = json!({
+        "agency": DEMO_AGENCY_IATA,
+        "booking": {
+            "record_locator": "DEMO42",
+            "segments": [{"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date}]
+        },
+        "traveller": {
+            "surname": "Dupont",
+            "given_name": "Marie",
+            "mobile": "+33612345678",
+            "email": "marie.dupont@example.fr"
+        },
+        "consent": {
+            "purposes": ["cancellation", "delay", "schedule_change", "gate_change"],
+            "carriers": [DEMO_AIRLINE],
+            "collected_at": collected_at,
+            "notice_version": "demo-notice-2026-11",
+            "collection_method": "online_checkbox"
+        }
+    });
+    let request = json!({
+        "record_locator": "DEMO42",
+        "traveller": {"surname": "DUPONT", "given_name": "MARIE MRS"},
+        "flight": {"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date},
+        "purpose": "cancellation",
+        "event": {"category": "cancellation", "reference": "IRR-DEMO-0001"}
+    });
+    std::fs::write(
+        dir.join("consent.json"),
+        serde_json::to_string_pretty(&consent)? + "\n",
+    )?;
+    std::fs::write(
+        dir.join("token-request.json"),
+        serde_json::to_string_pretty(&request)? + "\n",
+    )?;
+    Ok(())
+}

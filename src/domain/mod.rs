@@ -1,0 +1,36 @@
+//! Pure types and rules of the field: bookings, travellers, contacts, purposes and
+//! consent statements. Nothing here knows HTTP or SQL.
+//!
+//! Every type can only be built by parsing, so a value that exists is valid
+//! ("parse, don't validate"). Types that hold personal data (names, phone numbers,
+//! emails) redact themselves in `Debug`, so they cannot leak into logs by accident.
+
+pub mod booking;
+pub mod consent;
+pub mod contact;
+pub mod ids;
+pub mod party;
+pub mod purpose;
+pub mod traveller;
+
+/// Declares `Deserialize`/`Serialize` for a newtype that parses from a string with
+/// `parse(&str) -> Result<Self, String>` and shows itself with `as_str()`.
+///
+/// The parse error becomes the serde error message, so a bad value is reported with
+/// the JSON path of the field and the reason.
+macro_rules! string_serde {
+    ($ty:ty) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let raw = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+                <$ty>::parse(&raw).map_err(serde::de::Error::custom)
+            }
+        }
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use string_serde;

@@ -1,0 +1,213 @@
+//! Extractors that answer in problem+json: JSON bodies, query strings, the request id
+//! and the calling party. axum's own rejections are plain text, so none is used.
+
+use super::problem::{Problem, ProblemKind};
+use super::AppState;
+use crate::crypto::secret;
+use crate::domain::party::{Party, PartyKind};
+use crate::store::parties;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// A JSON body, parsed with the JSON path of any bad field kept for the error.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(Problem::new(
+                ProblemKind::UnsupportedMediaType,
+                "Send the body as JSON with `Content-Type: application/json`.",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    ProblemKind::BodyTooLarge,
+                    "The body is larger than this broker accepts.",
+                )
+            } else {
+                Problem::new(ProblemKind::BadRequest, "The body could not be read.")
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses JSON bytes: a syntax error is `malformed-json`, a value of the wrong shape
+/// is `invalid-field` naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    // Syntax first, over the whole body (trailing bytes included), so that a broken
+    // document is never reported as a missing field.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|err| {
+        Problem::new(
+            ProblemKind::MalformedJson,
+            format!(
+                "The body is not valid JSON (line {}, column {}).",
+                err.line(),
+                err.column()
+            ),
+        )
+    })?;
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        Problem::field(
+            ProblemKind::InvalidField,
+            path_of(err.path()),
+            clean_serde_message(err.inner()),
+        )
+    })
+}
+
+/// Parses a sub-document already read as JSON, reporting paths under `prefix`.
+pub fn parse_value<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    prefix: &str,
+) -> Result<T, Problem> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = match path_of(err.path()).as_str() {
+            "body" => prefix.to_string(),
+            inner => format!("{prefix}.{inner}"),
+        };
+        Problem::field(
+            ProblemKind::InvalidField,
+            path,
+            clean_serde_message(err.inner()),
+        )
+    })
+}
+
+fn path_of(path: &serde_path_to_error::Path) -> String {
+    match path.to_string().as_str() {
+        "." | "" => "body".to_string(),
+        p => p.to_string(),
+    }
+}
+
+/// serde appends " at line 1 column 42" to its messages; the field path says more.
+fn clean_serde_message(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// A query string, parsed like a body: a bad parameter is named.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or("");
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|err| {
+                let field = match err.path().to_string().as_str() {
+                    "." | "" => "query".to_string(),
+                    p => p.to_string(),
+                };
+                Problem::field(
+                    ProblemKind::InvalidField,
+                    field,
+                    err.into_inner().to_string(),
+                )
+            })
+    }
+}
+
+/// The request id set (or checked) by the request-id middleware.
+pub struct RequestId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let id = parts
+            .headers
+            .get(super::middleware::REQUEST_ID)
+            .and_then(|v| v.to_str().ok());
+        id.map(|id| RequestId(id.to_string()))
+            .ok_or_else(|| Problem::internal("request id middleware missing"))
+    }
+}
+
+/// Checks the bearer key and returns its party; 401 when missing, unknown or revoked.
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Party, Problem> {
+    let unauthorized = || {
+        Problem::new(
+            ProblemKind::Unauthorized,
+            "Send a valid API key as `Authorization: Bearer <key>`.",
+        )
+    };
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(unauthorized)?;
+    let (scheme, key) = value.split_once(' ').ok_or_else(unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(unauthorized());
+    }
+    let key = key.trim();
+    let (kind, presented) = [PartyKind::Agency, PartyKind::Airline, PartyKind::Officer]
+        .into_iter()
+        .find_map(|kind| secret::parse(kind.api_key_prefix(), key).map(|p| (kind, p)))
+        .ok_or_else(unauthorized)?;
+    let mut conn = state.store.reader().acquire().await?;
+    match parties::api_key(&mut conn, presented.id).await? {
+        Some((hash, party)) if party.kind == kind && presented.matches(&hash) => Ok(party),
+        _ => Err(unauthorized()),
+    }
+}
+
+macro_rules! caller {
+    ($name:ident, $kind:expr, $what:literal) => {
+        #[doc = concat!("The calling party, authenticated and checked to be ", $what, ".")]
+        pub struct $name(pub Party);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Problem;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Problem> {
+                let party = authenticate(parts, state).await?;
+                if party.kind != $kind {
+                    return Err(Problem::new(
+                        ProblemKind::WrongPartyKind,
+                        format!(
+                            "This route is for {}; yours is an {} key.",
+                            $what, party.kind
+                        ),
+                    ));
+                }
+                Ok($name(party))
+            }
+        }
+    };
+}
+
+caller!(AgencyCaller, PartyKind::Agency, "an agency");
+caller!(AirlineCaller, PartyKind::Airline, "an airline");
+caller!(OfficerCaller, PartyKind::Officer, "a compliance officer");

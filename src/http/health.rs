@@ -1,0 +1,49 @@
+//! Liveness, readiness, metrics, and the answer for unknown routes.
+
+use super::problem::{Problem, ProblemKind};
+use super::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+use std::time::Duration;
+
+/// `GET /healthz`: the process is up and answering.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /readyz`: the database answers, within two seconds.
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "database unreachable");
+            Err(Problem::new(
+                ProblemKind::Unavailable,
+                "The database does not answer.",
+            ))
+        }
+        Err(_) => Err(Problem::new(
+            ProblemKind::Unavailable,
+            "The database did not answer in time.",
+        )),
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// Any path no route matches.
+pub async fn no_such_route() -> Problem {
+    Problem::new(
+        ProblemKind::NotFound,
+        "There is no route at this path; see openapi.yaml for the API.",
+    )
+}

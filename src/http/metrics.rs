@@ -1,0 +1,166 @@
+//! Prometheus metrics, kept per broker instance.
+//!
+//! Hand-written rather than the `metrics` facade: that facade installs one global
+//! recorder per process, while the test suite runs many brokers in one process and
+//! each must count only its own requests. The text format is small and stable.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Registry {
+    requests: BTreeMap<(String, String, u16), u64>,
+    latency: BTreeMap<(String, String), Histogram>,
+    decisions: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+}
+
+/// The broker's counters and histograms.
+#[derive(Default)]
+pub struct Metrics {
+    registry: Mutex<Registry>,
+}
+
+impl Metrics {
+    /// Counts one answered request and its latency.
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, latency: Duration) {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        *registry
+            .requests
+            .entry((method.to_string(), route.to_string(), status))
+            .or_default() += 1;
+        let histogram = registry
+            .latency
+            .entry((method.to_string(), route.to_string()))
+            .or_default();
+        let seconds = latency.as_secs_f64();
+        for (count, bound) in histogram.counts.iter_mut().zip(BUCKETS) {
+            if seconds <= bound {
+                *count += 1;
+            }
+        }
+        histogram.count += 1;
+        histogram.sum += seconds;
+    }
+
+    /// Counts one decision: `action` (`consent_upload`…), `outcome` (`granted`…) and
+    /// the refusal reason (empty when not refused).
+    pub fn observe_decision(
+        &self,
+        action: &'static str,
+        outcome: &'static str,
+        reason: &'static str,
+    ) {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        *registry
+            .decisions
+            .entry((action, outcome, reason))
+            .or_default() += 1;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let registry = self.registry.lock().expect("metrics lock");
+        let mut out = String::new();
+        out.push_str("# HELP passerelle_http_requests_total HTTP requests answered, by method, route and status.\n");
+        out.push_str("# TYPE passerelle_http_requests_total counter\n");
+        for ((method, route, status), n) in &registry.requests {
+            let _ = writeln!(out, "passerelle_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+        out.push_str("# HELP passerelle_http_request_duration_seconds Time to answer a request, by method and route.\n");
+        out.push_str("# TYPE passerelle_http_request_duration_seconds histogram\n");
+        for ((method, route), h) in &registry.latency {
+            let labels = format!("method=\"{method}\",route=\"{route}\"");
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(out, "passerelle_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(
+                out,
+                "passerelle_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "passerelle_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "passerelle_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let decisions = &registry.decisions;
+        let by_outcome = |outcome: &'static str| {
+            decisions
+                .iter()
+                .filter(move |((_, o, _), _)| *o == outcome)
+                .map(|(k, n)| (k, *n))
+        };
+        out.push_str("# HELP passerelle_consents_recorded_total Consent records stored.\n");
+        out.push_str("# TYPE passerelle_consents_recorded_total counter\n");
+        let _ = writeln!(
+            out,
+            "passerelle_consents_recorded_total {}",
+            by_outcome("recorded").map(|(_, n)| n).sum::<u64>()
+        );
+        out.push_str("# HELP passerelle_grants_total Release tokens granted.\n");
+        out.push_str("# TYPE passerelle_grants_total counter\n");
+        let _ = writeln!(
+            out,
+            "passerelle_grants_total {}",
+            by_outcome("granted").map(|(_, n)| n).sum::<u64>()
+        );
+        out.push_str("# HELP passerelle_releases_total Contacts released to airlines.\n");
+        out.push_str("# TYPE passerelle_releases_total counter\n");
+        let _ = writeln!(
+            out,
+            "passerelle_releases_total {}",
+            by_outcome("released").map(|(_, n)| n).sum::<u64>()
+        );
+        out.push_str("# HELP passerelle_refusals_total Requests refused, by action and reason.\n");
+        out.push_str("# TYPE passerelle_refusals_total counter\n");
+        for ((action, _, reason), n) in by_outcome("refused") {
+            let _ = writeln!(
+                out,
+                "passerelle_refusals_total{{action=\"{action}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_decisions_render_as_prometheus_text() {
+        let metrics = Metrics::default();
+        metrics.observe_request("POST", "/v1/releases", 200, Duration::from_millis(3));
+        metrics.observe_decision("token_request", "refused", "no_consent");
+        metrics.observe_decision("token_redemption", "released", "");
+        let text = metrics.render();
+        assert!(text.contains("passerelle_http_requests_total{method=\"POST\",route=\"/v1/releases\",status=\"200\"} 1"));
+        assert!(text.contains("le=\"0.0025\"} 0"));
+        assert!(text.contains("le=\"0.005\"} 1"));
+        assert!(text.contains(
+            "passerelle_refusals_total{action=\"token_request\",reason=\"no_consent\"} 1"
+        ));
+        assert!(text.contains("passerelle_releases_total 1"));
+        assert!(text.contains("passerelle_grants_total 0"));
+    }
+}

@@ -1,0 +1,184 @@
+//! The middleware stack, built in one place: request ids, tracing, metrics, problem
+//! bodies for bare errors, panic catching, a timeout and a body-size limit.
+
+use super::problem::{InternalCause, Problem, ProblemKind, PROBLEM_JSON};
+use super::AppState;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use axum::middleware::{self, Next};
+use axum::Router;
+use std::time::{Duration, Instant};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+/// The request id header, set on every request and returned on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Wraps the router in the whole stack. Each `layer` call wraps what came before, so
+/// the list reads from the innermost (next to the handlers) to the outermost.
+pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let settings = &state.settings;
+    router
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(
+                    |response: &Response<Body>, latency: Duration, _span: &Span| {
+                        tracing::info!(
+                            status = response.status().as_u16(),
+                            latency_ms = latency.as_millis() as u64,
+                            "answered"
+                        );
+                    },
+                )
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(middleware::from_fn(drop_unsafe_request_id))
+}
+
+/// Request ids: 128 random bits in hex.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        let id = crate::domain::ids::new_id("req");
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// A caller may send its own request id to correlate logs, but only a short, plain
+/// one: anything else could forge log lines, so it is replaced by ours.
+async fn drop_unsafe_request_id(mut request: Request, next: Next) -> Response<Body> {
+    let safe = request.headers().get(&REQUEST_ID).is_none_or(|v| {
+        let bytes = v.as_bytes();
+        (1..=64).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+    });
+    if !safe {
+        request.headers_mut().remove(&REQUEST_ID);
+    }
+    next.run(request).await
+}
+
+/// The span of a request: method, route template and request id; never the query
+/// string, headers or body, which may hold keys, tokens or personal data.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!("request", method = %request.method(), route, request_id)
+}
+
+async fn record_metrics(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Turns any error response without a problem body (axum's 404/405, tower-http's
+/// 408/413, a caught panic) into problem+json, logs the internal cause of a 5xx once,
+/// and adds the request id to every problem so a client can quote it.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response<Body> {
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%cause, "request failed");
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_JSON.as_bytes());
+    let (mut parts, body) = response.into_parts();
+    let mut problem = if is_problem {
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default()
+    } else {
+        if status.is_server_error() {
+            tracing::error!(
+                status = status.as_u16(),
+                "request failed below the handlers"
+            );
+        }
+        let kind = ProblemKind::for_status(status);
+        let fresh = Problem::new(kind, bare_detail(kind)).into_response_body();
+        parts.status = kind.status();
+        fresh
+    };
+    problem["request_id"] = serde_json::Value::String(request_id);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(
+        parts,
+        Body::from(serde_json::to_vec(&problem).expect("a problem serializes")),
+    )
+}
+
+fn bare_detail(kind: ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::NotFound => "There is no route at this path; see openapi.yaml for the API.",
+        ProblemKind::MethodNotAllowed => "This route exists but does not take this method.",
+        ProblemKind::RequestTimeout => "The broker gave up on this request; it was not completed.",
+        ProblemKind::BodyTooLarge => "The body is larger than this broker accepts.",
+        ProblemKind::Internal => "The broker could not complete the request.",
+        _ => "The request could not be handled.",
+    }
+}

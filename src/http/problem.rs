@@ -1,0 +1,232 @@
+//! RFC 9457 problem details: the only shape an error ever takes on the wire.
+//!
+//! Each kind of error has a stable `type` URI (`urn:passerelle:problem:<slug>`) that
+//! clients can branch on; `openapi.yaml` lists the same closed set, and a test keeps
+//! the two in step. A 5xx says nothing internal: its cause is handed to the logging
+//! middleware in a response extension, and the client gets the request id instead.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The media type of problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+macro_rules! problem_kinds {
+    ($($variant:ident => ($status:expr, $slug:literal, $title:literal),)*) => {
+        /// Every kind of error the API returns.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum ProblemKind { $(#[doc = $title] $variant,)* }
+
+        impl ProblemKind {
+            /// All kinds, for the contract test and documentation.
+            pub const ALL: &'static [ProblemKind] = &[$(ProblemKind::$variant,)*];
+            /// The HTTP status.
+            pub fn status(self) -> StatusCode {
+                match self { $(Self::$variant => $status,)* }
+            }
+            /// The short stable name.
+            pub fn slug(self) -> &'static str {
+                match self { $(Self::$variant => $slug,)* }
+            }
+            /// A short human-readable summary.
+            pub fn title(self) -> &'static str {
+                match self { $(Self::$variant => $title,)* }
+            }
+        }
+    };
+}
+
+problem_kinds! {
+    BadRequest => (StatusCode::BAD_REQUEST, "bad-request", "The request is not well formed"),
+    MalformedJson => (StatusCode::BAD_REQUEST, "malformed-json", "The body is not valid JSON"),
+    Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized", "A valid API key is required"),
+    WrongPartyKind => (StatusCode::FORBIDDEN, "wrong-party-kind", "This route is not for your kind of party"),
+    NotFound => (StatusCode::NOT_FOUND, "not-found", "No such route"),
+    MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "This route does not take that method"),
+    RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "The request took too long"),
+    BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The body is larger than allowed"),
+    UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "The body must be application/json"),
+    InvalidField => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "A field is missing, unknown or invalid"),
+    MalformedSignature => (StatusCode::UNPROCESSABLE_ENTITY, "malformed-signature", "The signature is not a detached EdDSA JWS"),
+    UnknownKeyId => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-key-id", "The signing key is not registered to your agency"),
+    BadSignature => (StatusCode::UNPROCESSABLE_ENTITY, "bad-signature", "The signature does not verify"),
+    PurposeNotOperational => (StatusCode::UNPROCESSABLE_ENTITY, "purpose-not-operational", "Only operational notifications are allowed"),
+    BookingNotFound => (StatusCode::NOT_FOUND, "booking-not-found", "No such traveller on a flight you carry"),
+    AmbiguousTraveller => (StatusCode::CONFLICT, "ambiguous-traveller", "Several bookings match"),
+    NoConsent => (StatusCode::FORBIDDEN, "no-consent", "The traveller has no consent on file"),
+    ConsentDoesNotCover => (StatusCode::FORBIDDEN, "consent-does-not-cover", "The consent does not cover this request"),
+    ConsentInactive => (StatusCode::FORBIDDEN, "consent-inactive", "The consent is no longer active"),
+    TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such release token for your airline"),
+    TokenUsed => (StatusCode::GONE, "token-used", "The release token was used already"),
+    TokenExpired => (StatusCode::GONE, "token-expired", "The release token expired"),
+    Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
+    Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The service is not ready"),
+}
+
+impl ProblemKind {
+    /// The `type` URI.
+    pub fn type_uri(self) -> String {
+        format!("urn:passerelle:problem:{}", self.slug())
+    }
+
+    /// The kind a bare error status stands for, when something below the handlers
+    /// (routing, a tower layer, a panic) answered without a problem body.
+    pub fn for_status(status: StatusCode) -> Self {
+        match status.as_u16() {
+            401 => Self::Unauthorized,
+            404 => Self::NotFound,
+            405 => Self::MethodNotAllowed,
+            408 => Self::RequestTimeout,
+            413 => Self::BodyTooLarge,
+            415 => Self::UnsupportedMediaType,
+            422 => Self::InvalidField,
+            503 => Self::Unavailable,
+            s if s >= 500 => Self::Internal,
+            _ => Self::BadRequest,
+        }
+    }
+}
+
+/// One invalid field: its JSON path and why.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path, e.g. `statement.traveller.mobile` (`body` for the whole body).
+    pub field: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct Problem {
+    kind: ProblemKind,
+    detail: String,
+    errors: Vec<FieldError>,
+    rule: Option<&'static str>,
+    cause: Option<String>,
+}
+
+/// The internal cause of a 5xx, for the logs only.
+#[derive(Debug, Clone)]
+pub struct InternalCause(pub String);
+
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    type_uri: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    errors: &'a [FieldError],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rule: Option<&'static str>,
+}
+
+impl Problem {
+    /// A problem of some kind with a detail sentence.
+    pub fn new(kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            detail: detail.into(),
+            errors: Vec::new(),
+            rule: None,
+            cause: None,
+        }
+    }
+
+    /// An invalid field, of the `invalid-field` kind unless given another.
+    pub fn field(kind: ProblemKind, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let error = FieldError {
+            field: field.into(),
+            reason: reason.into(),
+        };
+        Self::new(kind, format!("{}: {}", error.field, error.reason)).with_errors(vec![error])
+    }
+
+    /// Attaches the invalid fields.
+    pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// Names the release rule that decided a refusal.
+    pub fn with_rule(mut self, rule: &'static str) -> Self {
+        self.rule = Some(rule);
+        self
+    }
+
+    /// An internal error: the client sees a generic message, the log sees `cause`.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        let mut problem = Self::new(
+            ProblemKind::Internal,
+            "The broker could not complete the request.",
+        );
+        problem.cause = Some(cause.to_string());
+        problem
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ProblemKind {
+        self.kind
+    }
+}
+
+impl From<crate::store::StoreError> for Problem {
+    fn from(err: crate::store::StoreError) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl From<sqlx::Error> for Problem {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.kind.status();
+        let body = Body {
+            type_uri: self.kind.type_uri(),
+            title: self.kind.title(),
+            status: status.as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+            rule: self.rule,
+        };
+        let bytes = serde_json::to_vec(&body).expect("a problem serializes");
+        let mut response = (
+            status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+            bytes,
+        )
+            .into_response();
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(InternalCause(cause));
+        }
+        if self.kind == ProblemKind::Unauthorized {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl Problem {
+    /// The JSON body this problem would have, for middleware that rewrites bodies.
+    pub fn into_response_body(self) -> serde_json::Value {
+        let status = self.kind.status();
+        serde_json::to_value(Body {
+            type_uri: self.kind.type_uri(),
+            title: self.kind.title(),
+            status: status.as_u16(),
+            detail: &self.detail,
+            errors: &self.errors,
+            rule: self.rule,
+        })
+        .expect("a problem serializes")
+    }
+}

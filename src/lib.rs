@@ -1,0 +1,29 @@
+//! Passerelle: a consent and contact-data broker between travel agencies and airlines.
+//!
+//! A tour, following a request's way through the code:
+//!
+//! - [`http`]: routes, extractors that answer in problem+json, and the middleware
+//!   stack. Handlers read like a sentence: extract, decide, store in one
+//!   transaction with the audit entry, respond.
+//! - [`domain`]: bookings, travellers, contacts, purposes and consent statements, as
+//!   types that can only exist valid. No HTTP, no SQL.
+//! - [`policy`]: the release rules, as pure functions with a stable reason per refusal.
+//! - [`crypto`]: API keys and tokens (hashed, compared in constant time), sealing of
+//!   personal data (AES-256-GCM bound to its row), detached JWS and RFC 8785.
+//! - [`audit`]: the audit entry and its RFC 9162 leaf hash.
+//! - [`store`]: all SQL, one code path for SQLite and PostgreSQL.
+//!
+//! Around them: [`server`] runs the broker, [`provision`] adds parties (for the CLI,
+//! the demo and the tests), [`cli`] and [`demo`] are the command line.
+
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod crypto;
+pub mod demo;
+pub mod domain;
+pub mod http;
+pub mod policy;
+pub mod provision;
+pub mod server;
+pub mod store;

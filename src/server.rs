@@ -1,0 +1,54 @@
+//! Running the broker: open the store, build the state, serve until a signal.
+
+use crate::clock::SystemClock;
+use crate::crypto::seal::DataKey;
+use crate::http::{build_router, AppState, Settings};
+use crate::store::Store;
+use anyhow::Context;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Builds the state of a broker on the system clock.
+pub fn state(store: Store, data_key: DataKey, settings: Settings) -> AppState {
+    AppState::new(store, data_key, Arc::new(SystemClock), settings)
+}
+
+/// Serves `state` on `listener` until `shutdown` completes, then lets requests in
+/// flight finish and closes the database pools.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let store = state.store.clone();
+    axum::serve(listener, build_router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    store.close().await;
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        tokio::signal::ctrl_c().await.ok();
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

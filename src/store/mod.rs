@@ -1,0 +1,173 @@
+//! All SQL lives here, and only here.
+//!
+//! One code path serves SQLite and PostgreSQL: queries go through sqlx's `Any` driver,
+//! checked at run time, written in the SQL both engines accept (`$1` placeholders,
+//! `ON CONFLICT`, `RETURNING`), with integer times and byte-string blobs. Only the
+//! migrations differ by engine (`migrations/sqlite`, `migrations/postgres`), in types.
+//!
+//! SQLite allows one writer at a time, and a deferred transaction that reads before it
+//! writes can fail with `SQLITE_BUSY` when another writer commits in between. So on
+//! SQLite all write transactions go through a one-connection writer pool (they queue
+//! instead of failing), while reads use a separate pool that WAL lets run alongside.
+//! On PostgreSQL both are the same pool.
+//!
+//! Functions take `&mut AnyConnection` so that the caller decides the transaction:
+//! a change and its audit entry always commit together.
+
+pub mod audit;
+pub mod consents;
+pub mod parties;
+pub mod tokens;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A write transaction.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A connection, inside a transaction or not.
+pub type Conn = sqlx::AnyConnection;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value does not parse back: the database was changed behind our back.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// The database URL names an engine we do not run on.
+    #[error("unsupported database URL: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl,
+}
+
+/// The database engine in use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// The embedded default.
+    Sqlite,
+    /// The production engine for deployments that outgrow one machine.
+    Postgres,
+}
+
+/// Handle to the database: a pool for reads and one for write transactions.
+#[derive(Clone, Debug)]
+pub struct Store {
+    engine: Engine,
+    reader: AnyPool,
+    writer: AnyPool,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Store {
+    /// Connects to `sqlite://PATH` (the file is created if missing) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let engine = if url.starts_with("sqlite:") {
+            Engine::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Engine::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        match engine {
+            Engine::Sqlite => {
+                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+                let reader = sqlite_pool(4).connect_with(options).await?;
+                Ok(Self {
+                    engine,
+                    reader,
+                    writer,
+                })
+            }
+            Engine::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .connect_with(options)
+                    .await?;
+                Ok(Self {
+                    engine,
+                    reader: pool.clone(),
+                    writer: pool,
+                })
+            }
+        }
+    }
+
+    /// Brings the schema up to date; safe to run on every start.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let migrator = match self.engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.writer).await?;
+        Ok(())
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(self.writer.begin().await?)
+    }
+
+    /// The pool for reads outside a transaction.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Checks that both pools reach the database.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.reader.execute("SELECT 1").await?;
+        self.writer.execute("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+/// SQLite connections: WAL so readers never block the writer, `synchronous=FULL` so
+/// that an acknowledged write survives a power cut, and a busy timeout so a reader
+/// briefly waiting on a checkpoint does not fail.
+fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("PRAGMA journal_mode = WAL").await?;
+                conn.execute("PRAGMA synchronous = FULL").await?;
+                conn.execute("PRAGMA busy_timeout = 5000").await?;
+                conn.execute("PRAGMA foreign_keys = ON").await?;
+                Ok(())
+            })
+        })
+}
+
+/// A time as stored: Unix milliseconds.
+pub fn to_millis(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A stored time back as a date-time.
+pub fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| StoreError::Corrupt(format!("time {ms} out of range")))
+}

@@ -1,0 +1,107 @@
+//! Release tokens.
+
+use super::{from_millis, to_millis, Conn, StoreError};
+use sqlx::Row;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// A release token as stored: what it was granted for, never the token itself.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    /// Public lookup id of the token.
+    pub id: String,
+    /// SHA-256 of the token's secret part.
+    pub secret_hash: Vec<u8>,
+    /// The airline it was issued to.
+    pub airline_id: String,
+    /// The agency whose client it concerns.
+    pub agency_id: String,
+    /// The consent it releases under.
+    pub consent_id: String,
+    /// The traveller.
+    pub traveller_id: String,
+    /// The booking.
+    pub booking_id: String,
+    /// The purpose granted.
+    pub purpose: String,
+    /// The event category named.
+    pub event_category: String,
+    /// The airline's disruption reference.
+    pub event_reference: String,
+    /// The flight (`AF1234/2026-12-01`).
+    pub flight: String,
+    /// When it was issued.
+    pub issued_at: OffsetDateTime,
+    /// When it stops working.
+    pub expires_at: OffsetDateTime,
+    /// When it was used, if it was.
+    pub used_at: Option<OffsetDateTime>,
+}
+
+/// Stores a newly granted token.
+#[instrument(skip_all)]
+pub async fn insert(conn: &mut Conn, token: &TokenRecord) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO release_tokens (id, secret_hash, airline_id, consent_id, traveller_id, booking_id, purpose, \
+         event_category, event_reference, flight, issued_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&token.id)
+    .bind(token.secret_hash.as_slice())
+    .bind(&token.airline_id)
+    .bind(&token.consent_id)
+    .bind(&token.traveller_id)
+    .bind(&token.booking_id)
+    .bind(&token.purpose)
+    .bind(&token.event_category)
+    .bind(&token.event_reference)
+    .bind(&token.flight)
+    .bind(to_millis(token.issued_at))
+    .bind(to_millis(token.expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Finds a token by its public id.
+#[instrument(skip_all)]
+pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT t.id, t.secret_hash, t.airline_id, c.agency_id, t.consent_id, t.traveller_id, t.booking_id, t.purpose, \
+         t.event_category, t.event_reference, t.flight, t.issued_at, t.expires_at, t.used_at \
+         FROM release_tokens t JOIN consents c ON c.id = t.consent_id WHERE t.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let used_at: Option<i64> = row.get("used_at");
+    Ok(Some(TokenRecord {
+        id: row.get("id"),
+        secret_hash: row.get("secret_hash"),
+        airline_id: row.get("airline_id"),
+        agency_id: row.get("agency_id"),
+        consent_id: row.get("consent_id"),
+        traveller_id: row.get("traveller_id"),
+        booking_id: row.get("booking_id"),
+        purpose: row.get("purpose"),
+        event_category: row.get("event_category"),
+        event_reference: row.get("event_reference"),
+        flight: row.get("flight"),
+        issued_at: from_millis(row.get("issued_at"))?,
+        expires_at: from_millis(row.get("expires_at"))?,
+        used_at: used_at.map(from_millis).transpose()?,
+    }))
+}
+
+/// Marks a token used if it is still unused and unexpired. Returns whether this call
+/// used it: of two concurrent redemptions, exactly one gets `true`.
+#[instrument(skip_all)]
+pub async fn use_once(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+    let done = sqlx::query("UPDATE release_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
+        .bind(to_millis(now))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,214 @@
+//! The command line as an operator and an agency use it, and the demo walkthrough the
+//! README prints, run end to end against the real binary.
+
+use passerelle::crypto::{canonical, jws};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+fn passerelle(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    command
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("PASSERELLE_DATABASE_URL");
+    command
+}
+
+fn run_ok(command: &mut Command) -> String {
+    let output = command.output().expect("passerelle runs");
+    assert!(
+        output.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn sign(data_dir: &Path, key: &Path, statement: &[u8]) -> Value {
+    let mut child = passerelle(data_dir)
+        .args(["sign", "--key"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(statement).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn keygen_and_party_add_provision_an_agency_whose_key_is_shown_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("agency");
+    run_ok(
+        passerelle(dir.path())
+            .args(["keygen", "--kid", "k7", "--out"])
+            .arg(&prefix),
+    );
+    let private = dir.path().join("agency.jwk");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&private).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let public: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("agency.pub.jwk")).unwrap())
+            .unwrap();
+    assert_eq!(public["kid"], "k7");
+    assert!(
+        public.get("d").is_none(),
+        "the public file holds no private part"
+    );
+
+    let add = |iata: &str| {
+        passerelle(dir.path())
+            .args([
+                "party",
+                "add",
+                "agency",
+                "--iata",
+                iata,
+                "--name",
+                "Voyages Dupuis",
+                "--public-key",
+            ])
+            .arg(dir.path().join("agency.pub.jwk"))
+            .output()
+            .unwrap()
+    };
+    let first = add("12345675");
+    assert!(first.status.success());
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    assert!(stdout.contains("API key (shown once"), "{stdout}");
+    assert!(stdout.contains("pas_agency_"));
+    let again = add("12345675");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    let bad = add("12345670");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("check digit"));
+    assert!(
+        dir.path().join("passerelle.db").exists(),
+        "the SQLite file is created in the data directory"
+    );
+}
+
+#[test]
+fn sign_prints_a_body_whose_signature_verifies_over_the_canonical_statement() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        passerelle(dir.path())
+            .args(["keygen", "--out"])
+            .arg(dir.path().join("a")),
+    );
+    let body = sign(
+        dir.path(),
+        &dir.path().join("a.jwk"),
+        r#"{"b": 1, "a": {"y": "é", "x": [true]}}"#.as_bytes(),
+    );
+    let public = passerelle::cli::read_jwk(&dir.path().join("a.pub.jwk"))
+        .unwrap()
+        .public_key_bytes()
+        .unwrap();
+    let signature = jws::parse(body["signature"].as_str().unwrap()).unwrap();
+    assert_eq!(signature.kid, "k1");
+    signature
+        .verify(&public, &canonical::to_vec(&body["statement"]))
+        .expect("signature verifies");
+}
+
+#[test]
+fn the_demo_walkthrough_works_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = passerelle(dir.path())
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the demo prints its address").unwrap();
+        if let Some(url) = line.strip_prefix("Passerelle demo is ready at ") {
+            break url.trim().to_string();
+        }
+    };
+    let demo = dir.path().join("passerelle-demo");
+    let env = std::fs::read_to_string(demo.join("demo.env")).unwrap();
+    let key = |name: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .to_string()
+    };
+
+    let client = Blocking {
+        url,
+        client: reqwest::blocking::Client::new(),
+    };
+    let signed = sign(
+        dir.path(),
+        &demo.join("agency.jwk"),
+        &std::fs::read(demo.join("consent.json")).unwrap(),
+    );
+    let (status, _) = client.post("/v1/consents", &key("AGENCY_KEY"), &signed);
+    assert_eq!(status, 201);
+    let request: Value =
+        serde_json::from_slice(&std::fs::read(demo.join("token-request.json")).unwrap()).unwrap();
+    let (status, grant) = client.post("/v1/release-tokens", &key("AIRLINE_KEY"), &request);
+    assert_eq!(status, 201, "{grant}");
+    let (status, release) = client.post(
+        "/v1/releases",
+        &key("AIRLINE_KEY"),
+        &serde_json::json!({"token": grant["token"]}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(release["contact"]["mobile"], "+33612345678");
+    let (status, trail) = client.get("/v1/audit/entries", &key("OFFICER_KEY"));
+    assert_eq!(status, 200);
+    assert_eq!(trail["tree_size"], 3);
+
+    Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        server.wait().unwrap().success(),
+        "the broker stops cleanly on SIGTERM"
+    );
+}
+
+/// A small blocking client, as a shell user with curl would be.
+struct Blocking {
+    url: String,
+    client: reqwest::blocking::Client,
+}
+
+impl Blocking {
+    fn post(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+    fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+}

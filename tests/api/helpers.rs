@@ -1,0 +1,357 @@
+//! Spawns a real broker on a loopback port against a fresh database, with parties
+//! provisioned the way `passerelle party add` does it, and a clock the test moves.
+
+use passerelle::clock::ManualClock;
+use passerelle::crypto::jws::Jwk;
+use passerelle::crypto::seal::DataKey;
+use passerelle::http::{build_router, AppState, Settings};
+use passerelle::provision;
+use passerelle::store::Store;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+/// The time every test starts at.
+pub const START: OffsetDateTime = datetime!(2026-11-24 10:00 UTC);
+/// The date of the test flight, a week after `START`.
+pub const FLIGHT_DATE: &str = "2026-12-01";
+/// The first test agency's IATA number, and the second's.
+pub const AGENCY_IATA: &str = "12345675";
+pub const OTHER_AGENCY_IATA: &str = "76543213";
+/// The traveller's mobile number, as tests look for it.
+pub const MOBILE: &str = "+33612345678";
+pub const EMAIL: &str = "marie.dupont@example.fr";
+
+/// A party's credentials as a test holds them.
+pub struct TestParty {
+    pub id: String,
+    pub api_key: String,
+}
+
+/// An agency with its signing key.
+pub struct TestAgency {
+    pub party: TestParty,
+    pub jwk: Jwk,
+}
+
+/// A running broker and the parties provisioned on it.
+pub struct TestApp {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub store: Store,
+    pub agency: TestAgency,
+    pub other_agency: TestAgency,
+    pub airline: TestParty,
+    pub other_airline: TestParty,
+    pub officer: TestParty,
+    /// Path of the SQLite file, when on SQLite.
+    pub sqlite_path: Option<std::path::PathBuf>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestApp {
+    /// A broker on a fresh SQLite file.
+    pub async fn sqlite() -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("passerelle.db");
+        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .expect("sqlite opens");
+        let mut app = Self::spawn(store).await;
+        app.sqlite_path = Some(path);
+        app._dir = Some(dir);
+        app
+    }
+
+    /// A broker on a fresh PostgreSQL schema, or `None` (with the reason printed) when
+    /// PostgreSQL is not reachable outside CI. Under `CI=true` it must be reachable.
+    pub async fn postgres() -> Option<TestApp> {
+        let base = postgres_url();
+        let admin = match Store::connect(&base).await {
+            Ok(store) => store,
+            Err(err) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("CI=true but PostgreSQL at {base} is unreachable: {err}");
+                }
+                eprintln!("skipping a PostgreSQL test: {base} is unreachable ({err}); set CI=true to make this a failure");
+                return None;
+            }
+        };
+        drop_stale_schemas(&admin).await;
+        let schema = format!(
+            "passerelle_t_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            &passerelle::domain::ids::new_id("x")[2..10]
+        );
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(admin.reader())
+            .await
+            .expect("create schema");
+        admin.close().await;
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
+        let store = Store::connect(&url).await.expect("postgres opens");
+        Some(Self::spawn(store).await)
+    }
+
+    async fn spawn(store: Store) -> TestApp {
+        store.migrate().await.expect("migrations run");
+        let clock = Arc::new(ManualClock::new(START));
+        let agency_jwk = Jwk::generate("k1");
+        let other_jwk = Jwk::generate("b1");
+        let agency = provision::add_agency(
+            &store,
+            AGENCY_IATA,
+            "Voyages Dupuis",
+            &[agency_jwk.public()],
+            START,
+        )
+        .await
+        .unwrap();
+        let other = provision::add_agency(
+            &store,
+            OTHER_AGENCY_IATA,
+            "Other Travel",
+            &[other_jwk.public()],
+            START,
+        )
+        .await
+        .unwrap();
+        let airline = provision::add_airline(&store, "AF", "Air France", START)
+            .await
+            .unwrap();
+        let other_airline = provision::add_airline(&store, "KL", "KLM", START)
+            .await
+            .unwrap();
+        let officer = provision::add_officer(&store, "Claire Martin", START)
+            .await
+            .unwrap();
+
+        let data_key = DataKey::from_base64(&DataKey::generate_base64()).unwrap();
+        let state = AppState::new(store.clone(), data_key, clock.clone(), Settings::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, build_router(state))
+                .await
+                .expect("server runs")
+        });
+        let party = |p: provision::Provisioned| TestParty {
+            id: p.party.id,
+            api_key: p.api_key,
+        };
+        TestApp {
+            url,
+            client: reqwest::Client::new(),
+            clock,
+            store,
+            agency: TestAgency {
+                party: party(agency),
+                jwk: agency_jwk,
+            },
+            other_agency: TestAgency {
+                party: party(other),
+                jwk: other_jwk,
+            },
+            airline: party(airline),
+            other_airline: party(other_airline),
+            officer: party(officer),
+            sqlite_path: None,
+            _dir: None,
+        }
+    }
+
+    /// POSTs JSON with a bearer key.
+    pub async fn post(&self, path: &str, key: &str, body: &Value) -> Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// GETs with a bearer key.
+    pub async fn get(&self, path: &str, key: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A valid statement for the test agency: booking ABC123 on AF1234, Marie Dupont,
+    /// consenting to cancellation and delay notices from AF.
+    pub fn statement(&self) -> Value {
+        json!({
+            "agency": AGENCY_IATA,
+            "booking": {
+                "record_locator": "ABC123",
+                "segments": [
+                    {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+                    {"carrier": "KL", "flight_number": "1002", "date": FLIGHT_DATE}
+                ]
+            },
+            "traveller": {"surname": "Dupont", "given_name": "Marie", "mobile": MOBILE, "email": EMAIL},
+            "consent": {
+                "purposes": ["cancellation", "delay"],
+                "carriers": ["AF"],
+                "collected_at": "2026-11-20T09:30:00Z",
+                "notice_version": "notice-2026-03",
+                "collection_method": "signed_form"
+            }
+        })
+    }
+
+    /// Signs a statement with a key, as `passerelle sign` does.
+    pub fn signed(&self, jwk: &Jwk, statement: &Value) -> Value {
+        passerelle::cli::sign_statement(jwk, &statement.to_string()).expect("statement signs")
+    }
+
+    /// Uploads a statement signed by the test agency.
+    pub async fn upload(&self, statement: &Value) -> Response {
+        self.post(
+            "/v1/consents",
+            &self.agency.party.api_key,
+            &self.signed(&self.agency.jwk, statement),
+        )
+        .await
+    }
+
+    /// Uploads the default statement and returns the receipt.
+    pub async fn upload_default(&self) -> Value {
+        let response = self.upload(&self.statement()).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        response.json().await.unwrap()
+    }
+
+    /// AF's request for Marie Dupont on AF1234 about a cancellation.
+    pub fn token_request(&self) -> Value {
+        json!({
+            "record_locator": "ABC123",
+            "traveller": {"surname": "DUPONT", "given_name": "MARIE"},
+            "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+            "purpose": "cancellation",
+            "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
+        })
+    }
+
+    /// Asks for a token with a key.
+    pub async fn request_token(&self, key: &str, request: &Value) -> Response {
+        self.post("/v1/release-tokens", key, request).await
+    }
+
+    /// Uploads the default consent and returns AF's token for it.
+    pub async fn granted_token(&self) -> String {
+        self.upload_default().await;
+        let response = self
+            .request_token(&self.airline.api_key, &self.token_request())
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Redeems a token with a key.
+    pub async fn redeem(&self, key: &str, token: &str) -> Response {
+        self.post("/v1/releases", key, &json!({"token": token}))
+            .await
+    }
+
+    /// Every audit entry, read as the officer.
+    pub async fn audit_entries(&self) -> Vec<Value> {
+        let response = self
+            .get("/v1/audit/entries?limit=1000", &self.officer.api_key)
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.unwrap();
+        body["entries"].as_array().unwrap().clone()
+    }
+}
+
+/// Checks that a response is a problem of the given type and status, and returns it.
+pub async fn assert_problem(response: Response, status: u16, slug: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        format!("urn:passerelle:problem:{slug}"),
+        "{body}"
+    );
+    assert_eq!(body["status"], status);
+    assert!(
+        body["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "problem carries the request id"
+    );
+    body
+}
+
+/// The PostgreSQL server the tests use.
+pub fn postgres_url() -> String {
+    std::env::var("PASSERELLE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Drops test schemas left by test processes that are gone, once per process.
+async fn drop_stale_schemas(admin: &Store) {
+    static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ONCE.get_or_init(|| async {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'passerelle_t_%'")
+                .fetch_all(admin.reader())
+                .await
+                .unwrap_or_default();
+        for (schema,) in rows {
+            let pid = schema.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+            let alive =
+                pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(admin.reader())
+                    .await
+                    .ok();
+            }
+        }
+    })
+    .await;
+}
+
+/// Declares each listed scenario twice: once on SQLite, once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::helpers::TestApp::sqlite().await).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                if let Some(app) = $crate::helpers::TestApp::postgres().await {
+                    super::$name(app).await
+                }
+            })*
+        }
+    };
+}

@@ -1,0 +1,13 @@
+//! The integration suite: every scenario goes through the public HTTP API of a real
+//! broker, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod audit;
+mod auth;
+mod cli;
+mod consents;
+mod edges;
+mod openapi;
+mod releases;
+mod tokens;

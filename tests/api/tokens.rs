@@ -1,0 +1,161 @@
+//! An airline asks for a release token; it gets one only for an operational
+//! notification to a consenting traveller on a flight it carries.
+
+use crate::helpers::{assert_problem, TestApp};
+use crate::on_both_engines;
+use serde_json::{json, Value};
+use time::Duration;
+
+on_both_engines!(
+    an_airline_gets_a_token_for_a_consenting_traveller_on_its_flight,
+    a_name_written_the_pnr_way_still_matches,
+    an_airline_that_does_not_carry_the_flight_learns_nothing,
+    an_unknown_booking_gets_the_same_answer,
+    a_marketing_purpose_is_refused_and_audited,
+    a_consent_that_does_not_name_the_airline_is_refused,
+    a_purpose_outside_the_consent_is_refused,
+    an_expired_consent_is_refused,
+    an_unknown_purpose_is_an_invalid_field,
+);
+
+async fn an_airline_gets_a_token_for_a_consenting_traveller_on_its_flight(app: TestApp) {
+    app.upload_default().await;
+    let response = app
+        .request_token(&app.airline.api_key, &app.token_request())
+        .await;
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    assert!(body["token"].as_str().unwrap().starts_with("pas_token_"));
+    assert_eq!(
+        body["expires_at"], "2026-11-24T10:15:00Z",
+        "tokens live 15 minutes"
+    );
+    assert_eq!(body["purpose"], "cancellation");
+    let entry = &app.audit_entries().await[1];
+    assert_eq!(entry["action"], "token_request");
+    assert_eq!(entry["outcome"], "granted");
+    assert_eq!(entry["token_id"], body["token_id"]);
+    assert_eq!(entry["event_reference"], "IRR-2026-1201-AF1234");
+    assert_eq!(entry["flight"], "AF1234/2026-12-01");
+}
+
+async fn a_name_written_the_pnr_way_still_matches(app: TestApp) {
+    app.upload_default().await;
+    let mut request = app.token_request();
+    request["traveller"] = json!({"surname": "dupont", "given_name": "Marie Mrs"});
+    request["flight"]["flight_number"] = json!("01234");
+    let response = app.request_token(&app.airline.api_key, &request).await;
+    assert_eq!(response.status(), 201);
+}
+
+async fn an_airline_that_does_not_carry_the_flight_learns_nothing(app: TestApp) {
+    app.upload_default().await;
+    let response = app
+        .request_token(&app.other_airline.api_key, &app.token_request())
+        .await;
+    let problem = assert_problem(response, 404, "booking-not-found").await;
+    assert_eq!(problem["rule"], "carrier-flies-booking");
+    let entry = &app.audit_entries().await[1];
+    assert_eq!(entry["outcome"], "refused");
+    assert_eq!(entry["reason"], "booking_not_found");
+}
+
+async fn an_unknown_booking_gets_the_same_answer(app: TestApp) {
+    app.upload_default().await;
+    let mut request = app.token_request();
+    request["record_locator"] = json!("ZZZ999");
+    let unknown = assert_problem(
+        app.request_token(&app.airline.api_key, &request).await,
+        404,
+        "booking-not-found",
+    )
+    .await;
+    let not_carried = assert_problem(
+        app.request_token(&app.other_airline.api_key, &app.token_request())
+            .await,
+        404,
+        "booking-not-found",
+    )
+    .await;
+    assert_eq!(unknown["detail"], not_carried["detail"]);
+}
+
+async fn a_marketing_purpose_is_refused_and_audited(app: TestApp) {
+    app.upload_default().await;
+    let mut request = app.token_request();
+    request["purpose"] = json!("marketing");
+    let problem = assert_problem(
+        app.request_token(&app.airline.api_key, &request).await,
+        422,
+        "purpose-not-operational",
+    )
+    .await;
+    assert_eq!(problem["rule"], "operational-purpose-only");
+    let entry = &app.audit_entries().await[1];
+    assert_eq!(entry["reason"], "purpose_not_operational");
+    assert_eq!(entry["purpose"], "marketing");
+}
+
+async fn a_consent_that_does_not_name_the_airline_is_refused(app: TestApp) {
+    app.upload_default().await;
+    let mut request = app.token_request();
+    request["flight"] =
+        json!({"carrier": "KL", "flight_number": "1002", "date": crate::helpers::FLIGHT_DATE});
+    let response = app
+        .request_token(&app.other_airline.api_key, &request)
+        .await;
+    let problem = assert_problem(response, 403, "consent-does-not-cover").await;
+    assert_eq!(problem["rule"], "consent-covers-carrier");
+    let entry = &app.audit_entries().await[1];
+    assert_eq!(entry["reason"], "carrier_not_covered");
+    assert!(
+        entry["traveller_id"].as_str().unwrap().starts_with("trv_"),
+        "the refusal names the agency's client"
+    );
+}
+
+async fn a_purpose_outside_the_consent_is_refused(app: TestApp) {
+    app.upload_default().await;
+    let mut request = app.token_request();
+    request["purpose"] = json!("gate_change");
+    let problem = assert_problem(
+        app.request_token(&app.airline.api_key, &request).await,
+        403,
+        "consent-does-not-cover",
+    )
+    .await;
+    assert_eq!(problem["rule"], "consent-covers-purpose");
+}
+
+async fn an_expired_consent_is_refused(app: TestApp) {
+    let mut statement = app.statement();
+    statement["consent"]["valid_until"] = json!("2026-11-24T11:00:00Z");
+    assert_eq!(app.upload(&statement).await.status(), 201);
+    assert_eq!(
+        app.request_token(&app.airline.api_key, &app.token_request())
+            .await
+            .status(),
+        201
+    );
+    app.clock.advance(Duration::hours(2));
+    let problem = assert_problem(
+        app.request_token(&app.airline.api_key, &app.token_request())
+            .await,
+        403,
+        "consent-inactive",
+    )
+    .await;
+    assert_eq!(problem["rule"], "consent-active");
+}
+
+async fn an_unknown_purpose_is_an_invalid_field(app: TestApp) {
+    let mut request = app.token_request();
+    request["purpose"] = json!("upsell");
+    let problem = assert_problem(
+        app.request_token(&app.airline.api_key, &request).await,
+        422,
+        "invalid-field",
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["field"], "purpose");
+}
