@@ -153,7 +153,7 @@ async fn existing(
 /// a week from now.
 fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
     let date = (now + time::Duration::days(7)).date().to_string();
-    let collected_at = crate::audit::format_time(now.replace_nanosecond(0).expect("0 ns is valid"));
+    let collected_at = crate::audit::format_time(now);
     let consent = json!({
         "agency": DEMO_AGENCY_IATA,
         "booking": {
