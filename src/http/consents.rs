@@ -104,14 +104,21 @@ pub async fn upload(
             .await);
     }
 
-    let mut recorded =
-        store_consent(&state, &mut tx, &agency, &statement, &body, &signature.kid).await?;
+    let stored = store_consent(&state, &mut tx, &agency, &statement, &body, &signature.kid).await?;
     let mut entry = entry;
     entry.entry.agency_id = Some(agency.id.clone());
-    entry.entry.booking_id = Some(recorded.booking_id.clone());
-    entry.entry.traveller_id = Some(recorded.traveller_id.clone());
-    entry.entry.consent_id = Some(recorded.consent_id.clone());
-    recorded.audit_index = state.commit_with_audit(tx, entry).await?;
+    entry.entry.booking_id = Some(stored.booking_id.clone());
+    entry.entry.traveller_id = Some(stored.traveller_id.clone());
+    entry.entry.consent_id = Some(stored.consent_id.clone());
+    let audit_index = state.commit_with_audit(tx, entry).await?;
+    let recorded = ConsentRecorded {
+        consent_id: stored.consent_id,
+        booking_id: stored.booking_id,
+        traveller_id: stored.traveller_id,
+        supersedes: stored.supersedes,
+        key_id: signature.kid,
+        audit_index,
+    };
     Ok((StatusCode::CREATED, Json(recorded)))
 }
 
@@ -119,6 +126,14 @@ fn agency_number(agency: &Party) -> Result<IataAgencyNumber, Problem> {
     let code = agency.code.as_deref().unwrap_or_default();
     IataAgencyNumber::parse(code)
         .map_err(|_| Problem::internal(format!("agency {} has no valid IATA number", agency.id)))
+}
+
+/// The ids of what `store_consent` wrote.
+struct StoredConsent {
+    consent_id: String,
+    booking_id: String,
+    traveller_id: String,
+    supersedes: Vec<String>,
 }
 
 /// Stores booking, segments, traveller and consent, sealing the name, the contacts and
@@ -130,7 +145,7 @@ async fn store_consent(
     statement: &ConsentStatement,
     body: &SignedStatement,
     kid: &str,
-) -> Result<ConsentRecorded, Problem> {
+) -> Result<StoredConsent, Problem> {
     let now = state.clock.now();
     let key = &state.data_key;
     let booking_id =
@@ -188,12 +203,10 @@ async fn store_consent(
         },
     )
     .await?;
-    Ok(ConsentRecorded {
+    Ok(StoredConsent {
         consent_id,
         booking_id,
         traveller_id,
         supersedes,
-        key_id: kid.to_string(),
-        audit_index: -1,
     })
 }

@@ -188,15 +188,7 @@ impl From<sqlx::Error> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.kind.status();
-        let body = Body {
-            type_uri: self.kind.type_uri(),
-            title: self.kind.title(),
-            status: status.as_u16(),
-            detail: &self.detail,
-            errors: &self.errors,
-            rule: self.rule,
-        };
-        let bytes = serde_json::to_vec(&body).expect("a problem serializes");
+        let bytes = serde_json::to_vec(&self.body()).expect("a problem serializes");
         let mut response = (
             status,
             [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
@@ -216,17 +208,19 @@ impl IntoResponse for Problem {
 }
 
 impl Problem {
-    /// The JSON body this problem would have, for middleware that rewrites bodies.
-    pub fn into_response_body(self) -> serde_json::Value {
-        let status = self.kind.status();
-        serde_json::to_value(Body {
+    fn body(&self) -> Body<'_> {
+        Body {
             type_uri: self.kind.type_uri(),
             title: self.kind.title(),
-            status: status.as_u16(),
+            status: self.kind.status().as_u16(),
             detail: &self.detail,
             errors: &self.errors,
             rule: self.rule,
-        })
-        .expect("a problem serializes")
+        }
+    }
+
+    /// The JSON body this problem would have, for middleware that rewrites bodies.
+    pub fn into_response_body(self) -> serde_json::Value {
+        serde_json::to_value(self.body()).expect("a problem serializes")
     }
 }

@@ -11,6 +11,7 @@ on_both_engines!(
     each_leaf_hash_can_be_recomputed_from_its_entry,
     the_trail_is_read_a_page_at_a_time,
     a_bad_page_size_is_refused_by_name,
+    when_the_audit_entry_cannot_be_written_the_request_fails_and_stores_nothing,
 );
 
 async fn the_officer_reads_every_decision_in_order(app: TestApp) {
@@ -149,4 +150,30 @@ async fn a_bad_page_size_is_refused_by_name(app: TestApp) {
     )
     .await;
     assert!(problem["detail"].as_str().unwrap().contains("colour"));
+}
+
+async fn when_the_audit_entry_cannot_be_written_the_request_fails_and_stores_nothing(app: TestApp) {
+    sqlx::query("ALTER TABLE audit_entries RENAME TO audit_entries_away")
+        .execute(app.store.reader())
+        .await
+        .unwrap();
+    let problem = assert_problem(app.upload(&app.statement()).await, 500, "internal").await;
+    assert_eq!(
+        problem["detail"], "The broker could not complete the request.",
+        "a 5xx says nothing internal"
+    );
+    sqlx::query("ALTER TABLE audit_entries_away RENAME TO audit_entries")
+        .execute(app.store.reader())
+        .await
+        .unwrap();
+    let stored: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM consents")
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(stored.0, 0, "the consent rolled back with its audit entry");
+    assert_eq!(
+        app.upload(&app.statement()).await.status(),
+        201,
+        "and the broker recovers"
+    );
 }
