@@ -38,10 +38,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    ProblemKind::BodyTooLarge,
-                    "The body is larger than this broker accepts.",
-                )
+                Problem::of(ProblemKind::BodyTooLarge)
             } else {
                 Problem::new(ProblemKind::BadRequest, "The body could not be read.")
             }
@@ -69,7 +66,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         Problem::field(
             ProblemKind::InvalidField,
-            path_of(err.path()),
+            field_path(err.path(), "body"),
             clean_serde_message(err.inner()),
         )
     })
@@ -81,8 +78,8 @@ pub fn parse_value<T: DeserializeOwned>(
     prefix: &str,
 ) -> Result<T, Problem> {
     serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = match path_of(err.path()).as_str() {
-            "body" => prefix.to_string(),
+        let path = match field_path(err.path(), "").as_str() {
+            "" => prefix.to_string(),
             inner => format!("{prefix}.{inner}"),
         };
         Problem::field(
@@ -93,9 +90,10 @@ pub fn parse_value<T: DeserializeOwned>(
     })
 }
 
-fn path_of(path: &serde_path_to_error::Path) -> String {
+/// The JSON path serde stopped at, or `whole` when the fault is the document itself.
+fn field_path(path: &serde_path_to_error::Path, whole: &str) -> String {
     match path.to_string().as_str() {
-        "." | "" => "body".to_string(),
+        "." | "" => whole.to_string(),
         p => p.to_string(),
     }
 }
@@ -122,10 +120,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
             .map_err(|err| {
-                let field = match err.path().to_string().as_str() {
-                    "." | "" => "query".to_string(),
-                    p => p.to_string(),
-                };
+                let field = field_path(err.path(), "query");
                 Problem::field(
                     ProblemKind::InvalidField,
                     field,

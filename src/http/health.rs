@@ -42,8 +42,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Any path no route matches.
 pub async fn no_such_route() -> Problem {
-    Problem::new(
-        ProblemKind::NotFound,
-        "There is no route at this path; see openapi.yaml for the API.",
-    )
+    Problem::of(ProblemKind::NotFound)
 }

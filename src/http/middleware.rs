@@ -157,7 +157,7 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response<Body>
             );
         }
         let kind = ProblemKind::for_status(status);
-        let fresh = Problem::new(kind, bare_detail(kind)).into_response_body();
+        let fresh = Problem::of(kind).into_response_body();
         parts.status = kind.status();
         fresh
     };
@@ -170,15 +170,4 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response<Body>
         parts,
         Body::from(serde_json::to_vec(&problem).expect("a problem serializes")),
     )
-}
-
-fn bare_detail(kind: ProblemKind) -> &'static str {
-    match kind {
-        ProblemKind::NotFound => "There is no route at this path; see openapi.yaml for the API.",
-        ProblemKind::MethodNotAllowed => "This route exists but does not take this method.",
-        ProblemKind::RequestTimeout => "The broker gave up on this request; it was not completed.",
-        ProblemKind::BodyTooLarge => "The body is larger than this broker accepts.",
-        ProblemKind::Internal => "The broker could not complete the request.",
-        _ => "The request could not be handled.",
-    }
 }

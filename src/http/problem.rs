@@ -70,6 +70,19 @@ impl ProblemKind {
         format!("urn:passerelle:problem:{}", self.slug())
     }
 
+    /// The sentence a problem of this kind carries when nothing more specific is said:
+    /// one wording, whether a handler or the middleware answers.
+    pub fn default_detail(self) -> &'static str {
+        match self {
+            Self::NotFound => "There is no route at this path; see openapi.yaml for the API.",
+            Self::MethodNotAllowed => "This route exists but does not take this method.",
+            Self::RequestTimeout => "The broker gave up on this request; it was not completed.",
+            Self::BodyTooLarge => "The body is larger than this broker accepts.",
+            Self::Internal => "The broker could not complete the request.",
+            _ => "The request could not be handled.",
+        }
+    }
+
     /// The kind a bare error status stands for, when something below the handlers
     /// (routing, a tower layer, a panic) answered without a problem body.
     pub fn for_status(status: StatusCode) -> Self {
@@ -136,6 +149,11 @@ impl Problem {
         }
     }
 
+    /// A problem of some kind with its default detail sentence.
+    pub fn of(kind: ProblemKind) -> Self {
+        Self::new(kind, kind.default_detail())
+    }
+
     /// An invalid field, of the `invalid-field` kind unless given another.
     pub fn field(kind: ProblemKind, field: impl Into<String>, reason: impl Into<String>) -> Self {
         let error = FieldError {
@@ -159,10 +177,7 @@ impl Problem {
 
     /// An internal error: the client sees a generic message, the log sees `cause`.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        let mut problem = Self::new(
-            ProblemKind::Internal,
-            "The broker could not complete the request.",
-        );
+        let mut problem = Self::of(ProblemKind::Internal);
         problem.cause = Some(cause.to_string());
         problem
     }

@@ -17,7 +17,8 @@ pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<i64, StoreError> {
         .await?;
     let size: i64 = row.get("size");
     let at = to_millis(new.at);
-    let entry = new.complete(size - 1, format_time(from_millis(at)?));
+    let shown_at = format_time(new.at);
+    let entry = new.complete(size - 1, shown_at);
     let leaf = entry.leaf_hash();
     sqlx::query(
         "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
