@@ -1,10 +1,13 @@
-//! The command line: `serve`, `migrate`, `party add`, `keygen`, `sign`.
+//! The command line: `serve`, `migrate`, `party add|key`, `keygen`, `sign`,
+//! `receipt verify`, `keys rotate`.
 //!
 //! Every flag can also be set through a `PASSERELLE_*` environment variable. Secrets
 //! (the data key, API keys) are never printed, except an API key once, when made.
 
 use crate::crypto::canonical;
+use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::jws::Jwk;
+use crate::crypto::keyring::{Keyring, Keys};
 use crate::crypto::seal::DataKey;
 use crate::http::Settings;
 use crate::store::Store;
@@ -63,6 +66,48 @@ pub enum Command {
     /// Sign a consent statement read on stdin; print the request body for
     /// `POST /v1/consents`.
     Sign(SignArgs),
+    /// Consent receipts.
+    Receipt {
+        /// What to do with receipts.
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+    /// The broker's data keys.
+    Keys {
+        /// What to do with the keys.
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+/// `receipt` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Verify a countersigned receipt offline against the broker's public keys.
+    Verify {
+        /// The receipt as the broker returned it (`{"receipt", "signature", "key_id"}`);
+        /// `-` reads stdin.
+        #[arg(long)]
+        receipt: PathBuf,
+        /// The broker's JWK Set, as served at `/.well-known/jwks.json`.
+        #[arg(long)]
+        keys: PathBuf,
+    },
+}
+
+/// `keys` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Add a master key to the keyring and re-wrap every record key under it; safe
+    /// while brokers run (they notice the new keyring within a second).
+    Rotate {
+        /// The keyring file (default: `data.key` in the data directory).
+        #[arg(long, env = "PASSERELLE_DATA_KEY_FILE")]
+        data_key_file: Option<PathBuf>,
+        /// Seconds to wait for running brokers to switch before the last pass.
+        #[arg(long, default_value_t = 3)]
+        settle_seconds: u64,
+    },
 }
 
 /// Options of `serve`.
@@ -84,9 +129,27 @@ pub struct ServeArgs {
     /// Seconds before a request is abandoned.
     #[arg(long, env = "PASSERELLE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted, in bytes (bulk uploads excepted).
     #[arg(long, env = "PASSERELLE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest bulk upload accepted, in bytes.
+    #[arg(long, env = "PASSERELLE_MAX_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_batch_bytes: usize,
+    /// Days a contact is kept after the last flight of its booking; then it is
+    /// destroyed (the consent record and the audit trail stay).
+    #[arg(long, env = "PASSERELLE_CONTACT_RETENTION_DAYS", default_value_t = 30)]
+    pub contact_retention_days: u32,
+    /// Seconds between two retention sweeps.
+    #[arg(long, env = "PASSERELLE_PURGE_INTERVAL_SECONDS", default_value_t = 300)]
+    pub purge_interval_seconds: u64,
+    /// The broker's Ed25519 key (JWK), which countersigns receipts. Default:
+    /// `broker.jwk` in the data directory, created on first start.
+    #[arg(long, env = "PASSERELLE_BROKER_KEY_FILE")]
+    pub broker_key_file: Option<PathBuf>,
+    /// The public base URL of this broker, printed on receipts for withdrawal.
+    /// Default: `http://` and the listen address.
+    #[arg(long, env = "PASSERELLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Log format.
     #[arg(long, env = "PASSERELLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -113,6 +176,35 @@ pub enum PartyCommand {
         /// The kind of party.
         #[command(subcommand)]
         party: AddParty,
+    },
+    /// Manage an agency's signing keys.
+    Key {
+        /// What to do with the key.
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+/// `party key` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Register another signing key for an agency (several may be live at once).
+    Add {
+        /// The agency's IATA number.
+        #[arg(long)]
+        agency: String,
+        /// The public key file (Ed25519 JWK with its `kid`).
+        #[arg(long)]
+        public_key: PathBuf,
+    },
+    /// Revoke an agency's key: it signs nothing new; records it signed still verify.
+    Revoke {
+        /// The agency's IATA number.
+        #[arg(long)]
+        agency: String,
+        /// The key id.
+        #[arg(long)]
+        kid: String,
     },
 }
 
@@ -191,8 +283,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Party {
             command: PartyCommand::Add { party },
         } => add_party(&cli.storage, party).await,
+        Command::Party {
+            command: PartyCommand::Key { command },
+        } => agency_key(&cli.storage, command).await,
         Command::Keygen(args) => keygen(args),
         Command::Sign(args) => sign(args),
+        Command::Receipt {
+            command: ReceiptCommand::Verify { receipt, keys },
+        } => verify_receipt(&receipt, &keys),
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    data_key_file,
+                    settle_seconds,
+                },
+        } => {
+            init_logging(LogFormat::Text);
+            let file = data_key_file.unwrap_or_else(|| cli.storage.data_dir.join("data.key"));
+            if std::env::var_os("PASSERELLE_DATA_KEY").is_some() {
+                bail!("the keys come from PASSERELLE_DATA_KEY; rotation needs them in a keyring file (--data-key-file)");
+            }
+            let store = open_store(&cli.storage).await?;
+            let rotated =
+                crate::rotation::rotate(&store, &file, Duration::from_secs(settle_seconds)).await?;
+            store.close().await;
+            println!(
+                "new master key {} is current; {} record key(s) re-wrapped under it",
+                rotated.master, rotated.rewrapped
+            );
+            println!("older master keys stay in {} for backups; remove their lines once those backups expire", file.display());
+            Ok(())
+        }
     }
 }
 
@@ -238,42 +359,130 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     if args.demo && !key_file.exists() && std::env::var_os("PASSERELLE_DATA_KEY").is_none() {
         write_secret_file(&key_file, &DataKey::generate_base64())?;
     }
-    let data_key = load_data_key(&key_file)?;
+    let keys = load_keyring(&key_file)?;
+    let broker_key_file = args
+        .broker_key_file
+        .clone()
+        .unwrap_or_else(|| storage.data_dir.join("broker.jwk"));
+    let broker_key = load_broker_key(&broker_key_file)?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
     let settings = Settings {
         token_ttl: Duration::from_secs(args.token_ttl_seconds),
         release_retention_days: args.release_retention_days,
         request_timeout: Duration::from_secs(args.request_timeout_seconds),
         max_body_bytes: args.max_body_bytes,
+        max_batch_bytes: args.max_batch_bytes,
+        contact_retention_days: args.contact_retention_days,
+        public_url: args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let address = listener.local_addr()?;
     if args.demo {
         demo::provision(&store, &storage.data_dir, address).await?;
     }
     tracing::info!(%address, "passerelle listening");
     server::serve(
         listener,
-        server::state(store, data_key, settings),
+        server::state(store, keys, broker_key, settings),
+        Duration::from_secs(args.purge_interval_seconds.max(1)),
         server::shutdown_signal(),
     )
     .await
 }
 
-fn load_data_key(key_file: &Path) -> anyhow::Result<DataKey> {
+/// The keyring: from PASSERELLE_DATA_KEY (fixed), or from its file (reread when
+/// `keys rotate` changes it).
+fn load_keyring(key_file: &Path) -> anyhow::Result<Keyring> {
     if let Ok(text) = std::env::var("PASSERELLE_DATA_KEY") {
-        return DataKey::from_base64(&text).context("PASSERELLE_DATA_KEY");
+        return Ok(Keyring::fixed(
+            Keys::parse(&text).context("PASSERELLE_DATA_KEY")?,
+        ));
     }
-    let text = std::fs::read_to_string(key_file).with_context(|| {
-        format!(
+    if !key_file.exists() {
+        bail!(
             "no data key at {}: make one with `passerelle keygen --data-key {}` (or run `serve --demo`)",
             key_file.display(),
             key_file.display()
-        )
-    })?;
-    DataKey::from_base64(&text)
+        );
+    }
+    Keyring::from_file(key_file)
         .with_context(|| format!("reading the data key in {}", key_file.display()))
+}
+
+/// The broker's signing key, made on first start.
+fn load_broker_key(path: &Path) -> anyhow::Result<Jwk> {
+    if !path.exists() {
+        let kid = format!("broker-{}", time::OffsetDateTime::now_utc().date());
+        write_secret_file(path, &serde_json::to_string_pretty(&Jwk::generate(&kid))?)?;
+        tracing::info!(file = %path.display(), "made the broker's receipt-signing key");
+    }
+    let key = read_jwk(path)?;
+    if key.d.is_none() {
+        bail!(
+            "{} is a public key; the broker needs its private key to sign receipts",
+            path.display()
+        );
+    }
+    key.sign_detached(b"check")
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{} does not sign", path.display()))?;
+    Ok(key)
+}
+
+async fn agency_key(storage: &StorageArgs, command: KeyCommand) -> anyhow::Result<()> {
+    let store = open_store(storage).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let outcome = match command {
+        KeyCommand::Add { agency, public_key } => {
+            let jwk = read_jwk(&public_key)?;
+            provision::add_agency_key(&store, &agency, &jwk, now).await.map(|()| {
+                format!("registered key `{}` for agency {agency}", jwk.kid)
+            })
+        }
+        KeyCommand::Revoke { agency, kid } => provision::revoke_agency_key(&store, &agency, &kid, now)
+            .await
+            .map(|()| format!("revoked key `{kid}` of agency {agency}: it signs nothing new; records it signed still verify")),
+    };
+    store.close().await;
+    println!("{}", outcome?);
+    Ok(())
+}
+
+fn verify_receipt(receipt: &Path, keys: &Path) -> anyhow::Result<()> {
+    let text = if receipt == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(receipt)
+            .with_context(|| format!("reading {}", receipt.display()))?
+    };
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).context("the receipt is not JSON")?;
+    // An upload's answer holds the countersigned receipt under `receipt`.
+    if value.pointer("/receipt/signature").is_some() {
+        value = value["receipt"].take();
+    }
+    let signed: Countersigned = serde_json::from_value(value).context(
+        "the receipt must be the broker's JSON: {\"receipt\", \"signature\", \"key_id\"}",
+    )?;
+    let key_set: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(keys).with_context(|| format!("reading {}", keys.display()))?,
+    )
+    .context("the key set is not JSON")?;
+    let keys = countersign::parse_key_set(&key_set).map_err(anyhow::Error::msg)?;
+    countersign::verify(&signed, &keys).context("the receipt does not verify")?;
+    let id = signed
+        .receipt
+        .get("consentReceiptID")
+        .and_then(|v| v.as_str())
+        .unwrap_or("?");
+    println!("receipt {id} verifies under broker key `{}`", signed.key_id);
+    Ok(())
 }
 
 async fn add_party(storage: &StorageArgs, party: AddParty) -> anyhow::Result<()> {

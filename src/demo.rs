@@ -106,7 +106,11 @@ In another shell, from the same directory:
   # 1. The agency signs a consent statement and uploads it
   cargo run -q -- sign --key {d}/agency.jwk < {d}/consent.json > {d}/signed.json
   curl -s -X POST $PASSERELLE_URL/v1/consents -H "Authorization: Bearer $AGENCY_KEY" \
-       -H 'Content-Type: application/json' --data @{d}/signed.json
+       -H 'Content-Type: application/json' --data @{d}/signed.json | tee {d}/recorded.json
+
+  # 1b. Anyone can check the broker's countersigned receipt offline
+  curl -s $PASSERELLE_URL/.well-known/jwks.json > {d}/jwks.json
+  cargo run -q -- receipt verify --receipt {d}/recorded.json --keys {d}/jwks.json
 
   # 2. The airline asks for a release token for a cancellation
   curl -s -X POST $PASSERELLE_URL/v1/release-tokens -H "Authorization: Bearer $AIRLINE_KEY" \
@@ -119,6 +123,11 @@ In another shell, from the same directory:
 
   # 4. The compliance officer reads the audit trail
   curl -s $PASSERELLE_URL/v1/audit/entries -H "Authorization: Bearer $OFFICER_KEY"
+
+  # 5. The traveller withdraws with the code from the receipt; the next request is refused
+  CODE=$(sed -n 's/.*"withdrawal_code":"\([^"]*\)".*/\1/p' {d}/recorded.json)
+  curl -s -X POST $PASSERELLE_URL/v1/withdrawals -H 'Content-Type: application/json' \
+       --data "{{\"code\":\"$CODE\"}}"
 "#,
         agency_id = agency.party.id,
         airline_id = airline.party.id,
@@ -149,13 +158,21 @@ async fn existing(
     Ok(Some(Provisioned { party, api_key }))
 }
 
+/// The privacy notice the demo traveller is shown; the statement carries its hash.
+const DEMO_NOTICE: &str =
+    "Demo Voyages passes your mobile and email to the airlines of your trip, \
+only so that they can warn you of a cancellation, delay, schedule or gate change.";
+
 /// Writes `consent.json` (a statement to sign) and `token-request.json`, for a flight
 /// a week from now.
 fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
     let date = (now + time::Duration::days(7)).date().to_string();
     let collected_at = crate::audit::format_time(now);
     let consent = json!({
+        "schema_version": crate::domain::consent::SCHEMA_VERSION,
+        "record_id": "DEMO42-1",
         "agency": DEMO_AGENCY_IATA,
+        "jurisdiction": "FR",
         "booking": {
             "record_locator": "DEMO42",
             "segments": [{"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date}]
@@ -166,11 +183,17 @@ fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
             "mobile": "+33612345678",
             "email": "marie.dupont@example.fr"
         },
+        "decision": "given",
         "consent": {
             "purposes": ["cancellation", "delay", "schedule_change", "gate_change"],
-            "carriers": [DEMO_AIRLINE],
+            "data_categories": ["mobile", "email"],
+            "recipients": "itinerary",
+            "notice": {
+                "version": "demo-notice-2026-11",
+                "language": "fr",
+                "sha256": crate::domain::ids::hex(&crate::crypto::sha256(DEMO_NOTICE.as_bytes()))
+            },
             "collected_at": collected_at,
-            "notice_version": "demo-notice-2026-11",
             "collection_method": "online_checkbox"
         }
     });

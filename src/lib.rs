@@ -9,12 +9,15 @@
 //!   types that can only exist valid. No HTTP, no SQL.
 //! - [`policy`]: the release rules, as pure functions with a stable reason per refusal.
 //! - [`crypto`]: API keys and tokens (hashed, compared in constant time), sealing of
-//!   personal data (AES-256-GCM bound to its row), detached JWS and RFC 8785.
+//!   personal data (AES-256-GCM bound to its row) under per-record keys wrapped by
+//!   master keys, detached JWS, RFC 8785, and the broker's countersigned receipts.
 //! - [`audit`]: the audit entry and its RFC 9162 leaf hash.
 //! - [`store`]: all SQL, one code path for SQLite and PostgreSQL.
 //!
-//! Around them: [`server`] runs the broker, [`provision`] adds parties (for the CLI,
-//! the demo and the tests), [`cli`] and [`demo`] are the command line.
+//! Around them: [`server`] runs the broker, [`sweeper`] purges contacts at the end of
+//! their retention, [`rotation`] re-wraps record keys under a new master key,
+//! [`provision`] adds parties (for the CLI, the demo and the tests), [`cli`] and
+//! [`demo`] are the command line.
 
 pub mod audit;
 pub mod cli;
@@ -25,5 +28,7 @@ pub mod domain;
 pub mod http;
 pub mod policy;
 pub mod provision;
+pub mod rotation;
 pub mod server;
 pub mod store;
+pub mod sweeper;

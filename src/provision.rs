@@ -90,6 +90,59 @@ pub async fn add_agency(
     Ok(Provisioned { party, api_key })
 }
 
+/// The agency with this IATA number, or an error naming it.
+async fn agency_by_number(tx: &mut crate::store::Tx, iata: &str) -> Result<Party, ProvisionError> {
+    let iata = IataAgencyNumber::parse(iata).map_err(invalid("agency"))?;
+    parties::find_by_code(tx, PartyKind::Agency, iata.as_str())
+        .await?
+        .ok_or_else(|| invalid("agency")(format!("no agency {} is registered", iata.as_str())))
+}
+
+/// Registers another signing key for an agency. Its key id must be new for the agency,
+/// revoked ids included, so that a record always names one key.
+pub async fn add_agency_key(
+    store: &Store,
+    iata: &str,
+    key: &Jwk,
+    now: OffsetDateTime,
+) -> Result<(), ProvisionError> {
+    let public_key = key
+        .public_key_bytes()
+        .map_err(|e| invalid("public-key")(e.into()))?;
+    let mut tx = store.begin().await?;
+    let agency = agency_by_number(&mut tx, iata).await?;
+    if parties::agency_key_any_state(&mut tx, &agency.id, &key.kid)
+        .await?
+        .is_some()
+    {
+        return Err(ProvisionError::Exists(format!(
+            "key `{}` of agency {iata} (key ids are never reused, even once revoked)",
+            key.kid
+        )));
+    }
+    parties::insert_agency_key(&mut tx, &agency.id, &key.kid, &public_key, now).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// Revokes an agency's live key.
+pub async fn revoke_agency_key(
+    store: &Store,
+    iata: &str,
+    kid: &str,
+    now: OffsetDateTime,
+) -> Result<(), ProvisionError> {
+    let mut tx = store.begin().await?;
+    let agency = agency_by_number(&mut tx, iata).await?;
+    if !parties::revoke_agency_key(&mut tx, &agency.id, kid, now).await? {
+        return Err(invalid("kid")(format!(
+            "agency {iata} has no live key `{kid}`"
+        )));
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
 /// Adds an airline by its IATA designator.
 pub async fn add_airline(
     store: &Store,

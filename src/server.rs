@@ -1,7 +1,8 @@
 //! Running the broker: open the store, build the state, serve until a signal.
 
 use crate::clock::SystemClock;
-use crate::crypto::seal::DataKey;
+use crate::crypto::jws::Jwk;
+use crate::crypto::keyring::Keyring;
 use crate::http::{build_router, AppState, Settings};
 use crate::store::Store;
 use anyhow::Context;
@@ -10,22 +11,26 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Builds the state of a broker on the system clock.
-pub fn state(store: Store, data_key: DataKey, settings: Settings) -> AppState {
-    AppState::new(store, data_key, Arc::new(SystemClock), settings)
+pub fn state(store: Store, keys: Keyring, broker_key: Jwk, settings: Settings) -> AppState {
+    AppState::new(store, keys, broker_key, Arc::new(SystemClock), settings)
 }
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets requests in
-/// flight finish and closes the database pools.
+/// flight finish and closes the database pools. The retention sweeper runs beside it
+/// every `purge_interval`.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    purge_interval: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
+    let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), purge_interval));
     axum::serve(listener, build_router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
+    sweeper.abort();
     store.close().await;
     Ok(())
 }

@@ -20,6 +20,10 @@ pub enum Action {
     TokenRequest,
     /// An airline redeemed a release token.
     TokenRedemption,
+    /// A consent was withdrawn, by its agency or by the traveller.
+    ConsentWithdrawal,
+    /// A record's contact was destroyed at the end of its retention.
+    ContactPurge,
 }
 
 impl Action {
@@ -29,6 +33,8 @@ impl Action {
             Self::ConsentUpload => "consent_upload",
             Self::TokenRequest => "token_request",
             Self::TokenRedemption => "token_redemption",
+            Self::ConsentWithdrawal => "consent_withdrawal",
+            Self::ContactPurge => "contact_purge",
         }
     }
 }

@@ -2,7 +2,9 @@
 //! of personal data at rest, and the detached JWS agencies sign consents with.
 
 pub mod canonical;
+pub mod countersign;
 pub mod jws;
+pub mod keyring;
 pub mod seal;
 pub mod secret;
 

@@ -1,7 +1,8 @@
 //! Sealing personal data at rest (AES-256-GCM) and blind indexes (HMAC-SHA256).
 //!
-//! One 256-bit data key, held outside the database, yields two sub-keys through
-//! HKDF-SHA256: one seals, one indexes. A sealed value is
+//! One 256-bit root data key, held outside the database, yields sub-keys through
+//! HKDF-SHA256: one seals, one indexes, one is the first master key (see
+//! `crypto::keyring` for per-record keys and master keys). A sealed value is
 //! `version (1 byte) ‖ nonce (12 bytes) ‖ ciphertext ‖ tag`, and its associated data
 //! names the table, the column and the row id, so a ciphertext copied to another row
 //! or column does not open. A copy of the database alone yields no contact.
@@ -31,11 +32,25 @@ pub enum SealError {
     BadKey,
 }
 
-/// The data key's two sub-keys.
-pub struct DataKey {
-    seal: LessSafeKey,
-    index: hmac::Key,
+/// An AES-256-GCM key that seals values for their slots.
+pub struct SealingKey {
+    key: LessSafeKey,
     rng: SystemRandom,
+}
+
+impl fmt::Debug for SealingKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SealingKey(<secret>)")
+    }
+}
+
+/// The root data key's sub-keys: one seals (values sealed before per-record keys,
+/// and broker-private values such as stored idempotent responses), one indexes, and
+/// one is the implicit first master key that wraps per-record keys.
+pub struct DataKey {
+    seal: SealingKey,
+    index: hmac::Key,
+    master: SealingKey,
 }
 
 impl fmt::Debug for DataKey {
@@ -68,11 +83,7 @@ impl Slot<'_> {
 impl DataKey {
     /// Makes a fresh random data key and returns its base64 form (for a key file).
     pub fn generate_base64() -> String {
-        let mut bytes = [0u8; 32];
-        SystemRandom::new()
-            .fill(&mut bytes)
-            .expect("the system random source works");
-        STANDARD.encode(bytes)
+        STANDARD.encode(SealingKey::random_bytes())
     }
 
     /// Reads a data key from its base64 form (white space around it is ignored).
@@ -93,11 +104,74 @@ impl DataKey {
         let index_okm = prk
             .expand(&[b"blind-index"], hmac::HMAC_SHA256)
             .expect("HKDF output fits HMAC");
+        let master_okm = prk
+            .expand(&[b"master"], &AES_256_GCM)
+            .expect("HKDF output fits AES-256");
         Self {
-            seal: LessSafeKey::new(UnboundKey::from(seal_okm)),
+            seal: SealingKey::new(LessSafeKey::new(UnboundKey::from(seal_okm))),
             index: hmac::Key::from(index_okm),
+            master: SealingKey::new(LessSafeKey::new(UnboundKey::from(master_okm))),
+        }
+    }
+
+    /// The sub-key that seals values directly.
+    pub fn sealing(&self) -> &SealingKey {
+        &self.seal
+    }
+
+    /// The master key derived from the root, used until `keys rotate` adds one.
+    pub fn derived_master(&self) -> &SealingKey {
+        &self.master
+    }
+
+    /// Seals a value for one slot under the root's sealing sub-key.
+    pub fn seal(&self, slot: Slot<'_>, plaintext: &[u8]) -> Vec<u8> {
+        self.seal.seal(slot, plaintext)
+    }
+
+    /// Opens a value sealed by [`DataKey::seal`].
+    pub fn open(&self, slot: Slot<'_>, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        self.seal.open(slot, sealed)
+    }
+
+    /// Opens a sealed UTF-8 string.
+    pub fn open_string(&self, slot: Slot<'_>, sealed: &[u8]) -> Result<String, SealError> {
+        self.seal.open_string(slot, sealed)
+    }
+
+    /// A keyed, deterministic index of a value, so rows can be found by a value the
+    /// database never sees in clear. `label` separates the uses of the index key.
+    pub fn blind_index(&self, label: &str, value: &str) -> Vec<u8> {
+        let mut ctx = hmac::Context::with_key(&self.index);
+        ctx.update(label.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(value.as_bytes());
+        ctx.sign().as_ref().to_vec()
+    }
+}
+
+impl SealingKey {
+    fn new(key: LessSafeKey) -> Self {
+        Self {
+            key,
             rng: SystemRandom::new(),
         }
+    }
+
+    /// A sealing key from 32 raw key bytes (a per-record key or a master key).
+    pub fn from_bytes(bytes: &[u8; 32]) -> Self {
+        Self::new(LessSafeKey::new(
+            UnboundKey::new(&AES_256_GCM, bytes).expect("32 bytes make an AES-256 key"),
+        ))
+    }
+
+    /// 32 fresh random bytes, for a new key.
+    pub fn random_bytes() -> [u8; 32] {
+        let mut bytes = [0u8; 32];
+        SystemRandom::new()
+            .fill(&mut bytes)
+            .expect("the system random source works");
+        bytes
     }
 
     /// Seals a value for one slot, under a fresh random nonce.
@@ -107,7 +181,7 @@ impl DataKey {
             .fill(&mut nonce)
             .expect("the system random source works");
         let mut buffer = plaintext.to_vec();
-        self.seal
+        self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(slot.associated_data()),
@@ -131,7 +205,7 @@ impl DataKey {
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
         let mut buffer = ciphertext.to_vec();
         let plain = self
-            .seal
+            .key
             .open_in_place(nonce, Aad::from(slot.associated_data()), &mut buffer)
             .map_err(|_| SealError::Open)?;
         Ok(plain.to_vec())
@@ -140,16 +214,6 @@ impl DataKey {
     /// Opens a sealed UTF-8 string.
     pub fn open_string(&self, slot: Slot<'_>, sealed: &[u8]) -> Result<String, SealError> {
         String::from_utf8(self.open(slot, sealed)?).map_err(|_| SealError::Open)
-    }
-
-    /// A keyed, deterministic index of a value, so rows can be found by a value the
-    /// database never sees in clear. `label` separates the uses of the index key.
-    pub fn blind_index(&self, label: &str, value: &str) -> Vec<u8> {
-        let mut ctx = hmac::Context::with_key(&self.index);
-        ctx.update(label.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(value.as_bytes());
-        ctx.sign().as_ref().to_vec()
     }
 }
 

@@ -1,12 +1,162 @@
-//! The consent statement an agency signs, and what makes a consent active.
+//! The consent record an agency signs, and what makes a consent active.
+//!
+//! The statement's fields map to ISO/IEC TS 27560 (consent record structure) and the
+//! Kantara Consent Receipt v1.1; the mapping is in the README. A statement records
+//! either consent *given* for some operational notifications, or consent *refused*
+//! (the PNR's CTCR): a refusal carries no contact, and airlines asking later learn
+//! "refused".
 
 use super::booking::{Booking, CarrierCode};
 use super::party::IataAgencyNumber;
 use super::purpose::Purpose;
 use super::traveller::Traveller;
+use super::{short_word, string_serde};
 use time::OffsetDateTime;
 
-/// How the agency collected the traveller's consent.
+/// The schema version of statements uploaded now.
+pub const SCHEMA_VERSION: &str = "passerelle.consent.v1";
+/// The schema version given to records uploaded before statements carried one.
+pub const LEGACY_SCHEMA_VERSION: &str = "passerelle.consent.v0";
+
+/// The statement's schema version; only the current one is accepted for upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaVersion;
+
+impl SchemaVersion {
+    /// Accepts the current version only.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw == SCHEMA_VERSION {
+            Ok(Self)
+        } else {
+            Err(format!("must be `{SCHEMA_VERSION}`"))
+        }
+    }
+    /// The version string.
+    pub fn as_str(&self) -> &str {
+        SCHEMA_VERSION
+    }
+}
+string_serde!(SchemaVersion);
+
+/// The agency's own id for a record (its CRM or mid-office key): 1 to 64 letters,
+/// digits and `-_.:/`. Versions of one record share it; re-sending it with the same
+/// content is a duplicate, with new content a new version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgencyRecordId(String);
+
+impl AgencyRecordId {
+    /// Parses a record id.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        short_word(raw, 64, b"-_.:/").map(Self)
+    }
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_serde!(AgencyRecordId);
+
+/// What the traveller decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Consent given for the listed purposes and recipients.
+    Given,
+    /// The traveller declined to give a contact (CTCR).
+    Refused,
+}
+
+impl Decision {
+    /// The word used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Given => "given",
+            Self::Refused => "refused",
+        }
+    }
+    /// Parses the stored word.
+    pub fn from_word(word: &str) -> Option<Self> {
+        [Self::Given, Self::Refused]
+            .into_iter()
+            .find(|d| d.as_str() == word)
+    }
+}
+
+/// A category of personal data the consent is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataCategory {
+    /// A mobile phone number (SMS).
+    Mobile,
+    /// An email address.
+    Email,
+}
+
+impl DataCategory {
+    /// The word used on the wire and in storage.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Mobile => "mobile",
+            Self::Email => "email",
+        }
+    }
+    /// Parses the stored word.
+    pub fn from_word(word: &str) -> Option<Self> {
+        [Self::Mobile, Self::Email]
+            .into_iter()
+            .find(|c| c.as_str() == word)
+    }
+    /// The W3C DPV personal-data term.
+    pub fn dpv_term(self) -> &'static str {
+        match self {
+            Self::Mobile => "pd:PhoneNumber",
+            Self::Email => "pd:EmailAddress",
+        }
+    }
+}
+
+/// Who may receive the contact: named carriers, or the carriers of the itinerary
+/// (resolved from the statement's own segments, so the signature covers them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// These airlines.
+    Carriers(Vec<CarrierCode>),
+    /// The carriers of the booking's segments, written `"itinerary"`.
+    Itinerary,
+}
+
+impl<'de> serde::Deserialize<'de> for Recipients {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<CarrierCode>),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "must be a list of airline designators or the word \"itinerary\"",
+            )
+        })? {
+            Raw::Word(w) if w == "itinerary" => Ok(Self::Itinerary),
+            Raw::Word(_) => Err(serde::de::Error::custom(
+                "must be a list of airline designators or the word \"itinerary\"",
+            )),
+            Raw::List(list) => Ok(Self::Carriers(list)),
+        }
+    }
+}
+
+impl serde::Serialize for Recipients {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Carriers(list) => list.serialize(s),
+            Self::Itinerary => s.serialize_str("itinerary"),
+        }
+    }
+}
+
+/// How the agency collected the traveller's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CollectionMethod {
@@ -40,59 +190,145 @@ pub struct NoticeVersion(String);
 impl NoticeVersion {
     /// Parses a notice version.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok = (1..=64).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
-        if !ok {
-            return Err("must be 1 to 64 letters, digits or -_.:".into());
-        }
-        Ok(Self(raw.to_string()))
+        short_word(raw, 64, b"-_.:").map(Self)
     }
     /// The version.
     pub fn as_str(&self) -> &str {
         &self.0
     }
 }
-super::string_serde!(NoticeVersion);
+string_serde!(NoticeVersion);
 
-/// What the traveller consented to.
+/// A language tag, as BCP 47's common subset: two or three letters, optionally a
+/// region (`fr`, `en-GB`); stored lower-case with an upper-case region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Language(String);
+
+impl Language {
+    /// Parses a language tag.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (lang, region) = match raw.split_once('-') {
+            Some((l, r)) => (l, Some(r)),
+            None => (raw, None),
+        };
+        let lang_ok =
+            (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphabetic());
+        let region_ok =
+            region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()));
+        if !lang_ok || !region_ok {
+            return Err("must be a language tag such as `fr` or `en-GB`".into());
+        }
+        let mut tag = lang.to_ascii_lowercase();
+        if let Some(r) = region {
+            tag.push('-');
+            tag.push_str(&r.to_ascii_uppercase());
+        }
+        Ok(Self(tag))
+    }
+    /// The tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_serde!(Language);
+
+/// The SHA-256 of the notice text the traveller was shown, in lower-case hex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeDigest(String);
+
+impl NoticeDigest {
+    /// Parses 64 hex digits (any case; stored lower-case).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() != 64 || !raw.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err("must be the SHA-256 of the notice text: 64 hex digits".into());
+        }
+        Ok(Self(raw.to_ascii_lowercase()))
+    }
+    /// The digest in hex.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_serde!(NoticeDigest);
+
+/// The privacy notice the traveller was shown before deciding.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notice {
+    /// The agency's version of the notice.
+    pub version: NoticeVersion,
+    /// The language it was shown in.
+    pub language: Language,
+    /// SHA-256 of the exact text shown.
+    pub sha256: NoticeDigest,
+}
+
+/// An ISO 3166-1 alpha-2 country whose law governs the consent (`FR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Jurisdiction(String);
+
+impl Jurisdiction {
+    /// Parses two letters, upper-casing them.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() != 2 || !raw.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err("must be an ISO 3166-1 alpha-2 country code such as `FR`".into());
+        }
+        Ok(Self(raw.to_ascii_uppercase()))
+    }
+    /// The code.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_serde!(Jurisdiction);
+
+/// What the traveller consented to (or refused).
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentTerms {
-    /// Operational notifications the contact may be used for.
+    /// Operational notifications concerned.
     pub purposes: Vec<Purpose>,
+    /// Which contact data the decision is about.
+    pub data_categories: Vec<DataCategory>,
     /// Airlines that may receive the contact.
-    pub carriers: Vec<CarrierCode>,
-    /// When the traveller consented (RFC 3339).
+    pub recipients: Recipients,
+    /// The notice shown.
+    pub notice: Notice,
+    /// How the decision was collected.
+    pub collection_method: CollectionMethod,
+    /// When the traveller decided (RFC 3339): the event time.
     #[serde(with = "time::serde::rfc3339")]
     pub collected_at: OffsetDateTime,
-    /// Until when the consent holds, if limited (RFC 3339).
+    /// Until when the decision holds, if limited (RFC 3339).
     #[serde(
         default,
         with = "time::serde::rfc3339::option",
         skip_serializing_if = "Option::is_none"
     )]
     pub valid_until: Option<OffsetDateTime>,
-    /// The version of the notice shown to the traveller.
-    pub notice_version: NoticeVersion,
-    /// How consent was collected.
-    pub collection_method: CollectionMethod,
 }
 
 /// The statement an agency signs: who it is, the booking, the traveller with their
-/// contacts, and the consent. The signature covers all of it, so neither the contact
+/// contacts, and the decision. The signature covers all of it, so neither the contact
 /// nor the scope can be changed after signing.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentStatement {
+    /// Schema version of this statement.
+    pub schema_version: SchemaVersion,
+    /// The agency's id for the record.
+    pub record_id: AgencyRecordId,
     /// The agency that collected consent (the controller).
     pub agency: IataAgencyNumber,
+    /// Whose law governs the consent.
+    pub jurisdiction: Jurisdiction,
     /// The booking.
     pub booking: Booking,
     /// The traveller and their contacts.
     pub traveller: Traveller,
-    /// The consent.
+    /// Given or refused.
+    pub decision: Decision,
+    /// The terms.
     pub consent: ConsentTerms,
 }
 
@@ -121,6 +357,11 @@ impl StatementError {
     }
 }
 
+/// The first index in `items` that repeats an earlier item.
+fn first_repeat<T: PartialEq>(items: &[T]) -> Option<usize> {
+    (0..items.len()).find(|&i| items[..i].contains(&items[i]))
+}
+
 impl ConsentStatement {
     /// Checks the cross-field rules against the calling agency and the current time.
     pub fn check(
@@ -137,13 +378,8 @@ impl ConsentStatement {
         if let Err((field, reason)) = self.booking.check() {
             return Err(StatementError::new(format!("booking.{field}"), reason));
         }
-        if self.traveller.mobile.is_none() && self.traveller.email.is_none() {
-            return Err(StatementError::new(
-                "traveller",
-                "must hold a mobile number, an email address or both",
-            ));
-        }
         let terms = &self.consent;
+        self.check_contacts()?;
         if terms.purposes.is_empty() {
             return Err(StatementError::new(
                 "consent.purposes",
@@ -156,27 +392,27 @@ impl ConsentStatement {
                     non_operational_purpose: true,
                     ..StatementError::new(
                         format!("consent.purposes[{i}]"),
-                        format!("`{purpose}` is not an operational notification; only those may be consented to here"),
+                        format!("`{purpose}` ({}) is not an operational notification; only those may be consented to here", purpose.dpv_term()),
                     )
                 });
             }
-            if terms.purposes[..i].contains(purpose) {
-                return Err(StatementError::new(
-                    format!("consent.purposes[{i}]"),
-                    "repeats an earlier purpose",
-                ));
-            }
         }
-        if terms.carriers.is_empty() {
+        if let Some(i) = first_repeat(&terms.purposes) {
             return Err(StatementError::new(
-                "consent.carriers",
-                "must name at least one carrier",
+                format!("consent.purposes[{i}]"),
+                "repeats an earlier purpose",
             ));
         }
-        for (i, carrier) in terms.carriers.iter().enumerate() {
-            if terms.carriers[..i].contains(carrier) {
+        if let Recipients::Carriers(carriers) = &terms.recipients {
+            if carriers.is_empty() {
                 return Err(StatementError::new(
-                    format!("consent.carriers[{i}]"),
+                    "consent.recipients",
+                    "must name at least one carrier, or be \"itinerary\"",
+                ));
+            }
+            if let Some(i) = first_repeat(carriers) {
+                return Err(StatementError::new(
+                    format!("consent.recipients[{i}]"),
                     "repeats an earlier carrier",
                 ));
             }
@@ -197,40 +433,135 @@ impl ConsentStatement {
         }
         Ok(())
     }
+
+    /// The contacts must match the decision and the data categories: a consent holds
+    /// exactly the contacts it names, a refusal holds none.
+    fn check_contacts(&self) -> Result<(), StatementError> {
+        let categories = &self.consent.data_categories;
+        if categories.is_empty() {
+            return Err(StatementError::new(
+                "consent.data_categories",
+                "must name at least one of mobile, email",
+            ));
+        }
+        if let Some(i) = first_repeat(categories) {
+            return Err(StatementError::new(
+                format!("consent.data_categories[{i}]"),
+                "repeats an earlier category",
+            ));
+        }
+        let traveller = &self.traveller;
+        if self.decision == Decision::Given
+            && traveller.mobile.is_none()
+            && traveller.email.is_none()
+        {
+            return Err(StatementError::new(
+                "traveller",
+                "must hold a mobile number, an email address or both (or record a refusal)",
+            ));
+        }
+        let held = [
+            (DataCategory::Mobile, traveller.mobile.is_some()),
+            (DataCategory::Email, traveller.email.is_some()),
+        ];
+        for (category, present) in held {
+            let named = categories.contains(&category);
+            let field = format!("traveller.{}", category.as_str());
+            match self.decision {
+                Decision::Refused if present => {
+                    return Err(StatementError::new(
+                        field,
+                        "must be absent: a refusal carries no contact",
+                    ))
+                }
+                Decision::Given if present && !named => {
+                    return Err(StatementError::new(
+                        field,
+                        format!(
+                            "is given but consent.data_categories does not name `{}`",
+                            category.as_str()
+                        ),
+                    ))
+                }
+                Decision::Given if !present && named => {
+                    return Err(StatementError::new(
+                        field,
+                        format!(
+                            "is missing although consent.data_categories names `{}`",
+                            category.as_str()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The carriers that may receive the contact, with `itinerary` resolved to the
+    /// distinct carriers of the booking's segments.
+    pub fn carriers(&self) -> Vec<CarrierCode> {
+        match &self.consent.recipients {
+            Recipients::Carriers(list) => list.clone(),
+            Recipients::Itinerary => {
+                let mut list: Vec<CarrierCode> = Vec::new();
+                for segment in &self.booking.segments {
+                    if !list.contains(&segment.carrier) {
+                        list.push(segment.carrier.clone());
+                    }
+                }
+                list
+            }
+        }
+    }
 }
 
 /// Why a stored consent does not allow a release right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inactive {
-    /// Its validity ended.
-    Expired,
+    /// The traveller refused (CTCR).
+    Refused,
+    /// The traveller or the agency withdrew it.
+    Withdrawn,
     /// A newer record for the same traveller replaced it.
     Superseded,
+    /// Its validity ended.
+    Expired,
 }
 
-/// The lifecycle state of a stored consent record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The lifecycle state of a stored consent record, as reported to its readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ConsentState {
-    /// Consent given and not replaced.
+    /// Consent given, current and within its validity.
     Given,
+    /// The traveller refused.
+    Refused,
+    /// Withdrawn by the traveller or the agency.
+    Withdrawn,
+    /// Its validity ended.
+    Expired,
     /// Replaced by a newer record for the same traveller.
     Superseded,
 }
 
 impl ConsentState {
-    /// The word used in storage.
+    /// Every state, in a stable order.
+    pub const ALL: [ConsentState; 5] = [
+        Self::Given,
+        Self::Refused,
+        Self::Withdrawn,
+        Self::Expired,
+        Self::Superseded,
+    ];
+    /// The word used on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Given => "given",
+            Self::Refused => "refused",
+            Self::Withdrawn => "withdrawn",
+            Self::Expired => "expired",
             Self::Superseded => "superseded",
-        }
-    }
-    /// Parses the stored word.
-    pub fn from_word(word: &str) -> Option<Self> {
-        match word {
-            "given" => Some(Self::Given),
-            "superseded" => Some(Self::Superseded),
-            _ => None,
         }
     }
 }
@@ -238,8 +569,12 @@ impl ConsentState {
 /// What the release rules need to know of a stored consent; no contact value.
 #[derive(Debug, Clone)]
 pub struct ConsentScope {
-    /// Lifecycle state.
-    pub state: ConsentState,
+    /// Given or refused.
+    pub decision: Decision,
+    /// Replaced by a newer record.
+    pub superseded: bool,
+    /// Withdrawn.
+    pub withdrawn: bool,
     /// Purposes consented to.
     pub purposes: Vec<Purpose>,
     /// Carriers that may receive the contact.
@@ -249,14 +584,32 @@ pub struct ConsentScope {
 }
 
 impl ConsentScope {
-    /// Whether the consent allows a release at `now`, and if not, why.
+    /// Whether the consent allows a release at `now`, and if not, why. A refusal or
+    /// a withdrawal outranks everything else: it is what the airline must learn.
     pub fn activity(&self, now: OffsetDateTime) -> Result<(), Inactive> {
-        if self.state == ConsentState::Superseded {
+        if self.decision == Decision::Refused {
+            return Err(Inactive::Refused);
+        }
+        if self.withdrawn {
+            return Err(Inactive::Withdrawn);
+        }
+        if self.superseded {
             return Err(Inactive::Superseded);
         }
         match self.valid_until {
             Some(until) if until <= now => Err(Inactive::Expired),
             _ => Ok(()),
+        }
+    }
+
+    /// The state a reader is shown at `now`.
+    pub fn state(&self, now: OffsetDateTime) -> ConsentState {
+        match self.activity(now) {
+            Ok(()) => ConsentState::Given,
+            Err(Inactive::Refused) => ConsentState::Refused,
+            Err(Inactive::Withdrawn) => ConsentState::Withdrawn,
+            Err(Inactive::Superseded) => ConsentState::Superseded,
+            Err(Inactive::Expired) => ConsentState::Expired,
         }
     }
 }

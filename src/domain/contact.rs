@@ -31,7 +31,12 @@ impl MobileNumber {
         use phonenumber::Type;
         match number.number_type(&phonenumber::metadata::DATABASE) {
             Type::Mobile | Type::FixedLineOrMobile | Type::PersonalNumber => {}
-            _ => return Err("is not a mobile number".into()),
+            _ => {
+                return Err(
+                    "is not a mobile number, so it cannot receive the SMS notifications this contact is for"
+                        .into(),
+                )
+            }
         }
         Ok(Self(
             number.format().mode(phonenumber::Mode::E164).to_string(),

@@ -11,6 +11,8 @@ pub mod contact;
 pub mod ids;
 pub mod party;
 pub mod purpose;
+pub mod receipt;
+pub mod ssr;
 pub mod traveller;
 
 /// Declares `Deserialize`/`Serialize` for a newtype that parses from a string with
@@ -34,3 +36,19 @@ macro_rules! string_serde {
     };
 }
 pub(crate) use string_serde;
+
+/// Checks a short machine word: 1 to `max` ASCII letters, digits or one of `extra`.
+/// Free text is refused so that such fields cannot carry a name or a contact into
+/// the audit log or an error message.
+pub(crate) fn short_word(raw: &str, max: usize, extra: &[u8]) -> Result<String, String> {
+    let ok = (1..=max).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b));
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        let extra = String::from_utf8_lossy(extra);
+        Err(format!("must be 1 to {max} letters, digits or {extra}"))
+    }
+}

@@ -72,6 +72,40 @@ impl Purpose {
     pub fn from_word(word: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == word)
     }
+
+    /// The W3C Data Privacy Vocabulary term for this purpose.
+    ///
+    /// DPV has no "travel disruption" purpose: every operational notification maps to
+    /// `dpv:CommunicationManagement` (in the context of `dpv:RequestedServiceProvision`,
+    /// see [`Purpose::DPV_CONTEXT`]); the marketing words map to the DPV terms that
+    /// make the deny list.
+    pub fn dpv_term(self) -> &'static str {
+        match self {
+            Self::Marketing => "dpv:Marketing",
+            Self::DirectMarketing => "dpv:DirectMarketing",
+            _ => "dpv:CommunicationManagement",
+        }
+    }
+
+    /// The DPV context every operational purpose is given in: the traveller asked
+    /// for the flight, and the notification is part of providing it.
+    pub const DPV_CONTEXT: &'static str = "dpv:RequestedServiceProvision";
+
+    /// A sentence that says what the purpose is, for receipts.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::ScheduleChange => "Notification of a changed departure or arrival time",
+            Self::Delay => "Notification of a delay",
+            Self::Cancellation => "Notification of a cancellation",
+            Self::Rebooking => "Notification of a proactive rebooking",
+            Self::SeatChange => "Notification of a seat change",
+            Self::GateChange => "Notification of a gate change",
+            Self::Baggage => "Baggage updates",
+            Self::CheckIn => "Notification that check-in is open",
+            Self::Marketing => "Marketing",
+            Self::DirectMarketing => "Direct marketing",
+        }
+    }
 }
 
 impl fmt::Display for Purpose {
@@ -130,14 +164,7 @@ pub struct EventReference(String);
 impl EventReference {
     /// Parses a reference.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok = (1..=64).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b));
-        if !ok {
-            return Err("must be 1 to 64 letters, digits or -_.:/".into());
-        }
-        Ok(Self(raw.to_string()))
+        super::short_word(raw, 64, b"-_.:/").map(Self)
     }
     /// The reference.
     pub fn as_str(&self) -> &str {
@@ -170,6 +197,19 @@ mod tests {
             not_operational,
             [Purpose::Marketing, Purpose::DirectMarketing]
         );
+    }
+
+    #[test]
+    fn every_operational_purpose_maps_to_communication_management_and_marketing_to_the_deny_list() {
+        for p in Purpose::ALL {
+            let expected = if p.is_operational() {
+                "dpv:CommunicationManagement"
+            } else {
+                assert!(p.dpv_term().contains("Marketing"));
+                continue;
+            };
+            assert_eq!(p.dpv_term(), expected);
+        }
     }
 
     #[test]

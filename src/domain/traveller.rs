@@ -103,6 +103,9 @@ pub struct Traveller {
     /// Email address, if the traveller gave one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<EmailAddress>,
+    /// The language the traveller prefers notifications in (the SSR `/FR` suffix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<super::consent::Language>,
 }
 
 impl Traveller {

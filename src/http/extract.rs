@@ -147,7 +147,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 }
 
 /// Checks the bearer key and returns its party; 401 when missing, unknown or revoked.
-async fn authenticate(parts: &Parts, state: &AppState) -> Result<Party, Problem> {
+pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Party, Problem> {
     let unauthorized = || {
         Problem::new(
             ProblemKind::Unauthorized,

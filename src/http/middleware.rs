@@ -10,7 +10,6 @@ use axum::middleware::{self, Next};
 use axum::Router;
 use std::time::{Duration, Instant};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -26,7 +25,11 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
     let settings = &state.settings;
     router
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            super::idempotency::layer,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_body))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
@@ -55,6 +58,31 @@ pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(middleware::from_fn(drop_unsafe_request_id))
+}
+
+/// Routes that take bulk uploads, and so the larger body limit.
+const BULK_ROUTES: [&str; 1] = ["/v1/consents/batch"];
+
+/// Caps the request body: `max_batch_bytes` on bulk routes, `max_body_bytes`
+/// elsewhere. A declared length over the cap is refused before reading; a streamed
+/// body is cut off where it crosses it (the handler answers 413).
+async fn limit_body(State(state): State<AppState>, request: Request, next: Next) -> Response<Body> {
+    let settings = &state.settings;
+    let limit = if BULK_ROUTES.contains(&request.uri().path()) {
+        settings.max_batch_bytes
+    } else {
+        settings.max_body_bytes
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return axum::response::IntoResponse::into_response(Problem::of(ProblemKind::BodyTooLarge));
+    }
+    let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
+    next.run(request).await
 }
 
 /// Request ids: 128 random bits in hex.

@@ -4,18 +4,24 @@
 //! that one list serves the server and the test that holds `openapi.yaml` to it.
 
 pub mod audit;
+pub mod batch;
 pub mod consents;
 pub mod extract;
 pub mod health;
+pub mod idempotency;
+pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod middleware;
 pub mod problem;
 pub mod releases;
 pub mod tokens;
+pub mod withdrawals;
 
 use crate::audit::NewEntry;
 use crate::clock::Clock;
-use crate::crypto::seal::DataKey;
+use crate::crypto::jws::Jwk;
+use crate::crypto::keyring::Keyring;
 use crate::store::{self, Store, Tx};
 use axum::handler::Handler;
 use axum::http::Method;
@@ -35,8 +41,14 @@ pub struct Settings {
     pub release_retention_days: u32,
     /// How long a request may take before it is abandoned.
     pub request_timeout: Duration,
-    /// The largest request body accepted.
+    /// The largest request body accepted (bulk uploads excepted).
     pub max_body_bytes: usize,
+    /// The largest bulk upload accepted (JSON array, NDJSON, CSV).
+    pub max_batch_bytes: usize,
+    /// Days a record's contact is kept after the last flight of its booking.
+    pub contact_retention_days: u32,
+    /// The broker's public base URL, printed on receipts (withdrawal link).
+    pub public_url: String,
 }
 
 impl Default for Settings {
@@ -46,6 +58,9 @@ impl Default for Settings {
             release_retention_days: 30,
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            max_batch_bytes: 64 * 1024 * 1024,
+            contact_retention_days: 30,
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -54,8 +69,10 @@ impl Default for Settings {
 pub struct Shared {
     /// The database.
     pub store: Store,
-    /// The key that seals personal data and keys the blind indexes.
-    pub data_key: DataKey,
+    /// The keys that seal personal data and key the blind indexes.
+    pub keys: Keyring,
+    /// The broker's Ed25519 key, which countersigns consent receipts.
+    pub broker_key: Jwk,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Tunables.
@@ -70,10 +87,17 @@ pub struct AppState(Arc<Shared>);
 
 impl AppState {
     /// Wraps the shared parts.
-    pub fn new(store: Store, data_key: DataKey, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(
+        store: Store,
+        keys: Keyring,
+        broker_key: Jwk,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
         Self(Arc::new(Shared {
             store,
-            data_key,
+            keys,
+            broker_key,
             clock,
             settings,
             metrics: metrics::Metrics::default(),
@@ -88,6 +112,26 @@ impl AppState {
         tx.commit().await?;
         self.metrics.observe_decision(action, outcome, reason);
         Ok(index)
+    }
+
+    /// Appends several audit entries in `tx` and commits; the metrics count them only
+    /// once they are durable. Returns their indexes, in order.
+    pub async fn commit_with_audits(
+        &self,
+        mut tx: Tx,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<i64>, Problem> {
+        let mut labels = Vec::with_capacity(entries.len());
+        let mut indexes = Vec::with_capacity(entries.len());
+        for entry in entries {
+            labels.push(entry.labels());
+            indexes.push(store::audit::append(&mut tx, entry).await?);
+        }
+        tx.commit().await?;
+        for (action, outcome, reason) in labels {
+            self.metrics.observe_decision(action, outcome, reason);
+        }
+        Ok(indexes)
     }
 
     /// Records a refusal in the audit log (discarding any uncommitted change in `tx`)
@@ -154,7 +198,16 @@ pub fn routes() -> Routes {
         .get("/healthz", health::healthz)
         .get("/readyz", health::readyz)
         .get("/metrics", health::metrics)
+        .get("/.well-known/jwks.json", keys::jwks)
         .post("/v1/consents", consents::upload)
+        .get("/v1/consents", consents::list)
+        .post("/v1/consents/batch", batch::upload)
+        .post("/v1/consents/ssr", batch::import_ssr)
+        .get("/v1/consents/{id}", consents::read)
+        .get("/v1/consents/{id}/receipt", consents::receipt)
+        .get("/v1/consents/{id}/ssr", consents::export_ssr)
+        .post("/v1/consents/{id}/withdrawal", withdrawals::by_agency)
+        .post("/v1/withdrawals", withdrawals::by_traveller)
         .post("/v1/release-tokens", tokens::request)
         .post("/v1/releases", releases::redeem)
         .get("/v1/audit/entries", audit::list)

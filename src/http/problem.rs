@@ -46,7 +46,7 @@ problem_kinds! {
     MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "This route does not take that method"),
     RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "The request took too long"),
     BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", "The body is larger than allowed"),
-    UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "The body must be application/json"),
+    UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "The body's media type is not accepted here"),
     InvalidField => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-field", "A field is missing, unknown or invalid"),
     MalformedSignature => (StatusCode::UNPROCESSABLE_ENTITY, "malformed-signature", "The signature is not a detached EdDSA JWS"),
     UnknownKeyId => (StatusCode::UNPROCESSABLE_ENTITY, "unknown-key-id", "The signing key is not registered to your agency"),
@@ -56,7 +56,16 @@ problem_kinds! {
     AmbiguousTraveller => (StatusCode::CONFLICT, "ambiguous-traveller", "Several bookings match"),
     NoConsent => (StatusCode::FORBIDDEN, "no-consent", "The traveller has no consent on file"),
     ConsentDoesNotCover => (StatusCode::FORBIDDEN, "consent-does-not-cover", "The consent does not cover this request"),
+    ConsentRefused => (StatusCode::FORBIDDEN, "consent-refused", "The traveller refused to give a contact"),
     ConsentInactive => (StatusCode::FORBIDDEN, "consent-inactive", "The consent is no longer active"),
+    ConsentNotFound => (StatusCode::NOT_FOUND, "consent-not-found", "No such consent record of yours"),
+    ContactPurged => (StatusCode::GONE, "contact-purged", "The record's contact was destroyed at the end of its retention"),
+    BatchRejected => (StatusCode::UNPROCESSABLE_ENTITY, "batch-rejected", "The atomic batch was not stored"),
+    BatchUnreadable => (StatusCode::BAD_REQUEST, "batch-unreadable", "The batch could not be read to its end"),
+    IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused", "The Idempotency-Key was used for another request"),
+    IdempotencyKeyInFlight => (StatusCode::CONFLICT, "idempotency-key-in-flight", "A request with this Idempotency-Key is still running"),
+    WithdrawalCodeUnknown => (StatusCode::NOT_FOUND, "withdrawal-code-unknown", "No consent answers to this withdrawal code"),
+    NothingToWithdraw => (StatusCode::CONFLICT, "nothing-to-withdraw", "There is no given consent to withdraw"),
     TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such release token for your airline"),
     TokenUsed => (StatusCode::GONE, "token-used", "The release token was used already"),
     TokenExpired => (StatusCode::GONE, "token-expired", "The release token expired"),
@@ -106,6 +115,8 @@ impl ProblemKind {
 pub struct FieldError {
     /// JSON path, e.g. `statement.traveller.mobile` (`body` for the whole body).
     pub field: String,
+    /// The same place as an RFC 6901 JSON pointer (`/statement/traveller/mobile`).
+    pub pointer: String,
     /// Why it was refused.
     pub reason: String,
 }
@@ -117,6 +128,7 @@ pub struct Problem {
     detail: String,
     errors: Vec<FieldError>,
     rule: Option<&'static str>,
+    extensions: serde_json::Map<String, serde_json::Value>,
     cause: Option<String>,
 }
 
@@ -135,6 +147,8 @@ struct Body<'a> {
     errors: &'a [FieldError],
     #[serde(skip_serializing_if = "Option::is_none")]
     rule: Option<&'static str>,
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -145,6 +159,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             rule: None,
+            extensions: serde_json::Map::new(),
             cause: None,
         }
     }
@@ -156,8 +171,10 @@ impl Problem {
 
     /// An invalid field, of the `invalid-field` kind unless given another.
     pub fn field(kind: ProblemKind, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let field = field.into();
         let error = FieldError {
-            field: field.into(),
+            pointer: json_pointer(&field),
+            field,
             reason: reason.into(),
         };
         Self::new(kind, format!("{}: {}", error.field, error.reason)).with_errors(vec![error])
@@ -182,10 +199,56 @@ impl Problem {
         problem
     }
 
+    /// Adds a member to the problem body (RFC 9457 extension member).
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_string(), value);
+        self
+    }
+
     /// The kind.
     pub fn kind(&self) -> ProblemKind {
         self.kind
     }
+
+    /// The detail sentence.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The invalid fields, if any.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.errors
+    }
+
+    /// Whether this is a server-side failure rather than a verdict on the request.
+    pub fn is_internal(&self) -> bool {
+        self.kind.status().is_server_error()
+    }
+}
+
+/// Turns a field path (`statement.purposes[1]`, `[3].signature`) into an RFC 6901
+/// JSON pointer (`/statement/purposes/1`, `/3/signature`). `body` is the whole
+/// document (`""`).
+pub fn json_pointer(field: &str) -> String {
+    if field == "body" {
+        return String::new();
+    }
+    let mut out = String::new();
+    for part in field.split('.').filter(|p| !p.is_empty()) {
+        let (name, indexes) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !name.is_empty() {
+            out.push('/');
+            out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+        }
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            out.push('/');
+            out.push_str(index);
+        }
+    }
+    out
 }
 
 impl From<crate::store::StoreError> for Problem {
@@ -231,6 +294,7 @@ impl Problem {
             detail: &self.detail,
             errors: &self.errors,
             rule: self.rule,
+            extensions: &self.extensions,
         }
     }
 

@@ -5,7 +5,6 @@ use super::problem::{Problem, ProblemKind};
 use super::tokens::{refusal_problem, TOKEN_PREFIX};
 use super::AppState;
 use crate::audit::{format_time, Action, NewEntry, Outcome};
-use crate::crypto::seal::Slot;
 use crate::crypto::secret;
 use crate::policy::{self, Refusal, TokenState};
 use crate::store::{consents, tokens};
@@ -133,25 +132,19 @@ pub async fn redeem(
             .await);
     }
 
-    let sealed = consents::sealed_contacts(&mut tx, &token.consent_id).await?;
-    let open = |column, value: Option<Vec<u8>>| {
-        value
-            .map(|v| {
-                state.data_key.open_string(
-                    Slot {
-                        table: "consents",
-                        column,
-                        row_id: &token.consent_id,
-                    },
-                    &v,
-                )
-            })
-            .transpose()
-            .map_err(|e| Problem::internal(format!("consent {}: {e}", token.consent_id)))
+    let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
+    let Some(opened) = super::consents::open_contacts(&state, &token.consent_id, &sealed)? else {
+        return Err(state
+            .refuse(
+                tx,
+                entry.refused("contact_purged"),
+                Problem::of(ProblemKind::ContactPurged),
+            )
+            .await);
     };
     let contact = Contact {
-        mobile: open("mobile", sealed.mobile)?,
-        email: open("email", sealed.email)?,
+        mobile: opened.mobile,
+        email: opened.email,
     };
     let audit_index = state.commit_with_audit(tx, entry).await?;
     let delete_by = now + time::Duration::days(i64::from(state.settings.release_retention_days));

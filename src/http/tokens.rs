@@ -155,7 +155,9 @@ async fn decide(
         return Ok(Decision::Refuse(Refusal::BookingNotFound, None));
     };
     let name_index = state
-        .data_key
+        .keys
+        .keys()
+        .root()
         .blind_index(TRAVELLER_NAME_INDEX, &request.traveller.pnr_form());
     let mut found =
         consents::find_on_flight(tx, &request.record_locator, &name_index, &request.flight).await?;
@@ -191,6 +193,8 @@ pub fn refusal_problem(refusal: Refusal) -> Problem {
         Refusal::NoConsent => (ProblemKind::NoConsent, "The agency holds no consent for this traveller."),
         Refusal::CarrierNotCovered => (ProblemKind::ConsentDoesNotCover, "The traveller's consent does not name your airline."),
         Refusal::PurposeNotCovered => (ProblemKind::ConsentDoesNotCover, "The traveller's consent does not include this purpose."),
+        Refusal::ConsentRefused => (ProblemKind::ConsentRefused, "The traveller declined to give a contact (CTCR); the agency recorded the refusal."),
+        Refusal::ConsentWithdrawn => (ProblemKind::ConsentInactive, "The traveller's consent was withdrawn."),
         Refusal::ConsentExpired => (ProblemKind::ConsentInactive, "The traveller's consent has expired."),
         Refusal::ConsentSuperseded => (ProblemKind::ConsentInactive, "The consent this token was granted under has been replaced."),
         Refusal::TokenNotFound => (ProblemKind::TokenNotFound, "No such release token was issued to your airline."),

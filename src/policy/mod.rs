@@ -7,8 +7,10 @@
 //! 2. `carrier-flies-booking`: the airline must carry the named flight, and the flight
 //!    must be a segment of a booking holding the named traveller.
 //! 3. `consent-exists`: the traveller must have a consent record.
-//! 4. `consent-covers-carrier` and `consent-covers-purpose`.
-//! 5. `consent-active`: not expired, not superseded.
+//! 4. `consent-not-refused` and `consent-not-withdrawn`: a refusal (CTCR) or a
+//!    withdrawal is what the airline learns, before anything about scope.
+//! 5. `consent-covers-carrier` and `consent-covers-purpose`.
+//! 6. `consent-active`: not expired, not superseded.
 //!
 //! and for redemption: `token-holder-only`, `token-single-use`, `token-unexpired`, and
 //! `consent-active` again (a consent that lapsed since the grant releases nothing).
@@ -31,6 +33,10 @@ pub enum Refusal {
     CarrierNotCovered,
     /// The consent does not include this purpose.
     PurposeNotCovered,
+    /// The traveller refused to give a contact (CTCR).
+    ConsentRefused,
+    /// The consent was withdrawn.
+    ConsentWithdrawn,
     /// The consent's validity ended.
     ConsentExpired,
     /// The consent was replaced by a newer record.
@@ -54,6 +60,8 @@ impl Refusal {
             Self::NoConsent => "no_consent",
             Self::CarrierNotCovered => "carrier_not_covered",
             Self::PurposeNotCovered => "purpose_not_covered",
+            Self::ConsentRefused => "consent_refused",
+            Self::ConsentWithdrawn => "consent_withdrawn",
             Self::ConsentExpired => "consent_expired",
             Self::ConsentSuperseded => "consent_superseded",
             Self::AmbiguousTraveller => "ambiguous_traveller",
@@ -71,6 +79,8 @@ impl Refusal {
             Self::NoConsent => "consent-exists",
             Self::CarrierNotCovered => "consent-covers-carrier",
             Self::PurposeNotCovered => "consent-covers-purpose",
+            Self::ConsentRefused => "consent-not-refused",
+            Self::ConsentWithdrawn => "consent-not-withdrawn",
             Self::ConsentExpired | Self::ConsentSuperseded => "consent-active",
             Self::TokenNotFound => "token-holder-only",
             Self::TokenUsed => "token-single-use",
@@ -88,7 +98,7 @@ pub fn purpose_is_operational(purpose: Purpose) -> Result<(), Refusal> {
     }
 }
 
-/// Rules 3 to 5: whether this consent lets this airline have the contact for this
+/// Rules 3 to 6: whether this consent lets this airline have the contact for this
 /// purpose now.
 pub fn consent_allows(
     consent: Option<&ConsentScope>,
@@ -97,6 +107,11 @@ pub fn consent_allows(
     now: OffsetDateTime,
 ) -> Result<(), Refusal> {
     let consent = consent.ok_or(Refusal::NoConsent)?;
+    match consent.activity(now) {
+        Err(Inactive::Refused) => return Err(Refusal::ConsentRefused),
+        Err(Inactive::Withdrawn) => return Err(Refusal::ConsentWithdrawn),
+        _ => {}
+    }
     if !consent.carriers.contains(airline) {
         return Err(Refusal::CarrierNotCovered);
     }
@@ -106,9 +121,11 @@ pub fn consent_allows(
     consent_is_active(consent, now)
 }
 
-/// Rule 5 alone, for redemption.
+/// Rules 4 and 6, for redemption.
 pub fn consent_is_active(consent: &ConsentScope, now: OffsetDateTime) -> Result<(), Refusal> {
     consent.activity(now).map_err(|inactive| match inactive {
+        Inactive::Refused => Refusal::ConsentRefused,
+        Inactive::Withdrawn => Refusal::ConsentWithdrawn,
         Inactive::Expired => Refusal::ConsentExpired,
         Inactive::Superseded => Refusal::ConsentSuperseded,
     })
@@ -141,14 +158,16 @@ pub fn token_redeemable(token: &TokenState, now: OffsetDateTime) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::consent::ConsentState;
+    use crate::domain::consent::Decision;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-12-01 08:00 UTC);
 
     fn consent() -> ConsentScope {
         ConsentScope {
-            state: ConsentState::Given,
+            decision: Decision::Given,
+            superseded: false,
+            withdrawn: false,
             purposes: vec![Purpose::Cancellation, Purpose::Delay],
             carriers: vec![CarrierCode::parse("AF").unwrap()],
             valid_until: Some(datetime!(2027-01-01 00:00 UTC)),
@@ -190,12 +209,37 @@ mod tests {
             Err(Refusal::ConsentExpired)
         );
         let superseded = ConsentScope {
-            state: ConsentState::Superseded,
+            superseded: true,
             ..consent()
         };
         assert_eq!(
             consent_allows(Some(&superseded), &af(), Purpose::Delay, NOW),
             Err(Refusal::ConsentSuperseded)
+        );
+    }
+
+    #[test]
+    fn a_refusal_or_a_withdrawal_is_reported_before_any_question_of_scope() {
+        let kl = CarrierCode::parse("KL").unwrap();
+        let refused = ConsentScope {
+            decision: Decision::Refused,
+            ..consent()
+        };
+        assert_eq!(
+            consent_allows(Some(&refused), &kl, Purpose::GateChange, NOW),
+            Err(Refusal::ConsentRefused)
+        );
+        let withdrawn = ConsentScope {
+            withdrawn: true,
+            ..consent()
+        };
+        assert_eq!(
+            consent_allows(Some(&withdrawn), &kl, Purpose::Delay, NOW),
+            Err(Refusal::ConsentWithdrawn)
+        );
+        assert_eq!(
+            consent_is_active(&withdrawn, NOW),
+            Err(Refusal::ConsentWithdrawn)
         );
     }
 

@@ -1,8 +1,9 @@
 //! Bookings, travellers and consent records.
 
 use super::{from_millis, to_millis, Conn, StoreError};
+use crate::crypto::keyring::WrappedKey;
 use crate::domain::booking::{CarrierCode, Flight, RecordLocator};
-use crate::domain::consent::{ConsentScope, ConsentState};
+use crate::domain::consent::{ConsentScope, ConsentState, DataCategory, Decision};
 use crate::domain::ids::{new_id, BOOKING, TRAVELLER};
 use crate::domain::purpose::Purpose;
 use sqlx::Row;
@@ -58,24 +59,23 @@ pub async fn add_segments(
 }
 
 /// Returns the id of the booking's traveller with this name index, creating the
-/// traveller if new. `seal_name` seals the name for the row id it is given.
+/// traveller if new. The name itself is not stored here (`sealed_name` stays empty):
+/// it lives in each record's sealed statement, under the record's own key.
 #[instrument(skip_all)]
 pub async fn upsert_traveller(
     conn: &mut Conn,
     booking_id: &str,
     name_index: &[u8],
-    seal_name: impl FnOnce(&str) -> Vec<u8>,
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    let id = new_id(TRAVELLER);
     sqlx::query(
         "INSERT INTO travellers (id, booking_id, name_index, sealed_name, created_at) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (booking_id, name_index) DO NOTHING",
     )
-    .bind(&id)
+    .bind(new_id(TRAVELLER))
     .bind(booking_id)
     .bind(name_index)
-    .bind(seal_name(&id))
+    .bind(Vec::<u8>::new())
     .bind(to_millis(now))
     .execute(&mut *conn)
     .await?;
@@ -87,6 +87,38 @@ pub async fn upsert_traveller(
     Ok(row.get("id"))
 }
 
+/// A record already stored with the same statement: the upload is a duplicate.
+#[instrument(skip_all)]
+pub async fn find_duplicate(
+    conn: &mut Conn,
+    agency_id: &str,
+    statement_sha256: &[u8],
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT id FROM consents WHERE agency_id = $1 AND statement_sha256 = $2")
+        .bind(agency_id)
+        .bind(statement_sha256)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.get("id")))
+}
+
+/// The version a new record with this agency record id gets.
+#[instrument(skip_all)]
+pub async fn next_version(
+    conn: &mut Conn,
+    agency_id: &str,
+    agency_record_id: &str,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "SELECT COALESCE(MAX(version), 0) AS v FROM consents WHERE agency_id = $1 AND agency_record_id = $2",
+    )
+    .bind(agency_id)
+    .bind(agency_record_id)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.get::<i64, _>("v") + 1)
+}
+
 /// A consent record to store.
 pub struct NewConsent<'a> {
     /// The record's id, already used to seal its values.
@@ -95,84 +127,145 @@ pub struct NewConsent<'a> {
     pub traveller_id: &'a str,
     /// The agency that uploaded it.
     pub agency_id: &'a str,
-    /// Purposes consented to.
+    /// The agency's id for the record.
+    pub agency_record_id: &'a str,
+    /// Its version among records sharing that id.
+    pub version: i64,
+    /// SHA-256 of the canonical statement.
+    pub statement_sha256: &'a [u8],
+    /// Schema version of the statement.
+    pub schema_version: &'a str,
+    /// Given or refused.
+    pub decision: Decision,
+    /// Purposes.
     pub purposes: &'a [Purpose],
-    /// Carriers that may receive the contact.
+    /// Carriers that may receive the contact (itinerary resolved).
     pub carriers: &'a [CarrierCode],
+    /// `named` or `itinerary`.
+    pub recipients: &'a str,
+    /// Data categories.
+    pub data_categories: &'a [DataCategory],
+    /// Jurisdiction.
+    pub jurisdiction: &'a str,
     /// When consent was collected.
     pub collected_at: OffsetDateTime,
     /// End of validity, if any.
     pub valid_until: Option<OffsetDateTime>,
-    /// Notice version shown.
-    pub notice_version: &'a str,
+    /// Notice version, language and digest.
+    pub notice: [&'a str; 3],
     /// How consent was collected.
     pub collection_method: &'a str,
     /// Key id that signed it.
     pub key_id: &'a str,
     /// The detached JWS.
     pub signature: &'a str,
-    /// The canonical statement, sealed.
+    /// The record key, wrapped.
+    pub wrapped_key: WrappedKey,
+    /// The canonical statement, sealed under the record key.
     pub sealed_statement: Vec<u8>,
-    /// The mobile number, sealed.
+    /// The mobile number, sealed under the record key.
     pub sealed_mobile: Option<Vec<u8>>,
-    /// The email address, sealed.
+    /// The email address, sealed under the record key.
     pub sealed_email: Option<Vec<u8>>,
+    /// The withdrawal code's lookup id and hash, if one was issued.
+    pub withdrawal_code: Option<(&'a str, [u8; 32])>,
+    /// The countersigned receipt (JSON text).
+    pub receipt: &'a str,
+    /// When the contact must be destroyed.
+    pub purge_after: OffsetDateTime,
     /// When the broker stored it.
     pub now: OffsetDateTime,
 }
 
-/// Stores a consent and marks the traveller's earlier live consents superseded by it.
-/// Returns the ids of the records it superseded.
+/// The traveller's current record(s): those a new record would supersede.
 #[instrument(skip_all)]
-pub async fn insert(conn: &mut Conn, consent: NewConsent<'_>) -> Result<Vec<String>, StoreError> {
-    let superseded: Vec<String> = sqlx::query(
-        "SELECT id FROM consents WHERE traveller_id = $1 AND state = $2 ORDER BY created_at",
+pub async fn current_ids(conn: &mut Conn, traveller_id: &str) -> Result<Vec<String>, StoreError> {
+    Ok(sqlx::query(
+        "SELECT id FROM consents WHERE traveller_id = $1 AND superseded_by IS NULL ORDER BY created_at",
     )
-    .bind(consent.traveller_id)
-    .bind(ConsentState::Given.as_str())
-    .fetch_all(&mut *conn)
+    .bind(traveller_id)
+    .fetch_all(conn)
     .await?
     .iter()
     .map(|r| r.get("id"))
-    .collect();
+    .collect())
+}
+
+/// Stores a consent and marks the traveller's current records (`supersedes`, read
+/// with [`current_ids`] in the same transaction) superseded by it.
+#[instrument(skip_all)]
+pub async fn insert(
+    conn: &mut Conn,
+    consent: NewConsent<'_>,
+    supersedes: &[String],
+) -> Result<(), StoreError> {
+    let (code_id, code_hash) = match consent.withdrawal_code {
+        Some((id, hash)) => (Some(id), Some(hash.to_vec())),
+        None => (None, None),
+    };
     sqlx::query(
-        "INSERT INTO consents (id, traveller_id, agency_id, state, purposes, carriers, collected_at, valid_until, \
-         notice_version, collection_method, key_id, signature, sealed_statement, sealed_mobile, sealed_email, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "INSERT INTO consents (id, traveller_id, agency_id, agency_record_id, version, statement_sha256, \
+         schema_version, decision, purposes, carriers, recipients, data_categories, jurisdiction, collected_at, \
+         valid_until, notice_version, notice_language, notice_sha256, collection_method, key_id, signature, \
+         key_master, wrapped_key, sealed_statement, sealed_mobile, sealed_email, withdrawal_code_id, \
+         withdrawal_code_hash, receipt, created_at, purge_after) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+         $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
     )
     .bind(consent.id)
     .bind(consent.traveller_id)
     .bind(consent.agency_id)
-    .bind(ConsentState::Given.as_str())
+    .bind(consent.agency_record_id)
+    .bind(consent.version)
+    .bind(consent.statement_sha256)
+    .bind(consent.schema_version)
+    .bind(consent.decision.as_str())
     .bind(join(consent.purposes.iter().map(|p| p.as_str())))
     .bind(join(consent.carriers.iter().map(|c| c.as_str())))
+    .bind(consent.recipients)
+    .bind(join(consent.data_categories.iter().map(|c| c.as_str())))
+    .bind(consent.jurisdiction)
     .bind(to_millis(consent.collected_at))
     .bind(consent.valid_until.map(to_millis))
-    .bind(consent.notice_version)
+    .bind(consent.notice[0])
+    .bind(consent.notice[1])
+    .bind(consent.notice[2])
     .bind(consent.collection_method)
     .bind(consent.key_id)
     .bind(consent.signature)
+    .bind(consent.wrapped_key.master)
+    .bind(consent.wrapped_key.wrapped)
     .bind(consent.sealed_statement)
     .bind(consent.sealed_mobile)
     .bind(consent.sealed_email)
+    .bind(code_id)
+    .bind(code_hash)
+    .bind(consent.receipt)
     .bind(to_millis(consent.now))
+    .bind(to_millis(consent.purge_after))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE consents SET state = $1, superseded_by = $2 WHERE traveller_id = $3 AND state = $4 AND id <> $2")
-        .bind(ConsentState::Superseded.as_str())
+    if !supersedes.is_empty() {
+        sqlx::query(
+            "UPDATE consents SET superseded_by = $1 WHERE traveller_id = $2 AND superseded_by IS NULL AND id <> $1",
+        )
         .bind(consent.id)
         .bind(consent.traveller_id)
-        .bind(ConsentState::Given.as_str())
         .execute(conn)
         .await?;
-    Ok(superseded)
+    }
+    Ok(())
 }
 
 fn join<'a>(words: impl Iterator<Item = &'a str>) -> String {
     words.collect::<Vec<_>>().join(",")
 }
 
-/// A traveller an airline named, on a flight it carries, with their live consent.
+fn split(words: &str) -> impl Iterator<Item = &str> {
+    words.split(',').filter(|w| !w.is_empty())
+}
+
+/// A traveller an airline named, on a flight it carries, with their current record.
 #[derive(Debug, Clone)]
 pub struct FlightTraveller {
     /// The agency that holds the booking.
@@ -181,9 +274,12 @@ pub struct FlightTraveller {
     pub booking_id: String,
     /// The traveller.
     pub traveller_id: String,
-    /// The traveller's live consent record and what it allows, if any.
+    /// The traveller's current record and what it allows, if any.
     pub consent: Option<(String, ConsentScope)>,
 }
+
+const SCOPE_COLUMNS: &str =
+    "c.decision, c.superseded_by, c.withdrawn_at, c.purposes, c.carriers, c.valid_until";
 
 /// Finds the travellers with this name index on a booking with this locator that
 /// includes this flight. More than one only if two agencies share a locator.
@@ -194,17 +290,15 @@ pub async fn find_on_flight(
     name_index: &[u8],
     flight: &Flight,
 ) -> Result<Vec<FlightTraveller>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT b.agency_id, b.id AS booking_id, t.id AS traveller_id, c.id AS consent_id, c.state, c.purposes, \
-         c.carriers, c.valid_until \
+    let rows = sqlx::query(&format!(
+        "SELECT b.agency_id, b.id AS booking_id, t.id AS traveller_id, c.id AS consent_id, {SCOPE_COLUMNS} \
          FROM bookings b \
          JOIN segments s ON s.booking_id = b.id \
          JOIN travellers t ON t.booking_id = b.id \
-         LEFT JOIN consents c ON c.traveller_id = t.id AND c.state = $1 \
-         WHERE b.record_locator = $2 AND s.carrier = $3 AND s.flight_number = $4 AND s.departure_date = $5 \
-         AND t.name_index = $6",
-    )
-    .bind(ConsentState::Given.as_str())
+         LEFT JOIN consents c ON c.traveller_id = t.id AND c.superseded_by IS NULL \
+         WHERE b.record_locator = $1 AND s.carrier = $2 AND s.flight_number = $3 AND s.departure_date = $4 \
+         AND t.name_index = $5"
+    ))
     .bind(locator.as_str())
     .bind(flight.carrier.as_str())
     .bind(flight.flight_number.as_str())
@@ -232,57 +326,447 @@ pub async fn find_on_flight(
 /// What a stored consent allows now, read fresh (for redemption time).
 #[instrument(skip_all)]
 pub async fn scope(conn: &mut Conn, consent_id: &str) -> Result<ConsentScope, StoreError> {
-    let row =
-        sqlx::query("SELECT state, purposes, carriers, valid_until FROM consents WHERE id = $1")
-            .bind(consent_id)
-            .fetch_one(conn)
-            .await?;
+    let row = sqlx::query(&format!(
+        "SELECT {SCOPE_COLUMNS} FROM consents c WHERE c.id = $1"
+    ))
+    .bind(consent_id)
+    .fetch_one(conn)
+    .await?;
     scope_from_row(&row)
 }
 
 fn scope_from_row(row: &sqlx::any::AnyRow) -> Result<ConsentScope, StoreError> {
-    let state: String = row.get("state");
+    let decision: String = row.get("decision");
     let purposes: String = row.get("purposes");
     let carriers: String = row.get("carriers");
     let valid_until: Option<i64> = row.get("valid_until");
     Ok(ConsentScope {
-        state: ConsentState::from_word(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("consent state {state}")))?,
-        purposes: purposes
-            .split(',')
+        decision: Decision::from_word(&decision)
+            .ok_or_else(|| StoreError::Corrupt(format!("consent decision {decision}")))?,
+        superseded: row.get::<Option<String>, _>("superseded_by").is_some(),
+        withdrawn: row.get::<Option<i64>, _>("withdrawn_at").is_some(),
+        purposes: split(&purposes)
             .map(|w| {
                 Purpose::from_word(w).ok_or_else(|| StoreError::Corrupt(format!("purpose {w}")))
             })
             .collect::<Result<_, _>>()?,
-        carriers: carriers
-            .split(',')
+        carriers: split(&carriers)
             .map(|c| CarrierCode::parse(c).map_err(|_| StoreError::Corrupt(format!("carrier {c}"))))
             .collect::<Result<_, _>>()?,
         valid_until: valid_until.map(from_millis).transpose()?,
     })
 }
 
-/// A consent's sealed contacts.
+/// A record's sealed personal data and the key that opens it.
 #[derive(Debug)]
-pub struct SealedContacts {
-    /// The mobile number, sealed for (`consents`, `mobile`, consent id).
+pub struct SealedRecord {
+    /// The record key, wrapped; `None` once purged, or for records sealed directly
+    /// under the root key before record keys existed.
+    pub wrapped_key: Option<WrappedKey>,
+    /// When it was purged, if it was.
+    pub purged_at: Option<i64>,
+    /// The canonical statement, sealed for (`consents`, `statement`, id).
+    pub statement: Option<Vec<u8>>,
+    /// The mobile number, sealed for (`consents`, `mobile`, id).
     pub mobile: Option<Vec<u8>>,
-    /// The email address, sealed for (`consents`, `email`, consent id).
+    /// The email address, sealed for (`consents`, `email`, id).
     pub email: Option<Vec<u8>>,
 }
 
-/// Reads a consent's sealed contacts.
+/// Reads a record's sealed data.
 #[instrument(skip_all)]
-pub async fn sealed_contacts(
-    conn: &mut Conn,
-    consent_id: &str,
-) -> Result<SealedContacts, StoreError> {
-    let row = sqlx::query("SELECT sealed_mobile, sealed_email FROM consents WHERE id = $1")
-        .bind(consent_id)
-        .fetch_one(conn)
-        .await?;
-    Ok(SealedContacts {
+pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, StoreError> {
+    let row = sqlx::query(
+        "SELECT key_master, wrapped_key, purged_at, sealed_statement, sealed_mobile, sealed_email \
+         FROM consents WHERE id = $1",
+    )
+    .bind(consent_id)
+    .fetch_one(conn)
+    .await?;
+    let master: Option<String> = row.get("key_master");
+    let wrapped: Option<Vec<u8>> = row.get("wrapped_key");
+    Ok(SealedRecord {
+        wrapped_key: master
+            .zip(wrapped)
+            .map(|(master, wrapped)| WrappedKey { master, wrapped }),
+        purged_at: row.get("purged_at"),
+        statement: row.get("sealed_statement"),
         mobile: row.get("sealed_mobile"),
         email: row.get("sealed_email"),
     })
+}
+
+/// A stored record as its agency reads it: metadata only, no contact.
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    /// Broker id.
+    pub id: String,
+    /// Agency's id and version.
+    pub agency_record_id: String,
+    /// Version among records sharing the agency id.
+    pub version: i64,
+    /// The agency.
+    pub agency_id: String,
+    /// The traveller and booking.
+    pub traveller_id: String,
+    /// The booking.
+    pub booking_id: String,
+    /// The booking's locator.
+    pub record_locator: String,
+    /// Statement schema.
+    pub schema_version: String,
+    /// What the release rules read.
+    pub scope: ConsentScope,
+    /// `named` or `itinerary`.
+    pub recipients: String,
+    /// Data categories.
+    pub data_categories: Vec<DataCategory>,
+    /// Jurisdiction.
+    pub jurisdiction: String,
+    /// Times.
+    pub collected_at: OffsetDateTime,
+    /// Notice version, language, digest.
+    pub notice: (String, String, String),
+    /// Collection method.
+    pub collection_method: String,
+    /// Signing key id and JWS.
+    pub key_id: String,
+    /// The agency's detached JWS.
+    pub signature: String,
+    /// SHA-256 of the canonical statement.
+    pub statement_sha256: Vec<u8>,
+    /// The countersigned receipt, if the record has one.
+    pub receipt: Option<String>,
+    /// When stored.
+    pub created_at: OffsetDateTime,
+    /// The newer record that replaced it.
+    pub superseded_by: Option<String>,
+    /// Withdrawal time and by whom.
+    pub withdrawn: Option<(OffsetDateTime, String)>,
+    /// When the contact will be (or was) destroyed.
+    pub purge_after: OffsetDateTime,
+    /// When it was destroyed.
+    pub purged_at: Option<OffsetDateTime>,
+}
+
+impl RecordRow {
+    /// The state shown at `now`.
+    pub fn state(&self, now: OffsetDateTime) -> ConsentState {
+        self.scope.state(now)
+    }
+}
+
+const RECORD_SELECT: &str = "SELECT c.id, c.agency_record_id, c.version, c.agency_id, c.traveller_id, \
+     t.booking_id, b.record_locator, c.schema_version, c.decision, c.superseded_by, c.withdrawn_at, c.withdrawn_by, \
+     c.purposes, c.carriers, c.valid_until, c.recipients, c.data_categories, c.jurisdiction, c.collected_at, \
+     c.notice_version, c.notice_language, c.notice_sha256, c.collection_method, c.key_id, c.signature, \
+     c.statement_sha256, c.receipt, c.created_at, c.purge_after, c.purged_at \
+     FROM consents c JOIN travellers t ON t.id = c.traveller_id JOIN bookings b ON b.id = t.booking_id";
+
+fn record_from_row(row: &sqlx::any::AnyRow) -> Result<RecordRow, StoreError> {
+    let categories: String = row.get("data_categories");
+    let withdrawn_at: Option<i64> = row.get("withdrawn_at");
+    let withdrawn_by: Option<String> = row.get("withdrawn_by");
+    Ok(RecordRow {
+        id: row.get("id"),
+        agency_record_id: row.get("agency_record_id"),
+        version: row.get("version"),
+        agency_id: row.get("agency_id"),
+        traveller_id: row.get("traveller_id"),
+        booking_id: row.get("booking_id"),
+        record_locator: row.get("record_locator"),
+        schema_version: row.get("schema_version"),
+        scope: scope_from_row(row)?,
+        recipients: row.get("recipients"),
+        data_categories: split(&categories)
+            .map(|w| {
+                DataCategory::from_word(w)
+                    .ok_or_else(|| StoreError::Corrupt(format!("data category {w}")))
+            })
+            .collect::<Result<_, _>>()?,
+        jurisdiction: row.get("jurisdiction"),
+        collected_at: from_millis(row.get("collected_at"))?,
+        notice: (
+            row.get("notice_version"),
+            row.get("notice_language"),
+            row.get("notice_sha256"),
+        ),
+        collection_method: row.get("collection_method"),
+        key_id: row.get("key_id"),
+        signature: row.get("signature"),
+        statement_sha256: row.get("statement_sha256"),
+        receipt: row.get("receipt"),
+        created_at: from_millis(row.get("created_at"))?,
+        superseded_by: row.get("superseded_by"),
+        withdrawn: match (withdrawn_at, withdrawn_by) {
+            (Some(at), Some(by)) => Some((from_millis(at)?, by)),
+            _ => None,
+        },
+        purge_after: from_millis(row.get("purge_after"))?,
+        purged_at: row
+            .get::<Option<i64>, _>("purged_at")
+            .map(from_millis)
+            .transpose()?,
+    })
+}
+
+/// One of the agency's own records.
+#[instrument(skip_all)]
+pub async fn get(
+    conn: &mut Conn,
+    agency_id: &str,
+    consent_id: &str,
+) -> Result<Option<RecordRow>, StoreError> {
+    let row = sqlx::query(&format!(
+        "{RECORD_SELECT} WHERE c.agency_id = $1 AND c.id = $2"
+    ))
+    .bind(agency_id)
+    .bind(consent_id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(record_from_row).transpose()
+}
+
+/// Filters of the agency's record listing. The state filter is applied in SQL for
+/// the facts it depends on and against `now` for expiry.
+#[derive(Debug, Default, Clone)]
+pub struct RecordFilter {
+    /// Only this booking (record locator).
+    pub record_locator: Option<String>,
+    /// Only this traveller.
+    pub traveller_id: Option<String>,
+    /// Only this agency record id (all its versions).
+    pub agency_record_id: Option<String>,
+    /// Only records in this state.
+    pub state: Option<ConsentState>,
+    /// Stored at or after.
+    pub since: Option<OffsetDateTime>,
+    /// Stored before.
+    pub until: Option<OffsetDateTime>,
+}
+
+/// The agency's records, oldest first, after the cursor `(created_at, id)`.
+#[instrument(skip_all)]
+pub async fn list(
+    conn: &mut Conn,
+    agency_id: &str,
+    filter: &RecordFilter,
+    after: Option<(i64, String)>,
+    limit: i64,
+    now: OffsetDateTime,
+) -> Result<Vec<RecordRow>, StoreError> {
+    let mut params = vec![Param::Text(agency_id.to_string())];
+    let mut sql = format!("{RECORD_SELECT} WHERE c.agency_id = $1");
+    if let Some(locator) = &filter.record_locator {
+        let p = arg(&mut params, Param::Text(locator.clone()));
+        sql.push_str(&format!(" AND b.record_locator = {p}"));
+    }
+    if let Some(traveller) = &filter.traveller_id {
+        let p = arg(&mut params, Param::Text(traveller.clone()));
+        sql.push_str(&format!(" AND c.traveller_id = {p}"));
+    }
+    if let Some(record_id) = &filter.agency_record_id {
+        let p = arg(&mut params, Param::Text(record_id.clone()));
+        sql.push_str(&format!(" AND c.agency_record_id = {p}"));
+    }
+    const LIVE_GIVEN: &str =
+        " AND c.decision = 'given' AND c.withdrawn_at IS NULL AND c.superseded_by IS NULL";
+    match filter.state {
+        None => {}
+        Some(ConsentState::Refused) => sql.push_str(" AND c.decision = 'refused'"),
+        Some(ConsentState::Withdrawn) => {
+            sql.push_str(" AND c.decision = 'given' AND c.withdrawn_at IS NOT NULL")
+        }
+        Some(ConsentState::Superseded) => sql.push_str(
+            " AND c.decision = 'given' AND c.withdrawn_at IS NULL AND c.superseded_by IS NOT NULL",
+        ),
+        Some(ConsentState::Expired) => {
+            let p = arg(&mut params, Param::Int(to_millis(now)));
+            sql.push_str(&format!(
+                "{LIVE_GIVEN} AND c.valid_until IS NOT NULL AND c.valid_until <= {p}"
+            ));
+        }
+        Some(ConsentState::Given) => {
+            let p = arg(&mut params, Param::Int(to_millis(now)));
+            sql.push_str(&format!(
+                "{LIVE_GIVEN} AND (c.valid_until IS NULL OR c.valid_until > {p})"
+            ));
+        }
+    }
+    if let Some(since) = filter.since {
+        let p = arg(&mut params, Param::Int(to_millis(since)));
+        sql.push_str(&format!(" AND c.created_at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = arg(&mut params, Param::Int(to_millis(until)));
+        sql.push_str(&format!(" AND c.created_at < {p}"));
+    }
+    if let Some((at, id)) = after {
+        let at = arg(&mut params, Param::Int(at));
+        let id = arg(&mut params, Param::Text(id));
+        sql.push_str(&format!(
+            " AND (c.created_at > {at} OR (c.created_at = {at} AND c.id > {id}))"
+        ));
+    }
+    sql.push_str(&format!(" ORDER BY c.created_at, c.id LIMIT {limit}"));
+    let mut query = sqlx::query(&sql);
+    for param in params {
+        query = match param {
+            Param::Text(t) => query.bind(t),
+            Param::Int(n) => query.bind(n),
+        };
+    }
+    let rows = query.fetch_all(conn).await?;
+    rows.iter().map(record_from_row).collect()
+}
+
+/// A query parameter of a listing built clause by clause.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// Adds a parameter and returns its placeholder.
+fn arg(params: &mut Vec<Param>, param: Param) -> String {
+    params.push(param);
+    format!("${}", params.len())
+}
+
+/// The record a withdrawal code opens: its id, agency and the code's hash.
+#[instrument(skip_all)]
+pub async fn by_withdrawal_code(
+    conn: &mut Conn,
+    code_id: &str,
+) -> Result<Option<(String, String, String, Vec<u8>)>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id, agency_id, traveller_id, withdrawal_code_hash FROM consents WHERE withdrawal_code_id = $1",
+    )
+    .bind(code_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            r.get("id"),
+            r.get("agency_id"),
+            r.get("traveller_id"),
+            r.get("withdrawal_code_hash"),
+        )
+    }))
+}
+
+/// Marks a record withdrawn, unless it was already. Returns whether it changed.
+#[instrument(skip_all)]
+pub async fn withdraw(
+    conn: &mut Conn,
+    consent_id: &str,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE consents SET withdrawn_at = $1, withdrawn_by = $2 WHERE id = $3 AND withdrawn_at IS NULL",
+    )
+    .bind(to_millis(now))
+    .bind(by)
+    .bind(consent_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ids of records whose purge time has come, oldest first.
+#[instrument(skip_all)]
+pub async fn due_for_purge(
+    conn: &mut Conn,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, agency_id, traveller_id FROM consents WHERE purged_at IS NULL AND purge_after <= $1 \
+         ORDER BY purge_after LIMIT {limit}"
+    ))
+    .bind(to_millis(now))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("agency_id"), r.get("traveller_id")))
+        .collect())
+}
+
+/// Destroys a record's key and sealed data (crypto-shredding), keeping its metadata.
+/// A name sealed before record keys existed goes too once none of the traveller's
+/// records is unpurged.
+#[instrument(skip_all)]
+pub async fn purge(
+    conn: &mut Conn,
+    consent_id: &str,
+    traveller_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE consents SET purged_at = $1, key_master = NULL, wrapped_key = NULL, sealed_statement = NULL, \
+         sealed_mobile = NULL, sealed_email = NULL WHERE id = $2 AND purged_at IS NULL",
+    )
+    .bind(to_millis(now))
+    .bind(consent_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE travellers SET sealed_name = $2 WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM consents WHERE traveller_id = $1 AND purged_at IS NULL)",
+    )
+    .bind(traveller_id)
+    .bind(Vec::<u8>::new())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A batch of records whose key is wrapped under a master other than `current`.
+#[instrument(skip_all)]
+pub async fn wrapped_elsewhere(
+    conn: &mut Conn,
+    current: &str,
+    limit: i64,
+) -> Result<Vec<(String, WrappedKey)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, key_master, wrapped_key FROM consents WHERE key_master IS NOT NULL AND key_master <> $1 \
+         ORDER BY id LIMIT {limit}"
+    ))
+    .bind(current)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get("id"),
+                WrappedKey {
+                    master: r.get("key_master"),
+                    wrapped: r.get("wrapped_key"),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Replaces a record's wrapped key if it is still wrapped under `old_master`
+/// (a purge in between wins). Returns whether it changed.
+#[instrument(skip_all)]
+pub async fn rewrap(
+    conn: &mut Conn,
+    consent_id: &str,
+    old_master: &str,
+    new: &WrappedKey,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE consents SET key_master = $1, wrapped_key = $2 WHERE id = $3 AND key_master = $4",
+    )
+    .bind(&new.master)
+    .bind(new.wrapped.as_slice())
+    .bind(consent_id)
+    .bind(old_master)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }

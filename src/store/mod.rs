@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod consents;
+pub mod idempotency;
 pub mod parties;
 pub mod tokens;
 

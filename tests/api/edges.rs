@@ -73,7 +73,7 @@ async fn an_unknown_route_is_a_problem(app: TestApp) {
 
 async fn a_wrong_method_is_a_problem(app: TestApp) {
     assert_problem(
-        app.get("/v1/consents", &app.agency.party.api_key).await,
+        app.get("/v1/releases", &app.airline.api_key).await,
         405,
         "method-not-allowed",
     )

@@ -3,6 +3,7 @@
 
 use passerelle::clock::ManualClock;
 use passerelle::crypto::jws::Jwk;
+use passerelle::crypto::keyring::Keyring;
 use passerelle::crypto::seal::DataKey;
 use passerelle::http::{build_router, AppState, Settings};
 use passerelle::provision;
@@ -21,6 +22,8 @@ pub const FLIGHT_DATE: &str = "2026-12-01";
 /// The first test agency's IATA number, and the second's.
 pub const AGENCY_IATA: &str = "12345675";
 pub const OTHER_AGENCY_IATA: &str = "76543213";
+/// SHA-256 of the notice text the test traveller was shown.
+pub const NOTICE_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 /// The traveller's mobile number, as tests look for it.
 pub const MOBILE: &str = "+33612345678";
 pub const EMAIL: &str = "marie.dupont@example.fr";
@@ -50,7 +53,12 @@ pub struct TestApp {
     pub officer: TestParty,
     /// Path of the SQLite file, when on SQLite.
     pub sqlite_path: Option<std::path::PathBuf>,
+    /// The keyring file the broker reads (and rereads after a rotation).
+    pub keyring_path: std::path::PathBuf,
+    /// The state the broker runs with (for the sweeper).
+    pub state: AppState,
     _dir: Option<tempfile::TempDir>,
+    _keys_dir: tempfile::TempDir,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -134,14 +142,25 @@ impl TestApp {
             .await
             .unwrap();
 
-        let data_key = DataKey::from_base64(&DataKey::generate_base64()).unwrap();
-        let state = AppState::new(store.clone(), data_key, clock.clone(), Settings::default());
+        let keys_dir = tempfile::tempdir().expect("temp dir");
+        let keyring_path = keys_dir.path().join("data.key");
+        std::fs::write(&keyring_path, DataKey::generate_base64()).unwrap();
+        let keys = Keyring::from_file(&keyring_path).unwrap();
+        let broker_key = Jwk::generate("broker-test");
+        let state = AppState::new(
+            store.clone(),
+            keys,
+            broker_key,
+            clock.clone(),
+            Settings::default(),
+        );
+        let served = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
-            axum::serve(listener, build_router(state))
+            axum::serve(listener, build_router(served))
                 .await
                 .expect("server runs")
         });
@@ -166,7 +185,10 @@ impl TestApp {
             other_airline: party(other_airline),
             officer: party(officer),
             sqlite_path: None,
+            keyring_path,
+            state,
             _dir: None,
+            _keys_dir: keys_dir,
         }
     }
 
@@ -176,6 +198,24 @@ impl TestApp {
             .post(format!("{}{path}", self.url))
             .bearer_auth(key)
             .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// POSTs a raw body of some media type with a bearer key.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        key: &str,
+        content_type: &str,
+        body: String,
+    ) -> Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .header("content-type", content_type)
+            .body(body)
             .send()
             .await
             .expect("request sent")
@@ -195,7 +235,10 @@ impl TestApp {
     /// consenting to cancellation and delay notices from AF.
     pub fn statement(&self) -> Value {
         json!({
+            "schema_version": "passerelle.consent.v1",
+            "record_id": "CRM-0001",
             "agency": AGENCY_IATA,
+            "jurisdiction": "FR",
             "booking": {
                 "record_locator": "ABC123",
                 "segments": [
@@ -204,14 +247,27 @@ impl TestApp {
                 ]
             },
             "traveller": {"surname": "Dupont", "given_name": "Marie", "mobile": MOBILE, "email": EMAIL},
+            "decision": "given",
             "consent": {
                 "purposes": ["cancellation", "delay"],
-                "carriers": ["AF"],
+                "data_categories": ["mobile", "email"],
+                "recipients": ["AF"],
+                "notice": {"version": "notice-2026-03", "language": "fr", "sha256": NOTICE_SHA256},
                 "collected_at": "2026-11-20T09:30:00Z",
-                "notice_version": "notice-2026-03",
                 "collection_method": "signed_form"
             }
         })
+    }
+
+    /// A statement for another traveller of the same booking (record id, names and
+    /// contacts changed).
+    pub fn statement_for(&self, record_id: &str, surname: &str, mobile: &str) -> Value {
+        let mut s = self.statement();
+        s["record_id"] = json!(record_id);
+        s["traveller"]["surname"] = json!(surname);
+        s["traveller"]["mobile"] = json!(mobile);
+        s["traveller"]["email"] = json!(format!("{}@example.fr", surname.to_lowercase()));
+        s
     }
 
     /// Signs a statement with a key, as `passerelle sign` does.

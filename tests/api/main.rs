@@ -5,9 +5,12 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod bulk;
 mod cli;
 mod consents;
 mod edges;
 mod openapi;
+mod records;
 mod releases;
 mod tokens;
+mod withdrawals;

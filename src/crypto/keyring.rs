@@ -1,0 +1,379 @@
+//! Per-record data keys, wrapped by master keys: what makes purging a contact final.
+//!
+//! Each consent record's personal data (its contacts and signed statement) is sealed
+//! under a key of its own, drawn at random. That record key is stored only wrapped
+//! (sealed) under a master key held outside the database. Purging a record destroys
+//! its wrapped key, so the ciphertext left in the row, in WAL files or in backups
+//! taken after the purge can no longer be opened by anyone (crypto-shredding).
+//!
+//! The keyring file holds the root data key (blind indexes, values sealed before
+//! record keys existed) and the master keys, one per line:
+//!
+//! ```text
+//! root <base64>
+//! master <kid> <base64>
+//! ```
+//!
+//! The last master line is the current one: it wraps new record keys. Older masters
+//! stay so that what they still wrap opens; `passerelle keys rotate` adds a master and
+//! re-wraps every record key under it while the broker runs. A file holding a lone
+//! base64 line (the format of earlier releases) is a root key whose derived master,
+//! named `root`, is current until the first rotation.
+//!
+//! The running broker notices a rotated file by its modification time (one `stat`
+//! per use, about a microsecond) and, when it meets a master id it does not know,
+//! rereads the file before giving up.
+
+use super::seal::{DataKey, SealError, SealingKey, Slot};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+/// The id of the master key derived from the root key.
+pub const ROOT_MASTER: &str = "root";
+
+/// Errors reading or using the keyring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// The file does not follow the format.
+    #[error("keyring line {line}: {reason}")]
+    Format {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No master key with this id is in the keyring.
+    #[error("master key `{0}` is not in the keyring")]
+    UnknownMaster(String),
+    /// A wrapped key or a value does not open.
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    /// Reading or writing the file failed.
+    #[error("keyring file: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The keys as read from one version of the keyring.
+pub struct Keys {
+    root: DataKey,
+    root_base64: String,
+    masters: Vec<(String, SealingKey, String)>,
+}
+
+impl Keys {
+    /// Parses a keyring (or a lone base64 root key).
+    pub fn parse(text: &str) -> Result<Self, KeyringError> {
+        let lines: Vec<(usize, &str)> = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .collect();
+        if let [(line, only)] = lines.as_slice() {
+            if !only.contains(' ') {
+                return Self::from_root(only, *line);
+            }
+        }
+        let mut root = None;
+        let mut masters = Vec::new();
+        for (line, text) in lines {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            match words.as_slice() {
+                ["root", key] if root.is_none() => root = Some(Self::from_root(key, line)?),
+                ["master", kid, key] => {
+                    let bytes = decode_key(key, line)?;
+                    if *kid == ROOT_MASTER || masters.iter().any(|(k, _, _)| k == kid) {
+                        return Err(format_error(line, "repeats a master key id"));
+                    }
+                    masters.push((
+                        kid.to_string(),
+                        SealingKey::from_bytes(&bytes),
+                        key.to_string(),
+                    ));
+                }
+                _ => {
+                    return Err(format_error(
+                        line,
+                        "expected `root <base64>` once, then `master <kid> <base64>` lines",
+                    ))
+                }
+            }
+        }
+        let mut keys = root.ok_or_else(|| format_error(1, "no `root` line"))?;
+        keys.masters = masters;
+        Ok(keys)
+    }
+
+    fn from_root(key: &str, line: usize) -> Result<Self, KeyringError> {
+        decode_key(key, line)?;
+        Ok(Self {
+            root: DataKey::from_base64(key)?,
+            root_base64: key.to_string(),
+            masters: Vec::new(),
+        })
+    }
+
+    /// The root key: blind indexes and directly sealed values.
+    pub fn root(&self) -> &DataKey {
+        &self.root
+    }
+
+    /// The id of the master key that wraps new record keys.
+    pub fn current_master(&self) -> &str {
+        self.masters
+            .last()
+            .map(|(kid, _, _)| kid.as_str())
+            .unwrap_or(ROOT_MASTER)
+    }
+
+    fn master(&self, kid: &str) -> Option<&SealingKey> {
+        if kid == ROOT_MASTER {
+            return Some(self.root.derived_master());
+        }
+        self.masters
+            .iter()
+            .find(|(k, _, _)| k == kid)
+            .map(|(_, key, _)| key)
+    }
+
+    /// The ids of every master key, oldest first.
+    pub fn master_ids(&self) -> Vec<String> {
+        std::iter::once(ROOT_MASTER.to_string())
+            .chain(self.masters.iter().map(|(k, _, _)| k.clone()))
+            .collect()
+    }
+
+    /// This keyring with a new current master key added, in file form.
+    pub fn with_new_master(&self, kid: &str) -> String {
+        let mut out = String::from(
+            "# Passerelle keyring: the root key, then master keys; the last master is current.\n\
+             # Keep it secret and keep a copy: without it no contact in the database opens.\n",
+        );
+        out.push_str(&format!("root {}\n", self.root_base64));
+        for (k, _, b64) in &self.masters {
+            out.push_str(&format!("master {k} {b64}\n"));
+        }
+        out.push_str(&format!(
+            "master {kid} {}\n",
+            STANDARD.encode(SealingKey::random_bytes())
+        ));
+        out
+    }
+
+    /// Draws a new record key and wraps it under the current master.
+    pub fn new_record_key(&self, record_id: &str) -> (SealingKey, WrappedKey) {
+        let bytes = SealingKey::random_bytes();
+        let master = self.current_master().to_string();
+        let wrapped = self
+            .master(&master)
+            .expect("the current master is in the keyring")
+            .seal(wrap_slot(record_id), &bytes);
+        (
+            SealingKey::from_bytes(&bytes),
+            WrappedKey { master, wrapped },
+        )
+    }
+
+    /// Unwraps a record key.
+    pub fn open_record_key(
+        &self,
+        record_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<SealingKey, KeyringError> {
+        let master = self
+            .master(&wrapped.master)
+            .ok_or_else(|| KeyringError::UnknownMaster(wrapped.master.clone()))?;
+        let bytes = master.open(wrap_slot(record_id), &wrapped.wrapped)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| SealError::Open)?;
+        Ok(SealingKey::from_bytes(&bytes))
+    }
+
+    /// Re-wraps a record key under the current master.
+    pub fn rewrap(
+        &self,
+        record_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<WrappedKey, KeyringError> {
+        let master = self
+            .master(&wrapped.master)
+            .ok_or_else(|| KeyringError::UnknownMaster(wrapped.master.clone()))?;
+        let bytes = master.open(wrap_slot(record_id), &wrapped.wrapped)?;
+        let current = self.current_master().to_string();
+        let wrapped = self
+            .master(&current)
+            .expect("the current master is in the keyring")
+            .seal(wrap_slot(record_id), &bytes);
+        Ok(WrappedKey {
+            master: current,
+            wrapped,
+        })
+    }
+}
+
+fn wrap_slot(record_id: &str) -> Slot<'_> {
+    Slot {
+        table: "consents",
+        column: "record_key",
+        row_id: record_id,
+    }
+}
+
+fn decode_key(key: &str, line: usize) -> Result<[u8; 32], KeyringError> {
+    STANDARD
+        .decode(key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| format_error(line, "a key must be 32 random bytes, base64-encoded"))
+}
+
+fn format_error(line: usize, reason: &str) -> KeyringError {
+    KeyringError::Format {
+        line,
+        reason: reason.into(),
+    }
+}
+
+/// A record key as stored: the id of the master that wraps it and the wrapped bytes.
+#[derive(Debug, Clone)]
+pub struct WrappedKey {
+    /// The master key's id.
+    pub master: String,
+    /// The record key sealed under it.
+    pub wrapped: Vec<u8>,
+}
+
+/// The keyring as the running broker holds it: the keys, and where to reread them.
+pub struct Keyring {
+    keys: RwLock<Arc<Keys>>,
+    file: Option<PathBuf>,
+    seen: Mutex<Option<SystemTime>>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring(<secret>)")
+    }
+}
+
+impl Keyring {
+    /// A keyring that never changes (from the environment, or in tests).
+    pub fn fixed(keys: Keys) -> Self {
+        Self {
+            keys: RwLock::new(Arc::new(keys)),
+            file: None,
+            seen: Mutex::new(None),
+        }
+    }
+
+    /// A keyring read from a file, reread when the file changes.
+    pub fn from_file(path: &Path) -> Result<Self, KeyringError> {
+        let keys = Keys::parse(&std::fs::read_to_string(path)?)?;
+        let modified = std::fs::metadata(path)?.modified().ok();
+        Ok(Self {
+            keys: RwLock::new(Arc::new(keys)),
+            file: Some(path.to_path_buf()),
+            seen: Mutex::new(modified),
+        })
+    }
+
+    /// The current keys, rereading the file first if it changed.
+    pub fn keys(&self) -> Arc<Keys> {
+        self.refresh(false);
+        self.keys.read().expect("keyring lock").clone()
+    }
+
+    /// Unwraps a record key; if its master is unknown, rereads the file once.
+    pub fn open_record_key(
+        &self,
+        record_id: &str,
+        wrapped: &WrappedKey,
+    ) -> Result<SealingKey, KeyringError> {
+        match self.keys().open_record_key(record_id, wrapped) {
+            Err(KeyringError::UnknownMaster(_)) if self.file.is_some() => {
+                self.refresh(true);
+                self.keys().open_record_key(record_id, wrapped)
+            }
+            other => other,
+        }
+    }
+
+    fn refresh(&self, force: bool) {
+        let Some(path) = &self.file else { return };
+        let mut seen = self.seen.lock().expect("keyring lock");
+        let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        if !force && modified == *seen {
+            return;
+        }
+        match std::fs::read_to_string(path)
+            .map_err(KeyringError::from)
+            .and_then(|t| Keys::parse(&t))
+        {
+            Ok(keys) => {
+                *seen = modified;
+                *self.keys.write().expect("keyring lock") = Arc::new(keys);
+                tracing::info!("keyring reloaded");
+            }
+            Err(error) => {
+                tracing::error!(%error, "keyring file changed but does not read; keeping the keys in use")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Keys {
+        Keys::parse(&DataKey::generate_base64()).unwrap()
+    }
+
+    #[test]
+    fn a_lone_root_key_wraps_under_its_derived_master() {
+        let keys = keys();
+        assert_eq!(keys.current_master(), ROOT_MASTER);
+        let (key, wrapped) = keys.new_record_key("cns_1");
+        let slot = Slot {
+            table: "consents",
+            column: "mobile",
+            row_id: "cns_1",
+        };
+        let sealed = key.seal(slot, b"+33612345678");
+        let opened = keys.open_record_key("cns_1", &wrapped).unwrap();
+        assert_eq!(opened.open(slot, &sealed).unwrap(), b"+33612345678");
+        assert!(keys.open_record_key("cns_2", &wrapped).is_err());
+    }
+
+    #[test]
+    fn a_rotated_keyring_rewraps_and_still_opens_old_wraps() {
+        let old = keys();
+        let (_, wrapped) = old.new_record_key("cns_1");
+        let rotated = Keys::parse(&old.with_new_master("m2")).unwrap();
+        assert_eq!(rotated.current_master(), "m2");
+        assert_eq!(rotated.master_ids(), ["root", "m2"]);
+        assert!(rotated.open_record_key("cns_1", &wrapped).is_ok());
+        let rewrapped = rotated.rewrap("cns_1", &wrapped).unwrap();
+        assert_eq!(rewrapped.master, "m2");
+        assert!(rotated.open_record_key("cns_1", &rewrapped).is_ok());
+        assert!(old.open_record_key("cns_1", &rewrapped).is_err());
+        // The root (blind index) is unchanged by rotation.
+        assert_eq!(
+            old.root().blind_index("x", "y"),
+            rotated.root().blind_index("x", "y")
+        );
+    }
+
+    #[test]
+    fn malformed_keyrings_name_the_line() {
+        let err = Keys::parse("root AAAA\n").err().unwrap();
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let root = DataKey::generate_base64();
+        let err = Keys::parse(&format!("root {root}\nmaster\n"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+}

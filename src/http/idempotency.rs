@@ -1,0 +1,245 @@
+//! `Idempotency-Key` on an agency's uploads and withdrawals: a retry of the same
+//! request gets the first answer again, byte for byte, instead of being run twice.
+//!
+//! The key belongs to the calling party. The request's fingerprint is the SHA-256 of
+//! its method, path, query and body, computed as the body streams through to the
+//! handler, so a bulk upload is not held in memory for it. The same key with another
+//! request is refused (422); a key whose first request is still running answers 409.
+//! Answers are kept sealed (they may hold withdrawal codes) for a day. Server errors
+//! and requests whose body was not read to its end are not kept: a retry runs anew.
+
+use super::extract::authenticate;
+use super::problem::{Problem, ProblemKind};
+use super::AppState;
+use crate::crypto::seal::Slot;
+use crate::store::idempotency::{self, Claim};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures_util::{Stream, StreamExt};
+use ring::digest;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+/// The request header.
+pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// Set on a replayed answer.
+pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+/// The largest answer kept for replay.
+const MAX_KEPT_RESPONSE: usize = 32 * 1024 * 1024;
+
+/// The middleware.
+pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let applies =
+        request.method() == Method::POST && request.uri().path().starts_with("/v1/consents");
+    let Some(key) = request
+        .headers()
+        .get(IDEMPOTENCY_KEY)
+        .cloned()
+        .filter(|_| applies)
+    else {
+        return next.run(request).await;
+    };
+    let key = match key.to_str() {
+        Ok(k) if (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()) => {
+            k.to_string()
+        }
+        _ => {
+            return Problem::field(
+                ProblemKind::InvalidField,
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+            .into_response()
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(party) = authenticate(&parts, &state).await else {
+        // The handler answers 401; nothing to remember.
+        return next.run(Request::from_parts(parts, body)).await;
+    };
+    match run(&state, &party.id, &key, parts, body, next).await {
+        Ok(response) => response,
+        Err(problem) => problem.into_response(),
+    }
+}
+
+async fn run(
+    state: &AppState,
+    party_id: &str,
+    key: &str,
+    parts: axum::http::request::Parts,
+    body: Body,
+    next: Next,
+) -> Result<Response, Problem> {
+    let now = state.clock.now();
+    let claim = {
+        let mut tx = state.store.begin().await?;
+        let claim = idempotency::claim(&mut tx, party_id, key, now).await?;
+        tx.commit().await?;
+        claim
+    };
+    let fingerprint = Arc::new(Mutex::new(Fingerprint::new(&parts)));
+    let slot_id = format!("{party_id}/{key}");
+    let slot = Slot {
+        table: "idempotent_requests",
+        column: "response",
+        row_id: &slot_id,
+    };
+    match claim {
+        Claim::InFlight => Err(Problem::of(ProblemKind::IdempotencyKeyInFlight)),
+        Claim::Done {
+            request_sha256,
+            status,
+            sealed_response,
+        } => {
+            let mut stream = Hashing::new(body, fingerprint.clone());
+            while let Some(chunk) = stream.next().await {
+                chunk.map_err(|_| {
+                    Problem::new(ProblemKind::BadRequest, "The body could not be read.")
+                })?;
+            }
+            let hash = fingerprint.lock().expect("fingerprint lock").finish();
+            if hash.as_deref() != Some(request_sha256.as_slice()) {
+                return Err(Problem::of(ProblemKind::IdempotencyKeyReused));
+            }
+            let stored = state
+                .keys
+                .keys()
+                .root()
+                .open(slot, &sealed_response)
+                .map_err(|e| Problem::internal(format!("idempotent answer: {e}")))?;
+            let (content_type, body) = split_stored(&stored)?;
+            let mut response = (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                body.to_vec(),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, v);
+            }
+            response
+                .headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            Ok(response)
+        }
+        Claim::New => {
+            let request = Request::from_parts(
+                parts,
+                Body::from_stream(Hashing::new(body, fingerprint.clone())),
+            );
+            let response = next.run(request).await;
+            let hash = fingerprint.lock().expect("fingerprint lock").finish();
+            let status = response.status();
+            let keep = hash.filter(|_| !status.is_server_error());
+            let Some(hash) = keep else {
+                release(state, party_id, key).await;
+                return Ok(response);
+            };
+            let (parts, body) = response.into_parts();
+            let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT_RESPONSE).await else {
+                release(state, party_id, key).await;
+                return Err(Problem::internal("answer too large to keep for replay"));
+            };
+            let content_type = parts
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream");
+            let mut stored = Vec::with_capacity(content_type.len() + 1 + bytes.len());
+            stored.extend_from_slice(content_type.as_bytes());
+            stored.push(b'\n');
+            stored.extend_from_slice(&bytes);
+            let sealed = state.keys.keys().root().seal(slot, &stored);
+            let mut tx = state.store.begin().await?;
+            idempotency::complete(&mut tx, party_id, key, &hash, status.as_u16(), &sealed).await?;
+            tx.commit().await?;
+            Ok(Response::from_parts(parts, Body::from(bytes)))
+        }
+    }
+}
+
+async fn release(state: &AppState, party_id: &str, key: &str) {
+    let released = async {
+        let mut tx = state.store.begin().await?;
+        idempotency::release(&mut tx, party_id, key).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(())
+    };
+    if let Err(error) = released.await {
+        tracing::warn!(%error, "could not release an idempotency key; it frees itself after 5 minutes");
+    }
+}
+
+fn split_stored(stored: &[u8]) -> Result<(&str, &[u8]), Problem> {
+    let i = stored
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| Problem::internal("stored answer has no content type"))?;
+    let content_type =
+        std::str::from_utf8(&stored[..i]).map_err(|_| Problem::internal("stored content type"))?;
+    Ok((content_type, &stored[i + 1..]))
+}
+
+/// The running SHA-256 of a request, and whether its body was read to the end.
+struct Fingerprint {
+    context: digest::Context,
+    complete: bool,
+}
+
+impl Fingerprint {
+    fn new(parts: &axum::http::request::Parts) -> Self {
+        let mut context = digest::Context::new(&digest::SHA256);
+        context.update(parts.method.as_str().as_bytes());
+        context.update(b" ");
+        context.update(parts.uri.path().as_bytes());
+        context.update(b"?");
+        context.update(parts.uri.query().unwrap_or("").as_bytes());
+        context.update(b"\n");
+        Self {
+            context,
+            complete: false,
+        }
+    }
+
+    /// The hash, if the body was read to its end.
+    fn finish(&self) -> Option<Vec<u8>> {
+        self.complete
+            .then(|| self.context.clone().finish().as_ref().to_vec())
+    }
+}
+
+/// A body stream that feeds the fingerprint as it is read.
+struct Hashing {
+    inner: axum::body::BodyDataStream,
+    fingerprint: Arc<Mutex<Fingerprint>>,
+}
+
+impl Hashing {
+    fn new(body: Body, fingerprint: Arc<Mutex<Fingerprint>>) -> Self {
+        Self {
+            inner: body.into_data_stream(),
+            fingerprint,
+        }
+    }
+}
+
+impl Stream for Hashing {
+    type Item = Result<Bytes, axum::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.poll_next_unpin(cx);
+        if let Poll::Ready(item) = &polled {
+            let mut fingerprint = self.fingerprint.lock().expect("fingerprint lock");
+            match item {
+                Some(Ok(bytes)) => fingerprint.context.update(bytes),
+                None => fingerprint.complete = true,
+                Some(Err(_)) => {}
+            }
+        }
+        polled
+    }
+}

@@ -1,0 +1,157 @@
+//! Withdrawal of consent, as easy as giving it (GDPR art. 7(3)): by the agency, or by
+//! the traveller with the code printed on their receipt, in one unauthenticated call.
+//!
+//! Either way the traveller's current consent is marked withdrawn at once; tokens
+//! granted under it stop working (redemption reads the consent again) and the next
+//! airline request is refused with `consent-not-withdrawn`. Withdrawing twice is not
+//! an error: the answer says when it was withdrawn.
+
+use super::extract::{AgencyCaller, ApiJson, RequestId};
+use super::problem::{Problem, ProblemKind};
+use super::AppState;
+use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::crypto::secret;
+use crate::domain::consent::ConsentState;
+use crate::store::consents::{self, RecordRow};
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+
+/// The answer to a withdrawal.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Withdrawn {
+    /// The record withdrawn (the traveller's current one).
+    pub consent_id: String,
+    /// Always `withdrawn`.
+    pub state: ConsentState,
+    /// When.
+    pub withdrawn_at: String,
+    /// By whom: agency or traveller.
+    pub withdrawn_by: String,
+    /// The audit entry, when this call withdrew it (absent if it was already).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_index: Option<i64>,
+}
+
+/// The agency withdraws one of its records (the traveller asked it to).
+pub async fn by_agency(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    AgencyCaller(agency): AgencyCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Withdrawn>, Problem> {
+    let mut tx = state.store.begin().await?;
+    consents::get(&mut tx, &agency.id, &id)
+        .await?
+        .ok_or_else(|| Problem::of(ProblemKind::ConsentNotFound))?;
+    let entry = NewEntry::new(
+        state.clock.now(),
+        &request_id,
+        &agency,
+        Action::ConsentWithdrawal,
+        Outcome::Recorded,
+    );
+    withdraw(&state, tx, &agency.id, &id, "agency", entry).await
+}
+
+/// The traveller's withdrawal: the code, nothing else.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    /// The withdrawal code from the consent receipt (`pas_wd_…`).
+    pub code: String,
+}
+
+/// The traveller withdraws with their code.
+pub async fn by_traveller(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    ApiJson(body): ApiJson<WithdrawalRequest>,
+) -> Result<Json<Withdrawn>, Problem> {
+    let unknown = || Problem::of(ProblemKind::WithdrawalCodeUnknown);
+    let presented = secret::parse(super::ingest::WITHDRAWAL_CODE_PREFIX, body.code.trim())
+        .ok_or_else(unknown)?;
+    let mut tx = state.store.begin().await?;
+    let (consent_id, agency_id, traveller_id, hash) =
+        consents::by_withdrawal_code(&mut tx, presented.id)
+            .await?
+            .ok_or_else(unknown)?;
+    if !presented.matches(&hash) {
+        return Err(unknown());
+    }
+    let now = state.clock.now();
+    let entry = NewEntry {
+        at: now,
+        action: Action::ConsentWithdrawal,
+        outcome: Outcome::Recorded,
+        reason: None,
+        entry: AuditEntry {
+            request_id,
+            actor_kind: "traveller".into(),
+            actor_id: traveller_id,
+            ..AuditEntry::default()
+        },
+    };
+    withdraw(&state, tx, &agency_id, &consent_id, "traveller", entry).await
+}
+
+/// Withdraws the traveller's current record (following newer versions from the one
+/// named), audits it and commits.
+async fn withdraw(
+    state: &AppState,
+    mut tx: crate::store::Tx,
+    agency_id: &str,
+    named: &str,
+    by: &str,
+    mut entry: NewEntry,
+) -> Result<Json<Withdrawn>, Problem> {
+    let mut row = current_version(&mut tx, agency_id, named).await?;
+    if row.scope.decision == crate::domain::consent::Decision::Refused {
+        return Err(Problem::new(
+            ProblemKind::NothingToWithdraw,
+            "The traveller's current record is a refusal: there is no consent to withdraw.",
+        ));
+    }
+    if let Some((at, who)) = &row.withdrawn {
+        return Ok(Json(Withdrawn {
+            consent_id: row.id.clone(),
+            state: ConsentState::Withdrawn,
+            withdrawn_at: at.format(&Rfc3339).expect("UTC formats"),
+            withdrawn_by: who.clone(),
+            audit_index: None,
+        }));
+    }
+    let now = entry.at;
+    consents::withdraw(&mut tx, &row.id, by, now).await?;
+    row.withdrawn = Some((now, by.to_string()));
+    entry.entry.agency_id = Some(row.agency_id.clone());
+    entry.entry.booking_id = Some(row.booking_id.clone());
+    entry.entry.traveller_id = Some(row.traveller_id.clone());
+    entry.entry.consent_id = Some(row.id.clone());
+    let audit_index = state.commit_with_audit(tx, entry).await?;
+    Ok(Json(Withdrawn {
+        consent_id: row.id,
+        state: ConsentState::Withdrawn,
+        withdrawn_at: now.format(&Rfc3339).expect("UTC formats"),
+        withdrawn_by: by.to_string(),
+        audit_index: Some(audit_index),
+    }))
+}
+
+/// The newest record in the chain of versions that starts at `id`.
+async fn current_version(
+    tx: &mut crate::store::Tx,
+    agency_id: &str,
+    id: &str,
+) -> Result<RecordRow, Problem> {
+    let mut row = consents::get(tx, agency_id, id)
+        .await?
+        .ok_or_else(|| Problem::of(ProblemKind::ConsentNotFound))?;
+    while let Some(next) = row.superseded_by.clone() {
+        row = consents::get(tx, agency_id, &next)
+            .await?
+            .ok_or_else(|| Problem::internal(format!("superseding record {next} is missing")))?;
+    }
+    Ok(row)
+}

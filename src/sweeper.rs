@@ -1,0 +1,79 @@
+//! The retention sweeper: destroys contacts whose time has come, and forgets stored
+//! idempotent answers after a day.
+//!
+//! A record's purge time is the end of its booking's last flight day plus the
+//! configured retention. Purging destroys the record's key and sealed values
+//! (crypto-shredding, see `crypto::keyring`) and keeps its metadata, its receipt and
+//! the audit trail, which records the purge. Several brokers on one database may sweep
+//! at once: the conditional UPDATE lets only one of them purge (and audit) a record.
+
+use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::http::AppState;
+use crate::store::{consents, idempotency, StoreError};
+use std::time::Duration;
+
+/// Records purged per transaction.
+const BATCH: i64 = 500;
+
+/// Sweeps every `interval` until the task is dropped.
+pub async fn run(state: AppState, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        match sweep(&state).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "retention sweep destroyed contacts"),
+            Err(error) => tracing::error!(%error, "retention sweep failed; it will run again"),
+        }
+    }
+}
+
+/// One sweep: purges every record due now. Returns how many were purged.
+pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.clock.now();
+    let mut purged = 0;
+    loop {
+        let mut tx = state.store.begin().await?;
+        let due = consents::due_for_purge(&mut tx, now, BATCH).await?;
+        if due.is_empty() {
+            tx.rollback().await.ok();
+            break;
+        }
+        let mut labels = Vec::new();
+        for (consent_id, agency_id, traveller_id) in &due {
+            if !consents::purge(&mut tx, consent_id, traveller_id, now).await? {
+                continue;
+            }
+            let entry = NewEntry {
+                at: now,
+                action: Action::ContactPurge,
+                outcome: Outcome::Recorded,
+                reason: None,
+                entry: AuditEntry {
+                    request_id: "retention-sweep".into(),
+                    actor_kind: "broker".into(),
+                    actor_id: "passerelle".into(),
+                    agency_id: Some(agency_id.clone()),
+                    traveller_id: Some(traveller_id.clone()),
+                    consent_id: Some(consent_id.clone()),
+                    ..AuditEntry::default()
+                },
+            };
+            labels.push(entry.labels());
+            crate::store::audit::append(&mut tx, entry).await?;
+            purged += 1;
+        }
+        tx.commit().await?;
+        for (action, outcome, reason) in labels {
+            state.metrics.observe_decision(action, outcome, reason);
+        }
+        if (due.len() as i64) < BATCH {
+            break;
+        }
+    }
+    let mut tx = state.store.begin().await?;
+    idempotency::expire(&mut tx, now).await?;
+    tx.commit().await?;
+    Ok(purged)
+}
