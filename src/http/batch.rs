@@ -443,17 +443,15 @@ fn submission_of(bytes: &[u8], index: usize) -> Result<Submission, Problem> {
         signature: String,
     }
     let prefix = |p: Problem| {
-        let error = p.errors().first().cloned();
-        match error {
-            Some(e) => Problem::field(
-                p.kind(),
-                format!("[{index}].{}", e.field.trim_start_matches("body"))
-                    .replace("].[", "][")
-                    .replace("].", "]."),
-                e.reason,
-            ),
-            None => Problem::field(p.kind(), format!("[{index}]"), p.detail().to_string()),
-        }
+        let field = match p.errors().first() {
+            Some(e) if e.field != "body" => format!("[{index}].{}", e.field),
+            _ => format!("[{index}]"),
+        };
+        let reason = p
+            .errors()
+            .first()
+            .map_or_else(|| p.detail().to_string(), |e| e.reason.clone());
+        Problem::field(p.kind(), field, reason)
     };
     let item: Item = parse_json(bytes).map_err(prefix)?;
     Ok(Submission {

@@ -532,14 +532,14 @@ fn record_key(
         Some(wrapped) => state
             .keys
             .open_record_key(id, wrapped)
-            .map(|k| Some(RecordKey::Own(k)))
+            .map(|k| Some(RecordKey::Own(Box::new(k))))
             .map_err(|e| Problem::internal(format!("record key of {id}: {e}"))),
         None => Ok(Some(RecordKey::Root)),
     }
 }
 
 enum RecordKey {
-    Own(SealingKey),
+    Own(Box<SealingKey>),
     Root,
 }
 

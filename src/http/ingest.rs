@@ -178,7 +178,12 @@ pub async fn process(
     };
     for item in verified {
         let (record_id, outcome) = match item {
-            Err((record_id, problem, audit_reason)) => {
+            Err(rejection) => {
+                let Rejection {
+                    record_id,
+                    problem,
+                    audit_reason,
+                } = *rejection;
                 if let Some(reason) = audit_reason {
                     out.refusals.push(upload_entry(uploader).refused(reason));
                 }
@@ -243,10 +248,17 @@ fn check(uploader: &Uploader<'_>, submission: Submission) -> Result<Checked, Pro
     })
 }
 
-type Verified = Result<Checked, (Option<String>, Problem, Option<&'static str>)>;
+/// A record refused by the checks or the signature: its record id if read, the
+/// problem, and for signature refusals (which are audited) the audit reason.
+struct Rejection {
+    record_id: Option<String>,
+    problem: Problem,
+    audit_reason: Option<&'static str>,
+}
 
-/// Verifies every signature, spread over the cores. A failure carries the problem and,
-/// for signature refusals (which are audited), the audit reason.
+type Verified = Result<Checked, Box<Rejection>>;
+
+/// Verifies every signature, spread over the cores.
 async fn verify_all(
     checked: Vec<Result<Checked, Problem>>,
     keys: HashMap<String, Option<Vec<u8>>>,
@@ -277,7 +289,13 @@ async fn verify_all(
 }
 
 fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<u8>>>) -> Verified {
-    let checked = item.map_err(|problem| (None, problem, None))?;
+    let checked = item.map_err(|problem| {
+        Box::new(Rejection {
+            record_id: None,
+            problem,
+            audit_reason: None,
+        })
+    })?;
     let record_id = Some(checked.statement.record_id.as_str().to_string());
     let Some(Some(public_key)) = keys.get(&checked.kid) else {
         let problem = Problem::field(
@@ -285,7 +303,11 @@ fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<
             "signature",
             format!("no live key `{}` is registered to your agency", checked.kid),
         );
-        return Err((record_id, problem, Some("unknown_key_id")));
+        return Err(Box::new(Rejection {
+            record_id,
+            problem,
+            audit_reason: Some("unknown_key_id"),
+        }));
     };
     let jws = jws::parse(&checked.signature).expect("parsed during the checks");
     if jws.verify(public_key, &checked.canonical).is_err() {
@@ -297,7 +319,11 @@ fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<
                 checked.kid
             ),
         );
-        return Err((record_id, problem, Some("bad_signature")));
+        return Err(Box::new(Rejection {
+            record_id,
+            problem,
+            audit_reason: Some("bad_signature"),
+        }));
     }
     Ok(checked)
 }

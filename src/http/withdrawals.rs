@@ -73,11 +73,10 @@ pub async fn by_traveller(
     let presented = secret::parse(super::ingest::WITHDRAWAL_CODE_PREFIX, body.code.trim())
         .ok_or_else(unknown)?;
     let mut tx = state.store.begin().await?;
-    let (consent_id, agency_id, traveller_id, hash) =
-        consents::by_withdrawal_code(&mut tx, presented.id)
-            .await?
-            .ok_or_else(unknown)?;
-    if !presented.matches(&hash) {
+    let holder = consents::by_withdrawal_code(&mut tx, presented.id)
+        .await?
+        .ok_or_else(unknown)?;
+    if !presented.matches(&holder.code_hash) {
         return Err(unknown());
     }
     let now = state.clock.now();
@@ -89,11 +88,19 @@ pub async fn by_traveller(
         entry: AuditEntry {
             request_id,
             actor_kind: "traveller".into(),
-            actor_id: traveller_id,
+            actor_id: holder.traveller_id,
             ..AuditEntry::default()
         },
     };
-    withdraw(&state, tx, &agency_id, &consent_id, "traveller", entry).await
+    withdraw(
+        &state,
+        tx,
+        &holder.agency_id,
+        &holder.consent_id,
+        "traveller",
+        entry,
+    )
+    .await
 }
 
 /// Withdraws the traveller's current record (following newer versions from the one

@@ -632,25 +632,36 @@ fn arg(params: &mut Vec<Param>, param: Param) -> String {
     format!("${}", params.len())
 }
 
-/// The record a withdrawal code opens: its id, agency and the code's hash.
+/// The record a withdrawal code was issued for.
+#[derive(Debug, Clone)]
+pub struct CodeHolder {
+    /// The record.
+    pub consent_id: String,
+    /// Its agency.
+    pub agency_id: String,
+    /// Its traveller.
+    pub traveller_id: String,
+    /// SHA-256 of the code's secret part.
+    pub code_hash: Vec<u8>,
+}
+
+/// The record a withdrawal code (by its public lookup id) was issued for.
 #[instrument(skip_all)]
 pub async fn by_withdrawal_code(
     conn: &mut Conn,
     code_id: &str,
-) -> Result<Option<(String, String, String, Vec<u8>)>, StoreError> {
+) -> Result<Option<CodeHolder>, StoreError> {
     let row = sqlx::query(
         "SELECT id, agency_id, traveller_id, withdrawal_code_hash FROM consents WHERE withdrawal_code_id = $1",
     )
     .bind(code_id)
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|r| {
-        (
-            r.get("id"),
-            r.get("agency_id"),
-            r.get("traveller_id"),
-            r.get("withdrawal_code_hash"),
-        )
+    Ok(row.map(|r| CodeHolder {
+        consent_id: r.get("id"),
+        agency_id: r.get("agency_id"),
+        traveller_id: r.get("traveller_id"),
+        code_hash: r.get("withdrawal_code_hash"),
     }))
 }
 
