@@ -101,6 +101,57 @@ fn keygen_and_party_add_provision_an_agency_whose_key_is_shown_once() {
 }
 
 #[test]
+fn party_key_adds_and_revokes_an_agencys_signing_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    for (prefix, kid) in [("k1", "k1"), ("k2", "k2")] {
+        run_ok(
+            passerelle(dir.path())
+                .args(["keygen", "--kid", kid, "--out"])
+                .arg(dir.path().join(prefix)),
+        );
+    }
+    run_ok(
+        passerelle(dir.path())
+            .args([
+                "party",
+                "add",
+                "agency",
+                "--iata",
+                "12345675",
+                "--name",
+                "Voyages Dupuis",
+                "--public-key",
+            ])
+            .arg(dir.path().join("k1.pub.jwk")),
+    );
+    let added = run_ok(
+        passerelle(dir.path())
+            .args([
+                "party",
+                "key",
+                "add",
+                "--agency",
+                "12345675",
+                "--public-key",
+            ])
+            .arg(dir.path().join("k2.pub.jwk")),
+    );
+    assert!(added.contains("registered key `k2`"), "{added}");
+    let revoked = run_ok(passerelle(dir.path()).args([
+        "party", "key", "revoke", "--agency", "12345675", "--kid", "k1",
+    ]));
+    assert!(revoked.contains("still verify"), "{revoked}");
+    let again = passerelle(dir.path())
+        .args([
+            "party", "key", "revoke", "--agency", "12345675", "--kid", "k1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no live key"));
+}
+
+#[test]
 fn sign_prints_a_body_whose_signature_verifies_over_the_canonical_statement() {
     let dir = tempfile::tempdir().unwrap();
     run_ok(
@@ -158,8 +209,39 @@ fn the_demo_walkthrough_works_as_printed() {
         &demo.join("agency.jwk"),
         &std::fs::read(demo.join("consent.json")).unwrap(),
     );
-    let (status, _) = client.post("/v1/consents", &key("AGENCY_KEY"), &signed);
+    let (status, recorded) = client.post("/v1/consents", &key("AGENCY_KEY"), &signed);
     assert_eq!(status, 201);
+    // 1b: the receipt verifies offline against the published key set, and a changed
+    // receipt does not.
+    let jwks: Value = client
+        .client
+        .get(format!("{}/.well-known/jwks.json", client.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    std::fs::write(demo.join("jwks.json"), jwks.to_string()).unwrap();
+    std::fs::write(demo.join("recorded.json"), recorded.to_string()).unwrap();
+    let verify = |file: &str| {
+        passerelle(dir.path())
+            .args(["receipt", "verify", "--receipt"])
+            .arg(demo.join(file))
+            .arg("--keys")
+            .arg(demo.join("jwks.json"))
+            .output()
+            .unwrap()
+    };
+    let verified = verify("recorded.json");
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(String::from_utf8_lossy(&verified.stdout).contains("verifies"));
+    let mut forged = recorded.clone();
+    forged["receipt"]["receipt"]["jurisdiction"] = "US".into();
+    std::fs::write(demo.join("forged.json"), forged.to_string()).unwrap();
+    assert!(!verify("forged.json").status.success());
     let request: Value =
         serde_json::from_slice(&std::fs::read(demo.join("token-request.json")).unwrap()).unwrap();
     let (status, grant) = client.post("/v1/release-tokens", &key("AIRLINE_KEY"), &request);
@@ -174,6 +256,18 @@ fn the_demo_walkthrough_works_as_printed() {
     let (status, trail) = client.get("/v1/audit/entries", &key("OFFICER_KEY"));
     assert_eq!(status, 200);
     assert_eq!(trail["tree_size"], 3);
+    // 5: the traveller withdraws with the code alone.
+    let withdrawn: Value = client
+        .client
+        .post(format!("{}/v1/withdrawals", client.url))
+        .json(&serde_json::json!({"code": recorded["withdrawal_code"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(withdrawn["state"], "withdrawn");
+    let (status, _) = client.post("/v1/release-tokens", &key("AIRLINE_KEY"), &request);
+    assert_eq!(status, 403);
 
     Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
