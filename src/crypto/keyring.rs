@@ -166,15 +166,7 @@ impl Keys {
     /// Draws a new record key and wraps it under the current master.
     pub fn new_record_key(&self, record_id: &str) -> (SealingKey, WrappedKey) {
         let bytes = SealingKey::random_bytes();
-        let master = self.current_master().to_string();
-        let wrapped = self
-            .master(&master)
-            .expect("the current master is in the keyring")
-            .seal(wrap_slot(record_id), &bytes);
-        (
-            SealingKey::from_bytes(&bytes),
-            WrappedKey { master, wrapped },
-        )
+        (SealingKey::from_bytes(&bytes), self.wrap(record_id, &bytes))
     }
 
     /// Unwraps a record key.
@@ -183,12 +175,7 @@ impl Keys {
         record_id: &str,
         wrapped: &WrappedKey,
     ) -> Result<SealingKey, KeyringError> {
-        let master = self
-            .master(&wrapped.master)
-            .ok_or_else(|| KeyringError::UnknownMaster(wrapped.master.clone()))?;
-        let bytes = master.open(wrap_slot(record_id), &wrapped.wrapped)?;
-        let bytes: [u8; 32] = bytes.try_into().map_err(|_| SealError::Open)?;
-        Ok(SealingKey::from_bytes(&bytes))
+        Ok(SealingKey::from_bytes(&self.unwrap(record_id, wrapped)?))
     }
 
     /// Re-wraps a record key under the current master.
@@ -197,19 +184,26 @@ impl Keys {
         record_id: &str,
         wrapped: &WrappedKey,
     ) -> Result<WrappedKey, KeyringError> {
+        Ok(self.wrap(record_id, &self.unwrap(record_id, wrapped)?))
+    }
+
+    /// Seals record key bytes under the current master.
+    fn wrap(&self, record_id: &str, bytes: &[u8; 32]) -> WrappedKey {
+        let master = self.current_master().to_string();
+        let wrapped = self
+            .master(&master)
+            .expect("the current master is in the keyring")
+            .seal(wrap_slot(record_id), bytes);
+        WrappedKey { master, wrapped }
+    }
+
+    /// Opens record key bytes under the master that wrapped them.
+    fn unwrap(&self, record_id: &str, wrapped: &WrappedKey) -> Result<[u8; 32], KeyringError> {
         let master = self
             .master(&wrapped.master)
             .ok_or_else(|| KeyringError::UnknownMaster(wrapped.master.clone()))?;
         let bytes = master.open(wrap_slot(record_id), &wrapped.wrapped)?;
-        let current = self.current_master().to_string();
-        let wrapped = self
-            .master(&current)
-            .expect("the current master is in the keyring")
-            .seal(wrap_slot(record_id), &bytes);
-        Ok(WrappedKey {
-            master: current,
-            wrapped,
-        })
+        Ok(bytes.try_into().map_err(|_| SealError::Open)?)
     }
 }
 

@@ -8,8 +8,8 @@
 use super::booking::CarrierCode;
 use super::consent::{ConsentStatement, DataCategory, Decision};
 use super::purpose::Purpose;
+use crate::audit::format_time;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// The Kantara specification version the receipt follows.
@@ -45,10 +45,6 @@ pub struct ReceiptFacts<'a> {
     pub purge_after: OffsetDateTime,
     /// When the broker recorded it.
     pub recorded_at: OffsetDateTime,
-}
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).expect("UTC times format")
 }
 
 /// Builds the receipt.
@@ -94,9 +90,9 @@ pub fn build(facts: &ReceiptFacts<'_>) -> Value {
             "language": terms.notice.language.as_str(),
             "sha256": terms.notice.sha256.as_str(),
         },
-        "validUntil": terms.valid_until.map(rfc3339),
+        "validUntil": terms.valid_until.map(format_time),
         "retentionPeriod": format!("P{}D after the last flight of the booking", facts.retention_days),
-        "purgeAfter": rfc3339(facts.purge_after),
+        "purgeAfter": format_time(facts.purge_after),
         "storageLocation": "Passerelle broker, contacts sealed per record (AES-256-GCM)",
         "lawfulBasis": "GDPR art. 6(1)(a) consent; IATA Resolution 830d operational use only",
         "agencySignature": {
@@ -104,7 +100,7 @@ pub fn build(facts: &ReceiptFacts<'_>) -> Value {
             "alg": "EdDSA",
             "statementSha256": facts.statement_sha256,
         },
-        "recordedAt": rfc3339(facts.recorded_at),
+        "recordedAt": format_time(facts.recorded_at),
     });
     if let Some(code_hash) = facts.withdrawal_code_sha256 {
         passerelle["withdrawal"] = json!({

@@ -1,6 +1,6 @@
 //! `GET /v1/audit/entries`: compliance officers read the audit trail in order.
 
-use super::extract::{ApiQuery, OfficerCaller};
+use super::extract::{page_limit, ApiQuery, OfficerCaller};
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
 use crate::audit::AuditEntry;
@@ -51,14 +51,7 @@ pub async fn list(
     OfficerCaller(_officer): OfficerCaller,
     ApiQuery(page): ApiQuery<Page>,
 ) -> Result<Json<EntryPage>, Problem> {
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(page.limit, 100, MAX_PAGE)?;
     if page.after.is_some_and(|a| a < 0) {
         return Err(Problem::field(
             ProblemKind::InvalidField,

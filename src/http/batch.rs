@@ -8,7 +8,7 @@
 //! it is done; with it, the whole batch is one transaction that commits only if no
 //! record is rejected.
 
-use super::extract::{parse_json, AgencyCaller, ApiQuery, RequestId};
+use super::extract::{media_type, parse_json, AgencyCaller, ApiQuery, RequestId};
 use super::ingest::{self, BatchResults, RecordOutcome, Submission, Uploader};
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
@@ -17,7 +17,7 @@ use crate::domain::ssr::{self, ContactValue, Gds};
 use crate::store::Tx;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::Json;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -321,18 +321,7 @@ enum Format {
 }
 
 fn format_of(request: &Request) -> Result<Format, Problem> {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
+    match media_type(request.headers()).as_str() {
         "application/json" => Ok(Format::JsonArray),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
         "text/csv" => Ok(Format::Csv),

@@ -4,10 +4,11 @@
 //! Every read is scoped to the calling agency: another agency's record id reads as
 //! unknown (404), exactly like an id that does not exist.
 
-use super::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
+use super::extract::{page_limit, AgencyCaller, ApiJson, ApiQuery, RequestId};
 use super::ingest::{self, RecordOutcome, Submission, Uploader};
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
+use crate::audit::format_time;
 use crate::crypto::countersign::Countersigned;
 use crate::crypto::jws;
 use crate::crypto::seal::{SealingKey, Slot};
@@ -24,7 +25,6 @@ use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// The request body: the statement and the agency's detached JWS over its canonical
@@ -149,10 +149,6 @@ fn stored_receipt(row: &RecordRow) -> Result<Countersigned, Problem> {
     serde_json::from_str(text).map_err(|e| Problem::internal(format!("stored receipt: {e}")))
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).expect("UTC times format")
-}
-
 /// A record as its agency reads it. No contact value: those are in `statement`,
 /// which only the single-record read carries.
 #[derive(Serialize, Deserialize, Debug)]
@@ -247,20 +243,20 @@ impl RecordView {
                 .map(|c| c.as_str().into())
                 .collect(),
             jurisdiction: row.jurisdiction.clone(),
-            collected_at: rfc3339(row.collected_at),
-            valid_until: row.scope.valid_until.map(rfc3339),
+            collected_at: format_time(row.collected_at),
+            valid_until: row.scope.valid_until.map(format_time),
             notice: serde_json::json!({
                 "version": row.notice.0, "language": row.notice.1, "sha256": row.notice.2,
             }),
             collection_method: row.collection_method.clone(),
             key_id: row.key_id.clone(),
             statement_sha256: hex(&row.statement_sha256),
-            recorded_at: rfc3339(row.created_at),
+            recorded_at: format_time(row.created_at),
             superseded_by: row.superseded_by.clone(),
-            withdrawn_at: row.withdrawn.as_ref().map(|(at, _)| rfc3339(*at)),
+            withdrawn_at: row.withdrawn.as_ref().map(|(at, _)| format_time(*at)),
             withdrawn_by: row.withdrawn.as_ref().map(|(_, by)| by.clone()),
-            purge_after: rfc3339(row.purge_after),
-            purged_at: row.purged_at.map(rfc3339),
+            purge_after: format_time(row.purge_after),
+            purged_at: row.purged_at.map(format_time),
         }
     }
 }
@@ -308,14 +304,7 @@ pub async fn list(
     AgencyCaller(agency): AgencyCaller,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<RecordPage>, Problem> {
-    let limit = query.limit.unwrap_or(100);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, 100, MAX_PAGE)?;
     let after = query.after.as_deref().map(decode_cursor).transpose()?;
     let filter = RecordFilter {
         record_locator: query.record_locator.map(|l| l.to_ascii_uppercase()),

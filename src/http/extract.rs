@@ -19,17 +19,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let content_type = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = media_type(req.headers());
         if essence != "application/json" && !essence.ends_with("+json") {
             return Err(Problem::new(
                 ProblemKind::UnsupportedMediaType,
@@ -44,6 +34,33 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
             }
         })?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The media type of a request body, without parameters, lower-cased (`""` if none).
+pub fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The `limit` of a paged listing: 1 to `max`, `default` when absent.
+pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Problem> {
+    let limit = limit.unwrap_or(default);
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(Problem::field(
+            ProblemKind::InvalidField,
+            "limit",
+            format!("must be between 1 and {max}"),
+        ))
     }
 }
 

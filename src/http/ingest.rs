@@ -14,6 +14,7 @@ use super::problem::{Problem, ProblemKind};
 use super::AppState;
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::countersign::{self, Countersigned};
+use crate::crypto::keyring::Keys;
 use crate::crypto::seal::{Slot, TRAVELLER_NAME_INDEX};
 use crate::crypto::{canonical, jws, secret, sha256};
 use crate::domain::consent::{ConsentStatement, Decision, Recipients};
@@ -134,15 +135,6 @@ pub struct BatchResults {
     pub appended: Vec<(&'static str, &'static str, &'static str)>,
 }
 
-impl BatchResults {
-    /// Whether any record was rejected.
-    pub fn any_rejected(&self) -> bool {
-        self.results
-            .iter()
-            .any(|r| matches!(r.outcome, RecordOutcome::Rejected(_)))
-    }
-}
-
 /// A record that passed the checks needing no database.
 struct Checked {
     statement: ConsentStatement,
@@ -170,6 +162,7 @@ pub async fn process(
         }
     }
     let verified = verify_all(checked, keys).await?;
+    let data_keys = state.keys.keys();
 
     let mut out = BatchResults {
         results: Vec::with_capacity(verified.len()),
@@ -195,7 +188,8 @@ pub async fn process(
                 match consents::find_duplicate(tx, &uploader.agency.id, &hash).await? {
                     Some(consent_id) => (record_id, RecordOutcome::Duplicate { consent_id }),
                     None => {
-                        let (stored, labels) = store(state, uploader, tx, checked, &hash).await?;
+                        let (stored, labels) =
+                            store(state, &data_keys, uploader, tx, checked, &hash).await?;
                         out.appended.push(labels);
                         (record_id, RecordOutcome::Stored(Box::new(stored)))
                     }
@@ -345,6 +339,7 @@ pub fn purge_after(statement: &ConsentStatement, retention_days: u32) -> OffsetD
 /// Stores one verified record, its receipt and its audit entry.
 async fn store(
     state: &AppState,
+    keys: &Keys,
     uploader: &Uploader<'_>,
     tx: &mut Tx,
     checked: Checked,
@@ -353,7 +348,6 @@ async fn store(
     let statement = &checked.statement;
     let now = uploader.now;
     let agency_id = &uploader.agency.id;
-    let keys = state.keys.keys();
     let booking_id =
         consents::upsert_booking(tx, agency_id, &statement.booking.record_locator, now).await?;
     consents::add_segments(tx, &booking_id, &statement.booking.segments).await?;

@@ -219,11 +219,6 @@ impl Problem {
     pub fn errors(&self) -> &[FieldError] {
         &self.errors
     }
-
-    /// Whether this is a server-side failure rather than a verdict on the request.
-    pub fn is_internal(&self) -> bool {
-        self.kind.status().is_server_error()
-    }
 }
 
 /// Turns a field path (`statement.purposes[1]`, `[3].signature`) into an RFC 6901

@@ -9,14 +9,13 @@
 use super::extract::{AgencyCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{format_time, Action, AuditEntry, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::consent::ConsentState;
 use crate::store::consents::{self, RecordRow};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 
 /// The answer to a withdrawal.
 #[derive(Serialize, Deserialize, Debug)]
@@ -41,10 +40,7 @@ pub async fn by_agency(
     AgencyCaller(agency): AgencyCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Withdrawn>, Problem> {
-    let mut tx = state.store.begin().await?;
-    consents::get(&mut tx, &agency.id, &id)
-        .await?
-        .ok_or_else(|| Problem::of(ProblemKind::ConsentNotFound))?;
+    let tx = state.store.begin().await?;
     let entry = NewEntry::new(
         state.clock.now(),
         &request_id,
@@ -124,7 +120,7 @@ async fn withdraw(
         return Ok(Json(Withdrawn {
             consent_id: row.id.clone(),
             state: ConsentState::Withdrawn,
-            withdrawn_at: at.format(&Rfc3339).expect("UTC formats"),
+            withdrawn_at: format_time(*at),
             withdrawn_by: who.clone(),
             audit_index: None,
         }));
@@ -140,7 +136,7 @@ async fn withdraw(
     Ok(Json(Withdrawn {
         consent_id: row.id,
         state: ConsentState::Withdrawn,
-        withdrawn_at: now.format(&Rfc3339).expect("UTC formats"),
+        withdrawn_at: format_time(now),
         withdrawn_by: by.to_string(),
         audit_index: Some(audit_index),
     }))

@@ -104,20 +104,14 @@ async fn the_trail_is_read_a_page_at_a_time(app: TestApp) {
     let token = app.granted_token().await;
     app.redeem(&app.airline.api_key, &token).await;
     let first: Value = app
-        .get("/v1/audit/entries?limit=2", &app.officer.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/audit/entries?limit=2", &app.officer.api_key)
+        .await;
     assert_eq!(first["entries"].as_array().unwrap().len(), 2);
     assert_eq!(first["next_after"], 1);
     assert_eq!(first["tree_size"], 3);
     let second: Value = app
-        .get("/v1/audit/entries?limit=2&after=1", &app.officer.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/audit/entries?limit=2&after=1", &app.officer.api_key)
+        .await;
     assert_eq!(second["entries"][0]["index"], 2);
     assert!(
         second.get("next_after").is_none(),

@@ -337,12 +337,7 @@ async fn a_pnrs_contact_elements_import_in_each_gds_form(app: TestApp) {
         let report: Value = response.json().await.unwrap();
         assert_eq!(report["counts"]["stored"], 2, "{gds}: {report}");
     }
-    let refused: Value = app
-        .get("/v1/consents?state=refused", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let refused: Value = app.get_json("/v1/consents?state=refused", key).await;
     assert_eq!(refused["records"].as_array().unwrap().len(), 4);
 }
 

@@ -203,6 +203,15 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// GETs with a bearer key and reads the JSON answer, whatever its status.
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        self.get(path, key)
+            .await
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
     /// POSTs a raw body of some media type with a bearer key.
     pub async fn post_raw(
         &self,

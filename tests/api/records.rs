@@ -97,11 +97,8 @@ async fn re_sending_the_same_record_is_a_duplicate_not_a_copy(app: TestApp) {
     assert_eq!(again["consent_id"], first["consent_id"]);
     assert!(again.get("withdrawal_code").is_none());
     let page: Value = app
-        .get("/v1/consents", &app.agency.party.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/consents", &app.agency.party.api_key)
+        .await;
     assert_eq!(page["records"].as_array().unwrap().len(), 1);
 }
 
@@ -132,12 +129,7 @@ async fn a_changed_contact_makes_a_new_version_and_the_history_stays_readable(ap
         "the old version is kept as signed"
     );
     assert_eq!(old["signature_check"]["verified"], true);
-    let history: Value = app
-        .get("/v1/consents?record_id=CRM-0001", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let history: Value = app.get_json("/v1/consents?record_id=CRM-0001", key).await;
     let states: Vec<&str> = history["records"]
         .as_array()
         .unwrap()
@@ -293,12 +285,7 @@ async fn the_agency_lists_and_reads_only_its_own_records(app: TestApp) {
         "consent-not-found",
     )
     .await;
-    let theirs: Value = app
-        .get("/v1/consents", other_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let theirs: Value = app.get_json("/v1/consents", other_key).await;
     assert_eq!(theirs["records"], json!([]));
     assert_problem(
         app.get("/v1/consents", &app.airline.api_key).await,
@@ -308,11 +295,8 @@ async fn the_agency_lists_and_reads_only_its_own_records(app: TestApp) {
     .await;
 
     let read: Value = app
-        .get(&format!("/v1/consents/{id}"), &app.agency.party.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/consents/{id}"), &app.agency.party.api_key)
+        .await;
     assert_eq!(read["state"], "given");
     assert_eq!(read["record_locator"], "ABC123");
     assert_eq!(read["notice"]["sha256"], crate::helpers::NOTICE_SHA256);
@@ -334,35 +318,19 @@ async fn listing_pages_with_a_cursor_and_filters_by_state(app: TestApp) {
     }
     app.upload(&refusal(&app)).await;
     let key = &app.agency.party.api_key;
-    let first: Value = app
-        .get("/v1/consents?limit=2", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let first: Value = app.get_json("/v1/consents?limit=2", key).await;
     assert_eq!(first["records"].as_array().unwrap().len(), 2);
     let after = first["next_after"].as_str().unwrap();
     let second: Value = app
-        .get(&format!("/v1/consents?limit=2&after={after}"), key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/consents?limit=2&after={after}"), key)
+        .await;
     assert_eq!(second["records"].as_array().unwrap().len(), 2);
     assert!(second.get("next_after").is_none());
-    let refused: Value = app
-        .get("/v1/consents?state=refused", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let refused: Value = app.get_json("/v1/consents?state=refused", key).await;
     assert_eq!(refused["records"].as_array().unwrap().len(), 1);
     let given: Value = app
-        .get("/v1/consents?state=given&record_locator=abc123", key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/consents?state=given&record_locator=abc123", key)
+        .await;
     assert_eq!(given["records"].as_array().unwrap().len(), 3);
     assert_problem(
         app.get("/v1/consents?state=happy", key).await,

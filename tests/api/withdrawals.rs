@@ -94,11 +94,8 @@ async fn the_agency_withdraws_and_a_second_withdrawal_changes_nothing(app: TestA
     let body: Value = by_code.json().await.unwrap();
     assert_eq!(body["withdrawn_by"], "agency");
     let listed: Value = app
-        .get("/v1/consents?state=withdrawn", &app.agency.party.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/consents?state=withdrawn", &app.agency.party.api_key)
+        .await;
     assert_eq!(listed["records"].as_array().unwrap().len(), 1);
 }
 
@@ -163,11 +160,8 @@ async fn a_consent_past_its_validity_reads_expired_and_grants_nothing(app: TestA
     .await;
     assert_eq!(problem["rule"], "consent-active");
     let listed: Value = app
-        .get("/v1/consents?state=expired", &app.agency.party.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/consents?state=expired", &app.agency.party.api_key)
+        .await;
     assert_eq!(listed["records"][0]["state"], "expired");
 }
 
@@ -188,11 +182,8 @@ async fn the_sweeper_destroys_the_contact_after_the_trip_and_keeps_the_record(ap
     );
 
     let read: Value = app
-        .get(&format!("/v1/consents/{id}"), &app.agency.party.api_key)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/consents/{id}"), &app.agency.party.api_key)
+        .await;
     assert!(read["purged_at"].is_string());
     assert!(
         read.get("statement").is_none(),
