@@ -9,14 +9,16 @@ use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyring::{Keyring, Keys};
 use crate::crypto::seal::DataKey;
-use crate::http::Settings;
+use crate::http::{RelaySettings, Settings};
+use crate::policy::engine::{Policies, POLICY_FILE};
 use crate::store::Store;
-use crate::{demo, provision, server};
+use crate::{demo, provision, relay, server};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Consent and contact-data broker between travel agencies and airlines.
@@ -78,6 +80,24 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The release policies.
+    Policy {
+        /// What to do with the policies.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// `policy` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// Validate a policy directory against its schema, offline, as `serve` does at
+    /// start-up; print each policy, or the file and line at fault (exit code 1).
+    Check {
+        /// The directory (default: the set built into this binary).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// `receipt` subcommands.
@@ -120,12 +140,28 @@ pub struct ServeArgs {
     /// data directory. The variable PASSERELLE_DATA_KEY may hold the key itself.
     #[arg(long, env = "PASSERELLE_DATA_KEY_FILE")]
     pub data_key_file: Option<PathBuf>,
-    /// Lifetime of a release token, in seconds.
-    #[arg(long, env = "PASSERELLE_TOKEN_TTL_SECONDS", default_value_t = 900)]
-    pub token_ttl_seconds: u64,
-    /// Days an airline may keep a released contact (stated in each release).
-    #[arg(long, env = "PASSERELLE_RELEASE_RETENTION_DAYS", default_value_t = 30)]
-    pub release_retention_days: u32,
+    /// Directory of the release policies (`schema.cedarschema`, `release.cedar`,
+    /// `tunables.toml`). Default: the set built into the binary (the repository's
+    /// `policies/`). The broker refuses to start on an invalid policy.
+    #[arg(long, env = "PASSERELLE_POLICY_DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// SMTP relay for relayed emails: `smtp://host:port` (plain, local relay),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtps://host:465`.
+    #[arg(long, env = "PASSERELLE_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// The From address of relayed emails.
+    #[arg(
+        long,
+        env = "PASSERELLE_MAIL_FROM",
+        default_value = "Passerelle <noreply@passerelle.invalid>"
+    )]
+    pub mail_from: String,
+    /// SMS gateway URL: the broker POSTs `{"message_id", "to", "text"}` as JSON.
+    #[arg(long, env = "PASSERELLE_SMS_GATEWAY_URL")]
+    pub sms_gateway_url: Option<String>,
+    /// Bearer token sent to the SMS gateway (read from the environment only).
+    #[arg(skip)]
+    pub sms_gateway_token: Option<String>,
     /// Seconds before a request is abandoned.
     #[arg(long, env = "PASSERELLE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30)]
     pub request_timeout_seconds: u64,
@@ -135,10 +171,6 @@ pub struct ServeArgs {
     /// Largest bulk upload accepted, in bytes.
     #[arg(long, env = "PASSERELLE_MAX_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_batch_bytes: usize,
-    /// Days a contact is kept after the last flight of its booking; then it is
-    /// destroyed (the consent record and the audit trail stay).
-    #[arg(long, env = "PASSERELLE_CONTACT_RETENTION_DAYS", default_value_t = 30)]
-    pub contact_retention_days: u32,
     /// Seconds between two retention sweeps.
     #[arg(long, env = "PASSERELLE_PURGE_INTERVAL_SECONDS", default_value_t = 300)]
     pub purge_interval_seconds: u64,
@@ -287,6 +319,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command: PartyCommand::Key { command },
         } => agency_key(&cli.storage, command).await,
         Command::Keygen(args) => keygen(args),
+        Command::Policy {
+            command: PolicyCommand::Check { dir },
+        } => check_policies(dir.as_deref()),
         Command::Sign(args) => sign(args),
         Command::Receipt {
             command: ReceiptCommand::Verify { receipt, keys },
@@ -369,13 +404,26 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let policies = Policies::load(args.policy_dir.as_deref())
+        .context("the release policies are invalid; the broker does not start")?;
+    tracing::info!(
+        source = policies.source(),
+        digest = policies.digest(),
+        "release policies loaded"
+    );
+    let relay = RelaySettings {
+        smtp_url: args.smtp_url.clone(),
+        mail_from: args.mail_from.clone(),
+        sms_gateway_url: args.sms_gateway_url.clone(),
+        sms_gateway_token: std::env::var("PASSERELLE_SMS_GATEWAY_TOKEN").ok(),
+    };
+    let transports = relay::Transports::new(&relay).context("configuring the relay")?;
     let settings = Settings {
-        token_ttl: Duration::from_secs(args.token_ttl_seconds),
-        release_retention_days: args.release_retention_days,
+        policies: Arc::new(policies),
+        relay,
         request_timeout: Duration::from_secs(args.request_timeout_seconds),
         max_body_bytes: args.max_body_bytes,
         max_batch_bytes: args.max_batch_bytes,
-        contact_retention_days: args.contact_retention_days,
         public_url: args
             .public_url
             .clone()
@@ -388,10 +436,45 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     server::serve(
         listener,
         server::state(store, keys, broker_key, settings),
+        transports,
         Duration::from_secs(args.purge_interval_seconds.max(1)),
         server::shutdown_signal(),
     )
     .await
+}
+
+/// `policy check`: loads the policies as `serve` would and prints what it found.
+fn check_policies(dir: Option<&Path>) -> anyhow::Result<()> {
+    let policies = Policies::load(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "policies valid: {} ({} policies, digest {})",
+        policies.source(),
+        policies.summaries().len(),
+        policies.digest()
+    );
+    for policy in policies.summaries() {
+        let reason = policy
+            .reason
+            .as_deref()
+            .map(|r| format!(" -> {r}"))
+            .unwrap_or_default();
+        println!(
+            "  {}:{} {} {}{reason}",
+            POLICY_FILE, policy.line, policy.effect, policy.id
+        );
+    }
+    let t = &policies.tunables;
+    println!(
+        "tunables: token lifetime {} s, {} uses; {} requests/s per airline (burst {}); \
+         contacts kept {} days after the trip, {} days by airlines",
+        t.tokens.lifetime_seconds,
+        t.tokens.uses,
+        t.rate_limit.requests_per_second,
+        t.rate_limit.burst,
+        t.retention.contact_days,
+        t.retention.release_days
+    );
+    Ok(())
 }
 
 /// The keyring: from PASSERELLE_DATA_KEY (fixed), or from its file (reread when

@@ -28,6 +28,7 @@ pub mod domain;
 pub mod http;
 pub mod policy;
 pub mod provision;
+pub mod relay;
 pub mod rotation;
 pub mod server;
 pub mod store;

@@ -17,20 +17,23 @@ pub fn state(store: Store, keys: Keyring, broker_key: Jwk, settings: Settings) -
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets requests in
 /// flight finish and closes the database pools. The retention sweeper runs beside it
-/// every `purge_interval`.
+/// every `purge_interval`, and the relay worker delivers the outbox.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    transports: crate::relay::Transports,
     purge_interval: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), purge_interval));
+    let relay = tokio::spawn(crate::relay::run(state.clone(), transports));
     axum::serve(listener, build_router(state))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
     sweeper.abort();
+    relay.abort();
     store.close().await;
     Ok(())
 }

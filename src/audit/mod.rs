@@ -24,6 +24,12 @@ pub enum Action {
     ConsentWithdrawal,
     /// A record's contact was destroyed at the end of its retention.
     ContactPurge,
+    /// An airline handed the broker a message to relay.
+    MessageRelay,
+    /// The broker tried to deliver a relayed message.
+    MessageDelivery,
+    /// An agency changed how its clients are reached, or its webhook.
+    SettingsChange,
 }
 
 impl Action {
@@ -35,6 +41,9 @@ impl Action {
             Self::TokenRedemption => "token_redemption",
             Self::ConsentWithdrawal => "consent_withdrawal",
             Self::ContactPurge => "contact_purge",
+            Self::MessageRelay => "message_relay",
+            Self::MessageDelivery => "message_delivery",
+            Self::SettingsChange => "settings_change",
         }
     }
 }
@@ -51,6 +60,18 @@ pub enum Outcome {
     Released,
     /// The request was refused; `reason` says why.
     Refused,
+    /// A message was accepted for delivery.
+    Queued,
+    /// A message reached the relay or gateway.
+    Delivered,
+    /// A delivery attempt failed; another is scheduled.
+    Deferred,
+    /// Delivery failed for good.
+    Failed,
+    /// A queued message was dropped (its consent was withdrawn).
+    Cancelled,
+    /// A setting changed.
+    Changed,
 }
 
 impl Outcome {
@@ -61,6 +82,12 @@ impl Outcome {
             Self::Granted => "granted",
             Self::Released => "released",
             Self::Refused => "refused",
+            Self::Queued => "queued",
+            Self::Delivered => "delivered",
+            Self::Deferred => "deferred",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::Changed => "changed",
         }
     }
 }
@@ -78,11 +105,12 @@ pub struct AuditEntry {
     pub actor_kind: String,
     /// Id of the acting party.
     pub actor_id: String,
-    /// What was asked (`consent_upload`, `token_request`, `token_redemption`).
+    /// What was asked (`consent_upload`, `token_request`, `token_redemption`,
+    /// `message_relay`, `message_delivery`, …).
     pub action: String,
     /// What was decided (`recorded`, `granted`, `released`, `refused`).
     pub outcome: String,
-    /// Why it was refused: a stable reason code.
+    /// Why it was refused, or what a setting became: a stable reason code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// The agency whose client it concerns.
@@ -115,6 +143,19 @@ pub struct AuditEntry {
     /// The flight (`AF1234/2026-12-01`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flight: Option<String>,
+    /// The relayed message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The channel used (`sms`, `email`) or covered (`sms,email`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The `@id`s of the policies that decided, comma-separated (`default-deny` when
+    /// no policy permitted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policies: Option<String>,
+    /// SHA-256 of the policy files in force when it was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_digest: Option<String>,
 }
 
 /// An entry to append; the store assigns its index and time.

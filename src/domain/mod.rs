@@ -8,6 +8,7 @@
 pub mod booking;
 pub mod consent;
 pub mod contact;
+pub mod delivery;
 pub mod ids;
 pub mod party;
 pub mod purpose;

@@ -370,7 +370,10 @@ async fn store(
         (statement.decision == Decision::Given).then(|| secret::issue(WITHDRAWAL_CODE_PREFIX));
     let code_hash = code.as_ref().map(|c| hex(&sha256(c.plaintext.as_bytes())));
     let carriers = statement.carriers();
-    let purge_after = purge_after(statement, state.settings.contact_retention_days);
+    let purge_after = purge_after(
+        statement,
+        state.settings.policies.tunables.retention.contact_days,
+    );
     let statement_sha256 = hex(hash);
     let withdrawal_url = format!(
         "{}/v1/withdrawals",
@@ -390,7 +393,7 @@ async fn store(
             statement_sha256: &statement_sha256,
             withdrawal_code_sha256: code_hash.as_deref(),
             withdrawal_url: &withdrawal_url,
-            retention_days: state.settings.contact_retention_days,
+            retention_days: state.settings.policies.tunables.retention.contact_days,
             purge_after,
             recorded_at: now,
         }),
@@ -451,7 +454,7 @@ async fn store(
     entry.entry.traveller_id = Some(traveller_id.clone());
     entry.entry.consent_id = Some(consent_id.clone());
     let labels = entry.labels();
-    let audit_index = crate::store::audit::append(tx, entry).await?;
+    let audit_index = crate::store::audit::append(tx, entry).await?.index;
     Ok((
         StoredRecord {
             consent_id,

@@ -3,6 +3,7 @@
 //! Each resource module exposes its handlers; `routes()` lists every route once, and
 //! that one list serves the server and the test that holds `openapi.yaml` to it.
 
+pub mod agency;
 pub mod audit;
 pub mod batch;
 pub mod consents;
@@ -11,17 +12,23 @@ pub mod health;
 pub mod idempotency;
 pub mod ingest;
 pub mod keys;
+pub mod messages;
 pub mod metrics;
 pub mod middleware;
+pub mod policies;
 pub mod problem;
+pub mod ratelimit;
 pub mod releases;
 pub mod tokens;
+pub mod traveller;
+pub mod uses;
 pub mod withdrawals;
 
 use crate::audit::NewEntry;
 use crate::clock::Clock;
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyring::Keyring;
+use crate::policy::engine::Policies;
 use crate::store::{self, Store, Tx};
 use axum::handler::Handler;
 use axum::http::Method;
@@ -32,21 +39,19 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Tunables of a running broker.
+/// Settings of a running broker.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// How long a release token stays valid.
-    pub token_ttl: Duration,
-    /// How many days an airline may keep a released contact (stated in the release).
-    pub release_retention_days: u32,
+    /// The release policies and the tunables beside them (`policies/`).
+    pub policies: Arc<Policies>,
+    /// Where relayed messages go.
+    pub relay: RelaySettings,
     /// How long a request may take before it is abandoned.
     pub request_timeout: Duration,
     /// The largest request body accepted (bulk uploads excepted).
     pub max_body_bytes: usize,
     /// The largest bulk upload accepted (JSON array, NDJSON, CSV).
     pub max_batch_bytes: usize,
-    /// Days a record's contact is kept after the last flight of its booking.
-    pub contact_retention_days: u32,
     /// The broker's public base URL, printed on receipts (withdrawal link).
     pub public_url: String,
 }
@@ -54,15 +59,29 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Self {
-            token_ttl: Duration::from_secs(15 * 60),
-            release_retention_days: 30,
+            policies: Arc::new(Policies::built_in().expect("the built-in policies are valid")),
+            relay: RelaySettings::default(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
             max_batch_bytes: 64 * 1024 * 1024,
-            contact_retention_days: 30,
             public_url: "http://127.0.0.1:8080".into(),
         }
     }
+}
+
+/// The transports of the relay. A channel without one refuses relayed messages.
+#[derive(Debug, Clone, Default)]
+pub struct RelaySettings {
+    /// SMTP relay for email: `smtp://host:port` (plain, for a local relay),
+    /// `smtp://host:port?tls=required` (STARTTLS) or `smtps://host:port`, with
+    /// optional `user:password@`.
+    pub smtp_url: Option<String>,
+    /// The From address of relayed emails.
+    pub mail_from: String,
+    /// The SMS gateway's URL: the broker POSTs `{"to", "text", "message_id"}` as JSON.
+    pub sms_gateway_url: Option<String>,
+    /// Sent as `Authorization: Bearer …` to the SMS gateway, if set.
+    pub sms_gateway_token: Option<String>,
 }
 
 /// What every handler shares.
@@ -79,6 +98,10 @@ pub struct Shared {
     pub settings: Settings,
     /// Counters for `/metrics`.
     pub metrics: metrics::Metrics,
+    /// Per-airline rate limits.
+    pub limiter: ratelimit::RateLimiter,
+    /// Woken when a message or webhook push is queued, so the worker starts at once.
+    pub outbox_wake: tokio::sync::Notify,
 }
 
 /// The application state, cheap to clone.
@@ -101,21 +124,23 @@ impl AppState {
             clock,
             settings,
             metrics: metrics::Metrics::default(),
+            limiter: ratelimit::RateLimiter::default(),
+            outbox_wake: tokio::sync::Notify::new(),
         }))
     }
 
     /// Appends an audit entry in `tx`, commits, counts the decision, and returns the
     /// entry's index. The change and its entry commit together or not at all.
-    pub async fn commit_with_audit(&self, mut tx: Tx, entry: NewEntry) -> Result<i64, Problem> {
-        let (action, outcome, reason) = entry.labels();
-        let index = store::audit::append(&mut tx, entry).await?;
-        tx.commit().await?;
-        self.metrics.observe_decision(action, outcome, reason);
-        Ok(index)
+    pub async fn commit_with_audit(&self, tx: Tx, entry: NewEntry) -> Result<i64, Problem> {
+        let indexes = self.commit_with_audits(tx, vec![entry]).await?;
+        Ok(indexes[0])
     }
 
     /// Appends several audit entries in `tx` and commits; the metrics count them only
     /// once they are durable. Returns their indexes, in order.
+    ///
+    /// Each entry that records a use of a client's data is also queued, in the same
+    /// transaction, for the agency's webhook if it registered one (see `uses`).
     pub async fn commit_with_audits(
         &self,
         mut tx: Tx,
@@ -123,13 +148,19 @@ impl AppState {
     ) -> Result<Vec<i64>, Problem> {
         let mut labels = Vec::with_capacity(entries.len());
         let mut indexes = Vec::with_capacity(entries.len());
+        let mut pushes = uses::Pushes::default();
         for entry in entries {
             labels.push(entry.labels());
-            indexes.push(store::audit::append(&mut tx, entry).await?);
+            let stored = store::audit::append(&mut tx, entry).await?;
+            indexes.push(stored.index);
+            pushes.queue(self, &mut tx, &stored).await?;
         }
         tx.commit().await?;
         for (action, outcome, reason) in labels {
             self.metrics.observe_decision(action, outcome, reason);
+        }
+        if pushes.queued() {
+            self.outbox_wake.notify_one();
         }
         Ok(indexes)
     }
@@ -175,6 +206,12 @@ impl Routes {
     fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
         self.add(Method::POST, MethodFilter::POST, path, handler)
     }
+    fn put<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::PUT, MethodFilter::PUT, path, handler)
+    }
+    fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, handler: H) -> Self {
+        self.add(Method::DELETE, MethodFilter::DELETE, path, handler)
+    }
     fn add<H: Handler<T, AppState>, T: 'static>(
         mut self,
         method: Method,
@@ -207,9 +244,19 @@ pub fn routes() -> Routes {
         .get("/v1/consents/{id}/receipt", consents::receipt)
         .get("/v1/consents/{id}/ssr", consents::export_ssr)
         .post("/v1/consents/{id}/withdrawal", withdrawals::by_agency)
+        .put("/v1/consents/{id}/delivery", agency::set_record_delivery)
+        .put("/v1/agency/delivery", agency::set_delivery)
+        .put("/v1/agency/webhook", agency::set_webhook)
+        .delete("/v1/agency/webhook", agency::remove_webhook)
+        .get("/v1/receipts", agency::receipts)
         .post("/v1/withdrawals", withdrawals::by_traveller)
+        .post("/v1/traveller/uses", traveller::uses)
         .post("/v1/release-tokens", tokens::request)
+        .post("/v1/flights/release-tokens", tokens::request_for_flight)
         .post("/v1/releases", releases::redeem)
+        .post("/v1/messages", messages::relay)
+        .get("/v1/messages/{id}", messages::status)
+        .get("/v1/policies", policies::read)
         .get("/v1/audit/entries", audit::list)
 }
 

@@ -69,6 +69,14 @@ problem_kinds! {
     TokenNotFound => (StatusCode::NOT_FOUND, "token-not-found", "No such release token for your airline"),
     TokenUsed => (StatusCode::GONE, "token-used", "The release token was used already"),
     TokenExpired => (StatusCode::GONE, "token-expired", "The release token expired"),
+    TokenRevoked => (StatusCode::GONE, "token-revoked", "The release token was revoked"),
+    OutsideReleaseWindow => (StatusCode::FORBIDDEN, "outside-release-window", "Outside the period in which contacts are released"),
+    NotPermitted => (StatusCode::FORBIDDEN, "not-permitted", "No policy permits this request"),
+    RelayOnly => (StatusCode::CONFLICT, "relay-only", "This contact is only reachable through the broker's relay"),
+    ChannelNotCovered => (StatusCode::UNPROCESSABLE_ENTITY, "channel-not-covered", "The token or the record does not cover this channel"),
+    RelayUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "relay-unavailable", "This broker has no transport configured for that channel"),
+    MessageNotFound => (StatusCode::NOT_FOUND, "message-not-found", "No such relayed message of yours"),
+    RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests from your airline"),
     Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
     Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The service is not ready"),
 }
@@ -127,7 +135,8 @@ pub struct Problem {
     kind: ProblemKind,
     detail: String,
     errors: Vec<FieldError>,
-    rule: Option<&'static str>,
+    rule: Option<String>,
+    retry_after: Option<u64>,
     extensions: serde_json::Map<String, serde_json::Value>,
     cause: Option<String>,
 }
@@ -146,7 +155,7 @@ struct Body<'a> {
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
     #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'static str>,
+    rule: Option<&'a str>,
     #[serde(flatten)]
     extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
@@ -159,6 +168,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             rule: None,
+            retry_after: None,
             extensions: serde_json::Map::new(),
             cause: None,
         }
@@ -186,9 +196,15 @@ impl Problem {
         self
     }
 
+    /// Asks the client to wait this many seconds (`Retry-After`).
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     /// Names the release rule that decided a refusal.
-    pub fn with_rule(mut self, rule: &'static str) -> Self {
-        self.rule = Some(rule);
+    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
+        self.rule = Some(rule.into());
         self
     }
 
@@ -271,6 +287,11 @@ impl IntoResponse for Problem {
         if let Some(cause) = self.cause {
             response.extensions_mut().insert(InternalCause(cause));
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.kind == ProblemKind::Unauthorized {
             response
                 .headers_mut()
@@ -288,7 +309,7 @@ impl Problem {
             status: self.kind.status().as_u16(),
             detail: &self.detail,
             errors: &self.errors,
-            rule: self.rule,
+            rule: self.rule.as_deref(),
             extensions: &self.extensions,
         }
     }

@@ -1,4 +1,11 @@
-//! `POST /v1/release-tokens`: an airline asks for a token to reach one traveller.
+//! Release tokens: an airline asks for one traveller (`POST /v1/release-tokens`) or for
+//! a whole flight at once (`POST /v1/flights/release-tokens`).
+//!
+//! Every question goes to the Cedar policies (`policy::engine`): first whether this
+//! airline may ask about this flight for this purpose at all, then, for each traveller,
+//! whether it may have their token. Each traveller's grant or refusal is its own audit
+//! entry naming the policies that decided it. A token records the airline, purpose,
+//! event, traveller, channels, expiry and uses left; it never outlives its consent.
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
@@ -6,12 +13,16 @@ use super::AppState;
 use crate::audit::{format_time, Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
 use crate::crypto::secret;
-use crate::domain::booking::{CarrierCode, Flight, RecordLocator};
+use crate::domain::booking::{Flight, RecordLocator};
+use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::party::Party;
 use crate::domain::purpose::{Event, Purpose};
 use crate::domain::traveller::TravellerName;
-use crate::policy::{self, Refusal};
-use crate::store::consents::{self, FlightTraveller};
+use crate::policy::engine::{
+    AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
+};
+use crate::policy::Refusal;
+use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::Tx;
 use axum::extract::State;
@@ -23,7 +34,7 @@ use time::OffsetDateTime;
 /// The prefix of release tokens.
 pub const TOKEN_PREFIX: &str = "pas_token_";
 
-/// What the airline asks for.
+/// What the airline asks for one traveller.
 #[derive(Deserialize, Serialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
@@ -37,16 +48,45 @@ pub struct TokenRequest {
     pub purpose: Purpose,
     /// The event behind it.
     pub event: Event,
+    /// The channels wanted (default: every channel the traveller gave).
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
+}
+
+/// What the airline asks for a whole flight.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FlightTokenRequest {
+    /// The flight, one of the airline's.
+    pub flight: Flight,
+    /// The notification the airline will send.
+    pub purpose: Purpose,
+    /// The event behind it.
+    pub event: Event,
+    /// The channels wanted (default: every channel each traveller gave).
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
 }
 
 /// A granted token.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct TokenGranted {
-    /// The token: opaque, single use, shown once.
+    /// The token: opaque, shown once.
     pub token: String,
     /// Its public id, as audit entries name it.
     pub token_id: String,
-    /// When it stops working.
+    /// The traveller it reaches (pseudonymous id).
+    pub traveller_id: String,
+    /// The booking's record locator.
+    pub record_locator: String,
+    /// The channels it covers.
+    pub channels: Vec<Channel>,
+    /// `reveal`: redeem it at `/v1/releases` for the contact; `relay`: send messages
+    /// through `/v1/messages`, the contact is never revealed.
+    pub delivery: Delivery,
+    /// Uses it has: one reveal, or this many relayed messages.
+    pub uses: i64,
+    /// When it stops working (never later than the consent's end).
     pub expires_at: String,
     /// The purpose it is bound to.
     pub purpose: Purpose,
@@ -54,7 +94,59 @@ pub struct TokenGranted {
     pub audit_index: i64,
 }
 
-/// Decides on the request and, if allowed, issues a token; either way it is audited.
+/// A traveller of the flight who gets no token, and why.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct TokenRefused {
+    /// The traveller (pseudonymous id).
+    pub traveller_id: String,
+    /// The booking's record locator.
+    pub record_locator: String,
+    /// The stable reason code.
+    pub reason: String,
+    /// The problem type a single request would have been answered with.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// The rule (policy `@id`) that decided.
+    pub rule: String,
+    /// Index of the audit entry that records the refusal.
+    pub audit_index: i64,
+}
+
+/// Counts of a flight's answer.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy)]
+pub struct FlightCounts {
+    /// Travellers of the flight in the broker.
+    pub travellers: usize,
+    /// Tokens granted.
+    pub granted: usize,
+    /// Travellers refused.
+    pub refused: usize,
+}
+
+/// The answer for a whole flight.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct FlightTokens {
+    /// The flight.
+    pub flight: String,
+    /// The purpose asked.
+    pub purpose: Purpose,
+    /// One token per traveller whose consent allows it.
+    pub granted: Vec<TokenGranted>,
+    /// Every other traveller of the flight, with the reason.
+    pub refused: Vec<TokenRefused>,
+    /// Totals.
+    pub counts: FlightCounts,
+}
+
+/// What one request asks, whichever route.
+struct Ask<'a> {
+    flight: &'a Flight,
+    purpose: Purpose,
+    event: &'a Event,
+    channels: Option<&'a [Channel]>,
+}
+
+/// One traveller's token, decided and audited.
 pub async fn request(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
@@ -62,133 +154,374 @@ pub async fn request(
     ApiJson(request): ApiJson<TokenRequest>,
 ) -> Result<(StatusCode, Json<TokenGranted>), Problem> {
     let now = state.clock.now();
-    let mut entry = NewEntry::new(
-        now,
-        &request_id,
-        &airline,
-        Action::TokenRequest,
-        Outcome::Granted,
-    );
-    entry.entry.airline_id = Some(airline.id.clone());
-    entry.entry.purpose = Some(request.purpose.as_str().to_string());
-    entry.entry.event_category = Some(request.event.category.as_str().to_string());
-    entry.entry.event_reference = Some(request.event.reference.as_str().to_string());
-    entry.entry.flight = Some(request.flight.label());
-
-    let mut tx = state.store.begin().await?;
-    let traveller = match decide(&state, &mut tx, &airline, &request, now).await? {
-        Decision::Grant(traveller) => traveller,
-        Decision::Refuse(refusal, found) => {
-            if let Some(found) = found {
-                name_subjects(&mut entry, &found);
-            }
-            return Err(state
-                .refuse(
-                    tx,
-                    entry.refused(refusal.reason()),
-                    refusal_problem(refusal),
-                )
-                .await);
-        }
-    };
-    name_subjects(&mut entry, &traveller);
-    let (consent_id, _) = traveller
-        .consent
-        .as_ref()
-        .expect("a granted request has a consent");
-    let issued = secret::issue(TOKEN_PREFIX);
-    let expires_at = now + state.settings.token_ttl;
-    let record = TokenRecord {
-        id: issued.id.clone(),
-        secret_hash: issued.hash.to_vec(),
-        airline_id: airline.id.clone(),
-        agency_id: traveller.agency_id.clone(),
-        consent_id: consent_id.clone(),
-        traveller_id: traveller.traveller_id.clone(),
-        booking_id: traveller.booking_id.clone(),
-        purpose: request.purpose.as_str().to_string(),
-        event_category: request.event.category.as_str().to_string(),
-        event_reference: request.event.reference.as_str().to_string(),
-        flight: request.flight.label(),
-        issued_at: now,
-        expires_at,
-        used_at: None,
-    };
-    tokens::insert(&mut tx, &record).await?;
-    entry.entry.token_id = Some(issued.id.clone());
-    let audit_index = state.commit_with_audit(tx, entry).await?;
-    let granted = TokenGranted {
-        token: issued.plaintext,
-        token_id: issued.id,
-        expires_at: format_time(expires_at),
+    let ask = Ask {
+        flight: &request.flight,
         purpose: request.purpose,
-        audit_index,
+        event: &request.event,
+        channels: request.channels.as_deref(),
     };
-    Ok((StatusCode::CREATED, Json(granted)))
-}
-
-/// The outcome of the release rules.
-enum Decision {
-    /// Grant a token for this traveller.
-    Grant(FlightTraveller),
-    /// Refuse; the traveller, when one was found, so the refusal is audited against
-    /// the agency's client.
-    Refuse(Refusal, Option<FlightTraveller>),
-}
-
-/// Applies the release rules in order (see `policy`).
-async fn decide(
-    state: &AppState,
-    tx: &mut Tx,
-    airline: &Party,
-    request: &TokenRequest,
-    now: OffsetDateTime,
-) -> Result<Decision, Problem> {
-    if let Err(refusal) = policy::purpose_is_operational(request.purpose) {
-        return Ok(Decision::Refuse(refusal, None));
-    }
-    let designator = airline
-        .code
-        .as_deref()
-        .and_then(|c| CarrierCode::parse(c).ok());
-    let Some(designator) = designator.filter(|d| *d == request.flight.carrier) else {
-        return Ok(Decision::Refuse(Refusal::BookingNotFound, None));
-    };
+    check_channels(ask.channels)?;
+    let base = base_entry(&state, &request_id, &airline, &ask, now);
+    let tx = state.store.begin().await?;
+    let mut tx = ask_about_flight(&state, tx, &airline, &ask, base.clone(), now).await??;
     let name_index = state
         .keys
         .keys()
         .root()
         .blind_index(TRAVELLER_NAME_INDEX, &request.traveller.pnr_form());
-    let mut found =
-        consents::find_on_flight(tx, &request.record_locator, &name_index, &request.flight).await?;
+    let mut found = release::named(
+        &mut tx,
+        &request.record_locator,
+        &name_index,
+        &request.flight,
+    )
+    .await?;
     if found.len() > 1 {
-        return Ok(Decision::Refuse(Refusal::AmbiguousTraveller, None));
+        let refusal = Refusal::AmbiguousTraveller;
+        let entry = base.refused(refusal.reason());
+        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
     }
     let Some(traveller) = found.pop() else {
-        return Ok(Decision::Refuse(Refusal::BookingNotFound, None));
+        let refusal = Refusal::BookingNotFound;
+        let entry = base.refused(refusal.reason());
+        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
     };
-    let scope = traveller.consent.as_ref().map(|(_, scope)| scope);
-    Ok(
-        match policy::consent_allows(scope, &designator, request.purpose, now) {
-            Ok(()) => Decision::Grant(traveller),
-            Err(refusal) => Decision::Refuse(refusal, Some(traveller)),
-        },
-    )
+    match decide_and_issue(&state, &mut tx, &airline, &traveller, &ask, base, now).await? {
+        (Ok(granted), entry) => {
+            let index = state.commit_with_audit(tx, entry).await?;
+            Ok((
+                StatusCode::CREATED,
+                Json(TokenGranted {
+                    audit_index: index,
+                    ..granted
+                }),
+            ))
+        }
+        (Err(verdict), entry) => {
+            let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
+            Err(state
+                .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+                .await)
+        }
+    }
 }
 
-fn name_subjects(entry: &mut NewEntry, traveller: &FlightTraveller) {
-    entry.entry.agency_id = Some(traveller.agency_id.clone());
-    entry.entry.booking_id = Some(traveller.booking_id.clone());
-    entry.entry.traveller_id = Some(traveller.traveller_id.clone());
-    entry.entry.consent_id = traveller.consent.as_ref().map(|(id, _)| id.clone());
+/// Tokens for every consenting traveller of a flight, and the reason for each other
+/// traveller, in one request and one transaction.
+pub async fn request_for_flight(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    AirlineCaller(airline): AirlineCaller,
+    ApiJson(request): ApiJson<FlightTokenRequest>,
+) -> Result<Json<FlightTokens>, Problem> {
+    let now = state.clock.now();
+    let ask = Ask {
+        flight: &request.flight,
+        purpose: request.purpose,
+        event: &request.event,
+        channels: request.channels.as_deref(),
+    };
+    check_channels(ask.channels)?;
+    let base = base_entry(&state, &request_id, &airline, &ask, now);
+    let tx = state.store.begin().await?;
+    let mut tx = ask_about_flight(&state, tx, &airline, &ask, base.clone(), now).await??;
+    let travellers = release::on_flight(&mut tx, &request.flight).await?;
+    let mut granted = Vec::new();
+    let mut refused = Vec::new();
+    let mut entries = Vec::with_capacity(travellers.len());
+    let mut was_granted = Vec::with_capacity(travellers.len());
+    for traveller in &travellers {
+        let (outcome, entry) = decide_and_issue(
+            &state,
+            &mut tx,
+            &airline,
+            traveller,
+            &ask,
+            base.clone(),
+            now,
+        )
+        .await?;
+        was_granted.push(outcome.is_ok());
+        match outcome {
+            Ok(token) => granted.push(token),
+            Err(verdict) => {
+                let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
+                let problem = refusal_problem(refusal, &verdict.policies);
+                refused.push(TokenRefused {
+                    traveller_id: traveller.traveller_id.clone(),
+                    record_locator: traveller.record_locator.clone(),
+                    reason: refusal.reason().to_string(),
+                    type_uri: problem.kind().type_uri(),
+                    rule: rule_name(refusal, &verdict.policies),
+                    audit_index: 0,
+                })
+            }
+        }
+        entries.push(entry);
+    }
+    let indexes = state.commit_with_audits(tx, entries).await?;
+    // Entries were appended in traveller order; hand each answer its index.
+    let (mut g, mut r) = (granted.iter_mut(), refused.iter_mut());
+    for (granted, index) in was_granted.into_iter().zip(indexes) {
+        let slot = if granted {
+            g.next().map(|t| &mut t.audit_index)
+        } else {
+            r.next().map(|t| &mut t.audit_index)
+        };
+        if let Some(slot) = slot {
+            *slot = index;
+        }
+    }
+    let counts = FlightCounts {
+        travellers: travellers.len(),
+        granted: granted.len(),
+        refused: refused.len(),
+    };
+    Ok(Json(FlightTokens {
+        flight: request.flight.label(),
+        purpose: request.purpose,
+        granted,
+        refused,
+        counts,
+    }))
+}
+
+/// An empty channel list asks for nothing.
+fn check_channels(channels: Option<&[Channel]>) -> Result<(), Problem> {
+    if channels.is_some_and(<[Channel]>::is_empty) {
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "channels",
+            "must name at least one channel (`sms`, `email`), or be left out for all",
+        ));
+    }
+    Ok(())
+}
+
+/// The audit entry every decision of this request starts from.
+fn base_entry(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    ask: &Ask<'_>,
+    now: OffsetDateTime,
+) -> NewEntry {
+    let mut entry = NewEntry::new(
+        now,
+        request_id,
+        airline,
+        Action::TokenRequest,
+        Outcome::Granted,
+    );
+    entry.entry.airline_id = Some(airline.id.clone());
+    entry.entry.purpose = Some(ask.purpose.as_str().to_string());
+    entry.entry.event_category = Some(ask.event.category.as_str().to_string());
+    entry.entry.event_reference = Some(ask.event.reference.as_str().to_string());
+    entry.entry.flight = Some(ask.flight.label());
+    entry.entry.policy_digest = Some(state.settings.policies.digest().to_string());
+    entry
+}
+
+/// The flight-level question: may this airline ask about this flight for this purpose?
+/// On a refusal the refusal is audited and the problem returned (inner `Err`).
+async fn ask_about_flight(
+    state: &AppState,
+    tx: Tx,
+    airline: &Party,
+    ask: &Ask<'_>,
+    mut entry: NewEntry,
+    now: OffsetDateTime,
+) -> Result<Result<Tx, Problem>, Problem> {
+    let designator = airline.code.clone().unwrap_or_default();
+    let verdict = state.settings.policies.decide_flight(
+        &AirlineFacts {
+            id: &airline.id,
+            designator: &designator,
+        },
+        ask.flight.carrier.as_str(),
+        &format!(
+            "{}{}",
+            ask.flight.carrier.as_str(),
+            ask.flight.flight_number.as_str()
+        ),
+        &ask.flight.date.as_string(),
+        &context(ask, now),
+    );
+    let Some(refusal) = verdict.refusal else {
+        return Ok(Ok(tx));
+    };
+    entry.entry.policies = Some(verdict.policy_list());
+    let entry = entry.refused(refusal.reason());
+    Ok(Err(state
+        .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+        .await))
+}
+
+fn context<'a>(ask: &'a Ask<'_>, now: OffsetDateTime) -> ReleaseContext<'a> {
+    ReleaseContext {
+        purpose: ask.purpose.as_str(),
+        event_category: ask.event.category.as_str(),
+        now,
+    }
+}
+
+/// The policies' facts about a traveller.
+pub fn traveller_facts(traveller: &ReleaseFacts) -> TravellerFacts<'_> {
+    let consent = traveller.consent.as_ref();
+    TravellerFacts {
+        id: &traveller.traveller_id,
+        agency_id: &traveller.agency_id,
+        carriers: traveller.carriers.clone(),
+        booked_at: traveller.booked_at,
+        travel_ends: traveller.travel_ends(),
+        consent: match consent {
+            None => "none",
+            Some(c) if c.scope.decision == crate::domain::consent::Decision::Refused => "refused",
+            Some(_) => "given",
+        },
+        withdrawn: consent.is_some_and(|c| c.scope.withdrawn),
+        superseded: consent.is_some_and(|c| c.scope.superseded),
+        consent_valid_until: consent.and_then(|c| c.scope.valid_until),
+        consent_carriers: consent
+            .map(|c| {
+                c.scope
+                    .carriers
+                    .iter()
+                    .map(|c| c.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        consent_purposes: consent
+            .map(|c| {
+                c.scope
+                    .purposes
+                    .iter()
+                    .map(|p| p.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// Decides one traveller and, if allowed, stores their token. Returns the grant (or
+/// the refusing verdict) and the audit entry to append.
+async fn decide_and_issue(
+    state: &AppState,
+    tx: &mut Tx,
+    airline: &Party,
+    traveller: &ReleaseFacts,
+    ask: &Ask<'_>,
+    mut entry: NewEntry,
+    now: OffsetDateTime,
+) -> Result<(Result<TokenGranted, Verdict>, NewEntry), Problem> {
+    let designator = airline.code.clone().unwrap_or_default();
+    let mut verdict = state.settings.policies.decide_traveller(
+        &AirlineFacts {
+            id: &airline.id,
+            designator: &designator,
+        },
+        TravellerAction::GrantToken,
+        &traveller_facts(traveller),
+        &context(ask, now),
+    );
+    let e = &mut entry.entry;
+    e.agency_id = Some(traveller.agency_id.clone());
+    e.booking_id = Some(traveller.booking_id.clone());
+    e.traveller_id = Some(traveller.traveller_id.clone());
+    e.consent_id = traveller.consent.as_ref().map(|c| c.id.clone());
+    e.policies = Some(verdict.policy_list());
+    let consent = match (&verdict.refusal, &traveller.consent) {
+        (None, Some(consent)) => consent,
+        _ => {
+            let refusal = verdict.refusal.unwrap_or(Refusal::NoConsent);
+            verdict.refusal = Some(refusal);
+            return Ok((Err(verdict), entry.refused(refusal.reason())));
+        }
+    };
+    let channels: Vec<Channel> = consent
+        .channels
+        .iter()
+        .copied()
+        .filter(|c| ask.channels.is_none_or(|wanted| wanted.contains(c)))
+        .collect();
+    if channels.is_empty() {
+        let verdict = Verdict {
+            refusal: Some(Refusal::ChannelNotCovered),
+            policies: Vec::new(),
+        };
+        return Ok((
+            Err(verdict),
+            entry.refused(Refusal::ChannelNotCovered.reason()),
+        ));
+    }
+    let tunables = &state.settings.policies.tunables;
+    let mut expires_at = now + tunables.token_lifetime();
+    if let Some(end) = consent.scope.valid_until {
+        expires_at = expires_at.min(end);
+    }
+    let uses = match traveller.delivery {
+        Delivery::Reveal => 1,
+        Delivery::Relay => i64::from(tunables.tokens.uses),
+    };
+    let issued = secret::issue(TOKEN_PREFIX);
+    let record = TokenRecord {
+        id: issued.id.clone(),
+        secret_hash: issued.hash.to_vec(),
+        airline_id: airline.id.clone(),
+        agency_id: traveller.agency_id.clone(),
+        consent_id: consent.id.clone(),
+        traveller_id: traveller.traveller_id.clone(),
+        booking_id: traveller.booking_id.clone(),
+        purpose: ask.purpose.as_str().to_string(),
+        event_category: ask.event.category.as_str().to_string(),
+        event_reference: ask.event.reference.as_str().to_string(),
+        flight: ask.flight.label(),
+        issued_at: now,
+        expires_at,
+        used_at: None,
+        channels: channels.clone(),
+        uses_left: uses,
+        delivery: traveller.delivery,
+        revoked_at: None,
+    };
+    tokens::insert(tx, &record).await?;
+    entry.entry.token_id = Some(issued.id.clone());
+    entry.entry.channel = Some(Channel::join(&channels));
+    Ok((
+        Ok(TokenGranted {
+            token: issued.plaintext,
+            token_id: issued.id,
+            traveller_id: traveller.traveller_id.clone(),
+            record_locator: traveller.record_locator.clone(),
+            channels,
+            delivery: traveller.delivery,
+            uses,
+            expires_at: format_time(expires_at),
+            purpose: ask.purpose,
+            audit_index: 0,
+        }),
+        entry,
+    ))
+}
+
+/// The rule named in a refusal: the first deciding policy, or the token rule.
+pub fn rule_name(refusal: Refusal, policies: &[String]) -> String {
+    policies
+        .first()
+        .map(String::as_str)
+        .or(refusal.rule())
+        .unwrap_or("default-deny")
+        .to_string()
 }
 
 /// The problem an airline gets for a refusal. Not carrying the booking and the booking
 /// not existing read the same, so an airline learns nothing of bookings it does not fly.
-pub fn refusal_problem(refusal: Refusal) -> Problem {
+pub fn refusal_problem(refusal: Refusal, policies: &[String]) -> Problem {
     let (kind, detail) = match refusal {
         Refusal::PurposeNotOperational => (ProblemKind::PurposeNotOperational, "Contacts are released only for operational notifications (IATA Resolution 830d), never for marketing."),
         Refusal::BookingNotFound => (ProblemKind::BookingNotFound, "No traveller of that name on a booking with that locator holds that flight of yours."),
+        Refusal::OutsideReleaseWindow => (ProblemKind::OutsideReleaseWindow, "Contacts are released from the booking until 72 hours after the trip."),
+        Refusal::NotPermitted => (ProblemKind::NotPermitted, "No release policy permits this request."),
         Refusal::AmbiguousTraveller => (ProblemKind::AmbiguousTraveller, "More than one booking matches; ask the agency."),
         Refusal::NoConsent => (ProblemKind::NoConsent, "The agency holds no consent for this traveller."),
         Refusal::CarrierNotCovered => (ProblemKind::ConsentDoesNotCover, "The traveller's consent does not name your airline."),
@@ -198,8 +531,16 @@ pub fn refusal_problem(refusal: Refusal) -> Problem {
         Refusal::ConsentExpired => (ProblemKind::ConsentInactive, "The traveller's consent has expired."),
         Refusal::ConsentSuperseded => (ProblemKind::ConsentInactive, "The consent this token was granted under has been replaced."),
         Refusal::TokenNotFound => (ProblemKind::TokenNotFound, "No such release token was issued to your airline."),
-        Refusal::TokenUsed => (ProblemKind::TokenUsed, "This release token was used already; ask for a new one."),
+        Refusal::TokenUsed => (ProblemKind::TokenUsed, "This release token has no uses left; ask for a new one."),
         Refusal::TokenExpired => (ProblemKind::TokenExpired, "This release token expired; ask for a new one."),
+        Refusal::TokenRevoked => (ProblemKind::TokenRevoked, "This release token was revoked: the traveller withdrew their consent."),
+        Refusal::RelayOnly => (ProblemKind::RelayOnly, "The agency has the broker deliver messages to this traveller; send yours to POST /v1/messages with this token."),
+        Refusal::ChannelNotCovered => (ProblemKind::ChannelNotCovered, "The traveller gave no contact for the channel asked, or the token does not cover it."),
     };
-    Problem::new(kind, detail).with_rule(refusal.rule())
+    let mut problem = Problem::new(kind, detail).with_rule(rule_name(refusal, policies));
+    problem = problem.with_extension("reason", serde_json::Value::from(refusal.reason()));
+    if !policies.is_empty() {
+        problem = problem.with_extension("policies", serde_json::json!(policies));
+    }
+    problem
 }

@@ -2,8 +2,8 @@
 //! the traveller with the code printed on their receipt, in one unauthenticated call.
 //!
 //! Either way the traveller's current consent is marked withdrawn at once; tokens
-//! granted under it stop working (redemption reads the consent again) and the next
-//! airline request is refused with `consent-not-withdrawn`. Withdrawing twice is not
+//! granted under it are revoked and messages queued for them cancelled in the same
+//! transaction, and the next airline request is refused with `consent-not-withdrawn`. Withdrawing twice is not
 //! an error: the answer says when it was withdrawn.
 
 use super::extract::{AgencyCaller, ApiJson, RequestId};
@@ -12,7 +12,8 @@ use super::AppState;
 use crate::audit::{format_time, Action, AuditEntry, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::consent::ConsentState;
-use crate::store::consents::{self, RecordRow};
+use crate::store::consents::{self, CodeHolder, RecordRow};
+use crate::store::{outbox, tokens};
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -65,16 +66,8 @@ pub async fn by_traveller(
     RequestId(request_id): RequestId,
     ApiJson(body): ApiJson<WithdrawalRequest>,
 ) -> Result<Json<Withdrawn>, Problem> {
-    let unknown = || Problem::of(ProblemKind::WithdrawalCodeUnknown);
-    let presented = secret::parse(super::ingest::WITHDRAWAL_CODE_PREFIX, body.code.trim())
-        .ok_or_else(unknown)?;
     let mut tx = state.store.begin().await?;
-    let holder = consents::by_withdrawal_code(&mut tx, presented.id)
-        .await?
-        .ok_or_else(unknown)?;
-    if !presented.matches(&holder.code_hash) {
-        return Err(unknown());
-    }
+    let holder = code_holder(&mut tx, &body.code).await?;
     let now = state.clock.now();
     let entry = NewEntry {
         at: now,
@@ -97,6 +90,21 @@ pub async fn by_traveller(
         entry,
     )
     .await
+}
+
+/// The record a presented withdrawal code opens; the same answer for a malformed,
+/// unknown or wrong code.
+pub async fn code_holder(conn: &mut crate::store::Conn, code: &str) -> Result<CodeHolder, Problem> {
+    let unknown = || Problem::of(ProblemKind::WithdrawalCodeUnknown);
+    let presented =
+        secret::parse(super::ingest::WITHDRAWAL_CODE_PREFIX, code.trim()).ok_or_else(unknown)?;
+    let holder = consents::by_withdrawal_code(conn, presented.id)
+        .await?
+        .ok_or_else(unknown)?;
+    if !presented.matches(&holder.code_hash) {
+        return Err(unknown());
+    }
+    Ok(holder)
 }
 
 /// Withdraws the traveller's current record (following newer versions from the one
@@ -127,6 +135,10 @@ async fn withdraw(
     }
     let now = entry.at;
     consents::withdraw(&mut tx, &row.id, by, now).await?;
+    // Revoked at once: live tokens stop working and queued messages are dropped, in
+    // the same transaction as the withdrawal.
+    tokens::revoke_for_traveller(&mut tx, &row.traveller_id, "consent_withdrawn", now).await?;
+    outbox::cancel_for_traveller(&mut tx, &row.traveller_id, now).await?;
     row.withdrawn = Some((now, by.to_string()));
     entry.entry.agency_id = Some(row.agency_id.clone());
     entry.entry.booking_id = Some(row.booking_id.clone());

@@ -1,32 +1,28 @@
-//! The release rules: when an airline may be given a token, and when a token may be
-//! redeemed. Pure functions over what the store found; every refusal has a stable
-//! reason code (written to the audit entry) and names the rule that decided it.
+//! The release rules. Who may have what, and when, is decided by the Cedar policy set in
+//! `policies/` (see [`engine`]); this module holds the refusals those policies name, and
+//! the token mechanics that are not policy but bookkeeping: a token is redeemed only by
+//! the airline it was issued to, while it has uses left, before it expires, unless it
+//! was revoked.
 //!
-//! The rules, in the order they are checked:
-//! 1. `operational-purpose-only`: the purpose must be an operational notification.
-//! 2. `carrier-flies-booking`: the airline must carry the named flight, and the flight
-//!    must be a segment of a booking holding the named traveller.
-//! 3. `consent-exists`: the traveller must have a consent record.
-//! 4. `consent-not-refused` and `consent-not-withdrawn`: a refusal (CTCR) or a
-//!    withdrawal is what the airline learns, before anything about scope.
-//! 5. `consent-covers-carrier` and `consent-covers-purpose`.
-//! 6. `consent-active`: not expired, not superseded.
-//!
-//! and for redemption: `token-holder-only`, `token-single-use`, `token-unexpired`, and
-//! `consent-active` again (a consent that lapsed since the grant releases nothing).
+//! Every refusal has a stable reason code (written to the audit entry, and the problem
+//! type an airline receives) and names the rule that decided it.
 
-use crate::domain::booking::CarrierCode;
-use crate::domain::consent::{ConsentScope, Inactive};
-use crate::domain::purpose::Purpose;
+pub mod engine;
+pub mod tunables;
+
 use time::OffsetDateTime;
 
-/// Why a grant or a redemption was refused.
+/// Why a grant, a redemption or a relayed message was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// The purpose is not an operational notification.
     PurposeNotOperational,
     /// No booking with that traveller holds a flight the airline carries.
     BookingNotFound,
+    /// Outside the release window (before the booking, or long after the trip).
+    OutsideReleaseWindow,
+    /// No permit covers the request.
+    NotPermitted,
     /// The traveller has no consent record on file.
     NoConsent,
     /// The consent does not name this airline.
@@ -45,18 +41,41 @@ pub enum Refusal {
     AmbiguousTraveller,
     /// No such token, or it was issued to another airline.
     TokenNotFound,
-    /// The token was used already.
+    /// The token has no uses left.
     TokenUsed,
     /// The token expired.
     TokenExpired,
+    /// The token was revoked (its consent was withdrawn).
+    TokenRevoked,
+    /// The agency delivers through the broker: the contact is never revealed.
+    RelayOnly,
+    /// The token does not cover that channel, or the traveller gave no contact for it.
+    ChannelNotCovered,
 }
 
 impl Refusal {
+    /// The reason codes a policy's `@reason` may name.
+    pub const POLICY_REASONS: [&'static str; 11] = [
+        "purpose_not_operational",
+        "booking_not_found",
+        "outside_release_window",
+        "not_permitted",
+        "no_consent",
+        "carrier_not_covered",
+        "purpose_not_covered",
+        "consent_refused",
+        "consent_withdrawn",
+        "consent_expired",
+        "consent_superseded",
+    ];
+
     /// The stable reason code written to the audit entry.
     pub fn reason(self) -> &'static str {
         match self {
             Self::PurposeNotOperational => "purpose_not_operational",
             Self::BookingNotFound => "booking_not_found",
+            Self::OutsideReleaseWindow => "outside_release_window",
+            Self::NotPermitted => "not_permitted",
             Self::NoConsent => "no_consent",
             Self::CarrierNotCovered => "carrier_not_covered",
             Self::PurposeNotCovered => "purpose_not_covered",
@@ -68,83 +87,64 @@ impl Refusal {
             Self::TokenNotFound => "token_not_found",
             Self::TokenUsed => "token_used",
             Self::TokenExpired => "token_expired",
+            Self::TokenRevoked => "token_revoked",
+            Self::RelayOnly => "relay_only",
+            Self::ChannelNotCovered => "channel_not_covered",
         }
     }
 
-    /// The rule that decided the refusal.
-    pub fn rule(self) -> &'static str {
+    /// The refusal a policy's `@reason` names.
+    pub fn from_reason(reason: &str) -> Option<Self> {
+        Some(match reason {
+            "purpose_not_operational" => Self::PurposeNotOperational,
+            "booking_not_found" => Self::BookingNotFound,
+            "outside_release_window" => Self::OutsideReleaseWindow,
+            "not_permitted" => Self::NotPermitted,
+            "no_consent" => Self::NoConsent,
+            "carrier_not_covered" => Self::CarrierNotCovered,
+            "purpose_not_covered" => Self::PurposeNotCovered,
+            "consent_refused" => Self::ConsentRefused,
+            "consent_withdrawn" => Self::ConsentWithdrawn,
+            "consent_expired" => Self::ConsentExpired,
+            "consent_superseded" => Self::ConsentSuperseded,
+            _ => return None,
+        })
+    }
+
+    /// The token rule that decided a refusal that is not a policy's.
+    pub fn rule(self) -> Option<&'static str> {
         match self {
-            Self::PurposeNotOperational => "operational-purpose-only",
-            Self::BookingNotFound | Self::AmbiguousTraveller => "carrier-flies-booking",
-            Self::NoConsent => "consent-exists",
-            Self::CarrierNotCovered => "consent-covers-carrier",
-            Self::PurposeNotCovered => "consent-covers-purpose",
-            Self::ConsentRefused => "consent-not-refused",
-            Self::ConsentWithdrawn => "consent-not-withdrawn",
-            Self::ConsentExpired | Self::ConsentSuperseded => "consent-active",
-            Self::TokenNotFound => "token-holder-only",
-            Self::TokenUsed => "token-single-use",
-            Self::TokenExpired => "token-unexpired",
+            Self::AmbiguousTraveller => Some("traveller-named-once"),
+            Self::TokenNotFound => Some("token-holder-only"),
+            Self::TokenUsed => Some("token-uses"),
+            Self::TokenExpired => Some("token-unexpired"),
+            Self::TokenRevoked => Some("token-not-revoked"),
+            Self::RelayOnly => Some("agency-delivery-choice"),
+            Self::ChannelNotCovered => Some("token-channels"),
+            _ => None,
         }
     }
-}
-
-/// Rule 1, checked before anything is looked up.
-pub fn purpose_is_operational(purpose: Purpose) -> Result<(), Refusal> {
-    if purpose.is_operational() {
-        Ok(())
-    } else {
-        Err(Refusal::PurposeNotOperational)
-    }
-}
-
-/// Rules 3 to 6: whether this consent lets this airline have the contact for this
-/// purpose now.
-pub fn consent_allows(
-    consent: Option<&ConsentScope>,
-    airline: &CarrierCode,
-    purpose: Purpose,
-    now: OffsetDateTime,
-) -> Result<(), Refusal> {
-    let consent = consent.ok_or(Refusal::NoConsent)?;
-    match consent.activity(now) {
-        Err(Inactive::Refused) => return Err(Refusal::ConsentRefused),
-        Err(Inactive::Withdrawn) => return Err(Refusal::ConsentWithdrawn),
-        _ => {}
-    }
-    if !consent.carriers.contains(airline) {
-        return Err(Refusal::CarrierNotCovered);
-    }
-    if !consent.purposes.contains(&purpose) {
-        return Err(Refusal::PurposeNotCovered);
-    }
-    consent_is_active(consent, now)
-}
-
-/// Rules 4 and 6, for redemption.
-pub fn consent_is_active(consent: &ConsentScope, now: OffsetDateTime) -> Result<(), Refusal> {
-    consent.activity(now).map_err(|inactive| match inactive {
-        Inactive::Refused => Refusal::ConsentRefused,
-        Inactive::Withdrawn => Refusal::ConsentWithdrawn,
-        Inactive::Expired => Refusal::ConsentExpired,
-        Inactive::Superseded => Refusal::ConsentSuperseded,
-    })
 }
 
 /// What redemption needs to know of a token.
 pub struct TokenState {
     /// Whether the caller is the airline it was issued to.
     pub held_by_caller: bool,
-    /// Whether it was used.
+    /// Whether it has no uses left.
     pub used: bool,
+    /// Whether it was revoked.
+    pub revoked: bool,
     /// When it expires.
     pub expires_at: OffsetDateTime,
 }
 
-/// Redemption rules: holder only, single use, unexpired.
+/// Token rules: holder only, not revoked, uses left, unexpired.
 pub fn token_redeemable(token: &TokenState, now: OffsetDateTime) -> Result<(), Refusal> {
     if !token.held_by_caller {
         return Err(Refusal::TokenNotFound);
+    }
+    if token.revoked {
+        return Err(Refusal::TokenRevoked);
     }
     if token.used {
         return Err(Refusal::TokenUsed);
@@ -158,109 +158,16 @@ pub fn token_redeemable(token: &TokenState, now: OffsetDateTime) -> Result<(), R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::consent::Decision;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-12-01 08:00 UTC);
-
-    fn consent() -> ConsentScope {
-        ConsentScope {
-            decision: Decision::Given,
-            superseded: false,
-            withdrawn: false,
-            purposes: vec![Purpose::Cancellation, Purpose::Delay],
-            carriers: vec![CarrierCode::parse("AF").unwrap()],
-            valid_until: Some(datetime!(2027-01-01 00:00 UTC)),
-        }
-    }
-    fn af() -> CarrierCode {
-        CarrierCode::parse("AF").unwrap()
-    }
-
-    #[test]
-    fn a_live_consent_for_this_airline_and_purpose_allows_release() {
-        assert_eq!(
-            consent_allows(Some(&consent()), &af(), Purpose::Cancellation, NOW),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn each_consent_rule_refuses_with_its_own_reason() {
-        let kl = CarrierCode::parse("KL").unwrap();
-        assert_eq!(
-            consent_allows(None, &af(), Purpose::Delay, NOW),
-            Err(Refusal::NoConsent)
-        );
-        assert_eq!(
-            consent_allows(Some(&consent()), &kl, Purpose::Delay, NOW),
-            Err(Refusal::CarrierNotCovered)
-        );
-        assert_eq!(
-            consent_allows(Some(&consent()), &af(), Purpose::GateChange, NOW),
-            Err(Refusal::PurposeNotCovered)
-        );
-        let expired = ConsentScope {
-            valid_until: Some(NOW),
-            ..consent()
-        };
-        assert_eq!(
-            consent_allows(Some(&expired), &af(), Purpose::Delay, NOW),
-            Err(Refusal::ConsentExpired)
-        );
-        let superseded = ConsentScope {
-            superseded: true,
-            ..consent()
-        };
-        assert_eq!(
-            consent_allows(Some(&superseded), &af(), Purpose::Delay, NOW),
-            Err(Refusal::ConsentSuperseded)
-        );
-    }
-
-    #[test]
-    fn a_refusal_or_a_withdrawal_is_reported_before_any_question_of_scope() {
-        let kl = CarrierCode::parse("KL").unwrap();
-        let refused = ConsentScope {
-            decision: Decision::Refused,
-            ..consent()
-        };
-        assert_eq!(
-            consent_allows(Some(&refused), &kl, Purpose::GateChange, NOW),
-            Err(Refusal::ConsentRefused)
-        );
-        let withdrawn = ConsentScope {
-            withdrawn: true,
-            ..consent()
-        };
-        assert_eq!(
-            consent_allows(Some(&withdrawn), &kl, Purpose::Delay, NOW),
-            Err(Refusal::ConsentWithdrawn)
-        );
-        assert_eq!(
-            consent_is_active(&withdrawn, NOW),
-            Err(Refusal::ConsentWithdrawn)
-        );
-    }
-
-    #[test]
-    fn marketing_is_never_operational() {
-        assert_eq!(
-            purpose_is_operational(Purpose::Marketing),
-            Err(Refusal::PurposeNotOperational)
-        );
-        assert_eq!(
-            purpose_is_operational(Purpose::DirectMarketing),
-            Err(Refusal::PurposeNotOperational)
-        );
-        assert_eq!(purpose_is_operational(Purpose::GateChange), Ok(()));
-    }
 
     #[test]
     fn tokens_redeem_once_by_their_holder_before_expiry() {
         let live = TokenState {
             held_by_caller: true,
             used: false,
+            revoked: false,
             expires_at: NOW + time::Duration::minutes(1),
         };
         assert_eq!(token_redeemable(&live, NOW), Ok(()));

@@ -1,17 +1,18 @@
 //! The audit log's storage: dense appends and ordered reads.
 
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
 use crate::audit::{format_time, AuditEntry, NewEntry};
 use sqlx::Row;
+use time::OffsetDateTime;
 use tracing::instrument;
 
-/// Appends an entry in the caller's transaction and returns its index.
+/// Appends an entry in the caller's transaction and returns it as stored.
 ///
 /// The index comes from the one-row `audit_head` table, incremented in the same
 /// transaction: concurrent appends wait on that row, and a rolled-back transaction
 /// gives its index back, so the log never has a gap.
 #[instrument(skip_all)]
-pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<i64, StoreError> {
+pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<AuditEntry, StoreError> {
     let row = sqlx::query("UPDATE audit_head SET size = size + 1 WHERE id = 1 RETURNING size")
         .fetch_one(&mut *conn)
         .await?;
@@ -23,7 +24,8 @@ pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<i64, StoreError> {
     sqlx::query(
         "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
          airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
-         leaf_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         message_id, channel, policies, policy_digest, leaf_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
     )
     .bind(entry.index)
     .bind(at)
@@ -43,11 +45,44 @@ pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<i64, StoreError> {
     .bind(&entry.event_category)
     .bind(&entry.event_reference)
     .bind(&entry.flight)
+    .bind(&entry.message_id)
+    .bind(&entry.channel)
+    .bind(&entry.policies)
+    .bind(&entry.policy_digest)
     .bind(leaf.as_slice())
     .execute(conn)
     .await?;
-    Ok(entry.index)
+    Ok(entry)
 }
+
+/// Which entries to list.
+#[derive(Debug, Default, Clone)]
+pub struct EntryFilter {
+    /// Only entries about this agency's clients.
+    pub agency_id: Option<String>,
+    /// Only entries about this traveller.
+    pub traveller_id: Option<String>,
+    /// Only entries involving this airline.
+    pub airline_id: Option<String>,
+    /// Only these actions (any when empty).
+    pub actions: Vec<&'static str>,
+    /// Only these outcomes (any when empty).
+    pub outcomes: Vec<&'static str>,
+    /// Only this purpose.
+    pub purpose: Option<String>,
+    /// Only this airline disruption reference.
+    pub event_reference: Option<String>,
+    /// Only this consent record.
+    pub consent_id: Option<String>,
+    /// Only entries at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only entries before this time.
+    pub until: Option<OffsetDateTime>,
+}
+
+const ENTRY_COLUMNS: &str = "idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
+     airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
+     message_id, channel, policies, policy_digest, leaf_hash";
 
 /// Up to `limit` entries after index `after` (or from the start), in log order, each
 /// with its stored leaf hash.
@@ -57,15 +92,51 @@ pub async fn list(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, airline_id, booking_id, \
-         traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, leaf_hash \
-         FROM audit_entries WHERE idx > $1 ORDER BY idx LIMIT $2",
-    )
-    .bind(after.unwrap_or(-1))
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
+    list_filtered(conn, &EntryFilter::default(), after, limit).await
+}
+
+/// Up to `limit` entries matching `filter` after index `after`, in log order.
+#[instrument(skip_all)]
+pub async fn list_filtered(
+    conn: &mut Conn,
+    filter: &EntryFilter,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
+    let mut params = Vec::new();
+    let first = arg(&mut params, Param::Int(after.unwrap_or(-1)));
+    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx > {first}");
+    let mut equal = |column: &str, value: &Option<String>, sql: &mut String| {
+        if let Some(value) = value {
+            let p = arg(&mut params, Param::Text(value.clone()));
+            sql.push_str(&format!(" AND {column} = {p}"));
+        }
+    };
+    equal("agency_id", &filter.agency_id, &mut sql);
+    equal("traveller_id", &filter.traveller_id, &mut sql);
+    equal("airline_id", &filter.airline_id, &mut sql);
+    equal("purpose", &filter.purpose, &mut sql);
+    equal("event_reference", &filter.event_reference, &mut sql);
+    equal("consent_id", &filter.consent_id, &mut sql);
+    for (column, words) in [("action", &filter.actions), ("outcome", &filter.outcomes)] {
+        if !words.is_empty() {
+            let list: Vec<String> = words
+                .iter()
+                .map(|w| arg(&mut params, Param::Text((*w).to_string())))
+                .collect();
+            sql.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
+        }
+    }
+    if let Some(since) = filter.since {
+        let p = arg(&mut params, Param::Int(to_millis(since)));
+        sql.push_str(&format!(" AND at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = arg(&mut params, Param::Int(to_millis(until)));
+        sql.push_str(&format!(" AND at < {p}"));
+    }
+    sql.push_str(&format!(" ORDER BY idx LIMIT {limit}"));
+    let rows = bind_all(&sql, params).fetch_all(conn).await?;
     rows.iter()
         .map(|r| {
             let entry = AuditEntry {
@@ -87,6 +158,10 @@ pub async fn list(
                 event_category: r.get("event_category"),
                 event_reference: r.get("event_reference"),
                 flight: r.get("flight"),
+                message_id: r.get("message_id"),
+                channel: r.get("channel"),
+                policies: r.get("policies"),
+                policy_digest: r.get("policy_digest"),
             };
             Ok((entry, r.get("leaf_hash")))
         })

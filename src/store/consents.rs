@@ -1,6 +1,6 @@
 //! Bookings, travellers and consent records.
 
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
 use crate::crypto::keyring::WrappedKey;
 use crate::domain::booking::{CarrierCode, Flight, RecordLocator};
 use crate::domain::consent::{ConsentScope, ConsentState, DataCategory, Decision};
@@ -335,7 +335,7 @@ pub async fn scope(conn: &mut Conn, consent_id: &str) -> Result<ConsentScope, St
     scope_from_row(&row)
 }
 
-fn scope_from_row(row: &sqlx::any::AnyRow) -> Result<ConsentScope, StoreError> {
+pub(crate) fn scope_from_row(row: &sqlx::any::AnyRow) -> Result<ConsentScope, StoreError> {
     let decision: String = row.get("decision");
     let purposes: String = row.get("purposes");
     let carriers: String = row.get("carriers");
@@ -609,27 +609,8 @@ pub async fn list(
         ));
     }
     sql.push_str(&format!(" ORDER BY c.created_at, c.id LIMIT {limit}"));
-    let mut query = sqlx::query(&sql);
-    for param in params {
-        query = match param {
-            Param::Text(t) => query.bind(t),
-            Param::Int(n) => query.bind(n),
-        };
-    }
-    let rows = query.fetch_all(conn).await?;
+    let rows = bind_all(&sql, params).fetch_all(conn).await?;
     rows.iter().map(record_from_row).collect()
-}
-
-/// A query parameter of a listing built clause by clause.
-enum Param {
-    Text(String),
-    Int(i64),
-}
-
-/// Adds a parameter and returns its placeholder.
-fn arg(params: &mut Vec<Param>, param: Param) -> String {
-    params.push(param);
-    format!("${}", params.len())
 }
 
 /// The record a withdrawal code was issued for.
@@ -777,6 +758,28 @@ pub async fn rewrap(
     .bind(new.wrapped.as_slice())
     .bind(consent_id)
     .bind(old_master)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets (or, with `None`, clears back to the agency's default) the delivery of the
+/// traveller of one of the agency's records. Returns whether the record is the
+/// agency's.
+#[instrument(skip_all)]
+pub async fn set_traveller_delivery(
+    conn: &mut Conn,
+    agency_id: &str,
+    consent_id: &str,
+    delivery: Option<crate::domain::delivery::Delivery>,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE travellers SET delivery = $1 WHERE id = \
+         (SELECT traveller_id FROM consents WHERE id = $2 AND agency_id = $3)",
+    )
+    .bind(delivery.map(|d| d.as_str()))
+    .bind(consent_id)
+    .bind(agency_id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -17,7 +17,9 @@
 pub mod audit;
 pub mod consents;
 pub mod idempotency;
+pub mod outbox;
 pub mod parties;
+pub mod release;
 pub mod tokens;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -171,4 +173,33 @@ pub fn to_millis(at: OffsetDateTime) -> i64 {
 pub fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|_| StoreError::Corrupt(format!("time {ms} out of range")))
+}
+
+/// A query parameter of a statement built clause by clause.
+pub(crate) enum Param {
+    /// A text value.
+    Text(String),
+    /// An integer value.
+    Int(i64),
+}
+
+/// Adds a parameter and returns its placeholder (`$n`).
+pub(crate) fn arg(params: &mut Vec<Param>, param: Param) -> String {
+    params.push(param);
+    format!("${}", params.len())
+}
+
+/// The statement with its parameters bound in order.
+pub(crate) fn bind_all(
+    sql: &str,
+    params: Vec<Param>,
+) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    let mut query = sqlx::query(sql);
+    for param in params {
+        query = match param {
+            Param::Text(t) => query.bind(t),
+            Param::Int(n) => query.bind(n),
+        };
+    }
+    query
 }

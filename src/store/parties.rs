@@ -2,6 +2,7 @@
 
 use super::{to_millis, Conn, StoreError};
 use crate::crypto::secret::IssuedSecret;
+use crate::domain::delivery::Delivery;
 use crate::domain::ids::new_id;
 use crate::domain::party::{Party, PartyKind};
 use sqlx::Row;
@@ -226,4 +227,99 @@ pub async fn name(conn: &mut Conn, party_id: &str) -> Result<String, StoreError>
         .fetch_one(conn)
         .await?;
     Ok(row.get("name"))
+}
+
+/// How an agency's clients are reached by default.
+#[instrument(skip_all)]
+pub async fn delivery(conn: &mut Conn, agency_id: &str) -> Result<Delivery, StoreError> {
+    let row = sqlx::query("SELECT delivery FROM parties WHERE id = $1")
+        .bind(agency_id)
+        .fetch_one(conn)
+        .await?;
+    let word: String = row.get("delivery");
+    Delivery::from_word(&word).ok_or_else(|| StoreError::Corrupt(format!("delivery {word}")))
+}
+
+/// Sets an agency's default delivery.
+#[instrument(skip_all)]
+pub async fn set_delivery(
+    conn: &mut Conn,
+    agency_id: &str,
+    delivery: Delivery,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE parties SET delivery = $1 WHERE id = $2 AND kind = 'agency'")
+        .bind(delivery.as_str())
+        .bind(agency_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// An agency's webhook: its URL and its sealed signing secret.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// Where pushes go.
+    pub url: String,
+    /// The HMAC key, sealed for (`parties`, `webhook_secret`, agency id).
+    pub sealed_secret: Vec<u8>,
+}
+
+/// The agency's webhook, if it registered one.
+#[instrument(skip_all)]
+pub async fn webhook(conn: &mut Conn, agency_id: &str) -> Result<Option<Webhook>, StoreError> {
+    let row = sqlx::query("SELECT webhook_url, sealed_webhook_secret FROM parties WHERE id = $1")
+        .bind(agency_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.and_then(|r| {
+        let url: Option<String> = r.get("webhook_url");
+        let secret: Option<Vec<u8>> = r.get("sealed_webhook_secret");
+        Some(Webhook {
+            url: url?,
+            sealed_secret: secret?,
+        })
+    }))
+}
+
+/// Registers (or, with `None`, removes) an agency's webhook.
+#[instrument(skip_all)]
+pub async fn set_webhook(
+    conn: &mut Conn,
+    agency_id: &str,
+    webhook: Option<&Webhook>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE parties SET webhook_url = $1, sealed_webhook_secret = $2 WHERE id = $3 AND kind = 'agency'",
+    )
+    .bind(webhook.map(|w| w.url.clone()))
+    .bind(webhook.map(|w| w.sealed_secret.clone()))
+    .bind(agency_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A party as others see it: kind, code and display name.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// `agency`, `airline` or `officer`.
+    pub kind: String,
+    /// IATA number or designator.
+    pub code: Option<String>,
+    /// Display name.
+    pub name: String,
+}
+
+/// Kind, code and name of a party.
+#[instrument(skip_all)]
+pub async fn listed(conn: &mut Conn, party_id: &str) -> Result<Option<Listed>, StoreError> {
+    let row = sqlx::query("SELECT kind, code, name FROM parties WHERE id = $1")
+        .bind(party_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| Listed {
+        kind: r.get("kind"),
+        code: r.get("code"),
+        name: r.get("name"),
+    }))
 }

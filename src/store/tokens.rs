@@ -1,6 +1,7 @@
 //! Release tokens.
 
 use super::{from_millis, to_millis, Conn, StoreError};
+use crate::domain::delivery::{Channel, Delivery};
 use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -34,8 +35,16 @@ pub struct TokenRecord {
     pub issued_at: OffsetDateTime,
     /// When it stops working.
     pub expires_at: OffsetDateTime,
-    /// When it was used, if it was.
+    /// When it was last used, if it was.
     pub used_at: Option<OffsetDateTime>,
+    /// The channels it covers.
+    pub channels: Vec<Channel>,
+    /// Uses left.
+    pub uses_left: i64,
+    /// Whether redeeming it reveals the contact or only relays.
+    pub delivery: Delivery,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// Stores a newly granted token.
@@ -43,8 +52,8 @@ pub struct TokenRecord {
 pub async fn insert(conn: &mut Conn, token: &TokenRecord) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO release_tokens (id, secret_hash, airline_id, consent_id, traveller_id, booking_id, purpose, \
-         event_category, event_reference, flight, issued_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+         event_category, event_reference, flight, issued_at, expires_at, channels, uses_left, delivery) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
     )
     .bind(&token.id)
     .bind(token.secret_hash.as_slice())
@@ -58,6 +67,9 @@ pub async fn insert(conn: &mut Conn, token: &TokenRecord) -> Result<(), StoreErr
     .bind(&token.flight)
     .bind(to_millis(token.issued_at))
     .bind(to_millis(token.expires_at))
+    .bind(Channel::join(&token.channels))
+    .bind(token.uses_left)
+    .bind(token.delivery.as_str())
     .execute(conn)
     .await?;
     Ok(())
@@ -68,7 +80,8 @@ pub async fn insert(conn: &mut Conn, token: &TokenRecord) -> Result<(), StoreErr
 pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, StoreError> {
     let row = sqlx::query(
         "SELECT t.id, t.secret_hash, t.airline_id, c.agency_id, t.consent_id, t.traveller_id, t.booking_id, t.purpose, \
-         t.event_category, t.event_reference, t.flight, t.issued_at, t.expires_at, t.used_at \
+         t.event_category, t.event_reference, t.flight, t.issued_at, t.expires_at, t.used_at, \
+         t.channels, t.uses_left, t.delivery, t.revoked_at \
          FROM release_tokens t JOIN consents c ON c.id = t.consent_id WHERE t.id = $1",
     )
     .bind(id)
@@ -76,6 +89,9 @@ pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, Stor
     .await?;
     let Some(row) = row else { return Ok(None) };
     let used_at: Option<i64> = row.get("used_at");
+    let revoked_at: Option<i64> = row.get("revoked_at");
+    let delivery: String = row.get("delivery");
+    let channels: String = row.get("channels");
     Ok(Some(TokenRecord {
         id: row.get("id"),
         secret_hash: row.get("secret_hash"),
@@ -91,17 +107,47 @@ pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, Stor
         issued_at: from_millis(row.get("issued_at"))?,
         expires_at: from_millis(row.get("expires_at"))?,
         used_at: used_at.map(from_millis).transpose()?,
+        channels: Channel::split(&channels),
+        uses_left: row.get("uses_left"),
+        delivery: Delivery::from_word(&delivery)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery}")))?,
+        revoked_at: revoked_at.map(from_millis).transpose()?,
     }))
 }
 
-/// Marks a token used if it is still unused and unexpired. Returns whether this call
-/// used it: of two concurrent redemptions, exactly one gets `true`.
+/// Takes one use of a token if it has uses left, is not revoked and has not expired.
+/// Returns whether this call took it: of concurrent uses of its last use, exactly one
+/// gets `true`.
 #[instrument(skip_all)]
-pub async fn use_once(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
-    let done = sqlx::query("UPDATE release_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND expires_at > $1")
-        .bind(to_millis(now))
-        .bind(id)
-        .execute(conn)
-        .await?;
+pub async fn take_use(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
+         WHERE id = $2 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1",
+    )
+    .bind(to_millis(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Revokes every live token granted under the traveller's records, in the caller's
+/// transaction (a withdrawal). Returns how many were revoked.
+#[instrument(skip_all)]
+pub async fn revoke_for_traveller(
+    conn: &mut Conn,
+    traveller_id: &str,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE release_tokens SET revoked_at = $1, revoked_reason = $2 \
+         WHERE traveller_id = $3 AND revoked_at IS NULL AND uses_left > 0 AND expires_at > $1",
+    )
+    .bind(to_millis(now))
+    .bind(reason)
+    .bind(traveller_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
 }

@@ -64,14 +64,28 @@ pub struct TestApp {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestApp {
+    /// A broker on a fresh database of `engine` with these settings; `None` when
+    /// PostgreSQL is not reachable outside CI.
+    pub async fn with(engine: Engine, settings: Settings) -> Option<TestApp> {
+        match engine {
+            Engine::Sqlite => Some(Self::sqlite_with(settings).await),
+            Engine::Postgres => Self::postgres_with(settings).await,
+        }
+    }
+
     /// A broker on a fresh SQLite file.
     pub async fn sqlite() -> TestApp {
+        Self::sqlite_with(Settings::default()).await
+    }
+
+    /// A broker on a fresh SQLite file, with these settings.
+    pub async fn sqlite_with(settings: Settings) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("passerelle.db");
         let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
             .await
             .expect("sqlite opens");
-        let mut app = Self::spawn(store).await;
+        let mut app = Self::spawn(store, settings).await;
         app.sqlite_path = Some(path);
         app._dir = Some(dir);
         app
@@ -80,6 +94,11 @@ impl TestApp {
     /// A broker on a fresh PostgreSQL schema, or `None` (with the reason printed) when
     /// PostgreSQL is not reachable outside CI. Under `CI=true` it must be reachable.
     pub async fn postgres() -> Option<TestApp> {
+        Self::postgres_with(Settings::default()).await
+    }
+
+    /// A broker on a fresh PostgreSQL schema, with these settings.
+    pub async fn postgres_with(settings: Settings) -> Option<TestApp> {
         let base = postgres_url();
         let admin = match Store::connect(&base).await {
             Ok(store) => store,
@@ -106,10 +125,10 @@ impl TestApp {
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
         let store = Store::connect(&url).await.expect("postgres opens");
-        Some(Self::spawn(store).await)
+        Some(Self::spawn(store, settings).await)
     }
 
-    async fn spawn(store: Store) -> TestApp {
+    async fn spawn(store: Store, settings: Settings) -> TestApp {
         store.migrate().await.expect("migrations run");
         let clock = Arc::new(ManualClock::new(START));
         let agency_jwk = Jwk::generate("k1");
@@ -147,13 +166,7 @@ impl TestApp {
         std::fs::write(&keyring_path, DataKey::generate_base64()).unwrap();
         let keys = Keyring::from_file(&keyring_path).unwrap();
         let broker_key = Jwk::generate("broker-test");
-        let state = AppState::new(
-            store.clone(),
-            keys,
-            broker_key,
-            clock.clone(),
-            Settings::default(),
-        );
+        let state = AppState::new(store.clone(), keys, broker_key, clock.clone(), settings);
         let served = state.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -190,6 +203,17 @@ impl TestApp {
             _dir: None,
             _keys_dir: keys_dir,
         }
+    }
+
+    /// PUTs JSON with a bearer key.
+    pub async fn put(&self, path: &str, key: &str, body: &Value) -> Response {
+        self.client
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// POSTs JSON with a bearer key.
@@ -398,6 +422,33 @@ async fn drop_stale_schemas(admin: &Store) {
         }
     })
     .await;
+}
+
+/// The two engines, for scenarios that build their own broker.
+#[derive(Debug, Clone, Copy)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each listed scenario twice, handing it the engine to build its broker on
+/// (for scenarios that need their own settings).
+#[macro_export]
+macro_rules! on_both_engines_with_engine {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::helpers::Engine::Sqlite).await
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name($crate::helpers::Engine::Postgres).await
+            })*
+        }
+    };
 }
 
 /// Declares each listed scenario twice: once on SQLite, once on PostgreSQL.

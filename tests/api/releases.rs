@@ -43,7 +43,7 @@ async fn a_token_works_only_once(app: TestApp) {
         "token-used",
     )
     .await;
-    assert_eq!(problem["rule"], "token-single-use");
+    assert_eq!(problem["rule"], "token-uses");
     assert_eq!(app.audit_entries().await[3]["reason"], "token_used");
 }
 
@@ -112,5 +112,5 @@ async fn a_token_granted_under_a_replaced_consent_releases_nothing(app: TestApp)
         "consent-inactive",
     )
     .await;
-    assert_eq!(problem["rule"], "consent-active");
+    assert_eq!(problem["rule"], "consent-current");
 }

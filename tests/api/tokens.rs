@@ -54,7 +54,7 @@ async fn an_airline_that_does_not_carry_the_flight_learns_nothing(app: TestApp) 
         .request_token(&app.other_airline.api_key, &app.token_request())
         .await;
     let problem = assert_problem(response, 404, "booking-not-found").await;
-    assert_eq!(problem["rule"], "carrier-flies-booking");
+    assert_eq!(problem["rule"], "airline-operates-the-flight");
     let entry = &app.audit_entries().await[1];
     assert_eq!(entry["outcome"], "refused");
     assert_eq!(entry["reason"], "booking_not_found");
@@ -90,7 +90,7 @@ async fn a_marketing_purpose_is_refused_and_audited(app: TestApp) {
         "purpose-not-operational",
     )
     .await;
-    assert_eq!(problem["rule"], "operational-purpose-only");
+    assert_eq!(problem["rule"], "no-marketing-for-a-flight");
     let entry = &app.audit_entries().await[1];
     assert_eq!(entry["reason"], "purpose_not_operational");
     assert_eq!(entry["purpose"], "marketing");
@@ -145,7 +145,7 @@ async fn an_expired_consent_is_refused(app: TestApp) {
         "consent-inactive",
     )
     .await;
-    assert_eq!(problem["rule"], "consent-active");
+    assert_eq!(problem["rule"], "consent-unexpired");
 }
 
 async fn an_unknown_purpose_is_an_invalid_field(app: TestApp) {

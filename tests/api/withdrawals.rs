@@ -43,11 +43,11 @@ async fn the_traveller_withdraws_with_the_code_alone_and_tokens_stop_working(app
     let problem = assert_problem(
         app.redeem(&app.airline.api_key, token["token"].as_str().unwrap())
             .await,
-        403,
-        "consent-inactive",
+        410,
+        "token-revoked",
     )
     .await;
-    assert_eq!(problem["rule"], "consent-not-withdrawn");
+    assert_eq!(problem["rule"], "token-not-revoked");
     assert_problem(
         app.request_token(&app.airline.api_key, &app.token_request())
             .await,
@@ -158,7 +158,7 @@ async fn a_consent_past_its_validity_reads_expired_and_grants_nothing(app: TestA
         "consent-inactive",
     )
     .await;
-    assert_eq!(problem["rule"], "consent-active");
+    assert_eq!(problem["rule"], "consent-unexpired");
     let listed: Value = app
         .get_json("/v1/consents?state=expired", &app.agency.party.api_key)
         .await;

@@ -1,0 +1,285 @@
+//! Relay-only delivery: the airline hands the broker its message and a token, and the
+//! broker delivers it by email (SMTP) or SMS (the HTTP gateway). The airline never
+//! sees the contact.
+//!
+//! The message, the token use and the audit entry commit in one transaction (the
+//! outbox); the worker (`crate::relay`) delivers it afterwards with retries, and the
+//! airline reads its status at `GET /v1/messages/{id}`.
+
+use super::extract::{AirlineCaller, ApiJson, RequestId};
+use super::problem::{Problem, ProblemKind};
+use super::releases::{take_token, Taken, Use};
+use super::AppState;
+use crate::audit::format_time;
+use crate::crypto::seal::Slot;
+use crate::domain::delivery::Channel;
+use crate::domain::ids::new_id;
+use crate::domain::purpose::EventCategory;
+use crate::store::outbox::{self, Message};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// A message to relay.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RelayRequest {
+    /// The release token (relay or reveal).
+    pub token: String,
+    /// `sms` or `email`.
+    pub channel: Channel,
+    /// The event category the message is about: the token's.
+    pub category: String,
+    /// Email subject (emails only; a default naming the flight is used if absent).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The text.
+    pub text: String,
+}
+
+/// What is sealed in the outbox: the words, not the recipient.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct MessageBody {
+    /// Email subject.
+    pub subject: Option<String>,
+    /// The text.
+    pub text: String,
+    /// The flight, for the default subject.
+    pub flight: String,
+}
+
+/// A relayed message's status.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct MessageStatus {
+    /// Its id.
+    pub message_id: String,
+    /// The token it was sent under.
+    pub token_id: String,
+    /// `sms` or `email`.
+    pub channel: Channel,
+    /// The event category.
+    pub category: String,
+    /// `queued`, `delivered`, `failed` or `cancelled`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due, while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// What went wrong last (a status from the relay or gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was accepted.
+    pub created_at: String,
+    /// When it was delivered, failed for good or was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The audit entry recording its acceptance (only in the answer to the POST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_index: Option<i64>,
+}
+
+impl MessageStatus {
+    fn of(m: &Message, audit_index: Option<i64>) -> Self {
+        Self {
+            message_id: m.id.clone(),
+            token_id: m.token_id.clone(),
+            channel: m.channel,
+            category: m.category.clone(),
+            status: m.status.clone(),
+            attempts: m.attempts,
+            next_attempt_at: (m.status == "queued").then(|| format_time(m.next_attempt_at)),
+            last_error: m.last_error.clone(),
+            created_at: format_time(m.created_at),
+            finished_at: m.finished_at.map(format_time),
+            audit_index,
+        }
+    }
+}
+
+/// Where a message's body is sealed.
+pub fn body_slot(message_id: &str) -> Slot<'_> {
+    Slot {
+        table: "messages",
+        column: "body",
+        row_id: message_id,
+    }
+}
+
+/// Accepts a message for relay: checks the text, takes one use of the token, and
+/// queues the message with its audit entry.
+pub async fn relay(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    AirlineCaller(airline): AirlineCaller,
+    ApiJson(request): ApiJson<RelayRequest>,
+) -> Result<(StatusCode, Json<MessageStatus>), Problem> {
+    let (subject, text) = check_text(&state, &request)?;
+    let configured = match request.channel {
+        Channel::Email => state.settings.relay.smtp_url.is_some(),
+        Channel::Sms => state.settings.relay.sms_gateway_url.is_some(),
+    };
+    if !configured {
+        return Err(Problem::new(
+            ProblemKind::RelayUnavailable,
+            format!(
+                "This broker has no {} transport configured; try the other channel.",
+                request.channel.as_str()
+            ),
+        ));
+    }
+    let Taken {
+        mut tx,
+        token,
+        mut entry,
+    } = take_token(
+        &state,
+        &request_id,
+        &airline,
+        &request.token,
+        Use::Relay,
+        Some(request.channel),
+    )
+    .await?;
+    if request.category != token.event_category {
+        tx.rollback().await.ok();
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "category",
+            format!(
+                "must be the token's event category `{}`",
+                token.event_category
+            ),
+        ));
+    }
+    let now = state.clock.now();
+    let id = new_id("msg");
+    let body = MessageBody {
+        subject,
+        text,
+        flight: token.flight.clone(),
+    };
+    let sealed_body = state.keys.keys().root().seal(
+        body_slot(&id),
+        &serde_json::to_vec(&body).expect("a message body serializes"),
+    );
+    let message = Message {
+        id: id.clone(),
+        token_id: token.id.clone(),
+        airline_id: airline.id.clone(),
+        agency_id: token.agency_id.clone(),
+        consent_id: token.consent_id.clone(),
+        traveller_id: token.traveller_id.clone(),
+        channel: request.channel,
+        category: token.event_category.clone(),
+        sealed_body,
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        finished_at: None,
+    };
+    outbox::enqueue_message(&mut tx, &message).await?;
+    entry.entry.message_id = Some(id);
+    let audit_index = state.commit_with_audit(tx, entry).await?;
+    state.outbox_wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageStatus::of(&message, Some(audit_index))),
+    ))
+}
+
+/// A message's delivery status, for the airline that sent it.
+pub async fn status(
+    State(state): State<AppState>,
+    AirlineCaller(airline): AirlineCaller,
+    Path(id): Path<String>,
+) -> Result<Json<MessageStatus>, Problem> {
+    let mut conn = state.store.reader().acquire().await?;
+    let message = outbox::message(&mut conn, &id)
+        .await?
+        .filter(|m| m.airline_id == airline.id)
+        .ok_or_else(|| Problem::of(ProblemKind::MessageNotFound))?;
+    Ok(Json(MessageStatus::of(&message, None)))
+}
+
+/// The text checks: an operational category, a bounded text without control
+/// characters, and a one-line subject for emails only.
+fn check_text(
+    state: &AppState,
+    request: &RelayRequest,
+) -> Result<(Option<String>, String), Problem> {
+    let relay = &state.settings.policies.tunables.relay;
+    let category = serde_json::Value::from(request.category.as_str());
+    if serde_json::from_value::<EventCategory>(category).is_err() {
+        return Err(Problem::field(
+            ProblemKind::PurposeNotOperational,
+            "category",
+            "is not an operational event category: the broker relays operational \
+             notifications only (IATA Resolution 830d)",
+        ));
+    }
+    let text = request.text.trim().to_string();
+    let limit = match request.channel {
+        Channel::Sms => relay.sms_max_chars,
+        Channel::Email => relay.email_max_chars,
+    };
+    let length = text.chars().count();
+    if length == 0 {
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "text",
+            "must not be empty",
+        ));
+    }
+    if length > limit {
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "text",
+            format!(
+                "is {length} characters; a relayed {} holds at most {limit}",
+                request.channel.as_str()
+            ),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "text",
+            "must not hold control characters other than line breaks",
+        ));
+    }
+    let subject = match (&request.subject, request.channel) {
+        (None, _) => None,
+        (Some(_), Channel::Sms) => {
+            return Err(Problem::field(
+                ProblemKind::InvalidField,
+                "subject",
+                "is for emails only",
+            ))
+        }
+        (Some(subject), Channel::Email) => {
+            let subject = subject.trim();
+            if subject.is_empty()
+                || subject.chars().count() > relay.email_subject_max_chars
+                || subject.chars().any(char::is_control)
+            {
+                return Err(Problem::field(
+                    ProblemKind::InvalidField,
+                    "subject",
+                    format!(
+                        "must be one line of 1 to {} characters",
+                        relay.email_subject_max_chars
+                    ),
+                ));
+            }
+            Some(subject.to_string())
+        }
+    };
+    Ok((subject, text))
+}

@@ -1,0 +1,648 @@
+//! The release policies as data: the Cedar policy set in `policies/`, checked against
+//! its schema, and the tunables beside it.
+//!
+//! The broker asks Cedar every release question (may this airline have tokens for this
+//! flight; may it have this traveller's token; may it redeem it or relay a message under
+//! it) with entities built from what the store found. The answer carries the ids of
+//! the policies that decided it, which go into the audit entry; a refusal's reason code
+//! is the `@reason` of the first deciding `forbid` in file order.
+
+use super::tunables::{line_of, Tunables};
+use super::Refusal;
+use crate::crypto::sha256;
+use crate::domain::ids::hex;
+use cedar_policy::{
+    Authorizer, Context, Decision, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+/// The schema's file name.
+pub const SCHEMA_FILE: &str = "schema.cedarschema";
+/// The policy set's file name.
+pub const POLICY_FILE: &str = "release.cedar";
+/// The tunables' file name.
+pub const TUNABLES_FILE: &str = "tunables.toml";
+
+/// The policies shipped in the binary: the repository's `policies/` at build time.
+const BUILT_IN: [(&str, &str); 3] = [
+    (
+        SCHEMA_FILE,
+        include_str!("../../policies/schema.cedarschema"),
+    ),
+    (POLICY_FILE, include_str!("../../policies/release.cedar")),
+    (TUNABLES_FILE, include_str!("../../policies/tunables.toml")),
+];
+
+/// Why the policies could not be loaded: the file, the line when known, and what is
+/// wrong there.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct PolicyError {
+    /// The file at fault, as given.
+    pub file: String,
+    /// The 1-based line, when the error points at one.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One file of the policy set, as loaded.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyFile {
+    /// Its name in `policies/`.
+    pub name: String,
+    /// Its text.
+    pub text: String,
+}
+
+/// One policy of the set, for readers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicySummary {
+    /// Its `@id`.
+    pub id: String,
+    /// `permit` or `forbid`.
+    pub effect: &'static str,
+    /// The reason code a `forbid` refuses with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The line of `release.cedar` where it starts.
+    pub line: usize,
+}
+
+/// The loaded, validated policy set and its tunables.
+pub struct Policies {
+    schema: Schema,
+    set: PolicySet,
+    /// Forbid policies in file order, with their refusal.
+    forbids: Vec<(PolicyId, Refusal)>,
+    summaries: Vec<PolicySummary>,
+    files: Vec<PolicyFile>,
+    source: String,
+    digest: String,
+    /// The tunables.
+    pub tunables: Tunables,
+}
+
+impl std::fmt::Debug for Policies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policies")
+            .field("source", &self.source)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A decision and the policies that took it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// `None` when allowed; otherwise the refusal.
+    pub refusal: Option<Refusal>,
+    /// The ids of the deciding policies (the matching permits when allowed, the
+    /// matching forbids when refused; empty for a refusal no permit covered).
+    pub policies: Vec<String>,
+}
+
+impl Verdict {
+    /// Whether the action is allowed.
+    pub fn allowed(&self) -> bool {
+        self.refusal.is_none()
+    }
+    /// The deciding policies, comma-separated, as the audit entry stores them.
+    pub fn policy_list(&self) -> String {
+        if self.policies.is_empty() {
+            "default-deny".to_string()
+        } else {
+            self.policies.join(",")
+        }
+    }
+}
+
+/// The release actions that concern one traveller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TravellerAction {
+    /// Issue a token.
+    GrantToken,
+    /// Reveal the contact under a token.
+    RedeemToken,
+    /// Relay a message under a token.
+    RelayMessage,
+}
+
+impl TravellerAction {
+    fn name(self) -> &'static str {
+        match self {
+            Self::GrantToken => "grant_token",
+            Self::RedeemToken => "redeem_token",
+            Self::RelayMessage => "relay_message",
+        }
+    }
+}
+
+/// What the broker read about the airline asking.
+pub struct AirlineFacts<'a> {
+    /// The airline's party id.
+    pub id: &'a str,
+    /// Its designator.
+    pub designator: &'a str,
+}
+
+/// The question's context.
+pub struct ReleaseContext<'a> {
+    /// The purpose asked.
+    pub purpose: &'a str,
+    /// The event category named.
+    pub event_category: &'a str,
+    /// Now.
+    pub now: OffsetDateTime,
+}
+
+/// What the broker found about a traveller, for a decision.
+pub struct TravellerFacts<'a> {
+    /// The traveller's id.
+    pub id: &'a str,
+    /// Their agency's party id.
+    pub agency_id: &'a str,
+    /// Carriers of the booking's segments.
+    pub carriers: Vec<String>,
+    /// When the booking was first uploaded.
+    pub booked_at: OffsetDateTime,
+    /// End of the trip (the day after the last departure date, at midnight UTC).
+    pub travel_ends: OffsetDateTime,
+    /// `given`, `refused` or `none`.
+    pub consent: &'a str,
+    /// Whether the consent was withdrawn.
+    pub withdrawn: bool,
+    /// Whether it was replaced by a newer version.
+    pub superseded: bool,
+    /// When it ends, if it does.
+    pub consent_valid_until: Option<OffsetDateTime>,
+    /// Carriers it names.
+    pub consent_carriers: Vec<String>,
+    /// Purposes it covers.
+    pub consent_purposes: Vec<String>,
+}
+
+/// A far-away end for consents without one: Cedar datetimes need a value.
+const NEVER: &str = "9999-12-31T23:59:59.000Z";
+
+impl Policies {
+    /// The policies built into the binary.
+    pub fn built_in() -> Result<Self, PolicyError> {
+        let files = BUILT_IN
+            .iter()
+            .map(|(name, text)| PolicyFile {
+                name: (*name).to_string(),
+                text: (*text).to_string(),
+            })
+            .collect();
+        Self::from_files(files, "built-in".to_string(), |name| {
+            format!("policies/{name}")
+        })
+    }
+
+    /// The policies in `dir` (its `schema.cedarschema`, `release.cedar` and
+    /// `tunables.toml`).
+    pub fn from_dir(dir: &Path) -> Result<Self, PolicyError> {
+        let mut files = Vec::new();
+        for name in [SCHEMA_FILE, POLICY_FILE, TUNABLES_FILE] {
+            let path = dir.join(name);
+            let text = std::fs::read_to_string(&path).map_err(|e| PolicyError {
+                file: path.display().to_string(),
+                line: None,
+                message: format!("cannot be read: {e}"),
+            })?;
+            files.push(PolicyFile {
+                name: name.to_string(),
+                text,
+            });
+        }
+        let dir = dir.to_path_buf();
+        Self::from_files(files, dir.display().to_string(), move |name| {
+            PathBuf::from(&dir).join(name).display().to_string()
+        })
+    }
+
+    /// Loads from `dir` when given, else the built-in set.
+    pub fn load(dir: Option<&Path>) -> Result<Self, PolicyError> {
+        match dir {
+            Some(dir) => Self::from_dir(dir),
+            None => Self::built_in(),
+        }
+    }
+
+    fn from_files(
+        files: Vec<PolicyFile>,
+        source: String,
+        path: impl Fn(&str) -> String,
+    ) -> Result<Self, PolicyError> {
+        let text = |name: &str| {
+            files
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.text.as_str())
+                .unwrap_or_default()
+        };
+        let fail = |name: &str, line: Option<usize>, message: String| PolicyError {
+            file: path(name),
+            line,
+            message,
+        };
+        let schema_text = text(SCHEMA_FILE);
+        let (schema, _warnings) = Schema::from_cedarschema_str(schema_text)
+            .map_err(|e| fail(SCHEMA_FILE, first_line(&e, schema_text), e.to_string()))?;
+        let policy_text = text(POLICY_FILE);
+        let parsed = PolicySet::from_str(policy_text)
+            .map_err(|e| fail(POLICY_FILE, first_line(&e, policy_text), describe(&e)))?;
+        let validation = Validator::new(schema.clone()).validate(&parsed, ValidationMode::Strict);
+        if let Some(error) = validation.validation_errors().next() {
+            return Err(fail(
+                POLICY_FILE,
+                first_line(error, policy_text),
+                describe(error),
+            ));
+        }
+        let (set, forbids, summaries) =
+            name_policies(&parsed, policy_text).map_err(|(line, m)| fail(POLICY_FILE, line, m))?;
+        let tunables_text = text(TUNABLES_FILE);
+        let tunables = Tunables::parse(tunables_text)
+            .map_err(|(line, message)| fail(TUNABLES_FILE, line, message))?;
+        let mut digest_input = Vec::new();
+        for file in &files {
+            digest_input.extend_from_slice(file.name.as_bytes());
+            digest_input.push(0);
+            digest_input.extend_from_slice(file.text.as_bytes());
+            digest_input.push(0);
+        }
+        Ok(Self {
+            schema,
+            set,
+            forbids,
+            summaries,
+            digest: hex(&sha256(&digest_input)),
+            files,
+            source,
+            tunables,
+        })
+    }
+
+    /// SHA-256 over the three files: which version of the policies decided.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+    /// Where they were loaded from (`built-in` or a directory).
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+    /// The files, for officers to read.
+    pub fn files(&self) -> &[PolicyFile] {
+        &self.files
+    }
+    /// The policies, in file order.
+    pub fn summaries(&self) -> &[PolicySummary] {
+        &self.summaries
+    }
+
+    /// May `airline` ask for tokens for a whole flight?
+    pub fn decide_flight(
+        &self,
+        airline: &AirlineFacts<'_>,
+        carrier: &str,
+        number: &str,
+        date: &str,
+        context: &ReleaseContext<'_>,
+    ) -> Verdict {
+        let flight = uid("Flight", &format!("{number}/{date}"));
+        let entity = Entity::new(
+            flight.clone(),
+            HashMap::from([
+                ("carrier".into(), string(carrier)),
+                ("number".into(), string(number)),
+                ("date".into(), string(date)),
+            ]),
+            HashSet::new(),
+        );
+        self.decide(airline, "request_tokens", flight, entity, context)
+    }
+
+    /// May `airline` be granted a token for this traveller, redeem it, or relay
+    /// under it?
+    pub fn decide_traveller(
+        &self,
+        airline: &AirlineFacts<'_>,
+        action: TravellerAction,
+        traveller: &TravellerFacts<'_>,
+        context: &ReleaseContext<'_>,
+    ) -> Verdict {
+        let resource = uid("Traveller", traveller.id);
+        let valid_until = traveller
+            .consent_valid_until
+            .map(cedar_time)
+            .unwrap_or_else(|| NEVER.to_string());
+        let entity = Entity::new(
+            resource.clone(),
+            HashMap::from([
+                (
+                    "agency".into(),
+                    RestrictedExpression::new_entity_uid(uid("Agency", traveller.agency_id)),
+                ),
+                ("carriers".into(), strings(&traveller.carriers)),
+                ("booked_at".into(), datetime(traveller.booked_at)),
+                ("travel_ends".into(), datetime(traveller.travel_ends)),
+                ("consent".into(), string(traveller.consent)),
+                (
+                    "withdrawn".into(),
+                    RestrictedExpression::new_bool(traveller.withdrawn),
+                ),
+                (
+                    "superseded".into(),
+                    RestrictedExpression::new_bool(traveller.superseded),
+                ),
+                (
+                    "consent_valid_until".into(),
+                    RestrictedExpression::new_datetime(valid_until),
+                ),
+                (
+                    "consent_carriers".into(),
+                    strings(&traveller.consent_carriers),
+                ),
+                (
+                    "consent_purposes".into(),
+                    strings(&traveller.consent_purposes),
+                ),
+            ]),
+            HashSet::new(),
+        );
+        self.decide(airline, action.name(), resource, entity, context)
+    }
+
+    /// May a party of `kind` do a read action on the broker (`read_policies`,
+    /// `read_receipts`)?
+    pub fn may_read(
+        &self,
+        kind: crate::domain::party::PartyKind,
+        id: &str,
+        action: &str,
+    ) -> Verdict {
+        use crate::domain::party::PartyKind;
+        let principal = match kind {
+            PartyKind::Agency => uid("Agency", id),
+            PartyKind::Airline => uid("Airline", id),
+            PartyKind::Officer => uid("Officer", id),
+        };
+        let broker = uid("Broker", "passerelle");
+        let request = Request::new(
+            principal,
+            uid_action(action),
+            broker,
+            Context::empty(),
+            None,
+        )
+        .expect("a request without a schema check always builds");
+        // Principal attributes are not read by these rules; an empty store suffices.
+        self.verdict(request, Entities::empty())
+    }
+
+    fn decide(
+        &self,
+        airline: &AirlineFacts<'_>,
+        action: &str,
+        resource: EntityUid,
+        resource_entity: Result<Entity, cedar_policy::EntityAttrEvaluationError>,
+        context: &ReleaseContext<'_>,
+    ) -> Verdict {
+        let principal = uid("Airline", airline.id);
+        let built = (|| {
+            let airline_entity = Entity::new(
+                principal.clone(),
+                HashMap::from([("designator".into(), string(airline.designator))]),
+                HashSet::new(),
+            )
+            .map_err(|e| e.to_string())?;
+            let entities = Entities::from_entities(
+                [airline_entity, resource_entity.map_err(|e| e.to_string())?],
+                Some(&self.schema),
+            )
+            .map_err(|e| e.to_string())?;
+            let action = uid_action(action);
+            let context = Context::from_pairs([
+                ("purpose".to_string(), string(context.purpose)),
+                ("event_category".to_string(), string(context.event_category)),
+                ("now".to_string(), datetime(context.now)),
+            ])
+            .map_err(|e| e.to_string())?;
+            let request = Request::new(principal, action, resource, context, Some(&self.schema))
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>((request, entities))
+        })();
+        match built {
+            Ok((request, entities)) => self.verdict(request, entities),
+            Err(error) => {
+                // The broker built facts its own schema rejects: a bug, refused safely.
+                tracing::error!(%error, "release question does not fit the policy schema");
+                Verdict {
+                    refusal: Some(Refusal::NotPermitted),
+                    policies: Vec::new(),
+                }
+            }
+        }
+    }
+
+    fn verdict(&self, request: Request, entities: Entities) -> Verdict {
+        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
+        let deciding: HashSet<&PolicyId> = response.diagnostics().reason().collect();
+        if response.diagnostics().errors().next().is_some() {
+            for error in response.diagnostics().errors() {
+                tracing::warn!(%error, "a release policy failed to evaluate");
+            }
+        }
+        match response.decision() {
+            Decision::Allow => Verdict {
+                refusal: None,
+                policies: self.in_file_order(&deciding),
+            },
+            Decision::Deny => {
+                let refusal = self
+                    .forbids
+                    .iter()
+                    .find(|(id, _)| deciding.contains(id))
+                    .map(|(_, refusal)| *refusal)
+                    .unwrap_or(Refusal::NotPermitted);
+                Verdict {
+                    refusal: Some(refusal),
+                    policies: self.in_file_order(&deciding),
+                }
+            }
+        }
+    }
+
+    fn in_file_order(&self, ids: &HashSet<&PolicyId>) -> Vec<String> {
+        self.summaries
+            .iter()
+            .filter(|s| ids.iter().any(|id| id.as_ref() as &str == s.id))
+            .map(|s| s.id.clone())
+            .collect()
+    }
+}
+
+/// Renames each policy to its `@id`, and checks the conventions: every policy has a
+/// unique `@id`, every forbid a known `@reason`.
+#[allow(clippy::type_complexity)]
+fn name_policies(
+    parsed: &PolicySet,
+    text: &str,
+) -> Result<(PolicySet, Vec<(PolicyId, Refusal)>, Vec<PolicySummary>), (Option<usize>, String)> {
+    // `from_str` numbers policies policy0, policy1, … in file order.
+    let mut in_order: Vec<_> = parsed.policies().collect();
+    in_order.sort_by_key(|p| {
+        let id: &str = p.id().as_ref();
+        id.trim_start_matches("policy")
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    let mut renamed = Vec::new();
+    let mut forbids = Vec::new();
+    let mut summaries = Vec::new();
+    let mut search_from = 0;
+    for policy in in_order {
+        let Some(name) = policy.annotation("id") else {
+            let line = line_of(text, search_from);
+            return Err((
+                Some(line),
+                "every policy needs an @id(\"…\") annotation".into(),
+            ));
+        };
+        let marker = format!("@id(\"{name}\")");
+        let at = text[search_from..].find(&marker).map(|i| i + search_from);
+        let line = at.map(|at| line_of(text, at)).unwrap_or(0);
+        if let Some(at) = at {
+            search_from = at + marker.len();
+        }
+        if summaries.iter().any(|s: &PolicySummary| s.id == name) {
+            return Err((Some(line), format!("the @id \"{name}\" is used twice")));
+        }
+        let id = PolicyId::new(name);
+        let reason = policy.annotation("reason").map(str::to_string);
+        let effect = match policy.effect() {
+            Effect::Permit => "permit",
+            Effect::Forbid => {
+                let Some(reason) = reason.as_deref() else {
+                    return Err((
+                        Some(line),
+                        format!("the forbid \"{name}\" needs a @reason(\"…\") annotation"),
+                    ));
+                };
+                let Some(refusal) = Refusal::from_reason(reason) else {
+                    return Err((
+                        Some(line),
+                        format!(
+                            "the forbid \"{name}\" has an unknown @reason \"{reason}\"; known reasons: {}",
+                            Refusal::POLICY_REASONS.join(", ")
+                        ),
+                    ));
+                };
+                forbids.push((id.clone(), refusal));
+                "forbid"
+            }
+        };
+        summaries.push(PolicySummary {
+            id: name.to_string(),
+            effect,
+            reason,
+            line,
+        });
+        renamed.push(policy.new_id(id));
+    }
+    let set = PolicySet::from_policies(renamed).map_err(|e| (None, e.to_string()))?;
+    Ok((set, forbids, summaries))
+}
+
+/// The line of an error's first labelled span.
+fn first_line(error: &dyn Diagnostic, text: &str) -> Option<usize> {
+    let from_labels = error
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map(|label| line_of(text, label.offset()));
+    from_labels.or_else(|| {
+        error
+            .related()
+            .and_then(|mut related| related.next())
+            .and_then(|inner| first_line(inner, text))
+    })
+}
+
+/// An error's message with its help, on one line.
+fn describe(error: &(impl Diagnostic + std::fmt::Display)) -> String {
+    let mut message = error.to_string();
+    if let Some(related) = error.related().and_then(|mut r| r.next()) {
+        message = format!("{message}: {related}");
+    }
+    if let Some(help) = error.help() {
+        message = format!("{message} ({help})");
+    }
+    message
+}
+
+fn uid(kind: &str, id: &str) -> EntityUid {
+    let kind = EntityTypeName::from_str(&format!("Passerelle::{kind}"))
+        .expect("entity type names are constants");
+    EntityUid::from_type_name_and_id(kind, EntityId::new(id))
+}
+
+fn uid_action(name: &str) -> EntityUid {
+    uid("Action", name)
+}
+
+fn string(value: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(value.to_string())
+}
+
+fn strings(values: &[String]) -> RestrictedExpression {
+    RestrictedExpression::new_set(values.iter().map(|v| string(v)))
+}
+
+/// A time as Cedar's `datetime()` reads it: always three fraction digits, in UTC.
+fn cedar_time(at: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    at.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .expect("a UTC time formats")
+}
+
+fn datetime(at: OffsetDateTime) -> RestrictedExpression {
+    RestrictedExpression::new_datetime(cedar_time(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_reach_cedar_with_three_fraction_digits_whatever_the_milliseconds() {
+        let at = time::macros::datetime!(2026-11-24 10:15:03.120 UTC);
+        assert_eq!(cedar_time(at), "2026-11-24T10:15:03.120Z");
+        let policies = Policies::built_in().unwrap();
+        let verdict = policies.decide_flight(
+            &AirlineFacts {
+                id: "air_1",
+                designator: "AF",
+            },
+            "AF",
+            "AF1234",
+            "2026-12-01",
+            &ReleaseContext {
+                purpose: "delay",
+                event_category: "delay",
+                now: at,
+            },
+        );
+        assert!(verdict.allowed(), "{verdict:?}");
+    }
+}

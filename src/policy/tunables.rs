@@ -1,0 +1,271 @@
+//! The tunables beside the policies (`policies/tunables.toml`): numbers that shape the
+//! release path (token lifetime and uses, rate limits, retention, relay limits and
+//! retries) but decide nothing. Every key is required and range-checked, so a typo
+//! stops the broker at start-up instead of silently taking a default.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// All tunables, as read from the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tunables {
+    /// Release tokens.
+    pub tokens: TokenTunables,
+    /// Per-airline rate limits.
+    pub rate_limit: RateLimit,
+    /// Retention periods.
+    pub retention: Retention,
+    /// Relayed messages.
+    pub relay: Relay,
+    /// Agency webhooks.
+    pub webhooks: Webhooks,
+}
+
+/// Release tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenTunables {
+    /// Seconds a token works after it is granted.
+    pub lifetime_seconds: u64,
+    /// Uses per token: one reveal, or this many relayed messages.
+    pub uses: u32,
+}
+
+/// A token bucket per airline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub requests_per_second: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+/// Retention periods, in days.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Days an airline may keep a revealed contact.
+    pub release_days: u32,
+    /// Days a contact is kept after the booking's last flight.
+    pub contact_days: u32,
+}
+
+/// Relayed messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Relay {
+    /// Longest SMS text, in characters.
+    pub sms_max_chars: usize,
+    /// Longest email body, in characters.
+    pub email_max_chars: usize,
+    /// Longest email subject, in characters.
+    pub email_subject_max_chars: usize,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: u32,
+    /// First backoff, doubled at each attempt.
+    pub first_retry_seconds: u64,
+    /// Longest backoff.
+    pub max_backoff_seconds: u64,
+}
+
+/// Agency webhooks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhooks {
+    /// Attempts before a delivery is abandoned.
+    pub max_attempts: u32,
+    /// First backoff, doubled at each attempt.
+    pub first_retry_seconds: u64,
+    /// Longest backoff.
+    pub max_backoff_seconds: u64,
+    /// How old a signature timestamp agencies should accept.
+    pub signature_tolerance_seconds: u64,
+}
+
+/// A retry schedule: `first`, doubling, capped at `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Attempts before giving up.
+    pub max_attempts: u32,
+    /// The first wait.
+    pub first: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait after attempt number `attempts` (1 for the first) failed.
+    pub fn after(&self, attempts: u32) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(30);
+        self.first.saturating_mul(1u32 << doublings).min(self.max)
+    }
+}
+
+impl Tunables {
+    /// Parses and range-checks the file's text; the error names the key and its line.
+    pub fn parse(text: &str) -> Result<Self, (Option<usize>, String)> {
+        let tunables: Self = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|span| line_of(text, span.start));
+            (line, e.message().to_string())
+        })?;
+        tunables.check().map_err(|(key, reason)| {
+            let line = key_line(text, key);
+            (line, format!("`{key}` {reason}"))
+        })?;
+        Ok(tunables)
+    }
+
+    fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        let checks: [(&'static str, bool, &'static str); 13] = [
+            (
+                "lifetime_seconds",
+                (10..=86_400).contains(&self.tokens.lifetime_seconds),
+                "must be 10 to 86400 seconds",
+            ),
+            (
+                "uses",
+                (1..=20).contains(&self.tokens.uses),
+                "must be 1 to 20",
+            ),
+            (
+                "requests_per_second",
+                self.rate_limit.requests_per_second >= 1,
+                "must be at least 1",
+            ),
+            ("burst", self.rate_limit.burst >= 1, "must be at least 1"),
+            (
+                "release_days",
+                (1..=365).contains(&self.retention.release_days),
+                "must be 1 to 365 days",
+            ),
+            (
+                "contact_days",
+                (0..=3650).contains(&self.retention.contact_days),
+                "must be 0 to 3650 days",
+            ),
+            (
+                "sms_max_chars",
+                (1..=1600).contains(&self.relay.sms_max_chars),
+                "must be 1 to 1600",
+            ),
+            (
+                "email_max_chars",
+                (1..=20_000).contains(&self.relay.email_max_chars),
+                "must be 1 to 20000",
+            ),
+            (
+                "email_subject_max_chars",
+                (1..=250).contains(&self.relay.email_subject_max_chars),
+                "must be 1 to 250",
+            ),
+            (
+                "max_attempts",
+                (1..=50).contains(&self.relay.max_attempts)
+                    && (1..=50).contains(&self.webhooks.max_attempts),
+                "must be 1 to 50",
+            ),
+            (
+                "first_retry_seconds",
+                self.relay.first_retry_seconds >= 1 && self.webhooks.first_retry_seconds >= 1,
+                "must be at least 1 second",
+            ),
+            (
+                "max_backoff_seconds",
+                self.relay.max_backoff_seconds >= self.relay.first_retry_seconds
+                    && self.webhooks.max_backoff_seconds >= self.webhooks.first_retry_seconds,
+                "must be at least first_retry_seconds",
+            ),
+            (
+                "signature_tolerance_seconds",
+                (30..=3600).contains(&self.webhooks.signature_tolerance_seconds),
+                "must be 30 to 3600 seconds",
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, reason)) => Err((key, reason)),
+            None => Ok(()),
+        }
+    }
+
+    /// Token lifetime.
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.tokens.lifetime_seconds)
+    }
+
+    /// The relay's retry schedule.
+    pub fn relay_backoff(&self) -> Backoff {
+        Backoff {
+            max_attempts: self.relay.max_attempts,
+            first: Duration::from_secs(self.relay.first_retry_seconds),
+            max: Duration::from_secs(self.relay.max_backoff_seconds),
+        }
+    }
+
+    /// The webhooks' retry schedule.
+    pub fn webhook_backoff(&self) -> Backoff {
+        Backoff {
+            max_attempts: self.webhooks.max_attempts,
+            first: Duration::from_secs(self.webhooks.first_retry_seconds),
+            max: Duration::from_secs(self.webhooks.max_backoff_seconds),
+        }
+    }
+}
+
+/// The 1-based line holding byte `offset` of `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The line where `key` is set, for an error that is about its value.
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            line.starts_with(key) && line[key.len()..].trim_start().starts_with('=')
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHIPPED: &str = include_str!("../../policies/tunables.toml");
+
+    #[test]
+    fn the_shipped_file_parses() {
+        let t = Tunables::parse(SHIPPED).unwrap();
+        assert_eq!(t.tokens.uses, 3);
+    }
+
+    #[test]
+    fn an_out_of_range_value_names_its_key_and_line() {
+        let text = SHIPPED.replace("uses = 3", "uses = 0");
+        let (line, message) = Tunables::parse(&text).unwrap_err();
+        assert!(message.contains("`uses`"), "{message}");
+        assert_eq!(line, key_line(&text, "uses"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_line() {
+        let text = SHIPPED.replace("uses = 3", "uses = 3\nusse = 4");
+        let (line, message) = Tunables::parse(&text).unwrap_err();
+        assert!(message.contains("usse"), "{message}");
+        assert!(line.is_some());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let b = Backoff {
+            max_attempts: 5,
+            first: Duration::from_secs(5),
+            max: Duration::from_secs(30),
+        };
+        assert_eq!(b.after(1), Duration::from_secs(5));
+        assert_eq!(b.after(2), Duration::from_secs(10));
+        assert_eq!(b.after(4), Duration::from_secs(30));
+        assert_eq!(b.after(40), Duration::from_secs(30));
+    }
+}

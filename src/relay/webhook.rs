@@ -1,0 +1,159 @@
+//! Pushes to agency webhooks, signed with HMAC-SHA256.
+//!
+//! Header `Passerelle-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`:
+//! the agency recomputes the HMAC over the timestamp and the raw body with its secret,
+//! compares in constant time, and rejects a timestamp older than its tolerance (the
+//! tunables suggest 300 s), so a captured push cannot be replayed later.
+//! `Passerelle-Delivery` carries the push's id, the same on every retry.
+
+use crate::http::uses::webhook_secret_slot;
+use crate::http::AppState;
+use crate::store::outbox::{self, Queue, WebhookDelivery};
+use crate::store::{parties, StoreError};
+use ring::hmac;
+
+/// The signature header's name.
+pub const SIGNATURE_HEADER: &str = "Passerelle-Signature";
+
+/// The header value for `body` signed at `timestamp`.
+pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let tag = hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
+    format!("t={timestamp},v1={}", crate::domain::ids::hex(tag.as_ref()))
+}
+
+/// Checks a header value against `body`, within `tolerance` seconds of `now`.
+pub fn verify(secret: &[u8], header: &str, body: &str, now: i64, tolerance: i64) -> bool {
+    let mut timestamp = None;
+    let mut tags = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", v)) => tags.push(v.to_string()),
+            _ => {}
+        }
+    }
+    let Some(timestamp) = timestamp else {
+        return false;
+    };
+    if (now - timestamp).abs() > tolerance {
+        return false;
+    }
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
+    let message = format!("{timestamp}.{body}");
+    tags.iter().any(|tag| {
+        decode_hex(tag).is_some_and(|tag| hmac::verify(&key, message.as_bytes(), &tag).is_ok())
+    })
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Pushes one delivery and records the outcome; failures are retried with the
+/// webhooks' backoff, and the release it reports never waits for it.
+pub async fn push(
+    state: &AppState,
+    http: &reqwest::Client,
+    delivery: &WebhookDelivery,
+) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    let webhook = {
+        let mut conn = state.store.reader().acquire().await?;
+        parties::webhook(&mut conn, &delivery.agency_id).await?
+    };
+    let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX) + 1;
+    let backoff = state.settings.policies.tunables.webhook_backoff();
+    let outcome = match webhook {
+        None => Err((false, "webhook removed".to_string())),
+        Some(webhook) => {
+            let secret = state
+                .keys
+                .keys()
+                .root()
+                .open(
+                    webhook_secret_slot(&delivery.agency_id),
+                    &webhook.sealed_secret,
+                )
+                .map_err(|_| StoreError::Corrupt("webhook secret does not open".into()))?;
+            let signed = signature(&secret, now.unix_timestamp(), &delivery.payload);
+            let sent = http
+                .post(&webhook.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .header(SIGNATURE_HEADER, signed)
+                .header("Passerelle-Delivery", &delivery.id)
+                .body(delivery.payload.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err((true, format!("http {}", r.status().as_u16()))),
+                Err(e) if e.is_timeout() => Err((true, "timeout".into())),
+                Err(_) => Err((true, "unreachable".into())),
+            }
+        }
+    };
+    let mut tx = state.store.begin().await?;
+    match outcome {
+        Ok(()) => {
+            outbox::finish(
+                &mut tx,
+                Queue::Webhooks,
+                &delivery.id,
+                "delivered",
+                None,
+                true,
+                now,
+            )
+            .await?
+        }
+        Err((true, why)) if attempts < backoff.max_attempts => {
+            let next = now + backoff.after(attempts);
+            outbox::retry_later(&mut tx, Queue::Webhooks, &delivery.id, &why, next).await?
+        }
+        Err((_, why)) => {
+            outbox::finish(
+                &mut tx,
+                Queue::Webhooks,
+                &delivery.id,
+                "failed",
+                Some(&why),
+                true,
+                now,
+            )
+            .await?
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_verifies_within_its_tolerance_only() {
+        let secret = b"whsec_test";
+        let header = signature(secret, 1_000, "{\"a\":1}");
+        assert!(verify(secret, &header, "{\"a\":1}", 1_100, 300));
+        assert!(
+            !verify(secret, &header, "{\"a\":2}", 1_100, 300),
+            "body changed"
+        );
+        assert!(
+            !verify(secret, &header, "{\"a\":1}", 2_000, 300),
+            "replayed late"
+        );
+        assert!(
+            !verify(b"other", &header, "{\"a\":1}", 1_100, 300),
+            "wrong secret"
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! The transactional outbox: relayed messages and agency webhook pushes, stored in the
+//! same transaction as the change and the audit entry they come from, then delivered
+//! by the worker with retries.
+//!
+//! A worker claims due rows by setting a lease (`lease_until`) in one conditional
+//! UPDATE, so two brokers on one PostgreSQL never deliver the same row at once, and a
+//! broker that dies mid-delivery leaves rows that become due again when the lease ends.
+
+use super::{from_millis, to_millis, Conn, StoreError};
+use crate::domain::delivery::Channel;
+use sqlx::Row;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// The two queues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queue {
+    /// Relayed messages (`messages`).
+    Messages,
+    /// Webhook pushes (`webhook_deliveries`).
+    Webhooks,
+}
+
+impl Queue {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Messages => "messages",
+            Self::Webhooks => "webhook_deliveries",
+        }
+    }
+}
+
+/// A message to relay, as stored.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Its id (`msg_…`).
+    pub id: String,
+    /// The token it was sent under.
+    pub token_id: String,
+    /// The airline that sent it.
+    pub airline_id: String,
+    /// The agency whose client it reaches.
+    pub agency_id: String,
+    /// The consent record the token was granted under.
+    pub consent_id: String,
+    /// The traveller.
+    pub traveller_id: String,
+    /// SMS or email.
+    pub channel: Channel,
+    /// The event category it is about.
+    pub category: String,
+    /// Subject and text, sealed.
+    pub sealed_body: Vec<u8>,
+    /// `queued`, `delivered`, `failed` or `cancelled`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (while queued).
+    pub next_attempt_at: OffsetDateTime,
+    /// What went wrong last (a protocol status, never a contact value).
+    pub last_error: Option<String>,
+    /// When it was accepted.
+    pub created_at: OffsetDateTime,
+    /// When it was delivered, failed for good or was cancelled.
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+/// Stores a message to relay, queued for now.
+#[instrument(skip_all)]
+pub async fn enqueue_message(conn: &mut Conn, m: &Message) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO messages (id, token_id, airline_id, agency_id, consent_id, traveller_id, channel, category, \
+         sealed_body, status, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $10)",
+    )
+    .bind(&m.id)
+    .bind(&m.token_id)
+    .bind(&m.airline_id)
+    .bind(&m.agency_id)
+    .bind(&m.consent_id)
+    .bind(&m.traveller_id)
+    .bind(m.channel.as_str())
+    .bind(&m.category)
+    .bind(m.sealed_body.as_slice())
+    .bind(to_millis(m.created_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, token_id, airline_id, agency_id, consent_id, traveller_id, channel, category, \
+     sealed_body, status, attempts, next_attempt_at, last_error, created_at, finished_at";
+
+fn message_from_row(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
+    let channel: String = row.get("channel");
+    let finished_at: Option<i64> = row.get("finished_at");
+    Ok(Message {
+        id: row.get("id"),
+        token_id: row.get("token_id"),
+        airline_id: row.get("airline_id"),
+        agency_id: row.get("agency_id"),
+        consent_id: row.get("consent_id"),
+        traveller_id: row.get("traveller_id"),
+        channel: Channel::from_word(&channel)
+            .ok_or_else(|| StoreError::Corrupt(format!("channel {channel}")))?,
+        category: row.get("category"),
+        sealed_body: row.get("sealed_body"),
+        status: row.get("status"),
+        attempts: row.get("attempts"),
+        next_attempt_at: from_millis(row.get("next_attempt_at"))?,
+        last_error: row.get("last_error"),
+        created_at: from_millis(row.get("created_at"))?,
+        finished_at: finished_at.map(from_millis).transpose()?,
+    })
+}
+
+/// A message by id.
+#[instrument(skip_all)]
+pub async fn message(conn: &mut Conn, id: &str) -> Result<Option<Message>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(message_from_row).transpose()
+}
+
+/// Claims up to `limit` due messages until `lease_until`.
+#[instrument(skip_all)]
+pub async fn claim_messages(
+    conn: &mut Conn,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<Message>, StoreError> {
+    let rows = sqlx::query(&claim_sql(Queue::Messages, MESSAGE_COLUMNS))
+        .bind(to_millis(lease_until))
+        .bind(to_millis(now))
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// A push to an agency's webhook.
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    /// Its id (`whd_…`).
+    pub id: String,
+    /// The agency it goes to.
+    pub agency_id: String,
+    /// The audit entry it reports.
+    pub audit_index: i64,
+    /// The JSON body pushed (ids, purpose, event; never a contact value).
+    pub payload: String,
+    /// Attempts made.
+    pub attempts: i64,
+}
+
+/// Stores a push, due now.
+#[instrument(skip_all)]
+pub async fn enqueue_webhook(
+    conn: &mut Conn,
+    delivery: &WebhookDelivery,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO webhook_deliveries (id, agency_id, audit_index, payload, status, attempts, next_attempt_at, \
+         created_at) VALUES ($1, $2, $3, $4, 'queued', 0, $5, $5)",
+    )
+    .bind(&delivery.id)
+    .bind(&delivery.agency_id)
+    .bind(delivery.audit_index)
+    .bind(&delivery.payload)
+    .bind(to_millis(now))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Claims up to `limit` due pushes until `lease_until`.
+#[instrument(skip_all)]
+pub async fn claim_webhooks(
+    conn: &mut Conn,
+    now: OffsetDateTime,
+    lease_until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<WebhookDelivery>, StoreError> {
+    let rows = sqlx::query(&claim_sql(
+        Queue::Webhooks,
+        "id, agency_id, audit_index, payload, attempts",
+    ))
+    .bind(to_millis(lease_until))
+    .bind(to_millis(now))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| WebhookDelivery {
+            id: r.get("id"),
+            agency_id: r.get("agency_id"),
+            audit_index: r.get("audit_index"),
+            payload: r.get("payload"),
+            attempts: r.get("attempts"),
+        })
+        .collect())
+}
+
+/// The lease statement. The outer condition repeats the inner one so that, on
+/// PostgreSQL, a row another broker claimed meanwhile is re-checked and skipped.
+fn claim_sql(queue: Queue, columns: &str) -> String {
+    let table = queue.table();
+    format!(
+        "UPDATE {table} SET lease_until = $1 WHERE id IN (SELECT id FROM {table} \
+         WHERE status = 'queued' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
+         ORDER BY next_attempt_at LIMIT $3) \
+         AND status = 'queued' AND (lease_until IS NULL OR lease_until < $2) \
+         RETURNING {columns}"
+    )
+}
+
+/// Records a failed attempt and when to try again.
+#[instrument(skip_all)]
+pub async fn retry_later(
+    conn: &mut Conn,
+    queue: Queue,
+    id: &str,
+    error: &str,
+    next_attempt_at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE {} SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, lease_until = NULL \
+         WHERE id = $3",
+        queue.table()
+    ))
+    .bind(error)
+    .bind(to_millis(next_attempt_at))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the last attempt: `delivered`, `failed` or `cancelled`.
+#[instrument(skip_all)]
+pub async fn finish(
+    conn: &mut Conn,
+    queue: Queue,
+    id: &str,
+    status: &str,
+    error: Option<&str>,
+    attempted: bool,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE {} SET status = $1, last_error = COALESCE($2, last_error), attempts = attempts + $3, \
+         finished_at = $4, lease_until = NULL WHERE id = $5",
+        queue.table()
+    ))
+    .bind(status)
+    .bind(error)
+    .bind(i64::from(attempted))
+    .bind(to_millis(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Cancels the queued messages to a traveller (a withdrawal), in the caller's
+/// transaction. Returns how many.
+#[instrument(skip_all)]
+pub async fn cancel_for_traveller(
+    conn: &mut Conn,
+    traveller_id: &str,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE messages SET status = 'cancelled', last_error = 'consent_withdrawn', finished_at = $1 \
+         WHERE traveller_id = $2 AND status = 'queued'",
+    )
+    .bind(to_millis(now))
+    .bind(traveller_id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// When the earliest queued row of either queue is due, if any.
+#[instrument(skip_all)]
+pub async fn next_due(conn: &mut Conn) -> Result<Option<OffsetDateTime>, StoreError> {
+    let row = sqlx::query(
+        "SELECT MIN(at) AS at FROM (SELECT MIN(next_attempt_at) AS at FROM messages WHERE status = 'queued' \
+         UNION ALL SELECT MIN(next_attempt_at) AS at FROM webhook_deliveries WHERE status = 'queued') due",
+    )
+    .fetch_one(conn)
+    .await?;
+    let at: Option<i64> = row.get("at");
+    at.map(from_millis).transpose()
+}

@@ -1,0 +1,229 @@
+//! What the release policies are asked about: travellers on a flight with their
+//! booking's itinerary, their current consent record and their agency's delivery
+//! choice. Two reads whatever the number of travellers: one for the travellers, one for
+//! their bookings' segments.
+
+use super::consents::scope_from_row;
+use super::{arg, bind_all, from_millis, Conn, Param, StoreError};
+use crate::domain::booking::{Flight, RecordLocator};
+use crate::domain::consent::ConsentScope;
+use crate::domain::delivery::{Channel, Delivery};
+use sqlx::Row;
+use std::collections::BTreeMap;
+use time::{Date, OffsetDateTime};
+use tracing::instrument;
+
+/// A traveller's current consent record, as far as release is concerned.
+#[derive(Debug, Clone)]
+pub struct ConsentFacts {
+    /// The record's id.
+    pub id: String,
+    /// What it allows.
+    pub scope: ConsentScope,
+    /// The channels it holds a contact for (none once purged).
+    pub channels: Vec<Channel>,
+}
+
+/// A traveller and everything the policies need to decide about them.
+#[derive(Debug, Clone)]
+pub struct ReleaseFacts {
+    /// The agency holding the booking.
+    pub agency_id: String,
+    /// The booking.
+    pub booking_id: String,
+    /// The booking's record locator.
+    pub record_locator: String,
+    /// The traveller.
+    pub traveller_id: String,
+    /// When the agency first uploaded the booking.
+    pub booked_at: OffsetDateTime,
+    /// Carriers of the booking's segments.
+    pub carriers: Vec<String>,
+    /// The last segment's departure date.
+    pub last_departure: Option<Date>,
+    /// How the agency wants this traveller reached.
+    pub delivery: Delivery,
+    /// The current record, if any.
+    pub consent: Option<ConsentFacts>,
+}
+
+impl ReleaseFacts {
+    /// End of the trip as the policies see it: the end of the day after the last
+    /// departure date (bookings carry dates, not arrival times).
+    pub fn travel_ends(&self) -> OffsetDateTime {
+        match self.last_departure {
+            Some(date) => date
+                .saturating_add(time::Duration::days(2))
+                .midnight()
+                .assume_utc(),
+            None => self.booked_at,
+        }
+    }
+}
+
+const TRAVELLER_COLUMNS: &str =
+    "b.agency_id, b.id AS booking_id, b.record_locator, b.created_at AS booked_at, \
+     t.id AS traveller_id, COALESCE(t.delivery, p.delivery) AS delivery, c.id AS consent_id, \
+     c.sealed_mobile IS NOT NULL AS has_mobile, c.sealed_email IS NOT NULL AS has_email, \
+     c.decision, c.superseded_by, c.withdrawn_at, c.purposes, c.carriers, c.valid_until";
+
+const TRAVELLER_JOINS: &str = "FROM travellers t JOIN bookings b ON b.id = t.booking_id \
+     JOIN parties p ON p.id = b.agency_id \
+     LEFT JOIN consents c ON c.traveller_id = t.id AND c.superseded_by IS NULL";
+
+/// Every traveller the broker holds on `flight`, in a stable order (booking, then
+/// traveller).
+#[instrument(skip_all)]
+pub async fn on_flight(conn: &mut Conn, flight: &Flight) -> Result<Vec<ReleaseFacts>, StoreError> {
+    let sql = format!(
+        "SELECT {TRAVELLER_COLUMNS} {TRAVELLER_JOINS} \
+         WHERE t.booking_id IN (SELECT booking_id FROM segments \
+         WHERE carrier = $1 AND flight_number = $2 AND departure_date = $3) \
+         ORDER BY b.id, t.id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(flight.carrier.as_str())
+        .bind(flight.flight_number.as_str())
+        .bind(flight.date.as_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    complete(conn, rows).await
+}
+
+/// The travellers with this name index on a booking with this locator that holds
+/// `flight`. More than one only if two agencies share a locator.
+#[instrument(skip_all)]
+pub async fn named(
+    conn: &mut Conn,
+    locator: &RecordLocator,
+    name_index: &[u8],
+    flight: &Flight,
+) -> Result<Vec<ReleaseFacts>, StoreError> {
+    let sql = format!(
+        "SELECT {TRAVELLER_COLUMNS} {TRAVELLER_JOINS} \
+         WHERE b.record_locator = $1 AND t.name_index = $2 AND t.booking_id IN (SELECT booking_id \
+         FROM segments WHERE carrier = $3 AND flight_number = $4 AND departure_date = $5)"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(locator.as_str())
+        .bind(name_index)
+        .bind(flight.carrier.as_str())
+        .bind(flight.flight_number.as_str())
+        .bind(flight.date.as_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    complete(conn, rows).await
+}
+
+/// The traveller a token was granted for, with the state of the very record it was
+/// granted under (not the traveller's current one: a newer version supersedes it).
+#[instrument(skip_all)]
+pub async fn for_consent(
+    conn: &mut Conn,
+    consent_id: &str,
+) -> Result<Option<ReleaseFacts>, StoreError> {
+    let sql = format!(
+        "SELECT {} FROM consents c JOIN travellers t ON t.id = c.traveller_id \
+         JOIN bookings b ON b.id = t.booking_id JOIN parties p ON p.id = b.agency_id \
+         WHERE c.id = $1",
+        TRAVELLER_COLUMNS
+    );
+    let rows = sqlx::query(&sql)
+        .bind(consent_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(complete(conn, rows).await?.pop())
+}
+
+/// Reads the rows and adds each booking's itinerary.
+async fn complete(
+    conn: &mut Conn,
+    rows: Vec<sqlx::any::AnyRow>,
+) -> Result<Vec<ReleaseFacts>, StoreError> {
+    let mut travellers = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let consent_id: Option<String> = row.get("consent_id");
+        let consent = match consent_id {
+            Some(id) => {
+                let mut channels = Vec::new();
+                if flag(row, "has_mobile") {
+                    channels.push(Channel::Sms);
+                }
+                if flag(row, "has_email") {
+                    channels.push(Channel::Email);
+                }
+                Some(ConsentFacts {
+                    id,
+                    scope: scope_from_row(row)?,
+                    channels,
+                })
+            }
+            None => None,
+        };
+        let delivery: String = row.get("delivery");
+        travellers.push(ReleaseFacts {
+            agency_id: row.get("agency_id"),
+            booking_id: row.get("booking_id"),
+            record_locator: row.get("record_locator"),
+            traveller_id: row.get("traveller_id"),
+            booked_at: from_millis(row.get("booked_at"))?,
+            carriers: Vec::new(),
+            last_departure: None,
+            delivery: Delivery::from_word(&delivery)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery}")))?,
+            consent,
+        });
+    }
+    let itineraries = itineraries(conn, &travellers).await?;
+    for traveller in &mut travellers {
+        if let Some((carriers, last)) = itineraries.get(&traveller.booking_id) {
+            traveller.carriers = carriers.clone();
+            traveller.last_departure = Some(*last);
+        }
+    }
+    Ok(travellers)
+}
+
+/// Carriers and last departure date of each booking, in one query.
+async fn itineraries(
+    conn: &mut Conn,
+    travellers: &[ReleaseFacts],
+) -> Result<BTreeMap<String, (Vec<String>, Date)>, StoreError> {
+    let mut bookings: Vec<&str> = travellers.iter().map(|t| t.booking_id.as_str()).collect();
+    bookings.sort_unstable();
+    bookings.dedup();
+    let mut found: BTreeMap<String, (Vec<String>, Date)> = BTreeMap::new();
+    // Within the parameter limits of both engines, with room to spare.
+    for chunk in bookings.chunks(1000) {
+        let mut params = Vec::new();
+        let placeholders: Vec<String> = chunk
+            .iter()
+            .map(|b| arg(&mut params, Param::Text((*b).to_string())))
+            .collect();
+        let sql = format!(
+            "SELECT booking_id, carrier, departure_date FROM segments WHERE booking_id IN ({})",
+            placeholders.join(", ")
+        );
+        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
+            let booking: String = row.get("booking_id");
+            let carrier: String = row.get("carrier");
+            let date: String = row.get("departure_date");
+            let date = crate::domain::booking::FlightDate::parse(&date)
+                .map_err(|_| StoreError::Corrupt(format!("departure date {date}")))?
+                .date();
+            let entry = found.entry(booking).or_insert_with(|| (Vec::new(), date));
+            if !entry.0.contains(&carrier) {
+                entry.0.push(carrier);
+            }
+            entry.1 = entry.1.max(date);
+        }
+    }
+    Ok(found)
+}
+
+/// A boolean column: SQLite answers integers, PostgreSQL booleans.
+fn flag(row: &sqlx::any::AnyRow, column: &str) -> bool {
+    row.try_get::<bool, _>(column)
+        .or_else(|_| row.try_get::<i64, _>(column).map(|n| n != 0))
+        .unwrap_or(false)
+}

@@ -1,0 +1,679 @@
+//! Relay-only delivery through a real SMTP server and a local SMS gateway, retries,
+//! the agency's receipts feed and signed webhook, the traveller's view, revocation on
+//! withdrawal, and per-airline rate limits.
+
+use crate::fakes::{FakeHttp, FakeSmtp};
+use crate::helpers::{assert_problem, Engine, TestApp, EMAIL, FLIGHT_DATE, MOBILE};
+use passerelle::http::{RelaySettings, Settings};
+use passerelle::policy::engine::Policies;
+use passerelle::relay::{self, Transports};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+struct Relay {
+    app: TestApp,
+    smtp: FakeSmtp,
+    gateway: FakeHttp,
+    transports: Transports,
+}
+
+async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
+    let smtp = FakeSmtp::start().await;
+    let gateway = FakeHttp::start().await;
+    let settings = Settings {
+        policies: Arc::new(policies),
+        relay: RelaySettings {
+            smtp_url: Some(smtp.url.clone()),
+            mail_from: "Passerelle <relay@passerelle.test>".into(),
+            sms_gateway_url: Some(gateway.url.clone()),
+            sms_gateway_token: Some("gw-secret".into()),
+        },
+        ..Settings::default()
+    };
+    let app = TestApp::with(engine, settings.clone()).await?;
+    let transports = Transports::new(&settings.relay).unwrap();
+    Some(Relay {
+        app,
+        smtp,
+        gateway,
+        transports,
+    })
+}
+
+fn flight_request() -> Value {
+    json!({
+        "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+        "purpose": "cancellation",
+        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
+    })
+}
+
+impl Relay {
+    /// The agency switches to relay-only, uploads Marie, and AF asks for the flight.
+    async fn relay_token(&self) -> Value {
+        let app = &self.app;
+        let r = app
+            .put(
+                "/v1/agency/delivery",
+                &app.agency.party.api_key,
+                &json!({"delivery": "relay"}),
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        app.upload_default().await;
+        let body: Value = app
+            .post(
+                "/v1/flights/release-tokens",
+                &app.airline.api_key,
+                &flight_request(),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        body["granted"][0].clone()
+    }
+
+    async fn send(&self, token: &str, channel: &str, text: &str) -> reqwest::Response {
+        let app = &self.app;
+        app.post(
+            "/v1/messages",
+            &app.airline.api_key,
+            &json!({"token": token, "channel": channel, "category": "cancellation", "text": text}),
+        )
+        .await
+    }
+
+    async fn deliver(&self) -> usize {
+        relay::deliver_due(&self.app.state, &self.transports)
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, id: &str) -> Value {
+        self.app
+            .get_json(&format!("/v1/messages/{id}"), &self.app.airline.api_key)
+            .await
+    }
+}
+
+async fn a_cancellation_in_relay_only_mode_reaches_the_traveller_and_never_the_airline(
+    engine: Engine,
+) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    assert_eq!(token["delivery"], "relay");
+    assert_eq!(token["uses"], 3);
+    let secret = token["token"].as_str().unwrap();
+
+    // Redeeming a relay token reveals nothing.
+    let problem = assert_problem(
+        r.app.redeem(&r.app.airline.api_key, secret).await,
+        409,
+        "relay-only",
+    )
+    .await;
+    assert_eq!(problem["rule"], "agency-delivery-choice");
+    assert!(!problem.to_string().contains(MOBILE));
+
+    let accepted = r
+        .send(
+            secret,
+            "email",
+            "Your flight AF1234 is cancelled. You have been rebooked on AF1236.",
+        )
+        .await;
+    assert_eq!(accepted.status(), 202);
+    let accepted: Value = accepted.json().await.unwrap();
+    assert_eq!(accepted["status"], "queued");
+    assert!(
+        !accepted.to_string().contains(EMAIL),
+        "the airline never sees the address"
+    );
+    let sms: Value = r
+        .send(secret, "sms", "AF1234 cancelled; rebooked on AF1236.")
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    assert_eq!(r.deliver().await, 2);
+    let mails = r.smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, [EMAIL]);
+    assert!(mails[0].data.contains("rebooked on AF1236"));
+    assert!(mails[0]
+        .data
+        .contains("Subject: Flight AF1234/2026-12-01: cancellation"));
+    let texts = r.gateway.received();
+    assert_eq!(texts.len(), 1);
+    let sent: Value = serde_json::from_str(&texts[0].body).unwrap();
+    assert_eq!(sent["to"], MOBILE);
+    assert_eq!(sent["message_id"], sms["message_id"]);
+    assert_eq!(texts[0].headers["authorization"], "Bearer gw-secret");
+
+    let status = r.status(accepted["message_id"].as_str().unwrap()).await;
+    assert_eq!(status["status"], "delivered");
+    assert_eq!(status["attempts"], 1);
+    let entries = r.app.audit_entries().await;
+    let deliveries: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "message_delivery")
+        .collect();
+    assert_eq!(deliveries.len(), 2);
+    assert!(deliveries.iter().all(|e| e["outcome"] == "delivered"));
+    let all = serde_json::to_string(&entries).unwrap();
+    assert!(
+        !all.contains(MOBILE) && !all.contains(EMAIL),
+        "the log holds no contact"
+    );
+
+    // A third message uses the last use; a fourth is refused.
+    assert_eq!(
+        r.send(secret, "sms", "Hotel voucher at desk 4.")
+            .await
+            .status(),
+        202
+    );
+    assert_problem(r.send(secret, "sms", "One more.").await, 410, "token-used").await;
+}
+
+async fn a_failing_gateway_is_retried_with_backoff_until_it_takes_the_message(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    r.gateway.fail_with(&[503, 500]);
+    let accepted: Value = r
+        .send(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = accepted["message_id"].as_str().unwrap();
+    assert_eq!(r.deliver().await, 1);
+    let status = r.status(id).await;
+    assert_eq!(status["status"], "queued");
+    assert_eq!(status["last_error"], "gateway http 503");
+    assert_eq!(status["attempts"], 1);
+    // Not due before its backoff (5 s, then 10 s).
+    assert_eq!(r.deliver().await, 0);
+    r.app.clock.advance(time::Duration::seconds(5));
+    assert_eq!(r.deliver().await, 1);
+    assert_eq!(r.status(id).await["last_error"], "gateway http 500");
+    r.app.clock.advance(time::Duration::seconds(10));
+    assert_eq!(r.deliver().await, 1);
+    let status = r.status(id).await;
+    assert_eq!(status["status"], "delivered");
+    assert_eq!(status["attempts"], 3);
+    assert_eq!(r.gateway.received().len(), 3);
+    let outcomes: Vec<String> = r
+        .app
+        .audit_entries()
+        .await
+        .iter()
+        .filter(|e| e["action"] == "message_delivery")
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["outcome"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "deferred/gateway_error",
+            "deferred/gateway_error",
+            "delivered/-"
+        ]
+    );
+}
+
+async fn a_message_the_gateway_rejects_for_good_fails_at_once(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    r.gateway.fail_with(&[400]);
+    let accepted: Value = r
+        .send(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
+        .await
+        .json()
+        .await
+        .unwrap();
+    r.deliver().await;
+    let status = r.status(accepted["message_id"].as_str().unwrap()).await;
+    assert_eq!(status["status"], "failed");
+    assert_eq!(status["last_error"], "gateway http 400");
+}
+
+async fn the_text_is_checked_before_anything_is_used(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    let secret = token["token"].as_str().unwrap();
+    let app = &r.app;
+    let send =
+        |body: Value| async move { app.post("/v1/messages", &app.airline.api_key, &body).await };
+    let long = "x".repeat(460);
+    let p = assert_problem(
+        send(json!({"token": secret, "channel": "sms", "category": "cancellation", "text": long}))
+            .await,
+        422,
+        "invalid-field",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "text");
+    let p = assert_problem(
+        send(
+            json!({"token": secret, "channel": "sms", "category": "promotion", "text": "20% off!"}),
+        )
+        .await,
+        422,
+        "purpose-not-operational",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "category");
+    let p = assert_problem(
+        send(json!({"token": secret, "channel": "sms", "category": "delay", "text": "Delayed."}))
+            .await,
+        422,
+        "invalid-field",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "category");
+    let p = assert_problem(send(json!({"token": secret, "channel": "email", "category": "cancellation", "subject": "a\r\nBcc: x@evil.test", "text": "Hi"})).await, 422, "invalid-field").await;
+    assert_eq!(p["errors"][0]["field"], "subject");
+    let p = assert_problem(
+        send(json!({"token": secret, "channel": "sms", "category": "cancellation", "text": "  "}))
+            .await,
+        422,
+        "invalid-field",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "text");
+    // None of these used the token: three uses remain.
+    for _ in 0..3 {
+        assert_eq!(
+            r.send(secret, "sms", "AF1234 cancelled.").await.status(),
+            202
+        );
+    }
+}
+
+async fn withdrawal_revokes_tokens_and_cancels_queued_messages_at_once(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    let secret = token["token"].as_str().unwrap();
+    let accepted: Value = r
+        .send(secret, "email", "AF1234 cancelled.")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let consents: Value = r
+        .app
+        .get_json("/v1/consents", &r.app.agency.party.api_key)
+        .await;
+    let id = consents["records"][0]["consent_id"].as_str().unwrap();
+    let w = r
+        .app
+        .post(
+            &format!("/v1/consents/{id}/withdrawal"),
+            &r.app.agency.party.api_key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(w.status(), 200);
+    assert_eq!(r.deliver().await, 0, "nothing left to deliver");
+    assert!(r.smtp.mails().is_empty());
+    assert_eq!(
+        r.status(accepted["message_id"].as_str().unwrap()).await["status"],
+        "cancelled"
+    );
+    assert_problem(
+        r.send(secret, "sms", "Another.").await,
+        410,
+        "token-revoked",
+    )
+    .await;
+}
+
+async fn another_airline_sees_neither_the_message_nor_the_token(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    let secret = token["token"].as_str().unwrap();
+    let accepted: Value = r
+        .send(secret, "sms", "AF1234 cancelled.")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let path = format!("/v1/messages/{}", accepted["message_id"].as_str().unwrap());
+    assert_problem(
+        r.app.get(&path, &r.app.other_airline.api_key).await,
+        404,
+        "message-not-found",
+    )
+    .await;
+    let stolen = r
+        .app
+        .post(
+            "/v1/messages",
+            &r.app.other_airline.api_key,
+            &json!({"token": secret, "channel": "sms", "category": "cancellation", "text": "Hi"}),
+        )
+        .await;
+    assert_problem(stolen, 404, "token-not-found").await;
+}
+
+async fn one_record_can_be_relay_only_while_the_agency_reveals(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let marie = app.upload_default().await;
+    app.upload(&app.statement_for("R-2", "Martin", "+33622222222"))
+        .await;
+    let path = format!(
+        "/v1/consents/{}/delivery",
+        marie["consent_id"].as_str().unwrap()
+    );
+    let set = app
+        .put(
+            &path,
+            &app.agency.party.api_key,
+            &json!({"delivery": "relay"}),
+        )
+        .await;
+    assert_eq!(set.status(), 200);
+    assert_problem(
+        app.put(
+            &path,
+            &app.other_agency.party.api_key,
+            &json!({"delivery": "reveal"}),
+        )
+        .await,
+        404,
+        "consent-not-found",
+    )
+    .await;
+    let body: Value = app
+        .post(
+            "/v1/flights/release-tokens",
+            &app.airline.api_key,
+            &flight_request(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let mut modes: Vec<&str> = body["granted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["delivery"].as_str().unwrap())
+        .collect();
+    modes.sort_unstable();
+    assert_eq!(modes, ["relay", "reveal"]);
+}
+
+async fn the_agency_reads_every_use_and_its_webhook_gets_each_signed(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let hook = FakeHttp::start().await;
+    let registered = app
+        .put(
+            "/v1/agency/webhook",
+            &app.agency.party.api_key,
+            &json!({"url": hook.url}),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+    let registered: Value = registered.json().await.unwrap();
+    let secret = registered["secret"].as_str().unwrap().to_string();
+    assert_problem(
+        app.put(
+            "/v1/agency/webhook",
+            &app.agency.party.api_key,
+            &json!({"url": "http://example.com/hook"}),
+        )
+        .await,
+        422,
+        "invalid-field",
+    )
+    .await;
+
+    let token = r.relay_token().await;
+    hook.fail_with(&[500]);
+    r.send(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
+        .await;
+    r.deliver().await; // the message, the grant's push (fails), the relay's push
+    r.app.clock.advance(time::Duration::seconds(5));
+    r.deliver().await; // the retried push and the delivery's push
+
+    let feed: Value = app
+        .get_json("/v1/receipts", &app.agency.party.api_key)
+        .await;
+    let kinds: Vec<String> = feed["receipts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            format!(
+                "{}/{}",
+                u["action"].as_str().unwrap(),
+                u["outcome"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "token_request/granted",
+            "message_relay/queued",
+            "message_delivery/delivered"
+        ]
+    );
+    let first = &feed["receipts"][0];
+    assert_eq!(first["airline"]["designator"], "AF");
+    assert_eq!(first["airline"]["name"], "Air France");
+    assert_eq!(first["purpose"], "cancellation");
+    assert_eq!(first["event_reference"], "IRR-2026-1201-AF1234");
+
+    // Filters and pages.
+    let relays: Value = app
+        .get_json("/v1/receipts?kind=relay", &app.agency.party.api_key)
+        .await;
+    assert_eq!(relays["receipts"].as_array().unwrap().len(), 1);
+    let page: Value = app
+        .get_json("/v1/receipts?limit=2", &app.agency.party.api_key)
+        .await;
+    assert_eq!(page["receipts"].as_array().unwrap().len(), 2);
+    let after = page["next_after"].as_i64().unwrap();
+    let rest: Value = app
+        .get_json(
+            &format!("/v1/receipts?limit=2&after={after}"),
+            &app.agency.party.api_key,
+        )
+        .await;
+    assert_eq!(rest["receipts"].as_array().unwrap().len(), 1);
+    assert!(rest.get("next_after").is_none());
+    let kl: Value = app
+        .get_json("/v1/receipts?airline=KL", &app.agency.party.api_key)
+        .await;
+    assert!(kl["receipts"].as_array().unwrap().is_empty());
+    let theirs: Value = app
+        .get_json("/v1/receipts", &app.other_agency.party.api_key)
+        .await;
+    assert!(
+        theirs["receipts"].as_array().unwrap().is_empty(),
+        "another agency sees none of it"
+    );
+    assert_problem(
+        app.get("/v1/receipts?kind=marketing", &app.agency.party.api_key)
+            .await,
+        422,
+        "invalid-field",
+    )
+    .await;
+
+    // The webhook got each use once delivered, signed, the failed push retried.
+    let pushes = hook.received();
+    assert_eq!(pushes.len(), 4, "three uses, one retried");
+    let ids: std::collections::BTreeSet<_> = pushes
+        .iter()
+        .map(|p| p.headers["passerelle-delivery"].clone())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for push in &pushes {
+        let header = push.headers["passerelle-signature"].to_str().unwrap();
+        let at: i64 = header
+            .split(',')
+            .next()
+            .unwrap()
+            .trim_start_matches("t=")
+            .parse()
+            .unwrap();
+        assert!(passerelle::relay::webhook::verify(
+            secret.as_bytes(),
+            header,
+            &push.body,
+            at,
+            300
+        ));
+        assert!(!passerelle::relay::webhook::verify(
+            secret.as_bytes(),
+            header,
+            &push.body.replace("AF", "KL"),
+            at,
+            300
+        ));
+        assert!(!push.body.contains(MOBILE));
+    }
+    let body: Value = serde_json::from_str(&pushes[0].body).unwrap();
+    assert_eq!(body["receipt"]["action"], "token_request");
+}
+
+async fn the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let receipt = app.upload_default().await;
+    let code = receipt["withdrawal_code"].as_str().unwrap();
+    let token: Value = app
+        .request_token(&app.airline.api_key, &app.token_request())
+        .await
+        .json()
+        .await
+        .unwrap();
+    app.redeem(&app.airline.api_key, token["token"].as_str().unwrap())
+        .await;
+    let view: Value = app
+        .post("/v1/traveller/uses", "", &json!({"code": code}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["state"], "given");
+    let what: Vec<&str> = view["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(what, ["token_granted", "contact_revealed"]);
+    assert_eq!(view["uses"][1]["airline"]["name"], "Air France");
+    assert_eq!(view["uses"][1]["purpose"], "cancellation");
+    assert_problem(
+        app.post(
+            "/v1/traveller/uses",
+            "",
+            &json!({"code": "pas_wd_nope_nope"}),
+        )
+        .await,
+        404,
+        "withdrawal-code-unknown",
+    )
+    .await;
+    let withdrawn = app
+        .post("/v1/withdrawals", "", &json!({"code": code}))
+        .await;
+    assert_eq!(withdrawn.status(), 200);
+    let view: Value = app
+        .post("/v1/traveller/uses", "", &json!({"code": code}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["state"], "withdrawn");
+}
+
+async fn an_airline_over_its_rate_is_told_when_to_come_back(engine: Engine) {
+    let mut policies = Policies::built_in().unwrap();
+    policies.tunables.rate_limit.requests_per_second = 1;
+    policies.tunables.rate_limit.burst = 2;
+    let Some(r) = with_relay(engine, policies).await else {
+        return;
+    };
+    let app = &r.app;
+    for _ in 0..2 {
+        let ok = app
+            .post(
+                "/v1/flights/release-tokens",
+                &app.airline.api_key,
+                &flight_request(),
+            )
+            .await;
+        assert_eq!(ok.status(), 200);
+    }
+    let limited = app
+        .post(
+            "/v1/flights/release-tokens",
+            &app.airline.api_key,
+            &flight_request(),
+        )
+        .await;
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_problem(limited, 429, "rate-limited").await;
+    let other = app
+        .post(
+            "/v1/flights/release-tokens",
+            &app.other_airline.api_key,
+            &flight_request(),
+        )
+        .await;
+    assert_ne!(other.status(), 429, "limits are per airline");
+    assert_eq!(
+        app.get("/v1/consents", &app.agency.party.api_key)
+            .await
+            .status(),
+        200,
+        "agencies are not limited"
+    );
+}
+
+crate::on_both_engines_with_engine!(
+    a_cancellation_in_relay_only_mode_reaches_the_traveller_and_never_the_airline,
+    a_failing_gateway_is_retried_with_backoff_until_it_takes_the_message,
+    a_message_the_gateway_rejects_for_good_fails_at_once,
+    the_text_is_checked_before_anything_is_used,
+    withdrawal_revokes_tokens_and_cancels_queued_messages_at_once,
+    another_airline_sees_neither_the_message_nor_the_token,
+    one_record_can_be_relay_only_while_the_agency_reveals,
+    the_agency_reads_every_use_and_its_webhook_gets_each_signed,
+    the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw,
+    an_airline_over_its_rate_is_told_when_to_come_back,
+);
