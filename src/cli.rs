@@ -386,6 +386,13 @@ async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
 
 async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
     init_logging(args.log_format);
+    let policies = Policies::load(args.policy_dir.as_deref())
+        .context("the release policies are invalid; the broker does not start")?;
+    tracing::info!(
+        source = policies.source(),
+        digest = policies.digest(),
+        "release policies loaded"
+    );
     let store = open_store(storage).await?;
     let key_file = args
         .data_key_file

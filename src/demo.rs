@@ -124,7 +124,20 @@ In another shell, from the same directory:
   # 4. The compliance officer reads the audit trail
   curl -s $PASSERELLE_URL/v1/audit/entries -H "Authorization: Bearer $OFFICER_KEY"
 
-  # 5. The traveller withdraws with the code from the receipt; the next request is refused
+  # 5. The flight is cancelled and the agency chose relay-only: the airline asks once for
+  #    the whole flight, and sends its message through the broker; it never sees a contact
+  #    (start the broker with --sms-gateway-url or --smtp-url; see the README)
+  curl -s -X PUT $PASSERELLE_URL/v1/agency/delivery -H "Authorization: Bearer $AGENCY_KEY" \
+       -H 'Content-Type: application/json' --data '{{"delivery":"relay"}}'
+  curl -s -X POST $PASSERELLE_URL/v1/flights/release-tokens -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data @{d}/flight-request.json | tee {d}/flight.json
+  RELAY=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' {d}/flight.json)
+  curl -s -X POST $PASSERELLE_URL/v1/messages -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' \
+       --data "{{\"token\":\"$RELAY\",\"channel\":\"sms\",\"category\":\"cancellation\",\"text\":\"Flight {DEMO_AIRLINE}1234 is cancelled; you are rebooked on the next flight.\"}}"
+  curl -s $PASSERELLE_URL/v1/receipts -H "Authorization: Bearer $AGENCY_KEY"
+
+  # 6. The traveller withdraws with the code from the receipt; the next request is refused
   CODE=$(sed -n 's/.*"withdrawal_code":"\([^"]*\)".*/\1/p' {d}/recorded.json)
   curl -s -X POST $PASSERELLE_URL/v1/withdrawals -H 'Content-Type: application/json' \
        --data "{{\"code\":\"$CODE\"}}"
@@ -163,8 +176,8 @@ const DEMO_NOTICE: &str =
     "Demo Voyages passes your mobile and email to the airlines of your trip, \
 only so that they can warn you of a cancellation, delay, schedule or gate change.";
 
-/// Writes `consent.json` (a statement to sign) and `token-request.json`, for a flight
-/// a week from now.
+/// Writes `consent.json` (a statement to sign), `token-request.json` and
+/// `flight-request.json`, for a flight a week from now.
 fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
     let date = (now + time::Duration::days(7)).date().to_string();
     let collected_at = crate::audit::format_time(now);
@@ -211,6 +224,15 @@ fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
     std::fs::write(
         dir.join("token-request.json"),
         serde_json::to_string_pretty(&request)? + "\n",
+    )?;
+    let flight = json!({
+        "flight": {"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date},
+        "purpose": "cancellation",
+        "event": {"category": "cancellation", "reference": "IRR-DEMO-0001"}
+    });
+    std::fs::write(
+        dir.join("flight-request.json"),
+        serde_json::to_string_pretty(&flight)? + "\n",
     )?;
     Ok(())
 }

@@ -135,9 +135,9 @@ pub struct Problem {
     kind: ProblemKind,
     detail: String,
     errors: Vec<FieldError>,
-    rule: Option<String>,
-    retry_after: Option<u64>,
-    extensions: serde_json::Map<String, serde_json::Value>,
+    retry_after: Option<u32>,
+    /// Boxed: `serde_json::Map` is large when a dependency turns on `preserve_order`.
+    extensions: Box<serde_json::Map<String, serde_json::Value>>,
     cause: Option<String>,
 }
 
@@ -154,8 +154,6 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    rule: Option<&'a str>,
     #[serde(flatten)]
     extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
@@ -167,9 +165,8 @@ impl Problem {
             kind,
             detail: detail.into(),
             errors: Vec::new(),
-            rule: None,
             retry_after: None,
-            extensions: serde_json::Map::new(),
+            extensions: Box::default(),
             cause: None,
         }
     }
@@ -197,15 +194,14 @@ impl Problem {
     }
 
     /// Asks the client to wait this many seconds (`Retry-After`).
-    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+    pub fn with_retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds);
         self
     }
 
     /// Names the release rule that decided a refusal.
-    pub fn with_rule(mut self, rule: impl Into<String>) -> Self {
-        self.rule = Some(rule.into());
-        self
+    pub fn with_rule(self, rule: impl Into<String>) -> Self {
+        self.with_extension("rule", serde_json::Value::String(rule.into()))
     }
 
     /// An internal error: the client sees a generic message, the log sees `cause`.
@@ -309,7 +305,6 @@ impl Problem {
             status: self.kind.status().as_u16(),
             detail: &self.detail,
             errors: &self.errors,
-            rule: self.rule.as_deref(),
             extensions: &self.extensions,
         }
     }

@@ -40,7 +40,7 @@ impl RateLimiter {
             bucket.tokens -= 1.0;
             return Ok(());
         }
-        let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64;
+        let wait = ((1.0 - bucket.tokens) / rate).ceil().clamp(1.0, 3600.0) as u32;
         Err(Problem::new(
             ProblemKind::RateLimited,
             format!(

@@ -178,8 +178,16 @@ fn sign_prints_a_body_whose_signature_verifies_over_the_canonical_statement() {
 #[test]
 fn the_demo_walkthrough_works_as_printed() {
     let dir = tempfile::tempdir().unwrap();
+    let (gateway, texts) = one_shot_gateway();
     let mut server = passerelle(dir.path())
-        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--sms-gateway-url",
+            &gateway,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -256,7 +264,42 @@ fn the_demo_walkthrough_works_as_printed() {
     let (status, trail) = client.get("/v1/audit/entries", &key("OFFICER_KEY"));
     assert_eq!(status, 200);
     assert_eq!(trail["tree_size"], 3);
-    // 5: the traveller withdraws with the code alone.
+    // 5: relay-only for a cancelled flight: the broker's worker hands the text to the
+    // SMS gateway; the airline sees no contact.
+    let (status, _) = client.put(
+        "/v1/agency/delivery",
+        &key("AGENCY_KEY"),
+        &serde_json::json!({"delivery": "relay"}),
+    );
+    assert_eq!(status, 200);
+    let flight: Value =
+        serde_json::from_slice(&std::fs::read(demo.join("flight-request.json")).unwrap()).unwrap();
+    let (status, tokens) = client.post("/v1/flights/release-tokens", &key("AIRLINE_KEY"), &flight);
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["granted"][0]["delivery"], "relay");
+    let message = serde_json::json!({
+        "token": tokens["granted"][0]["token"], "channel": "sms", "category": "cancellation",
+        "text": "Flight cancelled; you are rebooked."
+    });
+    let (status, accepted) = client.post("/v1/messages", &key("AIRLINE_KEY"), &message);
+    assert_eq!(status, 202, "{accepted}");
+    assert!(!accepted.to_string().contains("+33612345678"));
+    let sent = texts
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the worker delivers to the gateway");
+    assert!(
+        sent.contains("+33612345678") && sent.contains("rebooked"),
+        "{sent}"
+    );
+    let path = format!("/v1/messages/{}", accepted["message_id"].as_str().unwrap());
+    let delivered = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        client.get(&path, &key("AIRLINE_KEY")).1["status"] == "delivered"
+    });
+    assert!(delivered, "the message reads delivered");
+    let (_, feed) = client.get("/v1/receipts", &key("AGENCY_KEY"));
+    assert!(feed["receipts"].as_array().unwrap().len() >= 3, "{feed}");
+    // 6: the traveller withdraws with the code alone.
     let withdrawn: Value = client
         .client
         .post(format!("{}/v1/withdrawals", client.url))
@@ -279,6 +322,92 @@ fn the_demo_walkthrough_works_as_printed() {
     );
 }
 
+#[test]
+fn an_invalid_policy_stops_the_broker_and_policy_check_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
+        let from = format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::copy(from, policies.join(name)).unwrap();
+    }
+    let checked = passerelle(dir.path())
+        .args(["policy", "check", "--dir"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(checked.status.success());
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("forbid no-marketing"));
+
+    let file = policies.join("release.cedar");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains("when { resource.superseded };"))
+        .unwrap()
+        + 1;
+    std::fs::write(
+        &file,
+        text.replace("resource.superseded }", "resource.superseded == 1 }"),
+    )
+    .unwrap();
+    let checked = passerelle(dir.path())
+        .args(["policy", "check", "--dir"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(!checked.status.success());
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(said.contains(&format!("release.cedar:{line}")), "{said}");
+    let served = passerelle(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--policy-dir"])
+        .arg(&policies)
+        .output()
+        .unwrap();
+    assert!(!served.status.success(), "the broker does not start");
+    let said = String::from_utf8_lossy(&served.stderr);
+    assert!(said.contains(&format!("release.cedar:{line}")), "{said}");
+}
+
+/// An SMS gateway on loopback that takes one request, answers 200, and hands its body
+/// over.
+fn one_shot_gateway() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buffer).unwrap();
+            request.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    socket
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .unwrap();
+                    send.send(body.to_string()).ok();
+                    return;
+                }
+            }
+        }
+    });
+    (url, receive)
+}
+
 /// A small blocking client, as a shell user with curl would be.
 struct Blocking {
     url: String,
@@ -290,6 +419,16 @@ impl Blocking {
         let response = self
             .client
             .post(format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .unwrap();
+        (response.status().as_u16(), response.json().unwrap())
+    }
+    fn put(&self, path: &str, key: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .client
+            .put(format!("{}{path}", self.url))
             .bearer_auth(key)
             .json(body)
             .send()

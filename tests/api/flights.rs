@@ -17,14 +17,11 @@ fn flight_request(purpose: &str) -> Value {
 /// Seven travellers of AF1234 in every state, and one on another flight.
 async fn seed_a_flight(app: &TestApp) -> BTreeMap<&'static str, String> {
     let mut ids = BTreeMap::new();
-    let upload = |name: &'static str, statement: Value| {
-        let app = app;
-        async move {
-            let response = app.upload(&statement).await;
-            assert_eq!(response.status(), 201, "{name}");
-            let body: Value = response.json().await.unwrap();
-            (name, body)
-        }
+    let upload = |name: &'static str, statement: Value| async move {
+        let response = app.upload(&statement).await;
+        assert_eq!(response.status(), 201, "{name}");
+        let body: Value = response.json().await.unwrap();
+        (name, body)
     };
     let given = app.statement_for("R-1", "Dupont", "+33611111111");
     let mut refused = app.statement_for("R-2", "Martin", "+33622222222");
