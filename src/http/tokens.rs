@@ -160,10 +160,7 @@ pub async fn request(
         event: &request.event,
         channels: request.channels.as_deref(),
     };
-    check_channels(ask.channels)?;
-    let base = base_entry(&state, &request_id, &airline, &ask, now);
-    let tx = state.store.begin().await?;
-    let mut tx = ask_about_flight(&state, tx, &airline, &ask, base.clone(), now).await??;
+    let (mut tx, base) = begin(&state, &request_id, &airline, &ask, now).await?;
     let name_index = state
         .keys
         .keys()
@@ -221,10 +218,7 @@ pub async fn request_for_flight(
         event: &request.event,
         channels: request.channels.as_deref(),
     };
-    check_channels(ask.channels)?;
-    let base = base_entry(&state, &request_id, &airline, &ask, now);
-    let tx = state.store.begin().await?;
-    let mut tx = ask_about_flight(&state, tx, &airline, &ask, base.clone(), now).await??;
+    let (mut tx, base) = begin(&state, &request_id, &airline, &ask, now).await?;
     let travellers = release::on_flight(&mut tx, &request.flight).await?;
     let mut granted = Vec::new();
     let mut refused = Vec::new();
@@ -284,6 +278,23 @@ pub async fn request_for_flight(
         refused,
         counts,
     }))
+}
+
+/// What both routes do first: check the channels asked, start the transaction and the
+/// audit entry, and put the flight-level question to the policies (a refusal is
+/// audited and returned).
+async fn begin(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    ask: &Ask<'_>,
+    now: OffsetDateTime,
+) -> Result<(Tx, NewEntry), Problem> {
+    check_channels(ask.channels)?;
+    let base = base_entry(state, request_id, airline, ask, now);
+    let tx = state.store.begin().await?;
+    let tx = ask_about_flight(state, tx, airline, ask, base.clone(), now).await??;
+    Ok((tx, base))
 }
 
 /// An empty channel list asks for nothing.

@@ -44,6 +44,8 @@ pub enum Attempt {
     Transient(String),
     /// Failed; another try would fail the same way.
     Permanent(String),
+    /// Not attempted: the consent no longer allows it, or there is no contact.
+    Cancelled(&'static str),
 }
 
 impl Transports {
@@ -160,8 +162,7 @@ async fn deliver_message(
             .await?;
             (Outcome::Delivered, None)
         }
-        Attempt::Permanent(why) if why.starts_with("cancelled:") => {
-            let reason = why.trim_start_matches("cancelled:");
+        Attempt::Cancelled(reason) => {
             outbox::finish(
                 &mut tx,
                 Queue::Messages,
@@ -225,10 +226,10 @@ async fn deliver_message(
     Ok(())
 }
 
-/// The audit reason code for an attempt's error: its first word pair
-/// (`smtp_451`, `gateway_http_503`, `consent_withdrawn`).
+/// The audit reason code for an attempt's outcome, from a closed set so the log stays
+/// queryable (`smtp_error`, `gateway_error`, `consent_withdrawn`, …); the detailed status
+/// (`smtp 451`) is in the message's `last_error`.
 fn reason_code(why: &str) -> &'static str {
-    // Reason codes are a closed set, so the log stays queryable.
     match why {
         w if w.starts_with("smtp") => "smtp_error",
         w if w.starts_with("gateway") => "gateway_error",
@@ -252,16 +253,14 @@ async fn attempt(
     let scope = consents::scope(&mut conn, &message.consent_id).await?;
     match scope.activity(now) {
         Ok(()) => {}
-        Err(Inactive::Withdrawn) => {
-            return Ok(Attempt::Permanent("cancelled:consent_withdrawn".into()))
-        }
-        Err(_) => return Ok(Attempt::Permanent("cancelled:consent_inactive".into())),
+        Err(Inactive::Withdrawn) => return Ok(Attempt::Cancelled("consent_withdrawn")),
+        Err(_) => return Ok(Attempt::Cancelled("consent_inactive")),
     }
     let sealed = consents::sealed(&mut conn, &message.consent_id).await?;
     drop(conn);
     let opened = match crate::http::consents::open_contacts(state, &message.consent_id, &sealed) {
         Ok(Some(opened)) => opened,
-        Ok(None) => return Ok(Attempt::Permanent("cancelled:contact_purged".into())),
+        Ok(None) => return Ok(Attempt::Cancelled("contact_purged")),
         Err(problem) => return Err(StoreError::Corrupt(problem.detail().to_string())),
     };
     let body: MessageBody = state
@@ -275,7 +274,7 @@ async fn attempt(
     Ok(match message.channel {
         Channel::Email => match (&transports.smtp, opened.email) {
             (None, _) => Attempt::Transient("transport_unconfigured".into()),
-            (_, None) => Attempt::Permanent("cancelled:no_contact".into()),
+            (_, None) => Attempt::Cancelled("no_contact"),
             (Some(smtp), Some(to)) => {
                 let subject = body.subject.clone().unwrap_or_else(|| {
                     format!(
@@ -289,7 +288,7 @@ async fn attempt(
         },
         Channel::Sms => match (&transports.sms, opened.mobile) {
             (None, _) => Attempt::Transient("transport_unconfigured".into()),
-            (_, None) => Attempt::Permanent("cancelled:no_contact".into()),
+            (_, None) => Attempt::Cancelled("no_contact"),
             (Some(gateway), Some(to)) => {
                 gateway
                     .send(&transports.http, &to, &body.text, &message.id)
