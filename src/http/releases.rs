@@ -222,12 +222,8 @@ pub async fn take_token(
     let facts = release::for_consent(&mut tx, &token.consent_id)
         .await?
         .ok_or_else(|| Problem::internal(format!("token {} has no consent", token.id)))?;
-    let designator = airline.code.clone().unwrap_or_default();
     let verdict = state.settings.policies.decide_traveller(
-        &AirlineFacts {
-            id: &airline.id,
-            designator: &designator,
-        },
+        &AirlineFacts::of(airline),
         policy_action,
         &super::tokens::traveller_facts(&facts),
         &ReleaseContext {

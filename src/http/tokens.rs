@@ -343,12 +343,8 @@ async fn ask_about_flight(
     mut entry: NewEntry,
     now: OffsetDateTime,
 ) -> Result<Result<Tx, Problem>, Problem> {
-    let designator = airline.code.clone().unwrap_or_default();
     let verdict = state.settings.policies.decide_flight(
-        &AirlineFacts {
-            id: &airline.id,
-            designator: &designator,
-        },
+        &AirlineFacts::of(airline),
         ask.flight.carrier.as_str(),
         &format!(
             "{}{}",
@@ -425,12 +421,8 @@ async fn decide_and_issue(
     mut entry: NewEntry,
     now: OffsetDateTime,
 ) -> Result<(Result<TokenGranted, Verdict>, NewEntry), Problem> {
-    let designator = airline.code.clone().unwrap_or_default();
     let mut verdict = state.settings.policies.decide_traveller(
-        &AirlineFacts {
-            id: &airline.id,
-            designator: &designator,
-        },
+        &AirlineFacts::of(airline),
         TravellerAction::GrantToken,
         &traveller_facts(traveller),
         &context(ask, now),

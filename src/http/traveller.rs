@@ -5,14 +5,13 @@
 //! in a log.
 
 use super::extract::ApiJson;
-use super::problem::{Problem, ProblemKind};
-use super::uses::{AirlineShown, Airlines, USE_OUTCOMES};
-use super::withdrawals::{code_holder, WithdrawalRequest};
+use super::problem::Problem;
+use super::uses::{AirlineShown, Airlines, USE_ACTIONS, USE_OUTCOMES};
+use super::withdrawals::{code_holder, current_version, WithdrawalRequest};
 use super::AppState;
 use crate::audit::format_time;
 use crate::domain::consent::ConsentState;
 use crate::store::audit::{self, EntryFilter};
-use crate::store::consents;
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -73,23 +72,11 @@ pub async fn uses(
     let mut conn = state.store.reader().acquire().await?;
     let holder = code_holder(&mut conn, &body.code).await?;
     let now = state.clock.now();
-    let mut row = consents::get(&mut conn, &holder.agency_id, &holder.consent_id)
-        .await?
-        .ok_or_else(|| Problem::of(ProblemKind::WithdrawalCodeUnknown))?;
-    while let Some(next) = row.superseded_by.clone() {
-        row = consents::get(&mut conn, &holder.agency_id, &next)
-            .await?
-            .ok_or_else(|| Problem::internal(format!("superseding record {next} is missing")))?;
-    }
+    let row = current_version(&mut conn, &holder.agency_id, &holder.consent_id).await?;
     let filter = EntryFilter {
         traveller_id: Some(holder.traveller_id.clone()),
         agency_id: Some(holder.agency_id.clone()),
-        actions: vec![
-            "token_redemption",
-            "message_relay",
-            "message_delivery",
-            "token_request",
-        ],
+        actions: USE_ACTIONS.to_vec(),
         outcomes: USE_OUTCOMES.to_vec(),
         ..EntryFilter::default()
     };

@@ -155,8 +155,8 @@ async fn withdraw(
 }
 
 /// The newest record in the chain of versions that starts at `id`.
-async fn current_version(
-    tx: &mut crate::store::Tx,
+pub(crate) async fn current_version(
+    tx: &mut crate::store::Conn,
     agency_id: &str,
     id: &str,
 ) -> Result<RecordRow, Problem> {

@@ -152,6 +152,16 @@ pub struct AirlineFacts<'a> {
     pub designator: &'a str,
 }
 
+impl<'a> AirlineFacts<'a> {
+    /// The facts of an airline party (an airline without a designator carries nothing).
+    pub fn of(airline: &'a crate::domain::party::Party) -> Self {
+        Self {
+            id: &airline.id,
+            designator: airline.code.as_deref().unwrap_or_default(),
+        }
+    }
+}
+
 /// The question's context.
 pub struct ReleaseContext<'a> {
     /// The purpose asked.

@@ -2,7 +2,7 @@
 //! whose consent allows it and, for every other traveller, the reason; each decision is
 //! its own audit entry.
 
-use crate::helpers::{assert_problem, TestApp, AGENCY_IATA, FLIGHT_DATE};
+use crate::helpers::{assert_problem, TestApp, FLIGHT_DATE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -161,7 +161,6 @@ async fn travellers_of_every_agency_on_the_flight_are_answered(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(body["counts"]["granted"], 2);
-    let _ = AGENCY_IATA;
 }
 
 async fn a_flight_the_airline_does_not_operate_or_a_marketing_ask_is_refused_whole(app: TestApp) {
