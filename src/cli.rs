@@ -1,9 +1,12 @@
 //! The command line: `serve`, `migrate`, `party add|key`, `keygen`, `sign`,
-//! `receipt verify`, `keys rotate`.
+//! `receipt verify`, `keys rotate`, `policy check`, `audit verify|prove|check-proof|log-key`.
 //!
 //! Every flag can also be set through a `PASSERELLE_*` environment variable. Secrets
 //! (the data key, API keys) are never printed, except an API key once, when made.
 
+mod audit;
+
+use crate::audit::publish::{CheckpointSettings, DEFAULT_ORIGIN};
 use crate::crypto::canonical;
 use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::jws::Jwk;
@@ -79,6 +82,12 @@ pub enum Command {
         /// What to do with the keys.
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// The audit log: verify it, prove an entry, check a proof offline.
+    Audit {
+        /// What to do with the log.
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// The release policies.
     Policy {
@@ -182,6 +191,20 @@ pub struct ServeArgs {
     /// Default: `http://` and the listen address.
     #[arg(long, env = "PASSERELLE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The audit log's name: the key name of its signed checkpoints. Choose one per
+    /// deployment, such as `broker.example.com/audit`, and never change it.
+    #[arg(long, env = "PASSERELLE_LOG_ORIGIN", default_value = DEFAULT_ORIGIN)]
+    pub log_origin: String,
+    /// Seconds between two checkpoints of the audit log (signed only if it grew).
+    #[arg(long, env = "PASSERELLE_CHECKPOINT_INTERVAL_SECONDS", default_value_t = 60)]
+    pub checkpoint_interval_seconds: u64,
+    /// Directory to write each checkpoint to (`checkpoint`, `checkpoint.<size>`):
+    /// somewhere the database's owner cannot rewrite.
+    #[arg(long, env = "PASSERELLE_CHECKPOINT_DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// URL to POST each checkpoint to (text/plain), such as a witness or an archive.
+    #[arg(long, env = "PASSERELLE_CHECKPOINT_URL")]
+    pub checkpoint_url: Option<String>,
     /// Log format.
     #[arg(long, env = "PASSERELLE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -322,6 +345,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => check_policies(dir.as_deref()),
+        Command::Audit { command } => audit::run(&cli.storage, command).await,
         Command::Sign(args) => sign(args),
         Command::Receipt {
             command: ReceiptCommand::Verify { receipt, keys },
@@ -373,7 +397,7 @@ pub fn database_url(storage: &StorageArgs) -> String {
     }
 }
 
-async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
+pub(crate) async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&storage.data_dir)
         .with_context(|| format!("creating the data directory {}", storage.data_dir.display()))?;
     let store = Store::connect(&database_url(storage))
@@ -407,17 +431,13 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| storage.data_dir.join("broker.jwk"));
     let broker_key = load_broker_key(&broker_key_file)?;
+    crate::audit::checkpoint::LogKey::of(&args.log_origin, &broker_key)
+        .map_err(anyhow::Error::msg)
+        .context("--log-origin")?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
-    let policies = Policies::load(args.policy_dir.as_deref())
-        .context("the release policies are invalid; the broker does not start")?;
-    tracing::info!(
-        source = policies.source(),
-        digest = policies.digest(),
-        "release policies loaded"
-    );
     let relay = RelaySettings {
         smtp_url: args.smtp_url.clone(),
         mail_from: args.mail_from.clone(),
@@ -435,6 +455,12 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}")),
+        checkpoints: CheckpointSettings {
+            origin: args.log_origin.clone(),
+            interval: Duration::from_secs(args.checkpoint_interval_seconds.max(1)),
+            dir: args.checkpoint_dir.clone(),
+            url: args.checkpoint_url.clone(),
+        },
     };
     if args.demo {
         demo::provision(&store, &storage.data_dir, address).await?;

@@ -28,14 +28,33 @@ pub async fn serve(
     let store = state.store.clone();
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), purge_interval));
     let relay = tokio::spawn(crate::relay::run(state.clone(), transports));
-    axum::serve(listener, build_router(state))
+    let checkpoints = tokio::spawn(checkpoint_every_interval(state.clone()));
+    axum::serve(listener, build_router(state.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;
     sweeper.abort();
     relay.abort();
+    checkpoints.abort();
+    // A last checkpoint, so that what this broker wrote is pinned outside the database.
+    if let Err(err) = state.checkpointer.tick(&state.store, state.clock.now()).await {
+        tracing::error!(error = %err, "could not sign the closing checkpoint");
+    }
     store.close().await;
     Ok(())
+}
+
+/// Signs a checkpoint whenever the log grew, every configured interval, and retries
+/// publications that failed.
+async fn checkpoint_every_interval(state: AppState) {
+    let mut ticks = tokio::time::interval(state.checkpointer.settings().interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(err) = state.checkpointer.tick(&state.store, state.clock.now()).await {
+            tracing::error!(error = %err, "could not sign a checkpoint");
+        }
+    }
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -6,6 +6,12 @@
 //! entry is exactly the JSON object the audit API returns, without `leaf_hash`: anyone
 //! reading the trail can recompute it.
 
+pub mod checkpoint;
+pub mod merkle;
+pub mod proof;
+pub mod publish;
+pub mod verify;
+
 use crate::crypto::{canonical, sha256};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

@@ -190,6 +190,15 @@ impl Jwk {
             .map_err(|_| "`d` and `x` are not halves of one Ed25519 key")
     }
 
+    /// A raw Ed25519 signature over `message` (RFC 8032), for formats other than JWS.
+    pub fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], &'static str> {
+        let signature = self.key_pair()?.sign(message);
+        Ok(signature
+            .as_ref()
+            .try_into()
+            .expect("an Ed25519 signature is 64 bytes"))
+    }
+
     /// Signs `payload` as a detached JWS with this key's `kid` in the header.
     pub fn sign_detached(&self, payload: &[u8]) -> Result<String, &'static str> {
         let pair = self.key_pair()?;

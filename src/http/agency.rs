@@ -312,6 +312,7 @@ pub async fn receipts(
         consent_id: query.consent_id.clone(),
         since: query.since,
         until: query.until,
+        ..EntryFilter::default()
     };
     let rows = audit::list_filtered(&mut conn, &filter, query.after, limit + 1).await?;
     let more = rows.len() as i64 > limit;

@@ -229,3 +229,14 @@ macro_rules! caller {
 caller!(AgencyCaller, PartyKind::Agency, "an agency");
 caller!(AirlineCaller, PartyKind::Airline, "an airline");
 caller!(OfficerCaller, PartyKind::Officer, "a compliance officer");
+
+/// The calling party, authenticated, of any kind: for what every party may read.
+pub struct AnyCaller(pub Party);
+
+impl FromRequestParts<AppState> for AnyCaller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Ok(AnyCaller(authenticate(parts, state).await?))
+    }
+}

@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod policies;
 pub mod problem;
+pub mod proofs;
 pub mod ratelimit;
 pub mod releases;
 pub mod tokens;
@@ -24,6 +25,7 @@ pub mod traveller;
 pub mod uses;
 pub mod withdrawals;
 
+use crate::audit::publish::{CheckpointSettings, Checkpointer};
 use crate::audit::NewEntry;
 use crate::clock::Clock;
 use crate::crypto::jws::Jwk;
@@ -54,6 +56,8 @@ pub struct Settings {
     pub max_batch_bytes: usize,
     /// The broker's public base URL, printed on receipts (withdrawal link).
     pub public_url: String,
+    /// The audit log's name and where its checkpoints go.
+    pub checkpoints: CheckpointSettings,
 }
 
 impl Default for Settings {
@@ -65,6 +69,7 @@ impl Default for Settings {
             max_body_bytes: 1024 * 1024,
             max_batch_bytes: 64 * 1024 * 1024,
             public_url: "http://127.0.0.1:8080".into(),
+            checkpoints: CheckpointSettings::default(),
         }
     }
 }
@@ -102,6 +107,8 @@ pub struct Shared {
     pub limiter: ratelimit::RateLimiter,
     /// Woken when a message or webhook push is queued, so the worker starts at once.
     pub outbox_wake: tokio::sync::Notify,
+    /// Signs and publishes the audit log's checkpoints.
+    pub checkpointer: Checkpointer,
 }
 
 /// The application state, cheap to clone.
@@ -117,7 +124,10 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
+        let checkpointer = Checkpointer::new(settings.checkpoints.clone(), broker_key.clone())
+            .expect("the log origin is checked before the broker starts");
         Self(Arc::new(Shared {
+            checkpointer,
             store,
             keys,
             broker_key,
@@ -258,6 +268,13 @@ pub fn routes() -> Routes {
         .get("/v1/messages/{id}", messages::status)
         .get("/v1/policies", policies::read)
         .get("/v1/audit/entries", audit::list)
+        .get("/v1/audit/entries/{index}", audit::read)
+        .get("/v1/audit/log-key", proofs::log_key)
+        .get("/v1/audit/checkpoint", proofs::latest)
+        .get("/v1/audit/checkpoints", proofs::list)
+        .post("/v1/audit/checkpoints", proofs::sign)
+        .get("/v1/audit/proofs/inclusion", proofs::inclusion)
+        .get("/v1/audit/proofs/consistency", proofs::consistency)
 }
 
 /// The whole application: routes, fallback and middleware, with its state.

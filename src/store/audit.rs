@@ -1,8 +1,12 @@
-//! The audit log's storage: dense appends and ordered reads.
+//! The audit log's storage: dense appends, the tree's stored subtrees, checkpoints
+//! and ordered reads.
 
 use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
+use crate::audit::merkle::{self, Hash, NodeId};
+use crate::audit::proof::{self, InclusionProof};
 use crate::audit::{format_time, AuditEntry, NewEntry};
 use sqlx::Row;
+use std::collections::{BTreeSet, HashMap};
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -50,9 +54,337 @@ pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<AuditEntry, StoreE
     .bind(&entry.policies)
     .bind(&entry.policy_digest)
     .bind(leaf.as_slice())
+    .execute(&mut *conn)
+    .await?;
+    store_completed_nodes(conn, entry.index as u64, leaf).await?;
+    Ok(entry)
+}
+
+/// Stores the perfect subtrees that leaf `index` completes, reading their left
+/// children (written by earlier appends, possibly earlier in this transaction).
+async fn store_completed_nodes(conn: &mut Conn, index: u64, leaf: Hash) -> Result<(), StoreError> {
+    let lefts: BTreeSet<NodeId> = merkle::left_children(index).collect();
+    if lefts.is_empty() {
+        return Ok(());
+    }
+    let fetched = fetch_nodes(conn, &lefts).await?;
+    let mut right = leaf;
+    for id in merkle::completed_by(index) {
+        let left_id = NodeId {
+            level: id.level - 1,
+            index: id.index * 2,
+        };
+        let left = fetched.get(&left_id).ok_or_else(|| missing(left_id))?;
+        right = merkle::node_hash(left, &right);
+        sqlx::query("INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)")
+            .bind(id.level as i32)
+            .bind(id.index as i64)
+            .bind(id.last_leaf() as i64)
+            .bind(right.as_slice())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn missing(id: NodeId) -> StoreError {
+    StoreError::Corrupt(format!(
+        "the audit tree lacks its subtree at level {} index {}",
+        id.level, id.index
+    ))
+}
+
+fn to_hash(bytes: Vec<u8>) -> Result<Hash, StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("a stored audit hash is not 32 bytes".into()))
+}
+
+/// The stored hashes of `ids`: leaves from the entries, higher levels from the nodes.
+pub async fn fetch_nodes(
+    conn: &mut Conn,
+    ids: &BTreeSet<NodeId>,
+) -> Result<HashMap<NodeId, Hash>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    let (leaves, nodes): (Vec<NodeId>, Vec<NodeId>) = ids.iter().partition(|id| id.level == 0);
+    if !leaves.is_empty() {
+        let mut params = Vec::new();
+        let list: Vec<String> = leaves
+            .iter()
+            .map(|id| arg(&mut params, Param::Int(id.index as i64)))
+            .collect();
+        let sql = format!(
+            "SELECT idx, leaf_hash FROM audit_entries WHERE idx IN ({})",
+            list.join(", ")
+        );
+        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
+            let index: i64 = row.get("idx");
+            found.insert(
+                NodeId {
+                    level: 0,
+                    index: index as u64,
+                },
+                to_hash(row.get("leaf_hash"))?,
+            );
+        }
+    }
+    if !nodes.is_empty() {
+        let mut params = Vec::new();
+        let clauses: Vec<String> = nodes
+            .iter()
+            .map(|id| {
+                let level = arg(&mut params, Param::Int(i64::from(id.level)));
+                let index = arg(&mut params, Param::Int(id.index as i64));
+                format!("(level = {level} AND idx = {index})")
+            })
+            .collect();
+        let sql = format!(
+            "SELECT level, idx, hash FROM audit_nodes WHERE {}",
+            clauses.join(" OR ")
+        );
+        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
+            let level: i32 = row.get("level");
+            let index: i64 = row.get("idx");
+            found.insert(
+                NodeId {
+                    level: level as u32,
+                    index: index as u64,
+                },
+                to_hash(row.get("hash"))?,
+            );
+        }
+    }
+    Ok(found)
+}
+
+/// Runs a tree computation over the stored hashes it needs: one recording pass to
+/// learn which, one fetch, one real pass. Fails if a needed hash is not stored.
+pub async fn over_tree<T>(
+    conn: &mut Conn,
+    compute: impl Fn(&mut dyn FnMut(NodeId) -> Hash) -> T,
+) -> Result<T, StoreError> {
+    let ids = merkle::needed(&compute);
+    let hashes = fetch_nodes(conn, &ids).await?;
+    let mut lookup = merkle::Lookup::new(&hashes);
+    let result = compute(&mut |id| lookup.get(id));
+    match lookup.missing() {
+        Some(id) => Err(missing(id)),
+        None => Ok(result),
+    }
+}
+
+/// The tree head of the first `size` entries.
+pub async fn root_at(conn: &mut Conn, size: u64) -> Result<Hash, StoreError> {
+    over_tree(conn, |get| merkle::root(size, get)).await
+}
+
+/// Stores the subtrees of a log written before they were kept (or after they were
+/// lost), in one pass over the entries. Does nothing when they are all there.
+pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
+    let entries = size(&mut *conn).await? as u64;
+    let expected = entries - u64::from(entries.count_ones());
+    let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_nodes")
+        .fetch_one(&mut *conn)
+        .await?;
+    let stored: i64 = row.get("n");
+    if stored as u64 == expected {
+        return Ok(0);
+    }
+    sqlx::query("DELETE FROM audit_nodes").execute(&mut *conn).await?;
+    let mut frontier = merkle::Frontier::default();
+    let mut written = 0;
+    while frontier.size() < entries {
+        let leaves = leaf_hashes(&mut *conn, frontier.size(), 10_000).await?;
+        if leaves.is_empty() {
+            return Err(StoreError::Corrupt(format!(
+                "the audit log has no entry {}",
+                frontier.size()
+            )));
+        }
+        for (index, leaf) in leaves {
+            if index != frontier.size() {
+                return Err(StoreError::Corrupt(format!("the audit log has no entry {}", frontier.size())));
+            }
+            let mut completed = Vec::new();
+            frontier.push(leaf, |id, hash| completed.push((id, *hash)));
+            for (id, hash) in completed {
+                sqlx::query("INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)")
+                    .bind(id.level as i32)
+                    .bind(id.index as i64)
+                    .bind(id.last_leaf() as i64)
+                    .bind(hash.as_slice())
+                    .execute(&mut *conn)
+                    .await?;
+                written += 1;
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// Up to `limit` stored leaf hashes from index `from`, in order.
+async fn leaf_hashes(conn: &mut Conn, from: u64, limit: i64) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let rows = sqlx::query("SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
+        .bind(from as i64)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.get::<i64, _>("idx") as u64, to_hash(r.get("leaf_hash"))?)))
+        .collect()
+}
+
+/// Stored interior nodes completed by leaves in `[from, to)`, in the order they
+/// completed (by last leaf, then level).
+pub async fn nodes_completed_in(
+    conn: &mut Conn,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(NodeId, Vec<u8>)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT level, idx, hash FROM audit_nodes WHERE last_leaf >= $1 AND last_leaf < $2 \
+         ORDER BY last_leaf, level",
+    )
+    .bind(from as i64)
+    .bind(to as i64)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let level: i32 = r.get("level");
+            let index: i64 = r.get("idx");
+            (
+                NodeId {
+                    level: level as u32,
+                    index: index as u64,
+                },
+                r.get("hash"),
+            )
+        })
+        .collect())
+}
+
+/// The entry at `index`, with its stored leaf hash.
+pub async fn entry_at(conn: &mut Conn, index: u64) -> Result<Option<(AuditEntry, Vec<u8>)>, StoreError> {
+    let mut rows = list(conn, (index as i64).checked_sub(1), 1).await?;
+    Ok(rows.pop().filter(|(e, _)| e.index as u64 == index))
+}
+
+/// The inclusion proof of entry `index` against `checkpoint`, or `None` when the
+/// checkpoint does not cover it or the entry is not stored.
+pub async fn inclusion_proof(
+    conn: &mut Conn,
+    index: u64,
+    checkpoint: &StoredCheckpoint,
+) -> Result<Option<InclusionProof>, StoreError> {
+    let size = checkpoint.tree_size;
+    if index >= size {
+        return Ok(None);
+    }
+    let Some((entry, leaf)) = entry_at(&mut *conn, index).await? else {
+        return Ok(None);
+    };
+    let hashes = over_tree(conn, |get| merkle::inclusion_proof(index, size, get)).await?;
+    Ok(Some(InclusionProof {
+        entry,
+        leaf_hash: crate::domain::ids::hex(&leaf),
+        tree_size: size,
+        hashes: proof::encode(&hashes),
+        checkpoint: checkpoint.note.clone(),
+    }))
+}
+
+/// The consistency proof between the trees of `from` and `to` entries (`from ≤ to ≤`
+/// the log's size).
+pub async fn consistency_proof(conn: &mut Conn, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+    over_tree(conn, |get| merkle::consistency_proof(from, to, get)).await
+}
+
+/// Up to `limit` checkpoints with a tree larger than `after`, smallest first.
+pub async fn checkpoints_after(
+    conn: &mut Conn,
+    after: u64,
+    limit: i64,
+) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size > $1 \
+         ORDER BY tree_size LIMIT $2",
+    )
+    .bind(after as i64)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(checkpoint_from).collect()
+}
+
+/// The smallest checkpoint covering entry `index`, if one was signed.
+pub async fn checkpoint_covering(conn: &mut Conn, index: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+    Ok(checkpoints_after(conn, index, 1).await?.pop())
+}
+
+/// A signed checkpoint as stored.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    /// Entries covered.
+    pub tree_size: u64,
+    /// Tree head.
+    pub root: Hash,
+    /// When it was signed.
+    pub signed_at: OffsetDateTime,
+    /// The signed note.
+    pub note: String,
+}
+
+/// Stores a checkpoint; a second broker signing the same size writes nothing.
+pub async fn insert_checkpoint(conn: &mut Conn, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_checkpoints (tree_size, root, signed_at, note) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tree_size) DO NOTHING",
+    )
+    .bind(checkpoint.tree_size as i64)
+    .bind(checkpoint.root.as_slice())
+    .bind(to_millis(checkpoint.signed_at))
+    .bind(&checkpoint.note)
     .execute(conn)
     .await?;
-    Ok(entry)
+    Ok(())
+}
+
+fn checkpoint_from(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
+    Ok(StoredCheckpoint {
+        tree_size: row.get::<i64, _>("tree_size") as u64,
+        root: to_hash(row.get("root"))?,
+        signed_at: from_millis(row.get("signed_at"))?,
+        note: row.get("note"),
+    })
+}
+
+/// The checkpoint with the largest tree, if any.
+pub async fn latest_checkpoint(conn: &mut Conn) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query(
+        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
+    )
+    .fetch_optional(conn)
+    .await?;
+    row.as_ref().map(checkpoint_from).transpose()
+}
+
+/// The checkpoint of exactly `tree_size` entries, if one was signed.
+pub async fn checkpoint_of(conn: &mut Conn, tree_size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query("SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size = $1")
+        .bind(tree_size as i64)
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(checkpoint_from).transpose()
+}
+
+/// Every stored checkpoint, smallest tree first.
+pub async fn checkpoints(conn: &mut Conn) -> Result<Vec<StoredCheckpoint>, StoreError> {
+    let rows = sqlx::query("SELECT tree_size, root, signed_at, note FROM audit_checkpoints ORDER BY tree_size")
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(checkpoint_from).collect()
 }
 
 /// Which entries to list.
@@ -68,8 +400,12 @@ pub struct EntryFilter {
     pub actions: Vec<&'static str>,
     /// Only these outcomes (any when empty).
     pub outcomes: Vec<&'static str>,
+    /// Only this booking.
+    pub booking_id: Option<String>,
     /// Only this purpose.
     pub purpose: Option<String>,
+    /// Only this event category.
+    pub event_category: Option<String>,
     /// Only this airline disruption reference.
     pub event_reference: Option<String>,
     /// Only this consent record.
@@ -95,6 +431,55 @@ pub async fn list(
     list_filtered(conn, &EntryFilter::default(), after, limit).await
 }
 
+/// The SQL conditions of `filter` (after `WHERE`), its values pushed to `params`.
+fn conditions(filter: &EntryFilter, params: &mut Vec<Param>) -> String {
+    let mut sql = String::from("1 = 1");
+    let mut equal = |column: &str, value: &Option<String>, sql: &mut String| {
+        if let Some(value) = value {
+            let p = arg(params, Param::Text(value.clone()));
+            sql.push_str(&format!(" AND {column} = {p}"));
+        }
+    };
+    equal("agency_id", &filter.agency_id, &mut sql);
+    equal("traveller_id", &filter.traveller_id, &mut sql);
+    equal("airline_id", &filter.airline_id, &mut sql);
+    equal("booking_id", &filter.booking_id, &mut sql);
+    equal("purpose", &filter.purpose, &mut sql);
+    equal("event_category", &filter.event_category, &mut sql);
+    equal("event_reference", &filter.event_reference, &mut sql);
+    equal("consent_id", &filter.consent_id, &mut sql);
+    for (column, words) in [("action", &filter.actions), ("outcome", &filter.outcomes)] {
+        if !words.is_empty() {
+            let list: Vec<String> = words
+                .iter()
+                .map(|w| arg(params, Param::Text((*w).to_string())))
+                .collect();
+            sql.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
+        }
+    }
+    if let Some(since) = filter.since {
+        let p = arg(params, Param::Int(to_millis(since)));
+        sql.push_str(&format!(" AND at >= {p}"));
+    }
+    if let Some(until) = filter.until {
+        let p = arg(params, Param::Int(to_millis(until)));
+        sql.push_str(&format!(" AND at < {p}"));
+    }
+    sql
+}
+
+/// How many entries match `filter`.
+#[instrument(skip_all)]
+pub async fn count_filtered(conn: &mut Conn, filter: &EntryFilter) -> Result<i64, StoreError> {
+    let mut params = Vec::new();
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM audit_entries WHERE {}",
+        conditions(filter, &mut params)
+    );
+    let row = bind_all(&sql, params).fetch_one(conn).await?;
+    Ok(row.get("n"))
+}
+
 /// Up to `limit` entries matching `filter` after index `after`, in log order.
 #[instrument(skip_all)]
 pub async fn list_filtered(
@@ -105,36 +490,8 @@ pub async fn list_filtered(
 ) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
     let mut params = Vec::new();
     let first = arg(&mut params, Param::Int(after.unwrap_or(-1)));
-    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx > {first}");
-    let mut equal = |column: &str, value: &Option<String>, sql: &mut String| {
-        if let Some(value) = value {
-            let p = arg(&mut params, Param::Text(value.clone()));
-            sql.push_str(&format!(" AND {column} = {p}"));
-        }
-    };
-    equal("agency_id", &filter.agency_id, &mut sql);
-    equal("traveller_id", &filter.traveller_id, &mut sql);
-    equal("airline_id", &filter.airline_id, &mut sql);
-    equal("purpose", &filter.purpose, &mut sql);
-    equal("event_reference", &filter.event_reference, &mut sql);
-    equal("consent_id", &filter.consent_id, &mut sql);
-    for (column, words) in [("action", &filter.actions), ("outcome", &filter.outcomes)] {
-        if !words.is_empty() {
-            let list: Vec<String> = words
-                .iter()
-                .map(|w| arg(&mut params, Param::Text((*w).to_string())))
-                .collect();
-            sql.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
-        }
-    }
-    if let Some(since) = filter.since {
-        let p = arg(&mut params, Param::Int(to_millis(since)));
-        sql.push_str(&format!(" AND at >= {p}"));
-    }
-    if let Some(until) = filter.until {
-        let p = arg(&mut params, Param::Int(to_millis(until)));
-        sql.push_str(&format!(" AND at < {p}"));
-    }
+    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx > {first} AND ");
+    sql.push_str(&conditions(filter, &mut params));
     sql.push_str(&format!(" ORDER BY idx LIMIT {limit}"));
     let rows = bind_all(&sql, params).fetch_all(conn).await?;
     rows.iter()

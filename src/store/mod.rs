@@ -114,6 +114,13 @@ impl Store {
             Engine::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&self.writer).await?;
+        // Logs written before the tree's subtrees were stored get them now.
+        let mut tx = self.writer.begin().await?;
+        let written = audit::complete_tree(&mut tx).await?;
+        tx.commit().await?;
+        if written > 0 {
+            tracing::info!(nodes = written, "stored the audit tree's subtrees");
+        }
         Ok(())
     }
 

@@ -53,6 +53,8 @@ pub struct TestApp {
     pub officer: TestParty,
     /// Path of the SQLite file, when on SQLite.
     pub sqlite_path: Option<std::path::PathBuf>,
+    /// The database URL, for a second broker on the same database.
+    pub database_url: String,
     /// The keyring file the broker reads (and rereads after a rotation).
     pub keyring_path: std::path::PathBuf,
     /// The state the broker runs with (for the sweeper).
@@ -82,10 +84,9 @@ impl TestApp {
     pub async fn sqlite_with(settings: Settings) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("passerelle.db");
-        let store = Store::connect(&format!("sqlite://{}?mode=rwc", path.display()))
-            .await
-            .expect("sqlite opens");
-        let mut app = Self::spawn(store, settings).await;
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = Store::connect(&url).await.expect("sqlite opens");
+        let mut app = Self::spawn(store, settings, url).await;
         app.sqlite_path = Some(path);
         app._dir = Some(dir);
         app
@@ -125,10 +126,34 @@ impl TestApp {
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
         let store = Store::connect(&url).await.expect("postgres opens");
-        Some(Self::spawn(store, settings).await)
+        Some(Self::spawn(store, settings, url).await)
     }
 
-    async fn spawn(store: Store, settings: Settings) -> TestApp {
+    /// Another broker process's worth (its own pools and state, the same keys) on
+    /// this app's database; returns its base URL and state.
+    pub async fn another_broker(&self) -> (String, AppState) {
+        let store = Store::connect(&self.database_url).await.expect("database opens");
+        store.migrate().await.expect("migrations run");
+        let keys = Keyring::from_file(&self.keyring_path).unwrap();
+        let state = AppState::new(
+            store,
+            keys,
+            self.state.broker_key.clone(),
+            self.clock.clone(),
+            self.state.settings.clone(),
+        );
+        let served = state.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            axum::serve(listener, build_router(served))
+                .await
+                .expect("server runs")
+        });
+        (url, state)
+    }
+
+    async fn spawn(store: Store, settings: Settings, database_url: String) -> TestApp {
         store.migrate().await.expect("migrations run");
         let clock = Arc::new(ManualClock::new(START));
         let agency_jwk = Jwk::generate("k1");
@@ -198,6 +223,7 @@ impl TestApp {
             other_airline: party(other_airline),
             officer: party(officer),
             sqlite_path: None,
+            database_url,
             keyring_path,
             state,
             _dir: None,

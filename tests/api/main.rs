@@ -11,6 +11,7 @@ mod consents;
 mod edges;
 mod fakes;
 mod flights;
+mod log;
 mod openapi;
 mod policies;
 mod records;
