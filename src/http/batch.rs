@@ -241,9 +241,9 @@ impl<'a> Run<'a> {
         };
         for entry in std::mem::take(&mut self.refusals) {
             self.appended.push(entry.labels());
-            crate::store::audit::append(&mut tx, entry).await?;
+            self.state.append_audit(&mut tx, entry).await?;
         }
-        tx.commit().await?;
+        self.state.commit_audited(tx).await?;
         for (action, outcome, reason) in std::mem::take(&mut self.appended) {
             self.state.metrics.observe_decision(action, outcome, reason);
         }

@@ -116,7 +116,7 @@ pub async fn upload(
             Ok((StatusCode::OK, Json(recorded)))
         }
         RecordOutcome::Stored(stored) => {
-            tx.commit().await?;
+            state.commit_audited(tx).await?;
             for (action, outcome, reason) in batch.appended {
                 state.metrics.observe_decision(action, outcome, reason);
             }

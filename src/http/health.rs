@@ -14,8 +14,32 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the database answers, within two seconds.
+/// `GET /readyz`: the database answers and the audit log can be written, within two
+/// seconds. After an audit write failed, each check probes the log until it works.
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Problem> {
+    if let Some(since) = state.audit_health.failing_since() {
+        let probe = state.audit_health.probe(&state.store, state.clock.now());
+        match tokio::time::timeout(Duration::from_secs(2), probe).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "the audit log still cannot be written");
+                return Err(Problem::new(
+                    ProblemKind::AuditUnavailable,
+                    format!(
+                        "The audit log cannot be written (since {}): actions are refused.",
+                        crate::audit::format_time(since)
+                    ),
+                )
+                .with_retry_after(5));
+            }
+            Err(_) => {
+                return Err(Problem::new(
+                    ProblemKind::AuditUnavailable,
+                    "The audit log did not answer in time: actions are refused.",
+                ))
+            }
+        }
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(err)) => {

@@ -454,7 +454,7 @@ async fn store(
     entry.entry.traveller_id = Some(traveller_id.clone());
     entry.entry.consent_id = Some(consent_id.clone());
     let labels = entry.labels();
-    let audit_index = crate::store::audit::append(tx, entry).await?.index;
+    let audit_index = state.append_audit(tx, entry).await?.index;
     Ok((
         StoredRecord {
             consent_id,

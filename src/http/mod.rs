@@ -5,6 +5,7 @@
 
 pub mod agency;
 pub mod audit;
+pub mod audit_health;
 pub mod batch;
 pub mod consents;
 pub mod extract;
@@ -26,7 +27,7 @@ pub mod uses;
 pub mod withdrawals;
 
 use crate::audit::publish::{CheckpointSettings, Checkpointer};
-use crate::audit::NewEntry;
+use crate::audit::{AuditEntry, NewEntry};
 use crate::clock::Clock;
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyring::Keyring;
@@ -109,6 +110,8 @@ pub struct Shared {
     pub outbox_wake: tokio::sync::Notify,
     /// Signs and publishes the audit log's checkpoints.
     pub checkpointer: Checkpointer,
+    /// Whether audit writes succeed (fail closed).
+    pub audit_health: audit_health::AuditHealth,
 }
 
 /// The application state, cheap to clone.
@@ -128,6 +131,7 @@ impl AppState {
             .expect("the log origin is checked before the broker starts");
         Self(Arc::new(Shared {
             checkpointer,
+            audit_health: audit_health::AuditHealth::default(),
             store,
             keys,
             broker_key,
@@ -161,11 +165,11 @@ impl AppState {
         let mut pushes = uses::Pushes::default();
         for entry in entries {
             labels.push(entry.labels());
-            let stored = store::audit::append(&mut tx, entry).await?;
+            let stored = self.append_audit(&mut tx, entry).await?;
             indexes.push(stored.index);
             pushes.queue(self, &mut tx, &stored).await?;
         }
-        tx.commit().await?;
+        self.commit_audited(tx).await?;
         for (action, outcome, reason) in labels {
             self.metrics.observe_decision(action, outcome, reason);
         }
@@ -173,6 +177,24 @@ impl AppState {
             self.outbox_wake.notify_one();
         }
         Ok(indexes)
+    }
+
+    /// Appends an audit entry in `tx`; when the log cannot be written, the action is
+    /// refused (`503 audit-unavailable`) and the broker reports it in `/readyz`.
+    pub async fn append_audit(&self, tx: &mut Tx, entry: NewEntry) -> Result<AuditEntry, Problem> {
+        store::audit::append(tx, entry)
+            .await
+            .map_err(|err| self.audit_health.failed(self.clock.now(), &err))
+    }
+
+    /// Commits a transaction holding audit entries, failing closed like
+    /// [`AppState::append_audit`].
+    pub async fn commit_audited(&self, tx: Tx) -> Result<(), Problem> {
+        tx.commit()
+            .await
+            .map_err(|err| self.audit_health.failed(self.clock.now(), &err))?;
+        self.audit_health.succeeded();
+        Ok(())
     }
 
     /// Records a refusal in the audit log (discarding any uncommitted change in `tx`)

@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod consents;
+pub mod group;
 pub mod idempotency;
 pub mod outbox;
 pub mod parties;
@@ -28,8 +29,8 @@ use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// A write transaction.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction: a savepoint in a group-committed batch (see [`group`]).
+pub type Tx = group::Tx;
 /// A connection, inside a transaction or not.
 pub type Conn = sqlx::AnyConnection;
 
@@ -65,6 +66,7 @@ pub struct Store {
     engine: Engine,
     reader: AnyPool,
     writer: AnyPool,
+    group: group::GroupCommit,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -89,6 +91,7 @@ impl Store {
                 Ok(Self {
                     engine,
                     reader,
+                    group: group::GroupCommit::new(writer.clone()),
                     writer,
                 })
             }
@@ -101,6 +104,7 @@ impl Store {
                 Ok(Self {
                     engine,
                     reader: pool.clone(),
+                    group: group::GroupCommit::new(pool.clone()),
                     writer: pool,
                 })
             }
@@ -129,9 +133,14 @@ impl Store {
         self.engine
     }
 
-    /// Starts a write transaction.
+    /// Starts a write transaction, which joins the current group-commit batch.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
-        Ok(self.writer.begin().await?)
+        Ok(self.group.begin().await?)
+    }
+
+    /// Why the last batch failed to commit, while no later one has succeeded.
+    pub fn write_failure(&self) -> Option<String> {
+        self.group.last_failure()
     }
 
     /// The pool for reads outside a transaction.

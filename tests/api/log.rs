@@ -27,6 +27,7 @@ on_both_engines!(
     a_history_rewritten_with_its_whole_tree_is_caught_by_the_checkpoint,
     deleting_the_newest_entries_is_caught_against_an_exported_checkpoint,
     a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name,
+    concurrent_actions_commit_in_groups_into_a_dense_verifiable_log,
 );
 
 /// Three travellers uploaded, two tokens granted and one redeemed, one refusal: a
@@ -390,4 +391,72 @@ async fn a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name(app:
         "wrong-party-kind",
     )
     .await;
+}
+
+/// Uploads `count` travellers' consents through the broker at `base`, all at once.
+async fn upload_many(app: &TestApp, base: &str, prefix: &str, count: usize) -> Vec<u16> {
+    let uploads = (0..count).map(|i| {
+        let statement = app.statement_for(
+            &format!("{prefix}-{i}"),
+            &format!(
+                "Nom{prefix}{}",
+                i.to_string()
+                    .chars()
+                    .map(|d| (b'a' + d as u8 - b'0') as char)
+                    .collect::<String>()
+            ),
+            &format!("+3361234{:04}", i + if prefix == "B" { 5000 } else { 0 }),
+        );
+        let body = app.signed(&app.agency.jwk, &statement);
+        let request = app
+            .client
+            .post(format!("{base}/v1/consents"))
+            .bearer_auth(&app.agency.party.api_key)
+            .json(&body);
+        async move { request.send().await.expect("request sent").status().as_u16() }
+    });
+    futures_util::future::join_all(uploads).await
+}
+
+async fn concurrent_actions_commit_in_groups_into_a_dense_verifiable_log(app: TestApp) {
+    let statuses = upload_many(&app, &app.url, "A", 60).await;
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
+    let entries = app.audit_entries().await;
+    let indexes: Vec<i64> = entries.iter().map(|e| e["index"].as_i64().unwrap()).collect();
+    assert_eq!(indexes, (0..60).collect::<Vec<_>>());
+    sign_checkpoint(&app).await;
+    let report = verify_log(&app, Vec::new()).await;
+    assert_eq!(report.finding, None, "{}", report.summary());
+    assert_eq!(report.entries, 60);
+}
+
+#[tokio::test]
+async fn two_brokers_on_one_postgresql_keep_one_verifiable_log() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let (second, second_state) = app.another_broker().await;
+    let (a, b) = tokio::join!(
+        upload_many(&app, &app.url, "A", 50),
+        upload_many(&app, &second, "B", 50)
+    );
+    assert!(a.iter().chain(&b).all(|s| *s == 201), "{a:?} {b:?}");
+    // Each broker signs checkpoints as it goes; they agree.
+    let first = sign_checkpoint(&app).await;
+    let (c, d) = tokio::join!(
+        upload_many(&app, &app.url, "C", 20),
+        upload_many(&app, &second, "D", 20)
+    );
+    assert!(c.iter().chain(&d).all(|s| *s == 201));
+    let later = second_state
+        .checkpointer
+        .tick(&second_state.store, second_state.clock.now())
+        .await
+        .expect("the second broker signs over the shared log");
+    assert_eq!(first["tree_size"], 100);
+    assert_eq!(later.tree_size, 140);
+    let report = verify_log(&app, Vec::new()).await;
+    assert_eq!(report.finding, None, "{}", report.summary());
+    assert_eq!(report.entries, 140);
+    assert_eq!(report.checkpoints, 2);
 }

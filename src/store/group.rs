@@ -1,0 +1,259 @@
+//! Group commit: concurrent write transactions share one database transaction, and
+//! so one durable commit (one fsync on SQLite with `synchronous=FULL`, one WAL flush
+//! on PostgreSQL).
+//!
+//! Each caller's [`Tx`] is a savepoint inside the batch's transaction, on the one
+//! writer connection, so a caller's change and its audit entry still commit or roll
+//! back together, and a caller that fails rolls back only its own savepoint. A caller
+//! that commits releases its savepoint and waits: whoever finds no one else queued
+//! for the batch commits it, and every caller in it is answered only once it is
+//! durable, with the batch's outcome. Audited writes were serialised on the log's head
+//! row anyway; what the batch removes is a commit per request.
+
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
+
+/// Most callers committed in one batch: bounds how long the first one waits.
+const MAX_BATCH: usize = 256;
+
+/// The outcome every caller of a batch gets.
+type BatchResult = Result<(), Arc<sqlx::Error>>;
+
+/// The batch being built.
+#[derive(Default)]
+struct Batch {
+    /// Its transaction, opened by its first caller.
+    tx: Option<sqlx::Transaction<'static, Any>>,
+    /// Callers that committed their savepoint and wait for the batch.
+    waiters: Vec<oneshot::Sender<BatchResult>>,
+    /// A caller was dropped without commit or rollback: its savepoint is still open.
+    abandoned: bool,
+}
+
+struct Inner {
+    pool: AnyPool,
+    batch: Arc<Mutex<Batch>>,
+    /// Callers waiting for the batch.
+    queued: AtomicUsize,
+    /// The last commit's failure, cleared by the next success (read by `/readyz`).
+    last_failure: StdMutex<Option<String>>,
+}
+
+/// Hands out write transactions that commit in groups.
+#[derive(Clone)]
+pub struct GroupCommit(Arc<Inner>);
+
+impl std::fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCommit")
+    }
+}
+
+/// Why a commit failed: the caller's own statement or the batch's commit.
+pub type CommitError = sqlx::Error;
+
+impl GroupCommit {
+    /// Group commits on the writer `pool`.
+    pub fn new(pool: AnyPool) -> Self {
+        Self(Arc::new(Inner {
+            pool,
+            batch: Arc::new(Mutex::new(Batch::default())),
+            queued: AtomicUsize::new(0),
+            last_failure: StdMutex::new(None),
+        }))
+    }
+
+    /// Joins the current batch (opening one if needed) with a savepoint of its own.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.0.queued.fetch_add(1, Ordering::SeqCst);
+        let mut batch = self.0.batch.clone().lock_owned().await;
+        self.0.queued.fetch_sub(1, Ordering::SeqCst);
+        if batch.abandoned {
+            batch.abandoned = false;
+            if let Err(err) = rollback_savepoint(&mut batch).await {
+                self.fail(&mut batch, err);
+            }
+        }
+        if batch.tx.is_none() {
+            batch.tx = Some(self.0.pool.begin().await?);
+        }
+        let savepoint = batch
+            .tx
+            .as_mut()
+            .expect("the batch is open")
+            .execute("SAVEPOINT member")
+            .await;
+        if let Err(err) = savepoint {
+            let shared = Arc::new(err);
+            self.fail_with(&mut batch, shared.clone());
+            return Err(unshare(&shared));
+        }
+        Ok(Tx {
+            batch: Some(batch),
+            group: self.clone(),
+        })
+    }
+
+    /// The last batch commit's failure, if the latest one failed.
+    pub fn last_failure(&self) -> Option<String> {
+        self.0.last_failure.lock().expect("lock").clone()
+    }
+
+    /// Commits the batch and answers its callers.
+    async fn flush(&self, batch: &mut Batch) {
+        let waiters = std::mem::take(&mut batch.waiters);
+        let result = match batch.tx.take() {
+            Some(tx) => tx.commit().await.map_err(Arc::new),
+            None => Ok(()),
+        };
+        self.record(&result);
+        for waiter in waiters {
+            waiter.send(result.clone()).ok();
+        }
+    }
+
+    /// Ends the batch when no one else is queued to join it (or it is full), so that
+    /// no transaction stays open, holding locks, with no one in it.
+    async fn flush_if_idle(&self, batch: &mut Batch) {
+        let idle = self.0.queued.load(Ordering::SeqCst) == 0;
+        if batch.tx.is_some() && (idle || batch.waiters.len() >= MAX_BATCH) {
+            self.flush(batch).await;
+        }
+    }
+
+    fn record(&self, result: &BatchResult) {
+        let mut failure = self.0.last_failure.lock().expect("lock");
+        *failure = result.as_ref().err().map(|e| e.to_string());
+    }
+
+    /// Abandons the batch after a failure that leaves its transaction unusable.
+    fn fail(&self, batch: &mut Batch, err: sqlx::Error) {
+        self.fail_with(batch, Arc::new(err));
+    }
+
+    fn fail_with(&self, batch: &mut Batch, err: Arc<sqlx::Error>) {
+        batch.tx = None;
+        let result = Err(err);
+        self.record(&result);
+        for waiter in std::mem::take(&mut batch.waiters) {
+            waiter.send(result.clone()).ok();
+        }
+    }
+}
+
+async fn rollback_savepoint(batch: &mut Batch) -> Result<(), sqlx::Error> {
+    if let Some(tx) = batch.tx.as_mut() {
+        tx.execute("ROLLBACK TO SAVEPOINT member").await?;
+        tx.execute("RELEASE SAVEPOINT member").await?;
+    }
+    Ok(())
+}
+
+/// A batch failure handed to one caller: the same kind of error, as text.
+fn unshare(err: &Arc<sqlx::Error>) -> sqlx::Error {
+    match &**err {
+        sqlx::Error::Database(db) => sqlx::Error::Protocol(format!("batch commit failed: {db}")),
+        other => sqlx::Error::Protocol(format!("batch commit failed: {other}")),
+    }
+}
+
+/// One caller's write transaction: a savepoint in the current batch.
+pub struct Tx {
+    batch: Option<OwnedMutexGuard<Batch>>,
+    group: GroupCommit,
+}
+
+impl Tx {
+    fn connection(&mut self) -> &mut AnyConnection {
+        self.batch
+            .as_mut()
+            .and_then(|b| b.tx.as_deref_mut())
+            .expect("a live Tx holds an open batch")
+    }
+
+    /// Keeps this caller's changes and waits until its batch is durable.
+    pub async fn commit(mut self) -> Result<(), CommitError> {
+        let mut batch = self.batch.take().expect("a Tx commits once");
+        let released = match batch.tx.as_mut() {
+            Some(tx) => tx.execute("RELEASE SAVEPOINT member").await.map(|_| ()),
+            None => Err(sqlx::Error::PoolClosed),
+        };
+        if let Err(err) = released {
+            // The savepoint could not be released: undo it, keep the batch for others.
+            if rollback_savepoint(&mut batch).await.is_err() {
+                let shared = Arc::new(err);
+                self.group.fail_with(&mut batch, shared.clone());
+                return Err(unshare(&shared));
+            }
+            self.group.flush_if_idle(&mut batch).await;
+            return Err(err);
+        }
+        let (sender, receiver) = oneshot::channel();
+        batch.waiters.push(sender);
+        self.group.flush_if_idle(&mut batch).await;
+        drop(batch);
+        match receiver.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(err)) => Err(unshare(&err)),
+            Err(_) => Err(sqlx::Error::PoolClosed),
+        }
+    }
+
+    /// Undoes this caller's changes; the batch goes on for the others.
+    pub async fn rollback(mut self) -> Result<(), CommitError> {
+        let mut batch = self.batch.take().expect("a Tx rolls back once");
+        let undone = rollback_savepoint(&mut batch).await;
+        if let Err(err) = undone {
+            let shared = Arc::new(err);
+            self.group.fail_with(&mut batch, shared.clone());
+            return Err(unshare(&shared));
+        }
+        self.group.flush_if_idle(&mut batch).await;
+        Ok(())
+    }
+}
+
+impl Drop for Tx {
+    /// A caller dropped mid-way (an early return, a timeout): its savepoint is rolled
+    /// back by whoever takes the batch next, and a task commits the batch for the
+    /// callers already waiting on it.
+    fn drop(&mut self) {
+        if let Some(mut batch) = self.batch.take() {
+            batch.abandoned = true;
+            drop(batch);
+            let group = self.group.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let mut batch = group.0.batch.clone().lock_owned().await;
+                    if batch.abandoned {
+                        batch.abandoned = false;
+                        if let Err(err) = rollback_savepoint(&mut batch).await {
+                            group.fail(&mut batch, err);
+                            return;
+                        }
+                    }
+                    group.flush_if_idle(&mut batch).await;
+                });
+            }
+        }
+    }
+}
+
+impl Deref for Tx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        self.batch
+            .as_ref()
+            .and_then(|b| b.tx.as_deref())
+            .expect("a live Tx holds an open batch")
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        self.connection()
+    }
+}
