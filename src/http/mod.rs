@@ -8,6 +8,7 @@ pub mod audit;
 pub mod audit_health;
 pub mod batch;
 pub mod consents;
+pub mod export;
 pub mod extract;
 pub mod health;
 pub mod idempotency;
@@ -21,6 +22,7 @@ pub mod problem;
 pub mod proofs;
 pub mod ratelimit;
 pub mod releases;
+pub mod reports;
 pub mod tokens;
 pub mod traveller;
 pub mod uses;
@@ -291,6 +293,8 @@ pub fn routes() -> Routes {
         .get("/v1/policies", policies::read)
         .get("/v1/audit/entries", audit::list)
         .get("/v1/audit/entries/{index}", audit::read)
+        .get("/v1/audit/export", export::export)
+        .get("/v1/audit/reports", reports::read)
         .get("/v1/audit/log-key", proofs::log_key)
         .get("/v1/audit/checkpoint", proofs::latest)
         .get("/v1/audit/checkpoints", proofs::list)

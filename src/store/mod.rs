@@ -21,6 +21,7 @@ pub mod idempotency;
 pub mod outbox;
 pub mod parties;
 pub mod release;
+pub mod reports;
 pub mod tokens;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -32,7 +32,7 @@ on_both_engines!(
 
 /// Three travellers uploaded, two tokens granted and one redeemed, one refusal: a
 /// log of eight entries. Returns the release response.
-async fn busy_log(app: &TestApp) -> Value {
+pub(crate) async fn busy_log(app: &TestApp) -> Value {
     for (record, surname, mobile) in [
         ("CRM-1", "Dupont", "+33612345678"),
         ("CRM-2", "Martin", "+33612345679"),
@@ -69,7 +69,7 @@ async fn sign_checkpoint(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
-async fn log_key(app: &TestApp) -> LogKey {
+pub(crate) async fn log_key(app: &TestApp) -> LogKey {
     let body = app.get_json("/v1/audit/log-key", "").await;
     LogKey::parse(body["log_key"].as_str().unwrap()).unwrap()
 }

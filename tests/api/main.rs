@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod bulk;
 mod cli;
+mod compliance;
 mod consents;
 mod edges;
 mod fakes;

@@ -1,0 +1,163 @@
+//! The aggregates behind compliance reports: counts only, never a contact or a name.
+
+use super::{to_millis, Conn, StoreError};
+use sqlx::Row;
+use time::{Date, OffsetDateTime};
+
+/// A period: entries at or after `since` and before `until`; travellers with a
+/// flight departing on a date in between.
+#[derive(Debug, Clone, Copy)]
+pub struct Period {
+    /// Start (inclusive).
+    pub since: OffsetDateTime,
+    /// End (exclusive).
+    pub until: OffsetDateTime,
+}
+
+/// Travellers and how many can be reached, for one agency or airline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coverage {
+    /// IATA agency number or airline designator.
+    pub party: String,
+    /// Travellers with a flight in the period.
+    pub travellers: i64,
+    /// Of those, travellers with a consent in force that holds a contact.
+    pub with_contact: i64,
+}
+
+/// A count under a few labels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// The labels, in the order the query names them.
+    pub labels: Vec<Option<String>>,
+    /// How many.
+    pub count: i64,
+}
+
+/// From an airline's first token request under a disruption reference to its
+/// releases (contacts revealed or messages accepted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disruption {
+    /// The airline's designator.
+    pub airline: Option<String>,
+    /// Its disruption reference.
+    pub event_reference: String,
+    /// First token request (Unix ms).
+    pub first_request: Option<i64>,
+    /// First release (Unix ms).
+    pub first_release: Option<i64>,
+    /// Last release (Unix ms).
+    pub last_release: Option<i64>,
+    /// Releases under the reference.
+    pub releases: i64,
+}
+
+const CONSENT_IN_FORCE: &str = "c.traveller_id = t.id AND c.superseded_by IS NULL AND c.decision = 'given' \
+     AND c.withdrawn_at IS NULL AND c.purged_at IS NULL AND (c.valid_until IS NULL OR c.valid_until > $3) \
+     AND (c.sealed_mobile IS NOT NULL OR c.sealed_email IS NOT NULL)";
+
+fn day(at: OffsetDateTime) -> String {
+    let date: Date = at.to_offset(time::UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+}
+
+/// Contact coverage by agency, or by operating airline, for travellers flying in
+/// the period; consents judged as they stand at `now`.
+pub async fn coverage(
+    conn: &mut Conn,
+    period: Period,
+    by_airline: bool,
+    now: OffsetDateTime,
+) -> Result<Vec<Coverage>, StoreError> {
+    let sql = if by_airline {
+        format!(
+            "SELECT s.carrier AS party, COUNT(DISTINCT t.id) AS travellers, \
+             COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS with_contact \
+             FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
+             LEFT JOIN consents c ON {CONSENT_IN_FORCE} \
+             WHERE s.departure_date >= $1 AND s.departure_date < $2 \
+             GROUP BY s.carrier ORDER BY s.carrier"
+        )
+    } else {
+        format!(
+            "SELECT p.code AS party, COUNT(DISTINCT t.id) AS travellers, \
+             COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS with_contact \
+             FROM travellers t JOIN bookings b ON b.id = t.booking_id JOIN parties p ON p.id = b.agency_id \
+             LEFT JOIN consents c ON {CONSENT_IN_FORCE} \
+             WHERE EXISTS (SELECT 1 FROM segments s WHERE s.booking_id = b.id \
+             AND s.departure_date >= $1 AND s.departure_date < $2) \
+             GROUP BY p.code ORDER BY p.code"
+        )
+    };
+    let rows = sqlx::query(&sql)
+        .bind(day(period.since))
+        .bind(day(period.until))
+        .bind(to_millis(now))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Coverage {
+            party: r.get("party"),
+            travellers: r.get("travellers"),
+            with_contact: r.get("with_contact"),
+        })
+        .collect())
+}
+
+/// Audit entries in the period matching `condition`, counted by `columns`.
+pub async fn count_entries(
+    conn: &mut Conn,
+    period: Period,
+    columns: &[&str],
+    condition: &str,
+) -> Result<Vec<Count>, StoreError> {
+    let list = columns.join(", ");
+    let sql = format!(
+        "SELECT {list}, COUNT(*) AS n FROM audit_entries WHERE at >= $1 AND at < $2 AND ({condition}) \
+         GROUP BY {list} ORDER BY {list}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(to_millis(period.since))
+        .bind(to_millis(period.until))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Count {
+            labels: (0..columns.len()).map(|i| r.get::<Option<String>, _>(i)).collect(),
+            count: r.get("n"),
+        })
+        .collect())
+}
+
+/// Per airline and disruption reference: first request, first and last release.
+pub async fn disruptions(conn: &mut Conn, period: Period) -> Result<Vec<Disruption>, StoreError> {
+    let released = "e.outcome IN ('released', 'queued')";
+    let sql = format!(
+        "SELECT p.code AS airline, e.event_reference, \
+         MIN(CASE WHEN e.action = 'token_request' THEN e.at END) AS first_request, \
+         MIN(CASE WHEN {released} THEN e.at END) AS first_release, \
+         MAX(CASE WHEN {released} THEN e.at END) AS last_release, \
+         SUM(CASE WHEN {released} THEN 1 ELSE 0 END) AS releases \
+         FROM audit_entries e LEFT JOIN parties p ON p.id = e.airline_id \
+         WHERE e.event_reference IS NOT NULL AND e.at >= $1 AND e.at < $2 \
+         GROUP BY p.code, e.event_reference ORDER BY first_request, e.event_reference"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(to_millis(period.since))
+        .bind(to_millis(period.until))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Disruption {
+            airline: r.get("airline"),
+            event_reference: r.get("event_reference"),
+            first_request: r.get("first_request"),
+            first_release: r.get("first_release"),
+            last_release: r.get("last_release"),
+            releases: r.get("releases"),
+        })
+        .collect())
+}
