@@ -196,7 +196,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PASSERELLE_LOG_ORIGIN", default_value = DEFAULT_ORIGIN)]
     pub log_origin: String,
     /// Seconds between two checkpoints of the audit log (signed only if it grew).
-    #[arg(long, env = "PASSERELLE_CHECKPOINT_INTERVAL_SECONDS", default_value_t = 60)]
+    #[arg(
+        long,
+        env = "PASSERELLE_CHECKPOINT_INTERVAL_SECONDS",
+        default_value_t = 60
+    )]
     pub checkpoint_interval_seconds: u64,
     /// Directory to write each checkpoint to (`checkpoint`, `checkpoint.<size>`):
     /// somewhere the database's owner cannot rewrite.

@@ -37,7 +37,11 @@ pub async fn serve(
     relay.abort();
     checkpoints.abort();
     // A last checkpoint, so that what this broker wrote is pinned outside the database.
-    if let Err(err) = state.checkpointer.tick(&state.store, state.clock.now()).await {
+    if let Err(err) = state
+        .checkpointer
+        .tick(&state.store, state.clock.now())
+        .await
+    {
         tracing::error!(error = %err, "could not sign the closing checkpoint");
     }
     store.close().await;
@@ -51,7 +55,11 @@ async fn checkpoint_every_interval(state: AppState) {
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        if let Err(err) = state.checkpointer.tick(&state.store, state.clock.now()).await {
+        if let Err(err) = state
+            .checkpointer
+            .tick(&state.store, state.clock.now())
+            .await
+        {
             tracing::error!(error = %err, "could not sign a checkpoint");
         }
     }

@@ -57,7 +57,12 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The signed text: origin, size and base64 root, one per line.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, STANDARD.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            STANDARD.encode(self.root)
+        )
     }
 
     /// The checkpoint as a signed note by `key`.
@@ -217,8 +222,12 @@ mod tests {
         let key = Jwk::generate("broker");
         let note = checkpoint().sign(&key).unwrap();
         assert!(note.starts_with("passerelle.test/audit\n42\n"));
-        let log_key = LogKey::parse(&LogKey::of("passerelle.test/audit", &key).unwrap().to_string())
-            .unwrap();
+        let log_key = LogKey::parse(
+            &LogKey::of("passerelle.test/audit", &key)
+                .unwrap()
+                .to_string(),
+        )
+        .unwrap();
         assert_eq!(Checkpoint::open(&note, &log_key).unwrap(), checkpoint());
     }
 
@@ -243,7 +252,9 @@ mod tests {
     #[test]
     fn a_log_key_with_a_wrong_id_or_type_is_refused() {
         let key = Jwk::generate("broker");
-        let text = LogKey::of("passerelle.test/audit", &key).unwrap().to_string();
+        let text = LogKey::of("passerelle.test/audit", &key)
+            .unwrap()
+            .to_string();
         let (name, rest) = text.split_once('+').unwrap();
         let (_, b64) = rest.split_once('+').unwrap();
         assert!(LogKey::parse(&format!("{name}+00000000+{b64}")).is_err());

@@ -132,7 +132,10 @@ pub fn consistency_proof(
             proof
         }
     }
-    assert!(first <= second, "a tree of {first} cannot precede one of {second}");
+    assert!(
+        first <= second,
+        "a tree of {first} cannot precede one of {second}"
+    );
     if first == 0 || first == second {
         return Vec::new();
     }
@@ -367,7 +370,11 @@ mod tests {
         for size in 0..=70u64 {
             let expected = reference_root(&leaves[..size as usize]);
             let mut lookup = Lookup::new(&nodes);
-            assert_eq!(root(size, &mut |id| lookup.get(id)), expected, "size {size}");
+            assert_eq!(
+                root(size, &mut |id| lookup.get(id)),
+                expected,
+                "size {size}"
+            );
             assert_eq!(lookup.missing(), None);
             assert_eq!(frontier.root(), expected, "frontier at {size}");
             if size < 70 {
@@ -400,7 +407,13 @@ mod tests {
                 let proof = inclusion_proof(index, size, &mut |id| lookup.get(id));
                 assert!(proof.len() <= 64 - (size - 1).leading_zeros() as usize + 1);
                 assert!(verify_inclusion(index, size, &leaf(index), &proof, &head));
-                assert!(!verify_inclusion(index, size, &leaf(index + 1), &proof, &head));
+                assert!(!verify_inclusion(
+                    index,
+                    size,
+                    &leaf(index + 1),
+                    &proof,
+                    &head
+                ));
                 if let Some(first) = proof.first() {
                     let mut bad = proof.clone();
                     bad[0] = node_hash(first, first);

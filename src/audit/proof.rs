@@ -71,7 +71,8 @@ impl InclusionProof {
         if hex(&leaf) != self.leaf_hash.to_ascii_lowercase() {
             return Err("the entry does not hash to the proof's leaf hash: it was altered".into());
         }
-        let index = u64::try_from(self.entry.index).map_err(|_| "negative entry index".to_string())?;
+        let index =
+            u64::try_from(self.entry.index).map_err(|_| "negative entry index".to_string())?;
         let hashes = decode(&self.hashes)?;
         if !merkle::verify_inclusion(index, self.tree_size, &leaf, &hashes, &checkpoint.root) {
             return Err(format!(

@@ -94,7 +94,11 @@ impl Checkpointer {
 
     /// Signs a checkpoint of the log as it is now, unless the latest one already
     /// covers it, and returns the latest.
-    pub async fn sign_now(&self, store: &Store, now: OffsetDateTime) -> Result<StoredCheckpoint, SignError> {
+    pub async fn sign_now(
+        &self,
+        store: &Store,
+        now: OffsetDateTime,
+    ) -> Result<StoredCheckpoint, SignError> {
         let mut conn = store.reader().acquire().await.map_err(StoreError::from)?;
         let size = stored::size(&mut conn).await? as u64;
         let root = stored::root_at(&mut conn, size).await?;
@@ -107,7 +111,9 @@ impl Checkpointer {
                 return Ok(previous.clone());
             }
             let (first, first_root) = (previous.tree_size, previous.root);
-            let proof = stored::over_tree(&mut conn, |get| merkle::consistency_proof(first, size, get)).await?;
+            let proof =
+                stored::over_tree(&mut conn, |get| merkle::consistency_proof(first, size, get))
+                    .await?;
             if !merkle::verify_consistency(first, size, &first_root, &root, &proof) {
                 return Err(SignError::Inconsistent(first));
             }
@@ -129,7 +135,9 @@ impl Checkpointer {
         let mut tx = store.begin().await?;
         stored::insert_checkpoint(&mut tx, &checkpoint).await?;
         // Another broker may have stored this size first: serve what is stored.
-        let kept = stored::checkpoint_of(&mut tx, size).await?.unwrap_or(checkpoint);
+        let kept = stored::checkpoint_of(&mut tx, size)
+            .await?
+            .unwrap_or(checkpoint);
         tx.commit().await.map_err(StoreError::from)?;
         Ok(kept)
     }
@@ -137,7 +145,8 @@ impl Checkpointer {
     /// Publishes `checkpoint` to the directory and URL, if set and not done yet.
     /// Returns whether it is now published everywhere configured.
     pub async fn publish(&self, checkpoint: &StoredCheckpoint) -> bool {
-        if *self.published.lock().expect("lock") >= checkpoint.tree_size && checkpoint.tree_size > 0 {
+        if *self.published.lock().expect("lock") >= checkpoint.tree_size && checkpoint.tree_size > 0
+        {
             return true;
         }
         let mut ok = true;
@@ -169,7 +178,11 @@ impl Checkpointer {
     }
 
     /// Signs when the log grew, and publishes: what the interval task does each tick.
-    pub async fn tick(&self, store: &Store, now: OffsetDateTime) -> Result<StoredCheckpoint, SignError> {
+    pub async fn tick(
+        &self,
+        store: &Store,
+        now: OffsetDateTime,
+    ) -> Result<StoredCheckpoint, SignError> {
         let checkpoint = self.sign_now(store, now).await?;
         self.publish(&checkpoint).await;
         Ok(checkpoint)

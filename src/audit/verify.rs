@@ -77,7 +77,11 @@ fn found(index: Option<u64>, what: String) -> Finding {
 
 /// Verifies the log in `store` against its stored checkpoints (signed by `key`) and
 /// against `exported` ones.
-pub async fn verify(store: &Store, key: &LogKey, exported: Vec<Expected>) -> Result<Report, StoreError> {
+pub async fn verify(
+    store: &Store,
+    key: &LogKey,
+    exported: Vec<Expected>,
+) -> Result<Report, StoreError> {
     let started = Instant::now();
     let mut conn = store.reader().acquire().await?;
     let head = store::audit::size(&mut conn).await? as u64;
@@ -91,7 +95,9 @@ pub async fn verify(store: &Store, key: &LogKey, exported: Vec<Expected>) -> Res
     let mut expected: BTreeMap<u64, Vec<Expected>> = BTreeMap::new();
     for stored in store::audit::checkpoints(&mut conn).await? {
         match Checkpoint::open(&stored.note, key) {
-            Ok(checkpoint) if checkpoint.size == stored.tree_size && checkpoint.root == stored.root => {
+            Ok(checkpoint)
+                if checkpoint.size == stored.tree_size && checkpoint.root == stored.root =>
+            {
                 expected.entry(checkpoint.size).or_default().push(Expected {
                     source: "database".into(),
                     checkpoint,
@@ -100,7 +106,10 @@ pub async fn verify(store: &Store, key: &LogKey, exported: Vec<Expected>) -> Res
             Ok(_) => {
                 report.finding = Some(found(
                     None,
-                    format!("the stored checkpoint of size {} disagrees with its own signed note", stored.tree_size),
+                    format!(
+                        "the stored checkpoint of size {} disagrees with its own signed note",
+                        stored.tree_size
+                    ),
                 ));
                 return Ok(finish(report, started));
             }
@@ -120,7 +129,8 @@ pub async fn verify(store: &Store, key: &LogKey, exported: Vec<Expected>) -> Res
     let mut last_matched = 0u64;
     'pages: loop {
         let from = frontier.size();
-        let rows = store::audit::list(&mut conn, from.checked_sub(1).map(|i| i as i64), PAGE).await?;
+        let rows =
+            store::audit::list(&mut conn, from.checked_sub(1).map(|i| i as i64), PAGE).await?;
         let Some((last, _)) = rows.last() else { break };
         let to = last.index as u64 + 1;
         let nodes: HashMap<NodeId, Vec<u8>> = store::audit::nodes_completed_in(&mut conn, from, to)
@@ -149,7 +159,8 @@ pub async fn verify(store: &Store, key: &LogKey, exported: Vec<Expected>) -> Res
             }
             let mut bad_node = None;
             frontier.push(leaf, |id, hash| {
-                if bad_node.is_none() && nodes.get(&id).map(Vec::as_slice) != Some(hash.as_slice()) {
+                if bad_node.is_none() && nodes.get(&id).map(Vec::as_slice) != Some(hash.as_slice())
+                {
                     bad_node = Some(id);
                 }
             });
@@ -201,7 +212,10 @@ pub async fn verify(store: &Store, key: &LogKey, exported: Vec<Expected>) -> Res
         } else if head != frontier.size() {
             report.finding = Some(found(
                 Some(frontier.size().min(head)),
-                format!("the log head counts {head} entries but {} are stored", frontier.size()),
+                format!(
+                    "the log head counts {head} entries but {} are stored",
+                    frontier.size()
+                ),
             ));
         }
     }

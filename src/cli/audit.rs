@@ -148,7 +148,12 @@ pub async fn run(storage: &StorageArgs, command: AuditCommand) -> anyhow::Result
             };
             let proof = stored::inclusion_proof(&mut conn, entry, &checkpoint)
                 .await?
-                .with_context(|| format!("entry {entry} is not in the tree of {}", checkpoint.tree_size))?;
+                .with_context(|| {
+                    format!(
+                        "entry {entry} is not in the tree of {}",
+                        checkpoint.tree_size
+                    )
+                })?;
             println!("{}", serde_json::to_string_pretty(&proof)?);
             Ok(())
         }
@@ -158,8 +163,8 @@ pub async fn run(storage: &StorageArgs, command: AuditCommand) -> anyhow::Result
             checkpoint,
         } => {
             let key = parse_log_key(&log_key)?;
-            let proof: InclusionProof =
-                serde_json::from_str(&read_text(&proof)?).context("the proof is not a proof's JSON")?;
+            let proof: InclusionProof = serde_json::from_str(&read_text(&proof)?)
+                .context("the proof is not a proof's JSON")?;
             let signed = proof.check(&key).map_err(anyhow::Error::msg)?;
             if let Some(path) = checkpoint {
                 let held = Checkpoint::open(&read_text(&path)?, &key)

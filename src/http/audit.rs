@@ -89,7 +89,10 @@ pub struct EntryPage {
 
 /// The store's filter for a query; `None` when it names an agency or airline that
 /// does not exist (nothing can match).
-pub async fn entry_filter(conn: &mut Conn, query: &EntryQuery) -> Result<Option<EntryFilter>, Problem> {
+pub async fn entry_filter(
+    conn: &mut Conn,
+    query: &EntryQuery,
+) -> Result<Option<EntryFilter>, Problem> {
     let Some(agency_id) = party_id(conn, &query.agency, PartyKind::Agency).await? else {
         return Ok(None);
     };
@@ -196,5 +199,11 @@ pub fn parse_index(text: &str, field: &str) -> Result<u64, Problem> {
     text.parse::<u64>()
         .ok()
         .filter(|i| *i <= i64::MAX as u64)
-        .ok_or_else(|| Problem::field(ProblemKind::InvalidField, field, "must be an entry index (0 or more)"))
+        .ok_or_else(|| {
+            Problem::field(
+                ProblemKind::InvalidField,
+                field,
+                "must be an entry index (0 or more)",
+            )
+        })
 }

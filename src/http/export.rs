@@ -30,9 +30,29 @@ const PAGE: i64 = 1000;
 
 /// The CSV columns, in order.
 pub const CSV_COLUMNS: [&str; 23] = [
-    "index", "at", "request_id", "actor_kind", "actor_id", "action", "outcome", "reason", "agency_id",
-    "airline_id", "booking_id", "traveller_id", "consent_id", "token_id", "purpose", "event_category",
-    "event_reference", "flight", "message_id", "channel", "policies", "policy_digest", "leaf_hash",
+    "index",
+    "at",
+    "request_id",
+    "actor_kind",
+    "actor_id",
+    "action",
+    "outcome",
+    "reason",
+    "agency_id",
+    "airline_id",
+    "booking_id",
+    "traveller_id",
+    "consent_id",
+    "token_id",
+    "purpose",
+    "event_category",
+    "event_reference",
+    "flight",
+    "message_id",
+    "channel",
+    "policies",
+    "policy_digest",
+    "leaf_hash",
 ];
 
 /// Export format.
@@ -78,7 +98,10 @@ pub async fn export(
         .await
         .map_err(|err| {
             tracing::error!(error = %err, "no checkpoint for an export");
-            Problem::new(ProblemKind::NoCheckpoint, "The log could not be checkpointed for this export.")
+            Problem::new(
+                ProblemKind::NoCheckpoint,
+                "The log could not be checkpointed for this export.",
+            )
         })?;
     let filter = EntryFilter {
         since: Some(period.since),
@@ -150,7 +173,12 @@ impl Pages {
             out.push(b'\n');
         }
         self.header_sent = true;
-        let mut conn = self.store.reader().acquire().await.map_err(std::io::Error::other)?;
+        let mut conn = self
+            .store
+            .reader()
+            .acquire()
+            .await
+            .map_err(std::io::Error::other)?;
         let rows = audit::list_filtered(&mut conn, &self.filter, self.after, PAGE)
             .await
             .map_err(std::io::Error::other)?;

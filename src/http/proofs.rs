@@ -177,19 +177,27 @@ pub async fn inclusion(
         .transpose()?;
     let mut conn = state.store.reader().acquire().await?;
     let not_found = || Problem::of(ProblemKind::EntryNotFound);
-    let (entry, _) = audit::entry_at(&mut conn, index).await?.ok_or_else(not_found)?;
+    let (entry, _) = audit::entry_at(&mut conn, index)
+        .await?
+        .ok_or_else(not_found)?;
     // Another party's entry is answered as absent: its existence is not disclosed.
-    if !may_see(&party, entry.agency_id.as_deref(), entry.airline_id.as_deref()) {
+    if !may_see(
+        &party,
+        entry.agency_id.as_deref(),
+        entry.airline_id.as_deref(),
+    ) {
         return Err(not_found());
     }
     let checkpoint = match tree_size {
-        Some(size) => audit::checkpoint_of(&mut conn, size).await?.ok_or_else(|| {
-            Problem::field(
-                ProblemKind::InvalidField,
-                "tree_size",
-                "no checkpoint of this size was signed; see GET /v1/audit/checkpoints",
-            )
-        })?,
+        Some(size) => audit::checkpoint_of(&mut conn, size)
+            .await?
+            .ok_or_else(|| {
+                Problem::field(
+                    ProblemKind::InvalidField,
+                    "tree_size",
+                    "no checkpoint of this size was signed; see GET /v1/audit/checkpoints",
+                )
+            })?,
         None => match audit::checkpoint_covering(&mut conn, index).await? {
             Some(checkpoint) => checkpoint,
             None => {
@@ -237,7 +245,11 @@ pub async fn consistency(
     let from = parse_index(&query.from, "from")?;
     let to = parse_index(&query.to, "to")?;
     if from > to {
-        return Err(Problem::field(ProblemKind::InvalidField, "from", "must not exceed `to`"));
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "from",
+            "must not exceed `to`",
+        ));
     }
     let mut conn = state.store.reader().acquire().await?;
     let size = audit::size(&mut conn).await? as u64;

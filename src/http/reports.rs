@@ -161,7 +161,8 @@ fn coverage_rows(rows: Vec<reports::Coverage>) -> Vec<CoverageRow> {
 }
 
 fn millis_text(ms: Option<i64>) -> Option<String> {
-    ms.and_then(|ms| crate::store::from_millis(ms).ok()).map(format_time)
+    ms.and_then(|ms| crate::store::from_millis(ms).ok())
+        .map(format_time)
 }
 
 fn seconds_between(from: Option<i64>, to: Option<i64>) -> Option<f64> {
@@ -184,30 +185,38 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Problem> 
     .await?;
     let mut releases: BTreeMap<(Option<String>, Option<String>), ReleaseRow> = BTreeMap::new();
     for count in uses {
-        let [purpose, event, action] = <[Option<String>; 3]>::try_from(count.labels).expect("three labels");
-        let row = releases.entry((purpose.clone(), event.clone())).or_insert_with(|| ReleaseRow {
-            purpose,
-            event_category: event,
-            ..ReleaseRow::default()
-        });
+        let [purpose, event, action] =
+            <[Option<String>; 3]>::try_from(count.labels).expect("three labels");
+        let row = releases
+            .entry((purpose.clone(), event.clone()))
+            .or_insert_with(|| ReleaseRow {
+                purpose,
+                event_category: event,
+                ..ReleaseRow::default()
+            });
         match action.as_deref() {
             Some("token_request") => row.grants += count.count,
             Some("token_redemption") => row.releases += count.count,
             _ => row.relays += count.count,
         }
     }
-    let refusals = reports::count_entries(&mut conn, period, &["action", "reason"], "outcome = 'refused'")
-        .await?
-        .into_iter()
-        .map(|c| {
-            let [action, reason] = <[Option<String>; 2]>::try_from(c.labels).expect("two labels");
-            RefusalRow {
-                action,
-                reason,
-                count: c.count,
-            }
-        })
-        .collect();
+    let refusals = reports::count_entries(
+        &mut conn,
+        period,
+        &["action", "reason"],
+        "outcome = 'refused'",
+    )
+    .await?
+    .into_iter()
+    .map(|c| {
+        let [action, reason] = <[Option<String>; 2]>::try_from(c.labels).expect("two labels");
+        RefusalRow {
+            action,
+            reason,
+            count: c.count,
+        }
+    })
+    .collect();
     let disruptions = reports::disruptions(&mut conn, period)
         .await?
         .into_iter()
@@ -231,7 +240,8 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Problem> 
     .await?
     .into_iter()
     .map(|c| {
-        let [channel, outcome, reason] = <[Option<String>; 3]>::try_from(c.labels).expect("three labels");
+        let [channel, outcome, reason] =
+            <[Option<String>; 3]>::try_from(c.labels).expect("three labels");
         RelayRow {
             channel,
             outcome,

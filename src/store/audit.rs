@@ -76,13 +76,15 @@ async fn store_completed_nodes(conn: &mut Conn, index: u64, leaf: Hash) -> Resul
         };
         let left = fetched.get(&left_id).ok_or_else(|| missing(left_id))?;
         right = merkle::node_hash(left, &right);
-        sqlx::query("INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)")
-            .bind(id.level as i32)
-            .bind(id.index as i64)
-            .bind(id.last_leaf() as i64)
-            .bind(right.as_slice())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id.level as i32)
+        .bind(id.index as i64)
+        .bind(id.last_leaf() as i64)
+        .bind(right.as_slice())
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
 }
@@ -190,7 +192,9 @@ pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
     if stored as u64 == expected {
         return Ok(0);
     }
-    sqlx::query("DELETE FROM audit_nodes").execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM audit_nodes")
+        .execute(&mut *conn)
+        .await?;
     let mut frontier = merkle::Frontier::default();
     let mut written = 0;
     while frontier.size() < entries {
@@ -203,18 +207,23 @@ pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
         }
         for (index, leaf) in leaves {
             if index != frontier.size() {
-                return Err(StoreError::Corrupt(format!("the audit log has no entry {}", frontier.size())));
+                return Err(StoreError::Corrupt(format!(
+                    "the audit log has no entry {}",
+                    frontier.size()
+                )));
             }
             let mut completed = Vec::new();
             frontier.push(leaf, |id, hash| completed.push((id, *hash)));
             for (id, hash) in completed {
-                sqlx::query("INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)")
-                    .bind(id.level as i32)
-                    .bind(id.index as i64)
-                    .bind(id.last_leaf() as i64)
-                    .bind(hash.as_slice())
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id.level as i32)
+                .bind(id.index as i64)
+                .bind(id.last_leaf() as i64)
+                .bind(hash.as_slice())
+                .execute(&mut *conn)
+                .await?;
                 written += 1;
             }
         }
@@ -223,12 +232,18 @@ pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
 }
 
 /// Up to `limit` stored leaf hashes from index `from`, in order.
-async fn leaf_hashes(conn: &mut Conn, from: u64, limit: i64) -> Result<Vec<(u64, Hash)>, StoreError> {
-    let rows = sqlx::query("SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2")
-        .bind(from as i64)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
+async fn leaf_hashes(
+    conn: &mut Conn,
+    from: u64,
+    limit: i64,
+) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT idx, leaf_hash FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+    )
+    .bind(from as i64)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
     rows.into_iter()
         .map(|r| Ok((r.get::<i64, _>("idx") as u64, to_hash(r.get("leaf_hash"))?)))
         .collect()
@@ -266,7 +281,10 @@ pub async fn nodes_completed_in(
 }
 
 /// The entry at `index`, with its stored leaf hash.
-pub async fn entry_at(conn: &mut Conn, index: u64) -> Result<Option<(AuditEntry, Vec<u8>)>, StoreError> {
+pub async fn entry_at(
+    conn: &mut Conn,
+    index: u64,
+) -> Result<Option<(AuditEntry, Vec<u8>)>, StoreError> {
     let mut rows = list(conn, (index as i64).checked_sub(1), 1).await?;
     Ok(rows.pop().filter(|(e, _)| e.index as u64 == index))
 }
@@ -297,7 +315,11 @@ pub async fn inclusion_proof(
 
 /// The consistency proof between the trees of `from` and `to` entries (`from ≤ to ≤`
 /// the log's size).
-pub async fn consistency_proof(conn: &mut Conn, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+pub async fn consistency_proof(
+    conn: &mut Conn,
+    from: u64,
+    to: u64,
+) -> Result<Vec<Hash>, StoreError> {
     over_tree(conn, |get| merkle::consistency_proof(from, to, get)).await
 }
 
@@ -319,7 +341,10 @@ pub async fn checkpoints_after(
 }
 
 /// The smallest checkpoint covering entry `index`, if one was signed.
-pub async fn checkpoint_covering(conn: &mut Conn, index: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
+pub async fn checkpoint_covering(
+    conn: &mut Conn,
+    index: u64,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
     Ok(checkpoints_after(conn, index, 1).await?.pop())
 }
 
@@ -337,7 +362,10 @@ pub struct StoredCheckpoint {
 }
 
 /// Stores a checkpoint; a second broker signing the same size writes nothing.
-pub async fn insert_checkpoint(conn: &mut Conn, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+pub async fn insert_checkpoint(
+    conn: &mut Conn,
+    checkpoint: &StoredCheckpoint,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_checkpoints (tree_size, root, signed_at, note) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (tree_size) DO NOTHING",
@@ -371,19 +399,26 @@ pub async fn latest_checkpoint(conn: &mut Conn) -> Result<Option<StoredCheckpoin
 }
 
 /// The checkpoint of exactly `tree_size` entries, if one was signed.
-pub async fn checkpoint_of(conn: &mut Conn, tree_size: u64) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let row = sqlx::query("SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size = $1")
-        .bind(tree_size as i64)
-        .fetch_optional(conn)
-        .await?;
+pub async fn checkpoint_of(
+    conn: &mut Conn,
+    tree_size: u64,
+) -> Result<Option<StoredCheckpoint>, StoreError> {
+    let row = sqlx::query(
+        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size = $1",
+    )
+    .bind(tree_size as i64)
+    .fetch_optional(conn)
+    .await?;
     row.as_ref().map(checkpoint_from).transpose()
 }
 
 /// Every stored checkpoint, smallest tree first.
 pub async fn checkpoints(conn: &mut Conn) -> Result<Vec<StoredCheckpoint>, StoreError> {
-    let rows = sqlx::query("SELECT tree_size, root, signed_at, note FROM audit_checkpoints ORDER BY tree_size")
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query(
+        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints ORDER BY tree_size",
+    )
+    .fetch_all(conn)
+    .await?;
     rows.iter().map(checkpoint_from).collect()
 }
 

@@ -58,7 +58,12 @@ const CONSENT_IN_FORCE: &str = "c.traveller_id = t.id AND c.superseded_by IS NUL
 
 fn day(at: OffsetDateTime) -> String {
     let date: Date = at.to_offset(time::UtcOffset::UTC).date();
-    format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day())
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
 }
 
 /// Contact coverage by agency, or by operating airline, for travellers flying in
@@ -125,7 +130,9 @@ pub async fn count_entries(
     Ok(rows
         .iter()
         .map(|r| Count {
-            labels: (0..columns.len()).map(|i| r.get::<Option<String>, _>(i)).collect(),
+            labels: (0..columns.len())
+                .map(|i| r.get::<Option<String>, _>(i))
+                .collect(),
             count: r.get("n"),
         })
         .collect())

@@ -146,23 +146,27 @@ async fn a_bad_page_size_is_refused_by_name(app: TestApp) {
     assert!(problem["detail"].as_str().unwrap().contains("colour"));
 }
 
-async fn when_the_audit_log_cannot_be_written_actions_are_refused_readyz_says_so_and_the_broker_recovers(app: TestApp) {
+async fn when_the_audit_log_cannot_be_written_actions_are_refused_readyz_says_so_and_the_broker_recovers(
+    app: TestApp,
+) {
     sqlx::query("ALTER TABLE audit_entries RENAME TO audit_entries_away")
         .execute(app.store.reader())
         .await
         .unwrap();
-    let problem = assert_problem(
-        app.upload(&app.statement()).await,
-        503,
-        "audit-unavailable",
-    )
-    .await;
+    let problem =
+        assert_problem(app.upload(&app.statement()).await, 503, "audit-unavailable").await;
     assert!(
-        !problem["detail"].as_str().unwrap().contains("audit_entries"),
+        !problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("audit_entries"),
         "a 5xx says nothing internal"
     );
     let not_ready = assert_problem(app.get("/readyz", "").await, 503, "audit-unavailable").await;
-    assert!(not_ready["detail"].as_str().unwrap().contains("actions are refused"));
+    assert!(not_ready["detail"]
+        .as_str()
+        .unwrap()
+        .contains("actions are refused"));
     sqlx::query("ALTER TABLE audit_entries_away RENAME TO audit_entries")
         .execute(app.store.reader())
         .await
@@ -172,7 +176,11 @@ async fn when_the_audit_log_cannot_be_written_actions_are_refused_readyz_says_so
         .await
         .unwrap();
     assert_eq!(stored.0, 0, "the consent rolled back with its audit entry");
-    assert_eq!(app.get("/readyz", "").await.status(), 200, "ready once the log is writable");
+    assert_eq!(
+        app.get("/readyz", "").await.status(),
+        200,
+        "ready once the log is writable"
+    );
     assert_eq!(
         app.upload(&app.statement()).await.status(),
         201,

@@ -23,7 +23,11 @@ async fn total(app: &TestApp, query: &str) -> i64 {
         .await;
     let total = page["total"].as_i64().unwrap();
     if total <= 100 {
-        assert_eq!(page["entries"].as_array().unwrap().len() as i64, total, "{query}");
+        assert_eq!(
+            page["entries"].as_array().unwrap().len() as i64,
+            total,
+            "{query}"
+        );
     }
     total
 }
@@ -31,9 +35,9 @@ async fn total(app: &TestApp, query: &str) -> i64 {
 async fn officers_search_by_each_filter_and_get_the_total(app: TestApp) {
     let release = busy_log(&app).await;
     let entries = app.audit_entries().await;
-    let traveller = release["traveller_id"].as_str().unwrap_or_else(|| {
-        entries[6]["traveller_id"].as_str().unwrap()
-    });
+    let traveller = release["traveller_id"]
+        .as_str()
+        .unwrap_or_else(|| entries[6]["traveller_id"].as_str().unwrap());
     let booking = entries[6]["booking_id"].as_str().unwrap();
     assert_eq!(total(&app, "").await, 8);
     assert_eq!(total(&app, "action=consent_upload").await, 3);
@@ -42,22 +46,51 @@ async fn officers_search_by_each_filter_and_get_the_total(app: TestApp) {
     assert_eq!(total(&app, "action=token_request&outcome=refused").await, 1);
     assert_eq!(total(&app, "airline=AF").await, 5);
     assert_eq!(total(&app, "airline=KL").await, 0);
-    assert_eq!(total(&app, "airline=ZZ").await, 0, "an unknown airline matches nothing");
-    let count = |field: &str, value: &str| entries.iter().filter(|e| e[field] == value).count() as i64;
+    assert_eq!(
+        total(&app, "airline=ZZ").await,
+        0,
+        "an unknown airline matches nothing"
+    );
+    let count =
+        |field: &str, value: &str| entries.iter().filter(|e| e[field] == value).count() as i64;
     let agency_entries = count("agency_id", &app.agency.party.id);
-    assert!(agency_entries >= 7, "uploads, grants, the release and its replay");
-    assert_eq!(total(&app, &format!("agency={AGENCY_IATA}")).await, agency_entries);
-    assert_eq!(total(&app, &format!("booking_id={booking}")).await, count("booking_id", booking));
+    assert!(
+        agency_entries >= 7,
+        "uploads, grants, the release and its replay"
+    );
+    assert_eq!(
+        total(&app, &format!("agency={AGENCY_IATA}")).await,
+        agency_entries
+    );
+    assert_eq!(
+        total(&app, &format!("booking_id={booking}")).await,
+        count("booking_id", booking)
+    );
     let traveller_entries = count("traveller_id", traveller);
     assert!(traveller_entries >= 3, "upload, grant, release");
-    assert_eq!(total(&app, &format!("traveller_id={traveller}")).await, traveller_entries);
+    assert_eq!(
+        total(&app, &format!("traveller_id={traveller}")).await,
+        traveller_entries
+    );
     assert_eq!(total(&app, "purpose=cancellation").await, 4);
     assert_eq!(total(&app, "purpose=marketing").await, 1);
     assert_eq!(total(&app, "event_category=cancellation").await, 5);
     assert_eq!(total(&app, "event_reference=IRR-2026-1201-AF1234").await, 5);
-    assert_eq!(total(&app, "since=2026-11-24T10:00:00Z&until=2026-11-24T10:00:01Z").await, 8);
+    assert_eq!(
+        total(
+            &app,
+            "since=2026-11-24T10:00:00Z&until=2026-11-24T10:00:01Z"
+        )
+        .await,
+        8
+    );
     assert_eq!(total(&app, "since=2026-11-25T00:00:00Z").await, 0);
-    let body = app.get("/v1/audit/entries", &app.officer.api_key).await.text().await.unwrap();
+    let body = app
+        .get("/v1/audit/entries", &app.officer.api_key)
+        .await
+        .text()
+        .await
+        .unwrap();
     for secret in [MOBILE, EMAIL, "Dupont", "DUPONT"] {
         assert!(!body.contains(secret), "`{secret}` appears in the search");
     }
@@ -66,7 +99,10 @@ async fn officers_search_by_each_filter_and_get_the_total(app: TestApp) {
 async fn the_search_pages_by_cursor_and_refuses_bad_filters_by_name(app: TestApp) {
     busy_log(&app).await;
     let first = app
-        .get_json("/v1/audit/entries?action=token_request&limit=2", &app.officer.api_key)
+        .get_json(
+            "/v1/audit/entries?action=token_request&limit=2",
+            &app.officer.api_key,
+        )
         .await;
     assert_eq!(first["total"], 3);
     assert_eq!(first["entries"].as_array().unwrap().len(), 2);
@@ -83,10 +119,14 @@ async fn the_search_pages_by_cursor_and_refuses_bad_filters_by_name(app: TestApp
         ("action=sell", "action"),
         ("outcome=maybe", "outcome"),
         ("since=yesterday", "since"),
-        ("since=2026-11-25T00:00:00Z&until=2026-11-24T00:00:00Z", "until"),
+        (
+            "since=2026-11-25T00:00:00Z&until=2026-11-24T00:00:00Z",
+            "until",
+        ),
     ] {
         let body = assert_problem(
-            app.get(&format!("/v1/audit/entries?{query}"), &app.officer.api_key).await,
+            app.get(&format!("/v1/audit/entries?{query}"), &app.officer.api_key)
+                .await,
             422,
             "invalid-field",
         )
@@ -94,7 +134,8 @@ async fn the_search_pages_by_cursor_and_refuses_bad_filters_by_name(app: TestApp
         assert_eq!(body["errors"][0]["field"], field, "{query}");
     }
     assert_problem(
-        app.get("/v1/audit/entries", &app.agency.party.api_key).await,
+        app.get("/v1/audit/entries", &app.agency.party.api_key)
+            .await,
         403,
         "wrong-party-kind",
     )
@@ -112,11 +153,15 @@ async fn an_export_streams_the_period_with_the_checkpoint_that_covers_it(app: Te
     let note = base64::engine::general_purpose::STANDARD
         .decode(response.headers()["passerelle-checkpoint"].as_bytes())
         .unwrap();
-    let checkpoint = Checkpoint::open(std::str::from_utf8(&note).unwrap(), &log_key(&app).await).unwrap();
+    let checkpoint =
+        Checkpoint::open(std::str::from_utf8(&note).unwrap(), &log_key(&app).await).unwrap();
     assert_eq!(checkpoint.size, 8);
     assert_eq!(response.headers()["passerelle-checkpoint-size"], "8");
     let body = response.text().await.unwrap();
-    let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 8);
     for line in &lines {
         let leaf = line["leaf_hash"].as_str().unwrap().to_string();
@@ -130,7 +175,10 @@ async fn an_export_streams_the_period_with_the_checkpoint_that_covers_it(app: Te
     }
 
     let csv = app
-        .get(&format!("/v1/audit/export?{period}&format=csv"), &app.officer.api_key)
+        .get(
+            &format!("/v1/audit/export?{period}&format=csv"),
+            &app.officer.api_key,
+        )
         .await;
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let text = csv.text().await.unwrap();
@@ -139,14 +187,18 @@ async fn an_export_streams_the_period_with_the_checkpoint_that_covers_it(app: Te
     assert_eq!(reader.records().count(), 8);
 
     let empty = app
-        .get("/v1/audit/export?since=2027-01-01T00:00:00Z&until=2027-02-01T00:00:00Z", &app.officer.api_key)
+        .get(
+            "/v1/audit/export?since=2027-01-01T00:00:00Z&until=2027-02-01T00:00:00Z",
+            &app.officer.api_key,
+        )
         .await
         .text()
         .await
         .unwrap();
     assert_eq!(empty, "");
     let body = assert_problem(
-        app.get("/v1/audit/export?format=xml", &app.officer.api_key).await,
+        app.get("/v1/audit/export?format=xml", &app.officer.api_key)
+            .await,
         422,
         "invalid-field",
     )
@@ -157,14 +209,20 @@ async fn an_export_streams_the_period_with_the_checkpoint_that_covers_it(app: Te
 async fn a_report_counts_coverage_releases_refusals_disruptions_and_relay_outcomes(app: TestApp) {
     busy_log(&app).await;
     // One of the three travellers withdraws: two of three remain reachable.
-    let records = app.get_json("/v1/consents?limit=10", &app.agency.party.api_key).await;
+    let records = app
+        .get_json("/v1/consents?limit=10", &app.agency.party.api_key)
+        .await;
     let id = records["records"][0]["consent_id"]
         .as_str()
         .or_else(|| records["consents"][0]["consent_id"].as_str())
         .expect("a record id")
         .to_string();
     let withdrawn = app
-        .post(&format!("/v1/consents/{id}/withdrawal"), &app.agency.party.api_key, &json!({}))
+        .post(
+            &format!("/v1/consents/{id}/withdrawal"),
+            &app.agency.party.api_key,
+            &json!({}),
+        )
         .await;
     assert_eq!(withdrawn.status(), StatusCode::OK);
 

@@ -132,7 +132,9 @@ impl TestApp {
     /// Another broker process's worth (its own pools and state, the same keys) on
     /// this app's database; returns its base URL and state.
     pub async fn another_broker(&self) -> (String, AppState) {
-        let store = Store::connect(&self.database_url).await.expect("database opens");
+        let store = Store::connect(&self.database_url)
+            .await
+            .expect("database opens");
         store.migrate().await.expect("migrations run");
         let keys = Keyring::from_file(&self.keyring_path).unwrap();
         let state = AppState::new(
@@ -143,7 +145,9 @@ impl TestApp {
             self.state.settings.clone(),
         );
         let served = state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move {
             axum::serve(listener, build_router(served))

@@ -38,7 +38,9 @@ pub(crate) async fn busy_log(app: &TestApp) -> Value {
         ("CRM-2", "Martin", "+33612345679"),
         ("CRM-3", "Durand", "+33612345670"),
     ] {
-        let response = app.upload(&app.statement_for(record, surname, mobile)).await;
+        let response = app
+            .upload(&app.statement_for(record, surname, mobile))
+            .await;
         assert_eq!(response.status(), StatusCode::CREATED);
     }
     let mut tokens = Vec::new();
@@ -79,7 +81,9 @@ async fn proof_of(app: &TestApp, key: &str, index: u64) -> reqwest::Response {
         .await
 }
 
-async fn each_entry_is_proved_against_a_signed_checkpoint_and_the_proof_checks_offline(app: TestApp) {
+async fn each_entry_is_proved_against_a_signed_checkpoint_and_the_proof_checks_offline(
+    app: TestApp,
+) {
     busy_log(&app).await;
     let checkpoint = sign_checkpoint(&app).await;
     assert_eq!(checkpoint["tree_size"], 8);
@@ -109,7 +113,12 @@ async fn an_airline_proves_its_own_release_and_sees_no_other_entry(app: TestApp)
     proof.check(&log_key(&app).await).unwrap();
 
     // The agency's upload is not the airline's to see, nor is AF's release KLM's.
-    assert_problem(proof_of(&app, &app.airline.api_key, 0).await, 404, "entry-not-found").await;
+    assert_problem(
+        proof_of(&app, &app.airline.api_key, 0).await,
+        404,
+        "entry-not-found",
+    )
+    .await;
     assert_problem(
         proof_of(&app, &app.other_airline.api_key, index).await,
         404,
@@ -142,9 +151,15 @@ async fn later_checkpoints_are_consistent_with_earlier_ones(app: TestApp) {
             &app.airline.api_key,
         )
         .await;
-    let hashes = proof::decode(&serde_json::from_value::<Vec<String>>(body["hashes"].clone()).unwrap()).unwrap();
-    assert!(merkle::verify_consistency(a.size, b.size, &a.root, &b.root, &hashes));
-    assert!(!merkle::verify_consistency(a.size, b.size, &b.root, &b.root, &hashes));
+    let hashes =
+        proof::decode(&serde_json::from_value::<Vec<String>>(body["hashes"].clone()).unwrap())
+            .unwrap();
+    assert!(merkle::verify_consistency(
+        a.size, b.size, &a.root, &b.root, &hashes
+    ));
+    assert!(!merkle::verify_consistency(
+        a.size, b.size, &b.root, &b.root, &hashes
+    ));
 
     // Signing again without new entries returns the same checkpoint.
     let again = sign_checkpoint(&app).await;
@@ -153,7 +168,9 @@ async fn later_checkpoints_are_consistent_with_earlier_ones(app: TestApp) {
         .get_json("/v1/audit/checkpoints", &app.agency.party.api_key)
         .await;
     assert_eq!(list["checkpoints"].as_array().unwrap().len(), 2);
-    let latest = app.get_json("/v1/audit/checkpoint", &app.airline.api_key).await;
+    let latest = app
+        .get_json("/v1/audit/checkpoint", &app.airline.api_key)
+        .await;
     assert_eq!(latest["note"], second["note"]);
 }
 
@@ -210,14 +227,16 @@ async fn entry(app: &TestApp, index: u64) -> AuditEntry {
 /// Rewrites entry `entry.index` in place, leaf hash included, as an attacker with
 /// write access to the database would.
 async fn rewrite(app: &TestApp, entry: &AuditEntry) {
-    sqlx::query("UPDATE audit_entries SET outcome = $1, request_id = $2, leaf_hash = $3 WHERE idx = $4")
-        .bind(&entry.outcome)
-        .bind(&entry.request_id)
-        .bind(entry.leaf_hash().to_vec())
-        .bind(entry.index)
-        .execute(app.store.reader())
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE audit_entries SET outcome = $1, request_id = $2, leaf_hash = $3 WHERE idx = $4",
+    )
+    .bind(&entry.outcome)
+    .bind(&entry.request_id)
+    .bind(entry.leaf_hash().to_vec())
+    .bind(entry.index)
+    .execute(app.store.reader())
+    .await
+    .unwrap();
 }
 
 fn failed_at(report: &Report) -> (u64, String) {
@@ -239,7 +258,11 @@ async fn an_untouched_log_verifies(app: TestApp) {
 async fn an_edited_entry_is_caught_at_its_index(app: TestApp) {
     busy_log(&app).await;
     sign_checkpoint(&app).await;
-    execute(&app, "UPDATE audit_entries SET outcome = 'granted', reason = NULL WHERE idx = 5").await;
+    execute(
+        &app,
+        "UPDATE audit_entries SET outcome = 'granted', reason = NULL WHERE idx = 5",
+    )
+    .await;
     let (index, what) = failed_at(&verify_log(&app, Vec::new()).await);
     assert_eq!(index, 5);
     assert!(what.contains("leaf hash"), "{what}");
@@ -336,7 +359,10 @@ async fn a_history_rewritten_with_its_whole_tree_is_caught_by_the_checkpoint(app
 
 async fn deleting_the_newest_entries_is_caught_against_an_exported_checkpoint(app: TestApp) {
     busy_log(&app).await;
-    let exported = sign_checkpoint(&app).await["note"].as_str().unwrap().to_string();
+    let exported = sign_checkpoint(&app).await["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // Remove the last two entries and every trace of them: head, subtrees, checkpoints.
     execute(&app, "DELETE FROM audit_entries WHERE idx >= 6").await;
     execute(&app, "DELETE FROM audit_nodes WHERE last_leaf >= 6").await;
@@ -351,14 +377,18 @@ async fn deleting_the_newest_entries_is_caught_against_an_exported_checkpoint(ap
     };
     let (index, what) = failed_at(&verify_log(&app, vec![exported]).await);
     assert_eq!(index, 6);
-    assert!(what.contains("covers 8 entries but the log holds 6"), "{what}");
+    assert!(
+        what.contains("covers 8 entries but the log holds 6"),
+        "{what}"
+    );
 }
 
 async fn a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name(app: TestApp) {
     busy_log(&app).await;
     let key = &app.officer.api_key;
     let body = assert_problem(
-        app.get("/v1/audit/proofs/inclusion?index=2&tree_size=5", key).await,
+        app.get("/v1/audit/proofs/inclusion?index=2&tree_size=5", key)
+            .await,
         422,
         "invalid-field",
     )
@@ -378,15 +408,22 @@ async fn a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name(app:
     )
     .await;
     let body = assert_problem(
-        app.get("/v1/audit/proofs/consistency?from=3&to=99", key).await,
+        app.get("/v1/audit/proofs/consistency?from=3&to=99", key)
+            .await,
         422,
         "invalid-field",
     )
     .await;
     assert_eq!(body["errors"][0]["field"], "to");
-    assert_problem(app.get("/v1/audit/checkpoint", key).await, 404, "no-checkpoint").await;
     assert_problem(
-        app.post("/v1/audit/checkpoints", &app.airline.api_key, &json!({})).await,
+        app.get("/v1/audit/checkpoint", key).await,
+        404,
+        "no-checkpoint",
+    )
+    .await;
+    assert_problem(
+        app.post("/v1/audit/checkpoints", &app.airline.api_key, &json!({}))
+            .await,
         403,
         "wrong-party-kind",
     )
@@ -413,7 +450,14 @@ async fn upload_many(app: &TestApp, base: &str, prefix: &str, count: usize) -> V
             .post(format!("{base}/v1/consents"))
             .bearer_auth(&app.agency.party.api_key)
             .json(&body);
-        async move { request.send().await.expect("request sent").status().as_u16() }
+        async move {
+            request
+                .send()
+                .await
+                .expect("request sent")
+                .status()
+                .as_u16()
+        }
     });
     futures_util::future::join_all(uploads).await
 }
@@ -422,7 +466,10 @@ async fn concurrent_actions_commit_in_groups_into_a_dense_verifiable_log(app: Te
     let statuses = upload_many(&app, &app.url, "A", 60).await;
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     let entries = app.audit_entries().await;
-    let indexes: Vec<i64> = entries.iter().map(|e| e["index"].as_i64().unwrap()).collect();
+    let indexes: Vec<i64> = entries
+        .iter()
+        .map(|e| e["index"].as_i64().unwrap())
+        .collect();
     assert_eq!(indexes, (0..60).collect::<Vec<_>>());
     sign_checkpoint(&app).await;
     let report = verify_log(&app, Vec::new()).await;
@@ -459,4 +506,97 @@ async fn two_brokers_on_one_postgresql_keep_one_verifiable_log() {
     assert_eq!(report.finding, None, "{}", report.summary());
     assert_eq!(report.entries, 140);
     assert_eq!(report.checkpoints, 2);
+}
+
+/// The operator's commands on a real log: `audit verify`, `audit prove`, and the
+/// offline `audit check-proof`, which needs no database.
+#[tokio::test]
+async fn the_operator_verifies_the_log_and_proves_an_entry_offline_with_the_command_line() {
+    let app = TestApp::sqlite().await;
+    let release = busy_log(&app).await;
+    let exported = sign_checkpoint(&app).await["note"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint_file = dir.path().join("checkpoint.8");
+    std::fs::write(&checkpoint_file, &exported).unwrap();
+    let key = app.state.checkpointer.log_key().to_string();
+    let binary = env!("CARGO_BIN_EXE_passerelle");
+    let run = |args: &[&str]| {
+        std::process::Command::new(binary)
+            .arg("--database-url")
+            .arg(&app.database_url)
+            .args(args)
+            .env_remove("PASSERELLE_DATABASE_URL")
+            .output()
+            .expect("passerelle runs")
+    };
+
+    let verified = run(&[
+        "audit",
+        "verify",
+        "--log-key",
+        &key,
+        "--checkpoint",
+        checkpoint_file.to_str().unwrap(),
+    ]);
+    let out = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(out.contains("audit log intact: 8 entries"), "{out}");
+
+    let index = release["audit_index"].as_u64().unwrap().to_string();
+    let proved = run(&["audit", "prove", "--entry", &index]);
+    assert!(
+        proved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&proved.stderr)
+    );
+    let proof_file = dir.path().join("proof.json");
+    std::fs::write(&proof_file, &proved.stdout).unwrap();
+
+    // Offline: no database flag, only the proof, the key and the kept checkpoint.
+    let check = |proof: &std::path::Path| {
+        std::process::Command::new(binary)
+            .args(["audit", "check-proof", "--log-key", &key, "--checkpoint"])
+            .arg(&checkpoint_file)
+            .arg("--proof")
+            .arg(proof)
+            .output()
+            .unwrap()
+    };
+    let checked = check(&proof_file);
+    let out = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        out.contains(&format!("entry {index} (token_redemption released")),
+        "{out}"
+    );
+
+    let tampered = String::from_utf8(proved.stdout.clone())
+        .unwrap()
+        .replace("\"released\"", "\"refused\"");
+    let tampered_file = dir.path().join("tampered.json");
+    std::fs::write(&tampered_file, tampered).unwrap();
+    let refused = check(&tampered_file);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("altered"));
+
+    execute(
+        &app,
+        "UPDATE audit_entries SET outcome = 'granted' WHERE idx = 2",
+    )
+    .await;
+    let failed = run(&["audit", "verify", "--log-key", &key]);
+    assert!(!failed.status.success());
+    let out = String::from_utf8_lossy(&failed.stdout);
+    assert!(out.contains("FAILED at index 2"), "{out}");
 }
