@@ -57,7 +57,7 @@ pub struct StorageArgs {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the broker.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or update the database schema, then exit.
     Migrate,
     /// Manage parties (agencies, airlines, compliance officers).
@@ -331,7 +331,7 @@ pub struct SignArgs {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => serve(&cli.storage, args).await,
+        Command::Serve(args) => serve(&cli.storage, *args).await,
         Command::Migrate => {
             init_logging(LogFormat::Text);
             let store = open_store(&cli.storage).await?;

@@ -1,0 +1,232 @@
+//! The audit log benchmark: audited appends per second through the group-committed
+//! write path (single process, SQLite with synchronous=FULL and PostgreSQL), then
+//! `audit verify` over a log of a million entries and the time to answer an
+//! inclusion and a consistency proof on it.
+//!
+//! `cargo bench --bench audit_log`
+//! (`-- --log-entries 1000000 --appends 20000 --concurrency 64`; PostgreSQL at
+//! `--postgres-url`, default the local test database; skipped when unreachable.)
+
+use clap::Parser;
+use passerelle::audit::merkle;
+use passerelle::audit::publish::{CheckpointSettings, Checkpointer};
+use passerelle::audit::verify;
+use passerelle::audit::{Action, AuditEntry, NewEntry, Outcome};
+use passerelle::crypto::jws::Jwk;
+use passerelle::store::audit as stored;
+use passerelle::store::Store;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+/// Options.
+#[derive(Parser)]
+struct Args {
+    /// Audited appends for the throughput figure.
+    #[arg(long, default_value_t = 20_000)]
+    appends: usize,
+    /// Concurrent writers (requests in flight).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Entries in the log that is verified and proved on (SQLite).
+    #[arg(long, default_value_t = 1_000_000)]
+    log_entries: usize,
+    /// PostgreSQL for the append figure.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    postgres_url: String,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+fn entry(i: usize) -> NewEntry {
+    NewEntry {
+        at: OffsetDateTime::now_utc(),
+        action: Action::TokenRedemption,
+        outcome: Outcome::Released,
+        reason: None,
+        entry: AuditEntry {
+            request_id: format!("req-{i:010}"),
+            actor_kind: "airline".into(),
+            actor_id: "air_0123456789abcdef".into(),
+            agency_id: Some("agy_0123456789abcdef".into()),
+            airline_id: Some("air_0123456789abcdef".into()),
+            booking_id: Some(format!("bkg_{i:016}")),
+            traveller_id: Some(format!("trv_{i:016}")),
+            consent_id: Some(format!("cns_{i:016}")),
+            token_id: Some(format!("tok_{i:016}")),
+            purpose: Some("cancellation".into()),
+            event_category: Some("cancellation".into()),
+            event_reference: Some("IRR-2026-1201-AF1234".into()),
+            flight: Some("AF1234/2026-12-01".into()),
+            channel: Some("sms,email".into()),
+            policies: Some("permit-operational-release".into()),
+            policy_digest: Some("9f2c".repeat(16)),
+            ..AuditEntry::default()
+        },
+    }
+}
+
+/// Each of `concurrency` writers appends its share, one transaction per append, as
+/// requests do; returns appends per second.
+async fn appends_per_second(store: &Store, appends: usize, concurrency: usize) -> f64 {
+    let started = Instant::now();
+    let per_writer = appends / concurrency;
+    let writers = (0..concurrency).map(|w| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for i in 0..per_writer {
+                let mut tx = store.begin().await.expect("begin");
+                stored::append(&mut tx, entry(w * per_writer + i))
+                    .await
+                    .expect("append");
+                tx.commit().await.expect("commit");
+            }
+        })
+    });
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    (per_writer * concurrency) as f64 / started.elapsed().as_secs_f64()
+}
+
+async fn sqlite(dir: &std::path::Path, name: &str) -> Store {
+    let store = Store::connect(&format!("sqlite://{}?mode=rwc", dir.join(name).display()))
+        .await
+        .expect("sqlite opens");
+    store.migrate().await.expect("migrates");
+    store
+}
+
+async fn postgres(url: &str) -> Option<(Store, Store, String)> {
+    let admin = Store::connect(url).await.ok()?;
+    let schema = format!("passerelle_bench_{}", std::process::id());
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(admin.reader())
+        .await
+        .ok()?;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let store = Store::connect(&format!(
+        "{url}{separator}options=-c%20search_path%3D{schema}"
+    ))
+    .await
+    .ok()?;
+    store.migrate().await.ok()?;
+    Some((admin, store, schema))
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().expect("temp dir");
+    println!(
+        "audit log benchmark ({} CPUs)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let store = sqlite(dir.path(), "appends.db").await;
+    let rate = appends_per_second(&store, args.appends, args.concurrency).await;
+    println!(
+        "  SQLite (synchronous=FULL): {rate:>9.0} audited appends/s ({} appends, {} concurrent writers)",
+        args.appends, args.concurrency
+    );
+    let single = appends_per_second(&store, args.appends / 20, 1).await;
+    println!(
+        "  SQLite, one writer at a time: {single:>9.0} audited appends/s (no batching possible)"
+    );
+    store.close().await;
+
+    match postgres(&args.postgres_url).await {
+        Some((admin, store, schema)) => {
+            let rate = appends_per_second(&store, args.appends, args.concurrency).await;
+            println!(
+                "  PostgreSQL:                {rate:>9.0} audited appends/s ({} appends, {} concurrent writers)",
+                args.appends, args.concurrency
+            );
+            store.close().await;
+            sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                .execute(admin.reader())
+                .await
+                .ok();
+        }
+        None => println!(
+            "  PostgreSQL: unreachable at {}, skipped",
+            args.postgres_url
+        ),
+    }
+
+    // A log of a million entries, written through the same append in large batches.
+    let store = sqlite(dir.path(), "log.db").await;
+    let started = Instant::now();
+    let mut written = 0;
+    while written < args.log_entries {
+        let mut tx = store.begin().await.expect("begin");
+        let end = (written + 20_000).min(args.log_entries);
+        for i in written..end {
+            stored::append(&mut tx, entry(i)).await.expect("append");
+        }
+        tx.commit().await.expect("commit");
+        written = end;
+    }
+    println!(
+        "  built a log of {written} entries in {:.1} s ({:.0} appends/s in batches of 20,000)",
+        started.elapsed().as_secs_f64(),
+        written as f64 / started.elapsed().as_secs_f64()
+    );
+    let key = Jwk::generate("bench");
+    let checkpointer = Checkpointer::new(CheckpointSettings::default(), key).expect("checkpointer");
+    let checkpoint = checkpointer
+        .sign_now(&store, OffsetDateTime::now_utc())
+        .await
+        .expect("checkpoint");
+
+    let report = verify::verify(&store, checkpointer.log_key(), Vec::new())
+        .await
+        .expect("verify runs");
+    assert!(report.finding.is_none(), "{}", report.summary());
+    println!(
+        "  audit verify: {} entries in {:.2} s = {:.0} entries/s",
+        report.entries,
+        report.elapsed.as_secs_f64(),
+        report.entries as f64 / report.elapsed.as_secs_f64()
+    );
+
+    let size = checkpoint.tree_size;
+    let mut conn = store.reader().acquire().await.expect("connection");
+    let samples = 1000u64;
+    let mut worst = Duration::ZERO;
+    let started = Instant::now();
+    for s in 0..samples {
+        let index = (s * 7_919 * 104_729) % size;
+        let one = Instant::now();
+        let proof = stored::inclusion_proof(&mut conn, index, &checkpoint)
+            .await
+            .expect("proof")
+            .expect("covered");
+        worst = worst.max(one.elapsed());
+        assert_eq!(proof.hashes.len(), 64 - (size - 1).leading_zeros() as usize);
+    }
+    println!(
+        "  inclusion proof on {size} entries: {:.0} µs mean, {:.0} µs worst ({} hashes, {samples} proofs)",
+        started.elapsed().as_secs_f64() * 1e6 / samples as f64,
+        worst.as_secs_f64() * 1e6,
+        64 - (size - 1).leading_zeros()
+    );
+    let started = Instant::now();
+    let proof = stored::consistency_proof(&mut conn, size / 3, size)
+        .await
+        .expect("proof");
+    println!(
+        "  consistency proof {} → {size}: {:.0} µs ({} hashes)",
+        size / 3,
+        started.elapsed().as_secs_f64() * 1e6,
+        proof.len()
+    );
+    let first = stored::root_at(&mut conn, size / 3).await.expect("root");
+    assert!(merkle::verify_consistency(
+        size / 3,
+        size,
+        &first,
+        &checkpoint.root,
+        &proof
+    ));
+}
