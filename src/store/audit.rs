@@ -76,16 +76,19 @@ async fn store_completed_nodes(conn: &mut Conn, index: u64, leaf: Hash) -> Resul
         };
         let left = fetched.get(&left_id).ok_or_else(|| missing(left_id))?;
         right = merkle::node_hash(left, &right);
-        sqlx::query(
-            "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)",
-        )
+        insert_node(conn, id, &right).await?;
+    }
+    Ok(())
+}
+
+async fn insert_node(conn: &mut Conn, id: NodeId, hash: &Hash) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)")
         .bind(id.level as i32)
         .bind(id.index as i64)
         .bind(id.last_leaf() as i64)
-        .bind(right.as_slice())
-        .execute(&mut *conn)
+        .bind(hash.as_slice())
+        .execute(conn)
         .await?;
-    }
     Ok(())
 }
 
@@ -215,15 +218,7 @@ pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
             let mut completed = Vec::new();
             frontier.push(leaf, |id, hash| completed.push((id, *hash)));
             for (id, hash) in completed {
-                sqlx::query(
-                    "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id.level as i32)
-                .bind(id.index as i64)
-                .bind(id.last_leaf() as i64)
-                .bind(hash.as_slice())
-                .execute(&mut *conn)
-                .await?;
+                insert_node(conn, id, &hash).await?;
                 written += 1;
             }
         }

@@ -144,16 +144,7 @@ impl TestApp {
             self.clock.clone(),
             self.state.settings.clone(),
         );
-        let served = state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, build_router(served))
-                .await
-                .expect("server runs")
-        });
+        let url = serve(state.clone()).await;
         (url, state)
     }
 
@@ -196,16 +187,7 @@ impl TestApp {
         let keys = Keyring::from_file(&keyring_path).unwrap();
         let broker_key = Jwk::generate("broker-test");
         let state = AppState::new(store.clone(), keys, broker_key, clock.clone(), settings);
-        let served = state.clone();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            axum::serve(listener, build_router(served))
-                .await
-                .expect("server runs")
-        });
+        let url = serve(state.clone()).await;
         let party = |p: provision::Provisioned| TestParty {
             id: p.party.id,
             api_key: p.api_key,
@@ -422,6 +404,20 @@ pub async fn assert_problem(response: Response, status: u16, slug: &str) -> Valu
         "problem carries the request id"
     );
     body
+}
+
+/// Serves a broker's state on a loopback port; returns its base URL.
+async fn serve(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, build_router(state))
+            .await
+            .expect("server runs")
+    });
+    url
 }
 
 /// The PostgreSQL server the tests use.
