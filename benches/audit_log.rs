@@ -203,10 +203,10 @@ async fn main() {
             .expect("proof")
             .expect("covered");
         worst = worst.max(one.elapsed());
-        assert_eq!(proof.hashes.len(), 64 - (size - 1).leading_zeros() as usize);
+        assert!(proof.hashes.len() <= 64 - (size - 1).leading_zeros() as usize);
     }
     println!(
-        "  inclusion proof on {size} entries: {:.0} µs mean, {:.0} µs worst ({} hashes, {samples} proofs)",
+        "  inclusion proof on {size} entries: {:.0} µs mean, {:.0} µs worst (at most {} hashes, {samples} proofs)",
         started.elapsed().as_secs_f64() * 1e6 / samples as f64,
         worst.as_secs_f64() * 1e6,
         64 - (size - 1).leading_zeros()
