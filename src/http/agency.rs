@@ -2,6 +2,7 @@
 //! (reveal or relay-only, for all its records or per record), its webhook, and the
 //! receipts feed of every use of its clients' data.
 
+use super::audit::party_id;
 use super::extract::{page_limit, AgencyCaller, ApiJson, ApiQuery, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
@@ -279,20 +280,12 @@ pub async fn receipts(
     }
     let limit = page_limit(query.limit, 100, 1000)?;
     let mut conn = state.store.reader().acquire().await?;
-    let airline_id = match &query.airline {
-        None => None,
-        Some(code) => {
-            match parties::find_by_code(&mut conn, PartyKind::Airline, code.trim()).await? {
-                Some(airline) => Some(airline.id),
-                // An unknown airline has used nothing.
-                None => {
-                    return Ok(Json(ReceiptPage {
-                        receipts: Vec::new(),
-                        next_after: None,
-                    }))
-                }
-            }
-        }
+    let Some(airline_id) = party_id(&mut conn, &query.airline, PartyKind::Airline).await? else {
+        // An unknown airline has used nothing.
+        return Ok(Json(ReceiptPage {
+            receipts: Vec::new(),
+            next_after: None,
+        }));
     };
     let actions = match query.kind {
         None => USE_ACTIONS.to_vec(),

@@ -126,7 +126,7 @@ pub async fn entry_filter(
 
 /// `Some(None)` when no party is named, `Some(Some(id))` when it exists, `None` when
 /// it does not.
-async fn party_id(
+pub(crate) async fn party_id(
     conn: &mut Conn,
     code: &Option<String>,
     kind: PartyKind,

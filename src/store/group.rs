@@ -71,12 +71,7 @@ impl GroupCommit {
         self.0.queued.fetch_add(1, Ordering::SeqCst);
         let mut batch = self.0.batch.clone().lock_owned().await;
         self.0.queued.fetch_sub(1, Ordering::SeqCst);
-        if batch.abandoned {
-            batch.abandoned = false;
-            if let Err(err) = rollback_savepoint(&mut batch).await {
-                self.fail(&mut batch, err);
-            }
-        }
+        self.undo_abandoned(&mut batch).await;
         if batch.tx.is_none() {
             batch.tx = Some(self.0.pool.begin().await?);
         }
@@ -129,9 +124,14 @@ impl GroupCommit {
         *failure = result.as_ref().err().map(|e| e.to_string());
     }
 
-    /// Abandons the batch after a failure that leaves its transaction unusable.
-    fn fail(&self, batch: &mut Batch, err: sqlx::Error) {
-        self.fail_with(batch, Arc::new(err));
+    /// Rolls back the savepoint of a caller dropped mid-way, if there is one; if that
+    /// fails, the batch is abandoned and its waiting callers get the error.
+    async fn undo_abandoned(&self, batch: &mut Batch) {
+        if std::mem::take(&mut batch.abandoned) {
+            if let Err(err) = rollback_savepoint(batch).await {
+                self.fail_with(batch, Arc::new(err));
+            }
+        }
     }
 
     fn fail_with(&self, batch: &mut Batch, err: Arc<sqlx::Error>) {
@@ -154,10 +154,7 @@ async fn rollback_savepoint(batch: &mut Batch) -> Result<(), sqlx::Error> {
 
 /// A batch failure handed to one caller: the same kind of error, as text.
 fn unshare(err: &Arc<sqlx::Error>) -> sqlx::Error {
-    match &**err {
-        sqlx::Error::Database(db) => sqlx::Error::Protocol(format!("batch commit failed: {db}")),
-        other => sqlx::Error::Protocol(format!("batch commit failed: {other}")),
-    }
+    sqlx::Error::Protocol(format!("batch commit failed: {err}"))
 }
 
 /// One caller's write transaction: a savepoint in the current batch.
@@ -228,13 +225,7 @@ impl Drop for Tx {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(async move {
                     let mut batch = group.0.batch.clone().lock_owned().await;
-                    if batch.abandoned {
-                        batch.abandoned = false;
-                        if let Err(err) = rollback_savepoint(&mut batch).await {
-                            group.fail(&mut batch, err);
-                            return;
-                        }
-                    }
+                    group.undo_abandoned(&mut batch).await;
                     group.flush_if_idle(&mut batch).await;
                 });
             }
