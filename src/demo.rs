@@ -82,12 +82,18 @@ pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> a
     let env_path = dir.join("demo.env");
     std::fs::remove_file(&env_path).ok();
     write_secret_file(&env_path, &env)?;
-    write_examples(&dir, now)?;
+    write_examples(&dir, now, &agency_key)?;
 
     let d = dir.display();
     println!(
         r#"
 Passerelle demo is ready at {url}
+
+Pages (sign in with the API keys below; English or French):
+  {url}/sign-in          compliance console (OFFICER_KEY) or agency view (AGENCY_KEY)
+  agency view → Upload   try {d}/upload.csv: three signed records, one with a bad number
+  traveller page         the `traveller_page` link each stored record returns (step 1 or
+                         the upload's outcome), printed on the traveller's receipt
 
   agency   Demo Voyages (IATA {DEMO_AGENCY_IATA})  {agency_id}   signing key: {d}/agency.jwk
   airline  Demo Airline ({DEMO_AIRLINE})               {airline_id}
@@ -176,9 +182,11 @@ const DEMO_NOTICE: &str =
     "Demo Voyages passes your mobile and email to the airlines of your trip, \
 only so that they can warn you of a cancellation, delay, schedule or gate change.";
 
-/// Writes `consent.json` (a statement to sign), `token-request.json` and
-/// `flight-request.json`, for a flight a week from now.
-fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
+/// Writes `consent.json` (a statement to sign), `token-request.json`,
+/// `flight-request.json`, for a flight a week from now, and `upload.csv` (three signed
+/// records for the agency's upload page, one of them with a number that is not a
+/// mobile, to show a rejection).
+fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::Result<()> {
     let date = (now + time::Duration::days(7)).date().to_string();
     let collected_at = crate::audit::format_time(now);
     let consent = json!({
@@ -234,5 +242,27 @@ fn write_examples(dir: &Path, now: OffsetDateTime) -> anyhow::Result<()> {
         dir.join("flight-request.json"),
         serde_json::to_string_pretty(&flight)? + "\n",
     )?;
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(crate::http::batch::CSV_HEADER)?;
+    let travellers = [
+        ("DEMO43-1", "DEMO43", "Martin", "Luc", "+33687654321"),
+        ("DEMO43-2", "DEMO43", "Martin", "Anne", "+33698765432"),
+        ("DEMO44-1", "DEMO44", "Bernard", "Paul", "+33142685300"),
+    ];
+    for (record_id, locator, surname, given_name, mobile) in travellers {
+        let mut statement = consent.clone();
+        statement["record_id"] = json!(record_id);
+        statement["booking"]["record_locator"] = json!(locator);
+        statement["traveller"] = json!({
+            "surname": surname,
+            "given_name": given_name,
+            "mobile": mobile,
+            "email": format!("{}.{}@example.fr", given_name.to_lowercase(), surname.to_lowercase()),
+        });
+        let signed = crate::cli::sign_statement(agency_key, &statement.to_string())?;
+        let signature = signed["signature"].as_str().unwrap_or_default();
+        csv.write_record(crate::http::batch::csv_record(&statement, signature))?;
+    }
+    std::fs::write(dir.join("upload.csv"), csv.into_inner()?)?;
     Ok(())
 }

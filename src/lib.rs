@@ -33,3 +33,4 @@ pub mod rotation;
 pub mod server;
 pub mod store;
 pub mod sweeper;
+pub mod web;

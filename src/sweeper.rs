@@ -1,5 +1,5 @@
-//! The retention sweeper: destroys contacts whose time has come, and forgets stored
-//! idempotent answers after a day.
+//! The retention sweeper: destroys contacts whose time has come, forgets stored
+//! idempotent answers after a day, and expired sign-in sessions.
 //!
 //! A record's purge time is the end of its booking's last flight day plus the
 //! configured retention. Purging destroys the record's key and sealed values
@@ -9,7 +9,7 @@
 
 use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
 use crate::http::AppState;
-use crate::store::{consents, idempotency, StoreError};
+use crate::store::{consents, idempotency, sessions, StoreError};
 use std::time::Duration;
 
 /// Records purged per transaction.
@@ -74,6 +74,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
     }
     let mut tx = state.store.begin().await?;
     idempotency::expire(&mut tx, now).await?;
+    sessions::sweep(&mut tx, now).await?;
     tx.commit().await?;
     Ok(purged)
 }

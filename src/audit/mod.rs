@@ -39,6 +39,17 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order the console lists them.
+    pub const ALL: [Action; 8] = [
+        Self::ConsentUpload,
+        Self::TokenRequest,
+        Self::TokenRedemption,
+        Self::ConsentWithdrawal,
+        Self::ContactPurge,
+        Self::MessageRelay,
+        Self::MessageDelivery,
+        Self::SettingsChange,
+    ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -81,6 +92,19 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, in the order the console lists them.
+    pub const ALL: [Outcome; 10] = [
+        Self::Recorded,
+        Self::Granted,
+        Self::Released,
+        Self::Refused,
+        Self::Queued,
+        Self::Delivered,
+        Self::Deferred,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Changed,
+    ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -82,6 +82,17 @@ pub async fn verify(
     key: &LogKey,
     exported: Vec<Expected>,
 ) -> Result<Report, StoreError> {
+    verify_with_progress(store, key, exported, |_, _| {}).await
+}
+
+/// [`verify`], calling `progress(entries checked, entries in the log)` after each page
+/// so a page can show how far it got.
+pub async fn verify_with_progress(
+    store: &Store,
+    key: &LogKey,
+    exported: Vec<Expected>,
+    progress: impl Fn(u64, u64),
+) -> Result<Report, StoreError> {
     let started = Instant::now();
     let mut conn = store.reader().acquire().await?;
     let head = store::audit::size(&mut conn).await? as u64;
@@ -131,6 +142,7 @@ pub async fn verify(
         let from = frontier.size();
         let rows =
             store::audit::list(&mut conn, from.checked_sub(1).map(|i| i as i64), PAGE).await?;
+        progress(from, head);
         let Some((last, _)) = rows.last() else { break };
         let to = last.index as u64 + 1;
         let nodes: HashMap<NodeId, Vec<u8>> = store::audit::nodes_completed_in(&mut conn, from, to)
@@ -198,6 +210,7 @@ pub async fn verify(
     }
     report.entries = frontier.size();
     report.root = frontier.root();
+    progress(report.entries, head);
     if report.finding.is_none() {
         if let Some((&size, list)) = expected.range(frontier.size() + 1..).next() {
             report.finding = Some(found(

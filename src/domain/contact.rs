@@ -149,3 +149,74 @@ mod tests {
         assert!(!format!("{email:?}").contains("marie"));
     }
 }
+
+/// Masks a mobile number for the traveller's own page: the country code, the first
+/// digit and the last two stay, in pairs from the right (`+33 6•• •• •• 12`). Enough
+/// for a traveller to recognise their number, not enough to call it.
+pub fn mask_mobile(e164: &str) -> String {
+    let (country, national) = match phonenumber::parse(None, e164) {
+        Ok(number) => (
+            number.code().value().to_string(),
+            number.national().value().to_string(),
+        ),
+        Err(_) => (String::new(), e164.trim_start_matches('+').to_string()),
+    };
+    let digits: Vec<char> = national.chars().collect();
+    let n = digits.len();
+    let shown: String = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| if i == 0 || i + 2 >= n { *d } else { '•' })
+        .collect::<String>();
+    let chars: Vec<char> = shown.chars().collect();
+    // Pairs from the right; the first group takes what is left (one to three digits).
+    let mut groups = Vec::new();
+    let mut end = chars.len();
+    while end > 3 {
+        groups.push(chars[end - 2..end].iter().collect::<String>());
+        end -= 2;
+    }
+    groups.push(chars[..end].iter().collect::<String>());
+    groups.reverse();
+    let national = groups.join(" ");
+    if country.is_empty() {
+        format!("+{national}")
+    } else {
+        format!("+{country} {national}")
+    }
+}
+
+/// Masks an email address: the first character of the mailbox and of the domain, and
+/// the top-level domain (`j•••@e•••.com`).
+pub fn mask_email(address: &str) -> String {
+    let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+    let first = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+    let (host, tld) = domain.rsplit_once('.').unwrap_or((domain, ""));
+    let tld = if tld.is_empty() {
+        String::new()
+    } else {
+        format!(".{tld}")
+    };
+    format!("{}•••@{}•••{tld}", first(local), first(host))
+}
+
+#[cfg(test)]
+mod mask_tests {
+    use super::*;
+
+    #[test]
+    fn a_french_mobile_keeps_its_country_code_first_digit_and_last_two() {
+        assert_eq!(mask_mobile("+33612345612"), "+33 6•• •• •• 12");
+    }
+
+    #[test]
+    fn a_british_mobile_is_masked_the_same_way() {
+        assert_eq!(mask_mobile("+447700900123"), "+44 7• •• •• •• 23");
+    }
+
+    #[test]
+    fn an_email_keeps_only_first_letters_and_the_top_level_domain() {
+        assert_eq!(mask_email("jeanne.martin@example.com"), "j•••@e•••.com");
+        assert!(!mask_email("jeanne.martin@example.com").contains("martin"));
+    }
+}

@@ -39,6 +39,8 @@ pub struct ReceiptFacts<'a> {
     pub withdrawal_code_sha256: Option<&'a str>,
     /// Where and how to withdraw.
     pub withdrawal_url: &'a str,
+    /// The traveller's page, to be followed by the withdrawal code (`…/t/`).
+    pub traveller_page: &'a str,
     /// Days kept after the trip ends.
     pub retention_days: u32,
     /// When the contact will be destroyed.
@@ -104,7 +106,9 @@ pub fn build(facts: &ReceiptFacts<'_>) -> Value {
     });
     if let Some(code_hash) = facts.withdrawal_code_sha256 {
         passerelle["withdrawal"] = json!({
-            "method": "Send the withdrawal code to the URL below (no account needed), or ask the agency",
+            "method": "Open `page` followed by the withdrawal code to see every use of the contact and withdraw in one step, \
+                       or send the code to `url` (no account needed), or ask the agency",
+            "page": facts.traveller_page,
             "url": facts.withdrawal_url,
             "codeSha256": code_hash,
         });

@@ -56,6 +56,9 @@ pub struct RecordReport {
     /// The traveller's withdrawal code (stored consents only; shown once).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withdrawal_code: Option<String>,
+    /// The traveller's page, opened by the code (stored consents only; shown once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traveller_page: Option<String>,
     /// The audit entry (stored).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_index: Option<i64>,
@@ -85,6 +88,7 @@ impl RecordReport {
             consent_id: None,
             version: None,
             withdrawal_code: None,
+            traveller_page: None,
             audit_index: None,
             problem_type: None,
             field: None,
@@ -204,6 +208,9 @@ impl<'a> Run<'a> {
                 RecordOutcome::Stored(s) => RecordReport {
                     consent_id: Some(s.consent_id),
                     version: Some(s.version),
+                    traveller_page: s.withdrawal_code.as_deref().map(|code| {
+                        super::traveller::page_link(&self.state.settings.public_url, code)
+                    }),
                     withdrawal_code: s.withdrawal_code,
                     audit_index: Some(s.audit_index),
                     ..RecordReport::new(index, "stored")
@@ -673,6 +680,62 @@ fn csv_row(line: &[u8]) -> Result<Vec<String>, String> {
             "is not valid CSV ({e}); a record must fit on one line"
         )),
     }
+}
+
+/// The CSV row of a signed statement, in `CSV_HEADER`'s order: what an agency's export
+/// writes, and the inverse of the reading below (the demo's `upload.csv` uses it).
+pub fn csv_record(statement: &Value, signature: &str) -> Vec<String> {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join(" "),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    };
+    let traveller = &statement["traveller"];
+    let consent = &statement["consent"];
+    let segments = statement["booking"]["segments"]
+        .as_array()
+        .map(|segments| {
+            segments
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{}{}/{}",
+                        text(&s["carrier"]),
+                        text(&s["flight_number"]),
+                        text(&s["date"])
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    vec![
+        text(&statement["record_id"]),
+        text(&statement["booking"]["record_locator"]),
+        segments,
+        text(&traveller["surname"]),
+        text(&traveller["given_name"]),
+        text(&traveller["mobile"]),
+        text(&traveller["email"]),
+        text(&traveller["language"]),
+        text(&statement["decision"]),
+        text(&consent["purposes"]),
+        text(&consent["data_categories"]),
+        text(&consent["recipients"]),
+        text(&consent["notice"]["version"]),
+        text(&consent["notice"]["language"]),
+        text(&consent["notice"]["sha256"]),
+        text(&consent["collection_method"]),
+        text(&consent["collected_at"]),
+        text(&consent["valid_until"]),
+        text(&statement["jurisdiction"]),
+        signature.to_string(),
+    ]
 }
 
 /// The statement a CSV row describes.

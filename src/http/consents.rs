@@ -65,6 +65,9 @@ pub struct ConsentRecorded {
     /// The code the traveller withdraws with: shown once, only when stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub withdrawal_code: Option<String>,
+    /// The traveller's page, opened by the code: the short link to print for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traveller_page: Option<String>,
     /// The broker's countersigned receipt.
     pub receipt: Countersigned,
 }
@@ -111,6 +114,7 @@ pub async fn upload(
                 key_id: row.key_id.clone(),
                 audit_index: None,
                 withdrawal_code: None,
+                traveller_page: None,
                 receipt: stored_receipt(&row)?,
             };
             Ok((StatusCode::OK, Json(recorded)))
@@ -131,6 +135,10 @@ pub async fn upload(
                 supersedes: stored.supersedes,
                 key_id: stored.key_id,
                 audit_index: Some(stored.audit_index),
+                traveller_page: stored
+                    .withdrawal_code
+                    .as_deref()
+                    .map(|code| super::traveller::page_link(&state.settings.public_url, code)),
                 withdrawal_code: stored.withdrawal_code,
                 receipt: stored.receipt,
             };

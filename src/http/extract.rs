@@ -180,16 +180,31 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Part
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(unauthorized());
     }
-    let key = key.trim();
-    let (kind, presented) = [PartyKind::Agency, PartyKind::Airline, PartyKind::Officer]
+    match check_api_key(state, key.trim()).await? {
+        Some((party, _)) => Ok(party),
+        None => Err(unauthorized()),
+    }
+}
+
+/// The party holding a live API key and the key's id; `None` for a malformed,
+/// unknown, revoked or wrong key (one answer for all, compared in constant time).
+pub(crate) async fn check_api_key(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<(Party, String)>, Problem> {
+    let Some((kind, presented)) = [PartyKind::Agency, PartyKind::Airline, PartyKind::Officer]
         .into_iter()
         .find_map(|kind| secret::parse(kind.api_key_prefix(), key).map(|p| (kind, p)))
-        .ok_or_else(unauthorized)?;
+    else {
+        return Ok(None);
+    };
     let mut conn = state.store.reader().acquire().await?;
-    match parties::api_key(&mut conn, presented.id).await? {
-        Some((hash, party)) if party.kind == kind && presented.matches(&hash) => Ok(party),
-        _ => Err(unauthorized()),
-    }
+    Ok(match parties::api_key(&mut conn, presented.id).await? {
+        Some((hash, party)) if party.kind == kind && presented.matches(&hash) => {
+            Some((party, presented.id.to_string()))
+        }
+        _ => None,
+    })
 }
 
 macro_rules! caller {

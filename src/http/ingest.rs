@@ -375,6 +375,7 @@ async fn store(
         state.settings.policies.tunables.retention.contact_days,
     );
     let statement_sha256 = hex(hash);
+    let traveller_page = super::traveller::page_link(&state.settings.public_url, "");
     let withdrawal_url = format!(
         "{}/v1/withdrawals",
         state.settings.public_url.trim_end_matches('/')
@@ -393,6 +394,7 @@ async fn store(
             statement_sha256: &statement_sha256,
             withdrawal_code_sha256: code_hash.as_deref(),
             withdrawal_url: &withdrawal_url,
+            traveller_page: &traveller_page,
             retention_days: state.settings.policies.tunables.retention.contact_days,
             purge_after,
             recorded_at: now,

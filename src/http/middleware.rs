@@ -68,7 +68,8 @@ const BULK_ROUTES: [&str; 1] = ["/v1/consents/batch"];
 /// body is cut off where it crosses it (the handler answers 413).
 async fn limit_body(State(state): State<AppState>, request: Request, next: Next) -> Response<Body> {
     let settings = &state.settings;
-    let limit = if BULK_ROUTES.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    let limit = if BULK_ROUTES.contains(&path) || crate::web::UPLOAD_PATHS.contains(&path) {
         settings.max_batch_bytes
     } else {
         settings.max_body_bytes
@@ -166,6 +167,14 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response<Body>
     }
     if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
         tracing::error!(%cause, "request failed");
+    }
+    // Pages answer errors as pages (see `web`).
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_page {
+        return response;
     }
     let is_problem = response
         .headers()

@@ -114,6 +114,8 @@ pub struct Shared {
     pub checkpointer: Checkpointer,
     /// Whether audit writes succeed (fail closed).
     pub audit_health: audit_health::AuditHealth,
+    /// The verification of the audit log started from the console, if one runs.
+    pub verifications: crate::web::verification::Verifications,
 }
 
 /// The application state, cheap to clone.
@@ -134,6 +136,7 @@ impl AppState {
         Self(Arc::new(Shared {
             checkpointer,
             audit_health: audit_health::AuditHealth::default(),
+            verifications: Default::default(),
             store,
             keys,
             broker_key,
@@ -307,6 +310,7 @@ pub fn routes() -> Routes {
 pub fn build_router(state: AppState) -> Router {
     let router = routes()
         .router
+        .merge(crate::web::routes())
         .fallback(health::no_such_route)
         .layer(axum::extract::DefaultBodyLimit::disable());
     middleware::stack(router, &state).with_state(state)

@@ -81,6 +81,7 @@ problem_kinds! {
     AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit-unavailable", "The audit log cannot be written; nothing was done"),
     LogInconsistent => (StatusCode::INTERNAL_SERVER_ERROR, "log-inconsistent", "The audit log does not extend its last checkpoint"),
     RateLimited => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests from your airline"),
+    CsrfRejected => (StatusCode::FORBIDDEN, "csrf-rejected", "The form did not come from this site"),
     Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
     Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The service is not ready"),
 }
@@ -231,7 +232,12 @@ impl Problem {
         &self.detail
     }
 
-    /// The invalid fields, if any.
+    /// A member added to the problem body (`counts`, `results`…), if present.
+    pub fn extension(&self, name: &str) -> Option<&serde_json::Value> {
+        self.extensions.get(name)
+    }
+
+    /// The invalid fields.
     pub fn errors(&self) -> &[FieldError] {
         &self.errors
     }

@@ -81,6 +81,17 @@ pub struct ReleaseRow {
     pub relays: i64,
 }
 
+/// Releases on one UTC day under one event category: the chart of releases over time.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+pub struct DailyRow {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The event category.
+    pub event_category: Option<String>,
+    /// Contacts revealed and messages accepted for relay that day.
+    pub releases: i64,
+}
+
 /// Refusals of one action for one reason.
 #[derive(Serialize, Deserialize, Debug, PartialEq)]
 pub struct RefusalRow {
@@ -137,6 +148,8 @@ pub struct Report {
     pub coverage: CoverageReport,
     /// Releases by purpose and event.
     pub releases: Vec<ReleaseRow>,
+    /// Releases per day and event category.
+    pub releases_by_day: Vec<DailyRow>,
     /// Refusals by reason.
     pub refusals: Vec<RefusalRow>,
     /// Disruption reference to release times.
@@ -200,6 +213,15 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Problem> 
             _ => row.relays += count.count,
         }
     }
+    let releases_by_day = reports::releases_by_day(&mut conn, period)
+        .await?
+        .into_iter()
+        .map(|d| DailyRow {
+            day: d.day.to_string(),
+            event_category: d.event_category,
+            releases: d.releases,
+        })
+        .collect();
     let refusals = reports::count_entries(
         &mut conn,
         period,
@@ -258,6 +280,7 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Problem> 
             by_airline,
         },
         releases: releases.into_values().collect(),
+        releases_by_day,
         refusals,
         disruptions,
         relay,

@@ -16,6 +16,12 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+/// The traveller's page for a withdrawal code: the short link printed for them on
+/// their receipt (`<public URL>/t/<code>`), served by `web::traveller`.
+pub fn page_link(public_url: &str, code: &str) -> String {
+    format!("{}/t/{code}", public_url.trim_end_matches('/'))
+}
+
 /// Most uses listed.
 const MAX_USES: i64 = 1000;
 

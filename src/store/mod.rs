@@ -22,7 +22,9 @@ pub mod outbox;
 pub mod parties;
 pub mod release;
 pub mod reports;
+pub mod sessions;
 pub mod tokens;
+pub mod verifications;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

@@ -168,3 +168,42 @@ pub async fn disruptions(conn: &mut Conn, period: Period) -> Result<Vec<Disrupti
         })
         .collect())
 }
+
+/// Releases (contacts revealed and messages accepted) per UTC day and event category.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DailyReleases {
+    /// The day.
+    pub day: Date,
+    /// The disruption's category.
+    pub event_category: Option<String>,
+    /// How many.
+    pub releases: i64,
+}
+
+/// Releases over time: one row per day and event category that had any.
+pub async fn releases_by_day(
+    conn: &mut Conn,
+    period: Period,
+) -> Result<Vec<DailyReleases>, StoreError> {
+    const DAY_MS: i64 = 86_400_000;
+    let rows = sqlx::query(
+        "SELECT at / 86400000 AS day, event_category, COUNT(*) AS n FROM audit_entries \
+         WHERE at >= $1 AND at < $2 AND ((action = 'token_redemption' AND outcome = 'released') \
+         OR (action = 'message_relay' AND outcome = 'queued')) \
+         GROUP BY at / 86400000, event_category ORDER BY day, event_category",
+    )
+    .bind(to_millis(period.since))
+    .bind(to_millis(period.until))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let day: i64 = r.get("day");
+            Ok(DailyReleases {
+                day: super::from_millis(day * DAY_MS)?.date(),
+                event_category: r.get("event_category"),
+                releases: r.get("n"),
+            })
+        })
+        .collect()
+}

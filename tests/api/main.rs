@@ -5,6 +5,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod browser;
 mod bulk;
 mod cli;
 mod compliance;
@@ -14,6 +15,7 @@ mod fakes;
 mod flights;
 mod log;
 mod openapi;
+mod pages;
 mod policies;
 mod records;
 mod relay;

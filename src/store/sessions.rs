@@ -1,0 +1,108 @@
+//! Sign-in sessions of the console and the agency view. The row holds the SHA-256 of
+//! the session secret (the cookie holds the secret), the API key it was opened with,
+//! and the session's CSRF token.
+
+use super::{to_millis, Conn, StoreError};
+use crate::domain::party::{Party, PartyKind};
+use sqlx::Row;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// A live session: whose, and the token its forms must carry.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// The party signed in.
+    pub party: Party,
+    /// The party's name, shown in the page header.
+    pub name: String,
+    /// The CSRF token of the session's forms.
+    pub csrf_token: String,
+}
+
+/// Opens a session.
+#[instrument(skip_all)]
+pub async fn open(
+    conn: &mut Conn,
+    id_sha256: &[u8],
+    api_key_id: &str,
+    csrf_token: &str,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO web_sessions (id_sha256, api_key_id, csrf_token, created_at, last_seen, expires_at) \
+         VALUES ($1, $2, $3, $4, $4, $5)",
+    )
+    .bind(id_sha256)
+    .bind(api_key_id)
+    .bind(csrf_token)
+    .bind(to_millis(now))
+    .bind(to_millis(expires_at))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The session with this hash, if it has not expired, has been used within `idle`,
+/// and its API key is not revoked. Marks it seen.
+#[instrument(skip_all)]
+pub async fn find(
+    conn: &mut Conn,
+    id_sha256: &[u8],
+    now: OffsetDateTime,
+    idle: time::Duration,
+) -> Result<Option<Session>, StoreError> {
+    let now_ms = to_millis(now);
+    let row = sqlx::query(
+        "SELECT s.csrf_token, s.last_seen, p.id, p.kind, p.code, p.name FROM web_sessions s \
+         JOIN api_keys k ON k.id = s.api_key_id JOIN parties p ON p.id = k.party_id \
+         WHERE s.id_sha256 = $1 AND s.expires_at > $2 AND s.last_seen > $3 AND k.revoked_at IS NULL",
+    )
+    .bind(id_sha256)
+    .bind(now_ms)
+    .bind(to_millis(now - idle))
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let kind: String = row.get("kind");
+    let kind = PartyKind::from_word(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("party kind {kind}")))?;
+    // Marking it seen at most once a minute keeps page views from writing each time.
+    let last_seen: i64 = row.get("last_seen");
+    if now_ms - last_seen > 60_000 {
+        sqlx::query("UPDATE web_sessions SET last_seen = $2 WHERE id_sha256 = $1")
+            .bind(id_sha256)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(Some(Session {
+        party: Party {
+            id: row.get("id"),
+            kind,
+            code: row.get("code"),
+        },
+        name: row.get("name"),
+        csrf_token: row.get("csrf_token"),
+    }))
+}
+
+/// Ends a session.
+#[instrument(skip_all)]
+pub async fn close(conn: &mut Conn, id_sha256: &[u8]) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM web_sessions WHERE id_sha256 = $1")
+        .bind(id_sha256)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deletes expired sessions; returns how many.
+#[instrument(skip_all)]
+pub async fn sweep(conn: &mut Conn, now: OffsetDateTime) -> Result<u64, StoreError> {
+    let done = sqlx::query("DELETE FROM web_sessions WHERE expires_at <= $1")
+        .bind(to_millis(now))
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,520 @@
+//! The agency's view: its records (each with its countersigned receipt), every use of
+//! its clients' data (the receipts feed), and uploads of CSV, NDJSON, JSON or SSR files
+//! with the outcome of each record. Contacts are never shown here: the agency holds
+//! them already, and a page is one more place they could leak from.
+
+use super::form;
+use super::i18n::Lang;
+use super::session::{AgencySession, PageSession};
+use super::{ok, problem_page, render, Frame};
+use crate::domain::consent::ConsentState;
+use crate::http::agency::{self as agency_api, ReceiptPage, ReceiptQuery};
+use crate::http::batch::{self, BatchQuery, BatchReport, Counts, RecordReport, SsrImport};
+use crate::http::consents::{self, ListQuery, RecordPage, RecordView};
+use crate::http::extract::{parse_json, AgencyCaller, ApiJson, ApiQuery, RequestId};
+use crate::http::problem::{Problem, ProblemKind};
+use crate::http::uses::UseReceipt;
+use crate::http::AppState;
+use askama::Template;
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, Uri};
+use axum::response::Response;
+use axum::Json;
+
+/// Records per page.
+const PAGE: i64 = 50;
+
+fn with_limit(mut prepared: String) -> String {
+    if form::field(Some(&prepared), "limit").is_empty() {
+        if !prepared.is_empty() {
+            prepared.push('&');
+        }
+        prepared.push_str(&format!("limit={PAGE}"));
+    }
+    prepared
+}
+
+/// The record search form, as typed.
+pub struct RecordFilters {
+    record_locator: String,
+    traveller_id: String,
+    record_id: String,
+    state: String,
+    since: String,
+    until: String,
+}
+
+/// `GET /agency`: the agency's records.
+#[derive(Template)]
+#[template(path = "agency/records.html")]
+pub struct RecordsPage {
+    frame: Frame,
+    filters: RecordFilters,
+    states: Vec<&'static str>,
+    error: Option<String>,
+    records: Vec<RecordView>,
+    next: Option<String>,
+    first: Option<String>,
+}
+
+/// The records, filtered like `GET /v1/consents`.
+pub async fn records(
+    State(state): State<AppState>,
+    lang: Lang,
+    AgencySession(session): AgencySession,
+    uri: Uri,
+) -> Response {
+    let query = uri.query();
+    let f = |name| form::field(query, name);
+    let mut page = RecordsPage {
+        frame: Frame::new(lang, "/agency", Some(&session), "records"),
+        filters: RecordFilters {
+            record_locator: f("record_locator"),
+            traveller_id: f("traveller_id"),
+            record_id: f("record_id"),
+            state: f("state"),
+            since: f("since"),
+            until: f("until"),
+        },
+        states: ConsentState::ALL.iter().map(|s| s.as_str()).collect(),
+        error: None,
+        records: Vec::new(),
+        next: None,
+        first: None,
+    };
+    let listed = match form::query::<ListQuery>(&with_limit(form::filters(query))) {
+        Ok(q) => {
+            consents::list(
+                State(state),
+                AgencyCaller(session.party.clone()),
+                ApiQuery(q),
+            )
+            .await
+        }
+        Err(problem) => Err(problem),
+    };
+    match listed {
+        Ok(Json(RecordPage {
+            records,
+            next_after,
+        })) => {
+            page.records = records;
+            page.next = next_after.map(|a| form::with_after(query, &a));
+            if !f("after").is_empty() {
+                page.first = Some(form::with_after(query, ""));
+            }
+            ok(&page)
+        }
+        Err(problem) => search_error(page, problem, |p, e| p.error = Some(e)),
+    }
+}
+
+/// A client error shows on the search page itself, above the form; anything else
+/// is an error page.
+fn search_error<P: Template + HasFrame>(
+    mut page: P,
+    problem: Problem,
+    set: impl FnOnce(&mut P, String),
+) -> Response {
+    let status = problem.kind().status();
+    if status.is_client_error() {
+        set(&mut page, problem.detail().to_string());
+        render(status, &page)
+    } else {
+        problem_page(page.into_frame(), problem)
+    }
+}
+
+/// Pages that can give up their frame for an error page.
+pub trait HasFrame {
+    /// The frame.
+    fn into_frame(self) -> Frame;
+}
+
+impl HasFrame for RecordsPage {
+    fn into_frame(self) -> Frame {
+        self.frame
+    }
+}
+
+impl HasFrame for ReceiptsPage {
+    fn into_frame(self) -> Frame {
+        self.frame
+    }
+}
+
+/// `GET /agency/records/{id}`: one record and its countersigned receipt.
+#[derive(Template)]
+#[template(path = "agency/record.html")]
+pub struct RecordDetailPage {
+    frame: Frame,
+    record: RecordView,
+    receipt: String,
+}
+
+/// One record.
+pub async fn record(
+    State(state): State<AppState>,
+    lang: Lang,
+    AgencySession(session): AgencySession,
+    Path(id): Path<String>,
+) -> Response {
+    let frame = Frame::new(lang, "/agency", Some(&session), "records");
+    let caller = || AgencyCaller(session.party.clone());
+    let detail = consents::read(State(state.clone()), caller(), Path(id.clone())).await;
+    let receipt = consents::receipt(State(state), caller(), Path(id)).await;
+    match (detail, receipt) {
+        (Ok(Json(detail)), Ok(Json(receipt))) => ok(&RecordDetailPage {
+            frame,
+            record: detail.record,
+            receipt: serde_json::to_string_pretty(&receipt).unwrap_or_default(),
+        }),
+        (Err(problem), _) | (_, Err(problem)) => problem_page(frame, problem),
+    }
+}
+
+/// The receipts feed's search form, as typed.
+pub struct ReceiptFilters {
+    since: String,
+    until: String,
+    airline: String,
+    kind: String,
+    purpose: String,
+    event_reference: String,
+    consent_id: String,
+    traveller_id: String,
+}
+
+/// `GET /agency/receipts`: every use of the agency's clients' data.
+#[derive(Template)]
+#[template(path = "agency/receipts.html")]
+pub struct ReceiptsPage {
+    frame: Frame,
+    filters: ReceiptFilters,
+    kinds: [&'static str; 4],
+    error: Option<String>,
+    receipts: Vec<UseReceipt>,
+    next: Option<String>,
+    first: Option<String>,
+}
+
+/// The receipts feed, filtered like `GET /v1/receipts`.
+pub async fn receipts(
+    State(state): State<AppState>,
+    lang: Lang,
+    AgencySession(session): AgencySession,
+    uri: Uri,
+) -> Response {
+    let query = uri.query();
+    let f = |name| form::field(query, name);
+    let mut page = ReceiptsPage {
+        frame: Frame::new(lang, "/agency/receipts", Some(&session), "receipts"),
+        filters: ReceiptFilters {
+            since: f("since"),
+            until: f("until"),
+            airline: f("airline"),
+            kind: f("kind"),
+            purpose: f("purpose"),
+            event_reference: f("event_reference"),
+            consent_id: f("consent_id"),
+            traveller_id: f("traveller_id"),
+        },
+        kinds: ["grant", "release", "relay", "delivery"],
+        error: None,
+        receipts: Vec::new(),
+        next: None,
+        first: None,
+    };
+    let listed = match form::query::<ReceiptQuery>(&with_limit(form::filters(query))) {
+        Ok(q) => {
+            agency_api::receipts(
+                State(state),
+                AgencyCaller(session.party.clone()),
+                ApiQuery(q),
+            )
+            .await
+        }
+        Err(problem) => Err(problem),
+    };
+    match listed {
+        Ok(Json(ReceiptPage {
+            receipts,
+            next_after,
+        })) => {
+            page.receipts = receipts;
+            page.next = next_after.map(|a| form::with_after(query, &a.to_string()));
+            if !f("after").is_empty() {
+                page.first = Some(form::with_after(query, ""));
+            }
+            ok(&page)
+        }
+        Err(problem) => search_error(page, problem, |p, e| p.error = Some(e)),
+    }
+}
+
+/// `GET /agency/upload` and the outcome of `POST /agency/upload`.
+#[derive(Template)]
+#[template(path = "agency/upload.html")]
+pub struct UploadPage {
+    frame: Frame,
+    csrf: String,
+    outcome: Option<Outcome>,
+    error: Option<String>,
+    error_fields: Vec<(String, String)>,
+}
+
+/// What became of an upload.
+pub struct Outcome {
+    file: String,
+    stored_all: bool,
+    counts: Counts,
+    results: Vec<ResultRow>,
+}
+
+/// One record of an upload, as shown.
+pub struct ResultRow {
+    index: usize,
+    outcome: String,
+    record_id: String,
+    consent_id: String,
+    version: String,
+    traveller_page: String,
+    why: String,
+}
+
+impl ResultRow {
+    fn of(r: RecordReport, public_url: &str) -> Self {
+        let why = [
+            r.problem_type.as_deref(),
+            r.field.as_deref(),
+            r.reason.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|s| s.rsplit('/').next().unwrap_or(s))
+        .collect::<Vec<_>>()
+        .join(" · ");
+        Self {
+            index: r.index,
+            outcome: r.outcome,
+            record_id: r.record_id.unwrap_or_default(),
+            consent_id: r.consent_id.unwrap_or_default(),
+            version: r.version.map(|v| v.to_string()).unwrap_or_default(),
+            traveller_page: r
+                .withdrawal_code
+                .map(|code| crate::http::traveller::page_link(public_url, &code))
+                .unwrap_or_default(),
+            why,
+        }
+    }
+}
+
+/// The upload form.
+pub async fn upload_form(lang: Lang, AgencySession(session): AgencySession) -> Response {
+    ok(&upload_page(lang, &session))
+}
+
+fn upload_page(lang: Lang, session: &PageSession) -> UploadPage {
+    UploadPage {
+        frame: Frame::new(lang, "/agency/upload", Some(session), "upload"),
+        csrf: session.csrf_token.clone(),
+        outcome: None,
+        error: None,
+        error_fields: Vec::new(),
+    }
+}
+
+/// The fields of an upload form.
+#[derive(Default)]
+struct UploadForm {
+    csrf: String,
+    format: String,
+    atomic: bool,
+    file_name: String,
+    file: Vec<u8>,
+}
+
+async fn read_upload(
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<UploadForm, Problem> {
+    let unreadable = |why: String| Problem::field(ProblemKind::InvalidField, "file", why);
+    let mut multipart =
+        multipart.map_err(|_| unreadable("send the form as multipart/form-data".into()))?;
+    let mut form = UploadForm::default();
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| unreadable(e.body_text()))?
+    {
+        let name = field.name().unwrap_or("").to_string();
+        if name == "file" {
+            form.file_name = field.file_name().unwrap_or("").to_string();
+        }
+        let bytes = field.bytes().await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::of(ProblemKind::BodyTooLarge)
+            } else {
+                unreadable(e.body_text())
+            }
+        })?;
+        match name.as_str() {
+            "file" => form.file = bytes.to_vec(),
+            "csrf" => form.csrf = String::from_utf8_lossy(&bytes).into_owned(),
+            "format" => form.format = String::from_utf8_lossy(&bytes).into_owned(),
+            "atomic" => form.atomic = true,
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// The media type a file is sent to the batch route as: the chosen format, or its
+/// extension.
+fn media_type_of(form: &UploadForm) -> Result<&'static str, Problem> {
+    let extension = form
+        .file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    let format = match form.format.as_str() {
+        "" | "auto" => extension.as_str(),
+        chosen => chosen,
+    };
+    Ok(match format {
+        "csv" => "text/csv",
+        "ndjson" | "jsonl" => "application/x-ndjson",
+        "json" => "application/json",
+        "ssr" => "ssr",
+        _ => {
+            return Err(Problem::field(
+                ProblemKind::InvalidField,
+                "format",
+                "choose CSV, NDJSON, JSON or SSR, or name the file .csv, .ndjson or .json",
+            ))
+        }
+    })
+}
+
+/// `POST /agency/upload`: the file goes through the API's batch or SSR import, and
+/// the page shows what became of each record.
+pub async fn upload(
+    State(state): State<AppState>,
+    lang: Lang,
+    RequestId(request_id): RequestId,
+    AgencySession(session): AgencySession,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let mut page = upload_page(lang, &session);
+    let form = match read_upload(multipart).await {
+        Ok(form) => form,
+        Err(problem) => return upload_error(page, problem),
+    };
+    if let Err(problem) = session.check_csrf(&form.csrf) {
+        return problem_page(page.frame, problem);
+    }
+    if form.file.is_empty() {
+        return upload_error(
+            page,
+            Problem::field(
+                ProblemKind::InvalidField,
+                "file",
+                "choose a file that is not empty",
+            ),
+        );
+    }
+    let media_type = match media_type_of(&form) {
+        Ok(m) => m,
+        Err(problem) => return upload_error(page, problem),
+    };
+    let caller = || AgencyCaller(session.party.clone());
+    let query = || {
+        ApiQuery(BatchQuery {
+            atomic: form.atomic,
+        })
+    };
+    let answered = if media_type == "ssr" {
+        match parse_json::<SsrImport>(&form.file) {
+            Ok(import) => {
+                batch::import_ssr(
+                    State(state.clone()),
+                    RequestId(request_id),
+                    caller(),
+                    query(),
+                    ApiJson(import),
+                )
+                .await
+            }
+            Err(problem) => Err(problem),
+        }
+    } else {
+        let request = Request::builder()
+            .header(header::CONTENT_TYPE, media_type)
+            .body(Body::from(form.file.clone()))
+            .expect("a request from a content type and bytes");
+        batch::upload(
+            State(state.clone()),
+            RequestId(request_id),
+            caller(),
+            query(),
+            request,
+        )
+        .await
+    };
+    let public_url = &state.settings.public_url;
+    match answered {
+        Ok((
+            _,
+            Json(BatchReport {
+                counts, results, ..
+            }),
+        )) => {
+            page.outcome = Some(Outcome {
+                file: form.file_name,
+                stored_all: counts.rejected == 0,
+                counts,
+                results: results
+                    .into_iter()
+                    .map(|r| ResultRow::of(r, public_url))
+                    .collect(),
+            });
+            ok(&page)
+        }
+        Err(problem) => {
+            // An atomic batch with a bad record stores nothing but still reports each.
+            let results: Option<Vec<RecordReport>> = problem
+                .extension("results")
+                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            if let Some(results) = results {
+                page.outcome = Some(Outcome {
+                    file: form.file_name,
+                    stored_all: false,
+                    counts: problem
+                        .extension("counts")
+                        .and_then(|v| serde_json::from_value(v.clone()).ok())
+                        .unwrap_or_default(),
+                    results: results
+                        .into_iter()
+                        .map(|r| ResultRow::of(r, public_url))
+                        .collect(),
+                });
+            }
+            upload_error(page, problem)
+        }
+    }
+}
+
+fn upload_error(mut page: UploadPage, problem: Problem) -> Response {
+    let status = problem.kind().status();
+    if status.is_server_error() {
+        return problem_page(page.frame, problem);
+    }
+    page.error = Some(problem.detail().to_string());
+    page.error_fields = problem
+        .errors()
+        .iter()
+        .map(|e| (e.field.clone(), e.reason.clone()))
+        .collect();
+    render(status, &page)
+}

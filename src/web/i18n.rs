@@ -1,0 +1,375 @@
+//! The pages' two languages. Each text is written once with both its English and its
+//! French, so neither can be forgotten; `Texts` has one field per text and templates
+//! read `frame.t.<name>`, checked when the binary is built.
+//!
+//! The language is the one chosen with `?lang=` (remembered in a cookie), else the
+//! browser's first of English or French in `Accept-Language`, else English.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use std::convert::Infallible;
+
+/// The language cookie.
+pub const LANG_COOKIE: &str = "passerelle_lang";
+
+/// A language of the pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// English.
+    En,
+    /// French.
+    Fr,
+}
+
+impl Lang {
+    /// The BCP 47 code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Fr => "fr",
+        }
+    }
+
+    /// The texts.
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Self::En => &EN,
+            Self::Fr => &FR,
+        }
+    }
+
+    fn parse(code: &str) -> Option<Self> {
+        match code.trim().get(..2)?.to_ascii_lowercase().as_str() {
+            "en" => Some(Self::En),
+            "fr" => Some(Self::Fr),
+            _ => None,
+        }
+    }
+
+    /// The language of a request.
+    pub fn of(parts: &Parts) -> Self {
+        if let Some(lang) = chosen_in_query(parts.uri.query()) {
+            return lang;
+        }
+        if let Some(lang) =
+            super::form::cookie(&parts.headers, LANG_COOKIE).and_then(|c| Self::parse(&c))
+        {
+            return lang;
+        }
+        parts
+            .headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                // Highest weight first; ties keep the browser's order.
+                let mut ranges: Vec<(f32, usize, &str)> = v
+                    .split(',')
+                    .enumerate()
+                    .map(|(i, range)| {
+                        let mut bits = range.split(';');
+                        let tag = bits.next().unwrap_or("").trim();
+                        let q = bits
+                            .find_map(|b| b.trim().strip_prefix("q="))
+                            .and_then(|q| q.parse().ok())
+                            .unwrap_or(1.0);
+                        (q, i, tag)
+                    })
+                    .collect();
+                ranges.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                ranges.into_iter().find_map(|(_, _, tag)| Self::parse(tag))
+            })
+            .unwrap_or(Self::En)
+    }
+}
+
+/// The language named by `?lang=` in a query string, if any.
+pub fn chosen_in_query(query: Option<&str>) -> Option<Lang> {
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "lang")
+        .and_then(|(_, value)| Lang::parse(&value))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Lang {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(Self::of(parts))
+    }
+}
+
+macro_rules! texts {
+    ($($name:ident => ($en:expr, $fr:expr),)*) => {
+        /// Every text of the pages, in one language.
+        #[derive(Debug)]
+        pub struct Texts {
+            $(#[doc = $en] pub $name: &'static str,)*
+        }
+        /// English.
+        pub static EN: Texts = Texts { $($name: $en,)* };
+        /// French.
+        pub static FR: Texts = Texts { $($name: $fr,)* };
+    };
+}
+
+texts! {
+    action => ("Action", "Action"),
+    actor => ("Actor", "Auteur"),
+    agency_code => ("Agency (IATA number)", "Agence (numéro IATA)"),
+    airline => ("Airline", "Compagnie"),
+    airline_code => ("Airline (designator)", "Compagnie (code)"),
+    airlines_named => ("Airlines that may ask for it", "Compagnies qui peuvent le demander"),
+    any => ("Any", "Toutes"),
+    api_key => ("API key", "Clé d'API"),
+    api_key_hint => ("The key Passerelle issued to you (pas_officer_… or pas_agency_…). It is never shown again on the page.", "La clé que Passerelle vous a remise (pas_officer_… ou pas_agency_…). Elle n'est plus jamais affichée."),
+    at_index => ("at entry", "à l'entrée"),
+    atomic => ("All or nothing: store no record if any is rejected", "Tout ou rien : n'enregistrer aucun dossier si l'un est rejeté"),
+    audit_title => ("Audit trail", "Journal d'audit"),
+    back_home => ("Back to the start page", "Retour à l'accueil"),
+    back_to_your_page => ("Back to your page", "Retour à votre page"),
+    booking_id => ("Booking id", "Identifiant de réservation"),
+    by_purpose => ("Grants, releases and relays by purpose and event", "Jetons, communications et relais par finalité et événement"),
+    carriers => ("Airlines", "Compagnies"),
+    channel => ("Channel", "Canal"),
+    chart_coverage_agency => ("Travellers reachable, by agency (%)", "Voyageurs joignables, par agence (%)"),
+    chart_coverage_airline => ("Travellers reachable, by operating airline (%)", "Voyageurs joignables, par compagnie opérante (%)"),
+    chart_over_time => ("Releases by event over time", "Communications par événement au fil du temps"),
+    chart_refusals => ("Refusals by reason", "Refus par motif"),
+    checkpoints_matched => ("signed checkpoints matched", "points de contrôle signés concordants"),
+    clear => ("Clear", "Effacer"),
+    collected_at => ("Collected", "Recueilli le"),
+    confirm_button => ("Yes, withdraw my consent now", "Oui, retirer mon consentement maintenant"),
+    confirm_explained => ("Once withdrawn, no airline can get your contact through Passerelle any more, and messages not yet sent are cancelled. Airlines concerned:", "Une fois retiré, aucune compagnie ne pourra plus obtenir votre contact par Passerelle, et les messages pas encore envoyés sont annulés. Compagnies concernées :"),
+    confirm_title => ("Withdraw your consent?", "Retirer votre consentement ?"),
+    consent_is => ("Your consent is", "Votre consentement est"),
+    consent_receipt => ("Consent receipt (countersigned)", "Reçu de consentement (contresigné)"),
+    consent_receipt_explained => ("The receipt the broker countersigned when the record was stored (ISO/IEC TS 27560). It names no contact.", "Le reçu contresigné par le courtier à l'enregistrement (ISO/IEC TS 27560). Il ne contient aucun contact."),
+    count => ("Count", "Nombre"),
+    coverage => ("Coverage", "Couverture"),
+    coverage_explained => ("Travellers flying in the period, and how many have a consent in force holding a contact.", "Voyageurs qui volent sur la période, et combien ont un consentement en vigueur avec un contact."),
+    day => ("Day", "Jour"),
+    digest => ("Digest", "Empreinte"),
+    disruptions => ("Disruptions: from the first request to the releases", "Perturbations : de la première demande aux communications"),
+    download_csv => ("Download this table as CSV", "Télécharger ce tableau en CSV"),
+    download_proof => ("Download the proof (JSON)", "Télécharger la preuve (JSON)"),
+    duplicates => ("already stored", "déjà enregistrés"),
+    effect => ("Effect", "Effet"),
+    entries_checked => ("entries checked", "entrées vérifiées"),
+    entry_title => ("Audit entry", "Entrée d'audit"),
+    error_internal => ("Something went wrong on our side. Nothing was changed; please try again. If it persists, quote the request id to your administrator.", "Une erreur s'est produite de notre côté. Rien n'a été modifié ; réessayez. Si cela persiste, communiquez l'identifiant de requête à votre administrateur."),
+    event_category => ("Event", "Événement"),
+    event_reference => ("Disruption reference", "Référence de perturbation"),
+    failed => ("Verification FAILED", "La vérification a ÉCHOUÉ"),
+    file => ("File", "Fichier"),
+    filter => ("Search", "Rechercher"),
+    filters => ("Filters", "Filtres"),
+    finished_at => ("Finished", "Terminée le"),
+    first_page => ("First page", "Première page"),
+    first_release => ("First release", "Première communication"),
+    first_request => ("First request", "Première demande"),
+    flight => ("Flight", "Vol"),
+    footer => ("Passerelle: airlines get a traveller's contact only to warn them about their flight.", "Passerelle : les compagnies n'obtiennent le contact d'un voyageur que pour le prévenir au sujet de son vol."),
+    for_these => ("Only for these notifications", "Uniquement pour ces notifications"),
+    format => ("Format", "Format"),
+    format_auto => ("From the file name (.csv, .ndjson, .json)", "D'après le nom du fichier (.csv, .ndjson, .json)"),
+    format_ssr => ("SSR import (JSON with PNR elements)", "Import SSR (JSON avec éléments PNR)"),
+    grants => ("Tokens granted", "Jetons accordés"),
+    intact => ("Intact", "Intègre"),
+    integrity_title => ("Log integrity", "Intégrité du journal"),
+    keep_consent => ("No, keep my consent", "Non, garder mon consentement"),
+    kind => ("Kind of use", "Type d'utilisation"),
+    language => ("Language", "Langue"),
+    last_release => ("Last release", "Dernière communication"),
+    last_verification => ("Last verification", "Dernière vérification"),
+    latest_checkpoint => ("Latest signed checkpoint", "Dernier point de contrôle signé"),
+    line => ("Line", "Ligne"),
+    log_key => ("The log's public key", "Clé publique du journal"),
+    log_key_explained => ("Anyone holding this key can check a checkpoint or a proof offline, without trusting this broker.", "Avec cette clé, chacun peut vérifier un point de contrôle ou une preuve hors ligne, sans faire confiance à ce courtier."),
+    log_origin => ("Log name", "Nom du journal"),
+    log_size => ("entries in the log", "entrées dans le journal"),
+    matching => ("Matching entries", "Entrées correspondantes"),
+    nav_audit => ("Audit trail", "Journal d'audit"),
+    nav_integrity => ("Integrity", "Intégrité"),
+    nav_label => ("Main", "Principal"),
+    nav_policies => ("Policies", "Règles"),
+    nav_receipts => ("Uses of your clients' data", "Utilisations des données"),
+    nav_records => ("Records", "Dossiers"),
+    nav_reports => ("Reports", "Rapports"),
+    nav_upload => ("Upload", "Dépôt"),
+    never_marketing => ("Your contact is never given for marketing: only to warn you about your flight.", "Votre contact n'est jamais communiqué à des fins commerciales : seulement pour vous prévenir au sujet de votre vol."),
+    never_verified => ("No verification was run from the console yet.", "Aucune vérification n'a encore été lancée depuis la console."),
+    next_page => ("Next page", "Page suivante"),
+    no_checkpoint => ("No checkpoint was signed yet.", "Aucun point de contrôle n'a encore été signé."),
+    no_contact_kept => ("None kept any more (destroyed at the end of its retention).", "Plus aucun (détruit à la fin de sa durée de conservation)."),
+    no_uses => ("No airline has received your contact or sent you a message.", "Aucune compagnie n'a reçu votre contact ni ne vous a envoyé de message."),
+    nothing_found => ("Nothing matches.", "Aucun résultat."),
+    open_link => ("Open", "Ouvrir"),
+    outcome => ("Outcome", "Résultat"),
+    outcome_of => ("Outcome of", "Résultat de"),
+    pages => ("Pages", "Pages"),
+    period => ("Period", "Période"),
+    policies_explained => ("The release policies (Cedar) and tunables in force on this broker. Every audit entry names the policy digest it was decided under.", "Les règles de communication (Cedar) et paramètres en vigueur sur ce courtier. Chaque entrée d'audit indique l'empreinte des règles appliquées."),
+    policies_title => ("Policies in force", "Règles en vigueur"),
+    proof_explained => ("The path of hashes from this entry to the root of the signed checkpoint (RFC 9162):", "Le chemin d'empreintes de cette entrée jusqu'à la racine du point de contrôle signé (RFC 9162) :"),
+    proof_fails => ("The proof does not hold", "La preuve n'est pas valide"),
+    proof_holds => ("The entry is in the log: its proof leads to a checkpoint signed with the log's key", "L'entrée figure au journal : sa preuve mène à un point de contrôle signé avec la clé du journal"),
+    proof_title => ("Inclusion proof", "Preuve d'inclusion"),
+    purge_after => ("Contact destroyed after", "Contact détruit après le"),
+    purpose => ("Purpose", "Finalité"),
+    purposes => ("Purposes", "Finalités"),
+    reason => ("Reason", "Motif"),
+    receipts_explained => ("Every time an airline was granted a token for, received, or messaged one of your clients, with when and why.", "Chaque fois qu'une compagnie a obtenu un jeton pour l'un de vos clients, reçu son contact ou lui a écrit, avec la date et le motif."),
+    receipts_title => ("Uses of your clients' data", "Utilisations des données de vos clients"),
+    record_id => ("Record", "Dossier"),
+    record_locator => ("Booking reference (PNR)", "Référence de réservation (PNR)"),
+    recorded_at => ("Recorded", "Enregistré le"),
+    recorded_since => ("Recorded since", "Enregistré depuis le"),
+    records_title => ("Consent records", "Dossiers de consentement"),
+    rejected => ("rejected", "rejetés"),
+    rejected_explained => ("Rejected records were not stored; the reason is given on each line.", "Les dossiers rejetés n'ont pas été enregistrés ; le motif figure sur chaque ligne."),
+    relay => ("Relayed messages", "Messages relayés"),
+    relays => ("Messages relayed", "Messages relayés"),
+    releases => ("Releases", "Communications"),
+    reports_title => ("Reports", "Rapports"),
+    root => ("Root", "Racine"),
+    rule => ("Rule", "Règle"),
+    run_verification => ("Verify the whole log", "Vérifier tout le journal"),
+    show => ("Show", "Afficher"),
+    sign_in => ("Sign in", "Se connecter"),
+    sign_in_airline => ("Airlines use the API, not these pages.", "Les compagnies utilisent l'API, pas ces pages."),
+    sign_in_failed => ("This key does not open a session: it is unknown, revoked or mistyped.", "Cette clé n'ouvre pas de session : elle est inconnue, révoquée ou mal saisie."),
+    sign_in_intro => ("Compliance officers and agencies sign in with the API key Passerelle issued to them.", "Les délégués à la conformité et les agences se connectent avec la clé d'API que Passerelle leur a remise."),
+    sign_in_stale => ("The form expired. Please sign in again.", "Le formulaire a expiré. Veuillez vous reconnecter."),
+    sign_in_title => ("Sign in to Passerelle", "Connexion à Passerelle"),
+    sign_out => ("Sign out", "Se déconnecter"),
+    signed_at => ("Signed", "Signé le"),
+    signed_checkpoint => ("Signed checkpoint", "Point de contrôle signé"),
+    signed_note => ("Signed note", "Note signée"),
+    since => ("From", "Du"),
+    skip_to_content => ("Skip to content", "Aller au contenu"),
+    source => ("Source", "Source"),
+    state => ("State", "État"),
+    stored => ("stored", "enregistrés"),
+    traveller_hint => ("Travellers: open the link printed on your consent receipt; no account is needed.", "Voyageurs : ouvrez le lien imprimé sur votre reçu de consentement ; aucun compte n'est nécessaire."),
+    traveller_id => ("Traveller id", "Identifiant du voyageur"),
+    traveller_link => ("Traveller's link (shown once)", "Lien du voyageur (affiché une seule fois)"),
+    traveller_links_explained => ("Print each traveller's link on their receipt now: it is their withdrawal code and is not shown again.", "Imprimez maintenant le lien de chaque voyageur sur son reçu : c'est son code de retrait, il ne sera plus affiché."),
+    traveller_title => ("Your contact details and your flights", "Vos coordonnées et vos vols"),
+    travellers => ("Travellers", "Voyageurs"),
+    tree_size => ("Entries in the log", "Entrées dans le journal"),
+    tunables => ("Tunables", "Paramètres"),
+    unknown_link_explained => ("Check that the whole link from your receipt was copied. If your travel agency issued a new receipt, use the newest link.", "Vérifiez que tout le lien de votre reçu a été copié. Si votre agence vous a remis un nouveau reçu, utilisez le lien le plus récent."),
+    unknown_link_title => ("This link does not open a consent", "Ce lien n'ouvre aucun consentement"),
+    until => ("To", "Au"),
+    upload => ("Upload", "Déposer"),
+    upload_explained => ("Signed consent records as CSV, NDJSON or a JSON array (as for POST /v1/consents/batch), or an SSR import. Each record's outcome is shown below.", "Dossiers de consentement signés en CSV, NDJSON ou tableau JSON (comme pour POST /v1/consents/batch), ou un import SSR. Le résultat de chaque dossier s'affiche ci-dessous."),
+    upload_title => ("Upload consent records", "Déposer des dossiers de consentement"),
+    uses_of_record => ("Every use of this traveller's contact", "Toutes les utilisations du contact de ce voyageur"),
+    uses_title => ("Who used your contact, when and why", "Qui a utilisé votre contact, quand et pourquoi"),
+    valid_until => ("Valid until", "Valable jusqu'au"),
+    verification_explained => ("Recomputes every entry's hash and the whole tree, and checks them against every signed checkpoint.", "Recalcule l'empreinte de chaque entrée et tout l'arbre, et les confronte à chaque point de contrôle signé."),
+    verify_now => ("Run a verification now", "Lancer une vérification"),
+    verifying => ("Verifying… entries checked:", "Vérification… entrées vérifiées :"),
+    what_you_consented => ("What you agreed to", "Ce que vous avez accepté"),
+    when => ("When", "Quand"),
+    why => ("Why", "Pourquoi"),
+    with_contact => ("Reachable", "Joignables"),
+    withdraw_button => ("Withdraw my consent", "Retirer mon consentement"),
+    withdraw_explained => ("You can withdraw at any time, as easily as you gave it. It takes effect at once.", "Vous pouvez le retirer à tout moment, aussi simplement que vous l'avez donné. Le retrait prend effet immédiatement."),
+    withdraw_title => ("Withdraw", "Retrait"),
+    withdrawn_at => ("Withdrawn", "Retiré le"),
+    withdrawn_explained => ("Your consent is withdrawn. No airline can get your contact through Passerelle any more. Withdrawn at", "Votre consentement est retiré. Plus aucune compagnie ne peut obtenir votre contact par Passerelle. Retiré le"),
+    withdrawn_title => ("Consent withdrawn", "Consentement retiré"),
+    your_contact => ("Your contact (masked)", "Votre contact (masqué)"),
+}
+
+impl Texts {
+    /// A word of the API (a state, a purpose, an event, an outcome) in this language;
+    /// words without a translation are shown as they are.
+    pub fn word<'a>(&self, code: &'a str) -> &'a str {
+        let french = std::ptr::eq(self, &FR);
+        let pair: Option<(&'static str, &'static str)> = match code {
+            "given" => Some(("given", "donné")),
+            "refused" => Some(("refused", "refusé")),
+            "withdrawn" => Some(("withdrawn", "retiré")),
+            "expired" => Some(("expired", "expiré")),
+            "superseded" => Some(("superseded", "remplacé")),
+            "schedule_change" => Some(("schedule change", "changement d'horaire")),
+            "delay" => Some(("delay", "retard")),
+            "cancellation" => Some(("cancellation", "annulation")),
+            "rebooking" => Some(("rebooking", "réacheminement")),
+            "seat_change" => Some(("seat change", "changement de siège")),
+            "gate_change" => Some(("gate change", "changement de porte")),
+            "baggage" => Some(("baggage", "bagages")),
+            "check_in" => Some(("check-in", "enregistrement")),
+            "diversion" => Some(("diversion", "déroutement")),
+            "token_granted" => Some((
+                "may ask for your contact",
+                "autorisée à demander votre contact",
+            )),
+            "contact_revealed" => Some(("received your contact", "a reçu votre contact")),
+            "message_accepted" => Some((
+                "sent you a message through Passerelle",
+                "vous a écrit par Passerelle",
+            )),
+            "message_delivered" => Some(("message delivered", "message remis")),
+            "message_cancelled" => Some(("message cancelled", "message annulé")),
+            "message_failed" => Some(("message not delivered", "message non remis")),
+            "grant" => Some(("token granted", "jeton accordé")),
+            "release" => Some(("contact released", "contact communiqué")),
+            "relay" => Some(("message relayed", "message relayé")),
+            "delivery" => Some(("delivery", "remise")),
+            "stored" => Some(("stored", "enregistré")),
+            "duplicate" => Some(("already stored", "déjà enregistré")),
+            "rejected" => Some(("rejected", "rejeté")),
+            _ => None,
+        };
+        match pair {
+            Some((en, fr)) => {
+                if french {
+                    fr
+                } else {
+                    en
+                }
+            }
+            None => code,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn lang_of(uri: &str, headers: &[(&str, &str)]) -> Lang {
+        let mut request = Request::builder().uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (parts, ()) = request.body(()).unwrap().into_parts();
+        Lang::of(&parts)
+    }
+
+    #[test]
+    fn the_query_wins_then_the_cookie_then_the_browser() {
+        assert_eq!(
+            lang_of("/?lang=fr", &[("cookie", "passerelle_lang=en")]),
+            Lang::Fr
+        );
+        assert_eq!(lang_of("/", &[("cookie", "passerelle_lang=fr")]), Lang::Fr);
+        assert_eq!(
+            lang_of("/", &[("accept-language", "de-DE, fr;q=0.8, en;q=0.5")]),
+            Lang::Fr
+        );
+        assert_eq!(lang_of("/", &[("accept-language", "en-GB, fr")]), Lang::En);
+        assert_eq!(lang_of("/", &[]), Lang::En);
+    }
+
+    #[test]
+    fn words_are_translated_or_left_as_they_are() {
+        assert_eq!(FR.word("cancellation"), "annulation");
+        assert_eq!(EN.word("gate_change"), "gate change");
+        assert_eq!(FR.word("something_new"), "something_new");
+    }
+}

@@ -1,0 +1,362 @@
+//! Signing in to the pages: officers and agencies sign in once with their API key and
+//! get a session cookie (HttpOnly, SameSite=Strict, Secure when the broker's public
+//! URL is https). Every form of a session carries its CSRF token; the sign-in form
+//! itself is protected by a double-submit token in a short-lived cookie.
+//!
+//! The cookie holds a random secret; the database holds its SHA-256 and the API key
+//! it was opened with, so revoking the key ends the session. Sessions end after 30
+//! minutes without a page view, 12 hours after sign-in, or on sign-out.
+
+use super::form::{self, cookie};
+use super::i18n::Lang;
+use super::{problem_page, render, Frame};
+use crate::crypto::sha256;
+use crate::domain::party::{Party, PartyKind};
+use crate::http::extract::check_api_key;
+use crate::http::problem::Problem;
+use crate::http::AppState;
+use crate::store::sessions;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "passerelle_session";
+/// The sign-in form's double-submit CSRF cookie.
+pub const SIGN_IN_COOKIE: &str = "passerelle_sign_in";
+/// A session ends this long after its last page view.
+pub const IDLE: time::Duration = time::Duration::minutes(30);
+/// And at the latest this long after sign-in.
+pub const LIFETIME: time::Duration = time::Duration::hours(12);
+
+/// A signed-in officer or agency.
+#[derive(Debug, Clone)]
+pub struct PageSession {
+    /// The party.
+    pub party: Party,
+    /// Its name, for the header.
+    pub name: String,
+    /// The token every form of the session carries.
+    pub csrf_token: String,
+}
+
+impl PageSession {
+    /// Where the party's pages start.
+    pub fn home(&self) -> &'static str {
+        if self.is_officer() {
+            "/console"
+        } else {
+            "/agency"
+        }
+    }
+    /// Whether a compliance officer signed in.
+    pub fn is_officer(&self) -> bool {
+        self.party.kind == PartyKind::Officer
+    }
+    /// Whether an agency signed in.
+    pub fn is_agency(&self) -> bool {
+        self.party.kind == PartyKind::Agency
+    }
+    /// Checks a form's CSRF token, in constant time.
+    pub fn check_csrf(&self, presented: &str) -> Result<(), Problem> {
+        if same_secret(presented, &self.csrf_token) {
+            Ok(())
+        } else {
+            Err(csrf_refused())
+        }
+    }
+}
+
+fn csrf_refused() -> Problem {
+    Problem::field(
+        crate::http::problem::ProblemKind::CsrfRejected,
+        "csrf",
+        "the form is stale or did not come from this site; reload the page and try again",
+    )
+}
+
+fn same_secret(a: &str, b: &str) -> bool {
+    !a.is_empty() && a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system random source works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The session a request's cookie opens, if any.
+async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<PageSession>, Problem> {
+    let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let mut conn = state.store.reader().acquire().await?;
+    let found = sessions::find(
+        &mut conn,
+        &sha256(secret.as_bytes()),
+        state.clock.now(),
+        IDLE,
+    )
+    .await?;
+    Ok(found.map(|s| PageSession {
+        party: s.party,
+        name: s.name,
+        csrf_token: s.csrf_token,
+    }))
+}
+
+impl FromRequestParts<AppState> for PageSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match session_of(parts, state).await {
+            Ok(Some(session)) => Ok(session),
+            Ok(None) => Err(Redirect::to("/sign-in").into_response()),
+            Err(problem) => {
+                let lang = Lang::of(parts);
+                Err(problem_page(
+                    Frame::new(lang, parts.uri.path(), None, ""),
+                    problem,
+                ))
+            }
+        }
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for PageSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Response> {
+        session_of(parts, state).await.map_err(|problem| {
+            let lang = Lang::of(parts);
+            problem_page(Frame::new(lang, parts.uri.path(), None, ""), problem)
+        })
+    }
+}
+
+macro_rules! page_party {
+    ($name:ident, $kind:expr) => {
+        #[doc = concat!("A session of a party of kind `", stringify!($kind), "`; others are sent to their own pages.")]
+        pub struct $name(pub PageSession);
+
+        impl FromRequestParts<AppState> for $name {
+            type Rejection = Response;
+
+            async fn from_request_parts(
+                parts: &mut Parts,
+                state: &AppState,
+            ) -> Result<Self, Response> {
+                let session =
+                    <PageSession as FromRequestParts<AppState>>::from_request_parts(parts, state)
+                        .await?;
+                if session.party.kind == $kind {
+                    Ok($name(session))
+                } else {
+                    Err(Redirect::to(session.home()).into_response())
+                }
+            }
+        }
+    };
+}
+
+page_party!(OfficerSession, PartyKind::Officer);
+page_party!(AgencySession, PartyKind::Agency);
+
+/// The sign-in page.
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+pub struct SignInPage {
+    frame: Frame,
+    csrf: String,
+    error: Option<&'static str>,
+}
+
+fn cookie_header(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}"
+    ))
+    .expect("cookie values are base64url")
+}
+
+fn secure_cookies(state: &AppState) -> bool {
+    state.settings.public_url.starts_with("https://")
+}
+
+/// `GET /sign-in`: the form, with a fresh double-submit token.
+pub async fn form(
+    State(state): State<AppState>,
+    lang: Lang,
+    session: Option<PageSession>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(session) = session {
+        return Redirect::to(session.home()).into_response();
+    }
+    let csrf = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_else(random_secret);
+    sign_in_page(&state, lang, csrf, None, StatusCode::OK)
+}
+
+fn sign_in_page(
+    state: &AppState,
+    lang: Lang,
+    csrf: String,
+    error: Option<&'static str>,
+    status: StatusCode,
+) -> Response {
+    let cookie = cookie_header(SIGN_IN_COOKIE, &csrf, 3600, secure_cookies(state));
+    let page = SignInPage {
+        frame: Frame::new(lang, "/sign-in", None, "sign-in"),
+        csrf,
+        error,
+    };
+    let mut response = render(status, &page);
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+pub struct SignInForm {
+    /// The API key.
+    key: String,
+    /// The double-submit token.
+    csrf: String,
+}
+
+/// `POST /sign-in`: checks the key, opens a session, goes to the party's pages.
+/// Airlines are API clients and have no pages.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    lang: Lang,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let frame = || Frame::new(lang, "/sign-in", None, "sign-in");
+    let form: SignInForm = match form::parse(&body) {
+        Ok(form) => form,
+        Err(problem) => return problem_page(frame(), problem),
+    };
+    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
+    if !same_secret(&form.csrf, &expected) {
+        return sign_in_page(
+            &state,
+            lang,
+            random_secret(),
+            Some(lang.texts().sign_in_stale),
+            StatusCode::FORBIDDEN,
+        );
+    }
+    let checked = match check_api_key(&state, form.key.trim()).await {
+        Ok(checked) => checked,
+        Err(problem) => return problem_page(frame(), problem),
+    };
+    let (party, key_id) = match checked {
+        Some((party, _)) if party.kind == PartyKind::Airline => {
+            return sign_in_page(
+                &state,
+                lang,
+                form.csrf,
+                Some(lang.texts().sign_in_airline),
+                StatusCode::FORBIDDEN,
+            )
+        }
+        Some(found) => found,
+        None => {
+            return sign_in_page(
+                &state,
+                lang,
+                form.csrf,
+                Some(lang.texts().sign_in_failed),
+                StatusCode::UNAUTHORIZED,
+            )
+        }
+    };
+    let secret = random_secret();
+    let now = state.clock.now();
+    let opened = async {
+        let mut tx = state.store.begin().await?;
+        sessions::open(
+            &mut tx,
+            &sha256(secret.as_bytes()),
+            &key_id,
+            &random_secret(),
+            now,
+            now + LIFETIME,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Problem>(())
+    };
+    if let Err(problem) = opened.await {
+        return problem_page(frame(), problem);
+    }
+    let home = if party.kind == PartyKind::Officer {
+        "/console"
+    } else {
+        "/agency"
+    };
+    let secure = secure_cookies(&state);
+    let mut response = Redirect::to(home).into_response();
+    let cookies = response.headers_mut();
+    cookies.append(
+        header::SET_COOKIE,
+        cookie_header(SESSION_COOKIE, &secret, LIFETIME.whole_seconds(), secure),
+    );
+    cookies.append(
+        header::SET_COOKIE,
+        cookie_header(SIGN_IN_COOKIE, "", 0, secure),
+    );
+    response
+}
+
+/// The sign-out form.
+#[derive(Deserialize)]
+pub struct SignOutForm {
+    csrf: String,
+}
+
+/// `POST /sign-out`: ends the session.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    lang: Lang,
+    session: PageSession,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let frame = Frame::new(lang, "/sign-out", Some(&session), "");
+    let checked = form::parse::<SignOutForm>(&body).and_then(|f| session.check_csrf(&f.csrf));
+    if let Err(problem) = checked {
+        return problem_page(frame, problem);
+    }
+    if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
+        let closed = async {
+            let mut tx = state.store.begin().await?;
+            sessions::close(&mut tx, &sha256(secret.as_bytes())).await?;
+            tx.commit().await?;
+            Ok::<_, Problem>(())
+        };
+        if let Err(problem) = closed.await {
+            return problem_page(frame, problem);
+        }
+    }
+    let mut response = Redirect::to("/sign-in").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        cookie_header(SESSION_COOKIE, "", 0, secure_cookies(&state)),
+    );
+    response
+}
