@@ -2,7 +2,7 @@
 //! the session secret (the cookie holds the secret), the API key it was opened with,
 //! and the session's CSRF token.
 
-use super::{to_millis, Conn, StoreError};
+use super::{from_millis, to_millis, Conn, StoreError};
 use crate::domain::party::{Party, PartyKind};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -17,6 +17,8 @@ pub struct Session {
     pub name: String,
     /// The CSRF token of the session's forms.
     pub csrf_token: String,
+    /// When it was last marked seen.
+    pub last_seen: OffsetDateTime,
 }
 
 /// Opens a session.
@@ -44,7 +46,7 @@ pub async fn open(
 }
 
 /// The session with this hash, if it has not expired, has been used within `idle`,
-/// and its API key is not revoked. Marks it seen.
+/// and its API key is not revoked.
 #[instrument(skip_all)]
 pub async fn find(
     conn: &mut Conn,
@@ -52,14 +54,13 @@ pub async fn find(
     now: OffsetDateTime,
     idle: time::Duration,
 ) -> Result<Option<Session>, StoreError> {
-    let now_ms = to_millis(now);
     let row = sqlx::query(
         "SELECT s.csrf_token, s.last_seen, p.id, p.kind, p.code, p.name FROM web_sessions s \
          JOIN api_keys k ON k.id = s.api_key_id JOIN parties p ON p.id = k.party_id \
          WHERE s.id_sha256 = $1 AND s.expires_at > $2 AND s.last_seen > $3 AND k.revoked_at IS NULL",
     )
     .bind(id_sha256)
-    .bind(now_ms)
+    .bind(to_millis(now))
     .bind(to_millis(now - idle))
     .fetch_optional(&mut *conn)
     .await?;
@@ -67,15 +68,6 @@ pub async fn find(
     let kind: String = row.get("kind");
     let kind = PartyKind::from_word(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("party kind {kind}")))?;
-    // Marking it seen at most once a minute keeps page views from writing each time.
-    let last_seen: i64 = row.get("last_seen");
-    if now_ms - last_seen > 60_000 {
-        sqlx::query("UPDATE web_sessions SET last_seen = $2 WHERE id_sha256 = $1")
-            .bind(id_sha256)
-            .bind(now_ms)
-            .execute(&mut *conn)
-            .await?;
-    }
     Ok(Some(Session {
         party: Party {
             id: row.get("id"),
@@ -84,7 +76,19 @@ pub async fn find(
         },
         name: row.get("name"),
         csrf_token: row.get("csrf_token"),
+        last_seen: from_millis(row.get("last_seen"))?,
     }))
+}
+
+/// Marks a session seen now (it stays open `idle` longer).
+#[instrument(skip_all)]
+pub async fn touch(conn: &mut Conn, id_sha256: &[u8], now: OffsetDateTime) -> Result<(), StoreError> {
+    sqlx::query("UPDATE web_sessions SET last_seen = $2 WHERE id_sha256 = $1")
+        .bind(id_sha256)
+        .bind(to_millis(now))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Ends a session.

@@ -286,16 +286,16 @@ pub struct ResultRow {
 
 impl ResultRow {
     fn of(r: RecordReport, public_url: &str) -> Self {
-        let why = [
-            r.problem_type.as_deref(),
-            r.field.as_deref(),
-            r.reason.as_deref(),
-        ]
-        .into_iter()
-        .flatten()
-        .map(|s| s.rsplit('/').next().unwrap_or(s))
-        .collect::<Vec<_>>()
-        .join(" · ");
+        // The problem's slug (`invalid-field`), the field and the reason.
+        let slug = r
+            .problem_type
+            .as_deref()
+            .map(|t| t.rsplit(':').next().unwrap_or(t));
+        let why = [slug, r.field.as_deref(), r.reason.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" · ");
         Self {
             index: r.index,
             outcome: r.outcome,

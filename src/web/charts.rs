@@ -135,8 +135,9 @@ pub fn columns(title: &str, labels: &[String], series: &[Series]) -> String {
         .iter()
         .enumerate()
         .map(|(i, label)| {
-            let x = plot_left + i as f64 * slot + slot * 0.15;
-            let width = slot * 0.7;
+            // At most 48 wide, centred in its slot, so a few days do not make slabs.
+            let width = (slot * 0.7).min(48.0);
+            let x = plot_left + i as f64 * slot + (slot - width) / 2.0;
             let mut top = baseline;
             let segments = series
                 .iter()

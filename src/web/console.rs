@@ -757,3 +757,43 @@ pub async fn policies(
         Err(problem) => problem_page(frame, problem),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::i18n::Lang;
+
+    fn panel(running: Option<RunningView>) -> String {
+        IntegrityPage {
+            frame: Frame::new(Lang::En, "/console/integrity", None, "integrity"),
+            tree_size: 10,
+            origin: "example/audit".into(),
+            log_key: "example/audit+00000000+AA==".into(),
+            checkpoint: None,
+            last: None,
+            running,
+        }
+        .render()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_running_verification_shows_its_progress_and_the_page_refreshes_itself() {
+        let html = panel(Some(RunningView {
+            checked: 4_000,
+            total: 10_000,
+            percent: 40,
+        }));
+        assert!(html.contains(r#"<progress id="progress" max="100" value="40">"#));
+        assert!(html.contains("4000 / 10000"));
+        assert!(html.contains(r#"<meta http-equiv="refresh" content="1">"#));
+        assert!(!html.contains(r#"id="verify""#), "no second run while one runs");
+    }
+
+    #[test]
+    fn an_idle_panel_offers_the_button_and_does_not_refresh() {
+        let html = panel(None);
+        assert!(html.contains(r#"id="verify""#));
+        assert!(!html.contains("http-equiv"));
+    }
+}

@@ -100,14 +100,21 @@ async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<PageSessio
     let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
+    let id = sha256(secret.as_bytes());
+    let now = state.clock.now();
     let mut conn = state.store.reader().acquire().await?;
-    let found = sessions::find(
-        &mut conn,
-        &sha256(secret.as_bytes()),
-        state.clock.now(),
-        IDLE,
-    )
-    .await?;
+    let found = sessions::find(&mut conn, &id, now, IDLE).await?;
+    drop(conn);
+    // Marked seen at most once a minute, so that page views do not each write; the
+    // write goes through the writer like every other.
+    if found
+        .as_ref()
+        .is_some_and(|s| now - s.last_seen > time::Duration::minutes(1))
+    {
+        let mut tx = state.store.begin().await?;
+        sessions::touch(&mut tx, &id, now).await?;
+        tx.commit().await?;
+    }
     Ok(found.map(|s| PageSession {
         party: s.party,
         name: s.name,

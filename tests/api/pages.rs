@@ -16,6 +16,7 @@ on_both_engines!(
     pages_need_a_session_of_the_right_kind_of_party,
     a_form_without_its_csrf_token_changes_nothing,
     signing_out_or_revoking_the_key_ends_the_session,
+    a_session_ends_after_thirty_idle_minutes_or_twelve_hours,
     the_traveller_alone_sees_the_contact_and_only_masked,
     a_traveller_link_that_opens_nothing_says_so_alike_for_every_fault,
     withdrawing_from_the_page_needs_the_confirmation,
@@ -382,6 +383,27 @@ async fn signing_out_or_revoking_the_key_ends_the_session(app: TestApp) {
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(location(&agency.get("/agency").await), "/sign-in");
+}
+
+async fn a_session_ends_after_thirty_idle_minutes_or_twelve_hours(app: TestApp) {
+    let mut officer = Visitor::new(&app);
+    officer.sign_in(&app.officer.api_key).await;
+    // Kept alive by a page view every 25 minutes...
+    for _ in 0..4 {
+        app.clock.advance(time::Duration::minutes(25));
+        assert_eq!(officer.get("/console").await.status(), 200);
+    }
+    // ...but not after 31 idle minutes.
+    app.clock.advance(time::Duration::minutes(31));
+    assert_eq!(location(&officer.get("/console").await), "/sign-in");
+
+    let mut agency = Visitor::new(&app);
+    agency.sign_in(&app.agency.party.api_key).await;
+    for _ in 0..29 {
+        app.clock.advance(time::Duration::minutes(25));
+        agency.get("/agency").await;
+    }
+    assert_eq!(location(&agency.get("/agency").await), "/sign-in", "twelve hours at most");
 }
 
 async fn the_traveller_alone_sees_the_contact_and_only_masked(app: TestApp) {
