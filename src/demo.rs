@@ -144,6 +144,7 @@ In another shell, from the same directory:
   curl -s $PASSERELLE_URL/v1/receipts -H "Authorization: Bearer $AGENCY_KEY"
 
   # 6. The traveller withdraws with the code from the receipt; the next request is refused
+  #    (in a browser: open the "traveller_page" link of {d}/recorded.json, and press Withdraw)
   CODE=$(sed -n 's/.*"withdrawal_code":"\([^"]*\)".*/\1/p' {d}/recorded.json)
   curl -s -X POST $PASSERELLE_URL/v1/withdrawals -H 'Content-Type: application/json' \
        --data "{{\"code\":\"$CODE\"}}"

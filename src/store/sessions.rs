@@ -82,7 +82,11 @@ pub async fn find(
 
 /// Marks a session seen now (it stays open `idle` longer).
 #[instrument(skip_all)]
-pub async fn touch(conn: &mut Conn, id_sha256: &[u8], now: OffsetDateTime) -> Result<(), StoreError> {
+pub async fn touch(
+    conn: &mut Conn,
+    id_sha256: &[u8],
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
     sqlx::query("UPDATE web_sessions SET last_seen = $2 WHERE id_sha256 = $1")
         .bind(id_sha256)
         .bind(to_millis(now))

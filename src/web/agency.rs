@@ -101,10 +101,7 @@ pub async fn records(
             next_after,
         })) => {
             page.records = records;
-            page.next = next_after.map(|a| form::with_after(query, &a));
-            if !f("after").is_empty() {
-                page.first = Some(form::with_after(query, ""));
-            }
+            (page.next, page.first) = form::pager(query, next_after);
             ok(&page)
         }
         Err(problem) => search_error(page, problem, |p, e| p.error = Some(e)),
@@ -244,10 +241,7 @@ pub async fn receipts(
             next_after,
         })) => {
             page.receipts = receipts;
-            page.next = next_after.map(|a| form::with_after(query, &a.to_string()));
-            if !f("after").is_empty() {
-                page.first = Some(form::with_after(query, ""));
-            }
+            (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
         }
         Err(problem) => search_error(page, problem, |p, e| p.error = Some(e)),
@@ -407,7 +401,7 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let mut page = upload_page(lang, &session);
-    let form = match read_upload(multipart).await {
+    let mut form = match read_upload(multipart).await {
         Ok(form) => form,
         Err(problem) => return upload_error(page, problem),
     };
@@ -451,7 +445,7 @@ pub async fn upload(
     } else {
         let request = Request::builder()
             .header(header::CONTENT_TYPE, media_type)
-            .body(Body::from(form.file.clone()))
+            .body(Body::from(std::mem::take(&mut form.file)))
             .expect("a request from a content type and bytes");
         batch::upload(
             State(state.clone()),

@@ -167,10 +167,7 @@ pub async fn search(
             page.rows = entries.iter().map(|e| EntryRow::from(&e.entry)).collect();
             page.total = total;
             page.tree_size = tree_size;
-            page.next = next_after.map(|a| form::with_after(query, &a.to_string()));
-            if !form::field(query, "after").is_empty() {
-                page.first = Some(form::with_after(query, ""));
-            }
+            (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
         }
         Err(problem) if problem.kind().status().is_client_error() => {
@@ -787,7 +784,10 @@ mod tests {
         assert!(html.contains(r#"<progress id="progress" max="100" value="40">"#));
         assert!(html.contains("4000 / 10000"));
         assert!(html.contains(r#"<meta http-equiv="refresh" content="1">"#));
-        assert!(!html.contains(r#"id="verify""#), "no second run while one runs");
+        assert!(
+            !html.contains(r#"id="verify""#),
+            "no second run while one runs"
+        );
     }
 
     #[test]

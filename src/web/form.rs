@@ -7,10 +7,15 @@ use serde::de::DeserializeOwned;
 
 /// Parses an `application/x-www-form-urlencoded` body.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Problem> {
-    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(body));
+    urlencoded(body, "form")
+}
+
+/// Parses urlencoded pairs, naming the field at fault (or `whole`).
+fn urlencoded<T: DeserializeOwned>(bytes: &[u8], whole: &str) -> Result<T, Problem> {
+    let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(bytes));
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let field = match err.path().to_string().as_str() {
-            "." | "" => "form".to_string(),
+            "." | "" => whole.to_string(),
             path => path.to_string(),
         };
         Problem::field(
@@ -52,19 +57,7 @@ fn day(value: &str) -> Option<time::Date> {
 
 /// Parses a prepared query string into an API query type.
 pub fn query<T: DeserializeOwned>(prepared: &str) -> Result<T, Problem> {
-    let deserializer =
-        serde_urlencoded::Deserializer::new(form_urlencoded::parse(prepared.as_bytes()));
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
-        let field = match err.path().to_string().as_str() {
-            "." | "" => "query".to_string(),
-            path => path.to_string(),
-        };
-        Problem::field(
-            ProblemKind::InvalidField,
-            field,
-            err.into_inner().to_string(),
-        )
-    })
+    urlencoded(prepared.as_bytes(), "query")
 }
 
 /// The value of one form field in a query string, as typed (for refilling the form).
@@ -87,6 +80,14 @@ pub fn with_after(query: Option<&str>, after: &str) -> String {
         out.append_pair("after", after);
     }
     out.finish()
+}
+
+/// The links to the next page (when the API gave a cursor) and back to the first (when
+/// this is not the first), keeping the search's filters.
+pub fn pager(query: Option<&str>, next_after: Option<String>) -> (Option<String>, Option<String>) {
+    let next = next_after.map(|after| with_after(query, &after));
+    let first = (!field(query, "after").is_empty()).then(|| with_after(query, ""));
+    (next, first)
 }
 
 /// A cookie's value.

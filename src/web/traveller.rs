@@ -99,7 +99,7 @@ pub async fn page(State(state): State<AppState>, lang: Lang, Path(code): Path<St
         })
         .unwrap_or_default();
     ok(&TravellerPage {
-        withdrawable: matches!(view.state, ConsentState::Given | ConsentState::Expired),
+        withdrawable: view.state == ConsentState::Given,
         frame,
         code,
         view,

@@ -372,11 +372,16 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
     let granted = app.request_token(&app.airline.api_key, &request).await;
     assert_eq!(granted.status(), 201);
     let token: Value = granted.json().await.unwrap();
-    let released = app.redeem(&app.airline.api_key, token["token"].as_str().unwrap()).await;
+    let released = app
+        .redeem(&app.airline.api_key, token["token"].as_str().unwrap())
+        .await;
     assert_eq!(released.status(), 200);
     browser.goto(&format!("{}/agency/receipts", app.url)).await;
     let uses = browser.text("#receipts tbody").await;
-    assert!(uses.contains("token_request") && uses.contains("token_redemption"), "{uses}");
+    assert!(
+        uses.contains("token_request") && uses.contains("token_redemption"),
+        "{uses}"
+    );
     assert!(uses.contains("Air France (AF)"));
     browser.screenshot("3-receipts").await;
     browser.close().await;

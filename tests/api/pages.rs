@@ -403,7 +403,11 @@ async fn a_session_ends_after_thirty_idle_minutes_or_twelve_hours(app: TestApp) 
         app.clock.advance(time::Duration::minutes(25));
         agency.get("/agency").await;
     }
-    assert_eq!(location(&agency.get("/agency").await), "/sign-in", "twelve hours at most");
+    assert_eq!(
+        location(&agency.get("/agency").await),
+        "/sign-in",
+        "twelve hours at most"
+    );
 }
 
 async fn the_traveller_alone_sees_the_contact_and_only_masked(app: TestApp) {
@@ -483,24 +487,15 @@ async fn withdrawing_from_the_page_needs_the_confirmation(app: TestApp) {
         .post_form(&format!("/t/{code}/withdraw"), &[("confirm", "maybe")])
         .await;
     assert_eq!(unconfirmed.status(), 422);
-    let record = app
-        .get_json(
-            &format!("/v1/consents/{}", uploaded["consent_id"].as_str().unwrap()),
-            &app.agency.party.api_key,
-        )
-        .await;
+    let consent = format!("/v1/consents/{}", uploaded["consent_id"].as_str().unwrap());
+    let record = app.get_json(&consent, &app.agency.party.api_key).await;
     assert_eq!(record["state"], "given", "nothing withdrawn");
 
     let done = traveller
         .post_form(&format!("/t/{code}/withdraw"), &[("confirm", "yes")])
         .await;
     assert_eq!(done.status(), 200);
-    let record = app
-        .get_json(
-            &format!("/v1/consents/{}", uploaded["consent_id"].as_str().unwrap()),
-            &app.agency.party.api_key,
-        )
-        .await;
+    let record = app.get_json(&consent, &app.agency.party.api_key).await;
     assert_eq!(record["state"], "withdrawn");
     assert_eq!(record["withdrawn_by"], "traveller");
 }
