@@ -601,16 +601,17 @@ pub async fn report_csv(
     };
     let mut writer = csv::Writer::from_writer(Vec::new());
     for row in table {
-        if writer.write_record(&row).is_err() {
+        let row = row.iter().map(|cell| spreadsheet_safe(cell).into_owned());
+        if writer.write_record(row).is_err() {
             return problem_page(frame(), Problem::internal("CSV writer failed"));
         }
     }
     let bytes = writer.into_inner().unwrap_or_default();
     let disposition = format!(
-        "attachment; filename=\"passerelle-{}-{}-{}\"",
+        "attachment; filename=\"passerelle-{}-{}-{}.csv\"",
         name.trim_end_matches(".csv"),
         report.since.get(..10).unwrap_or_default(),
-        name
+        report.until.get(..10).unwrap_or_default(),
     );
     let mut response = (
         StatusCode::OK,
@@ -624,6 +625,15 @@ pub async fn report_csv(
             .insert(header::CONTENT_DISPOSITION, value);
     }
     response
+}
+
+/// A cell a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`
+/// or a control character is prefixed with `'` (OWASP's advice on CSV injection).
+fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
 }
 
 /// The rows of one report table, header first.
@@ -788,6 +798,14 @@ mod tests {
             !html.contains(r#"id="verify""#),
             "no second run while one runs"
         );
+    }
+
+    #[test]
+    fn a_cell_that_reads_as_a_formula_is_defused() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("-1-1"), "'-1-1");
+        assert_eq!(spreadsheet_safe("IRR-2026"), "IRR-2026");
+        assert_eq!(spreadsheet_safe("0.5000"), "0.5000");
     }
 
     #[test]
