@@ -23,6 +23,7 @@ on_both_engines!(
     an_agency_sees_only_its_own_records,
     every_report_table_downloads_as_csv,
     an_upload_that_cannot_be_read_names_the_field_and_stores_nothing,
+    a_pnrs_contact_elements_upload_from_the_page,
     pages_speak_french_when_asked,
 );
 
@@ -663,6 +664,80 @@ async fn an_upload_that_cannot_be_read_names_the_field_and_stores_nothing(app: T
         .get_json("/v1/consents", &app.agency.party.api_key)
         .await;
     assert!(listed["records"].as_array().unwrap().is_empty());
+}
+
+async fn a_pnrs_contact_elements_upload_from_the_page(app: TestApp) {
+    let mut import = serde_json::json!({
+        "gds": "amadeus",
+        "booking": {"record_locator": "AMA001", "segments": [{"carrier": "AF", "flight_number": "1234", "date": crate::helpers::FLIGHT_DATE}]},
+        "jurisdiction": "FR",
+        "consent": {"purposes": ["cancellation"], "recipients": "itinerary",
+            "notice": {"version": "n-1", "language": "fr", "sha256": crate::helpers::NOTICE_SHA256},
+            "collection_method": "recorded_call", "collected_at": "2026-11-20T09:30:00Z"},
+        "passengers": [
+            {"ref": "P1", "surname": "Dupont", "given_name": "Marie", "record_id": "AMA001-1"},
+            {"ref": "P2", "surname": "Dupont", "given_name": "Paul", "record_id": "AMA001-2"}
+        ],
+        "elements": "SRCTCM-33612345678/FR/P1\nSRCTCE-MARIE.DUPONT//EXAMPLE.FR/P1\nSRCTCR-REFUSED/P2",
+    });
+    let mut agency = Visitor::new(&app);
+    agency.sign_in(&app.agency.party.api_key).await;
+    let csrf = agency.csrf("/agency/upload").await;
+    let upload = |import: &Value| {
+        let text = import.to_string();
+        (csrf.clone(), text)
+    };
+
+    // Unsigned, each passenger is reported as lacking a signature; the statements the
+    // API hands back to sign (they hold the contact) are not shown on the page.
+    let (token, text) = upload(&import);
+    let unsigned = agency
+        .post_multipart(
+            "/agency/upload",
+            &[
+                ("csrf", "", &token),
+                ("format", "", "ssr"),
+                ("file", "pnr.json", &text),
+            ],
+        )
+        .await;
+    assert_eq!(unsigned.status(), 200);
+    let html = unsigned.text().await.unwrap();
+    assert!(html.contains("passengers[0].signature") && html.contains("passengers[1].signature"));
+    assert!(!html.contains("33612345678") && !html.to_lowercase().contains("marie.dupont"));
+
+    let statements: Value = app
+        .post("/v1/consents/ssr", &app.agency.party.api_key, &import)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for i in 0..2 {
+        let statement = &statements["results"][i]["statement"];
+        import["passengers"][i]["signature"] =
+            app.signed(&app.agency.jwk, statement)["signature"].clone();
+    }
+    let (token, text) = upload(&import);
+    let signed = agency
+        .post_multipart(
+            "/agency/upload",
+            &[
+                ("csrf", "", &token),
+                ("format", "", "ssr"),
+                ("file", "pnr.json", &text),
+            ],
+        )
+        .await;
+    let html = signed.text().await.unwrap();
+    assert!(
+        html.contains(r#"<strong id="count-stored">2</strong>"#),
+        "both passengers stored"
+    );
+    assert_eq!(
+        html.matches("class=\"traveller-link\"").count(),
+        1,
+        "a link for the one who consented"
+    );
 }
 
 async fn pages_speak_french_when_asked(app: TestApp) {
