@@ -161,14 +161,12 @@ pub fn mask_mobile(e164: &str) -> String {
         ),
         Err(_) => (String::new(), e164.trim_start_matches('+').to_string()),
     };
-    let digits: Vec<char> = national.chars().collect();
-    let n = digits.len();
-    let shown: String = digits
-        .iter()
+    let n = national.chars().count();
+    let chars: Vec<char> = national
+        .chars()
         .enumerate()
-        .map(|(i, d)| if i == 0 || i + 2 >= n { *d } else { '•' })
-        .collect::<String>();
-    let chars: Vec<char> = shown.chars().collect();
+        .map(|(i, d)| if i == 0 || i + 2 >= n { d } else { '•' })
+        .collect();
     // Pairs from the right; the first group takes what is left (one to three digits).
     let mut groups = Vec::new();
     let mut end = chars.len();
