@@ -13,6 +13,7 @@ mod consents;
 mod edges;
 mod fakes;
 mod flights;
+mod isolation;
 mod log;
 mod openapi;
 mod pages;
