@@ -10,6 +10,7 @@ mod bulk;
 mod cli;
 mod compliance;
 mod consents;
+mod crash;
 mod edges;
 mod fakes;
 mod flights;

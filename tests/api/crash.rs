@@ -1,0 +1,387 @@
+//! Crashes: the real broker is killed with SIGKILL in the middle of an all-or-nothing
+//! bulk upload and of a release storm, then restarted on the same database. Nothing
+//! acknowledged is lost, no batch is half stored, no release lacks its audit entry,
+//! and `passerelle audit verify` passes.
+
+use crate::helpers::{postgres_url, Engine};
+use crate::on_both_engines_with_engine;
+use passerelle::store::Store;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+on_both_engines_with_engine!(
+    a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all,
+    a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_audit_entry,
+);
+
+/// A database for the broker processes: a SQLite file, or a fresh PostgreSQL schema.
+struct Database {
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+async fn database(engine: Engine) -> Option<Database> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match engine {
+        Engine::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("passerelle.db").display()
+        ),
+        Engine::Postgres => {
+            let base = postgres_url();
+            let admin = match Store::connect(&base).await {
+                Ok(admin) => admin,
+                Err(err) => {
+                    if std::env::var("CI").is_ok_and(|v| v == "true") {
+                        panic!("CI=true but PostgreSQL is unreachable: {err}");
+                    }
+                    eprintln!("skipping a PostgreSQL crash test: {err}");
+                    return None;
+                }
+            };
+            let schema = format!(
+                "passerelle_t_{}_crash_{}",
+                std::process::id(),
+                &passerelle::domain::ids::new_id("x")[2..12]
+            );
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(admin.reader())
+                .await
+                .unwrap();
+            admin.close().await;
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}options=-c%20search_path%3D{schema}")
+        }
+    };
+    Some(Database { url, dir })
+}
+
+/// A broker process started with `serve --demo`, and the keys it printed.
+struct Broker {
+    child: Child,
+    url: String,
+    demo: PathBuf,
+}
+
+impl Broker {
+    fn start(db: &Database) -> Broker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+            .arg("--data-dir")
+            .arg(db.dir.path())
+            .args([
+                "--database-url",
+                &db.url,
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the broker starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("the demo prints its address").unwrap();
+            if let Some(url) = line.strip_prefix("Passerelle demo is ready at ") {
+                break url.trim().to_string();
+            }
+        };
+        // Keep reading what it prints, so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Broker {
+            child,
+            url,
+            demo: db.dir.path().join("passerelle-demo"),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        let env = std::fs::read_to_string(self.demo.join("demo.env")).unwrap();
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap()
+            .to_string()
+    }
+
+    /// SIGKILL: no shutdown, no flush, no final checkpoint.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// `n` signed statements for the demo agency, one traveller each on the demo flight.
+fn statements(demo: &Path, n: usize, prefix: &str) -> Vec<Value> {
+    let jwk = passerelle::cli::read_jwk(&demo.join("agency.jwk")).unwrap();
+    let template: Value =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("consent.json")).unwrap()).unwrap();
+    (0..n)
+        .map(|i| {
+            let mut s = template.clone();
+            s["record_id"] = json!(format!("{prefix}-{i}"));
+            s["booking"]["record_locator"] = json!(format!("{}{i:05}", &prefix[..1]));
+            s["traveller"]["surname"] = json!(format!("Traveller{}", letters(i)));
+            s["traveller"]["mobile"] = json!(format!("+336{:08}", 10_000_000 + i));
+            s["traveller"]["email"] = json!(format!("t{i}@example.fr"));
+            passerelle::cli::sign_statement(&jwk, &s.to_string()).unwrap()
+        })
+        .collect()
+}
+
+/// A name made of letters only (names take no digits).
+fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+        if i == 0 {
+            return s;
+        }
+    }
+}
+
+fn audit_verify(db: &Database) {
+    let output = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--data-dir")
+        .arg(db.dir.path())
+        .args(["--database-url", &db.url, "audit", "verify"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && said.contains("intact"),
+        "audit verify: {said} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+async fn count(store: &Store, sql: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(sql).fetch_one(store.reader()).await.unwrap();
+    n
+}
+
+async fn a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all(engine: Engine) {
+    let Some(db) = database(engine).await else {
+        return;
+    };
+    let broker = Broker::start(&db);
+    const N: usize = 1500;
+    let body: String = statements(&broker.demo, N, "BULK")
+        .iter()
+        .map(|s| s.to_string() + "\n")
+        .collect();
+    let client = reqwest::Client::new();
+    let upload = client
+        .post(format!("{}/v1/consents/batch?atomic=true", broker.url))
+        .bearer_auth(broker.key("AGENCY_KEY"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send();
+    let upload = tokio::spawn(upload);
+    // Kill while the batch is being verified and written.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let acknowledged = upload.is_finished();
+    broker.kill();
+    let answered = upload.await.unwrap().map(|r| r.status().as_u16()).ok();
+
+    let broker = Broker::start(&db);
+    let store = Store::connect(&db.url).await.unwrap();
+    let stored = count(
+        &store,
+        "SELECT COUNT(*) FROM consents WHERE agency_record_id LIKE 'BULK-%'",
+    )
+    .await;
+    let audited = count(
+        &store,
+        "SELECT COUNT(*) FROM audit_entries WHERE action = 'consent_upload'",
+    )
+    .await;
+    eprintln!("bulk upload killed after 400 ms: {stored} of {N} stored, answered {answered:?}");
+    assert!(
+        stored == 0 || stored == N as i64,
+        "no half-stored batch: {stored} of {N}"
+    );
+    if acknowledged || answered == Some(200) {
+        assert_eq!(stored, N as i64, "an acknowledged batch is kept");
+    }
+    assert_eq!(
+        audited, stored,
+        "each stored record has its audit entry, and no entry is without one"
+    );
+    store.close().await;
+    drop(broker);
+    audit_verify(&db);
+
+    // The broker works on after the crash: the same batch again is stored whole.
+    let broker = Broker::start(&db);
+    let body: String = statements(&broker.demo, 20, "AFTER")
+        .iter()
+        .map(|s| s.to_string() + "\n")
+        .collect();
+    let again = client
+        .post(format!("{}/v1/consents/batch?atomic=true", broker.url))
+        .bearer_auth(broker.key("AGENCY_KEY"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "{}", again.text().await.unwrap());
+}
+
+async fn a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_audit_entry(
+    engine: Engine,
+) {
+    let Some(db) = database(engine).await else {
+        return;
+    };
+    let broker = Broker::start(&db);
+    let client = reqwest::Client::new();
+    let body: String = statements(&broker.demo, 300, "STORM")
+        .iter()
+        .map(|s| s.to_string() + "\n")
+        .collect();
+    let uploaded = client
+        .post(format!("{}/v1/consents/batch", broker.url))
+        .bearer_auth(broker.key("AGENCY_KEY"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 200);
+    let request: Value = serde_json::from_str(
+        &std::fs::read_to_string(broker.demo.join("flight-request.json")).unwrap(),
+    )
+    .unwrap();
+    let airline = broker.key("AIRLINE_KEY");
+    let grant: Value = client
+        .post(format!("{}/v1/flights/release-tokens", broker.url))
+        .bearer_auth(&airline)
+        .json(&request)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tokens: Vec<String> = grant["granted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens.len(), 300, "{}", grant["counts"]);
+
+    // 32 clients redeem every token; the broker is killed a third of the way in.
+    let acknowledged: Arc<std::sync::Mutex<Vec<(i64, String)>>> = Arc::default();
+    let done = Arc::new(AtomicUsize::new(0));
+    let queue = Arc::new(std::sync::Mutex::new(tokens));
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let (queue, acknowledged, done, client, url, airline) = (
+            queue.clone(),
+            acknowledged.clone(),
+            done.clone(),
+            client.clone(),
+            broker.url.clone(),
+            airline.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            loop {
+                let Some(token) = queue.lock().unwrap().pop() else {
+                    return;
+                };
+                let Ok(response) = client
+                    .post(format!("{url}/v1/releases"))
+                    .bearer_auth(&airline)
+                    .json(&json!({"token": token}))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if response.status() == 200 {
+                    if let Ok(released) = response.json::<Value>().await {
+                        acknowledged.lock().unwrap().push((
+                            released["audit_index"].as_i64().unwrap(),
+                            released["token_id"].as_str().unwrap().to_string(),
+                        ));
+                    }
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    let started = Instant::now();
+    while done.load(Ordering::Relaxed) < 100 && started.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    broker.kill();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    eprintln!(
+        "release storm killed after {} acknowledged releases of 300",
+        acknowledged.len()
+    );
+    assert!(
+        !acknowledged.is_empty() && acknowledged.len() < 300,
+        "killed midway: {}",
+        acknowledged.len()
+    );
+
+    let broker = Broker::start(&db);
+    let store = Store::connect(&db.url).await.unwrap();
+    for (index, token_id) in &acknowledged {
+        let row: Option<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT action, outcome, token_id FROM audit_entries WHERE idx = $1")
+                .bind(index)
+                .fetch_optional(store.reader())
+                .await
+                .unwrap();
+        let (action, outcome, logged) =
+            row.unwrap_or_else(|| panic!("acknowledged release at {index} is in the log"));
+        assert_eq!(
+            (action.as_str(), outcome.as_str()),
+            ("token_redemption", "released")
+        );
+        assert_eq!(logged.as_deref(), Some(token_id.as_str()));
+    }
+    // Every use taken from a token has its audit entry, and no entry is without one.
+    let per_token: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT t.id, CAST(t.uses_left AS BIGINT), CAST((SELECT COUNT(*) FROM audit_entries e \
+         WHERE e.token_id = t.id AND e.action = 'token_redemption' AND e.outcome = 'released') AS BIGINT) \
+         FROM release_tokens t",
+    )
+    .fetch_all(store.reader())
+    .await
+    .unwrap();
+    let uses = grant["granted"][0]["uses"].as_i64().unwrap();
+    for (token, left, released) in &per_token {
+        assert_eq!(
+            uses - left,
+            *released,
+            "token {token}: uses taken = releases in the log"
+        );
+    }
+    let total: i64 = per_token.iter().map(|(_, _, r)| r).sum();
+    assert!(total >= acknowledged.len() as i64);
+    store.close().await;
+    drop(broker);
+    audit_verify(&db);
+}
