@@ -1,0 +1,410 @@
+//! The bounded load test: the real broker (the release binary, on loopback) held by
+//! 200 concurrent clients for several minutes, then stopped. Clients mix what a
+//! disruption brings: airlines asking for tokens and redeeming them, agencies reading
+//! the uses of their clients' data, the officer searching the audit trail, travellers
+//! opening their page's data. It prints throughput, latency per kind of request, every
+//! error, and the broker's resident memory over the run.
+//!
+//! `cargo bench --bench load` (`-- --seconds 180 --clients 200 --travellers 2000`;
+//! `--postgres-url URL` runs it on a fresh schema of that PostgreSQL instead of SQLite).
+
+use clap::Parser;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Options.
+#[derive(Parser)]
+struct Args {
+    /// How long the clients run.
+    #[arg(long, default_value_t = 180)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 200)]
+    clients: usize,
+    /// Travellers seeded on the demo flight.
+    #[arg(long, default_value_t = 2000)]
+    travellers: usize,
+    /// Run on a fresh schema of this PostgreSQL instead of a SQLite file.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// Kinds of request, as reported.
+const KINDS: [&str; 5] = [
+    "token request",
+    "release",
+    "agency receipts",
+    "audit search",
+    "traveller uses",
+];
+
+struct Broker {
+    child: Child,
+    url: String,
+    env: String,
+}
+
+impl Broker {
+    fn key(&self, name: &str) -> String {
+        self.env
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .expect("the demo wrote the key")
+            .to_string()
+    }
+
+    /// Resident and peak resident memory (kB), from /proc.
+    fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+fn start(dir: &Path, database_url: &str) -> Broker {
+    // The load is one airline's: its rate limit is raised so that the test measures
+    // the broker, not the limiter.
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
+        let text =
+            std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        let text = text
+            .replace("requests_per_second = 50", "requests_per_second = 1000000")
+            .replace("burst = 200", "burst = 1000000");
+        std::fs::write(policies.join(name), text).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--database-url",
+            database_url,
+            "serve",
+            "--demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--policy-dir",
+        ])
+        .arg(&policies)
+        .env("PASSERELLE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the broker starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the demo prints its address").unwrap();
+        if let Some(url) = line.strip_prefix("Passerelle demo is ready at ") {
+            break url.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let env = std::fs::read_to_string(dir.join("passerelle-demo/demo.env")).unwrap();
+    Broker { child, url, env }
+}
+
+fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+        if i == 0 {
+            return s;
+        }
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = match &args.postgres_url {
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("passerelle.db").display()
+        ),
+        Some(base) => {
+            let store = passerelle::store::Store::connect(base)
+                .await
+                .expect("PostgreSQL answers");
+            let schema = format!("passerelle_load_{}", std::process::id());
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(store.reader())
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(store.reader())
+                .await
+                .unwrap();
+            let separator = if base.contains('?') { '&' } else { '?' };
+            format!("{base}{separator}options=-c%20search_path%3D{schema}")
+        }
+    };
+    let engine = if args.postgres_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite (synchronous=FULL)"
+    };
+    let broker = start(dir.path(), &database_url);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.clients)
+        .build()
+        .unwrap();
+
+    // Seed: travellers on the demo flight, each with a signed consent.
+    let demo = dir.path().join("passerelle-demo");
+    let jwk = passerelle::cli::read_jwk(&demo.join("agency.jwk")).unwrap();
+    let template: Value =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("consent.json")).unwrap()).unwrap();
+    let request_template: Value =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("token-request.json")).unwrap())
+            .unwrap();
+    let mut body = String::new();
+    let mut travellers = Vec::new();
+    for i in 0..args.travellers {
+        let mut s = template.clone();
+        let locator = format!("L{i:05}");
+        let surname = format!("Load{}", letters(i));
+        s["record_id"] = json!(format!("LOAD-{i}"));
+        s["booking"]["record_locator"] = json!(locator);
+        s["traveller"]["surname"] = json!(surname);
+        s["traveller"]["mobile"] = json!(format!("+336{:08}", 20_000_000 + i));
+        s["traveller"]["email"] = json!(format!("load{i}@example.fr"));
+        body.push_str(
+            &passerelle::cli::sign_statement(&jwk, &s.to_string())
+                .unwrap()
+                .to_string(),
+        );
+        body.push('\n');
+        let mut request = request_template.clone();
+        request["record_locator"] = json!(locator);
+        request["traveller"]["surname"] = json!(surname.to_uppercase());
+        travellers.push(request);
+    }
+    let seeded = Instant::now();
+    let report: Value = client
+        .post(format!("{}/v1/consents/batch", broker.url))
+        .bearer_auth(broker.key("AGENCY_KEY"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let codes: Vec<String> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["withdrawal_code"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        codes.len(),
+        args.travellers,
+        "every traveller is seeded: {}",
+        report["counts"]
+    );
+    println!(
+        "load test on {engine}: {} travellers seeded in {:.1} s; {} clients for {} s",
+        args.travellers,
+        seeded.elapsed().as_secs_f64(),
+        args.clients,
+        args.seconds
+    );
+
+    let travellers = Arc::new(travellers);
+    let codes = Arc::new(codes);
+    let latencies: Arc<Mutex<Vec<Vec<u32>>>> = Arc::new(Mutex::new(vec![Vec::new(); KINDS.len()]));
+    let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let requests = Arc::new(AtomicU64::new(0));
+    let (airline, agency, officer) = (
+        broker.key("AIRLINE_KEY"),
+        broker.key("AGENCY_KEY"),
+        broker.key("OFFICER_KEY"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..args.clients {
+        let (client, url, travellers, codes, latencies, errors, requests) = (
+            client.clone(),
+            broker.url.clone(),
+            travellers.clone(),
+            codes.clone(),
+            latencies.clone(),
+            errors.clone(),
+            requests.clone(),
+        );
+        let (airline, agency, officer) = (airline.clone(), agency.clone(), officer.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine: Vec<Vec<u32>> = vec![Vec::new(); KINDS.len()];
+            let mut i = c;
+            while Instant::now() < deadline {
+                i += 1;
+                let t = (c * 7919 + i) % travellers.len();
+                let (kind, request) = match i % 10 {
+                    0..=4 => (
+                        0,
+                        client
+                            .post(format!("{url}/v1/release-tokens"))
+                            .bearer_auth(&airline)
+                            .json(&travellers[t]),
+                    ),
+                    5 | 6 => (
+                        2,
+                        client
+                            .get(format!("{url}/v1/receipts?limit=50"))
+                            .bearer_auth(&agency),
+                    ),
+                    7 | 8 => (
+                        3,
+                        client
+                            .get(format!(
+                                "{url}/v1/audit/entries?limit=50&action=token_redemption"
+                            ))
+                            .bearer_auth(&officer),
+                    ),
+                    _ => (
+                        4,
+                        client
+                            .post(format!("{url}/v1/traveller/uses"))
+                            .json(&json!({"code": codes[t]})),
+                    ),
+                };
+                let sent = Instant::now();
+                let outcome = request.send().await;
+                mine[kind].push(sent.elapsed().as_micros() as u32);
+                requests.fetch_add(1, Ordering::Relaxed);
+                let response = match outcome {
+                    Ok(r) if r.status().is_success() => r,
+                    Ok(r) => {
+                        errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("{}: {}", KINDS[kind], r.status()));
+                        continue;
+                    }
+                    Err(e) => {
+                        errors.lock().unwrap().push(format!("{}: {e}", KINDS[kind]));
+                        continue;
+                    }
+                };
+                if kind == 0 {
+                    let Ok(granted) = response.json::<Value>().await else {
+                        continue;
+                    };
+                    let token = granted["token"].as_str().unwrap_or_default().to_string();
+                    let sent = Instant::now();
+                    let released = client
+                        .post(format!("{url}/v1/releases"))
+                        .bearer_auth(&airline)
+                        .json(&json!({"token": token}))
+                        .send()
+                        .await;
+                    mine[1].push(sent.elapsed().as_micros() as u32);
+                    requests.fetch_add(1, Ordering::Relaxed);
+                    match released {
+                        Ok(r) if r.status().is_success() => {}
+                        Ok(r) => errors
+                            .lock()
+                            .unwrap()
+                            .push(format!("release: {}", r.status())),
+                        Err(e) => errors.lock().unwrap().push(format!("release: {e}")),
+                    }
+                } else {
+                    let _ = response.bytes().await;
+                }
+            }
+            let mut all = latencies.lock().unwrap();
+            for (k, v) in mine.into_iter().enumerate() {
+                all[k].extend(v);
+            }
+        }));
+    }
+    // Memory every tenth of the run.
+    let mut samples = Vec::new();
+    let step = Duration::from_secs(args.seconds.max(10) / 10);
+    while Instant::now() < deadline {
+        tokio::time::sleep(step.min(deadline.saturating_duration_since(Instant::now()))).await;
+        let (rss, _) = broker.memory();
+        samples.push((
+            started.elapsed().as_secs(),
+            rss,
+            requests.load(Ordering::Relaxed),
+        ));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let total = requests.load(Ordering::Relaxed);
+    let (_, peak) = broker.memory();
+    println!(
+        "{total} requests in {elapsed:.1} s: {:.0} requests/s",
+        total as f64 / elapsed
+    );
+    let mut latencies = latencies.lock().unwrap();
+    for (k, name) in KINDS.iter().enumerate() {
+        let v = &mut latencies[k];
+        v.sort_unstable();
+        println!(
+            "  {name:16} {:>8} requests  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms",
+            v.len(),
+            percentile(v, 0.5),
+            percentile(v, 0.99),
+            v.last().copied().unwrap_or(0) as f64 / 1000.0
+        );
+    }
+    let errors = errors.lock().unwrap();
+    println!("errors: {}", errors.len());
+    for e in errors.iter().take(10) {
+        println!("  {e}");
+    }
+    println!("broker resident memory (s: MiB, requests so far):");
+    for (at, rss, n) in &samples {
+        println!("  {at:>5} s: {:>7.1} MiB  {n}", *rss as f64 / 1024.0);
+    }
+    println!("peak resident memory: {:.1} MiB", peak as f64 / 1024.0);
+    if let (Some(first), Some(last)) = (samples.get(samples.len() / 4), samples.last()) {
+        println!(
+            "memory from a quarter of the run to its end: {:+.1} MiB",
+            (last.1 as f64 - first.1 as f64) / 1024.0
+        );
+    }
+    if !errors.is_empty() {
+        std::process::exit(1);
+    }
+}
