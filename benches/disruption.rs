@@ -1,0 +1,738 @@
+//! The disruption-day benchmark: an ash cloud closes airspace and every airline asks
+//! for its passengers at once.
+//!
+//! It seeds a population (travellers across agencies, bookings of one or two, flights
+//! of several airlines; consents given, refused, withdrawn and expired; a quarter of
+//! the agencies relay-only), starts the release binary on loopback, cancels a tenth of
+//! the flights, and has the airlines ask for each flight's tokens and redeem or relay
+//! them concurrently over HTTP. Then, on another tenth of the flights, releases are
+//! sent at a fixed rate (open loop) to read the latency at that rate.
+//!
+//! It prints, measured in the same run: consents ingested per second beside the
+//! Ed25519 verifications per second of this machine; releases per second; p50, p99 and
+//! max of token requests and releases; audited appends per second beside raw
+//! multi-row insert rows per second on the same database; the broker's peak memory.
+//!
+//! `cargo bench --bench disruption` (1,000,000 travellers, 5,000 flights);
+//! `-- --ci` is the small run `.ci/run` makes; `--postgres-url URL` runs on PostgreSQL.
+
+use clap::Parser;
+use passerelle::crypto::canonical;
+use passerelle::crypto::jws::{self, Jwk};
+use passerelle::store::Store;
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// Options.
+#[derive(Parser)]
+struct Args {
+    /// Travellers.
+    #[arg(long, default_value_t = 1_000_000)]
+    travellers: usize,
+    /// Flights.
+    #[arg(long, default_value_t = 5_000)]
+    flights: usize,
+    /// Agencies.
+    #[arg(long, default_value_t = 20)]
+    agencies: usize,
+    /// Airlines (at most 10).
+    #[arg(long, default_value_t = 10)]
+    airlines: usize,
+    /// Requests in flight during the storm.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Releases per second of the paced phase.
+    #[arg(long, default_value_t = 5_000)]
+    paced_rate: u64,
+    /// The small run of CI: 10,000 travellers, 100 flights, 4 agencies, 4 airlines.
+    #[arg(long)]
+    ci: bool,
+    /// Run on a fresh schema of this PostgreSQL instead of a SQLite file.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+const AIRLINES: [&str; 10] = ["AF", "KL", "LH", "BA", "IB", "AZ", "LX", "OS", "SN", "TP"];
+
+/// A traveller of the population.
+struct Traveller {
+    agency: usize,
+    statement: Value,
+    /// 0 given, 1 refused, 2 withdrawn (after upload), 3 expired.
+    state: u8,
+}
+
+fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+        if i == 0 {
+            return s;
+        }
+    }
+}
+
+fn iata(k: usize) -> String {
+    let seven = 1_234_500 + k;
+    format!("{seven:07}{}", seven % 7)
+}
+
+fn population(args: &Args, date: &str) -> Vec<Traveller> {
+    (0..args.travellers)
+        .map(|i| {
+            let booking = i / 2;
+            let flight = booking % args.flights;
+            let agency = booking % args.agencies;
+            let airline = AIRLINES[flight % args.airlines];
+            // Decorrelated from the flight (a hash of the index), so every flight
+            // carries the same mix of states.
+            let state = match (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) % 20 {
+                0 => 1,
+                1 => 2,
+                2 => 3,
+                _ => 0,
+            };
+            let mut consent = json!({
+                "purposes": ["cancellation", "delay", "schedule_change"],
+                "data_categories": ["mobile", "email"],
+                "recipients": "itinerary",
+                "notice": {"version": "n-1", "language": "fr", "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"},
+                "collection_method": "online_checkbox",
+                "collected_at": "2026-10-01T09:30:00Z"
+            });
+            if state == 3 {
+                consent["valid_until"] = json!("2026-11-01T00:00:00Z");
+            }
+            let mut traveller = json!({"surname": format!("Trav{}", letters(i)), "given_name": "Marie"});
+            if state != 1 {
+                traveller["mobile"] = json!(format!("+336{:08}", 10_000_000 + i % 80_000_000));
+                traveller["email"] = json!(format!("t{i}@example.fr"));
+            }
+            let statement = json!({
+                "schema_version": "passerelle.consent.v1",
+                "record_id": format!("R{i}"),
+                "agency": iata(agency),
+                "jurisdiction": "FR",
+                "booking": {
+                    "record_locator": format!("D{booking:06}"),
+                    "segments": [{"carrier": airline, "flight_number": format!("{}", 100 + flight / args.airlines), "date": date}]
+                },
+                "traveller": traveller,
+                "decision": if state == 1 { "refused" } else { "given" },
+                "consent": consent
+            });
+            Traveller {
+                agency,
+                statement,
+                state,
+            }
+        })
+        .collect()
+}
+
+/// Ed25519 verifications per second on every core, measured now.
+fn verification_limit(signed: &[(Vec<u8>, String, usize)], keys: &[[u8; 32]]) -> f64 {
+    let sample = &signed[..signed.len().min(40_000)];
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for chunk in sample.chunks(sample.len().div_ceil(threads)) {
+            s.spawn(move || {
+                for (payload, signature, agency) in chunk {
+                    jws::parse(signature)
+                        .unwrap()
+                        .verify(&keys[*agency], payload)
+                        .unwrap();
+                }
+            });
+        }
+    });
+    sample.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Raw multi-row INSERT rows per second on the same database (500 rows a statement,
+/// 10,000 a transaction): the ceiling audited appends are compared with.
+async fn raw_insert_limit(store: &Store, rows: usize) -> f64 {
+    let pool = store.reader();
+    sqlx::query("DROP TABLE IF EXISTS bench_raw")
+        .execute(pool)
+        .await
+        .unwrap();
+    // SQLite takes any type name, so one statement serves both engines.
+    sqlx::query("CREATE TABLE bench_raw (idx BIGINT PRIMARY KEY, at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, hash BYTEA)")
+        .execute(pool)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut idx = 0i64;
+    while (idx as usize) < rows {
+        let mut tx = pool.begin().await.unwrap();
+        for _ in 0..20 {
+            let mut sql =
+                String::from("INSERT INTO bench_raw (idx, at, actor, action, hash) VALUES ");
+            for k in 0..500 {
+                if k > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "({}, {}, 'air_0123456789abcdef', 'token_redemption', NULL)",
+                    idx,
+                    1_790_000_000_000i64 + idx
+                ));
+                idx += 1;
+            }
+            sqlx::query(&sql).execute(&mut *tx).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let rate = idx as f64 / start.elapsed().as_secs_f64();
+    sqlx::query("DROP TABLE bench_raw")
+        .execute(pool)
+        .await
+        .unwrap();
+    rate
+}
+
+fn percentiles(mut v: Vec<f64>) -> String {
+    if v.is_empty() {
+        return "none".into();
+    }
+    v.sort_by(f64::total_cmp);
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    format!(
+        "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests)",
+        at(0.5),
+        at(0.99),
+        v[v.len() - 1],
+        v.len()
+    )
+}
+
+struct Broker {
+    child: Child,
+    url: String,
+}
+
+impl Broker {
+    fn peak_memory_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
+    let policies = dir.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
+        let text =
+            std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        // A disruption is exactly when airlines burst: the limiter is opened wide so
+        // that the benchmark measures the broker.
+        let text = text
+            .replace("requests_per_second = 50", "requests_per_second = 1000000")
+            .replace("burst = 200", "burst = 1000000");
+        std::fs::write(policies.join(name), text).unwrap();
+    }
+    let exe = env!("CARGO_BIN_EXE_passerelle");
+    let status = Command::new(exe)
+        .args(["keygen", "--data-key"])
+        .arg(dir.join("data.key"))
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(exe)
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--database-url",
+            database_url,
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--sms-gateway-url",
+            sink,
+            "--policy-dir",
+        ])
+        .arg(&policies)
+        .env("PASSERELLE_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the broker starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..200 {
+        if client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return Broker { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().ok();
+    child.wait().ok();
+    panic!("the broker did not become ready");
+}
+
+/// An SMS gateway that accepts everything, for relay-only agencies' messages.
+async fn sms_sink() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    let router = axum::Router::new().route("/sms", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = Args::parse();
+    if args.ci {
+        args.travellers = 10_000;
+        args.flights = 100;
+        args.agencies = 4;
+        args.airlines = 4;
+        args.paced_rate = args.paced_rate.min(2_000);
+    }
+    args.airlines = args.airlines.clamp(1, AIRLINES.len());
+    let dir = tempfile::tempdir().unwrap();
+    let (database_url, engine) = match &args.postgres_url {
+        None => (
+            format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("passerelle.db").display()
+            ),
+            "SQLite (synchronous=FULL)",
+        ),
+        Some(base) => {
+            let admin = Store::connect(base).await.expect("PostgreSQL answers");
+            let schema = format!("passerelle_disruption_{}", std::process::id());
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(admin.reader())
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                .execute(admin.reader())
+                .await
+                .unwrap();
+            admin.close().await;
+            let separator = if base.contains('?') { '&' } else { '?' };
+            (
+                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
+                "PostgreSQL",
+            )
+        }
+    };
+    println!(
+        "disruption day on {engine}: {} travellers, {} flights, {} agencies, {} airlines",
+        args.travellers, args.flights, args.agencies, args.airlines
+    );
+
+    // Parties, provisioned in the database before the broker starts.
+    let store = Store::connect(&database_url).await.unwrap();
+    store.migrate().await.unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let agency_jwks: Vec<Jwk> = (0..args.agencies)
+        .map(|k| Jwk::generate(&format!("a{k}")))
+        .collect();
+    let mut agency_keys = Vec::new();
+    for (k, jwk) in agency_jwks.iter().enumerate() {
+        let p = passerelle::provision::add_agency(
+            &store,
+            &iata(k),
+            &format!("Agency {k}"),
+            &[jwk.public()],
+            now,
+        )
+        .await
+        .unwrap();
+        agency_keys.push(p.api_key);
+    }
+    let mut airline_keys = Vec::new();
+    for code in &AIRLINES[..args.airlines] {
+        let p = passerelle::provision::add_airline(&store, code, &format!("Airline {code}"), now)
+            .await
+            .unwrap();
+        airline_keys.push(p.api_key);
+    }
+    let sink = sms_sink().await;
+    let broker = start_broker(dir.path(), &database_url, &sink).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency * 2)
+        .build()
+        .unwrap();
+
+    // Sign the population on every core.
+    let date = (now + time::Duration::days(3)).date().to_string();
+    let travellers = population(&args, &date);
+    let signing = Instant::now();
+    let signed: Vec<(Vec<u8>, String, usize)> = {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = travellers.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = travellers
+                .chunks(chunk)
+                .map(|part| {
+                    let jwks = &agency_jwks;
+                    s.spawn(move || {
+                        part.iter()
+                            .map(|t| {
+                                let payload = canonical::to_vec(&t.statement);
+                                let signature = jwks[t.agency].sign_detached(&payload).unwrap();
+                                (payload, signature, t.agency)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        })
+    };
+    eprintln!(
+        "signed {} statements in {:.1} s",
+        signed.len(),
+        signing.elapsed().as_secs_f64()
+    );
+    let public: Vec<[u8; 32]> = agency_jwks
+        .iter()
+        .map(|j| j.public_key_bytes().unwrap())
+        .collect();
+    let verify_limit = verification_limit(&signed, &public);
+
+    // Relay-only agencies.
+    for (k, key) in agency_keys.iter().enumerate() {
+        if k % 4 == 3 {
+            let r = client
+                .put(format!("{}/v1/agency/delivery", broker.url))
+                .bearer_auth(key)
+                .json(&json!({"delivery": "relay"}))
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }
+    }
+
+    // Ingest: each agency's records in NDJSON batches of 10,000, agencies in parallel.
+    let ingest_started = Instant::now();
+    let mut by_agency: Vec<Vec<String>> = vec![Vec::new(); args.agencies];
+    for (payload, signature, agency) in &signed {
+        let statement: Value = serde_json::from_slice(payload).unwrap();
+        by_agency[*agency]
+            .push(json!({"statement": statement, "signature": signature}).to_string());
+    }
+    let slots = Arc::new(Semaphore::new(2));
+    let mut uploads = Vec::new();
+    for (k, lines) in by_agency.into_iter().enumerate() {
+        for batch in lines.chunks(10_000) {
+            let body = batch.join("\n") + "\n";
+            let (client, url, key, slots) = (
+                client.clone(),
+                broker.url.clone(),
+                agency_keys[k].clone(),
+                slots.clone(),
+            );
+            uploads.push(tokio::spawn(async move {
+                let _slot = slots.acquire().await.unwrap();
+                let report: Value = client
+                    .post(format!("{url}/v1/consents/batch"))
+                    .bearer_auth(&key)
+                    .header("content-type", "application/x-ndjson")
+                    .timeout(Duration::from_secs(3600))
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let results: Vec<(String, Option<String>)> = report["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| {
+                        (
+                            r["outcome"].as_str().unwrap_or("").to_string(),
+                            r["consent_id"].as_str().map(str::to_string),
+                        )
+                    })
+                    .collect();
+                (k, results)
+            }));
+        }
+    }
+    let mut consent_ids: Vec<Vec<Option<String>>> = vec![Vec::new(); args.agencies];
+    let mut stored = 0usize;
+    for u in uploads {
+        let (k, results) = u.await.unwrap();
+        stored += results.iter().filter(|(o, _)| o == "stored").count();
+        consent_ids[k].extend(results.into_iter().map(|(_, id)| id));
+    }
+    let ingest_seconds = ingest_started.elapsed().as_secs_f64();
+    let ingest_rate = stored as f64 / ingest_seconds;
+    assert_eq!(stored, travellers.len(), "every record is stored");
+
+    // Withdrawals: a twentieth of the travellers change their mind.
+    let mut per_agency_index = vec![0usize; args.agencies];
+    let mut withdrawals = Vec::new();
+    for t in &travellers {
+        let n = per_agency_index[t.agency];
+        per_agency_index[t.agency] += 1;
+        if t.state == 2 {
+            withdrawals.push((t.agency, consent_ids[t.agency][n].clone().unwrap()));
+        }
+    }
+    let slots = Arc::new(Semaphore::new(args.concurrency));
+    let mut tasks = Vec::new();
+    for (k, id) in withdrawals {
+        let (client, url, key, slots) = (
+            client.clone(),
+            broker.url.clone(),
+            agency_keys[k].clone(),
+            slots.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _slot = slots.acquire().await.unwrap();
+            let r = client
+                .post(format!("{url}/v1/consents/{id}/withdrawal"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success());
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    // The storm: a tenth of the flights cancelled at once.
+    let audit_before = audit_size(&store).await;
+    let storm_started = Instant::now();
+    let outcome = storm(
+        &args,
+        &client,
+        &broker.url,
+        &airline_keys,
+        |f| f % 10 == 0,
+        "cancellation",
+        None,
+    )
+    .await;
+    let storm_seconds = storm_started.elapsed().as_secs_f64();
+    let audit_after = audit_size(&store).await;
+    let appended = (audit_after - audit_before) as f64;
+
+    // Paced: another tenth, released at a fixed rate.
+    let paced = storm(
+        &args,
+        &client,
+        &broker.url,
+        &airline_keys,
+        |f| f % 10 == 5,
+        "delay",
+        Some(args.paced_rate),
+    )
+    .await;
+
+    let raw_rate = raw_insert_limit(&store, if args.ci { 50_000 } else { 200_000 }).await;
+    let peak = broker.peak_memory_mib();
+    store.close().await;
+
+    println!(
+        "consents ingested                 {stored} in {ingest_seconds:.1} s: {ingest_rate:.0} /s"
+    );
+    println!("Ed25519 verifications (all cores) {verify_limit:.0} /s   -> ingest at {:.1} % of it (target 60 %)", 100.0 * ingest_rate / verify_limit);
+    println!(
+        "storm: flights cancelled          {} ({} airline requests)",
+        outcome.flights,
+        outcome.requests.len()
+    );
+    println!("storm: releases                   {} in {storm_seconds:.1} s: {:.0} /s (target 20,000 /s on SQLite)", outcome.releases.len(), outcome.releases.len() as f64 / storm_seconds);
+    println!(
+        "storm: flight token requests      {}",
+        percentiles(outcome.requests)
+    );
+    println!(
+        "storm: releases                   {}",
+        percentiles(outcome.releases)
+    );
+    println!(
+        "audited appends                   {appended:.0} in {storm_seconds:.1} s: {:.0} /s",
+        appended / storm_seconds
+    );
+    println!("raw multi-row inserts             {raw_rate:.0} rows/s   -> audited appends at {:.1} % of it", 100.0 * appended / storm_seconds / raw_rate);
+    println!(
+        "paced at {} /s: releases          {} (achieved {:.0} /s; target p99 under 20 ms)",
+        args.paced_rate,
+        percentiles(paced.releases.clone()),
+        paced.achieved
+    );
+    println!("broker peak memory                {peak:.1} MiB");
+}
+
+async fn audit_size(store: &Store) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT CAST(COUNT(*) AS BIGINT) FROM audit_entries")
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    n
+}
+
+struct Storm {
+    flights: usize,
+    requests: Vec<f64>,
+    releases: Vec<f64>,
+    achieved: f64,
+}
+
+/// The airlines ask for each chosen flight's tokens, then redeem (or relay) every
+/// token: as fast as `concurrency` allows, or at `rate` per second (latency measured
+/// from when each release was due, so a late broker is not flattered).
+async fn storm(
+    args: &Args,
+    client: &reqwest::Client,
+    url: &str,
+    airline_keys: &[String],
+    chosen: impl Fn(usize) -> bool,
+    event: &str,
+    rate: Option<u64>,
+) -> Storm {
+    let date = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
+        .date()
+        .to_string();
+    let flights: Vec<usize> = (0..args.flights).filter(|f| chosen(*f)).collect();
+    let slots = Arc::new(Semaphore::new(args.concurrency));
+    let mut asks = Vec::new();
+    for &f in &flights {
+        let airline = f % args.airlines;
+        let body = json!({
+            "flight": {"carrier": AIRLINES[airline], "flight_number": format!("{}", 100 + f / args.airlines), "date": date},
+            "purpose": event,
+            "event": {"category": event, "reference": format!("ASH-{event}-{f}")}
+        });
+        let (client, url, key, slots) = (
+            client.clone(),
+            url.to_string(),
+            airline_keys[airline].clone(),
+            slots.clone(),
+        );
+        asks.push(tokio::spawn(async move {
+            let _slot = slots.acquire().await.unwrap();
+            let sent = Instant::now();
+            let grant: Value = client
+                .post(format!("{url}/v1/flights/release-tokens"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let took = sent.elapsed().as_secs_f64() * 1000.0;
+            let granted: Vec<(String, String, String)> = grant["granted"]
+                .as_array()
+                .map(|g| {
+                    g.iter()
+                        .map(|t| {
+                            (
+                                t["token"].as_str().unwrap().to_string(),
+                                t["delivery"].as_str().unwrap_or("reveal").to_string(),
+                                key.clone(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            (took, granted)
+        }));
+    }
+    let mut requests = Vec::new();
+    let mut tokens = Vec::new();
+    for a in asks {
+        let (took, granted) = a.await.unwrap();
+        requests.push(took);
+        tokens.extend(granted);
+    }
+    let started = Instant::now();
+    let mut releases = Vec::new();
+    let mut tasks = Vec::new();
+    for (n, (token, delivery, key)) in tokens.into_iter().enumerate() {
+        let due = rate.map(|r| started + Duration::from_secs_f64(n as f64 / r as f64));
+        let (client, url, slots) = (client.clone(), url.to_string(), slots.clone());
+        let event = event.to_string();
+        tasks.push(tokio::spawn(async move {
+            let (sent, _slot) = match due {
+                Some(due) => {
+                    tokio::time::sleep_until(due.into()).await;
+                    (due, None)
+                }
+                None => {
+                    let slot = slots.acquire_owned().await.unwrap();
+                    (Instant::now(), Some(slot))
+                }
+            };
+            let response = if delivery == "relay" {
+                client.post(format!("{url}/v1/messages")).bearer_auth(&key)
+                    .json(&json!({"token": token, "channel": "sms", "category": event, "text": "Your flight is affected by the ash cloud; see the airline's app."}))
+                    .send().await
+            } else {
+                client.post(format!("{url}/v1/releases")).bearer_auth(&key).json(&json!({"token": token})).send().await
+            };
+            let ok = response.is_ok_and(|r| r.status().is_success());
+            (ok, sent.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        let (ok, took) = t.await.unwrap();
+        if ok {
+            releases.push(took);
+        } else {
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 0, "every release succeeds");
+    let achieved = releases.len() as f64 / started.elapsed().as_secs_f64();
+    Storm {
+        flights: flights.len(),
+        requests,
+        releases,
+        achieved,
+    }
+}
