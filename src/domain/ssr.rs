@@ -342,14 +342,22 @@ pub fn render(gds: Gds, element: &ContactElement) -> Result<String, String> {
         .map(|c| c.as_str().to_string())
         .unwrap_or_else(|| "YY".into());
     let passenger = element.passenger.as_deref();
+    // Amadeus and Sabre address an element to one airline with its code and a status
+    // (`SRCTCMAFHK1-…`, `3CTCMAFHK1/…`); to all, with none.
+    let addressed = element
+        .carrier
+        .as_ref()
+        .map(|c| format!("{}HK1", c.as_str()));
     Ok(match gds {
         Gds::Amadeus => {
             let p = passenger.map(|p| format!("/{p}")).unwrap_or_default();
-            format!("SR{code}-{body}{language}{p}")
+            let to = addressed.unwrap_or_default();
+            format!("SR{code}{to}-{body}{language}{p}")
         }
         Gds::Sabre => {
             let p = passenger.map(|p| format!("-{p}")).unwrap_or_default();
-            format!("3{code}/{body}{language}{p}")
+            let to = addressed.unwrap_or_default();
+            format!("3{code}{to}/{body}{language}{p}")
         }
         Gds::Travelport => {
             let p = passenger.unwrap_or("P1");
@@ -376,6 +384,28 @@ mod tests {
             e.language.map(|l| l.as_str().to_string()),
             e.passenger,
         )
+    }
+
+    /// Found by `cargo fuzz run ssr_parser`: Sabre's `3CTCRSSNNJ` is a refusal
+    /// addressed to SS, and rendering it lost the airline.
+    #[test]
+    fn an_element_addressed_to_one_airline_keeps_it_when_rendered() {
+        for (gds, line) in [
+            (Gds::Sabre, "3CTCRSSNNJ"),
+            (Gds::Sabre, "3CTCMAFHK1/33612345678/FR-1.1"),
+            (Gds::Amadeus, "SRCTCMAFHK1-33612345678/FR/P1"),
+            (Gds::Travelport, "SI.P1/SSRCTCMAFHK1/33612345678/FR"),
+            (Gds::Travelsky, "SSR CTCM CA HK1 33612345678/FR/P1"),
+        ] {
+            let element = parse_line(gds, line).unwrap();
+            assert!(element.carrier.is_some(), "{line}");
+            let rendered = render(gds, &element).unwrap();
+            assert_eq!(
+                parse_line(gds, &rendered).unwrap(),
+                element,
+                "{line} -> {rendered}"
+            );
+        }
     }
 
     #[test]

@@ -158,7 +158,12 @@ pub async fn record(
     AgencySession(session): AgencySession,
     Path(id): Path<String>,
 ) -> Response {
-    let frame = Frame::new(lang, "/agency", Some(&session), "records");
+    let frame = Frame::new(
+        lang,
+        &format!("/agency/records/{id}"),
+        Some(&session),
+        "records",
+    );
     let caller = || AgencyCaller(session.party.clone());
     let detail = consents::read(State(state.clone()), caller(), Path(id.clone())).await;
     let receipt = consents::receipt(State(state), caller(), Path(id)).await;

@@ -237,7 +237,12 @@ pub async fn entry(
     OfficerSession(session): OfficerSession,
     Path(index): Path<String>,
 ) -> Response {
-    let frame = Frame::new(lang, "/console", Some(&session), "audit");
+    let frame = Frame::new(
+        lang,
+        &format!("/console/entries/{index}"),
+        Some(&session),
+        "audit",
+    );
     let read = audit_api::read(
         State(state.clone()),
         OfficerCaller(session.party.clone()),
