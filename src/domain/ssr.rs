@@ -355,14 +355,23 @@ pub fn render(gds: Gds, element: &ContactElement) -> Result<String, String> {
             format!("SR{code}{to}-{body}{language}{p}")
         }
         Gds::Sabre => {
-            let p = passenger.map(|p| format!("-{p}")).unwrap_or_default();
+            // A name number (`1.1`) follows a dash; a `P1` association read off a
+            // display line keeps its slash.
+            let p = passenger
+                .map(|p| match p.strip_prefix('P') {
+                    Some(_) => format!("/{p}"),
+                    None => format!("-{p}"),
+                })
+                .unwrap_or_default();
             let to = addressed.unwrap_or_default();
             format!("3{code}{to}/{body}{language}{p}")
         }
-        Gds::Travelport => {
-            let p = passenger.unwrap_or("P1");
-            format!("SI.{p}/SSR{code}{airline}HK1/{body}{language}")
-        }
+        // Galileo's form names the passenger; without one, the Apollo/Worldspan form
+        // (an association is never invented).
+        Gds::Travelport => match passenger {
+            Some(p) => format!("SI.{p}/SSR{code}{airline}HK1/{body}{language}"),
+            None => format!("3SSR{code}{airline}HK1/{body}{language}"),
+        },
         Gds::Travelsky => {
             let p = passenger.map(|p| format!("/{p}")).unwrap_or_default();
             format!("SSR {code} {airline} HK1 {body}{language}{p}")
@@ -399,6 +408,44 @@ mod tests {
         ] {
             let element = parse_line(gds, line).unwrap();
             assert!(element.carrier.is_some(), "{line}");
+            let rendered = render(gds, &element).unwrap();
+            assert_eq!(
+                parse_line(gds, &rendered).unwrap(),
+                element,
+                "{line} -> {rendered}"
+            );
+        }
+    }
+
+    /// Found by `cargo fuzz run ssr_parser`: a Sabre line associated as `/P3` came
+    /// back as `-P3`, which Sabre reads as no association.
+    #[test]
+    fn a_sabre_element_keeps_a_p_association() {
+        for line in ["3CTCR/REFUSED/P3", "3CTCM/33612345678/FR-1.2"] {
+            let element = parse_line(Gds::Sabre, line).unwrap();
+            assert!(element.passenger.is_some(), "{line}");
+            let rendered = render(Gds::Sabre, &element).unwrap();
+            assert_eq!(
+                parse_line(Gds::Sabre, &rendered).unwrap(),
+                element,
+                "{line} -> {rendered}"
+            );
+        }
+    }
+
+    /// Found by `cargo fuzz run ssr_parser`: a Travelport element with no passenger
+    /// association came back associated with P1.
+    #[test]
+    fn an_element_without_a_passenger_is_rendered_without_one() {
+        for (gds, line) in [
+            (Gds::Travelport, "3SSR CTCR/E3PS"),
+            (Gds::Travelport, "3SSRCTCMYYHK1/33612345678"),
+            (Gds::Amadeus, "SRCTCM-33612345678"),
+            (Gds::Sabre, "3CTCM/33612345678"),
+            (Gds::Travelsky, "SSR CTCM YY HK1 33612345678"),
+        ] {
+            let element = parse_line(gds, line).unwrap();
+            assert_eq!(element.passenger, None, "{line}");
             let rendered = render(gds, &element).unwrap();
             assert_eq!(
                 parse_line(gds, &rendered).unwrap(),
