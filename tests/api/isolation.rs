@@ -271,7 +271,7 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
         .await
         .unwrap();
     assert!(
-        own["granted"].as_array().map_or(true, Vec::is_empty),
+        own["granted"].as_array().is_none_or(Vec::is_empty),
         "KLM's own flight has none of Marie: {own}"
     );
 
