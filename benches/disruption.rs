@@ -16,6 +16,9 @@
 //! `cargo bench --bench disruption` (1,000,000 travellers, 5,000 flights);
 //! `-- --ci` is the small run `.ci/run` makes; `--postgres-url URL` runs on PostgreSQL.
 
+#[path = "support/broker.rs"]
+mod support;
+
 use clap::Parser;
 use passerelle::crypto::canonical;
 use passerelle::crypto::jws::{self, Jwk};
@@ -23,9 +26,10 @@ use passerelle::store::Store;
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::{letters, policies_without_rate_limit, Broker};
 use tokio::sync::Semaphore;
 
 /// Options.
@@ -68,17 +72,6 @@ struct Traveller {
     statement: Value,
     /// 0 given, 1 refused, 2 withdrawn (after upload), 3 expired.
     state: u8,
-}
-
-fn letters(mut i: usize) -> String {
-    let mut s = String::new();
-    loop {
-        s.push((b'a' + (i % 26) as u8) as char);
-        i /= 26;
-        if i == 0 {
-            return s;
-        }
-    }
 }
 
 fn iata(k: usize) -> String {
@@ -217,45 +210,8 @@ fn percentiles(mut v: Vec<f64>) -> String {
     )
 }
 
-struct Broker {
-    child: Child,
-    url: String,
-}
-
-impl Broker {
-    fn peak_memory_mib(&self) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
 async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
-        let text =
-            std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap();
-        // A disruption is exactly when airlines burst: the limiter is opened wide so
-        // that the benchmark measures the broker.
-        let text = text
-            .replace("requests_per_second = 50", "requests_per_second = 1000000")
-            .replace("burst = 200", "burst = 1000000");
-        std::fs::write(policies.join(name), text).unwrap();
-    }
+    let policies = policies_without_rate_limit(env!("CARGO_MANIFEST_DIR"), dir);
     let exe = env!("CARGO_BIN_EXE_passerelle");
     let status = Command::new(exe)
         .args(["keygen", "--data-key"])
@@ -297,7 +253,11 @@ async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
             .await
             .is_ok_and(|r| r.status().is_success())
         {
-            return Broker { child, url };
+            return Broker {
+                child,
+                url,
+                data_dir: dir.to_path_buf(),
+            };
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -570,7 +530,7 @@ async fn main() {
     .await;
 
     let raw_rate = raw_insert_limit(&store, if args.ci { 50_000 } else { 200_000 }).await;
-    let peak = broker.peak_memory_mib();
+    let peak = broker.memory().1 as f64 / 1024.0;
     store.close().await;
 
     println!(

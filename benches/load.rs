@@ -8,14 +8,16 @@
 //! `cargo bench --bench load` (`-- --seconds 180 --clients 200 --travellers 2000`;
 //! `--postgres-url URL` runs it on a fresh schema of that PostgreSQL instead of SQLite).
 
+#[path = "support/broker.rs"]
+mod support;
+
 use clap::Parser;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::{letters, policies_without_rate_limit, Broker};
 
 /// Options.
 #[derive(Parser)]
@@ -46,96 +48,14 @@ const KINDS: [&str; 5] = [
     "traveller uses",
 ];
 
-struct Broker {
-    child: Child,
-    url: String,
-    env: String,
-}
-
-impl Broker {
-    fn key(&self, name: &str) -> String {
-        self.env
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .expect("the demo wrote the key")
-            .to_string()
-    }
-
-    /// Resident and peak resident memory (kB), from /proc.
-    fn memory(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
 fn start(dir: &Path, database_url: &str) -> Broker {
-    // The load is one airline's: its rate limit is raised so that the test measures
-    // the broker, not the limiter.
-    let policies = dir.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
-        let text =
-            std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR")))
-                .unwrap();
-        let text = text
-            .replace("requests_per_second = 50", "requests_per_second = 1000000")
-            .replace("burst = 200", "burst = 1000000");
-        std::fs::write(policies.join(name), text).unwrap();
-    }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "--database-url",
-            database_url,
-            "serve",
-            "--demo",
-            "--listen",
-            "127.0.0.1:0",
-            "--policy-dir",
-        ])
-        .arg(&policies)
-        .env("PASSERELLE_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the broker starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let url = loop {
-        let line = lines.next().expect("the demo prints its address").unwrap();
-        if let Some(url) = line.strip_prefix("Passerelle demo is ready at ") {
-            break url.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let env = std::fs::read_to_string(dir.join("passerelle-demo/demo.env")).unwrap();
-    Broker { child, url, env }
-}
-
-fn letters(mut i: usize) -> String {
-    let mut s = String::new();
-    loop {
-        s.push((b'a' + (i % 26) as u8) as char);
-        i /= 26;
-        if i == 0 {
-            return s;
-        }
-    }
+    let policies = policies_without_rate_limit(env!("CARGO_MANIFEST_DIR"), dir);
+    Broker::demo(
+        env!("CARGO_BIN_EXE_passerelle"),
+        dir,
+        database_url,
+        &["--policy-dir", policies.to_str().unwrap()],
+    )
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {

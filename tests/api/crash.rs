@@ -3,13 +3,13 @@
 //! acknowledged is lost, no batch is half stored, no release lacks its audit entry,
 //! and `passerelle audit verify` passes.
 
+use crate::broker::{letters, Broker};
 use crate::helpers::{postgres_url, Engine};
 use crate::on_both_engines_with_engine;
 use passerelle::store::Store;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -61,66 +61,13 @@ async fn database(engine: Engine) -> Option<Database> {
     Some(Database { url, dir })
 }
 
-/// A broker process started with `serve --demo`, and the keys it printed.
-struct Broker {
-    child: Child,
-    url: String,
-    demo: PathBuf,
-}
-
-impl Broker {
-    fn start(db: &Database) -> Broker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_passerelle"))
-            .arg("--data-dir")
-            .arg(db.dir.path())
-            .args([
-                "--database-url",
-                &db.url,
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the broker starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let url = loop {
-            let line = lines.next().expect("the demo prints its address").unwrap();
-            if let Some(url) = line.strip_prefix("Passerelle demo is ready at ") {
-                break url.trim().to_string();
-            }
-        };
-        // Keep reading what it prints, so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Broker {
-            child,
-            url,
-            demo: db.dir.path().join("passerelle-demo"),
-        }
-    }
-
-    fn key(&self, name: &str) -> String {
-        let env = std::fs::read_to_string(self.demo.join("demo.env")).unwrap();
-        env.lines()
-            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
-            .unwrap()
-            .to_string()
-    }
-
-    /// SIGKILL: no shutdown, no flush, no final checkpoint.
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
+fn start(db: &Database) -> Broker {
+    Broker::demo(
+        env!("CARGO_BIN_EXE_passerelle"),
+        db.dir.path(),
+        &db.url,
+        &[],
+    )
 }
 
 /// `n` signed statements for the demo agency, one traveller each on the demo flight.
@@ -139,18 +86,6 @@ fn statements(demo: &Path, n: usize, prefix: &str) -> Vec<Value> {
             passerelle::cli::sign_statement(&jwk, &s.to_string()).unwrap()
         })
         .collect()
-}
-
-/// A name made of letters only (names take no digits).
-fn letters(mut i: usize) -> String {
-    let mut s = String::new();
-    loop {
-        s.push((b'a' + (i % 26) as u8) as char);
-        i /= 26;
-        if i == 0 {
-            return s;
-        }
-    }
 }
 
 fn audit_verify(db: &Database) {
@@ -177,9 +112,9 @@ async fn a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all(engine: Engin
     let Some(db) = database(engine).await else {
         return;
     };
-    let broker = Broker::start(&db);
+    let broker = start(&db);
     const N: usize = 1500;
-    let body: String = statements(&broker.demo, N, "BULK")
+    let body: String = statements(&broker.demo_dir(), N, "BULK")
         .iter()
         .map(|s| s.to_string() + "\n")
         .collect();
@@ -197,7 +132,7 @@ async fn a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all(engine: Engin
     broker.kill();
     let answered = upload.await.unwrap().map(|r| r.status().as_u16()).ok();
 
-    let broker = Broker::start(&db);
+    let broker = start(&db);
     let store = Store::connect(&db.url).await.unwrap();
     let stored = count(
         &store,
@@ -226,8 +161,8 @@ async fn a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all(engine: Engin
     audit_verify(&db);
 
     // The broker works on after the crash: the same batch again is stored whole.
-    let broker = Broker::start(&db);
-    let body: String = statements(&broker.demo, 20, "AFTER")
+    let broker = start(&db);
+    let body: String = statements(&broker.demo_dir(), 20, "AFTER")
         .iter()
         .map(|s| s.to_string() + "\n")
         .collect();
@@ -248,9 +183,9 @@ async fn a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_
     let Some(db) = database(engine).await else {
         return;
     };
-    let broker = Broker::start(&db);
+    let broker = start(&db);
     let client = reqwest::Client::new();
-    let body: String = statements(&broker.demo, 300, "STORM")
+    let body: String = statements(&broker.demo_dir(), 300, "STORM")
         .iter()
         .map(|s| s.to_string() + "\n")
         .collect();
@@ -264,7 +199,7 @@ async fn a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_
         .unwrap();
     assert_eq!(uploaded.status(), 200);
     let request: Value = serde_json::from_str(
-        &std::fs::read_to_string(broker.demo.join("flight-request.json")).unwrap(),
+        &std::fs::read_to_string(broker.demo_dir().join("flight-request.json")).unwrap(),
     )
     .unwrap();
     let airline = broker.key("AIRLINE_KEY");
@@ -345,7 +280,7 @@ async fn a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_
         acknowledged.len()
     );
 
-    let broker = Broker::start(&db);
+    let broker = start(&db);
     let store = Store::connect(&db.url).await.unwrap();
     for (index, token_id) in &acknowledged {
         let row: Option<(String, String, Option<String>)> =

@@ -1,6 +1,8 @@
 //! The integration suite: every scenario goes through the public HTTP API of a real
 //! broker, on SQLite and on PostgreSQL.
 
+#[path = "../../benches/support/broker.rs"]
+mod broker;
 mod helpers;
 
 mod audit;

@@ -1,0 +1,124 @@
+//! The real broker binary as the benchmarks and the crash tests drive it: started on
+//! loopback, asked for its memory, killed. Shared by `benches/*.rs` and
+//! `tests/api/crash.rs` (each through `#[path]`), which use different parts of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A broker process.
+pub struct Broker {
+    /// The process.
+    pub child: Child,
+    /// Its base URL.
+    pub url: String,
+    /// Its data directory (the demo's files are in `passerelle-demo/` below it).
+    pub data_dir: PathBuf,
+}
+
+impl Broker {
+    /// `serve --demo` on a free port of loopback, with `extra` arguments; returns once
+    /// the demo printed its address.
+    pub fn demo(exe: &str, data_dir: &Path, database_url: &str, extra: &[&str]) -> Broker {
+        let mut child = Command::new(exe)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--database-url",
+                database_url,
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env("PASSERELLE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the broker starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = loop {
+            let line = lines.next().expect("the demo prints its address").unwrap();
+            if let Some(url) = line.strip_prefix("Passerelle demo is ready at ") {
+                break url.trim().to_string();
+            }
+        };
+        // Keep reading what it prints, so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Broker {
+            child,
+            url,
+            data_dir: data_dir.to_path_buf(),
+        }
+    }
+
+    /// The demo's folder.
+    pub fn demo_dir(&self) -> PathBuf {
+        self.data_dir.join("passerelle-demo")
+    }
+
+    /// A key the demo wrote to `demo.env` (`AGENCY_KEY`…); fresh at each start.
+    pub fn key(&self, name: &str) -> String {
+        let env = std::fs::read_to_string(self.demo_dir().join("demo.env")).unwrap();
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .expect("the demo wrote the key")
+            .to_string()
+    }
+
+    /// Resident and peak resident memory in kB, from /proc.
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// SIGKILL: no shutdown, no flush, no final checkpoint.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A copy of the shipped policies with the airline rate limit opened wide, so that a
+/// load measures the broker rather than the limiter.
+pub fn policies_without_rate_limit(manifest_dir: &str, into: &Path) -> PathBuf {
+    let policies = into.join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
+        let text = std::fs::read_to_string(format!("{manifest_dir}/policies/{name}")).unwrap();
+        let text = text
+            .replace("requests_per_second = 50", "requests_per_second = 1000000")
+            .replace("burst = 200", "burst = 1000000");
+        std::fs::write(policies.join(name), text).unwrap();
+    }
+    policies
+}
+
+/// A name made of letters only (names take no digits), distinct for each `i`.
+pub fn letters(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.push((b'a' + (i % 26) as u8) as char);
+        i /= 26;
+        if i == 0 {
+            return s;
+        }
+    }
+}
