@@ -6,7 +6,7 @@
 use super::form;
 use super::i18n::Lang;
 use super::session::{AgencySession, PageSession};
-use super::{ok, problem_page, render, Frame};
+use super::{ok, problem_page, render, search_refused, Frame, Search};
 use crate::domain::consent::ConsentState;
 use crate::http::agency::{self as agency_api, ReceiptPage, ReceiptQuery};
 use crate::http::batch::{self, BatchQuery, BatchReport, Counts, RecordReport, SsrImport};
@@ -25,16 +25,6 @@ use axum::Json;
 
 /// Records per page.
 const PAGE: i64 = 50;
-
-fn with_limit(mut prepared: String) -> String {
-    if form::field(Some(&prepared), "limit").is_empty() {
-        if !prepared.is_empty() {
-            prepared.push('&');
-        }
-        prepared.push_str(&format!("limit={PAGE}"));
-    }
-    prepared
-}
 
 /// The record search form, as typed.
 pub struct RecordFilters {
@@ -84,7 +74,7 @@ pub async fn records(
         next: None,
         first: None,
     };
-    let listed = match form::query::<ListQuery>(&with_limit(form::filters(query))) {
+    let listed = match form::query::<ListQuery>(&form::page_query(query, PAGE)) {
         Ok(q) => {
             consents::list(
                 State(state),
@@ -104,39 +94,23 @@ pub async fn records(
             (page.next, page.first) = form::pager(query, next_after);
             ok(&page)
         }
-        Err(problem) => search_error(page, problem, |p, e| p.error = Some(e)),
+        Err(problem) => search_refused(page, problem),
     }
 }
 
-/// A client error shows on the search page itself, above the form; anything else
-/// is an error page.
-fn search_error<P: Template + HasFrame>(
-    mut page: P,
-    problem: Problem,
-    set: impl FnOnce(&mut P, String),
-) -> Response {
-    let status = problem.kind().status();
-    if status.is_client_error() {
-        set(&mut page, problem.detail().to_string());
-        render(status, &page)
-    } else {
-        problem_page(page.into_frame(), problem)
+impl Search for RecordsPage {
+    fn refused(&mut self, why: String) {
+        self.error = Some(why);
     }
-}
-
-/// Pages that can give up their frame for an error page.
-pub trait HasFrame {
-    /// The frame.
-    fn into_frame(self) -> Frame;
-}
-
-impl HasFrame for RecordsPage {
     fn into_frame(self) -> Frame {
         self.frame
     }
 }
 
-impl HasFrame for ReceiptsPage {
+impl Search for ReceiptsPage {
+    fn refused(&mut self, why: String) {
+        self.error = Some(why);
+    }
     fn into_frame(self) -> Frame {
         self.frame
     }
@@ -229,7 +203,7 @@ pub async fn receipts(
         next: None,
         first: None,
     };
-    let listed = match form::query::<ReceiptQuery>(&with_limit(form::filters(query))) {
+    let listed = match form::query::<ReceiptQuery>(&form::page_query(query, PAGE)) {
         Ok(q) => {
             agency_api::receipts(
                 State(state),
@@ -249,7 +223,7 @@ pub async fn receipts(
             (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
         }
-        Err(problem) => search_error(page, problem, |p, e| p.error = Some(e)),
+        Err(problem) => search_refused(page, problem),
     }
 }
 

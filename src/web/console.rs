@@ -6,7 +6,7 @@ use super::charts::{self, Bar, Series};
 use super::form;
 use super::i18n::Lang;
 use super::session::OfficerSession;
-use super::{ok, problem_page, render, Frame};
+use super::{ok, problem_page, search_refused, Frame, Search};
 use crate::audit::{format_time, Action, AuditEntry, Outcome};
 use crate::http::audit::{self as audit_api, EntryPage, EntryQuery, ListedEntry};
 use crate::http::extract::{AnyCaller, ApiQuery, OfficerCaller};
@@ -102,7 +102,7 @@ pub struct SearchPage {
     filters: Filters,
     actions: Vec<&'static str>,
     outcomes: Vec<&'static str>,
-    error: Option<Problem>,
+    error: Option<String>,
     rows: Vec<EntryRow>,
     total: i64,
     tree_size: i64,
@@ -110,12 +110,12 @@ pub struct SearchPage {
     first: Option<String>,
 }
 
-impl SearchPage {
-    fn error_text(&self) -> String {
-        self.error
-            .as_ref()
-            .map(|p| p.detail().to_string())
-            .unwrap_or_default()
+impl Search for SearchPage {
+    fn refused(&mut self, why: String) {
+        self.error = Some(why);
+    }
+    fn into_frame(self) -> Frame {
+        self.frame
     }
 }
 
@@ -139,14 +139,7 @@ pub async fn search(
         next: None,
         first: None,
     };
-    let mut prepared = form::filters(query);
-    if form::field(Some(&prepared), "limit").is_empty() {
-        prepared.push_str(&format!(
-            "{}limit={PAGE}",
-            if prepared.is_empty() { "" } else { "&" }
-        ));
-    }
-    let listed = match form::query::<EntryQuery>(&prepared) {
+    let listed = match form::query::<EntryQuery>(&form::page_query(query, PAGE)) {
         Ok(q) => {
             audit_api::list(
                 State(state.clone()),
@@ -170,12 +163,7 @@ pub async fn search(
             (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
         }
-        Err(problem) if problem.kind().status().is_client_error() => {
-            let status = problem.kind().status();
-            page.error = Some(problem);
-            render(status, &page)
-        }
-        Err(problem) => problem_page(page.frame, problem),
+        Err(problem) => search_refused(page, problem),
     }
 }
 

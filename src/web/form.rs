@@ -60,6 +60,19 @@ pub fn query<T: DeserializeOwned>(prepared: &str) -> Result<T, Problem> {
     urlencoded(prepared.as_bytes(), "query")
 }
 
+/// A search form's query string ready for an API list route: [`filters`], with
+/// `limit` set to `page` unless the form gave one.
+pub fn page_query(query: Option<&str>, page: i64) -> String {
+    let mut prepared = filters(query);
+    if field(Some(&prepared), "limit").is_empty() {
+        if !prepared.is_empty() {
+            prepared.push('&');
+        }
+        prepared.push_str(&format!("limit={page}"));
+    }
+    prepared
+}
+
 /// The value of one form field in a query string, as typed (for refilling the form).
 pub fn field(query: Option<&str>, name: &str) -> String {
     form_urlencoded::parse(query.unwrap_or("").as_bytes())
@@ -116,6 +129,13 @@ mod tests {
             prepared,
             "airline=AF&since=2026-11-01T00%3A00%3A00Z&until=2026-12-01T00%3A00%3A00Z"
         );
+    }
+
+    #[test]
+    fn a_search_gets_a_page_size_unless_it_names_one() {
+        assert_eq!(page_query(Some("airline=AF"), 50), "airline=AF&limit=50");
+        assert_eq!(page_query(None, 50), "limit=50");
+        assert_eq!(page_query(Some("limit=5"), 50), "limit=5");
     }
 
     #[test]

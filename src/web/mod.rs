@@ -183,6 +183,26 @@ pub fn ok(page: &impl Template) -> Response {
     render(StatusCode::OK, page)
 }
 
+/// A search page, which shows a refused search (a bad filter) above its own form.
+pub trait Search: Template {
+    /// Shows why the search was refused.
+    fn refused(&mut self, why: String);
+    /// Gives up the frame, for an error page.
+    fn into_frame(self) -> Frame;
+}
+
+/// A client error shows on the search page itself, with the status of the problem;
+/// anything else is an error page.
+pub fn search_refused(mut page: impl Search, problem: Problem) -> Response {
+    let status = problem.kind().status();
+    if status.is_client_error() {
+        page.refused(problem.detail().to_string());
+        render(status, &page)
+    } else {
+        problem_page(page.into_frame(), problem)
+    }
+}
+
 /// The error page.
 #[derive(Template)]
 #[template(path = "error.html")]
