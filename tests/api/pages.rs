@@ -683,24 +683,10 @@ async fn a_pnrs_contact_elements_upload_from_the_page(app: TestApp) {
     let mut agency = Visitor::new(&app);
     agency.sign_in(&app.agency.party.api_key).await;
     let csrf = agency.csrf("/agency/upload").await;
-    let upload = |import: &Value| {
-        let text = import.to_string();
-        (csrf.clone(), text)
-    };
 
     // Unsigned, each passenger is reported as lacking a signature; the statements the
     // API hands back to sign (they hold the contact) are not shown on the page.
-    let (token, text) = upload(&import);
-    let unsigned = agency
-        .post_multipart(
-            "/agency/upload",
-            &[
-                ("csrf", "", &token),
-                ("format", "", "ssr"),
-                ("file", "pnr.json", &text),
-            ],
-        )
-        .await;
+    let unsigned = upload_ssr(&mut agency, &csrf, &import).await;
     assert_eq!(unsigned.status(), 200);
     let html = unsigned.text().await.unwrap();
     assert!(html.contains("passengers[0].signature") && html.contains("passengers[1].signature"));
@@ -717,17 +703,7 @@ async fn a_pnrs_contact_elements_upload_from_the_page(app: TestApp) {
         import["passengers"][i]["signature"] =
             app.signed(&app.agency.jwk, statement)["signature"].clone();
     }
-    let (token, text) = upload(&import);
-    let signed = agency
-        .post_multipart(
-            "/agency/upload",
-            &[
-                ("csrf", "", &token),
-                ("format", "", "ssr"),
-                ("file", "pnr.json", &text),
-            ],
-        )
-        .await;
+    let signed = upload_ssr(&mut agency, &csrf, &import).await;
     let html = signed.text().await.unwrap();
     assert!(
         html.contains(r#"<strong id="count-stored">2</strong>"#),
@@ -738,6 +714,17 @@ async fn a_pnrs_contact_elements_upload_from_the_page(app: TestApp) {
         1,
         "a link for the one who consented"
     );
+}
+
+/// Sends an SSR import through the agency's upload page.
+async fn upload_ssr(agency: &mut Visitor, csrf: &str, import: &Value) -> reqwest::Response {
+    let text = import.to_string();
+    let fields = [
+        ("csrf", "", csrf),
+        ("format", "", "ssr"),
+        ("file", "pnr.json", &text),
+    ];
+    agency.post_multipart("/agency/upload", &fields).await
 }
 
 async fn pages_speak_french_when_asked(app: TestApp) {

@@ -84,6 +84,13 @@ impl Relay {
         .await
     }
 
+    /// Sends a message that must be accepted (`202`), and returns the answer.
+    async fn accepted(&self, token: &str, channel: &str, text: &str) -> Value {
+        let response = self.send(token, channel, text).await;
+        assert_eq!(response.status(), 202, "the message is accepted");
+        response.json().await.unwrap()
+    }
+
     async fn deliver(&self) -> usize {
         relay::deliver_due(&self.app.state, &self.transports)
             .await
@@ -186,12 +193,9 @@ async fn a_failing_gateway_is_retried_with_backoff_until_it_takes_the_message(en
     };
     let token = r.relay_token().await;
     r.gateway.fail_with(&[503, 500]);
-    let accepted: Value = r
-        .send(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let accepted = r
+        .accepted(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
+        .await;
     let id = accepted["message_id"].as_str().unwrap();
     assert_eq!(r.deliver().await, 1);
     let status = r.status(id).await;
@@ -239,12 +243,9 @@ async fn a_message_the_gateway_rejects_for_good_fails_at_once(engine: Engine) {
     };
     let token = r.relay_token().await;
     r.gateway.fail_with(&[400]);
-    let accepted: Value = r
-        .send(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let accepted = r
+        .accepted(token["token"].as_str().unwrap(), "sms", "AF1234 cancelled.")
+        .await;
     r.deliver().await;
     let status = r.status(accepted["message_id"].as_str().unwrap()).await;
     assert_eq!(status["status"], "failed");
@@ -312,12 +313,7 @@ async fn withdrawal_revokes_tokens_and_cancels_queued_messages_at_once(engine: E
     };
     let token = r.relay_token().await;
     let secret = token["token"].as_str().unwrap();
-    let accepted: Value = r
-        .send(secret, "email", "AF1234 cancelled.")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let accepted = r.accepted(secret, "email", "AF1234 cancelled.").await;
     let consents: Value = r
         .app
         .get_json("/v1/consents", &r.app.agency.party.api_key)
@@ -352,12 +348,7 @@ async fn another_airline_sees_neither_the_message_nor_the_token(engine: Engine) 
     };
     let token = r.relay_token().await;
     let secret = token["token"].as_str().unwrap();
-    let accepted: Value = r
-        .send(secret, "sms", "AF1234 cancelled.")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let accepted = r.accepted(secret, "sms", "AF1234 cancelled.").await;
     let path = format!("/v1/messages/{}", accepted["message_id"].as_str().unwrap());
     assert_problem(
         r.app.get(&path, &r.app.other_airline.api_key).await,
