@@ -29,7 +29,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{letters, policies_without_rate_limit, Broker};
+use support::{fresh_postgres_schema, letters, policies_without_rate_limit, Broker};
 use tokio::sync::Semaphore;
 
 /// Options.
@@ -295,24 +295,12 @@ async fn main() {
             ),
             "SQLite (synchronous=FULL)",
         ),
-        Some(base) => {
-            let admin = Store::connect(base).await.expect("PostgreSQL answers");
-            let schema = format!("passerelle_disruption_{}", std::process::id());
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(admin.reader())
+        Some(base) => (
+            fresh_postgres_schema(base, "passerelle_disruption")
                 .await
-                .unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(admin.reader())
-                .await
-                .unwrap();
-            admin.close().await;
-            let separator = if base.contains('?') { '&' } else { '?' };
-            (
-                format!("{base}{separator}options=-c%20search_path%3D{schema}"),
-                "PostgreSQL",
-            )
-        }
+                .expect("PostgreSQL answers"),
+            "PostgreSQL",
+        ),
     };
     println!(
         "disruption day on {engine}: {} travellers, {} flights, {} agencies, {} airlines",

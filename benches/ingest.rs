@@ -7,6 +7,9 @@
 //! (add `--database-url postgres://…` for PostgreSQL; default: a SQLite file in a
 //! temporary directory, synchronous=FULL).
 
+#[path = "support/broker.rs"]
+mod support;
+
 use clap::Parser;
 use passerelle::clock::SystemClock;
 use passerelle::crypto::jws::Jwk;
@@ -19,6 +22,7 @@ use passerelle::store::Store;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
+use support::letters;
 
 /// Options.
 #[derive(Parser)]
@@ -38,15 +42,7 @@ struct Args {
 }
 
 fn statement(i: usize, date: &str) -> serde_json::Value {
-    let mut name = String::new();
-    let mut n = i;
-    loop {
-        name.push((b'a' + (n % 26) as u8) as char);
-        n /= 26;
-        if n == 0 {
-            break;
-        }
-    }
+    let name = letters(i);
     json!({
         "schema_version": "passerelle.consent.v1",
         "record_id": format!("BENCH-{i}"),

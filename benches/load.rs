@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{letters, policies_without_rate_limit, Broker};
+use support::{fresh_postgres_schema, letters, policies_without_rate_limit, upload_batch, Broker};
 
 /// Options.
 #[derive(Parser)]
@@ -75,22 +75,9 @@ async fn main() {
             "sqlite://{}?mode=rwc",
             dir.path().join("passerelle.db").display()
         ),
-        Some(base) => {
-            let store = passerelle::store::Store::connect(base)
-                .await
-                .expect("PostgreSQL answers");
-            let schema = format!("passerelle_load_{}", std::process::id());
-            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                .execute(store.reader())
-                .await
-                .unwrap();
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(store.reader())
-                .await
-                .unwrap();
-            let separator = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{separator}options=-c%20search_path%3D{schema}")
-        }
+        Some(base) => fresh_postgres_schema(base, "passerelle_load")
+            .await
+            .expect("PostgreSQL answers"),
     };
     let engine = if args.postgres_url.is_some() {
         "PostgreSQL"
@@ -111,7 +98,7 @@ async fn main() {
     let request_template: Value =
         serde_json::from_str(&std::fs::read_to_string(demo.join("token-request.json")).unwrap())
             .unwrap();
-    let mut body = String::new();
+    let mut signed = Vec::new();
     let mut travellers = Vec::new();
     for i in 0..args.travellers {
         let mut s = template.clone();
@@ -122,23 +109,14 @@ async fn main() {
         s["traveller"]["surname"] = json!(surname);
         s["traveller"]["mobile"] = json!(format!("+336{:08}", 20_000_000 + i));
         s["traveller"]["email"] = json!(format!("load{i}@example.fr"));
-        body.push_str(
-            &passerelle::cli::sign_statement(&jwk, &s.to_string())
-                .unwrap()
-                .to_string(),
-        );
-        body.push('\n');
+        signed.push(passerelle::cli::sign_statement(&jwk, &s.to_string()).unwrap());
         let mut request = request_template.clone();
         request["record_locator"] = json!(locator);
         request["traveller"]["surname"] = json!(surname.to_uppercase());
         travellers.push(request);
     }
     let seeded = Instant::now();
-    let report: Value = client
-        .post(format!("{}/v1/consents/batch", broker.url))
-        .bearer_auth(broker.key("AGENCY_KEY"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
+    let report: Value = upload_batch(&client, &broker, &signed, "")
         .send()
         .await
         .unwrap()

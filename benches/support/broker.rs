@@ -122,3 +122,41 @@ pub fn letters(mut i: usize) -> String {
         }
     }
 }
+
+/// A fresh schema `<prefix>_<pid>_<random>` on the PostgreSQL at `base`, and the URL
+/// that opens it (its `search_path`).
+pub async fn fresh_postgres_schema(
+    base: &str,
+    prefix: &str,
+) -> Result<String, passerelle::store::StoreError> {
+    let admin = passerelle::store::Store::connect(base).await?;
+    let schema = format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        &passerelle::domain::ids::new_id("x")[2..12]
+    );
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(admin.reader())
+        .await?;
+    admin.close().await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Ok(format!(
+        "{base}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}
+
+/// Posts signed statements to `/v1/consents/batch` as NDJSON (`query`: `""` or
+/// `"?atomic=true"`).
+pub fn upload_batch(
+    client: &reqwest::Client,
+    broker: &Broker,
+    signed: &[serde_json::Value],
+    query: &str,
+) -> reqwest::RequestBuilder {
+    let body: String = signed.iter().map(|s| s.to_string() + "\n").collect();
+    client
+        .post(format!("{}/v1/consents/batch{query}", broker.url))
+        .bearer_auth(broker.key("AGENCY_KEY"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+}

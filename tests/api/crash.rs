@@ -3,7 +3,7 @@
 //! acknowledged is lost, no batch is half stored, no release lacks its audit entry,
 //! and `passerelle audit verify` passes.
 
-use crate::broker::{letters, Broker};
+use crate::broker::{fresh_postgres_schema, letters, upload_batch, Broker};
 use crate::helpers::{postgres_url, Engine};
 use crate::on_both_engines_with_engine;
 use passerelle::store::Store;
@@ -32,31 +32,16 @@ async fn database(engine: Engine) -> Option<Database> {
             "sqlite://{}?mode=rwc",
             dir.path().join("passerelle.db").display()
         ),
-        Engine::Postgres => {
-            let base = postgres_url();
-            let admin = match Store::connect(&base).await {
-                Ok(admin) => admin,
-                Err(err) => {
-                    if std::env::var("CI").is_ok_and(|v| v == "true") {
-                        panic!("CI=true but PostgreSQL is unreachable: {err}");
-                    }
-                    eprintln!("skipping a PostgreSQL crash test: {err}");
-                    return None;
+        Engine::Postgres => match fresh_postgres_schema(&postgres_url(), "passerelle_t").await {
+            Ok(url) => url,
+            Err(err) => {
+                if std::env::var("CI").is_ok_and(|v| v == "true") {
+                    panic!("CI=true but PostgreSQL is unreachable: {err}");
                 }
-            };
-            let schema = format!(
-                "passerelle_t_{}_crash_{}",
-                std::process::id(),
-                &passerelle::domain::ids::new_id("x")[2..12]
-            );
-            sqlx::query(&format!("CREATE SCHEMA {schema}"))
-                .execute(admin.reader())
-                .await
-                .unwrap();
-            admin.close().await;
-            let separator = if base.contains('?') { '&' } else { '?' };
-            format!("{base}{separator}options=-c%20search_path%3D{schema}")
-        }
+                eprintln!("skipping a PostgreSQL crash test: {err}");
+                return None;
+            }
+        },
     };
     Some(Database { url, dir })
 }
@@ -114,17 +99,9 @@ async fn a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all(engine: Engin
     };
     let broker = start(&db);
     const N: usize = 1500;
-    let body: String = statements(&broker.demo_dir(), N, "BULK")
-        .iter()
-        .map(|s| s.to_string() + "\n")
-        .collect();
     let client = reqwest::Client::new();
-    let upload = client
-        .post(format!("{}/v1/consents/batch?atomic=true", broker.url))
-        .bearer_auth(broker.key("AGENCY_KEY"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
-        .send();
+    let bulk = statements(&broker.demo_dir(), N, "BULK");
+    let upload = upload_batch(&client, &broker, &bulk, "?atomic=true").send();
     let upload = tokio::spawn(upload);
     // Kill while the batch is being verified and written.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -162,15 +139,8 @@ async fn a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all(engine: Engin
 
     // The broker works on after the crash: the same batch again is stored whole.
     let broker = start(&db);
-    let body: String = statements(&broker.demo_dir(), 20, "AFTER")
-        .iter()
-        .map(|s| s.to_string() + "\n")
-        .collect();
-    let again = client
-        .post(format!("{}/v1/consents/batch?atomic=true", broker.url))
-        .bearer_auth(broker.key("AGENCY_KEY"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
+    let after = statements(&broker.demo_dir(), 20, "AFTER");
+    let again = upload_batch(&client, &broker, &after, "?atomic=true")
         .send()
         .await
         .unwrap();
@@ -185,15 +155,8 @@ async fn a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_
     };
     let broker = start(&db);
     let client = reqwest::Client::new();
-    let body: String = statements(&broker.demo_dir(), 300, "STORM")
-        .iter()
-        .map(|s| s.to_string() + "\n")
-        .collect();
-    let uploaded = client
-        .post(format!("{}/v1/consents/batch", broker.url))
-        .bearer_auth(broker.key("AGENCY_KEY"))
-        .header("content-type", "application/x-ndjson")
-        .body(body)
+    let storm = statements(&broker.demo_dir(), 300, "STORM");
+    let uploaded = upload_batch(&client, &broker, &storm, "")
         .send()
         .await
         .unwrap();
