@@ -61,7 +61,8 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
                 },
             };
             labels.push(entry.labels());
-            crate::store::audit::append(&mut tx, entry).await?;
+            let (connection, right_edge) = tx.connection_and_right_edge();
+            crate::store::audit::append_many(connection, right_edge, vec![entry]).await?;
             purged += 1;
         }
         tx.commit().await?;

@@ -59,7 +59,8 @@ impl AuditHealth {
                 ..AuditEntry::default()
             },
         };
-        store::audit::append(&mut tx, probe).await?;
+        let (connection, right_edge) = tx.connection_and_right_edge();
+        store::audit::append_many(connection, right_edge, vec![probe]).await?;
         tx.rollback().await?;
         self.succeeded();
         Ok(())

@@ -12,6 +12,7 @@ use super::extract::{media_type, parse_json, AgencyCaller, ApiQuery, RequestId};
 use super::ingest::{self, BatchResults, RecordOutcome, Submission, Uploader};
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
+use crate::audit::NewEntry;
 use crate::domain::consent::SCHEMA_VERSION;
 use crate::domain::ssr::{self, ContactValue, Gds};
 use crate::store::Tx;
@@ -246,10 +247,9 @@ impl<'a> Run<'a> {
         let Some(mut tx) = self.tx.take() else {
             return Ok(());
         };
-        for entry in std::mem::take(&mut self.refusals) {
-            self.appended.push(entry.labels());
-            self.state.append_audit(&mut tx, entry).await?;
-        }
+        let refusals = std::mem::take(&mut self.refusals);
+        self.appended.extend(refusals.iter().map(NewEntry::labels));
+        self.state.append_audits(&mut tx, refusals).await?;
         self.state.commit_audited(tx).await?;
         for (action, outcome, reason) in std::mem::take(&mut self.appended) {
             self.state.metrics.observe_decision(action, outcome, reason);

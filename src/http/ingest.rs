@@ -169,7 +169,16 @@ pub async fn process(
         refusals: Vec::new(),
         appended: Vec::new(),
     };
-    for item in verified {
+    // Each stored record's entry, appended with the others' after the last record.
+    let mut uploads = Vec::new();
+    // Statements already stored, looked up at once, then those stored from this batch.
+    let hashes: Vec<Option<[u8; 32]>> = verified
+        .iter()
+        .map(|item| item.as_ref().ok().map(|c| sha256(&c.canonical)))
+        .collect();
+    let looked_up: Vec<[u8; 32]> = hashes.iter().flatten().copied().collect();
+    let mut stored_already = consents::find_duplicates(tx, &uploader.agency.id, &looked_up).await?;
+    for (item, hash) in verified.into_iter().zip(hashes) {
         let (record_id, outcome) = match item {
             Err(rejection) => {
                 let Rejection {
@@ -184,19 +193,33 @@ pub async fn process(
             }
             Ok(checked) => {
                 let record_id = Some(checked.statement.record_id.as_str().to_string());
-                let hash = sha256(&checked.canonical);
-                match consents::find_duplicate(tx, &uploader.agency.id, &hash).await? {
-                    Some(consent_id) => (record_id, RecordOutcome::Duplicate { consent_id }),
+                let hash = hash.expect("a verified record has its hash");
+                match stored_already.get(&hash) {
+                    Some(consent_id) => (
+                        record_id,
+                        RecordOutcome::Duplicate {
+                            consent_id: consent_id.clone(),
+                        },
+                    ),
                     None => {
-                        let (stored, labels) =
+                        let (stored, entry) =
                             store(state, &data_keys, uploader, tx, checked, &hash).await?;
-                        out.appended.push(labels);
+                        stored_already.insert(hash, stored.consent_id.clone());
+                        out.appended.push(entry.labels());
+                        uploads.push((out.results.len(), entry));
                         (record_id, RecordOutcome::Stored(Box::new(stored)))
                     }
                 }
             }
         };
         out.results.push(RecordResult { record_id, outcome });
+    }
+    let (positions, entries): (Vec<usize>, Vec<NewEntry>) = uploads.into_iter().unzip();
+    let appended = state.append_audits(tx, entries).await?;
+    for (position, entry) in positions.into_iter().zip(appended) {
+        if let RecordOutcome::Stored(stored) = &mut out.results[position].outcome {
+            stored.audit_index = entry.index;
+        }
     }
     Ok(out)
 }
@@ -336,7 +359,8 @@ pub fn purge_after(statement: &ConsentStatement, retention_days: u32) -> OffsetD
         + time::Duration::days(i64::from(retention_days))
 }
 
-/// Stores one verified record, its receipt and its audit entry.
+/// Stores one verified record and its receipt; returns it with its audit entry, for
+/// the caller to append (its `audit_index` is set then).
 async fn store(
     state: &AppState,
     keys: &Keys,
@@ -344,7 +368,7 @@ async fn store(
     tx: &mut Tx,
     checked: Checked,
     hash: &[u8; 32],
-) -> Result<(StoredRecord, (&'static str, &'static str, &'static str)), Problem> {
+) -> Result<(StoredRecord, NewEntry), Problem> {
     let statement = &checked.statement;
     let now = uploader.now;
     let agency_id = &uploader.agency.id;
@@ -455,8 +479,6 @@ async fn store(
     entry.entry.booking_id = Some(booking_id.clone());
     entry.entry.traveller_id = Some(traveller_id.clone());
     entry.entry.consent_id = Some(consent_id.clone());
-    let labels = entry.labels();
-    let audit_index = state.append_audit(tx, entry).await?.index;
     Ok((
         StoredRecord {
             consent_id,
@@ -468,8 +490,8 @@ async fn store(
             key_id: checked.kid,
             withdrawal_code: code.map(|c| c.plaintext),
             receipt,
-            audit_index,
+            audit_index: 0,
         },
-        labels,
+        entry,
     ))
 }

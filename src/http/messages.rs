@@ -133,6 +133,7 @@ pub async fn relay(
         mut tx,
         token,
         mut entry,
+        ..
     } = take_token(
         &state,
         &request_id,

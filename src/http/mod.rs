@@ -165,16 +165,14 @@ impl AppState {
         mut tx: Tx,
         entries: Vec<NewEntry>,
     ) -> Result<Vec<i64>, Problem> {
-        let mut labels = Vec::with_capacity(entries.len());
-        let mut indexes = Vec::with_capacity(entries.len());
+        let labels: Vec<_> = entries.iter().map(NewEntry::labels).collect();
+        let stored = self.append_audits(&mut tx, entries).await?;
         let mut pushes = uses::Pushes::default();
-        for entry in entries {
-            labels.push(entry.labels());
-            let stored = self.append_audit(&mut tx, entry).await?;
-            indexes.push(stored.index);
-            pushes.queue(self, &mut tx, &stored).await?;
+        for entry in &stored {
+            pushes.queue(self, &mut tx, entry).await?;
         }
         self.commit_audited(tx).await?;
+        let indexes = stored.iter().map(|entry| entry.index).collect();
         for (action, outcome, reason) in labels {
             self.metrics.observe_decision(action, outcome, reason);
         }
@@ -187,7 +185,19 @@ impl AppState {
     /// Appends an audit entry in `tx`; when the log cannot be written, the action is
     /// refused (`503 audit-unavailable`) and the broker reports it in `/readyz`.
     pub async fn append_audit(&self, tx: &mut Tx, entry: NewEntry) -> Result<AuditEntry, Problem> {
-        store::audit::append(tx, entry)
+        let mut stored = self.append_audits(tx, vec![entry]).await?;
+        Ok(stored.pop().expect("one entry appended"))
+    }
+
+    /// Appends audit entries in `tx`, in order, in one go; fails closed like
+    /// [`AppState::append_audit`].
+    pub async fn append_audits(
+        &self,
+        tx: &mut Tx,
+        entries: Vec<NewEntry>,
+    ) -> Result<Vec<AuditEntry>, Problem> {
+        let (connection, right_edge) = tx.connection_and_right_edge();
+        store::audit::append_many(connection, right_edge, entries)
             .await
             .map_err(|err| self.audit_health.failed(self.clock.now(), &err))
     }

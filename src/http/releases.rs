@@ -1,6 +1,7 @@
 //! `POST /v1/releases`: an airline redeems a reveal token and receives the contact,
 //! once; and the token checks every use of a token goes through (reveal or relay).
 
+use super::consents::Contacts;
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::tokens::{refusal_problem, TOKEN_PREFIX};
@@ -9,10 +10,10 @@ use crate::audit::{format_time, Action, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::party::Party;
-use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction};
+use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
 use crate::policy::{self, Refusal, TokenState};
 use crate::store::tokens::TokenRecord;
-use crate::store::{consents, release, tokens, Tx};
+use crate::store::{consents, release, tokens, Conn, StoreError, Tx};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -87,9 +88,16 @@ pub async fn redeem(
         mut tx,
         token,
         entry,
+        contact,
     } = taken;
-    let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
-    let Some(opened) = super::consents::open_contacts(&state, &token.consent_id, &sealed)? else {
+    let opened = match contact {
+        Some(opened) => Some(opened),
+        None => {
+            let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
+            super::consents::open_contacts(&state, &token.consent_id, &sealed)?
+        }
+    };
+    let Some(opened) = opened else {
         return Err(state
             .refuse(
                 tx,
@@ -142,12 +150,23 @@ pub struct Taken {
     pub token: TokenRecord,
     /// The audit entry for the use.
     pub entry: NewEntry,
+    /// For a reveal decided on a read, the contact already opened there (the guard on
+    /// the use proved the record neither purged nor withdrawn since).
+    pub contact: Option<Contacts>,
 }
 
 /// Checks a presented token for a use and takes one use of it, or audits the refusal
 /// and returns its problem. The token rules (holder, revocation, uses, expiry,
 /// delivery, channel) come first, then the release policies with the state of the
 /// consent now.
+///
+/// The decision is first taken on what the readers see, beside the writer, so that
+/// the writer's part of a use is one guarded update. That update takes the use only
+/// if nothing a grant depends on has changed since the read: the token still has
+/// uses, is neither revoked nor expired, and its record is neither withdrawn,
+/// superseded nor purged (a booking's segments are only ever added to). When the read
+/// refuses, or the guard finds a change, the whole decision is taken again inside the
+/// writer's transaction, where it is exact, and a refusal is audited from there.
 pub async fn take_token(
     state: &AppState,
     request_id: &str,
@@ -163,32 +182,191 @@ pub async fn take_token(
             "is not a Passerelle release token",
         )
     })?;
-    let now = state.clock.now();
-    let (action, outcome, policy_action) = match wanted {
-        Use::Reveal => (
-            Action::TokenRedemption,
-            Outcome::Released,
-            TravellerAction::RedeemToken,
-        ),
-        Use::Relay => (
-            Action::MessageRelay,
-            Outcome::Queued,
-            TravellerAction::RelayMessage,
-        ),
+    let ask = UseAsked {
+        airline,
+        presented,
+        wanted,
+        channel,
+        now: state.clock.now(),
     };
-    let mut entry = NewEntry::new(now, request_id, airline, action, outcome);
+    let mut entry = NewEntry::new(ask.now, request_id, airline, ask.action(), ask.outcome());
     entry.entry.airline_id = Some(airline.id.clone());
     entry.entry.channel = channel.map(|c| c.as_str().to_string());
 
-    let mut tx = state.store.begin().await?;
-    let token = tokens::find(&mut tx, presented.id)
-        .await?
-        .filter(|t| presented.matches(&t.secret_hash));
-    let Some(token) = token else {
-        let refusal = Refusal::TokenNotFound;
-        let entry = entry.refused(refusal.reason());
-        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
+    let read = {
+        let mut reader = state
+            .store
+            .reader()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let checked = check(state, &mut reader, &ask).await?;
+        match checked {
+            Checked::Allowed(token, verdict) if wanted == Use::Reveal => {
+                let sealed = consents::sealed(&mut reader, &token.consent_id).await?;
+                // A contact that cannot be opened here is left to the writer's check.
+                match super::consents::open_contacts(state, &token.consent_id, &sealed) {
+                    Ok(Some(contact)) => Some((token, verdict, Some(contact))),
+                    _ => None,
+                }
+            }
+            Checked::Allowed(token, verdict) => Some((token, verdict, None)),
+            Checked::Refused { .. } => None,
+        }
     };
+    let mut tx = state.store.begin().await?;
+    if let Some((token, verdict, contact)) = read {
+        if tokens::take_use_if_unchanged(&mut tx, &token.id, ask.now).await? {
+            describe(state, &mut entry, &token, Some(&verdict));
+            return Ok(Taken {
+                tx,
+                token,
+                entry,
+                contact,
+            });
+        }
+    }
+    let (token, verdict) = match check(state, &mut tx, &ask).await? {
+        Checked::Allowed(token, verdict) => (token, verdict),
+        Checked::Refused {
+            token,
+            refusal,
+            verdict,
+        } => {
+            if let Some(token) = &token {
+                describe(state, &mut entry, token, verdict.as_ref());
+            }
+            let policies = verdict.map(|v| v.policies).unwrap_or_default();
+            let entry = entry.refused(refusal.reason());
+            return Err(state
+                .refuse(tx, entry, refusal_problem(refusal, &policies))
+                .await);
+        }
+    };
+    describe(state, &mut entry, &token, Some(&verdict));
+    if !tokens::take_use(&mut tx, &token.id, ask.now).await? {
+        let refusal = Refusal::TokenUsed;
+        let entry = entry.refused(refusal.reason());
+        return Err(state
+            .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+            .await);
+    }
+    Ok(Taken {
+        tx,
+        token,
+        entry,
+        contact: None,
+    })
+}
+
+/// A use asked of a token.
+struct UseAsked<'a> {
+    airline: &'a Party,
+    presented: secret::PresentedSecret<'a>,
+    wanted: Use,
+    channel: Option<Channel>,
+    now: time::OffsetDateTime,
+}
+
+impl UseAsked<'_> {
+    fn action(&self) -> Action {
+        match self.wanted {
+            Use::Reveal => Action::TokenRedemption,
+            Use::Relay => Action::MessageRelay,
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.wanted {
+            Use::Reveal => Outcome::Released,
+            Use::Relay => Outcome::Queued,
+        }
+    }
+
+    fn policy_action(&self) -> TravellerAction {
+        match self.wanted {
+            Use::Reveal => TravellerAction::RedeemToken,
+            Use::Relay => TravellerAction::RelayMessage,
+        }
+    }
+}
+
+/// What the token rules and the release policies say of a use.
+enum Checked {
+    /// Allowed, by these policies; the use is not taken yet.
+    Allowed(TokenRecord, Verdict),
+    /// Refused; with the token if it was found, and the policies' verdict if they
+    /// were asked.
+    Refused {
+        token: Option<TokenRecord>,
+        refusal: Refusal,
+        verdict: Option<Verdict>,
+    },
+}
+
+/// Decides a use on what `conn` reads, changing nothing.
+async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<Checked, Problem> {
+    let token = tokens::find(conn, ask.presented.id)
+        .await?
+        .filter(|t| ask.presented.matches(&t.secret_hash));
+    let Some(token) = token else {
+        return Ok(Checked::Refused {
+            token: None,
+            refusal: Refusal::TokenNotFound,
+            verdict: None,
+        });
+    };
+    let token_state = TokenState {
+        held_by_caller: token.airline_id == ask.airline.id,
+        used: token.uses_left <= 0,
+        revoked: token.revoked_at.is_some(),
+        expires_at: token.expires_at,
+    };
+    let mut checked = policy::token_redeemable(&token_state, ask.now);
+    if checked.is_ok() && ask.wanted == Use::Reveal && token.delivery == Delivery::Relay {
+        checked = Err(Refusal::RelayOnly);
+    }
+    if checked.is_ok() && ask.channel.is_some_and(|c| !token.channels.contains(&c)) {
+        checked = Err(Refusal::ChannelNotCovered);
+    }
+    if let Err(refusal) = checked {
+        return Ok(Checked::Refused {
+            token: Some(token),
+            refusal,
+            verdict: None,
+        });
+    }
+    let facts = release::for_consent(conn, &token.consent_id)
+        .await?
+        .ok_or_else(|| Problem::internal(format!("token {} has no consent", token.id)))?;
+    let verdict = state.settings.policies.decide_traveller(
+        &AirlineFacts::of(ask.airline),
+        ask.policy_action(),
+        &super::tokens::traveller_facts(&facts),
+        &ReleaseContext {
+            purpose: &token.purpose,
+            event_category: &token.event_category,
+            now: ask.now,
+        },
+    );
+    Ok(match verdict.refusal {
+        None => Checked::Allowed(token, verdict),
+        Some(refusal) => Checked::Refused {
+            token: Some(token),
+            refusal,
+            verdict: Some(verdict),
+        },
+    })
+}
+
+/// Fills the audit entry with what the token was granted for and, if they were asked,
+/// the deciding policies.
+fn describe(
+    state: &AppState,
+    entry: &mut NewEntry,
+    token: &TokenRecord,
+    verdict: Option<&Verdict>,
+) {
     let e = &mut entry.entry;
     e.token_id = Some(token.id.clone());
     e.agency_id = Some(token.agency_id.clone());
@@ -200,48 +378,5 @@ pub async fn take_token(
     e.event_reference = Some(token.event_reference.clone());
     e.flight = Some(token.flight.clone());
     e.policy_digest = Some(state.settings.policies.digest().to_string());
-
-    let token_state = TokenState {
-        held_by_caller: token.airline_id == airline.id,
-        used: token.uses_left <= 0,
-        revoked: token.revoked_at.is_some(),
-        expires_at: token.expires_at,
-    };
-    let mut checked = policy::token_redeemable(&token_state, now);
-    if checked.is_ok() && wanted == Use::Reveal && token.delivery == Delivery::Relay {
-        checked = Err(Refusal::RelayOnly);
-    }
-    if checked.is_ok() && channel.is_some_and(|c| !token.channels.contains(&c)) {
-        checked = Err(Refusal::ChannelNotCovered);
-    }
-    if let Err(refusal) = checked {
-        let entry = entry.refused(refusal.reason());
-        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
-    }
-
-    let facts = release::for_consent(&mut tx, &token.consent_id)
-        .await?
-        .ok_or_else(|| Problem::internal(format!("token {} has no consent", token.id)))?;
-    let verdict = state.settings.policies.decide_traveller(
-        &AirlineFacts::of(airline),
-        policy_action,
-        &super::tokens::traveller_facts(&facts),
-        &ReleaseContext {
-            purpose: &token.purpose,
-            event_category: &token.event_category,
-            now,
-        },
-    );
-    entry.entry.policies = Some(verdict.policy_list());
-    let refusal = match verdict.refusal {
-        None if !tokens::take_use(&mut tx, &token.id, now).await? => Some(Refusal::TokenUsed),
-        other => other,
-    };
-    if let Some(refusal) = refusal {
-        let entry = entry.refused(refusal.reason());
-        return Err(state
-            .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
-            .await);
-    }
-    Ok(Taken { tx, token, entry })
+    e.policies = verdict.map(Verdict::policy_list);
 }

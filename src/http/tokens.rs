@@ -183,8 +183,9 @@ pub async fn request(
         let entry = base.refused(refusal.reason());
         return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
     };
-    match decide_and_issue(&state, &mut tx, &airline, &traveller, &ask, base, now).await? {
-        (Ok(granted), entry) => {
+    match decide_and_issue(&state, &airline, &traveller, &ask, base, now) {
+        (Ok((granted, record)), entry) => {
+            tokens::insert_many(&mut tx, &[record]).await?;
             let index = state.commit_with_audit(tx, entry).await?;
             Ok((
                 StatusCode::CREATED,
@@ -221,23 +222,19 @@ pub async fn request_for_flight(
     let (mut tx, base) = begin(&state, &request_id, &airline, &ask, now).await?;
     let travellers = release::on_flight(&mut tx, &request.flight).await?;
     let mut granted = Vec::new();
+    let mut records = Vec::new();
     let mut refused = Vec::new();
     let mut entries = Vec::with_capacity(travellers.len());
     let mut was_granted = Vec::with_capacity(travellers.len());
     for traveller in &travellers {
-        let (outcome, entry) = decide_and_issue(
-            &state,
-            &mut tx,
-            &airline,
-            traveller,
-            &ask,
-            base.clone(),
-            now,
-        )
-        .await?;
+        let (outcome, entry) =
+            decide_and_issue(&state, &airline, traveller, &ask, base.clone(), now);
         was_granted.push(outcome.is_ok());
         match outcome {
-            Ok(token) => granted.push(token),
+            Ok((token, record)) => {
+                granted.push(token);
+                records.push(record);
+            }
             Err(verdict) => {
                 let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
                 let problem = refusal_problem(refusal, &verdict.policies);
@@ -253,6 +250,7 @@ pub async fn request_for_flight(
         }
         entries.push(entry);
     }
+    tokens::insert_many(&mut tx, &records).await?;
     let indexes = state.commit_with_audits(tx, entries).await?;
     // Entries were appended in traveller order; hand each answer its index.
     let (mut g, mut r) = (granted.iter_mut(), refused.iter_mut());
@@ -410,17 +408,19 @@ pub fn traveller_facts(traveller: &ReleaseFacts) -> TravellerFacts<'_> {
     }
 }
 
-/// Decides one traveller and, if allowed, stores their token. Returns the grant (or
-/// the refusing verdict) and the audit entry to append.
-async fn decide_and_issue(
+/// A token granted: the answer for the airline and the record to store.
+type Grant = (TokenGranted, TokenRecord);
+
+/// Decides one traveller and, if allowed, issues their token. Returns the grant (or
+/// the refusing verdict) and the audit entry to append; the caller stores the tokens.
+fn decide_and_issue(
     state: &AppState,
-    tx: &mut Tx,
     airline: &Party,
     traveller: &ReleaseFacts,
     ask: &Ask<'_>,
     mut entry: NewEntry,
     now: OffsetDateTime,
-) -> Result<(Result<TokenGranted, Verdict>, NewEntry), Problem> {
+) -> (Result<Grant, Verdict>, NewEntry) {
     let mut verdict = state.settings.policies.decide_traveller(
         &AirlineFacts::of(airline),
         TravellerAction::GrantToken,
@@ -438,7 +438,7 @@ async fn decide_and_issue(
         _ => {
             let refusal = verdict.refusal.unwrap_or(Refusal::NoConsent);
             verdict.refusal = Some(refusal);
-            return Ok((Err(verdict), entry.refused(refusal.reason())));
+            return (Err(verdict), entry.refused(refusal.reason()));
         }
     };
     let channels: Vec<Channel> = consent
@@ -452,10 +452,10 @@ async fn decide_and_issue(
             refusal: Some(Refusal::ChannelNotCovered),
             policies: Vec::new(),
         };
-        return Ok((
+        return (
             Err(verdict),
             entry.refused(Refusal::ChannelNotCovered.reason()),
-        ));
+        );
     }
     let tunables = &state.settings.policies.tunables;
     let mut expires_at = now + tunables.token_lifetime();
@@ -487,24 +487,21 @@ async fn decide_and_issue(
         delivery: traveller.delivery,
         revoked_at: None,
     };
-    tokens::insert(tx, &record).await?;
     entry.entry.token_id = Some(issued.id.clone());
     entry.entry.channel = Some(Channel::join(&channels));
-    Ok((
-        Ok(TokenGranted {
-            token: issued.plaintext,
-            token_id: issued.id,
-            traveller_id: traveller.traveller_id.clone(),
-            record_locator: traveller.record_locator.clone(),
-            channels,
-            delivery: traveller.delivery,
-            uses,
-            expires_at: format_time(expires_at),
-            purpose: ask.purpose,
-            audit_index: 0,
-        }),
-        entry,
-    ))
+    let granted = TokenGranted {
+        token: issued.plaintext,
+        token_id: issued.id,
+        traveller_id: traveller.traveller_id.clone(),
+        record_locator: traveller.record_locator.clone(),
+        channels,
+        delivery: traveller.delivery,
+        uses,
+        expires_at: format_time(expires_at),
+        purpose: ask.purpose,
+        audit_index: 0,
+    };
+    (Ok((granted, record)), entry)
 }
 
 /// The rule named in a refusal: the first deciding policy, or the token rule.

@@ -1,8 +1,8 @@
 //! The audit log's storage: dense appends, the tree's stored subtrees, checkpoints
 //! and ordered reads.
 
-use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
-use crate::audit::merkle::{self, Hash, NodeId};
+use super::{arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, StoreError};
+use crate::audit::merkle::{self, Frontier, Hash, NodeId};
 use crate::audit::proof::{self, InclusionProof};
 use crate::audit::{format_time, AuditEntry, NewEntry};
 use sqlx::Row;
@@ -10,85 +10,142 @@ use std::collections::{BTreeSet, HashMap};
 use time::OffsetDateTime;
 use tracing::instrument;
 
-/// Appends an entry in the caller's transaction and returns it as stored.
+/// Rows per multi-row insert. SQLite looks a numbered parameter up by a linear scan
+/// of the statement's parameter list, so binding costs grow with the square of the
+/// parameter count: statements of about 700 parameters keep that scan cheap while
+/// still saving a round trip per row.
+const ENTRY_ROWS: usize = 30;
+/// Subtree rows per multi-row insert (4 parameters each).
+const NODE_ROWS: usize = 180;
+
+/// Appends entries, in order, in the caller's transaction and returns them as stored:
+/// one update of the log's head, then one multi-row insert of the entries and one of
+/// the subtrees they complete, whatever their number.
 ///
-/// The index comes from the one-row `audit_head` table, incremented in the same
-/// transaction: concurrent appends wait on that row, and a rolled-back transaction
-/// gives its index back, so the log never has a gap.
+/// The indexes come from the one-row `audit_head` table, moved on by the count in the
+/// same transaction: concurrent appends (from another broker on the same PostgreSQL)
+/// wait on that row, and a rolled-back transaction gives its indexes back, so the log
+/// never has a gap.
+///
+/// `right_edge` is the tree's frontier as the caller's writer connection last left
+/// it, so that an append reads no stored subtree. It is used only if it ends exactly
+/// where the head says the log ends, and is read again from the stored subtrees
+/// otherwise (`None` always reads them); the caller must forget it (set `None`)
+/// whenever a transaction that appended is rolled back.
 #[instrument(skip_all)]
-pub async fn append(conn: &mut Conn, new: NewEntry) -> Result<AuditEntry, StoreError> {
-    let row = sqlx::query("UPDATE audit_head SET size = size + 1 WHERE id = 1 RETURNING size")
+pub async fn append_many(
+    conn: &mut Conn,
+    right_edge: &mut Option<Frontier>,
+    news: Vec<NewEntry>,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    if news.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = news.len() as i64;
+    let row = sqlx::query("UPDATE audit_head SET size = size + $1 WHERE id = 1 RETURNING size")
+        .bind(count)
         .fetch_one(&mut *conn)
         .await?;
     let size: i64 = row.get("size");
-    let at = to_millis(new.at);
-    let shown_at = format_time(new.at);
-    let entry = new.complete(size - 1, shown_at);
-    let leaf = entry.leaf_hash();
-    sqlx::query(
-        "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
-         airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
-         message_id, channel, policies, policy_digest, leaf_hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)",
-    )
-    .bind(entry.index)
-    .bind(at)
-    .bind(&entry.request_id)
-    .bind(&entry.actor_kind)
-    .bind(&entry.actor_id)
-    .bind(&entry.action)
-    .bind(&entry.outcome)
-    .bind(&entry.reason)
-    .bind(&entry.agency_id)
-    .bind(&entry.airline_id)
-    .bind(&entry.booking_id)
-    .bind(&entry.traveller_id)
-    .bind(&entry.consent_id)
-    .bind(&entry.token_id)
-    .bind(&entry.purpose)
-    .bind(&entry.event_category)
-    .bind(&entry.event_reference)
-    .bind(&entry.flight)
-    .bind(&entry.message_id)
-    .bind(&entry.channel)
-    .bind(&entry.policies)
-    .bind(&entry.policy_digest)
-    .bind(leaf.as_slice())
-    .execute(&mut *conn)
-    .await?;
-    store_completed_nodes(conn, entry.index as u64, leaf).await?;
-    Ok(entry)
+    let first = size - count;
+    let mut frontier = match right_edge.take() {
+        Some(kept) if kept.size() == first as u64 => kept,
+        _ => read_frontier(conn, first as u64).await?,
+    };
+    let mut entries = Vec::with_capacity(news.len());
+    let mut times = Vec::with_capacity(news.len());
+    let mut leaves = Vec::with_capacity(news.len());
+    let mut nodes = Vec::new();
+    for (offset, new) in news.into_iter().enumerate() {
+        times.push(to_millis(new.at));
+        let shown_at = format_time(new.at);
+        let entry = new.complete(first + offset as i64, shown_at);
+        let leaf = entry.leaf_hash();
+        frontier.push(leaf, |id, hash| nodes.push((id, *hash)));
+        leaves.push(leaf);
+        entries.push(entry);
+    }
+    for (chunk, start) in entries.chunks(ENTRY_ROWS).zip((0..).step_by(ENTRY_ROWS)) {
+        insert_entries(conn, chunk, &times[start..], &leaves[start..]).await?;
+    }
+    for chunk in nodes.chunks(NODE_ROWS) {
+        insert_nodes(conn, chunk).await?;
+    }
+    *right_edge = Some(frontier);
+    Ok(entries)
 }
 
-/// Stores the perfect subtrees that leaf `index` completes, reading their left
-/// children (written by earlier appends, possibly earlier in this transaction).
-async fn store_completed_nodes(conn: &mut Conn, index: u64, leaf: Hash) -> Result<(), StoreError> {
-    let lefts: BTreeSet<NodeId> = merkle::left_children(index).collect();
-    if lefts.is_empty() {
-        return Ok(());
+/// The tree's frontier at `size`, from the stored subtrees it is made of.
+async fn read_frontier(conn: &mut Conn, size: u64) -> Result<Frontier, StoreError> {
+    let parts: BTreeSet<NodeId> = Frontier::parts(size).into_iter().collect();
+    let fetched = fetch_nodes(conn, &parts).await?;
+    let mut lookup = merkle::Lookup::new(&fetched);
+    let frontier = Frontier::from_parts(size, &mut |id| lookup.get(id));
+    match lookup.missing() {
+        Some(id) => Err(missing(id)),
+        None => Ok(frontier),
     }
-    let fetched = fetch_nodes(conn, &lefts).await?;
-    let mut right = leaf;
-    for id in merkle::completed_by(index) {
-        let left_id = NodeId {
-            level: id.level - 1,
-            index: id.index * 2,
-        };
-        let left = fetched.get(&left_id).ok_or_else(|| missing(left_id))?;
-        right = merkle::node_hash(left, &right);
-        insert_node(conn, id, &right).await?;
+}
+
+/// Inserts entries with their stored times and leaf hashes, in one statement.
+async fn insert_entries(
+    conn: &mut Conn,
+    entries: &[AuditEntry],
+    times: &[i64],
+    leaves: &[Hash],
+) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
+         airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
+         message_id, channel, policies, policy_digest, leaf_hash) VALUES {}",
+        values_rows(entries.len(), 23)
+    );
+    let mut query = sqlx::query(&sql);
+    for ((entry, at), leaf) in entries.iter().zip(times).zip(leaves) {
+        query = query
+            .bind(entry.index)
+            .bind(*at)
+            .bind(&entry.request_id)
+            .bind(&entry.actor_kind)
+            .bind(&entry.actor_id)
+            .bind(&entry.action)
+            .bind(&entry.outcome)
+            .bind(&entry.reason)
+            .bind(&entry.agency_id)
+            .bind(&entry.airline_id)
+            .bind(&entry.booking_id)
+            .bind(&entry.traveller_id)
+            .bind(&entry.consent_id)
+            .bind(&entry.token_id)
+            .bind(&entry.purpose)
+            .bind(&entry.event_category)
+            .bind(&entry.event_reference)
+            .bind(&entry.flight)
+            .bind(&entry.message_id)
+            .bind(&entry.channel)
+            .bind(&entry.policies)
+            .bind(&entry.policy_digest)
+            .bind(leaf.as_slice());
     }
+    query.execute(conn).await?;
     Ok(())
 }
 
-async fn insert_node(conn: &mut Conn, id: NodeId, hash: &Hash) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES ($1, $2, $3, $4)")
-        .bind(id.level as i32)
-        .bind(id.index as i64)
-        .bind(id.last_leaf() as i64)
-        .bind(hash.as_slice())
-        .execute(conn)
-        .await?;
+/// Stores completed subtrees, in one statement.
+async fn insert_nodes(conn: &mut Conn, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+    let sql = format!(
+        "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES {}",
+        values_rows(nodes.len(), 4)
+    );
+    let mut query = sqlx::query(&sql);
+    for (id, hash) in nodes {
+        query = query
+            .bind(id.level as i32)
+            .bind(id.index as i64)
+            .bind(id.last_leaf() as i64)
+            .bind(hash.as_slice());
+    }
+    query.execute(conn).await?;
     Ok(())
 }
 
@@ -205,6 +262,7 @@ pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
                 frontier.size()
             )));
         }
+        let mut completed = Vec::new();
         for (index, leaf) in leaves {
             if index != frontier.size() {
                 return Err(StoreError::Corrupt(format!(
@@ -212,13 +270,12 @@ pub async fn complete_tree(conn: &mut Conn) -> Result<u64, StoreError> {
                     frontier.size()
                 )));
             }
-            let mut completed = Vec::new();
             frontier.push(leaf, |id, hash| completed.push((id, *hash)));
-            for (id, hash) in completed {
-                insert_node(conn, id, &hash).await?;
-                written += 1;
-            }
         }
+        for chunk in completed.chunks(NODE_ROWS) {
+            insert_nodes(conn, chunk).await?;
+        }
+        written += completed.len() as u64;
     }
     Ok(written)
 }

@@ -1,12 +1,13 @@
 //! Bookings, travellers and consent records.
 
-use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
+use super::{arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, StoreError};
 use crate::crypto::keyring::WrappedKey;
 use crate::domain::booking::{CarrierCode, Flight, RecordLocator};
 use crate::domain::consent::{ConsentScope, ConsentState, DataCategory, Decision};
 use crate::domain::ids::{new_id, BOOKING, TRAVELLER};
 use crate::domain::purpose::Purpose;
 use sqlx::Row;
+use std::collections::HashMap;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -18,21 +19,19 @@ pub async fn upsert_booking(
     locator: &RecordLocator,
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    sqlx::query(
+    // The no-op update makes `RETURNING` answer for an existing booking too: one
+    // statement where an insert and a select were two.
+    let row = sqlx::query(
         "INSERT INTO bookings (id, agency_id, record_locator, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (agency_id, record_locator) DO NOTHING",
+         ON CONFLICT (agency_id, record_locator) DO UPDATE SET record_locator = excluded.record_locator \
+         RETURNING id",
     )
     .bind(new_id(BOOKING))
     .bind(agency_id)
     .bind(locator.as_str())
     .bind(to_millis(now))
-    .execute(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    let row = sqlx::query("SELECT id FROM bookings WHERE agency_id = $1 AND record_locator = $2")
-        .bind(agency_id)
-        .bind(locator.as_str())
-        .fetch_one(conn)
-        .await?;
     Ok(row.get("id"))
 }
 
@@ -43,17 +42,22 @@ pub async fn add_segments(
     booking_id: &str,
     segments: &[Flight],
 ) -> Result<(), StoreError> {
-    for segment in segments {
-        sqlx::query(
-            "INSERT INTO segments (booking_id, carrier, flight_number, departure_date) VALUES ($1, $2, $3, $4) \
+    // A booking has a handful of segments: one statement for all of them.
+    for chunk in segments.chunks(100) {
+        let sql = format!(
+            "INSERT INTO segments (booking_id, carrier, flight_number, departure_date) VALUES {} \
              ON CONFLICT DO NOTHING",
-        )
-        .bind(booking_id)
-        .bind(segment.carrier.as_str())
-        .bind(segment.flight_number.as_str())
-        .bind(segment.date.as_string())
-        .execute(&mut *conn)
-        .await?;
+            values_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for segment in chunk {
+            query = query
+                .bind(booking_id)
+                .bind(segment.carrier.as_str())
+                .bind(segment.flight_number.as_str())
+                .bind(segment.date.as_string());
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -68,38 +72,49 @@ pub async fn upsert_traveller(
     name_index: &[u8],
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
-    sqlx::query(
+    // As for bookings, the no-op update lets `RETURNING` answer for an existing one.
+    let row = sqlx::query(
         "INSERT INTO travellers (id, booking_id, name_index, sealed_name, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (booking_id, name_index) DO NOTHING",
+         ON CONFLICT (booking_id, name_index) DO UPDATE SET name_index = excluded.name_index \
+         RETURNING id",
     )
     .bind(new_id(TRAVELLER))
     .bind(booking_id)
     .bind(name_index)
     .bind(Vec::<u8>::new())
     .bind(to_millis(now))
-    .execute(&mut *conn)
+    .fetch_one(conn)
     .await?;
-    let row = sqlx::query("SELECT id FROM travellers WHERE booking_id = $1 AND name_index = $2")
-        .bind(booking_id)
-        .bind(name_index)
-        .fetch_one(conn)
-        .await?;
     Ok(row.get("id"))
 }
 
-/// A record already stored with the same statement: the upload is a duplicate.
+/// Of these statement hashes, those the agency already stored a record for, with the
+/// record's id: uploading one again is a duplicate. One query per 500 hashes.
 #[instrument(skip_all)]
-pub async fn find_duplicate(
+pub async fn find_duplicates(
     conn: &mut Conn,
     agency_id: &str,
-    statement_sha256: &[u8],
-) -> Result<Option<String>, StoreError> {
-    let row = sqlx::query("SELECT id FROM consents WHERE agency_id = $1 AND statement_sha256 = $2")
-        .bind(agency_id)
-        .bind(statement_sha256)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|r| r.get("id")))
+    statement_hashes: &[[u8; 32]],
+) -> Result<HashMap<[u8; 32], String>, StoreError> {
+    let mut found = HashMap::new();
+    for chunk in statement_hashes.chunks(500) {
+        let mut params = vec![Param::Text(agency_id.to_string())];
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|hash| arg(&mut params, Param::Bytes(hash.to_vec())))
+            .collect();
+        let sql = format!(
+            "SELECT id, statement_sha256 FROM consents WHERE agency_id = $1 AND statement_sha256 IN ({})",
+            list.join(", ")
+        );
+        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
+            let hash: Vec<u8> = row.get("statement_sha256");
+            if let Ok(hash) = hash.try_into() {
+                found.insert(hash, row.get("id"));
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// The version a new record with this agency record id gets.

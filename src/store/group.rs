@@ -10,6 +10,7 @@
 //! durable, with the batch's outcome. Audited writes were serialised on the log's head
 //! row anyway; what the batch removes is a commit per request.
 
+use crate::audit::merkle::Frontier;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +32,10 @@ struct Batch {
     waiters: Vec<oneshot::Sender<BatchResult>>,
     /// A caller was dropped without commit or rollback: its savepoint is still open.
     abandoned: bool,
+    /// The audit tree's right edge as this connection's appends left it, so that an
+    /// append reads no stored subtree (see [`crate::store::audit::append_many`]).
+    /// Forgotten whenever anything is rolled back, since it may hold undone leaves.
+    right_edge: Option<Frontier>,
 }
 
 struct Inner {
@@ -104,6 +109,9 @@ impl GroupCommit {
             Some(tx) => tx.commit().await.map_err(Arc::new),
             None => Ok(()),
         };
+        if result.is_err() {
+            batch.right_edge = None;
+        }
         self.record(&result);
         for waiter in waiters {
             waiter.send(result.clone()).ok();
@@ -136,6 +144,7 @@ impl GroupCommit {
 
     fn fail_with(&self, batch: &mut Batch, err: Arc<sqlx::Error>) {
         batch.tx = None;
+        batch.right_edge = None;
         let result = Err(err);
         self.record(&result);
         for waiter in std::mem::take(&mut batch.waiters) {
@@ -145,6 +154,7 @@ impl GroupCommit {
 }
 
 async fn rollback_savepoint(batch: &mut Batch) -> Result<(), sqlx::Error> {
+    batch.right_edge = None;
     if let Some(tx) = batch.tx.as_mut() {
         tx.execute("ROLLBACK TO SAVEPOINT member").await?;
         tx.execute("RELEASE SAVEPOINT member").await?;
@@ -165,10 +175,17 @@ pub struct Tx {
 
 impl Tx {
     fn connection(&mut self) -> &mut AnyConnection {
-        self.batch
-            .as_mut()
-            .and_then(|b| b.tx.as_deref_mut())
-            .expect("a live Tx holds an open batch")
+        self.connection_and_right_edge().0
+    }
+
+    /// The connection with the audit tree's right edge it keeps, for appends.
+    pub fn connection_and_right_edge(&mut self) -> (&mut AnyConnection, &mut Option<Frontier>) {
+        let batch = &mut **self.batch.as_mut().expect("a live Tx holds an open batch");
+        let connection = batch
+            .tx
+            .as_deref_mut()
+            .expect("a live Tx holds an open batch");
+        (connection, &mut batch.right_edge)
     }
 
     /// Keeps this caller's changes and waits until its batch is durable.

@@ -200,6 +200,29 @@ pub(crate) enum Param {
     Text(String),
     /// An integer value.
     Int(i64),
+    /// A byte string.
+    Bytes(Vec<u8>),
+}
+
+/// The `VALUES` list of a multi-row insert: `rows` groups of `columns` placeholders,
+/// numbered in order (`($1, $2), ($3, $4)`), for binding row after row.
+pub(crate) fn values_rows(rows: usize, columns: usize) -> String {
+    let mut out = String::with_capacity(rows * columns * 6);
+    for row in 0..rows {
+        if row > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for column in 1..=columns {
+            if column > 1 {
+                out.push_str(", ");
+            }
+            out.push('$');
+            out.push_str(&(row * columns + column).to_string());
+        }
+        out.push(')');
+    }
+    out
 }
 
 /// Adds a parameter and returns its placeholder (`$n`).
@@ -218,7 +241,19 @@ pub(crate) fn bind_all(
         query = match param {
             Param::Text(t) => query.bind(t),
             Param::Int(n) => query.bind(n),
+            Param::Bytes(b) => query.bind(b),
         };
     }
     query
+}
+
+#[cfg(test)]
+mod tests {
+    use super::values_rows;
+
+    #[test]
+    fn a_multi_row_values_list_numbers_placeholders_row_after_row() {
+        assert_eq!(values_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_rows(1, 1), "($1)");
+    }
 }

@@ -1,6 +1,6 @@
 //! Release tokens.
 
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::{from_millis, to_millis, values_rows, Conn, StoreError};
 use crate::domain::delivery::{Channel, Delivery};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -47,31 +47,42 @@ pub struct TokenRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
-/// Stores a newly granted token.
+/// Token rows per multi-row insert: 15 parameters each, about 700 a statement (see
+/// the audit log's `ENTRY_ROWS` for why not more).
+const TOKEN_ROWS: usize = 48;
+
+/// Stores newly granted tokens, with multi-row statements.
 #[instrument(skip_all)]
-pub async fn insert(conn: &mut Conn, token: &TokenRecord) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO release_tokens (id, secret_hash, airline_id, consent_id, traveller_id, booking_id, purpose, \
-         event_category, event_reference, flight, issued_at, expires_at, channels, uses_left, delivery) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(&token.id)
-    .bind(token.secret_hash.as_slice())
-    .bind(&token.airline_id)
-    .bind(&token.consent_id)
-    .bind(&token.traveller_id)
-    .bind(&token.booking_id)
-    .bind(&token.purpose)
-    .bind(&token.event_category)
-    .bind(&token.event_reference)
-    .bind(&token.flight)
-    .bind(to_millis(token.issued_at))
-    .bind(to_millis(token.expires_at))
-    .bind(Channel::join(&token.channels))
-    .bind(token.uses_left)
-    .bind(token.delivery.as_str())
-    .execute(conn)
-    .await?;
+pub async fn insert_many(conn: &mut Conn, tokens: &[TokenRecord]) -> Result<(), StoreError> {
+    const COLUMNS: usize = 15;
+    for chunk in tokens.chunks(TOKEN_ROWS) {
+        let sql = format!(
+            "INSERT INTO release_tokens (id, secret_hash, airline_id, consent_id, traveller_id, booking_id, purpose, \
+             event_category, event_reference, flight, issued_at, expires_at, channels, uses_left, delivery) \
+             VALUES {}",
+            values_rows(chunk.len(), COLUMNS)
+        );
+        let mut query = sqlx::query(&sql);
+        for token in chunk {
+            query = query
+                .bind(&token.id)
+                .bind(token.secret_hash.as_slice())
+                .bind(&token.airline_id)
+                .bind(&token.consent_id)
+                .bind(&token.traveller_id)
+                .bind(&token.booking_id)
+                .bind(&token.purpose)
+                .bind(&token.event_category)
+                .bind(&token.event_reference)
+                .bind(&token.flight)
+                .bind(to_millis(token.issued_at))
+                .bind(to_millis(token.expires_at))
+                .bind(Channel::join(&token.channels))
+                .bind(token.uses_left)
+                .bind(token.delivery.as_str());
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -123,6 +134,28 @@ pub async fn take_use(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<
     let done = sqlx::query(
         "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
          WHERE id = $2 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1",
+    )
+    .bind(to_millis(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Takes one use of a token, like [`take_use`], only if its consent record is still
+/// neither withdrawn, superseded nor purged: the guard for a use decided on an
+/// earlier read (see `http::releases::take_token`).
+#[instrument(skip_all)]
+pub async fn take_use_if_unchanged(
+    conn: &mut Conn,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
+         WHERE id = $2 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1 \
+         AND EXISTS (SELECT 1 FROM consents c WHERE c.id = release_tokens.consent_id \
+         AND c.withdrawn_at IS NULL AND c.superseded_by IS NULL AND c.purged_at IS NULL)",
     )
     .bind(to_millis(now))
     .bind(id)

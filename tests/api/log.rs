@@ -9,6 +9,7 @@ use passerelle::audit::merkle;
 use passerelle::audit::proof::{self, InclusionProof};
 use passerelle::audit::verify::{self, Expected, Report};
 use passerelle::audit::AuditEntry;
+use passerelle::clock::Clock;
 use passerelle::store::audit as stored;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -27,6 +28,7 @@ on_both_engines!(
     a_history_rewritten_with_its_whole_tree_is_caught_by_the_checkpoint,
     deleting_the_newest_entries_is_caught_against_an_exported_checkpoint,
     a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name,
+    an_append_rolled_back_leaves_nothing_in_the_right_edge_the_writer_keeps,
     concurrent_actions_commit_in_groups_into_a_dense_verifiable_log,
 );
 
@@ -460,6 +462,49 @@ async fn upload_many(app: &TestApp, base: &str, prefix: &str, count: usize) -> V
         }
     });
     futures_util::future::join_all(uploads).await
+}
+
+/// The writer keeps the tree's right edge between appends. An append rolled back must
+/// leave no leaf in it, even when the index it gave back is then taken by an append
+/// that did not go through that edge (another broker's, on PostgreSQL).
+async fn an_append_rolled_back_leaves_nothing_in_the_right_edge_the_writer_keeps(app: TestApp) {
+    assert!(upload_many(&app, &app.url, "A", 3)
+        .await
+        .iter()
+        .all(|s| *s == 201));
+    let probe = |request_id: &str| passerelle::audit::NewEntry {
+        at: app.clock.now(),
+        action: passerelle::audit::Action::SettingsChange,
+        outcome: passerelle::audit::Outcome::Changed,
+        reason: None,
+        entry: AuditEntry {
+            request_id: request_id.into(),
+            actor_kind: "broker".into(),
+            actor_id: "broker".into(),
+            ..AuditEntry::default()
+        },
+    };
+    let mut tx = app.store.begin().await.unwrap();
+    let (connection, right_edge) = tx.connection_and_right_edge();
+    stored::append_many(connection, right_edge, vec![probe("rolled-back")])
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    // The index given back is taken by an append that reads the edge from the tree.
+    let mut tx = app.store.begin().await.unwrap();
+    stored::append_many(&mut tx, &mut None, vec![probe("kept")])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // Entries 4 to 7: the last completes the subtree of 0 to 7, over the edge's 0 to 3.
+    assert!(upload_many(&app, &app.url, "B", 4)
+        .await
+        .iter()
+        .all(|s| *s == 201));
+    sign_checkpoint(&app).await;
+    let report = verify_log(&app, Vec::new()).await;
+    assert_eq!(report.finding, None, "{}", report.summary());
+    assert_eq!(report.entries, 8);
 }
 
 async fn concurrent_actions_commit_in_groups_into_a_dense_verifiable_log(app: TestApp) {

@@ -2,6 +2,7 @@
 
 use crate::helpers::{assert_problem, TestApp, EMAIL, MOBILE};
 use crate::on_both_engines;
+use passerelle::clock::Clock;
 use serde_json::{json, Value};
 use time::Duration;
 
@@ -13,6 +14,7 @@ on_both_engines!(
     a_forged_secret_for_a_real_token_id_is_refused,
     a_malformed_token_is_an_invalid_field,
     a_token_granted_under_a_replaced_consent_releases_nothing,
+    the_writer_takes_a_use_decided_on_an_earlier_read_only_if_nothing_it_read_changed,
 );
 
 async fn the_airline_redeems_its_token_and_receives_the_contact(app: TestApp) {
@@ -113,4 +115,54 @@ async fn a_token_granted_under_a_replaced_consent_releases_nothing(app: TestApp)
     )
     .await;
     assert_eq!(problem["rule"], "consent-current");
+}
+
+/// A release is decided on what the readers see, and the writer then takes the use
+/// under a guard. Each change that could turn the grant into a refusal, made between
+/// that read and the writer's turn (here straight in the database, without the token
+/// revocation a withdrawal also makes), makes the guard take nothing, so the use is
+/// decided again in the writer. Unchanged, the guard takes the use, once.
+async fn the_writer_takes_a_use_decided_on_an_earlier_read_only_if_nothing_it_read_changed(
+    app: TestApp,
+) {
+    use passerelle::store::tokens::take_use_if_unchanged;
+    app.granted_token().await;
+    let row = sqlx::query("SELECT id, consent_id FROM release_tokens")
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    let token_id: String = sqlx::Row::get(&row, "id");
+    let consent_id: String = sqlx::Row::get(&row, "consent_id");
+    let take = || async {
+        let mut tx = app.store.begin().await.unwrap();
+        let taken = take_use_if_unchanged(&mut tx, &token_id, app.clock.now())
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        taken
+    };
+    for (column, value) in [
+        ("withdrawn_at", "1"),
+        ("superseded_by", "id"),
+        ("purged_at", "1"),
+    ] {
+        let set = format!("UPDATE consents SET {column} = {value} WHERE id = '{consent_id}'");
+        sqlx::query(&set).execute(app.store.reader()).await.unwrap();
+        assert!(
+            !take().await,
+            "a use was taken with the record's {column} set"
+        );
+        let unset = format!("UPDATE consents SET {column} = NULL WHERE id = '{consent_id}'");
+        sqlx::query(&unset)
+            .execute(app.store.reader())
+            .await
+            .unwrap();
+    }
+    assert!(take().await, "the unchanged record's use is taken");
+    let mut tx = app.store.begin().await.unwrap();
+    assert!(take_use_if_unchanged(&mut tx, &token_id, app.clock.now())
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+    assert!(!take().await, "a reveal token's one use is taken once");
 }
