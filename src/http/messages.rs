@@ -8,14 +8,17 @@
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
-use super::releases::{take_token, Taken, Use};
+use super::releases::{self, Taken, Use};
+use super::use_batch;
 use super::AppState;
 use crate::audit::format_time;
 use crate::crypto::seal::Slot;
 use crate::domain::delivery::Channel;
 use crate::domain::ids::new_id;
+use crate::domain::party::Party;
 use crate::domain::purpose::EventCategory;
 use crate::store::outbox::{self, Message};
+use crate::store::tokens::TokenRecord;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -129,50 +132,101 @@ pub async fn relay(
             ),
         ));
     }
-    let Taken {
-        mut tx,
-        token,
-        mut entry,
-        ..
-    } = take_token(
+    let body = |token: &TokenRecord| MessageBody {
+        subject: subject.clone(),
+        text: text.clone(),
+        flight: token.flight.clone(),
+    };
+    let (ask, entry) = releases::ask(
         &state,
         &request_id,
         &airline,
         &request.token,
         Use::Relay,
         Some(request.channel),
-    )
-    .await?;
-    if request.category != token.event_category {
-        tx.rollback().await.ok();
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "category",
-            format!(
-                "must be the token's event category `{}`",
-                token.event_category
-            ),
-        ));
+    )?;
+    if let Some(ready) = releases::decide_on_read(&state, &ask, &entry).await? {
+        same_category(&request, &ready.token)?;
+        let message = new_message(
+            &state,
+            &airline,
+            &ready.token,
+            request.channel,
+            &body(&ready.token),
+        );
+        let mut entry = ready.entry;
+        entry.entry.message_id = Some(message.id.clone());
+        let taking = use_batch::Use {
+            token_id: ready.token.id.clone(),
+            entry,
+            message: Some(message.clone()),
+        };
+        let outcome = state.use_batches.take(&state, taking).await?;
+        if let use_batch::Outcome::Taken { audit_index } = outcome {
+            state.outbox_wake.notify_one();
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(MessageStatus::of(&message, Some(audit_index))),
+            ));
+        }
     }
+    let Taken {
+        mut tx,
+        token,
+        mut entry,
+    } = releases::take_in_writer(&state, &ask, entry).await?;
+    if let Err(problem) = same_category(&request, &token) {
+        tx.rollback().await.ok();
+        return Err(problem);
+    }
+    let message = new_message(&state, &airline, &token, request.channel, &body(&token));
+    outbox::enqueue_message(&mut tx, &message).await?;
+    entry.entry.message_id = Some(message.id.clone());
+    let audit_index = state.commit_with_audit(tx, entry).await?;
+    state.outbox_wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(MessageStatus::of(&message, Some(audit_index))),
+    ))
+}
+
+/// A message is about the event its token was granted for.
+fn same_category(request: &RelayRequest, token: &TokenRecord) -> Result<(), Problem> {
+    if request.category == token.event_category {
+        return Ok(());
+    }
+    Err(Problem::field(
+        ProblemKind::InvalidField,
+        "category",
+        format!(
+            "must be the token's event category `{}`",
+            token.event_category
+        ),
+    ))
+}
+
+/// A new message for the outbox, its body sealed, queued for now.
+fn new_message(
+    state: &AppState,
+    airline: &Party,
+    token: &TokenRecord,
+    channel: Channel,
+    body: &MessageBody,
+) -> Message {
     let now = state.clock.now();
     let id = new_id("msg");
-    let body = MessageBody {
-        subject,
-        text,
-        flight: token.flight.clone(),
-    };
     let sealed_body = state.keys.keys().root().seal(
         body_slot(&id),
-        &serde_json::to_vec(&body).expect("a message body serializes"),
+        &serde_json::to_vec(body).expect("a message body serializes"),
     );
-    let message = Message {
-        id: id.clone(),
+    Message {
+        id,
         token_id: token.id.clone(),
         airline_id: airline.id.clone(),
         agency_id: token.agency_id.clone(),
         consent_id: token.consent_id.clone(),
         traveller_id: token.traveller_id.clone(),
-        channel: request.channel,
+        channel,
         category: token.event_category.clone(),
         sealed_body,
         status: "queued".into(),
@@ -181,15 +235,7 @@ pub async fn relay(
         last_error: None,
         created_at: now,
         finished_at: None,
-    };
-    outbox::enqueue_message(&mut tx, &message).await?;
-    entry.entry.message_id = Some(id);
-    let audit_index = state.commit_with_audit(tx, entry).await?;
-    state.outbox_wake.notify_one();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(MessageStatus::of(&message, Some(audit_index))),
-    ))
+    }
 }
 
 /// A message's delivery status, for the airline that sent it.

@@ -25,6 +25,7 @@ pub mod releases;
 pub mod reports;
 pub mod tokens;
 pub mod traveller;
+pub mod use_batch;
 pub mod uses;
 pub mod withdrawals;
 
@@ -116,6 +117,8 @@ pub struct Shared {
     pub audit_health: audit_health::AuditHealth,
     /// The verification of the audit log started from the console, if one runs.
     pub verifications: crate::web::verification::Verifications,
+    /// Token uses decided on a read, waiting to be taken by the writer together.
+    pub use_batches: use_batch::UseBatches,
 }
 
 /// The application state, cheap to clone.
@@ -137,6 +140,7 @@ impl AppState {
             checkpointer,
             audit_health: audit_health::AuditHealth::default(),
             verifications: Default::default(),
+            use_batches: Default::default(),
             store,
             keys,
             broker_key,

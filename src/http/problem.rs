@@ -135,7 +135,7 @@ pub struct FieldError {
 }
 
 /// An error on its way to the client.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Problem {
     kind: ProblemKind,
     detail: String,

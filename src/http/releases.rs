@@ -5,6 +5,7 @@ use super::consents::Contacts;
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::tokens::{refusal_problem, TOKEN_PREFIX};
+use super::use_batch;
 use super::AppState;
 use crate::audit::{format_time, Action, NewEntry, Outcome};
 use crate::crypto::secret;
@@ -75,29 +76,35 @@ pub async fn redeem(
     AirlineCaller(airline): AirlineCaller,
     ApiJson(body): ApiJson<Redemption>,
 ) -> Result<Json<Released>, Problem> {
-    let taken = take_token(
+    let (ask, entry) = ask(
         &state,
         &request_id,
         &airline,
         &body.token,
         Use::Reveal,
         None,
-    )
-    .await?;
+    )?;
+    if let Some(ready) = decide_on_read(&state, &ask, &entry).await? {
+        let taking = use_batch::Use {
+            token_id: ready.token.id.clone(),
+            entry: ready.entry,
+            message: None,
+        };
+        let outcome = state.use_batches.take(&state, taking).await?;
+        if let use_batch::Outcome::Taken { audit_index } = outcome {
+            let contact = ready
+                .contact
+                .expect("a reveal decided on a read has its contact");
+            return Ok(Json(released(&state, ready.token, contact, audit_index)));
+        }
+    }
     let Taken {
         mut tx,
         token,
         entry,
-        contact,
-    } = taken;
-    let opened = match contact {
-        Some(opened) => Some(opened),
-        None => {
-            let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
-            super::consents::open_contacts(&state, &token.consent_id, &sealed)?
-        }
-    };
-    let Some(opened) = opened else {
+    } = take_in_writer(&state, &ask, entry).await?;
+    let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
+    let Some(opened) = super::consents::open_contacts(&state, &token.consent_id, &sealed)? else {
         return Err(state
             .refuse(
                 tx,
@@ -106,6 +113,12 @@ pub async fn redeem(
             )
             .await);
     };
+    let audit_index = state.commit_with_audit(tx, entry).await?;
+    Ok(Json(released(&state, token, opened, audit_index)))
+}
+
+/// The answer to a redemption: the contact for the token's channels, with its terms.
+fn released(state: &AppState, token: TokenRecord, opened: Contacts, audit_index: i64) -> Released {
     let contact = Contact {
         mobile: opened
             .mobile
@@ -114,11 +127,10 @@ pub async fn redeem(
             .email
             .filter(|_| token.channels.contains(&Channel::Email)),
     };
-    let audit_index = state.commit_with_audit(tx, entry).await?;
     let now = state.clock.now();
     let days = state.settings.policies.tunables.retention.release_days;
     let delete_by = now + time::Duration::days(i64::from(days));
-    Ok(Json(Released {
+    Released {
         contact,
         token_id: token.id,
         purpose: token.purpose.clone(),
@@ -130,7 +142,7 @@ pub async fn redeem(
             basis: "IATA Resolution 830d; the traveller's consent recorded by the agency".into(),
         },
         audit_index,
-    }))
+    }
 }
 
 /// What a token is used for.
@@ -150,31 +162,40 @@ pub struct Taken {
     pub token: TokenRecord,
     /// The audit entry for the use.
     pub entry: NewEntry,
-    /// For a reveal decided on a read, the contact already opened there (the guard on
-    /// the use proved the record neither purged nor withdrawn since).
+}
+
+/// A use the readers' view allows, with its audit entry filled in: to be taken by the
+/// writer, in a batch, under the guard (see [`use_batch`]).
+pub struct Ready {
+    /// The token, as read.
+    pub token: TokenRecord,
+    /// The audit entry for the use.
+    pub entry: NewEntry,
+    /// For a reveal, the contact, opened from the record as read (the guard proves
+    /// the record was neither purged nor withdrawn since).
     pub contact: Option<Contacts>,
 }
 
-/// Checks a presented token for a use and takes one use of it, or audits the refusal
-/// and returns its problem. The token rules (holder, revocation, uses, expiry,
-/// delivery, channel) come first, then the release policies with the state of the
-/// consent now.
+/// Reads a presented token for a use and begins its audit entry; a string that is
+/// not a release token is an invalid field.
 ///
-/// The decision is first taken on what the readers see, beside the writer, so that
-/// the writer's part of a use is one guarded update. That update takes the use only
-/// if nothing a grant depends on has changed since the read: the token still has
-/// uses, is neither revoked nor expired, and its record is neither withdrawn,
-/// superseded nor purged (a booking's segments are only ever added to). When the read
-/// refuses, or the guard finds a change, the whole decision is taken again inside the
-/// writer's transaction, where it is exact, and a refusal is audited from there.
-pub async fn take_token(
+/// A use is then decided twice at most. [`decide_on_read`] decides it on what the
+/// readers see, beside the writer, and the writer takes the use under a guard, in a
+/// batch: it takes it only if nothing a grant depends on has changed since the read
+/// (the token still has uses, is neither revoked nor expired, and its record is
+/// neither withdrawn, superseded nor purged; a booking's segments are only ever added
+/// to). When the read refuses, or the guard finds a change, [`take_in_writer`]
+/// decides again inside the writer's transaction, where it is exact: the token rules
+/// (holder, revocation, uses, expiry, delivery, channel) first, then the release
+/// policies with the state of the consent now; a refusal is audited from there.
+pub fn ask<'a>(
     state: &AppState,
     request_id: &str,
-    airline: &Party,
-    presented: &str,
+    airline: &'a Party,
+    presented: &'a str,
     wanted: Use,
     channel: Option<Channel>,
-) -> Result<Taken, Problem> {
+) -> Result<(UseAsked<'a>, NewEntry), Problem> {
     let presented = secret::parse(TOKEN_PREFIX, presented.trim()).ok_or_else(|| {
         Problem::field(
             ProblemKind::InvalidField,
@@ -192,41 +213,54 @@ pub async fn take_token(
     let mut entry = NewEntry::new(ask.now, request_id, airline, ask.action(), ask.outcome());
     entry.entry.airline_id = Some(airline.id.clone());
     entry.entry.channel = channel.map(|c| c.as_str().to_string());
+    Ok((ask, entry))
+}
 
-    let read = {
-        let mut reader = state
-            .store
-            .reader()
-            .acquire()
-            .await
-            .map_err(StoreError::from)?;
-        let checked = check(state, &mut reader, &ask).await?;
-        match checked {
-            Checked::Allowed(token, verdict) if wanted == Use::Reveal => {
-                let sealed = consents::sealed(&mut reader, &token.consent_id).await?;
-                // A contact that cannot be opened here is left to the writer's check.
-                match super::consents::open_contacts(state, &token.consent_id, &sealed) {
-                    Ok(Some(contact)) => Some((token, verdict, Some(contact))),
-                    _ => None,
-                }
-            }
-            Checked::Allowed(token, verdict) => Some((token, verdict, None)),
-            Checked::Refused { .. } => None,
-        }
+/// Decides a use on the readers' view: the use, ready for the writer, if allowed
+/// there (and, for a reveal, if the contact opens); `None` otherwise.
+pub async fn decide_on_read(
+    state: &AppState,
+    ask: &UseAsked<'_>,
+    entry: &NewEntry,
+) -> Result<Option<Ready>, Problem> {
+    let mut reader = state
+        .store
+        .reader()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
+    let Checked::Allowed(token, verdict) = check(state, &mut reader, ask).await? else {
+        return Ok(None);
     };
-    let mut tx = state.store.begin().await?;
-    if let Some((token, verdict, contact)) = read {
-        if tokens::take_use_if_unchanged(&mut tx, &token.id, ask.now).await? {
-            describe(state, &mut entry, &token, Some(&verdict));
-            return Ok(Taken {
-                tx,
-                token,
-                entry,
-                contact,
-            });
+    let contact = match ask.wanted {
+        Use::Reveal => {
+            let sealed = consents::sealed(&mut reader, &token.consent_id).await?;
+            // A contact that cannot be opened here is left to the writer's check.
+            match super::consents::open_contacts(state, &token.consent_id, &sealed) {
+                Ok(Some(contact)) => Some(contact),
+                _ => return Ok(None),
+            }
         }
-    }
-    let (token, verdict) = match check(state, &mut tx, &ask).await? {
+        Use::Relay => None,
+    };
+    let mut entry = entry.clone();
+    describe(state, &mut entry, &token, Some(&verdict));
+    Ok(Some(Ready {
+        token,
+        entry,
+        contact,
+    }))
+}
+
+/// Decides a use inside the writer's transaction and takes it, or audits the refusal
+/// and returns its problem.
+pub async fn take_in_writer(
+    state: &AppState,
+    ask: &UseAsked<'_>,
+    mut entry: NewEntry,
+) -> Result<Taken, Problem> {
+    let mut tx = state.store.begin().await?;
+    let (token, verdict) = match check(state, &mut tx, ask).await? {
         Checked::Allowed(token, verdict) => (token, verdict),
         Checked::Refused {
             token,
@@ -251,16 +285,11 @@ pub async fn take_token(
             .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
             .await);
     }
-    Ok(Taken {
-        tx,
-        token,
-        entry,
-        contact: None,
-    })
+    Ok(Taken { tx, token, entry })
 }
 
 /// A use asked of a token.
-struct UseAsked<'a> {
+pub struct UseAsked<'a> {
     airline: &'a Party,
     presented: secret::PresentedSecret<'a>,
     wanted: Use,

@@ -1,8 +1,9 @@
 //! Release tokens.
 
-use super::{from_millis, to_millis, values_rows, Conn, StoreError};
+use super::{arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, StoreError};
 use crate::domain::delivery::{Channel, Delivery};
 use sqlx::Row;
+use std::collections::HashSet;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -142,26 +143,36 @@ pub async fn take_use(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
-/// Takes one use of a token, like [`take_use`], only if its consent record is still
-/// neither withdrawn, superseded nor purged: the guard for a use decided on an
-/// earlier read (see `http::releases::take_token`).
+/// Takes one use of each of these tokens, like [`take_use`], but only of those whose
+/// consent record is still neither withdrawn, superseded nor purged: the guard for
+/// uses decided on an earlier read (see `http::releases::ask`). Returns the
+/// ids of the tokens whose use was taken. Each id must appear once.
 #[instrument(skip_all)]
-pub async fn take_use_if_unchanged(
+pub async fn take_uses_if_unchanged(
     conn: &mut Conn,
-    id: &str,
+    ids: &[&str],
     now: OffsetDateTime,
-) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
-         WHERE id = $2 AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1 \
-         AND EXISTS (SELECT 1 FROM consents c WHERE c.id = release_tokens.consent_id \
-         AND c.withdrawn_at IS NULL AND c.superseded_by IS NULL AND c.purged_at IS NULL)",
-    )
-    .bind(to_millis(now))
-    .bind(id)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Result<HashSet<String>, StoreError> {
+    let mut taken = HashSet::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut params = vec![Param::Int(to_millis(now))];
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
+            .collect();
+        let sql = format!(
+            "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
+             WHERE id IN ({}) AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1 \
+             AND EXISTS (SELECT 1 FROM consents c WHERE c.id = release_tokens.consent_id \
+             AND c.withdrawn_at IS NULL AND c.superseded_by IS NULL AND c.purged_at IS NULL) \
+             RETURNING id",
+            list.join(", ")
+        );
+        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
+            taken.insert(row.get("id"));
+        }
+    }
+    Ok(taken)
 }
 
 /// Revokes every live token granted under the traveller's records, in the caller's

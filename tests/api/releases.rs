@@ -15,6 +15,7 @@ on_both_engines!(
     a_malformed_token_is_an_invalid_field,
     a_token_granted_under_a_replaced_consent_releases_nothing,
     the_writer_takes_a_use_decided_on_an_earlier_read_only_if_nothing_it_read_changed,
+    redemptions_arriving_together_are_taken_together_and_each_token_releases_once,
 );
 
 async fn the_airline_redeems_its_token_and_receives_the_contact(app: TestApp) {
@@ -125,7 +126,7 @@ async fn a_token_granted_under_a_replaced_consent_releases_nothing(app: TestApp)
 async fn the_writer_takes_a_use_decided_on_an_earlier_read_only_if_nothing_it_read_changed(
     app: TestApp,
 ) {
-    use passerelle::store::tokens::take_use_if_unchanged;
+    use passerelle::store::tokens::take_uses_if_unchanged;
     app.granted_token().await;
     let row = sqlx::query("SELECT id, consent_id FROM release_tokens")
         .fetch_one(app.store.reader())
@@ -135,11 +136,11 @@ async fn the_writer_takes_a_use_decided_on_an_earlier_read_only_if_nothing_it_re
     let consent_id: String = sqlx::Row::get(&row, "consent_id");
     let take = || async {
         let mut tx = app.store.begin().await.unwrap();
-        let taken = take_use_if_unchanged(&mut tx, &token_id, app.clock.now())
+        let taken = take_uses_if_unchanged(&mut tx, &[token_id.as_str()], app.clock.now())
             .await
             .unwrap();
         tx.rollback().await.unwrap();
-        taken
+        taken.contains(&token_id)
     };
     for (column, value) in [
         ("withdrawn_at", "1"),
@@ -160,9 +161,84 @@ async fn the_writer_takes_a_use_decided_on_an_earlier_read_only_if_nothing_it_re
     }
     assert!(take().await, "the unchanged record's use is taken");
     let mut tx = app.store.begin().await.unwrap();
-    assert!(take_use_if_unchanged(&mut tx, &token_id, app.clock.now())
+    let taken = take_uses_if_unchanged(&mut tx, &[token_id.as_str(), "unknown"], app.clock.now())
         .await
-        .unwrap());
+        .unwrap();
+    assert_eq!(
+        taken.into_iter().collect::<Vec<_>>(),
+        vec![token_id.clone()]
+    );
     tx.commit().await.unwrap();
     assert!(!take().await, "a reveal token's one use is taken once");
+}
+
+/// During a disruption, redemptions arrive together and the writer takes them in
+/// batches. Each of twelve tokens, redeemed twice at once, releases its contact once
+/// (the other is `token-used`), each release has its own entry, and the log verifies.
+async fn redemptions_arriving_together_are_taken_together_and_each_token_releases_once(
+    app: TestApp,
+) {
+    let surnames = [
+        "Dupont", "Martin", "Bernard", "Petit", "Robert", "Richard", "Durand", "Leroy", "Moreau",
+        "Simon", "Laurent", "Lefebvre",
+    ];
+    for (i, surname) in surnames.iter().enumerate() {
+        let statement = app.statement_for(&format!("R-{i}"), surname, &format!("+336123450{i:02}"));
+        assert_eq!(app.upload(&statement).await.status(), 201);
+    }
+    let request = json!({
+        "flight": {"carrier": "AF", "flight_number": "1234", "date": crate::helpers::FLIGHT_DATE},
+        "purpose": "cancellation",
+        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
+    });
+    let response = app
+        .post("/v1/flights/release-tokens", &app.airline.api_key, &request)
+        .await;
+    assert_eq!(response.status(), 200);
+    let granted: Value = response.json().await.unwrap();
+    let tokens: Vec<String> = granted["granted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["token"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(tokens.len(), surnames.len());
+    let redemptions = tokens
+        .iter()
+        .chain(&tokens)
+        .map(|token| app.redeem(&app.airline.api_key, token));
+    let responses = futures_util::future::join_all(redemptions).await;
+    let mut released = Vec::new();
+    let mut used = 0;
+    for response in responses {
+        match response.status().as_u16() {
+            200 => released.push(response.json::<Value>().await.unwrap()),
+            410 => used += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!((released.len(), used), (surnames.len(), surnames.len()));
+    let mut mobiles: Vec<&str> = released
+        .iter()
+        .map(|r| r["contact"]["mobile"].as_str().unwrap())
+        .collect();
+    mobiles.sort_unstable();
+    mobiles.dedup();
+    assert_eq!(
+        mobiles.len(),
+        surnames.len(),
+        "each token releases its own traveller"
+    );
+    let entries = app.audit_entries().await;
+    for release in &released {
+        let entry = &entries[release["audit_index"].as_u64().unwrap() as usize];
+        assert_eq!(entry["action"], "token_redemption");
+        assert_eq!(entry["outcome"], "released");
+        assert_eq!(entry["token_id"], release["token_id"]);
+    }
+    let report =
+        passerelle::audit::verify::verify(&app.store, app.state.checkpointer.log_key(), Vec::new())
+            .await
+            .unwrap();
+    assert_eq!(report.finding, None, "{}", report.summary());
 }
