@@ -14,6 +14,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 /// Why a signature was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +124,18 @@ pub struct Jwk {
     /// The private seed, base64url; absent on a public key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub d: Option<String>,
+    /// The key pair made from `d` and `x` at the first signature, with the `d` and
+    /// `x` it was made from: making it costs as much as a signature (the public key
+    /// is derived to be checked against `x`), and the broker signs every receipt.
+    #[serde(skip)]
+    signer: OnceLock<Arc<Signer>>,
+}
+
+/// A key pair with the JWK halves it was made from.
+struct Signer {
+    d: String,
+    x: String,
+    pair: Ed25519KeyPair,
 }
 
 impl fmt::Debug for Jwk {
@@ -152,6 +165,7 @@ impl Jwk {
             kid: kid.into(),
             x: URL_SAFE_NO_PAD.encode(pair.public_key().as_ref()),
             d: Some(URL_SAFE_NO_PAD.encode(seed)),
+            signer: OnceLock::new(),
         }
     }
 
@@ -159,6 +173,7 @@ impl Jwk {
     pub fn public(&self) -> Jwk {
         Jwk {
             d: None,
+            signer: OnceLock::new(),
             ..self.clone()
         }
     }
@@ -178,21 +193,36 @@ impl Jwk {
             .map_err(|_| "`x` must be a 32-byte Ed25519 public key")
     }
 
-    fn key_pair(&self) -> Result<Ed25519KeyPair, &'static str> {
+    /// The key pair to sign with: made once, and again only if `d` or `x` were
+    /// changed since.
+    fn key_pair(&self) -> Result<Arc<Signer>, &'static str> {
         let d = self
             .d
             .as_deref()
             .ok_or("this is a public key: it has no `d` to sign with")?;
+        if let Some(signer) = self.signer.get() {
+            if signer.d == d && signer.x == self.x {
+                return Ok(signer.clone());
+            }
+        }
         let seed = URL_SAFE_NO_PAD
             .decode(d)
             .map_err(|_| "`d` must be base64url without padding")?;
-        Ed25519KeyPair::from_seed_and_public_key(&seed, &self.public_key_bytes()?)
-            .map_err(|_| "`d` and `x` are not halves of one Ed25519 key")
+        let pair = Ed25519KeyPair::from_seed_and_public_key(&seed, &self.public_key_bytes()?)
+            .map_err(|_| "`d` and `x` are not halves of one Ed25519 key")?;
+        let signer = Arc::new(Signer {
+            d: d.to_string(),
+            x: self.x.clone(),
+            pair,
+        });
+        // Kept only if none was: a key changed after its first signature is made anew.
+        self.signer.set(signer.clone()).ok();
+        Ok(signer)
     }
 
     /// A raw Ed25519 signature over `message` (RFC 8032), for formats other than JWS.
     pub fn sign_raw(&self, message: &[u8]) -> Result<[u8; 64], &'static str> {
-        let signature = self.key_pair()?.sign(message);
+        let signature = self.key_pair()?.pair.sign(message);
         Ok(signature
             .as_ref()
             .try_into()
@@ -201,11 +231,11 @@ impl Jwk {
 
     /// Signs `payload` as a detached JWS with this key's `kid` in the header.
     pub fn sign_detached(&self, payload: &[u8]) -> Result<String, &'static str> {
-        let pair = self.key_pair()?;
+        let signer = self.key_pair()?;
         let header = serde_json::json!({"alg": "EdDSA", "kid": self.kid});
         let header_b64 =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("a header serializes"));
-        let signature = pair.sign(&signing_input(&header_b64, payload));
+        let signature = signer.pair.sign(&signing_input(&header_b64, payload));
         Ok(format!(
             "{header_b64}..{}",
             URL_SAFE_NO_PAD.encode(signature.as_ref())
@@ -274,5 +304,22 @@ mod tests {
     #[test]
     fn a_public_jwk_cannot_sign() {
         assert!(Jwk::generate("k1").public().sign_detached(b"p").is_err());
+        let signed_once = Jwk::generate("k1");
+        signed_once.sign_detached(b"p").unwrap();
+        assert!(signed_once.public().sign_detached(b"p").is_err());
+    }
+
+    #[test]
+    fn a_key_whose_halves_change_after_a_signature_signs_with_the_new_ones() {
+        let mut key = Jwk::generate("k1");
+        key.sign_detached(b"p").unwrap();
+        let other = Jwk::generate("k1");
+        key.d = other.d.clone();
+        key.x = other.x.clone();
+        let signed = key.sign_detached(b"p").unwrap();
+        let jws = parse(&signed).unwrap();
+        assert!(jws.verify(&other.public_key_bytes().unwrap(), b"p").is_ok());
+        key.x = Jwk::generate("k1").x;
+        assert!(key.sign_detached(b"p").is_err(), "mismatched halves");
     }
 }

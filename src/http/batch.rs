@@ -189,6 +189,7 @@ impl<'a> Run<'a> {
                 Err(problem) => early.push((index, problem)),
             }
         }
+        let verified = ingest::verify(self.state, &self.uploader, submissions).await?;
         if self.tx.is_none() {
             self.tx = Some(self.state.store.begin().await?);
         }
@@ -197,7 +198,7 @@ impl<'a> Run<'a> {
             results,
             refusals,
             appended,
-        } = ingest::process(self.state, &self.uploader, tx, submissions).await?;
+        } = ingest::process(self.state, &self.uploader, tx, verified).await?;
         self.refusals.extend(refusals);
         self.appended.extend(appended);
         let mut reports: Vec<RecordReport> = early

@@ -82,12 +82,13 @@ pub async fn upload(
     ApiJson(body): ApiJson<SignedStatement>,
 ) -> Result<(StatusCode, Json<ConsentRecorded>), Problem> {
     let uploader = Uploader::new(&state, &agency, &request_id).await?;
-    let mut tx = state.store.begin().await?;
     let submission = Submission {
         statement: body.statement,
         signature: Some(body.signature),
     };
-    let mut batch = ingest::process(&state, &uploader, &mut tx, vec![submission]).await?;
+    let verified = ingest::verify(&state, &uploader, vec![submission]).await?;
+    let mut tx = state.store.begin().await?;
+    let mut batch = ingest::process(&state, &uploader, &mut tx, verified).await?;
     let result = batch.results.pop().expect("one submission, one result");
     match result.outcome {
         RecordOutcome::Rejected(problem) => {

@@ -17,11 +17,12 @@ use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::keyring::Keys;
 use crate::crypto::seal::{Slot, TRAVELLER_NAME_INDEX};
 use crate::crypto::{canonical, jws, secret, sha256};
+use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::consent::{ConsentStatement, Decision, Recipients};
 use crate::domain::ids::{hex, new_id, CONSENT};
 use crate::domain::party::{IataAgencyNumber, Party};
 use crate::domain::receipt::{self, ReceiptFacts};
-use crate::store::{consents, parties, Tx};
+use crate::store::{consents, parties, StoreError, Tx};
 use serde_json::Value;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -143,25 +144,45 @@ struct Checked {
     kid: String,
 }
 
-/// Checks, verifies and stores a batch in `tx`.
-pub async fn process(
+/// Submissions checked and their signatures verified, ready for [`process`].
+pub struct Verifieds(Vec<Verified>);
+
+/// Checks a batch's records and verifies their signatures, on the agency's keys as
+/// the readers see them: the costly part of an upload, done before it waits for the
+/// writer, so that one upload verifies while another stores.
+pub async fn verify(
     state: &AppState,
     uploader: &Uploader<'_>,
-    tx: &mut Tx,
     submissions: Vec<Submission>,
-) -> Result<BatchResults, Problem> {
+) -> Result<Verifieds, Problem> {
     let checked: Vec<Result<Checked, Problem>> = submissions
         .into_iter()
         .map(|s| check(uploader, s))
         .collect();
     let mut keys: HashMap<String, Option<Vec<u8>>> = HashMap::new();
+    let mut reader = state
+        .store
+        .reader()
+        .acquire()
+        .await
+        .map_err(StoreError::from)?;
     for c in checked.iter().flatten() {
         if !keys.contains_key(&c.kid) {
-            let key = parties::agency_key(tx, &uploader.agency.id, &c.kid).await?;
+            let key = parties::agency_key(&mut reader, &uploader.agency.id, &c.kid).await?;
             keys.insert(c.kid.clone(), key);
         }
     }
-    let verified = verify_all(checked, keys).await?;
+    drop(reader);
+    Ok(Verifieds(verify_all(checked, keys).await?))
+}
+
+/// Stores a verified batch in `tx`.
+pub async fn process(
+    state: &AppState,
+    uploader: &Uploader<'_>,
+    tx: &mut Tx,
+    Verifieds(verified): Verifieds,
+) -> Result<BatchResults, Problem> {
     let data_keys = state.keys.keys();
 
     let mut out = BatchResults {
@@ -178,6 +199,7 @@ pub async fn process(
         .collect();
     let looked_up: Vec<[u8; 32]> = hashes.iter().flatten().copied().collect();
     let mut stored_already = consents::find_duplicates(tx, &uploader.agency.id, &looked_up).await?;
+    let mut places = Places::of(tx, &data_keys, uploader, &verified).await?;
     for (item, hash) in verified.into_iter().zip(hashes) {
         let (record_id, outcome) = match item {
             Err(rejection) => {
@@ -203,7 +225,8 @@ pub async fn process(
                     ),
                     None => {
                         let (stored, entry) =
-                            store(state, &data_keys, uploader, tx, checked, &hash).await?;
+                            store(state, &data_keys, uploader, tx, checked, &hash, &mut places)
+                                .await?;
                         stored_already.insert(hash, stored.consent_id.clone());
                         out.appended.push(entry.labels());
                         uploads.push((out.results.len(), entry));
@@ -359,6 +382,109 @@ pub fn purge_after(statement: &ConsentStatement, retention_days: u32) -> OffsetD
         + time::Duration::days(i64::from(retention_days))
 }
 
+/// Where a batch's records go: their bookings (with their segments) and travellers,
+/// written for all of them before the first record, and what the records stored so
+/// far in the batch changed.
+struct Places {
+    /// Booking id by record locator.
+    bookings: HashMap<String, String>,
+    /// Traveller by (booking id, name index).
+    travellers: HashMap<(String, Vec<u8>), consents::TravellerRow>,
+    /// The latest version of each agency record id, moved on as records are stored.
+    versions: HashMap<String, i64>,
+    /// Each traveller's current record, once one is stored in this batch.
+    current: HashMap<String, Vec<String>>,
+}
+
+impl Places {
+    /// Upserts the bookings, segments and travellers of the verified records (a few
+    /// statements for the whole batch, instead of several per record) and reads the
+    /// latest version of their record ids. A duplicate record's places exist already,
+    /// so upserting them again changes nothing.
+    async fn of(
+        tx: &mut Tx,
+        keys: &Keys,
+        uploader: &Uploader<'_>,
+        verified: &[Verified],
+    ) -> Result<Self, Problem> {
+        let agency_id = &uploader.agency.id;
+        let statements: Vec<&ConsentStatement> =
+            verified.iter().flatten().map(|c| &c.statement).collect();
+        let mut locators: Vec<&RecordLocator> = statements
+            .iter()
+            .map(|s| &s.booking.record_locator)
+            .collect();
+        locators.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        locators.dedup_by(|a, b| a.as_str() == b.as_str());
+        let bookings = consents::upsert_bookings(tx, agency_id, &locators, uploader.now).await?;
+        let booking_of = |s: &ConsentStatement| -> Result<String, Problem> {
+            bookings
+                .get(s.booking.record_locator.as_str())
+                .cloned()
+                .ok_or_else(|| Problem::internal("a booking upserted was not returned"))
+        };
+        let mut segments = Vec::new();
+        let mut names = Vec::new();
+        for statement in &statements {
+            let booking_id = booking_of(statement)?;
+            for segment in &statement.booking.segments {
+                segments.push((booking_id.clone(), segment));
+            }
+            names.push((booking_id, name_index(keys, statement)));
+        }
+        let segments: Vec<(&str, &Flight)> =
+            segments.iter().map(|(b, f)| (b.as_str(), *f)).collect();
+        consents::add_segments(tx, &segments).await?;
+        names.sort_unstable();
+        names.dedup();
+        let names: Vec<(&str, &[u8])> = names
+            .iter()
+            .map(|(b, n)| (b.as_str(), n.as_slice()))
+            .collect();
+        let travellers = consents::upsert_travellers(tx, &names, uploader.now).await?;
+        let record_ids: Vec<&str> = statements.iter().map(|s| s.record_id.as_str()).collect();
+        let versions = consents::latest_versions(tx, agency_id, &record_ids).await?;
+        Ok(Self {
+            bookings,
+            travellers,
+            versions,
+            current: HashMap::new(),
+        })
+    }
+
+    /// The booking id, traveller id and whether the traveller is new, for a record.
+    fn of_record(
+        &self,
+        keys: &Keys,
+        statement: &ConsentStatement,
+    ) -> Result<(String, String, bool), Problem> {
+        let missing = || Problem::internal("a record's booking or traveller was not upserted");
+        let booking_id = self
+            .bookings
+            .get(statement.booking.record_locator.as_str())
+            .ok_or_else(missing)?;
+        let traveller = self
+            .travellers
+            .get(&(booking_id.clone(), name_index(keys, statement)))
+            .ok_or_else(missing)?;
+        Ok((booking_id.clone(), traveller.id.clone(), traveller.created))
+    }
+
+    /// The version a new record with this agency record id gets, counted as stored.
+    fn next_version(&mut self, record_id: &str) -> i64 {
+        let version = self.versions.get(record_id).map_or(1, |latest| latest + 1);
+        self.versions.insert(record_id.to_string(), version);
+        version
+    }
+}
+
+/// The blind index of a record's traveller name, as stored with the traveller.
+fn name_index(keys: &Keys, statement: &ConsentStatement) -> Vec<u8> {
+    keys.root()
+        .blind_index(TRAVELLER_NAME_INDEX, &statement.traveller.name().pnr_form())
+        .to_vec()
+}
+
 /// Stores one verified record and its receipt; returns it with its audit entry, for
 /// the caller to append (its `audit_index` is set then).
 async fn store(
@@ -368,20 +494,19 @@ async fn store(
     tx: &mut Tx,
     checked: Checked,
     hash: &[u8; 32],
+    places: &mut Places,
 ) -> Result<(StoredRecord, NewEntry), Problem> {
     let statement = &checked.statement;
     let now = uploader.now;
     let agency_id = &uploader.agency.id;
-    let booking_id =
-        consents::upsert_booking(tx, agency_id, &statement.booking.record_locator, now).await?;
-    consents::add_segments(tx, &booking_id, &statement.booking.segments).await?;
-    let name_index = keys
-        .root()
-        .blind_index(TRAVELLER_NAME_INDEX, &statement.traveller.name().pnr_form());
-    let traveller_id = consents::upsert_traveller(tx, &booking_id, &name_index, now).await?;
+    let (booking_id, traveller_id, new_traveller) = places.of_record(keys, statement)?;
     let record_id = statement.record_id.as_str();
-    let version = consents::next_version(tx, agency_id, record_id).await?;
-    let supersedes = consents::current_ids(tx, &traveller_id).await?;
+    let version = places.next_version(record_id);
+    let supersedes = match places.current.get(&traveller_id) {
+        Some(stored_here) => stored_here.clone(),
+        None if new_traveller => Vec::new(),
+        None => consents::current_ids(tx, &traveller_id).await?,
+    };
 
     let consent_id = new_id(CONSENT);
     let (record_key, wrapped_key) = keys.new_record_key(&consent_id);
@@ -475,6 +600,9 @@ async fn store(
         &supersedes,
     )
     .await?;
+    places
+        .current
+        .insert(traveller_id.clone(), vec![consent_id.clone()]);
     let mut entry = upload_entry(uploader);
     entry.entry.booking_id = Some(booking_id.clone());
     entry.entry.traveller_id = Some(traveller_id.clone());

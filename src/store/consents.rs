@@ -11,48 +11,59 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 use tracing::instrument;
 
-/// Returns the id of the agency's booking with this locator, creating it if new.
+/// Rows per multi-row upsert: a few hundred parameters a statement (SQLite looks a
+/// numbered parameter up by scanning them all, so much longer statements bind slowly).
+const UPSERT_ROWS: usize = 150;
+
+/// The ids of the agency's bookings with these locators, creating those that are
+/// new. Locators must be distinct.
+///
+/// The no-op update on conflict makes `RETURNING` answer for an existing booking
+/// too: one statement per 150 bookings where an insert and a select per booking
+/// were two.
 #[instrument(skip_all)]
-pub async fn upsert_booking(
+pub async fn upsert_bookings(
     conn: &mut Conn,
     agency_id: &str,
-    locator: &RecordLocator,
+    locators: &[&RecordLocator],
     now: OffsetDateTime,
-) -> Result<String, StoreError> {
-    // The no-op update makes `RETURNING` answer for an existing booking too: one
-    // statement where an insert and a select were two.
-    let row = sqlx::query(
-        "INSERT INTO bookings (id, agency_id, record_locator, created_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (agency_id, record_locator) DO UPDATE SET record_locator = excluded.record_locator \
-         RETURNING id",
-    )
-    .bind(new_id(BOOKING))
-    .bind(agency_id)
-    .bind(locator.as_str())
-    .bind(to_millis(now))
-    .fetch_one(conn)
-    .await?;
-    Ok(row.get("id"))
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut ids = HashMap::with_capacity(locators.len());
+    for chunk in locators.chunks(UPSERT_ROWS) {
+        let sql = format!(
+            "INSERT INTO bookings (id, agency_id, record_locator, created_at) VALUES {} \
+             ON CONFLICT (agency_id, record_locator) DO UPDATE SET record_locator = excluded.record_locator \
+             RETURNING id, record_locator",
+            values_rows(chunk.len(), 4)
+        );
+        let mut query = sqlx::query(&sql);
+        for locator in chunk {
+            query = query
+                .bind(new_id(BOOKING))
+                .bind(agency_id)
+                .bind(locator.as_str())
+                .bind(to_millis(now));
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            ids.insert(row.get("record_locator"), row.get("id"));
+        }
+    }
+    Ok(ids)
 }
 
-/// Adds segments to a booking; segments it already has are kept as they are.
+/// Adds segments to bookings, keeping those already there.
 #[instrument(skip_all)]
-pub async fn add_segments(
-    conn: &mut Conn,
-    booking_id: &str,
-    segments: &[Flight],
-) -> Result<(), StoreError> {
-    // A booking has a handful of segments: one statement for all of them.
-    for chunk in segments.chunks(100) {
+pub async fn add_segments(conn: &mut Conn, segments: &[(&str, &Flight)]) -> Result<(), StoreError> {
+    for chunk in segments.chunks(UPSERT_ROWS) {
         let sql = format!(
             "INSERT INTO segments (booking_id, carrier, flight_number, departure_date) VALUES {} \
              ON CONFLICT DO NOTHING",
             values_rows(chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
-        for segment in chunk {
+        for (booking_id, segment) in chunk {
             query = query
-                .bind(booking_id)
+                .bind(*booking_id)
                 .bind(segment.carrier.as_str())
                 .bind(segment.flight_number.as_str())
                 .bind(segment.date.as_string());
@@ -62,30 +73,55 @@ pub async fn add_segments(
     Ok(())
 }
 
-/// Returns the id of the booking's traveller with this name index, creating the
-/// traveller if new. The name itself is not stored here (`sealed_name` stays empty):
-/// it lives in each record's sealed statement, under the record's own key.
+/// A traveller as [`upsert_travellers`] found or created them.
+#[derive(Debug, Clone)]
+pub struct TravellerRow {
+    /// The traveller's id.
+    pub id: String,
+    /// Created by this call: a new traveller has no record yet.
+    pub created: bool,
+}
+
+/// The travellers with these (booking id, name index) pairs, creating those that are
+/// new. Pairs must be distinct. The name itself is not stored here (`sealed_name`
+/// stays empty): it lives in each record's sealed statement, under the record's own
+/// key.
 #[instrument(skip_all)]
-pub async fn upsert_traveller(
+pub async fn upsert_travellers(
     conn: &mut Conn,
-    booking_id: &str,
-    name_index: &[u8],
+    travellers: &[(&str, &[u8])],
     now: OffsetDateTime,
-) -> Result<String, StoreError> {
-    // As for bookings, the no-op update lets `RETURNING` answer for an existing one.
-    let row = sqlx::query(
-        "INSERT INTO travellers (id, booking_id, name_index, sealed_name, created_at) VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (booking_id, name_index) DO UPDATE SET name_index = excluded.name_index \
-         RETURNING id",
-    )
-    .bind(new_id(TRAVELLER))
-    .bind(booking_id)
-    .bind(name_index)
-    .bind(Vec::<u8>::new())
-    .bind(to_millis(now))
-    .fetch_one(conn)
-    .await?;
-    Ok(row.get("id"))
+) -> Result<HashMap<(String, Vec<u8>), TravellerRow>, StoreError> {
+    let mut found = HashMap::with_capacity(travellers.len());
+    for chunk in travellers.chunks(UPSERT_ROWS) {
+        let proposed: Vec<String> = chunk.iter().map(|_| new_id(TRAVELLER)).collect();
+        let sql = format!(
+            "INSERT INTO travellers (id, booking_id, name_index, sealed_name, created_at) VALUES {} \
+             ON CONFLICT (booking_id, name_index) DO UPDATE SET name_index = excluded.name_index \
+             RETURNING id, booking_id, name_index",
+            values_rows(chunk.len(), 5)
+        );
+        let mut query = sqlx::query(&sql);
+        for ((booking_id, name_index), id) in chunk.iter().zip(&proposed) {
+            query = query
+                .bind(id)
+                .bind(*booking_id)
+                .bind(*name_index)
+                .bind(Vec::<u8>::new())
+                .bind(to_millis(now));
+        }
+        let rows = query.fetch_all(&mut *conn).await?;
+        let proposed: std::collections::HashSet<&String> = proposed.iter().collect();
+        for row in rows {
+            let id: String = row.get("id");
+            let created = proposed.contains(&id);
+            found.insert(
+                (row.get("booking_id"), row.get("name_index")),
+                TravellerRow { id, created },
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// Of these statement hashes, those the agency already stored a record for, with the
@@ -117,21 +153,32 @@ pub async fn find_duplicates(
     Ok(found)
 }
 
-/// The version a new record with this agency record id gets.
+/// The latest version of each of these agency record ids the agency stored (ids it
+/// never stored are absent): a new record with one of them gets the next version.
+/// One query per 500 ids.
 #[instrument(skip_all)]
-pub async fn next_version(
+pub async fn latest_versions(
     conn: &mut Conn,
     agency_id: &str,
-    agency_record_id: &str,
-) -> Result<i64, StoreError> {
-    let row = sqlx::query(
-        "SELECT COALESCE(MAX(version), 0) AS v FROM consents WHERE agency_id = $1 AND agency_record_id = $2",
-    )
-    .bind(agency_id)
-    .bind(agency_record_id)
-    .fetch_one(conn)
-    .await?;
-    Ok(row.get::<i64, _>("v") + 1)
+    agency_record_ids: &[&str],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let mut latest = HashMap::new();
+    for chunk in agency_record_ids.chunks(500) {
+        let mut params = vec![Param::Text(agency_id.to_string())];
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
+            .collect();
+        let sql = format!(
+            "SELECT agency_record_id, MAX(version) AS v FROM consents \
+             WHERE agency_id = $1 AND agency_record_id IN ({}) GROUP BY agency_record_id",
+            list.join(", ")
+        );
+        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
+            latest.insert(row.get("agency_record_id"), row.get::<i64, _>("v"));
+        }
+    }
+    Ok(latest)
 }
 
 /// A consent record to store.

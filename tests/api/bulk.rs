@@ -13,6 +13,7 @@ on_both_engines!(
     csv_with_the_documented_header_is_stored_row_by_row,
     a_pnrs_contact_elements_import_in_each_gds_form,
     an_ssr_line_that_does_not_read_is_refused_by_its_place,
+    records_of_one_traveller_in_one_batch_supersede_each_other_in_order,
 );
 
 fn signed_record(app: &TestApp, i: usize) -> Value {
@@ -367,4 +368,70 @@ async fn an_ssr_line_that_does_not_read_is_refused_by_its_place(app: TestApp) {
         .as_str()
         .unwrap()
         .contains("P9"));
+}
+
+/// A batch writes its bookings and travellers first, for all its records; the records
+/// of one traveller still supersede each other in the batch's order, after the one
+/// stored before the batch, and each new version of a record id counts the last.
+async fn records_of_one_traveller_in_one_batch_supersede_each_other_in_order(app: TestApp) {
+    let before = app.upload_default().await;
+    let version = |mobile: &str| {
+        let mut statement = app.statement();
+        statement["traveller"]["mobile"] = json!(mobile);
+        app.signed(&app.agency.jwk, &statement)
+    };
+    // A traveller new to the broker, with two versions in the batch.
+    let newcomer = |mobile: &str| {
+        let statement = app.statement_for("B-7", "Newcomer", mobile);
+        app.signed(&app.agency.jwk, &statement)
+    };
+    let body = json!([
+        version("+33611111111"),
+        newcomer("+33644444444"),
+        version("+33622222222"),
+        newcomer("+33655555555"),
+        version("+33633333333")
+    ])
+    .to_string();
+    let response = batch(&app, "", "application/json", body).await;
+    assert_eq!(response.status(), 200);
+    let report: Value = response.json().await.unwrap();
+    let results = report["results"].as_array().unwrap();
+    let versions: Vec<i64> = results
+        .iter()
+        .map(|r| r["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [2, 1, 3, 2, 4]);
+    let current: Vec<String> = sqlx::query(
+        "SELECT c.id FROM consents c JOIN consents first ON first.traveller_id = c.traveller_id \
+         WHERE first.id = $1 AND c.superseded_by IS NULL",
+    )
+    .bind(before["consent_id"].as_str().unwrap())
+    .fetch_all(app.store.reader())
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| sqlx::Row::get(row, "id"))
+    .collect();
+    assert_eq!(current, [results[4]["consent_id"].as_str().unwrap()]);
+    let superseded_by = |id: &str| superseded_by(&app, id.to_string());
+    let id = |i: usize| results[i]["consent_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        superseded_by(before["consent_id"].as_str().unwrap()).await,
+        Some(id(0))
+    );
+    assert_eq!(superseded_by(&id(0)).await, Some(id(2)));
+    assert_eq!(superseded_by(&id(2)).await, Some(id(4)));
+    assert_eq!(superseded_by(&id(1)).await, Some(id(3)));
+    assert_eq!(superseded_by(&id(3)).await, None);
+}
+
+/// The record that superseded this one, if any.
+async fn superseded_by(app: &TestApp, id: String) -> Option<String> {
+    let row = sqlx::query("SELECT superseded_by FROM consents WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    sqlx::Row::get(&row, "superseded_by")
 }
