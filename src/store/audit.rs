@@ -1,7 +1,9 @@
 //! The audit log's storage: dense appends, the tree's stored subtrees, checkpoints
 //! and ordered reads.
 
-use super::{arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, StoreError};
+use super::{
+    arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError,
+};
 use crate::audit::merkle::{self, Frontier, Hash, NodeId};
 use crate::audit::proof::{self, InclusionProof};
 use crate::audit::{format_time, AuditEntry, NewEntry};
@@ -98,7 +100,7 @@ async fn insert_entries(
         "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
          airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
          message_id, channel, policies, policy_digest, leaf_hash) VALUES {}",
-        values_rows(entries.len(), 23)
+        values_rows(Placeholders::of(conn), entries.len(), 23)
     );
     let mut query = sqlx::query(&sql);
     for ((entry, at), leaf) in entries.iter().zip(times).zip(leaves) {
@@ -135,7 +137,7 @@ async fn insert_entries(
 async fn insert_nodes(conn: &mut Conn, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES {}",
-        values_rows(nodes.len(), 4)
+        values_rows(Placeholders::of(conn), nodes.len(), 4)
     );
     let mut query = sqlx::query(&sql);
     for (id, hash) in nodes {

@@ -1,6 +1,8 @@
 //! Bookings, travellers and consent records.
 
-use super::{arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, StoreError};
+use super::{
+    arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError,
+};
 use crate::crypto::keyring::WrappedKey;
 use crate::domain::booking::{CarrierCode, Flight, RecordLocator};
 use crate::domain::consent::{ConsentScope, ConsentState, DataCategory, Decision};
@@ -34,7 +36,7 @@ pub async fn upsert_bookings(
             "INSERT INTO bookings (id, agency_id, record_locator, created_at) VALUES {} \
              ON CONFLICT (agency_id, record_locator) DO UPDATE SET record_locator = excluded.record_locator \
              RETURNING id, record_locator",
-            values_rows(chunk.len(), 4)
+            values_rows(Placeholders::of(conn), chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for locator in chunk {
@@ -58,7 +60,7 @@ pub async fn add_segments(conn: &mut Conn, segments: &[(&str, &Flight)]) -> Resu
         let sql = format!(
             "INSERT INTO segments (booking_id, carrier, flight_number, departure_date) VALUES {} \
              ON CONFLICT DO NOTHING",
-            values_rows(chunk.len(), 4)
+            values_rows(Placeholders::of(conn), chunk.len(), 4)
         );
         let mut query = sqlx::query(&sql);
         for (booking_id, segment) in chunk {
@@ -99,7 +101,7 @@ pub async fn upsert_travellers(
             "INSERT INTO travellers (id, booking_id, name_index, sealed_name, created_at) VALUES {} \
              ON CONFLICT (booking_id, name_index) DO UPDATE SET name_index = excluded.name_index \
              RETURNING id, booking_id, name_index",
-            values_rows(chunk.len(), 5)
+            values_rows(Placeholders::of(conn), chunk.len(), 5)
         );
         let mut query = sqlx::query(&sql);
         for ((booking_id, name_index), id) in chunk.iter().zip(&proposed) {

@@ -204,9 +204,32 @@ pub(crate) enum Param {
     Bytes(Vec<u8>),
 }
 
-/// The `VALUES` list of a multi-row insert: `rows` groups of `columns` placeholders,
-/// numbered in order (`($1, $2), ($3, $4)`), for binding row after row.
-pub(crate) fn values_rows(rows: usize, columns: usize) -> String {
+/// How a statement's parameters are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placeholders {
+    /// `$1, $2`: what PostgreSQL needs.
+    Numbered,
+    /// `?, ?`: bound in order. SQLite finds a numbered parameter's number by scanning
+    /// the statement's list of named parameters, for every parameter bound, so a
+    /// statement of hundreds of them binds in quadratic time; anonymous ones are not
+    /// in that list.
+    Anonymous,
+}
+
+impl Placeholders {
+    /// The style for the engine behind `conn`.
+    pub(crate) fn of(conn: &Conn) -> Self {
+        match conn.backend_name() {
+            "SQLite" => Self::Anonymous,
+            _ => Self::Numbered,
+        }
+    }
+}
+
+/// The `VALUES` list of a multi-row insert with nothing else to bind: `rows` groups
+/// of `columns` placeholders (`($1, $2), ($3, $4)` or `(?, ?), (?, ?)`), for binding
+/// row after row.
+pub(crate) fn values_rows(style: Placeholders, rows: usize, columns: usize) -> String {
     let mut out = String::with_capacity(rows * columns * 6);
     for row in 0..rows {
         if row > 0 {
@@ -217,8 +240,13 @@ pub(crate) fn values_rows(rows: usize, columns: usize) -> String {
             if column > 1 {
                 out.push_str(", ");
             }
-            out.push('$');
-            out.push_str(&(row * columns + column).to_string());
+            match style {
+                Placeholders::Numbered => {
+                    out.push('$');
+                    out.push_str(&(row * columns + column).to_string());
+                }
+                Placeholders::Anonymous => out.push('?'),
+            }
         }
         out.push(')');
     }
@@ -249,11 +277,13 @@ pub(crate) fn bind_all(
 
 #[cfg(test)]
 mod tests {
-    use super::values_rows;
+    use super::{values_rows, Placeholders};
 
     #[test]
     fn a_multi_row_values_list_numbers_placeholders_row_after_row() {
-        assert_eq!(values_rows(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(values_rows(1, 1), "($1)");
+        let numbered = Placeholders::Numbered;
+        assert_eq!(values_rows(numbered, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(values_rows(numbered, 1, 1), "($1)");
+        assert_eq!(values_rows(Placeholders::Anonymous, 2, 2), "(?, ?), (?, ?)");
     }
 }

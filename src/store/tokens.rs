@@ -1,6 +1,8 @@
 //! Release tokens.
 
-use super::{arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, StoreError};
+use super::{
+    arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError,
+};
 use crate::domain::delivery::{Channel, Delivery};
 use sqlx::Row;
 use std::collections::HashSet;
@@ -61,7 +63,7 @@ pub async fn insert_many(conn: &mut Conn, tokens: &[TokenRecord]) -> Result<(), 
             "INSERT INTO release_tokens (id, secret_hash, airline_id, consent_id, traveller_id, booking_id, purpose, \
              event_category, event_reference, flight, issued_at, expires_at, channels, uses_left, delivery) \
              VALUES {}",
-            values_rows(chunk.len(), COLUMNS)
+            values_rows(Placeholders::of(conn), chunk.len(), COLUMNS)
         );
         let mut query = sqlx::query(&sql);
         for token in chunk {
