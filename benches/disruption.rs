@@ -24,6 +24,7 @@ use passerelle::crypto::canonical;
 use passerelle::crypto::jws::{self, Jwk};
 use passerelle::store::Store;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -551,6 +552,18 @@ async fn main() {
         paced.achieved
     );
     println!("broker peak memory                {peak:.1} MiB");
+    for (phase, failed) in [("storm", &outcome.failed), ("paced", &paced.failed)] {
+        if !failed.is_empty() {
+            println!("{phase}: releases failed            {failed:?}");
+        }
+    }
+    // The small run must be clean; a full run prints what an overloaded broker refused.
+    if args.ci {
+        assert!(
+            outcome.failed.is_empty() && paced.failed.is_empty(),
+            "every release succeeds"
+        );
+    }
 }
 
 async fn audit_size(store: &Store) -> i64 {
@@ -566,7 +579,13 @@ struct Storm {
     requests: Vec<f64>,
     releases: Vec<f64>,
     achieved: f64,
+    /// Releases that failed, by status (or client error).
+    failed: BTreeMap<String, usize>,
 }
+
+/// Most paced releases in flight: beyond it a release waits in the client, its latency
+/// still counted from when it was due (more would only run out of sockets).
+const PACED_IN_FLIGHT: usize = 1_024;
 
 /// The airlines ask for each chosen flight's tokens, then redeem (or relay) every
 /// token: as fast as `concurrency` allows, or at `rate` per second (latency measured
@@ -640,19 +659,24 @@ async fn storm(
     let started = Instant::now();
     let mut releases = Vec::new();
     let mut tasks = Vec::new();
+    let paced_slots = Arc::new(Semaphore::new(PACED_IN_FLIGHT));
     for (n, (token, delivery, key)) in tokens.into_iter().enumerate() {
         let due = rate.map(|r| started + Duration::from_secs_f64(n as f64 / r as f64));
-        let (client, url, slots) = (client.clone(), url.to_string(), slots.clone());
+        let (client, url) = (client.clone(), url.to_string());
+        let slots = match due {
+            Some(_) => paced_slots.clone(),
+            None => slots.clone(),
+        };
         let event = event.to_string();
         tasks.push(tokio::spawn(async move {
             let (sent, _slot) = match due {
                 Some(due) => {
                     tokio::time::sleep_until(due.into()).await;
-                    (due, None)
+                    (due, slots.acquire_owned().await.unwrap())
                 }
                 None => {
                     let slot = slots.acquire_owned().await.unwrap();
-                    (Instant::now(), Some(slot))
+                    (Instant::now(), slot)
                 }
             };
             let response = if delivery == "relay" {
@@ -662,25 +686,28 @@ async fn storm(
             } else {
                 client.post(format!("{url}/v1/releases")).bearer_auth(&key).json(&json!({"token": token})).send().await
             };
-            let ok = response.is_ok_and(|r| r.status().is_success());
-            (ok, sent.elapsed().as_secs_f64() * 1000.0)
+            let outcome = match response {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(r.status().as_u16().to_string()),
+                Err(e) if e.is_timeout() => Err("client timeout".to_string()),
+                Err(_) => Err("connection error".to_string()),
+            };
+            (outcome, sent.elapsed().as_secs_f64() * 1000.0)
         }));
     }
-    let mut failed = 0;
+    let mut failed = BTreeMap::new();
     for t in tasks {
-        let (ok, took) = t.await.unwrap();
-        if ok {
-            releases.push(took);
-        } else {
-            failed += 1;
+        match t.await.unwrap() {
+            (Ok(()), took) => releases.push(took),
+            (Err(why), _) => *failed.entry(why).or_insert(0) += 1,
         }
     }
-    assert_eq!(failed, 0, "every release succeeds");
     let achieved = releases.len() as f64 / started.elapsed().as_secs_f64();
     Storm {
         flights: flights.len(),
         requests,
         releases,
         achieved,
+        failed,
     }
 }

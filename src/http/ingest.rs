@@ -22,7 +22,7 @@ use crate::domain::consent::{ConsentStatement, Decision, Recipients};
 use crate::domain::ids::{hex, new_id, CONSENT};
 use crate::domain::party::{IataAgencyNumber, Party};
 use crate::domain::receipt::{self, ReceiptFacts};
-use crate::store::{consents, parties, StoreError, Tx};
+use crate::store::{consents, parties, Tx};
 use serde_json::Value;
 use std::collections::HashMap;
 use time::OffsetDateTime;
@@ -160,12 +160,7 @@ pub async fn verify(
         .map(|s| check(uploader, s))
         .collect();
     let mut keys: HashMap<String, Option<Vec<u8>>> = HashMap::new();
-    let mut reader = state
-        .store
-        .reader()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
+    let mut reader = state.store.reader().acquire().await?;
     for c in checked.iter().flatten() {
         if !keys.contains_key(&c.kid) {
             let key = parties::agency_key(&mut reader, &uploader.agency.id, &c.kid).await?;

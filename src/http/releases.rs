@@ -14,7 +14,7 @@ use crate::domain::party::Party;
 use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
 use crate::policy::{self, Refusal, TokenState};
 use crate::store::tokens::TokenRecord;
-use crate::store::{consents, release, tokens, Conn, StoreError, Tx};
+use crate::store::{consents, release, tokens, Conn, Tx};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -223,12 +223,7 @@ pub async fn decide_on_read(
     ask: &UseAsked<'_>,
     entry: &NewEntry,
 ) -> Result<Option<Ready>, Problem> {
-    let mut reader = state
-        .store
-        .reader()
-        .acquire()
-        .await
-        .map_err(StoreError::from)?;
+    let mut reader = state.store.reader().acquire().await?;
     let Checked::Allowed(token, verdict) = check(state, &mut reader, ask).await? else {
         return Ok(None);
     };

@@ -381,6 +381,21 @@ impl TestApp {
     }
 }
 
+/// The tokens of a flight's token answer, in its order.
+pub fn granted_tokens(answer: &Value) -> Vec<String> {
+    answer["granted"]
+        .as_array()
+        .expect("the answer lists its grants")
+        .iter()
+        .map(|g| {
+            g["token"]
+                .as_str()
+                .expect("a grant has its token")
+                .to_string()
+        })
+        .collect()
+}
+
 /// Checks that a response is a problem of the given type and status, and returns it.
 pub async fn assert_problem(response: Response, status: u16, slug: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "status");

@@ -1,6 +1,6 @@
 //! An airline redeems its token once and receives the contact with its terms of use.
 
-use crate::helpers::{assert_problem, TestApp, EMAIL, MOBILE};
+use crate::helpers::{assert_problem, granted_tokens, TestApp, EMAIL, MOBILE};
 use crate::on_both_engines;
 use passerelle::clock::Clock;
 use serde_json::{json, Value};
@@ -196,12 +196,7 @@ async fn redemptions_arriving_together_are_taken_together_and_each_token_release
         .await;
     assert_eq!(response.status(), 200);
     let granted: Value = response.json().await.unwrap();
-    let tokens: Vec<String> = granted["granted"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["token"].as_str().unwrap().to_string())
-        .collect();
+    let tokens = granted_tokens(&granted);
     assert_eq!(tokens.len(), surnames.len());
     let redemptions = tokens
         .iter()
