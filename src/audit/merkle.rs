@@ -187,20 +187,12 @@ impl<'a> Lookup<'a> {
 
 /// The perfect subtrees that leaf `index` completes, lowest first: appending leaf
 /// `index` completes a node at each level `l ≥ 1` where `index + 1` is a multiple of
-/// `2^l`. Each needs its left child, which an earlier append completed.
+/// `2^l` (what [`Frontier::push`] reports, by definition).
 pub fn completed_by(index: u64) -> impl Iterator<Item = NodeId> {
     let size = index + 1;
     (1..=size.trailing_zeros()).map(move |level| NodeId {
         level,
         index: (size >> level) - 1,
-    })
-}
-
-/// The left children read when leaf `index` completes its subtrees.
-pub fn left_children(index: u64) -> impl Iterator<Item = NodeId> {
-    completed_by(index).map(|id| NodeId {
-        level: id.level - 1,
-        index: id.index * 2,
     })
 }
 
