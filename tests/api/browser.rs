@@ -8,7 +8,7 @@
 //! `/usr/bin/chromium` and `/usr/bin/chromedriver` these tests say why and pass,
 //! except under `CI=true`, where `.ci/run` installs both and a missing browser fails.
 
-use crate::helpers::{assert_problem, TestApp, FLIGHT_DATE, NOTICE_SHA256};
+use crate::helpers::{assert_problem, skip_unless_ci, TestApp, FLIGHT_DATE, NOTICE_SHA256};
 use crate::on_both_engines;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -47,14 +47,9 @@ impl Browser {
     /// (outside CI).
     async fn start(app: &TestApp, flow: &str) -> Option<Browser> {
         if !Path::new(CHROMIUM).exists() || !Path::new(CHROMEDRIVER).exists() {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!(
-                    "CI=true but {CHROMIUM} or {CHROMEDRIVER} is missing; .ci/run installs them"
-                );
-            }
-            eprintln!(
-                "skipping a browser test: install Debian's chromium and chromium-driver to run it"
-            );
+            skip_unless_ci(&format!(
+                "{CHROMIUM} or {CHROMEDRIVER} is missing (Debian's chromium and chromium-driver; .ci/run installs them)"
+            ));
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")

@@ -1,6 +1,7 @@
 //! Bulk uploads in the formats agencies have: a JSON array, NDJSON, CSV and the PNR
 //! contact elements of each GDS, with an outcome per record.
 
+use crate::broker::letters;
 use crate::helpers::{assert_problem, TestApp, AGENCY_IATA, FLIGHT_DATE, NOTICE_SHA256};
 use crate::on_both_engines;
 use serde_json::{json, Value};
@@ -26,18 +27,6 @@ fn signed_record(app: &TestApp, i: usize) -> Value {
             &mobile,
         ),
     )
-}
-
-/// A name part from a number (names may not hold digits).
-fn letters(mut i: usize) -> String {
-    let mut s = String::new();
-    loop {
-        s.push((b'a' + (i % 26) as u8) as char);
-        i /= 26;
-        if i == 0 {
-            return s;
-        }
-    }
 }
 
 async fn batch(app: &TestApp, query: &str, content_type: &str, body: String) -> reqwest::Response {

@@ -104,10 +104,7 @@ impl TestApp {
         let admin = match Store::connect(&base).await {
             Ok(store) => store,
             Err(err) => {
-                if std::env::var("CI").is_ok_and(|v| v == "true") {
-                    panic!("CI=true but PostgreSQL at {base} is unreachable: {err}");
-                }
-                eprintln!("skipping a PostgreSQL test: {base} is unreachable ({err}); set CI=true to make this a failure");
+                skip_unless_ci(&format!("PostgreSQL at {base} is unreachable ({err})"));
                 return None;
             }
         };
@@ -379,6 +376,16 @@ impl TestApp {
         let body: Value = response.json().await.unwrap();
         body["entries"].as_array().unwrap().clone()
     }
+}
+
+/// For a test that cannot run on this machine (a service or a tool is missing): a
+/// failure under `CI=true`, where `.ci/run` provides everything; otherwise a note on
+/// why it is skipped.
+pub fn skip_unless_ci(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but {why}");
+    }
+    eprintln!("skipping a test: {why}; set CI=true to make this a failure");
 }
 
 /// The tokens of a flight's token answer, in its order.
