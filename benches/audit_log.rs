@@ -176,7 +176,8 @@ async fn main() {
         written as f64 / started.elapsed().as_secs_f64()
     );
     let key = Jwk::generate("bench");
-    let checkpointer = Checkpointer::new(CheckpointSettings::default(), key).expect("checkpointer");
+    let checkpointer = Checkpointer::new(CheckpointSettings::default(), key, Default::default())
+        .expect("checkpointer");
     let checkpoint = checkpointer
         .sign_now(&store, OffsetDateTime::now_utc())
         .await

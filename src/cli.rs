@@ -12,13 +12,18 @@ use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyring::{Keyring, Keys};
 use crate::crypto::seal::DataKey;
+use crate::http::batch::BatchLimits;
+use crate::http::client_ip::AddressRange;
 use crate::http::{RelaySettings, Settings};
+use crate::keyfile::{check_private, read_private_jwk};
+pub use crate::keyfile::{read_jwk, write_secret_file};
+use crate::outbound::Outbound;
 use crate::policy::engine::{Policies, POLICY_FILE};
 use crate::store::Store;
 use crate::{demo, provision, relay, server};
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,6 +53,10 @@ pub struct StorageArgs {
         hide_env_values = true
     )]
     pub database_url: Option<String>,
+    /// A file holding the database URL (for a URL with a password: never pass one on
+    /// the command line, where `ps` shows it to everyone).
+    #[arg(long, env = "PASSERELLE_DATABASE_URL_FILE", global = true)]
+    pub database_url_file: Option<PathBuf>,
     /// Directory for the SQLite file, the data key and the demo's files.
     #[arg(long, env = "PASSERELLE_DATA_DIR", default_value = ".", global = true)]
     pub data_dir: PathBuf,
@@ -156,8 +165,12 @@ pub struct ServeArgs {
     pub policy_dir: Option<PathBuf>,
     /// SMTP relay for relayed emails: `smtp://host:port` (plain, local relay),
     /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtps://host:465`.
-    #[arg(long, env = "PASSERELLE_SMTP_URL")]
+    #[arg(long, env = "PASSERELLE_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
+    /// A file holding the SMTP URL (for one with a password: never pass it on the
+    /// command line, where `ps` shows it to everyone).
+    #[arg(long, env = "PASSERELLE_SMTP_URL_FILE")]
+    pub smtp_url_file: Option<PathBuf>,
     /// The From address of relayed emails.
     #[arg(
         long,
@@ -178,8 +191,34 @@ pub struct ServeArgs {
     #[arg(long, env = "PASSERELLE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Largest bulk upload accepted, in bytes.
-    #[arg(long, env = "PASSERELLE_MAX_BATCH_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "PASSERELLE_MAX_BATCH_BYTES", default_value_t = crate::http::DEFAULT_MAX_BATCH_BYTES)]
     pub max_batch_bytes: usize,
+    /// Most records one bulk request may hold; one more and the request is refused
+    /// (`413 batch-too-large`) with nothing stored.
+    #[arg(long, env = "PASSERELLE_MAX_BATCH_RECORDS", default_value_t = BatchLimits::default().max_records)]
+    pub max_batch_records: usize,
+    /// A bulk request stops being read after this many rejected records; nothing of it
+    /// is stored.
+    #[arg(long, env = "PASSERELLE_MAX_REJECTED_RECORDS", default_value_t = BatchLimits::default().max_rejected)]
+    pub max_rejected_records: usize,
+    /// Bulk requests handled at once; others wait up to 10 s for their turn, then get
+    /// `503`. With the record cap, this bounds the memory uploads take.
+    #[arg(long, env = "PASSERELLE_PARALLEL_UPLOADS", default_value_t = BatchLimits::default().parallel)]
+    pub parallel_uploads: usize,
+    /// Let the broker's own requests (webhooks, SMS gateway, checkpoint URL) use plain
+    /// http:// and reach loopback and private addresses. Off by default: they go only
+    /// to public https:// addresses. For a demo or tests on one machine.
+    #[arg(long, env = "PASSERELLE_ALLOW_INSECURE_OUTBOUND")]
+    pub allow_insecure_outbound: bool,
+    /// Reverse proxies (addresses or ranges, comma-separated) whose `X-Forwarded-For`
+    /// names the client, for the per-address rate limits of the routes that need no
+    /// API key. Without it, the connection's peer is the client.
+    #[arg(long, env = "PASSERELLE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<AddressRange>,
+    /// Set the pages' cookies without `Secure`, for a broker reached over plain http
+    /// (the demo). Off by default: browsers send them only over https.
+    #[arg(long, env = "PASSERELLE_INSECURE_COOKIES")]
+    pub insecure_cookies: bool,
     /// Seconds between two retention sweeps.
     #[arg(long, env = "PASSERELLE_PURGE_INTERVAL_SECONDS", default_value_t = 300)]
     pub purge_interval_seconds: u64,
@@ -242,6 +281,48 @@ pub enum PartyCommand {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Manage parties' API keys: list them, rotate one, revoke a leaked one.
+    ApiKey {
+        /// What to do with API keys.
+        #[command(subcommand)]
+        command: ApiKeyCommand,
+    },
+}
+
+/// `party api-key` subcommands. A party is named by its id, an agency by its IATA
+/// number, an airline by its designator.
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// List API keys (never their secrets): id, party, issued, expiry, revocation.
+    List {
+        /// Only this party's.
+        #[arg(long)]
+        party: Option<String>,
+    },
+    /// Issue a party a new API key (printed once) and end its other keys: at once, or
+    /// after a grace period for its clients to switch.
+    Rotate {
+        /// The party.
+        #[arg(long)]
+        party: String,
+        /// Minutes the old keys keep working (default: none, they stop at once).
+        #[arg(long, default_value_t = 0)]
+        grace_minutes: u32,
+        /// Days the new key works (default: until revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke API keys at once: the next request with them is refused and the pages'
+    /// sessions they opened end.
+    Revoke {
+        /// One key, by its id (the part of the key between its prefix and the dot, as
+        /// `list` shows it).
+        #[arg(long, conflicts_with = "party", required_unless_present = "party")]
+        key: Option<String>,
+        /// Every key of this party.
+        #[arg(long)]
+        party: Option<String>,
+    },
 }
 
 /// `party key` subcommands.
@@ -282,6 +363,9 @@ pub enum AddParty {
         /// for several keys.
         #[arg(long = "public-key", required = true)]
         public_keys: Vec<PathBuf>,
+        /// Days the API key works (default: until revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
     /// An airline.
     Airline {
@@ -291,12 +375,18 @@ pub enum AddParty {
         /// The airline's name.
         #[arg(long)]
         name: String,
+        /// Days the API key works (default: until revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
     /// A compliance officer.
     Officer {
         /// The officer's name.
         #[arg(long)]
         name: String,
+        /// Days the API key works (default: until revoked).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
     },
 }
 
@@ -308,16 +398,20 @@ pub struct KeygenArgs {
     #[arg(
         long,
         value_name = "PREFIX",
-        required_unless_present = "data_key",
-        conflicts_with = "data_key"
+        required_unless_present_any = ["data_key", "broker_key"],
+        conflicts_with_all = ["data_key", "broker_key"]
     )]
     pub out: Option<PathBuf>,
     /// Write a new data key for the broker to this file (mode 0600).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "broker_key")]
     pub data_key: Option<PathBuf>,
-    /// Key id of the new key pair.
-    #[arg(long, default_value = "k1")]
-    pub kid: String,
+    /// Write a new signing key for the broker (receipts and checkpoints) to this file
+    /// (mode 0600), named `broker-<today>` unless `--kid` is given.
+    #[arg(long, value_name = "FILE")]
+    pub broker_key: Option<PathBuf>,
+    /// Key id of the new key pair (default `k1`, or `broker-<today>` for a broker key).
+    #[arg(long)]
+    pub kid: Option<String>,
 }
 
 /// Options of `sign`.
@@ -326,6 +420,54 @@ pub struct SignArgs {
     /// The agency's private key (JWK), as `keygen` writes.
     #[arg(long)]
     pub key: PathBuf,
+}
+
+/// The flags whose URL may carry a password.
+const URL_FLAGS: [&str; 4] = [
+    "--database-url",
+    "--smtp-url",
+    "--sms-gateway-url",
+    "--checkpoint-url",
+];
+
+/// Why a command line must be refused: it passes a password in a URL, where `ps` and
+/// the shell's history show it to everyone. Such URLs come from the environment
+/// (`PASSERELLE_DATABASE_URL`, `PASSERELLE_SMTP_URL`) or a file
+/// (`--database-url-file`, `--smtp-url-file`) instead.
+pub fn secret_in_argv(args: &[String]) -> Option<String> {
+    let mut args = args.iter().skip(1);
+    while let Some(arg) = args.next() {
+        let (flag, value) = match arg.split_once('=') {
+            Some((flag, value)) if URL_FLAGS.contains(&flag) => (flag, Some(value.to_string())),
+            _ if URL_FLAGS.contains(&arg.as_str()) => (arg.as_str(), args.next().cloned()),
+            _ => continue,
+        };
+        let Some(value) = value else { continue };
+        let with_password = url::Url::parse(&value).is_ok_and(|url| {
+            url.password().is_some()
+                || url
+                    .query_pairs()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("password"))
+        });
+        if with_password {
+            let variable = format!(
+                "PASSERELLE_{}",
+                flag.trim_start_matches("--")
+                    .replace('-', "_")
+                    .to_uppercase()
+            );
+            return Some(format!(
+                "{flag} holds a password, which the command line shows to everyone (ps, shell history); \
+                 set {variable} in the environment{} instead",
+                match flag {
+                    "--database-url" => " or pass --database-url-file",
+                    "--smtp-url" => " or pass --smtp-url-file",
+                    _ => "",
+                }
+            ));
+        }
+    }
+    None
 }
 
 /// Runs a parsed command line.
@@ -345,6 +487,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Party {
             command: PartyCommand::Key { command },
         } => agency_key(&cli.storage, command).await,
+        Command::Party {
+            command: PartyCommand::ApiKey { command },
+        } => api_keys(&cli.storage, command).await,
         Command::Keygen(args) => keygen(args),
         Command::Policy {
             command: PolicyCommand::Check { dir },
@@ -380,12 +525,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The database URL: the flag or PASSERELLE_DATABASE_URL, else DATABASE_URL, else
-/// the SQLite file in the data directory. SQLite files are created when missing.
-pub fn database_url(storage: &StorageArgs) -> String {
+/// The database URL: the flag or PASSERELLE_DATABASE_URL, else the file named by
+/// `--database-url-file`, else DATABASE_URL, else the SQLite file in the data
+/// directory. SQLite files are created when missing.
+pub fn database_url(storage: &StorageArgs) -> anyhow::Result<String> {
+    let from_file = storage
+        .database_url_file
+        .as_deref()
+        .map(read_url_file)
+        .transpose()?;
     let url = storage
         .database_url
         .clone()
+        .or(from_file)
         .or_else(|| std::env::var("DATABASE_URL").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| {
             format!(
@@ -393,20 +545,62 @@ pub fn database_url(storage: &StorageArgs) -> String {
                 storage.data_dir.join("passerelle.db").display()
             )
         });
-    if url.starts_with("sqlite:") && !url.contains("mode=") {
+    Ok(if url.starts_with("sqlite:") && !url.contains("mode=") {
         let separator = if url.contains('?') { '&' } else { '?' };
         format!("{url}{separator}mode=rwc")
     } else {
         url
+    })
+}
+
+/// A URL kept in a file (it may hold a password), read and trimmed; the file must be
+/// readable by its owner only.
+fn read_url_file(path: &Path) -> anyhow::Result<String> {
+    check_private(path)?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+/// The file of a `sqlite:` URL, unless it is in memory.
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Creates the SQLite file readable by its owner only (SQLite gives its WAL and
+/// shared-memory files the same mode), and restricts an existing one and its
+/// journal files the same way.
+fn prepare_sqlite_file(path: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::keyfile::create_private_dir(parent)?;
     }
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options
+            .open(path)
+            .with_context(|| format!("creating the database {}", path.display()))?;
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        crate::keyfile::restrict_to_owner(&file)?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&storage.data_dir)
-        .with_context(|| format!("creating the data directory {}", storage.data_dir.display()))?;
-    let store = Store::connect(&database_url(storage))
-        .await
-        .context("opening the database")?;
+    crate::keyfile::create_private_dir(&storage.data_dir)?;
+    let url = database_url(storage)?;
+    if let Some(path) = sqlite_path(&url) {
+        prepare_sqlite_file(&path)?;
+    }
+    let store = Store::connect(&url).await.context("opening the database")?;
     store.migrate().await.context("migrating the database")?;
     tracing::info!(engine = ?store.engine(), "database ready");
     Ok(store)
@@ -434,7 +628,8 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         .broker_key_file
         .clone()
         .unwrap_or_else(|| storage.data_dir.join("broker.jwk"));
-    let broker_key = load_broker_key(&broker_key_file)?;
+    let broker_key = load_broker_key(&broker_key_file, args.demo)?;
+    server::check_keys(&store, &keys, &broker_key, time::OffsetDateTime::now_utc()).await?;
     crate::audit::checkpoint::LogKey::of(&args.log_origin, &broker_key)
         .map_err(anyhow::Error::msg)
         .context("--log-origin")?;
@@ -442,19 +637,47 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let smtp_url = match (&args.smtp_url, &args.smtp_url_file) {
+        (Some(url), _) => Some(url.clone()),
+        (None, Some(file)) => Some(read_url_file(file)?),
+        (None, None) => None,
+    };
     let relay = RelaySettings {
-        smtp_url: args.smtp_url.clone(),
+        smtp_url,
         mail_from: args.mail_from.clone(),
         sms_gateway_url: args.sms_gateway_url.clone(),
         sms_gateway_token: std::env::var("PASSERELLE_SMS_GATEWAY_TOKEN").ok(),
     };
-    let transports = relay::Transports::new(&relay).context("configuring the relay")?;
+    let outbound = if args.allow_insecure_outbound || args.demo {
+        tracing::warn!("outbound requests may use plain http and reach private addresses (--allow-insecure-outbound or --demo)");
+        Outbound::allow_insecure()
+    } else {
+        Outbound::public_https_only()
+    };
+    let transports = relay::Transports::new(&relay, outbound).context("configuring the relay")?;
+    if let Some(url) = &args.checkpoint_url {
+        outbound
+            .parse(url)
+            .map_err(|refused| anyhow::anyhow!("--checkpoint-url {refused}"))?;
+    }
+    anyhow::ensure!(
+        args.max_batch_records >= 1 && args.parallel_uploads >= 1,
+        "--max-batch-records and --parallel-uploads must be at least 1"
+    );
     let settings = Settings {
         policies: Arc::new(policies),
         relay,
         request_timeout: Duration::from_secs(args.request_timeout_seconds),
         max_body_bytes: args.max_body_bytes,
         max_batch_bytes: args.max_batch_bytes,
+        batch: BatchLimits {
+            max_records: args.max_batch_records,
+            max_rejected: args.max_rejected_records,
+            parallel: args.parallel_uploads,
+        },
+        outbound,
+        trusted_proxies: args.trusted_proxies.clone(),
+        secure_cookies: !(args.insecure_cookies || args.demo),
         public_url: args
             .public_url
             .clone()
@@ -515,7 +738,7 @@ fn check_policies(dir: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// The keyring: from PASSERELLE_DATA_KEY (fixed), or from its file (reread when
-/// `keys rotate` changes it).
+/// `keys rotate` changes it), which others may not read.
 fn load_keyring(key_file: &Path) -> anyhow::Result<Keyring> {
     if let Ok(text) = std::env::var("PASSERELLE_DATA_KEY") {
         return Ok(Keyring::fixed(
@@ -529,24 +752,31 @@ fn load_keyring(key_file: &Path) -> anyhow::Result<Keyring> {
             key_file.display()
         );
     }
+    check_private(key_file)?;
     Keyring::from_file(key_file)
         .with_context(|| format!("reading the data key in {}", key_file.display()))
 }
 
-/// The broker's signing key, made on first start.
-fn load_broker_key(path: &Path) -> anyhow::Result<Jwk> {
+/// The broker's signing key. Only the demo makes one by itself: a missing key is
+/// otherwise an error, since a new key would stop old receipts verifying against the
+/// file an operator kept, and change the log's key.
+fn load_broker_key(path: &Path, demo: bool) -> anyhow::Result<Jwk> {
     if !path.exists() {
-        let kid = format!("broker-{}", time::OffsetDateTime::now_utc().date());
-        write_secret_file(path, &serde_json::to_string_pretty(&Jwk::generate(&kid))?)?;
-        tracing::info!(file = %path.display(), "made the broker's receipt-signing key");
+        if !demo {
+            bail!(
+                "no broker key at {}: make one with `passerelle keygen --broker-key {}` \
+                 (it signs receipts and checkpoints: keep it, and a copy)",
+                path.display(),
+                path.display()
+            );
+        }
+        write_secret_file(
+            path,
+            &serde_json::to_string_pretty(&Jwk::generate(&broker_key_id()))?,
+        )?;
+        tracing::info!(file = %path.display(), "made the demo broker's signing key");
     }
-    let key = read_jwk(path)?;
-    if key.d.is_none() {
-        bail!(
-            "{} is a public key; the broker needs its private key to sign receipts",
-            path.display()
-        );
-    }
+    let key = read_private_jwk(path)?;
     key.sign_detached(b"check")
         .map_err(anyhow::Error::msg)
         .with_context(|| format!("{} does not sign", path.display()))?;
@@ -608,37 +838,143 @@ fn verify_receipt(receipt: &Path, keys: &Path) -> anyhow::Result<()> {
 async fn add_party(storage: &StorageArgs, party: AddParty) -> anyhow::Result<()> {
     let store = open_store(storage).await?;
     let now = time::OffsetDateTime::now_utc();
-    let provisioned = match party {
+    let (provisioned, expires_in_days) = match party {
         AddParty::Agency {
             iata,
             name,
             public_keys,
+            expires_in_days,
         } => {
             let keys = public_keys
                 .iter()
                 .map(|p| read_jwk(p))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            provision::add_agency(&store, &iata, &name, &keys, now).await?
+            (
+                provision::add_agency(&store, &iata, &name, &keys, now).await?,
+                expires_in_days,
+            )
         }
-        AddParty::Airline { designator, name } => {
-            provision::add_airline(&store, &designator, &name, now).await?
-        }
-        AddParty::Officer { name } => provision::add_officer(&store, &name, now).await?,
+        AddParty::Airline {
+            designator,
+            name,
+            expires_in_days,
+        } => (
+            provision::add_airline(&store, &designator, &name, now).await?,
+            expires_in_days,
+        ),
+        AddParty::Officer {
+            name,
+            expires_in_days,
+        } => (
+            provision::add_officer(&store, &name, now).await?,
+            expires_in_days,
+        ),
     };
+    let expiry = expires_in_days.map(|days| now + time::Duration::days(i64::from(days)));
+    if let Some(at) = expiry {
+        provision::expire_api_keys(&store, &provisioned.party, at).await?;
+    }
     store.close().await;
     println!("added {} {}", provisioned.party.kind, provisioned.party.id);
     println!(
         "API key (shown once; store it now): {}",
         provisioned.api_key
     );
+    if let Some(at) = expiry {
+        println!("it expires at {}", crate::audit::format_time(at));
+    }
     Ok(())
 }
 
-/// Reads a JWK file.
-pub fn read_jwk(path: &Path) -> anyhow::Result<Jwk> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not an Ed25519 JWK", path.display()))
+/// `party api-key list|rotate|revoke`.
+async fn api_keys(storage: &StorageArgs, command: ApiKeyCommand) -> anyhow::Result<()> {
+    let store = open_store(storage).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let done = run_api_key_command(&store, command, now).await;
+    store.close().await;
+    done
+}
+
+async fn run_api_key_command(
+    store: &Store,
+    command: ApiKeyCommand,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<()> {
+    let time = |ms: Option<i64>| {
+        ms.and_then(|ms| crate::store::from_millis(ms).ok())
+            .map_or_else(|| "-".to_string(), crate::audit::format_time)
+    };
+    match command {
+        ApiKeyCommand::List { party } => {
+            let party = match party {
+                Some(reference) => Some(provision::find_party(store, &reference).await?),
+                None => None,
+            };
+            let keys = provision::list_api_keys(store, party.as_ref()).await?;
+            println!("key id            party                   kind     code      issued                    expires                   state");
+            for k in keys {
+                let state = match (k.revoked_at, k.expires_at) {
+                    (Some(_), _) => format!("revoked {}", time(k.revoked_at)),
+                    (None, Some(at)) if at <= crate::store::to_millis(now) => "expired".into(),
+                    _ => "live".into(),
+                };
+                println!(
+                    "{:<17} {:<23} {:<8} {:<9} {:<25} {:<25} {state}",
+                    k.id,
+                    k.party_id,
+                    k.kind,
+                    k.code.as_deref().unwrap_or("-"),
+                    time(Some(k.created_at)),
+                    time(k.expires_at),
+                );
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Rotate {
+            party,
+            grace_minutes,
+            expires_in_days,
+        } => {
+            let party = provision::find_party(store, &party).await?;
+            let grace = time::Duration::minutes(i64::from(grace_minutes));
+            let expires_at =
+                expires_in_days.map(|days| now + time::Duration::days(i64::from(days)));
+            let rotated = provision::rotate_api_key(store, &party, grace, expires_at, now).await?;
+            println!(
+                "new API key of {} {} (shown once; store it now): {}",
+                party.kind, party.id, rotated.api_key
+            );
+            println!("its id: {}", rotated.key_id);
+            if grace_minutes > 0 {
+                println!(
+                    "{} older key(s) stop working at {}",
+                    rotated.previous,
+                    crate::audit::format_time(now + grace)
+                );
+            } else {
+                println!("{} older key(s) revoked now", rotated.previous);
+            }
+            Ok(())
+        }
+        ApiKeyCommand::Revoke { key, party } => {
+            let revoked = match (key, party) {
+                (Some(key), _) => {
+                    provision::revoke_api_keys(store, provision::KeyTarget::Key(&key), now).await?
+                }
+                (None, Some(reference)) => {
+                    let party = provision::find_party(store, &reference).await?;
+                    provision::revoke_api_keys(store, provision::KeyTarget::Party(&party), now)
+                        .await?
+                }
+                (None, None) => bail!("name a --key or a --party"),
+            };
+            if revoked == 0 {
+                bail!("no live key matched: nothing was revoked");
+            }
+            println!("revoked {revoked} API key(s): they open nothing from now on, and their page sessions ended");
+            Ok(())
+        }
+    }
 }
 
 fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
@@ -656,8 +992,25 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let prefix = args.out.expect("clap requires --out or --data-key");
-    let jwk = Jwk::generate(&args.kid);
+    if let Some(path) = args.broker_key {
+        let kid = args.kid.unwrap_or_else(broker_key_id);
+        if path.exists() {
+            bail!(
+                "{} exists already; a key is never overwritten",
+                path.display()
+            );
+        }
+        write_secret_file(&path, &serde_json::to_string_pretty(&Jwk::generate(&kid))?)?;
+        eprintln!(
+            "wrote the broker signing key `{kid}` to {} (mode 0600); keep a copy somewhere safe",
+            path.display()
+        );
+        return Ok(());
+    }
+    let prefix = args
+        .out
+        .expect("clap requires --out, --data-key or --broker-key");
+    let jwk = Jwk::generate(args.kid.as_deref().unwrap_or("k1"));
     let private = PathBuf::from(format!("{}.jwk", prefix.display()));
     let public = PathBuf::from(format!("{}.pub.jwk", prefix.display()));
     if private.exists() {
@@ -676,22 +1029,13 @@ fn keygen(args: KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes a file readable by its owner only.
-pub fn write_secret_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
-    Ok(())
+/// The id a new broker key gets: `broker-<today>`.
+fn broker_key_id() -> String {
+    format!("broker-{}", time::OffsetDateTime::now_utc().date())
 }
 
 fn sign(args: SignArgs) -> anyhow::Result<()> {
-    let jwk = read_jwk(&args.key)?;
+    let jwk = read_private_jwk(&args.key)?;
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)

@@ -5,9 +5,9 @@
 //! (revoking the previous demo keys), since keys are stored hashed and cannot be
 //! shown twice.
 
-use crate::cli::write_secret_file;
 use crate::crypto::jws::Jwk;
 use crate::domain::party::{Party, PartyKind};
+use crate::keyfile::write_secret_file;
 use crate::provision::{self, Provisioned};
 use crate::store::{parties, Store};
 use anyhow::Context;
@@ -29,7 +29,7 @@ pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> a
     let now = OffsetDateTime::now_utc();
     let key_path = dir.join("agency.jwk");
     let agency_key = if key_path.exists() {
-        crate::cli::read_jwk(&key_path)?
+        crate::keyfile::read_private_jwk(&key_path)?
     } else {
         let jwk = Jwk::generate(&format!("demo-{}", now.unix_timestamp()));
         write_secret_file(&key_path, &serde_json::to_string_pretty(&jwk)?)?;

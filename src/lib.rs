@@ -26,6 +26,8 @@ pub mod crypto;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod keyfile;
+pub mod outbound;
 pub mod policy;
 pub mod provision;
 pub mod relay;

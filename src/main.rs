@@ -4,7 +4,16 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = passerelle::cli::Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let readable: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    if let Some(why) = passerelle::cli::secret_in_argv(&readable) {
+        eprintln!("passerelle: {why}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let cli = passerelle::cli::Cli::parse_from(args);
     match passerelle::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {

@@ -1,9 +1,11 @@
 //! Adding parties and their keys: shared by `passerelle party add`, the demo and the
 //! tests, so all three provision exactly the same way.
 
+use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
 use crate::crypto::jws::Jwk;
 use crate::crypto::secret;
 use crate::domain::booking::CarrierCode;
+use crate::domain::ids::new_id;
 use crate::domain::party::{IataAgencyNumber, Party, PartyKind, PartyName};
 use crate::store::{parties, Store, StoreError};
 use time::OffsetDateTime;
@@ -205,7 +207,160 @@ pub async fn issue_api_key(
     party: &Party,
     now: OffsetDateTime,
 ) -> Result<String, StoreError> {
+    Ok(issue_key(conn, party, now, None).await?.plaintext)
+}
+
+async fn issue_key(
+    conn: &mut crate::store::Conn,
+    party: &Party,
+    now: OffsetDateTime,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<secret::IssuedSecret, StoreError> {
     let issued = secret::issue(party.kind.api_key_prefix());
-    parties::insert_api_key(conn, &party.id, &issued, now).await?;
-    Ok(issued.plaintext)
+    parties::insert_api_key(conn, &party.id, &issued, now, expires_at).await?;
+    Ok(issued)
+}
+
+/// The party an operator names: by its id (`agy_…`, `air_…`, `off_…`), an agency by
+/// its IATA number, or an airline by its designator.
+pub async fn find_party(store: &Store, reference: &str) -> Result<Party, ProvisionError> {
+    let reference = reference.trim();
+    let mut conn = store.reader().acquire().await.map_err(StoreError::from)?;
+    let found = if let Ok(iata) = IataAgencyNumber::parse(reference) {
+        parties::find_by_code(&mut conn, PartyKind::Agency, iata.as_str()).await?
+    } else if let Ok(designator) = CarrierCode::parse(reference) {
+        parties::find_by_code(&mut conn, PartyKind::Airline, designator.as_str()).await?
+    } else {
+        parties::find(&mut conn, reference).await?
+    };
+    found.ok_or_else(|| {
+        invalid("party")(format!(
+            "no party `{reference}`: name it by id, by IATA agency number or by airline designator"
+        ))
+    })
+}
+
+/// Makes a party's live keys expire at `at` (an expiry given when the party is added).
+pub async fn expire_api_keys(
+    store: &Store,
+    party: &Party,
+    at: OffsetDateTime,
+) -> Result<(), ProvisionError> {
+    let mut tx = store.begin().await?;
+    parties::expire_api_keys(&mut tx, &party.id, "", at).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}
+
+/// The API keys on file (never their secrets), of one party or all.
+pub async fn list_api_keys(
+    store: &Store,
+    party: Option<&Party>,
+) -> Result<Vec<parties::ApiKeyRow>, ProvisionError> {
+    let mut conn = store.reader().acquire().await.map_err(StoreError::from)?;
+    Ok(parties::list_api_keys(&mut conn, party.map(|p| p.id.as_str())).await?)
+}
+
+/// A rotation: the new key (shown once) and how the old ones end.
+pub struct Rotated {
+    /// The new API key.
+    pub api_key: String,
+    /// Its public id.
+    pub key_id: String,
+    /// How many keys were live before.
+    pub previous: u64,
+}
+
+/// Issues a party a new API key (live until `expires_at`, if given) and ends its
+/// other keys: at once, or at the end of a grace period so that its clients can
+/// switch. Audited; revoked keys end their page sessions.
+pub async fn rotate_api_key(
+    store: &Store,
+    party: &Party,
+    grace: time::Duration,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> Result<Rotated, ProvisionError> {
+    let mut tx = store.begin().await?;
+    let issued = issue_key(&mut tx, party, now, expires_at).await?;
+    let previous = if grace.is_positive() {
+        parties::expire_api_keys(&mut tx, &party.id, &issued.id, now + grace).await?
+    } else {
+        parties::revoke_other_api_keys(&mut tx, &party.id, &issued.id, now).await?
+    };
+    audited(tx, key_change(party, "api_key_rotated", now)).await?;
+    Ok(Rotated {
+        api_key: issued.plaintext,
+        key_id: issued.id,
+        previous,
+    })
+}
+
+/// Revokes one API key (by its public id) or every key of a party, at once: the next
+/// request with it is refused, and the page sessions it opened end. Audited. Returns
+/// how many keys were revoked.
+pub async fn revoke_api_keys(
+    store: &Store,
+    target: KeyTarget<'_>,
+    now: OffsetDateTime,
+) -> Result<u64, ProvisionError> {
+    let mut tx = store.begin().await?;
+    let (party, revoked) = match target {
+        KeyTarget::Party(party) => (
+            party.clone(),
+            parties::revoke_api_keys(&mut tx, &party.id, now).await?,
+        ),
+        KeyTarget::Key(key_id) => {
+            let owner = parties::list_api_keys(&mut tx, None)
+                .await?
+                .into_iter()
+                .find(|k| k.id == key_id)
+                .ok_or_else(|| invalid("key")(format!("no API key `{key_id}`")))?;
+            let party = parties::find(&mut tx, &owner.party_id)
+                .await?
+                .ok_or_else(|| invalid("key")(format!("no API key `{key_id}`")))?;
+            let revoked = parties::revoke_api_key(&mut tx, key_id, now).await?;
+            (party, u64::from(revoked))
+        }
+    };
+    if revoked == 0 {
+        tx.rollback().await.ok();
+        return Ok(0);
+    }
+    audited(tx, key_change(&party, "api_key_revoked", now)).await?;
+    Ok(revoked)
+}
+
+/// What `revoke_api_keys` revokes.
+pub enum KeyTarget<'a> {
+    /// One key, by its public id.
+    Key(&'a str),
+    /// Every key of a party.
+    Party(&'a Party),
+}
+
+/// The audit entry of an operator's change to a party's keys.
+fn key_change(party: &Party, reason: &'static str, now: OffsetDateTime) -> NewEntry {
+    NewEntry {
+        at: now,
+        action: Action::ApiKeyChange,
+        outcome: Outcome::Changed,
+        reason: Some(reason),
+        entry: AuditEntry {
+            request_id: new_id("cli"),
+            actor_kind: "operator".into(),
+            actor_id: "passerelle-cli".into(),
+            agency_id: (party.kind == PartyKind::Agency).then(|| party.id.clone()),
+            airline_id: (party.kind == PartyKind::Airline).then(|| party.id.clone()),
+            ..AuditEntry::default()
+        },
+    }
+}
+
+/// Appends an entry in `tx` and commits: the change and its entry go together.
+async fn audited(mut tx: crate::store::Tx, entry: NewEntry) -> Result<(), ProvisionError> {
+    let (conn, right_edge) = tx.connection_and_right_edge();
+    crate::store::audit::append_many(conn, right_edge, vec![entry]).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
 }

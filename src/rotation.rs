@@ -8,6 +8,8 @@
 //!    transaction. The UPDATE is conditional on the old wrapping, so a record purged
 //!    meanwhile stays purged. Passes repeat until none is left, which also catches
 //!    records a broker stored under the old master just before it saw the new one.
+//!    The keyring is first checked against the check values the database holds, and
+//!    the new master's check value is recorded before the file is replaced.
 //! 3. Older masters stay in the file: backups taken before the rotation still need
 //!    them. Remove their lines once those backups have expired.
 
@@ -47,10 +49,28 @@ pub async fn rotate(
     } else {
         master
     };
+    {
+        let mut conn = store.reader().acquire().await?;
+        let known = crate::store::keys::checks(&mut conn).await?;
+        old.check_against(&known).map_err(|e| {
+            anyhow::anyhow!(
+                "{e}: is {} the keyring of this database?",
+                keyring_file.display()
+            )
+        })?;
+    }
     let rotated = old.with_new_master(&master);
     let keys = Keys::parse(&rotated)?;
+    // The new master's check value goes in first: a broker restarted on the new file
+    // checks it.
+    let mut tx = store.begin().await?;
+    for (kid, value) in keys.checks() {
+        crate::store::keys::record_check(&mut tx, &kid, &value, time::OffsetDateTime::now_utc())
+            .await?;
+    }
+    tx.commit().await?;
     let temporary = keyring_file.with_extension("rotating");
-    crate::cli::write_secret_file(&temporary, &rotated)?;
+    crate::keyfile::write_secret_file(&temporary, &rotated)?;
     std::fs::rename(&temporary, keyring_file)
         .with_context(|| format!("replacing {}", keyring_file.display()))?;
     let mut rewrapped = rewrap_all(store, &keys).await?;

@@ -34,13 +34,16 @@ pub enum Action {
     MessageRelay,
     /// The broker tried to deliver a relayed message.
     MessageDelivery,
-    /// An agency changed how its clients are reached, or its webhook.
+    /// An agency changed how its clients are reached, or its webhook; an airline its
+    /// link domains.
     SettingsChange,
+    /// An operator rotated or revoked a party's API keys.
+    ApiKeyChange,
 }
 
 impl Action {
     /// Every action, in the order the console lists them.
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Self::ConsentUpload,
         Self::TokenRequest,
         Self::TokenRedemption,
@@ -49,6 +52,7 @@ impl Action {
         Self::MessageRelay,
         Self::MessageDelivery,
         Self::SettingsChange,
+        Self::ApiKeyChange,
     ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
@@ -61,6 +65,7 @@ impl Action {
             Self::MessageRelay => "message_relay",
             Self::MessageDelivery => "message_delivery",
             Self::SettingsChange => "settings_change",
+            Self::ApiKeyChange => "api_key_change",
         }
     }
 }

@@ -5,7 +5,12 @@
 //! history that was rewritten under it. Each new checkpoint is stored, then written
 //! to a directory (`checkpoint` for the latest, `checkpoint.<size>` for each) and/or
 //! POSTed as `text/plain` to a URL, where the database's owner cannot reach it. A
-//! failed publication is logged and retried at the next tick.
+//! failed publication is logged (without the URL's credentials or query) and retried
+//! at the next tick. The URL must be a public `https://` address under the outbound
+//! rule (`crate::outbound`), and a redirect from it is not followed.
+//!
+//! Checkpoints are signed by the interval task and on an officer's
+//! `POST /v1/audit/checkpoints`, never because someone read something.
 
 use super::checkpoint::{Checkpoint, LogKey};
 use super::merkle;
@@ -62,22 +67,33 @@ pub struct Checkpointer {
     settings: CheckpointSettings,
     key: Jwk,
     log_key: LogKey,
+    url: Option<reqwest::Url>,
     client: reqwest::Client,
     published: Mutex<u64>,
 }
 
 impl Checkpointer {
-    /// A checkpointer signing with `key` (the broker key).
-    pub fn new(settings: CheckpointSettings, key: Jwk) -> Result<Self, &'static str> {
-        let log_key = LogKey::of(&settings.origin, &key)?;
+    /// A checkpointer signing with `key` (the broker key) and publishing under the
+    /// `outbound` rule. Fails on a log origin that cannot name a key, or a checkpoint
+    /// URL the rule refuses.
+    pub fn new(
+        settings: CheckpointSettings,
+        key: Jwk,
+        outbound: crate::outbound::Outbound,
+    ) -> Result<Self, String> {
+        let log_key = LogKey::of(&settings.origin, &key).map_err(str::to_string)?;
+        let url = settings
+            .url
+            .as_deref()
+            .map(|url| outbound.parse(url))
+            .transpose()
+            .map_err(|refused| format!("--checkpoint-url {refused}"))?;
         Ok(Self {
+            client: outbound.client(std::time::Duration::from_secs(10)),
+            url,
             settings,
             key,
             log_key,
-            client: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .build()
-                .expect("an HTTP client builds"),
             published: Mutex::new(0),
         })
     }
@@ -156,17 +172,22 @@ impl Checkpointer {
                 ok = false;
             }
         }
-        if let Some(url) = &self.settings.url {
+        if let Some(url) = &self.url {
             let sent = self
                 .client
-                .post(url)
+                .post(url.clone())
                 .header("content-type", "text/plain; charset=utf-8")
                 .body(checkpoint.note.clone())
                 .send()
-                .await
-                .and_then(|r| r.error_for_status());
-            if let Err(err) = sent {
-                tracing::warn!(error = %err, "could not push the checkpoint");
+                .await;
+            let failure = match sent {
+                Ok(r) if r.status().is_success() => None,
+                Ok(r) => Some(format!("http {}", r.status().as_u16())),
+                Err(err) => Some(crate::outbound::failure(&err).to_string()),
+            };
+            if let Some(why) = failure {
+                let url = crate::outbound::redact(url);
+                tracing::warn!(%url, why, "could not push the checkpoint");
                 ok = false;
             }
         }

@@ -79,12 +79,18 @@ pub fn verify(signed: &Countersigned, keys: &[Jwk]) -> Result<(), VerifyError> {
 }
 
 /// The JWK Set that publishes the broker's public key.
-pub fn key_set(key: &Jwk) -> Value {
-    let public = key.public();
-    serde_json::json!({"keys": [{
-        "kty": public.kty, "crv": public.crv, "kid": public.kid, "x": public.x,
-        "use": "sig", "alg": "EdDSA",
-    }]})
+pub fn key_set<'a>(keys: impl IntoIterator<Item = &'a Jwk>) -> Value {
+    let keys: Vec<Value> = keys
+        .into_iter()
+        .map(|key| {
+            let public = key.public();
+            serde_json::json!({
+                "kty": public.kty, "crv": public.crv, "kid": public.kid, "x": public.x,
+                "use": "sig", "alg": "EdDSA",
+            })
+        })
+        .collect();
+    serde_json::json!({ "keys": keys })
 }
 
 /// Reads the keys of a JWK Set (as served at `/.well-known/jwks.json`).
@@ -117,12 +123,12 @@ mod tests {
             &key,
             serde_json::json!({"consentReceiptID": "cns_1", "n": 1}),
         );
-        let keys = parse_key_set(&key_set(&key)).unwrap();
+        let keys = parse_key_set(&key_set([&key])).unwrap();
         assert_eq!(verify(&signed, &keys), Ok(()));
         let mut changed = signed.clone();
         changed.receipt["n"] = 2.into();
         assert_eq!(verify(&changed, &keys), Err(VerifyError::BadSignature));
-        let other = parse_key_set(&key_set(&Jwk::generate("broker-1"))).unwrap();
+        let other = parse_key_set(&key_set([&Jwk::generate("broker-1")])).unwrap();
         assert_eq!(verify(&signed, &other), Err(VerifyError::BadSignature));
         let mut renamed = signed;
         renamed.key_id = "broker-2".into();

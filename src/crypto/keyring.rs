@@ -23,10 +23,17 @@
 //! The running broker notices a rotated file by its modification time (one `stat`
 //! per use, about a microsecond) and, when it meets a master id it does not know,
 //! rereads the file before giving up.
+//!
+//! Each key has a check value ([`Keys::checks`]): an HMAC of a fixed label under the
+//! key, which says nothing of the key but tells two keys apart. The database keeps
+//! the check value of every key its data was sealed under; a broker refuses to start
+//! with a key whose check differs, and refuses to reload a keyring that changes a
+//! known key (a wrong file copied in place), keeping the keys in use.
 
 use super::seal::{DataKey, SealError, SealingKey, Slot};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -48,6 +55,9 @@ pub enum KeyringError {
     /// No master key with this id is in the keyring.
     #[error("master key `{0}` is not in the keyring")]
     UnknownMaster(String),
+    /// A key is not the one the data was sealed under.
+    #[error("key `{0}` is not the key of that name this database was sealed under (its check value differs)")]
+    WrongKey(String),
     /// A wrapped key or a value does not open.
     #[error(transparent)]
     Seal(#[from] SealError),
@@ -119,6 +129,34 @@ impl Keys {
     /// The root key: blind indexes and directly sealed values.
     pub fn root(&self) -> &DataKey {
         &self.root
+    }
+
+    /// The check value of every key: the root as [`ROOT_MASTER`], then each master
+    /// by its id.
+    pub fn checks(&self) -> Vec<(String, Vec<u8>)> {
+        std::iter::once((ROOT_MASTER.to_string(), check_value(&self.root_base64)))
+            .chain(
+                self.masters
+                    .iter()
+                    .map(|(kid, _, b64)| (kid.clone(), check_value(b64))),
+            )
+            .collect()
+    }
+
+    /// Checks these keys against known check values: every key with a known check
+    /// must match it. Keys without one are new (a rotation's master).
+    pub fn check_against(&self, known: &HashMap<String, Vec<u8>>) -> Result<(), KeyringError> {
+        for (kid, value) in self.checks() {
+            if let Some(expected) = known.get(&kid) {
+                if !bool::from(subtle::ConstantTimeEq::ct_eq(
+                    expected.as_slice(),
+                    value.as_slice(),
+                )) {
+                    return Err(KeyringError::WrongKey(kid));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The id of the master key that wraps new record keys.
@@ -207,6 +245,14 @@ impl Keys {
     }
 }
 
+/// The check value of a key given in base64: 16 bytes of HMAC-SHA256 over a fixed
+/// label, keyed with the key's bytes.
+fn check_value(key_base64: &str) -> Vec<u8> {
+    let bytes = STANDARD.decode(key_base64.trim()).unwrap_or_default();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &bytes);
+    ring::hmac::sign(&key, b"passerelle key check v1").as_ref()[..16].to_vec()
+}
+
 fn wrap_slot(record_id: &str) -> Slot<'_> {
     Slot {
         table: "consents",
@@ -239,11 +285,13 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
 }
 
-/// The keyring as the running broker holds it: the keys, and where to reread them.
+/// The keyring as the running broker holds it: the keys, where to reread them, and
+/// the check values a reread keyring must match.
 pub struct Keyring {
     keys: RwLock<Arc<Keys>>,
     file: Option<PathBuf>,
     seen: Mutex<Option<SystemTime>>,
+    known: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -255,10 +303,12 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// A keyring that never changes (from the environment, or in tests).
     pub fn fixed(keys: Keys) -> Self {
+        let known = keys.checks().into_iter().collect();
         Self {
             keys: RwLock::new(Arc::new(keys)),
             file: None,
             seen: Mutex::new(None),
+            known: Mutex::new(known),
         }
     }
 
@@ -266,11 +316,25 @@ impl Keyring {
     pub fn from_file(path: &Path) -> Result<Self, KeyringError> {
         let keys = Keys::parse(&std::fs::read_to_string(path)?)?;
         let modified = std::fs::metadata(path)?.modified().ok();
+        let known = keys.checks().into_iter().collect();
         Ok(Self {
             keys: RwLock::new(Arc::new(keys)),
             file: Some(path.to_path_buf()),
             seen: Mutex::new(modified),
+            known: Mutex::new(known),
         })
+    }
+
+    /// Adds check values the keys must match (those the database holds), after
+    /// checking the keys in use against them.
+    pub fn require_checks(&self, checks: &HashMap<String, Vec<u8>>) -> Result<(), KeyringError> {
+        self.keys
+            .read()
+            .expect("keyring lock")
+            .check_against(checks)?;
+        let mut known = self.known.lock().expect("keyring lock");
+        known.extend(checks.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(())
     }
 
     /// The current keys, rereading the file first if it changed.
@@ -301,17 +365,20 @@ impl Keyring {
         if !force && modified == *seen {
             return;
         }
-        match std::fs::read_to_string(path)
+        let mut known = self.known.lock().expect("keyring lock");
+        let reread = std::fs::read_to_string(path)
             .map_err(KeyringError::from)
             .and_then(|t| Keys::parse(&t))
-        {
+            .and_then(|keys| keys.check_against(&known).map(|()| keys));
+        *seen = modified;
+        match reread {
             Ok(keys) => {
-                *seen = modified;
+                known.extend(keys.checks());
                 *self.keys.write().expect("keyring lock") = Arc::new(keys);
                 tracing::info!("keyring reloaded");
             }
             Err(error) => {
-                tracing::error!(%error, "keyring file changed but does not read; keeping the keys in use")
+                tracing::error!(%error, "keyring file changed but is refused; keeping the keys in use")
             }
         }
     }
@@ -358,6 +425,43 @@ mod tests {
             old.root().blind_index("x", "y"),
             rotated.root().blind_index("x", "y")
         );
+    }
+
+    #[test]
+    fn a_keyring_that_changes_a_known_key_is_refused_on_reload_and_the_keys_in_use_kept() {
+        let dir = std::env::temp_dir().join(crate::domain::ids::new_id("keyring"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("data.key");
+        let first = DataKey::generate_base64();
+        std::fs::write(&path, &first).unwrap();
+        let keyring = Keyring::from_file(&path).unwrap();
+        let index = keyring.keys().root().blind_index("x", "y");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, DataKey::generate_base64()).unwrap();
+        keyring.refresh(true);
+        assert_eq!(
+            keyring.keys().root().blind_index("x", "y"),
+            index,
+            "another root key is refused"
+        );
+        let rotated = Keys::parse(&first).unwrap().with_new_master("m2");
+        std::fs::write(&path, rotated).unwrap();
+        keyring.refresh(true);
+        assert_eq!(keyring.keys().current_master(), "m2", "a rotation is taken");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn check_values_tell_keys_apart_and_say_nothing_of_them() {
+        let keys = keys();
+        let checks: HashMap<_, _> = keys.checks().into_iter().collect();
+        assert!(keys.check_against(&checks).is_ok());
+        let other = self::keys();
+        assert!(matches!(
+            other.check_against(&checks),
+            Err(KeyringError::WrongKey(kid)) if kid == ROOT_MASTER
+        ));
+        assert_eq!(checks[ROOT_MASTER].len(), 16);
     }
 
     #[test]

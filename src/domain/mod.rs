@@ -10,6 +10,7 @@ pub mod consent;
 pub mod contact;
 pub mod delivery;
 pub mod ids;
+pub mod links;
 pub mod party;
 pub mod purpose;
 pub mod receipt;

@@ -138,8 +138,8 @@ pub async fn upload(
                 audit_index: Some(stored.audit_index),
                 traveller_page: stored
                     .withdrawal_code
-                    .as_deref()
-                    .map(|code| super::traveller::page_link(&state.settings.public_url, code)),
+                    .as_ref()
+                    .map(|_| super::traveller::page_link(&state.settings.public_url)),
                 withdrawal_code: stored.withdrawal_code,
                 receipt: stored.receipt,
             };

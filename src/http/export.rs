@@ -1,9 +1,10 @@
 //! `GET /v1/audit/export`: a period of the log, streamed as NDJSON or CSV, with the
 //! signed checkpoint that covers it.
 //!
-//! The broker first signs (or reuses) a checkpoint of the log as it is, then streams
-//! the period's entries up to that checkpoint's size, a page at a time, so memory
-//! stays flat whatever the period. The checkpoint travels in the headers
+//! The broker takes the latest signed checkpoint (a read never signs one: `POST
+//! /v1/audit/checkpoints` first to cover the newest entries), then streams the
+//! period's entries up to that checkpoint's size, a page at a time, so memory stays
+//! flat whatever the period. The checkpoint travels in the headers
 //! (`Passerelle-Checkpoint`, base64 of the signed note, and
 //! `Passerelle-Checkpoint-Size`): with each line's leaf hash, every exported entry
 //! can be proved against it later.
@@ -92,17 +93,17 @@ pub async fn export(
         until: query.until,
     }
     .period(state.clock.now())?;
-    let checkpoint = state
-        .checkpointer
-        .tick(&state.store, state.clock.now())
-        .await
-        .map_err(|err| {
-            tracing::error!(error = %err, "no checkpoint for an export");
-            Problem::new(
-                ProblemKind::NoCheckpoint,
-                "The log could not be checkpointed for this export.",
-            )
-        })?;
+    let checkpoint = {
+        let mut conn = state.store.reader().acquire().await?;
+        audit::latest_checkpoint(&mut conn).await?
+    }
+    .ok_or_else(|| {
+        Problem::new(
+            ProblemKind::NoCheckpoint,
+            "No checkpoint was signed yet, so no export can be proved; sign one with \
+             POST /v1/audit/checkpoints.",
+        )
+    })?;
     let filter = EntryFilter {
         since: Some(period.since),
         until: Some(period.until),
@@ -211,36 +212,48 @@ impl Pages {
     }
 }
 
+/// A cell a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`
+/// or a control character is prefixed with `'` (OWASP's advice on CSV injection).
+/// Every CSV the broker writes goes through it: an airline's event reference or a
+/// caller's request id could otherwise run in an officer's spreadsheet.
+pub fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
 fn csv_row(out: &mut Vec<u8>, listed: &ListedEntry) -> Result<(), std::io::Error> {
     let e = &listed.entry;
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let mut writer = csv::Writer::from_writer(out);
+    let cells = [
+        e.index.to_string(),
+        e.at.clone(),
+        e.request_id.clone(),
+        e.actor_kind.clone(),
+        e.actor_id.clone(),
+        e.action.clone(),
+        e.outcome.clone(),
+        o(&e.reason),
+        o(&e.agency_id),
+        o(&e.airline_id),
+        o(&e.booking_id),
+        o(&e.traveller_id),
+        o(&e.consent_id),
+        o(&e.token_id),
+        o(&e.purpose),
+        o(&e.event_category),
+        o(&e.event_reference),
+        o(&e.flight),
+        o(&e.message_id),
+        o(&e.channel),
+        o(&e.policies),
+        o(&e.policy_digest),
+        listed.leaf_hash.clone(),
+    ];
     writer
-        .write_record([
-            e.index.to_string(),
-            e.at.clone(),
-            e.request_id.clone(),
-            e.actor_kind.clone(),
-            e.actor_id.clone(),
-            e.action.clone(),
-            e.outcome.clone(),
-            o(&e.reason),
-            o(&e.agency_id),
-            o(&e.airline_id),
-            o(&e.booking_id),
-            o(&e.traveller_id),
-            o(&e.consent_id),
-            o(&e.token_id),
-            o(&e.purpose),
-            o(&e.event_category),
-            o(&e.event_reference),
-            o(&e.flight),
-            o(&e.message_id),
-            o(&e.channel),
-            o(&e.policies),
-            o(&e.policy_digest),
-            listed.leaf_hash.clone(),
-        ])
+        .write_record(cells.iter().map(|c| spreadsheet_safe(c).into_owned()))
         .map_err(std::io::Error::other)?;
     writer.flush()
 }

@@ -199,12 +199,14 @@ pub(crate) async fn check_api_key(
         return Ok(None);
     };
     let mut conn = state.store.reader().acquire().await?;
-    Ok(match parties::api_key(&mut conn, presented.id).await? {
-        Some((hash, party)) if party.kind == kind && presented.matches(&hash) => {
-            Some((party, presented.id.to_string()))
-        }
-        _ => None,
-    })
+    Ok(
+        match parties::api_key(&mut conn, presented.id, state.clock.now()).await? {
+            Some((hash, party)) if party.kind == kind && presented.matches(&hash) => {
+                Some((party, presented.id.to_string()))
+            }
+            _ => None,
+        },
+    )
 }
 
 macro_rules! caller {

@@ -1,5 +1,6 @@
 //! Liveness, readiness, metrics, and the answer for unknown routes.
 
+use super::extract::OfficerCaller;
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
 use axum::extract::State;
@@ -56,8 +57,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
     }
 }
 
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text, for a compliance officer's key only (a scraper
+/// sends it as a bearer token): the counts show business volumes (consents, grants,
+/// releases, refusals by reason) that are nobody else's to read.
+pub async fn metrics(
+    State(state): State<AppState>,
+    OfficerCaller(_officer): OfficerCaller,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

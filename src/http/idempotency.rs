@@ -7,6 +7,12 @@
 //! request is refused (422); a key whose first request is still running answers 409.
 //! Answers are kept sealed (they may hold withdrawal codes) for a day. Server errors
 //! and requests whose body was not read to its end are not kept: a retry runs anew.
+//!
+//! An answer must fit what is kept for replay ([`MAX_KEPT_RESPONSE`]): a bulk route
+//! whose largest answer (the record cap times the largest report) could pass it
+//! refuses the key before any work, rather than store records whose answer, and its
+//! one-time withdrawal codes, could then not be kept. An answer that still passes it
+//! is sent, never replaced by an error, and the key let go.
 
 use super::extract::authenticate;
 use super::problem::{Problem, ProblemKind};
@@ -29,7 +35,10 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// Set on a replayed answer.
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// The largest answer kept for replay.
-const MAX_KEPT_RESPONSE: usize = 32 * 1024 * 1024;
+pub const MAX_KEPT_RESPONSE: usize = 32 * 1024 * 1024;
+
+/// The routes whose answer grows with the request (one report per record).
+const BULK_ROUTES: [&str; 2] = ["/v1/consents/batch", "/v1/consents/ssr"];
 
 /// The middleware.
 pub async fn layer(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -56,6 +65,24 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             .into_response()
         }
     };
+    let largest = state
+        .settings
+        .batch
+        .largest_answer(&state.settings.public_url);
+    if BULK_ROUTES.contains(&request.uri().path()) && largest > MAX_KEPT_RESPONSE {
+        return Problem::field(
+            ProblemKind::InvalidField,
+            "Idempotency-Key",
+            format!(
+                "cannot be used here with this broker's record cap (--max-batch-records {}): \
+                 an answer could pass the {} MiB kept for replay. Send smaller batches without \
+                 the key, or ask the operator for a lower cap",
+                state.settings.batch.max_records,
+                MAX_KEPT_RESPONSE / (1024 * 1024)
+            ),
+        )
+        .into_response();
+    }
     let (parts, body) = request.into_parts();
     let Ok(party) = authenticate(&parts, &state).await else {
         // The handler answers 401; nothing to remember.
@@ -140,10 +167,23 @@ async fn run(
                 return Ok(response);
             };
             let (parts, body) = response.into_parts();
-            let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT_RESPONSE).await else {
-                release(state, party_id, key).await;
-                return Err(Problem::internal("answer too large to keep for replay"));
+            // The answer is bounded by the record cap (see above); read it whole, so
+            // that it reaches the client even if it cannot be kept.
+            let bytes = match axum::body::to_bytes(body, usize::MAX).await {
+                Ok(bytes) => bytes,
+                Err(_) => {
+                    release(state, party_id, key).await;
+                    return Err(Problem::internal("the answer could not be read"));
+                }
             };
+            if bytes.len() > MAX_KEPT_RESPONSE {
+                tracing::warn!(
+                    bytes = bytes.len(),
+                    "an answer passed what is kept for replay; sent without keeping it"
+                );
+                release(state, party_id, key).await;
+                return Ok(Response::from_parts(parts, Body::from(bytes)));
+            }
             let content_type = parts
                 .headers
                 .get(header::CONTENT_TYPE)

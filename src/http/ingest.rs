@@ -136,8 +136,10 @@ pub struct BatchResults {
     pub appended: Vec<(&'static str, &'static str, &'static str)>,
 }
 
-/// A record that passed the checks needing no database.
-struct Checked {
+/// A record that passed the checks needing no database: its statement typed, its
+/// canonical form, and its signature parsed. What a batch keeps of a record while
+/// it reads the rest (the JSON it came as is dropped).
+pub struct Checked {
     statement: ConsentStatement,
     canonical: Vec<u8>,
     signature: String,
@@ -147,6 +149,47 @@ struct Checked {
 /// Submissions checked and their signatures verified, ready for [`process`].
 pub struct Verifieds(Vec<Verified>);
 
+impl Checked {
+    /// The agency's record id.
+    pub fn record_id(&self) -> &str {
+        self.statement.record_id.as_str()
+    }
+}
+
+impl Verifieds {
+    /// The records in groups of at most `size`, in order, to store a group at a time.
+    pub fn into_chunks(self, size: usize) -> Vec<Verifieds> {
+        let mut chunks = Vec::with_capacity(self.0.len().div_ceil(size.max(1)));
+        let mut items = self.0.into_iter().peekable();
+        while items.peek().is_some() {
+            chunks.push(Verifieds(items.by_ref().take(size.max(1)).collect()));
+        }
+        chunks
+    }
+
+    /// How many records were refused by the checks or their signature.
+    pub fn rejected(&self) -> usize {
+        self.0.iter().filter(|v| v.is_err()).count()
+    }
+
+    /// Each record's agency record id (when read) and, if it was refused, why.
+    pub fn verdicts(&self) -> impl Iterator<Item = (Option<&str>, Option<&Problem>)> {
+        self.0.iter().map(|v| match v {
+            Ok(checked) => (Some(checked.statement.record_id.as_str()), None),
+            Err(rejection) => (rejection.record_id.as_deref(), Some(&rejection.problem)),
+        })
+    }
+
+    /// The audit entries of the refused signatures, for a batch that stores nothing.
+    pub fn refusals(&self, uploader: &Uploader<'_>) -> Vec<NewEntry> {
+        self.0
+            .iter()
+            .filter_map(|v| v.as_ref().err()?.audit_reason)
+            .map(|reason| upload_entry(uploader).refused(reason))
+            .collect()
+    }
+}
+
 /// Checks a batch's records and verifies their signatures, on the agency's keys as
 /// the readers see them: the costly part of an upload, done before it waits for the
 /// writer, so that one upload verifies while another stores.
@@ -155,10 +198,19 @@ pub async fn verify(
     uploader: &Uploader<'_>,
     submissions: Vec<Submission>,
 ) -> Result<Verifieds, Problem> {
-    let checked: Vec<Result<Checked, Problem>> = submissions
+    let checked = submissions
         .into_iter()
         .map(|s| check(uploader, s))
         .collect();
+    verify_checked(state, uploader, checked).await
+}
+
+/// Verifies the signatures of records already checked (see [`check`]).
+pub async fn verify_checked(
+    state: &AppState,
+    uploader: &Uploader<'_>,
+    checked: Vec<Result<Checked, Problem>>,
+) -> Result<Verifieds, Problem> {
     let mut keys: HashMap<String, Option<Vec<u8>>> = HashMap::new();
     let mut reader = state.store.reader().acquire().await?;
     for c in checked.iter().flatten() {
@@ -254,8 +306,9 @@ fn upload_entry(uploader: &Uploader<'_>) -> NewEntry {
     entry
 }
 
-/// The checks that need no database.
-fn check(uploader: &Uploader<'_>, submission: Submission) -> Result<Checked, Problem> {
+/// The checks that need no database: the statement parses into its types and keeps
+/// its cross-field rules, the signature is a detached EdDSA JWS.
+pub fn check(uploader: &Uploader<'_>, submission: Submission) -> Result<Checked, Problem> {
     let statement: ConsentStatement = parse_value(&submission.statement, "statement")?;
     statement.check(&uploader.iata, uploader.now).map_err(|e| {
         let kind = if e.non_operational_purpose {
@@ -519,7 +572,7 @@ async fn store(
         state.settings.policies.tunables.retention.contact_days,
     );
     let statement_sha256 = hex(hash);
-    let traveller_page = super::traveller::page_link(&state.settings.public_url, "");
+    let traveller_page = super::traveller::page_link(&state.settings.public_url);
     let withdrawal_url = format!(
         "{}/v1/withdrawals",
         state.settings.public_url.trim_end_matches('/')

@@ -15,6 +15,7 @@ use crate::audit::format_time;
 use crate::crypto::seal::Slot;
 use crate::domain::delivery::Channel;
 use crate::domain::ids::new_id;
+use crate::domain::links;
 use crate::domain::party::Party;
 use crate::domain::purpose::EventCategory;
 use crate::store::outbox::{self, Message};
@@ -119,6 +120,7 @@ pub async fn relay(
     ApiJson(request): ApiJson<RelayRequest>,
 ) -> Result<(StatusCode, Json<MessageStatus>), Problem> {
     let (subject, text) = check_text(&state, &request)?;
+    check_links(&state, &airline, &request).await?;
     let configured = match request.channel {
         Channel::Email => state.settings.relay.smtp_url.is_some(),
         Channel::Sms => state.settings.relay.sms_gateway_url.is_some(),
@@ -163,7 +165,7 @@ pub async fn relay(
         };
         let outcome = state.use_batches.take(&state, taking).await?;
         if let use_batch::Outcome::Taken { audit_index } = outcome {
-            state.outbox_wake.notify_one();
+            state.message_wake.notify_one();
             return Ok((
                 StatusCode::ACCEPTED,
                 Json(MessageStatus::of(&message, Some(audit_index))),
@@ -183,7 +185,7 @@ pub async fn relay(
     outbox::enqueue_message(&mut tx, &message).await?;
     entry.entry.message_id = Some(message.id.clone());
     let audit_index = state.commit_with_audit(tx, entry).await?;
-    state.outbox_wake.notify_one();
+    state.message_wake.notify_one();
     Ok((
         StatusCode::ACCEPTED,
         Json(MessageStatus::of(&message, Some(audit_index))),
@@ -250,6 +252,44 @@ pub async fn status(
         .filter(|m| m.airline_id == airline.id)
         .ok_or_else(|| Problem::of(ProblemKind::MessageNotFound))?;
     Ok(Json(MessageStatus::of(&message, None)))
+}
+
+/// A message may link only to the domains its airline registered
+/// (`PUT /v1/airline/link-domains`): it reaches the traveller under the broker's name.
+async fn check_links(
+    state: &AppState,
+    airline: &Party,
+    request: &RelayRequest,
+) -> Result<(), Problem> {
+    let texts = [
+        ("text", Some(request.text.as_str())),
+        ("subject", request.subject.as_deref()),
+    ];
+    if !texts
+        .iter()
+        .any(|(_, t)| t.is_some_and(|t| links::links(t).next().is_some()))
+    {
+        return Ok(());
+    }
+    let domains = {
+        let mut conn = state.store.reader().acquire().await?;
+        crate::store::parties::link_domains(&mut conn, &airline.id).await?
+    };
+    for (field, text) in texts {
+        let Some(text) = text else { continue };
+        let reason = match links::first_outside(text, &domains) {
+            None => continue,
+            Some(links::Link::Host(host)) => format!(
+                "links to `{host}`, which is not one of your airline's link domains \
+                 (register them with PUT /v1/airline/link-domains)"
+            ),
+            Some(links::Link::Unreadable(_)) => "holds a link written with letters outside \
+                 ASCII, which could imitate a registered domain; write it in its xn-- form"
+                .to_string(),
+        };
+        return Err(Problem::field(ProblemKind::LinkNotAllowed, field, reason));
+    }
+    Ok(())
 }
 
 /// The text checks: an operational category, a bounded text without control

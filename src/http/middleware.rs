@@ -1,5 +1,7 @@
 //! The middleware stack, built in one place: request ids, tracing, metrics, problem
-//! bodies for bare errors, panic catching, a timeout and a body-size limit.
+//! bodies for bare errors, panic catching, a timeout, a body-size limit, and the
+//! headers every response carries (`nosniff`, and HSTS when the broker is reached
+//! over https).
 
 use super::problem::{InternalCause, Problem, ProblemKind, PROBLEM_JSON};
 use super::AppState;
@@ -55,6 +57,10 @@ pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
                 )
                 .on_failure(()),
         )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security_headers,
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
         .layer(middleware::from_fn(drop_unsafe_request_id))
@@ -84,6 +90,30 @@ async fn limit_body(State(state): State<AppState>, request: Request, next: Next)
     }
     let request = request.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
     next.run(request).await
+}
+
+/// Headers on every response, API and pages alike: `X-Content-Type-Options: nosniff`
+/// (a browser never guesses a JSON answer to be HTML), and, when the broker's public
+/// URL is https, `Strict-Transport-Security`, so a browser never tries plain http
+/// with a session cookie again.
+async fn security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if state.settings.public_url.starts_with("https://") {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// Request ids: 128 random bits in hex.

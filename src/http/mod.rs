@@ -4,9 +4,11 @@
 //! that one list serves the server and the test that holds `openapi.yaml` to it.
 
 pub mod agency;
+pub mod airline;
 pub mod audit;
 pub mod audit_health;
 pub mod batch;
+pub mod client_ip;
 pub mod consents;
 pub mod export;
 pub mod extract;
@@ -45,6 +47,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The default cap of a bulk upload's body: room for the default record cap's records.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
 /// Settings of a running broker.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -58,6 +63,16 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// The largest bulk upload accepted (JSON array, NDJSON, CSV).
     pub max_batch_bytes: usize,
+    /// How many records a bulk request may hold, and how many are handled at once.
+    pub batch: batch::BatchLimits,
+    /// Where the broker's own requests (webhooks, SMS gateway, checkpoint URL) may go.
+    pub outbound: crate::outbound::Outbound,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for per-address
+    /// rate limits).
+    pub trusted_proxies: Vec<client_ip::AddressRange>,
+    /// Whether the pages' cookies carry `Secure` (off only with `--insecure-cookies`
+    /// or in the demo, for plain http).
+    pub secure_cookies: bool,
     /// The broker's public base URL, printed on receipts (withdrawal link).
     pub public_url: String,
     /// The audit log's name and where its checkpoints go.
@@ -71,7 +86,11 @@ impl Default for Settings {
             relay: RelaySettings::default(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 1024 * 1024,
-            max_batch_bytes: 64 * 1024 * 1024,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            batch: batch::BatchLimits::default(),
+            outbound: crate::outbound::Outbound::default(),
+            trusted_proxies: Vec::new(),
+            secure_cookies: true,
             public_url: "http://127.0.0.1:8080".into(),
             checkpoints: CheckpointSettings::default(),
         }
@@ -109,8 +128,14 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Per-airline rate limits.
     pub limiter: ratelimit::RateLimiter,
-    /// Woken when a message or webhook push is queued, so the worker starts at once.
-    pub outbox_wake: tokio::sync::Notify,
+    /// Per-address rate limits of the routes that need no API key.
+    pub public_limiter: ratelimit::PublicLimiter,
+    /// Woken when a message is queued, so the message worker starts at once.
+    pub message_wake: tokio::sync::Notify,
+    /// Woken when a webhook push is queued, so the webhook worker starts at once.
+    pub webhook_wake: tokio::sync::Notify,
+    /// Turns of the bulk uploads handled at once (`BatchLimits::parallel`).
+    pub uploads: tokio::sync::Semaphore,
     /// Signs and publishes the audit log's checkpoints.
     pub checkpointer: Checkpointer,
     /// Whether audit writes succeed (fail closed).
@@ -134,8 +159,13 @@ impl AppState {
         clock: Arc<dyn Clock>,
         settings: Settings,
     ) -> Self {
-        let checkpointer = Checkpointer::new(settings.checkpoints.clone(), broker_key.clone())
-            .expect("the log origin is checked before the broker starts");
+        let checkpointer = Checkpointer::new(
+            settings.checkpoints.clone(),
+            broker_key.clone(),
+            settings.outbound,
+        )
+        .expect("the log origin and checkpoint URL are checked before the broker starts");
+        let uploads = tokio::sync::Semaphore::new(settings.batch.parallel.max(1));
         Self(Arc::new(Shared {
             checkpointer,
             audit_health: audit_health::AuditHealth::default(),
@@ -148,7 +178,10 @@ impl AppState {
             settings,
             metrics: metrics::Metrics::default(),
             limiter: ratelimit::RateLimiter::default(),
-            outbox_wake: tokio::sync::Notify::new(),
+            public_limiter: ratelimit::PublicLimiter::default(),
+            message_wake: tokio::sync::Notify::new(),
+            webhook_wake: tokio::sync::Notify::new(),
+            uploads,
         }))
     }
 
@@ -181,7 +214,7 @@ impl AppState {
             self.metrics.observe_decision(action, outcome, reason);
         }
         if pushes.queued() {
-            self.outbox_wake.notify_one();
+            self.webhook_wake.notify_one();
         }
         Ok(indexes)
     }
@@ -300,6 +333,8 @@ pub fn routes() -> Routes {
         .put("/v1/agency/webhook", agency::set_webhook)
         .delete("/v1/agency/webhook", agency::remove_webhook)
         .get("/v1/receipts", agency::receipts)
+        .get("/v1/airline/link-domains", airline::link_domains)
+        .put("/v1/airline/link-domains", airline::set_link_domains)
         .post("/v1/withdrawals", withdrawals::by_traveller)
         .post("/v1/traveller/uses", traveller::uses)
         .post("/v1/release-tokens", tokens::request)

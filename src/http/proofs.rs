@@ -4,6 +4,11 @@
 //! hashes); an inclusion proof carries its entry, so an airline or an agency gets one
 //! only for an entry that names it, and officers for any. Officers can ask for a
 //! checkpoint at once instead of waiting for the interval.
+//!
+//! Reading never signs: a proof is against a checkpoint already signed (by the
+//! interval task or an officer's `POST`), and an entry no checkpoint covers yet is
+//! answered `404 no-checkpoint` with `Retry-After` until the next one. Otherwise any
+//! party could make the broker sign and publish at will.
 
 use super::audit::parse_index;
 use super::extract::{page_limit, AnyCaller, ApiQuery, OfficerCaller};
@@ -78,6 +83,19 @@ fn sign_failed(err: SignError) -> Problem {
             Problem::of(ProblemKind::Internal)
         }
     }
+}
+
+/// No checkpoint covers entry `index` yet: retry after the next one.
+pub fn not_checkpointed_yet(state: &AppState, index: u64) -> Problem {
+    let interval = state.checkpointer.settings().interval.as_secs().max(1);
+    Problem::new(
+        ProblemKind::NoCheckpoint,
+        format!(
+            "No signed checkpoint covers entry {index} yet. One is signed every {interval} s \
+             when the log grew, or at once on a compliance officer's POST /v1/audit/checkpoints."
+        ),
+    )
+    .with_retry_after(u32::try_from(interval).unwrap_or(u32::MAX))
 }
 
 /// `GET /v1/audit/checkpoint`: the latest checkpoint.
@@ -198,19 +216,9 @@ pub async fn inclusion(
                     "no checkpoint of this size was signed; see GET /v1/audit/checkpoints",
                 )
             })?,
-        None => match audit::checkpoint_covering(&mut conn, index).await? {
-            Some(checkpoint) => checkpoint,
-            None => {
-                drop(conn);
-                let signed = state
-                    .checkpointer
-                    .tick(&state.store, state.clock.now())
-                    .await
-                    .map_err(sign_failed)?;
-                conn = state.store.reader().acquire().await?;
-                signed
-            }
-        },
+        None => audit::checkpoint_covering(&mut conn, index)
+            .await?
+            .ok_or_else(|| not_checkpointed_yet(&state, index))?,
     };
     if index >= checkpoint.tree_size {
         return Err(Problem::field(

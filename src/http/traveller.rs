@@ -4,6 +4,7 @@
 //! `POST /v1/withdrawals`. The code travels in the body, never in a URL that could land
 //! in a log.
 
+use super::client_ip::RateLimitedClient;
 use super::extract::ApiJson;
 use super::problem::Problem;
 use super::uses::{AirlineShown, Airlines, USE_ACTIONS, USE_OUTCOMES};
@@ -16,10 +17,12 @@ use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-/// The traveller's page for a withdrawal code: the short link printed for them on
-/// their receipt (`<public URL>/t/<code>`), served by `web::traveller`.
-pub fn page_link(public_url: &str, code: &str) -> String {
-    format!("{}/t/{code}", public_url.trim_end_matches('/'))
+/// The traveller's page, printed for them on their receipt beside their withdrawal
+/// code (`<public URL>/t`): they type the code there, and it travels in the body of
+/// a POST, never in a URL that could land in a log or a browser's history. Served by
+/// `web::traveller`.
+pub fn page_link(public_url: &str) -> String {
+    format!("{}/t", public_url.trim_end_matches('/'))
 }
 
 /// Most uses listed.
@@ -70,9 +73,10 @@ pub struct TravellerView {
     pub withdraw: String,
 }
 
-/// The traveller's view, by code.
+/// The traveller's view, by code; each address may try only a few codes a minute.
 pub async fn uses(
     State(state): State<AppState>,
+    _client: RateLimitedClient,
     ApiJson(body): ApiJson<WithdrawalRequest>,
 ) -> Result<Json<TravellerView>, Problem> {
     let mut conn = state.store.reader().acquire().await?;

@@ -6,6 +6,7 @@
 //! transaction, and the next airline request is refused with `consent-not-withdrawn`. Withdrawing twice is not
 //! an error: the answer says when it was withdrawn.
 
+use super::client_ip::RateLimitedClient;
 use super::extract::{AgencyCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::AppState;
@@ -60,14 +61,20 @@ pub struct WithdrawalRequest {
     pub code: String,
 }
 
-/// The traveller withdraws with their code.
+/// The traveller withdraws with their code. The code is checked on a read first, so
+/// a wrong one never waits for the writer, and each address may try only a few
+/// codes a minute.
 pub async fn by_traveller(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    _client: RateLimitedClient,
     ApiJson(body): ApiJson<WithdrawalRequest>,
 ) -> Result<Json<Withdrawn>, Problem> {
-    let mut tx = state.store.begin().await?;
-    let holder = code_holder(&mut tx, &body.code).await?;
+    let holder = {
+        let mut conn = state.store.reader().acquire().await?;
+        code_holder(&mut conn, &body.code).await?
+    };
+    let tx = state.store.begin().await?;
     let now = state.clock.now();
     let entry = NewEntry {
         at: now,

@@ -463,25 +463,31 @@ impl Policies {
         }
     }
 
+    /// Asks Cedar and reads its answer. A policy that fails to evaluate is skipped by
+    /// Cedar, which for a `forbid` would let through what it exists to stop: so any
+    /// evaluation error denies (failing closed), naming the policies that failed.
     fn verdict(&self, request: Request, entities: Entities) -> Verdict {
         let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
-        let deciding: HashSet<&PolicyId> = response.diagnostics().reason().collect();
-        if response.diagnostics().errors().next().is_some() {
-            for error in response.diagnostics().errors() {
-                tracing::warn!(%error, "a release policy failed to evaluate");
-            }
+        let mut deciding: HashSet<&PolicyId> = response.diagnostics().reason().collect();
+        let mut failed = false;
+        for error in response.diagnostics().errors() {
+            tracing::error!(%error, "a release policy failed to evaluate; the request is refused");
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(failure) = error;
+            deciding.insert(failure.policy_id());
+            failed = true;
         }
         match response.decision() {
-            Decision::Allow => Verdict {
+            Decision::Allow if !failed => Verdict {
                 refusal: None,
                 policies: self.in_file_order(&deciding),
             },
-            Decision::Deny => {
+            _ => {
                 let refusal = self
                     .forbids
                     .iter()
                     .find(|(id, _)| deciding.contains(id))
                     .map(|(_, refusal)| *refusal)
+                    .filter(|_| !failed)
                     .unwrap_or(Refusal::NotPermitted);
                 Verdict {
                     refusal: Some(refusal),
@@ -633,6 +639,49 @@ fn datetime(at: OffsetDateTime) -> RestrictedExpression {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The built-in policies with one more `forbid` whose condition fails to evaluate
+    /// (an integer overflow, which validation cannot see).
+    fn with_failing_forbid() -> Policies {
+        let mut files: Vec<PolicyFile> = BUILT_IN
+            .iter()
+            .map(|(name, text)| PolicyFile {
+                name: (*name).to_string(),
+                text: (*text).to_string(),
+            })
+            .collect();
+        let policy = files.iter_mut().find(|f| f.name == POLICY_FILE).unwrap();
+        policy.text.push_str(
+            "\n@id(\"overflowing-forbid\")\n@reason(\"not_permitted\")\n\
+             forbid (principal, action == Passerelle::Action::\"request_tokens\", resource)\n\
+             when { 9223372036854775807 + (if context.purpose == \"\" then 0 else 1) > 0 };\n",
+        );
+        Policies::from_files(files, "test".into(), |n| n.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_policy_that_fails_to_evaluate_denies_instead_of_being_skipped() {
+        let policies = with_failing_forbid();
+        let verdict = policies.decide_flight(
+            &AirlineFacts {
+                id: "air_1",
+                designator: "AF",
+            },
+            "AF",
+            "1234",
+            "2026-12-01",
+            &ReleaseContext {
+                purpose: "delay",
+                event_category: "delay",
+                now: time::macros::datetime!(2026-11-24 10:15 UTC),
+            },
+        );
+        assert_eq!(verdict.refusal, Some(Refusal::NotPermitted), "{verdict:?}");
+        assert!(
+            verdict.policies.contains(&"overflowing-forbid".to_string()),
+            "the failing policy is named: {verdict:?}"
+        );
+    }
 
     #[test]
     fn times_reach_cedar_with_three_fraction_digits_whatever_the_milliseconds() {

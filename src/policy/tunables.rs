@@ -14,6 +14,8 @@ pub struct Tunables {
     pub tokens: TokenTunables,
     /// Per-airline rate limits.
     pub rate_limit: RateLimit,
+    /// Per-address rate limits of the routes that need no API key.
+    pub public_rate_limit: PublicRateLimit,
     /// Retention periods.
     pub retention: Retention,
     /// Relayed messages.
@@ -38,6 +40,17 @@ pub struct TokenTunables {
 pub struct RateLimit {
     /// Sustained requests per second.
     pub requests_per_second: u32,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+/// A token bucket per client address, over the routes that need no API key (a
+/// traveller's withdrawal code, the pages' sign-in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicRateLimit {
+    /// Sustained requests per minute.
+    pub requests_per_minute: u32,
     /// Requests allowed at once.
     pub burst: u32,
 }
@@ -118,7 +131,7 @@ impl Tunables {
     }
 
     fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(&'static str, bool, &'static str); 13] = [
+        let checks: [(&'static str, bool, &'static str); 15] = [
             (
                 "lifetime_seconds",
                 (10..=86_400).contains(&self.tokens.lifetime_seconds),
@@ -135,6 +148,16 @@ impl Tunables {
                 "must be at least 1",
             ),
             ("burst", self.rate_limit.burst >= 1, "must be at least 1"),
+            (
+                "public_rate_limit.requests_per_minute",
+                (1..=6000).contains(&self.public_rate_limit.requests_per_minute),
+                "must be 1 to 6000",
+            ),
+            (
+                "public_rate_limit.burst",
+                (1..=1000).contains(&self.public_rate_limit.burst),
+                "must be 1 to 1000",
+            ),
             (
                 "release_days",
                 (1..=365).contains(&self.retention.release_days),
@@ -218,14 +241,25 @@ pub fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
-/// The line where `key` is set, for an error that is about its value.
+/// The line where `key` is set, for an error that is about its value; a key written
+/// `section.key` is looked for after its `[section]` line.
 fn key_line(text: &str, key: &str) -> Option<usize> {
+    let (from, key) = match key.split_once('.') {
+        Some((section, key)) => {
+            let header = format!("[{section}]");
+            let at = text.lines().position(|l| l.trim() == header)?;
+            (at, key)
+        }
+        None => (0, key),
+    };
     text.lines()
-        .position(|line| {
+        .enumerate()
+        .skip(from)
+        .find(|(_, line)| {
             let line = line.trim_start();
             line.starts_with(key) && line[key.len()..].trim_start().starts_with('=')
         })
-        .map(|i| i + 1)
+        .map(|(i, _)| i + 1)
 }
 
 #[cfg(test)]
@@ -246,6 +280,15 @@ mod tests {
         let (line, message) = Tunables::parse(&text).unwrap_err();
         assert!(message.contains("`uses`"), "{message}");
         assert_eq!(line, key_line(&text, "uses"));
+    }
+
+    #[test]
+    fn a_key_of_two_sections_is_found_in_its_own() {
+        let text = SHIPPED.replace("burst = 10", "burst = 0");
+        let (line, message) = Tunables::parse(&text).unwrap_err();
+        assert!(message.contains("public_rate_limit.burst"), "{message}");
+        let line = line.unwrap();
+        assert_eq!(text.lines().nth(line - 1).unwrap().trim(), "burst = 0");
     }
 
     #[test]

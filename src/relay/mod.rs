@@ -1,5 +1,6 @@
-//! The delivery worker: drains the outbox (relayed messages and agency webhook pushes)
-//! with retries and backoff.
+//! The delivery workers: one drains the relayed messages, the other the agency webhook
+//! pushes, each with retries and backoff, so that a message never waits behind a
+//! webhook that does not answer.
 //!
 //! A message is delivered only if its consent still stands at delivery time: the
 //! recipient is opened from the consent record then, never copied into the outbox, so
@@ -7,9 +8,15 @@
 //! (delivered, deferred with the reason, failed, cancelled) is audited; webhook
 //! pushes are not, since each reports an entry already in the log.
 //!
+//! Both workers deliver several rows at once (a bounded number). Pushes to one agency
+//! go one at a time, and an agency whose webhook keeps failing trips a circuit
+//! breaker: its pushes wait, without using their attempts, until the breaker lets one
+//! through again, and other agencies' pushes go on.
+//!
 //! Errors recorded are protocol statuses (`smtp 451`, `gateway http 503`), never a
 //! server's free text, which could echo the recipient.
 
+pub mod breaker;
 pub mod sms;
 pub mod smtp;
 pub mod webhook;
@@ -19,20 +26,30 @@ use crate::domain::consent::Inactive;
 use crate::domain::delivery::Channel;
 use crate::http::messages::{body_slot, MessageBody};
 use crate::http::{AppState, RelaySettings};
+use crate::outbound::Outbound;
 use crate::store::outbox::{self, Message, Queue};
 use crate::store::{consents, tokens, StoreError};
+use futures_util::StreamExt;
 use std::time::Duration;
 
 /// Rows claimed per round.
 const ROUND: i64 = 32;
+/// Messages delivered at once.
+const MESSAGES_AT_ONCE: usize = 16;
+/// Agencies whose webhooks are pushed to at once (one push at a time per agency).
+const AGENCIES_AT_ONCE: usize = 8;
 /// How long a claimed row is reserved for this broker.
 const LEASE: time::Duration = time::Duration::minutes(2);
+/// How long one request to the SMS gateway or a webhook may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The transports, built once from the settings.
 pub struct Transports {
     smtp: Option<smtp::Smtp>,
     sms: Option<sms::Gateway>,
     http: reqwest::Client,
+    outbound: Outbound,
+    breakers: breaker::Breakers,
 }
 
 /// How one attempt ended.
@@ -49,12 +66,10 @@ pub enum Attempt {
 }
 
 impl Transports {
-    /// Builds the transports; fails on a malformed SMTP or gateway URL, so a broker
-    /// refuses to start rather than queue messages it can never send.
-    pub fn new(settings: &RelaySettings) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
+    /// Builds the transports; fails on a malformed SMTP or gateway URL, or a gateway
+    /// the outbound rule does not allow, so a broker refuses to start rather than
+    /// queue messages it can never send.
+    pub fn new(settings: &RelaySettings, outbound: Outbound) -> anyhow::Result<Self> {
         Ok(Self {
             smtp: settings
                 .smtp_url
@@ -64,43 +79,66 @@ impl Transports {
             sms: settings
                 .sms_gateway_url
                 .as_deref()
-                .map(|url| sms::Gateway::new(url, settings.sms_gateway_token.clone()))
+                .map(|url| sms::Gateway::new(url, settings.sms_gateway_token.clone(), outbound))
                 .transpose()?,
-            http,
+            http: outbound.client(REQUEST_TIMEOUT),
+            outbound,
+            breakers: breaker::Breakers::default(),
         })
     }
 }
 
-/// Runs until the task is dropped: delivers what is due, then waits for new work
-/// (woken at once when a request queues some) or for the next retry.
+/// Runs until the task is dropped: the message worker and the webhook worker side by
+/// side, each delivering what is due, then waiting for new work (woken at once when a
+/// request queues some) or for its next retry.
 pub async fn run(state: AppState, transports: Transports) {
-    loop {
-        let busy = match deliver_due(&state, &transports).await {
-            Ok(n) => n > 0,
-            Err(error) => {
-                tracing::error!(%error, "outbox round failed; retrying");
-                false
+    let messages = async {
+        loop {
+            let busy = match deliver_messages_due(&state, &transports).await {
+                Ok(n) => n > 0,
+                Err(error) => {
+                    tracing::error!(%error, "message round failed; retrying");
+                    false
+                }
+            };
+            if !busy {
+                idle(&state, Queue::Messages, &state.message_wake).await;
             }
-        };
-        if busy {
-            continue;
         }
-        let wait = match next_wait(&state).await {
-            Ok(wait) => wait,
-            Err(_) => Duration::from_secs(1),
-        };
-        tokio::select! {
-            () = state.outbox_wake.notified() => {}
-            () = tokio::time::sleep(wait) => {}
+    };
+    let webhooks = async {
+        loop {
+            let busy = match deliver_pushes_due(&state, &transports).await {
+                Ok(n) => n > 0,
+                Err(error) => {
+                    tracing::error!(%error, "webhook round failed; retrying");
+                    false
+                }
+            };
+            if !busy {
+                idle(&state, Queue::Webhooks, &state.webhook_wake).await;
+            }
         }
+    };
+    tokio::join!(messages, webhooks);
+}
+
+/// Waits until the queue's next row is due (at least 50 ms, at most a second, so rows
+/// queued by other brokers on the same database are found within a second) or until
+/// a request wakes the worker.
+async fn idle(state: &AppState, queue: Queue, wake: &tokio::sync::Notify) {
+    let wait = next_wait(state, queue)
+        .await
+        .unwrap_or(Duration::from_secs(1));
+    tokio::select! {
+        () = wake.notified() => {}
+        () = tokio::time::sleep(wait) => {}
     }
 }
 
-/// Until the next row is due: at least 50 ms, at most a second (rows queued by other
-/// brokers on the same database are found within a second).
-async fn next_wait(state: &AppState) -> Result<Duration, StoreError> {
+async fn next_wait(state: &AppState, queue: Queue) -> Result<Duration, StoreError> {
     let mut conn = state.store.reader().acquire().await?;
-    let next = outbox::next_due(&mut conn).await?;
+    let next = outbox::next_due(&mut conn, queue).await?;
     let now = state.clock.now();
     let wait = next.map_or(Duration::from_secs(1), |at| {
         Duration::try_from(at - now).unwrap_or(Duration::ZERO)
@@ -108,8 +146,21 @@ async fn next_wait(state: &AppState) -> Result<Duration, StoreError> {
     Ok(wait.clamp(Duration::from_millis(50), Duration::from_secs(1)))
 }
 
-/// One round: every message and push due now. Returns how many were attempted.
+/// One round of each queue: every message and push due now. Returns how many were
+/// attempted or postponed.
 pub async fn deliver_due(state: &AppState, transports: &Transports) -> Result<usize, StoreError> {
+    let (messages, pushes) = tokio::join!(
+        deliver_messages_due(state, transports),
+        deliver_pushes_due(state, transports)
+    );
+    Ok(messages? + pushes?)
+}
+
+/// One round of messages, several at once.
+pub async fn deliver_messages_due(
+    state: &AppState,
+    transports: &Transports,
+) -> Result<usize, StoreError> {
     let now = state.clock.now();
     let messages = {
         let mut conn = state.store.begin().await?;
@@ -117,24 +168,51 @@ pub async fn deliver_due(state: &AppState, transports: &Transports) -> Result<us
         conn.commit().await?;
         claimed
     };
+    let attempted = messages.len();
+    futures_util::stream::iter(messages)
+        .for_each_concurrent(MESSAGES_AT_ONCE, |message| async move {
+            if let Err(error) = deliver_message(state, transports, &message).await {
+                tracing::error!(%error, message = %message.id, "could not record a delivery; it will be retried when its lease ends");
+            }
+        })
+        .await;
+    Ok(attempted)
+}
+
+/// One round of webhook pushes: one agency's pushes in order, one at a time, several
+/// agencies at once; an agency whose breaker is open waits.
+pub async fn deliver_pushes_due(
+    state: &AppState,
+    transports: &Transports,
+) -> Result<usize, StoreError> {
+    let now = state.clock.now();
     let pushes = {
         let mut conn = state.store.begin().await?;
         let claimed = outbox::claim_webhooks(&mut conn, now, now + LEASE, ROUND).await?;
         conn.commit().await?;
         claimed
     };
-    let attempted = messages.len() + pushes.len();
-    for message in messages {
-        if let Err(error) = deliver_message(state, transports, &message).await {
-            tracing::error!(%error, message = %message.id, "could not record a delivery; it will be retried when its lease ends");
-        }
-    }
+    let claimed = pushes.len();
+    let mut by_agency: Vec<Vec<outbox::WebhookDelivery>> = Vec::new();
     for push in pushes {
-        if let Err(error) = webhook::push(state, &transports.http, &push).await {
-            tracing::error!(%error, delivery = %push.id, "could not record a webhook push; it will be retried when its lease ends");
+        match by_agency
+            .iter_mut()
+            .find(|g| g[0].agency_id == push.agency_id)
+        {
+            Some(group) => group.push(push),
+            None => by_agency.push(vec![push]),
         }
     }
-    Ok(attempted)
+    futures_util::stream::iter(by_agency)
+        .for_each_concurrent(AGENCIES_AT_ONCE, |group| async move {
+            for push in group {
+                if let Err(error) = webhook::push(state, transports, &push).await {
+                    tracing::error!(%error, delivery = %push.id, "could not record a webhook push; it will be retried when its lease ends");
+                }
+            }
+        })
+        .await;
+    Ok(claimed)
 }
 
 /// Delivers one message and records the outcome with its audit entry.

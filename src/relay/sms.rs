@@ -4,9 +4,14 @@
 //! The broker POSTs `{"message_id": "msg_…", "to": "+33612345678", "text": "…"}`,
 //! with `Authorization: Bearer <token>` when configured and `Idempotency-Key: msg_…`
 //! so a gateway can drop a retry of a message it already took. A 2xx is delivered;
-//! 408, 429 and 5xx are retried; any other status fails the message.
+//! 408, 429 and 5xx are retried; any other status fails the message. A redirect is
+//! not followed (it would carry the traveller's number elsewhere) and fails it.
+//!
+//! The gateway must be a public `https://` address, unless the broker runs with
+//! `--allow-insecure-outbound`; its URL is never logged (its query may hold a key).
 
 use super::Attempt;
+use crate::outbound::Outbound;
 
 /// A configured gateway.
 pub struct Gateway {
@@ -15,14 +20,11 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Checks the URL.
-    pub fn new(url: &str, token: Option<String>) -> anyhow::Result<Self> {
-        let url = reqwest::Url::parse(url)
-            .map_err(|e| anyhow::anyhow!("--sms-gateway-url is not a URL: {e}"))?;
-        anyhow::ensure!(
-            matches!(url.scheme(), "http" | "https"),
-            "--sms-gateway-url must be http:// or https://"
-        );
+    /// Checks the URL against the outbound rule.
+    pub fn new(url: &str, token: Option<String>, outbound: Outbound) -> anyhow::Result<Self> {
+        let url = outbound
+            .parse(url)
+            .map_err(|refused| anyhow::anyhow!("--sms-gateway-url {refused}"))?;
         Ok(Self { url, token })
     }
 
@@ -52,8 +54,10 @@ impl Gateway {
                     Attempt::Permanent(why)
                 }
             }
-            Err(error) if error.is_timeout() => Attempt::Transient("gateway timeout".into()),
-            Err(_) => Attempt::Transient("gateway unreachable".into()),
+            Err(error) => match crate::outbound::failure(&error) {
+                "address not public" => Attempt::Permanent("gateway address not public".into()),
+                why => Attempt::Transient(format!("gateway {why}")),
+            },
         }
     }
 }

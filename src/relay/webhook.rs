@@ -5,7 +5,11 @@
 //! compares in constant time, and rejects a timestamp older than its tolerance (the
 //! tunables suggest 300 s), so a captured push cannot be replayed later.
 //! `Passerelle-Delivery` carries the push's id, the same on every retry.
+//!
+//! Pushes go only where the outbound rule allows (`crate::outbound`): a public
+//! `https://` address, never through a redirect.
 
+use super::Transports;
 use crate::http::uses::webhook_secret_slot;
 use crate::http::AppState;
 use crate::store::outbox::{self, Queue, WebhookDelivery};
@@ -57,13 +61,21 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 /// Pushes one delivery and records the outcome; failures are retried with the
-/// webhooks' backoff, and the release it reports never waits for it.
+/// webhooks' backoff, and the release it reports never waits for it. While the
+/// agency's breaker is open the push waits for it, its attempts untouched.
 pub async fn push(
     state: &AppState,
-    http: &reqwest::Client,
+    transports: &Transports,
     delivery: &WebhookDelivery,
 ) -> Result<(), StoreError> {
     let now = state.clock.now();
+    let breakers = &transports.breakers;
+    if let Some(until) = breakers.open_until(&delivery.agency_id, now) {
+        let mut tx = state.store.begin().await?;
+        outbox::postpone(&mut tx, Queue::Webhooks, &delivery.id, until).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
     let webhook = {
         let mut conn = state.store.reader().acquire().await?;
         parties::webhook(&mut conn, &delivery.agency_id).await?
@@ -82,23 +94,20 @@ pub async fn push(
                     &webhook.sealed_secret,
                 )
                 .map_err(|_| StoreError::Corrupt("webhook secret does not open".into()))?;
-            let signed = signature(&secret, now.unix_timestamp(), &delivery.payload);
-            let sent = http
-                .post(&webhook.url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .header(SIGNATURE_HEADER, signed)
-                .header("Passerelle-Delivery", &delivery.id)
-                .body(delivery.payload.clone())
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => Err((true, format!("http {}", r.status().as_u16()))),
-                Err(e) if e.is_timeout() => Err((true, "timeout".into())),
-                Err(_) => Err((true, "unreachable".into())),
-            }
+            send(transports, &webhook.url, &secret, now, delivery).await
         }
     };
+    let mut next = None;
+    match &outcome {
+        Ok(()) => breakers.succeeded(&delivery.agency_id),
+        Err((true, _)) => {
+            if let Some(until) = breakers.failed(&delivery.agency_id, now) {
+                tracing::warn!(agency = %delivery.agency_id, until = %crate::audit::format_time(until), "an agency webhook keeps failing; its pushes wait");
+                next = Some(until);
+            }
+        }
+        Err((false, _)) => {}
+    }
     let mut tx = state.store.begin().await?;
     match outcome {
         Ok(()) => {
@@ -114,7 +123,8 @@ pub async fn push(
             .await?
         }
         Err((true, why)) if attempts < backoff.max_attempts => {
-            let next = now + backoff.after(attempts);
+            let retry = now + backoff.after(attempts);
+            let next = next.map_or(retry, |until| until.max(retry));
             outbox::retry_later(&mut tx, Queue::Webhooks, &delivery.id, &why, next).await?
         }
         Err((_, why)) => {
@@ -132,6 +142,41 @@ pub async fn push(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// One signed POST. `Err((retry, why))`: whether another attempt may succeed, and
+/// why this one failed, in a word (never the URL or the peer's text). A URL the
+/// outbound rule refuses (an address that is not public) is not retried; a redirect
+/// is not followed.
+async fn send(
+    transports: &Transports,
+    url: &str,
+    secret: &[u8],
+    now: time::OffsetDateTime,
+    delivery: &WebhookDelivery,
+) -> Result<(), (bool, String)> {
+    let url = transports
+        .outbound
+        .parse(url)
+        .map_err(|refused| (false, format!("refused: {refused}")))?;
+    let signed = signature(secret, now.unix_timestamp(), &delivery.payload);
+    let sent = transports
+        .http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, signed)
+        .header("Passerelle-Delivery", &delivery.id)
+        .body(delivery.payload.clone())
+        .send()
+        .await;
+    match sent {
+        Ok(r) if r.status().is_success() => Ok(()),
+        Ok(r) => Err((true, format!("http {}", r.status().as_u16()))),
+        Err(e) => {
+            let why = crate::outbound::failure(&e);
+            Err((why != "address not public", why.to_string()))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod audit;
 pub mod consents;
 pub mod group;
 pub mod idempotency;
+pub mod keys;
 pub mod outbox;
 pub mod parties;
 pub mod release;

@@ -244,6 +244,26 @@ pub async fn retry_later(
     Ok(())
 }
 
+/// Puts a claimed row back, due at `next_attempt_at`, without counting an attempt
+/// (its agency's webhook is resting behind an open circuit breaker).
+#[instrument(skip_all)]
+pub async fn postpone(
+    conn: &mut Conn,
+    queue: Queue,
+    id: &str,
+    next_attempt_at: OffsetDateTime,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE {} SET next_attempt_at = $1, lease_until = NULL WHERE id = $2",
+        queue.table()
+    ))
+    .bind(to_millis(next_attempt_at))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records the last attempt: `delivered`, `failed` or `cancelled`.
 #[instrument(skip_all)]
 pub async fn finish(
@@ -289,13 +309,13 @@ pub async fn cancel_for_traveller(
     Ok(done.rows_affected())
 }
 
-/// When the earliest queued row of either queue is due, if any.
+/// When the earliest queued row of `queue` is due, if any.
 #[instrument(skip_all)]
-pub async fn next_due(conn: &mut Conn) -> Result<Option<OffsetDateTime>, StoreError> {
-    let row = sqlx::query(
-        "SELECT MIN(at) AS at FROM (SELECT MIN(next_attempt_at) AS at FROM messages WHERE status = 'queued' \
-         UNION ALL SELECT MIN(next_attempt_at) AS at FROM webhook_deliveries WHERE status = 'queued') due",
-    )
+pub async fn next_due(conn: &mut Conn, queue: Queue) -> Result<Option<OffsetDateTime>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT MIN(next_attempt_at) AS at FROM {} WHERE status = 'queued'",
+        queue.table()
+    ))
     .fetch_one(conn)
     .await?;
     let at: Option<i64> = row.get("at");

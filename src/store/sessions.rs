@@ -57,7 +57,8 @@ pub async fn find(
     let row = sqlx::query(
         "SELECT s.csrf_token, s.last_seen, p.id, p.kind, p.code, p.name FROM web_sessions s \
          JOIN api_keys k ON k.id = s.api_key_id JOIN parties p ON p.id = k.party_id \
-         WHERE s.id_sha256 = $1 AND s.expires_at > $2 AND s.last_seen > $3 AND k.revoked_at IS NULL",
+         WHERE s.id_sha256 = $1 AND s.expires_at > $2 AND s.last_seen > $3 AND k.revoked_at IS NULL \
+         AND (k.expires_at IS NULL OR k.expires_at > $2)",
     )
     .bind(id_sha256)
     .bind(to_millis(now))

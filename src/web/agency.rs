@@ -9,9 +9,9 @@ use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, render, search_refused, Frame, Search};
 use crate::domain::consent::ConsentState;
 use crate::http::agency::{self as agency_api, ReceiptPage, ReceiptQuery};
-use crate::http::batch::{self, BatchQuery, BatchReport, Counts, RecordReport, SsrImport};
+use crate::http::batch::{self, BatchReport, Counts, RecordReport, SsrImport};
 use crate::http::consents::{self, ListQuery, RecordPage, RecordView};
-use crate::http::extract::{parse_json, AgencyCaller, ApiJson, ApiQuery, RequestId};
+use crate::http::extract::{parse_json, AgencyCaller, ApiQuery, RequestId};
 use crate::http::problem::{Problem, ProblemKind};
 use crate::http::uses::UseReceipt;
 use crate::http::AppState;
@@ -241,6 +241,7 @@ pub struct UploadPage {
 /// What became of an upload.
 pub struct Outcome {
     file: String,
+    traveller_page: String,
     stored_all: bool,
     counts: Counts,
     results: Vec<ResultRow>,
@@ -253,12 +254,12 @@ pub struct ResultRow {
     record_id: String,
     consent_id: String,
     version: String,
-    traveller_page: String,
+    withdrawal_code: String,
     why: String,
 }
 
 impl ResultRow {
-    fn of(r: RecordReport, public_url: &str) -> Self {
+    fn of(r: RecordReport) -> Self {
         // The problem's slug (`invalid-field`), the field and the reason.
         let slug = r
             .problem_type
@@ -275,10 +276,7 @@ impl ResultRow {
             record_id: r.record_id.unwrap_or_default(),
             consent_id: r.consent_id.unwrap_or_default(),
             version: r.version.map(|v| v.to_string()).unwrap_or_default(),
-            traveller_page: r
-                .withdrawal_code
-                .map(|code| crate::http::traveller::page_link(public_url, &code))
-                .unwrap_or_default(),
+            withdrawal_code: r.withdrawal_code.unwrap_or_default(),
             why,
         }
     }
@@ -380,6 +378,11 @@ pub async fn upload(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let mut page = upload_page(lang, &session);
+    // The turn is taken before the file is read: it bounds the memory uploads hold.
+    let _turn = match batch::wait_turn(&state).await {
+        Ok(turn) => turn,
+        Err(problem) => return upload_error(page, problem),
+    };
     let mut form = match read_upload(multipart).await {
         Ok(form) => form,
         Err(problem) => return upload_error(page, problem),
@@ -401,23 +404,14 @@ pub async fn upload(
         Ok(m) => m,
         Err(problem) => return upload_error(page, problem),
     };
-    let caller = || AgencyCaller(session.party.clone());
-    let query = || {
-        ApiQuery(BatchQuery {
-            atomic: form.atomic,
-        })
-    };
+    let party = &session.party;
     let answered = if media_type == "ssr" {
+        if form.file.len() > state.settings.max_body_bytes {
+            return upload_error(page, Problem::of(ProblemKind::BodyTooLarge));
+        }
         match parse_json::<SsrImport>(&form.file) {
             Ok(import) => {
-                batch::import_ssr(
-                    State(state.clone()),
-                    RequestId(request_id),
-                    caller(),
-                    query(),
-                    ApiJson(import),
-                )
-                .await
+                batch::import_in_turn(&state, party, &request_id, form.atomic, import).await
             }
             Err(problem) => Err(problem),
         }
@@ -426,31 +420,25 @@ pub async fn upload(
             .header(header::CONTENT_TYPE, media_type)
             .body(Body::from(std::mem::take(&mut form.file)))
             .expect("a request from a content type and bytes");
-        batch::upload(
-            State(state.clone()),
-            RequestId(request_id),
-            caller(),
-            query(),
-            request,
-        )
-        .await
+        match batch::format_of(&request) {
+            Ok(format) => {
+                batch::upload_in_turn(&state, party, &request_id, form.atomic, format, request)
+                    .await
+            }
+            Err(problem) => Err(problem),
+        }
     };
     let public_url = &state.settings.public_url;
     match answered {
-        Ok((
-            _,
-            Json(BatchReport {
-                counts, results, ..
-            }),
-        )) => {
+        Ok(BatchReport {
+            counts, results, ..
+        }) => {
             page.outcome = Some(Outcome {
                 file: form.file_name,
+                traveller_page: crate::http::traveller::page_link(public_url),
                 stored_all: counts.rejected == 0,
                 counts,
-                results: results
-                    .into_iter()
-                    .map(|r| ResultRow::of(r, public_url))
-                    .collect(),
+                results: results.into_iter().map(ResultRow::of).collect(),
             });
             ok(&page)
         }
@@ -462,15 +450,13 @@ pub async fn upload(
             if let Some(results) = results {
                 page.outcome = Some(Outcome {
                     file: form.file_name,
+                    traveller_page: crate::http::traveller::page_link(public_url),
                     stored_all: false,
                     counts: problem
                         .extension("counts")
                         .and_then(|v| serde_json::from_value(v.clone()).ok())
                         .unwrap_or_default(),
-                    results: results
-                        .into_iter()
-                        .map(|r| ResultRow::of(r, public_url))
-                        .collect(),
+                    results: results.into_iter().map(ResultRow::of).collect(),
                 });
             }
             upload_error(page, problem)

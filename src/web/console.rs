@@ -9,6 +9,7 @@ use super::session::OfficerSession;
 use super::{ok, problem_page, search_refused, Frame, Search};
 use crate::audit::{format_time, Action, AuditEntry, Outcome};
 use crate::http::audit::{self as audit_api, EntryPage, EntryQuery, ListedEntry};
+use crate::http::export::spreadsheet_safe;
 use crate::http::extract::{AnyCaller, ApiQuery, OfficerCaller};
 use crate::http::policies::{self as policies_api, PoliciesInForce};
 use crate::http::problem::{Problem, ProblemKind};
@@ -177,6 +178,8 @@ pub struct EntryDetail {
     leaf_hash: String,
     proof: Option<ProofView>,
     proof_error: Option<String>,
+    /// No checkpoint covers the entry yet: the page offers to sign one.
+    not_checkpointed: bool,
 }
 
 /// An inclusion proof as the page shows it.
@@ -255,7 +258,7 @@ pub async fn entry(
                 None,
             )
         }
-        Err(problem) => (None, Some(problem.detail().to_string())),
+        Err(problem) => (None, Some(problem)),
     };
     ok(&EntryDetail {
         frame,
@@ -263,7 +266,10 @@ pub async fn entry(
         fields: entry_fields(&entry),
         leaf_hash,
         proof,
-        proof_error,
+        not_checkpointed: proof_error
+            .as_ref()
+            .is_some_and(|p| p.kind() == crate::http::problem::ProblemKind::NoCheckpoint),
+        proof_error: proof_error.map(|p| p.detail().to_string()),
     })
 }
 
@@ -426,6 +432,38 @@ pub async fn verify(
     }
     state.verifications.start(&state, &session.party.id);
     Redirect::to("/console/integrity").into_response()
+}
+
+/// The form that signs a checkpoint from an entry's page.
+#[derive(Deserialize)]
+pub struct CheckpointForm {
+    csrf: String,
+    /// The entry to go back to.
+    entry: u64,
+}
+
+/// `POST /console/checkpoints`: signs a checkpoint of the log as it is now (as
+/// `POST /v1/audit/checkpoints` does), then goes back to the entry, whose proof it
+/// now covers.
+pub async fn sign_checkpoint(
+    State(state): State<AppState>,
+    lang: Lang,
+    OfficerSession(session): OfficerSession,
+    body: Bytes,
+) -> Response {
+    let frame = || Frame::new(lang, "/console", Some(&session), "audit");
+    let form = match form::parse::<CheckpointForm>(&body) {
+        Ok(form) => form,
+        Err(problem) => return problem_page(frame(), problem),
+    };
+    if let Err(problem) = session.check_csrf(&form.csrf) {
+        return problem_page(frame(), problem);
+    }
+    let signed = proofs::sign(State(state.clone()), OfficerCaller(session.party.clone())).await;
+    match signed {
+        Ok(_) => Redirect::to(&format!("/console/entries/{}", form.entry)).into_response(),
+        Err(problem) => problem_page(frame(), problem),
+    }
 }
 
 /// `GET /console/reports`: the reports of a period as tables and charts.
@@ -618,15 +656,6 @@ pub async fn report_csv(
             .insert(header::CONTENT_DISPOSITION, value);
     }
     response
-}
-
-/// A cell a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`
-/// or a control character is prefixed with `'` (OWASP's advice on CSV injection).
-fn spreadsheet_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
-        _ => cell.into(),
-    }
 }
 
 /// The rows of one report table, header first.

@@ -42,6 +42,7 @@ pub fn routes() -> Router<AppState> {
             "/console/entries/{index}/proof.json",
             get(console::proof_file),
         )
+        .route("/console/checkpoints", post(console::sign_checkpoint))
         .route("/console/integrity", get(console::integrity))
         .route("/console/integrity/verify", post(console::verify))
         .route("/console/reports", get(console::reports))
@@ -54,11 +55,10 @@ pub fn routes() -> Router<AppState> {
             "/agency/upload",
             get(agency::upload_form).post(agency::upload),
         )
-        .route("/t/{code}", get(traveller::page))
-        .route(
-            "/t/{code}/withdraw",
-            get(traveller::confirm).post(traveller::withdraw),
-        )
+        .route("/t", get(traveller::form).post(traveller::page))
+        .route("/t/", get(traveller::form))
+        .route("/t/withdraw", post(traveller::withdraw))
+        .route("/t/{old_link}", get(traveller::form))
         .layer(middleware::from_fn(page_headers))
 }
 

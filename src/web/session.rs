@@ -1,7 +1,14 @@
 //! Signing in to the pages: officers and agencies sign in once with their API key and
-//! get a session cookie (HttpOnly, SameSite=Strict, Secure when the broker's public
-//! URL is https). Every form of a session carries its CSRF token; the sign-in form
-//! itself is protected by a double-submit token in a short-lived cookie.
+//! get a session cookie (HttpOnly, SameSite=Strict, and Secure unless the broker runs
+//! with `--insecure-cookies`). Every form of a session carries its CSRF token.
+//!
+//! The sign-in form is protected against login CSRF (a forged form signing a victim
+//! in as the attacker) three ways: its token must be one the broker issued (a nonce
+//! and an expiry under an HMAC keyed from the data key), the same token must come back
+//! in the form and in a short-lived cookie (double submit), and a browser's
+//! `Sec-Fetch-Site` must not say the form came from another site. A cookie the
+//! attacker planted with a value of their choosing fails the first check. Each
+//! address may try only a few keys a minute.
 //!
 //! The cookie holds a random secret; the database holds its SHA-256 and the API key
 //! it was opened with, so revoking the key ends the session. Sessions end after 30
@@ -12,6 +19,7 @@ use super::i18n::Lang;
 use super::{problem_page, render, Frame};
 use crate::crypto::sha256;
 use crate::domain::party::{Party, PartyKind};
+use crate::http::client_ip::RateLimitedClient;
 use crate::http::extract::check_api_key;
 use crate::http::problem::Problem;
 use crate::http::AppState;
@@ -200,7 +208,47 @@ fn cookie_header(name: &str, value: &str, max_age: i64, secure: bool) -> HeaderV
 }
 
 fn secure_cookies(state: &AppState) -> bool {
-    state.settings.public_url.starts_with("https://")
+    state.settings.secure_cookies
+}
+
+/// How long a sign-in form's token is accepted.
+const SIGN_IN_TOKEN_LIFETIME: time::Duration = time::Duration::hours(1);
+
+/// A sign-in token: `<nonce>.<expiry, unix seconds>.<HMAC>`, the HMAC keyed from the
+/// root data key, so that only the broker can make one.
+fn sign_in_token(state: &AppState) -> String {
+    let expires = (state.clock.now() + SIGN_IN_TOKEN_LIFETIME).unix_timestamp();
+    let body = format!("{}.{expires}", random_secret());
+    let mac = URL_SAFE_NO_PAD.encode(sign_in_mac(state, &body));
+    format!("{body}.{mac}")
+}
+
+fn sign_in_mac(state: &AppState, body: &str) -> Vec<u8> {
+    state.keys.keys().root().blind_index("sign-in-form", body)
+}
+
+/// Whether a sign-in token is one this broker issued and has not expired.
+fn sign_in_token_valid(state: &AppState, token: &str) -> bool {
+    let Some((body, mac)) = token.rsplit_once('.') else {
+        return false;
+    };
+    let Some(expires) = body
+        .rsplit_once('.')
+        .and_then(|(_, e)| e.parse::<i64>().ok())
+    else {
+        return false;
+    };
+    let expected = URL_SAFE_NO_PAD.encode(sign_in_mac(state, body));
+    same_secret(mac, &expected) && state.clock.now().unix_timestamp() < expires
+}
+
+/// Whether the browser says a form came from another site (`Sec-Fetch-Site`); a
+/// client that does not say is judged by the tokens alone.
+fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| !matches!(site, "same-origin" | "none"))
 }
 
 /// `GET /sign-in`: the form, with a fresh double-submit token.
@@ -213,7 +261,9 @@ pub async fn form(
     if let Some(session) = session {
         return Redirect::to(session.home()).into_response();
     }
-    let csrf = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_else(random_secret);
+    let csrf = cookie(&headers, SIGN_IN_COOKIE)
+        .filter(|token| sign_in_token_valid(&state, token))
+        .unwrap_or_else(|| sign_in_token(&state));
     sign_in_page(&state, lang, csrf, None, StatusCode::OK)
 }
 
@@ -249,20 +299,27 @@ pub struct SignInForm {
 pub async fn sign_in(
     State(state): State<AppState>,
     lang: Lang,
+    client: Result<RateLimitedClient, Problem>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let frame = || Frame::new(lang, "/sign-in", None, "sign-in");
+    if let Err(problem) = client {
+        return problem_page(frame(), problem);
+    }
     let form: SignInForm = match form::parse(&body) {
         Ok(form) => form,
         Err(problem) => return problem_page(frame(), problem),
     };
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    if !same_secret(&form.csrf, &expected) {
+    let genuine = same_secret(&form.csrf, &expected)
+        && sign_in_token_valid(&state, &form.csrf)
+        && !cross_site(&headers);
+    if !genuine {
         return sign_in_page(
             &state,
             lang,
-            random_secret(),
+            sign_in_token(&state),
             Some(lang.texts().sign_in_stale),
             StatusCode::FORBIDDEN,
         );

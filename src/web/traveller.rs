@@ -1,17 +1,22 @@
-//! The traveller's page, opened by the short link on their receipt (`/t/<code>`): what
-//! they consented to, their contact masked (`+33 6•• •• •• 12`), which airlines got it
-//! or sent them messages, when and why, and one button that withdraws, after a
+//! The traveller's page (`/t`, printed on their receipt beside their withdrawal code):
+//! what they consented to, their contact masked (`+33 6•• •• •• 12`), which airlines
+//! got it or sent them messages, when and why, and one button that withdraws, after a
 //! confirmation, at once.
 //!
-//! The code is the only credential, as for the API; every failure reads the same
-//! ("this link does not open a consent"). The code is in the path, so the page is
-//! never cached, never sent as a referrer, and the broker logs only the route
-//! template (`/t/{code}`), never the path.
+//! The code is the only credential, as for the API, and it never travels in a URL:
+//! the traveller types it into a form that POSTs it, and each following form carries
+//! it back in its body (the pages are never cached). So it lands in no proxy log, no
+//! browser history and no referrer. Every failure reads the same ("this code does not
+//! open a consent"), and each address may try only a few codes a minute.
+//!
+//! A link of the earlier form (`/t/<code>`) opens the same form, without reading the
+//! code in it.
 
 use super::i18n::Lang;
 use super::{ok, problem_page, render, Frame};
 use crate::domain::consent::ConsentState;
 use crate::domain::contact::{mask_email, mask_mobile};
+use crate::http::client_ip::RateLimitedClient;
 use crate::http::consents::open_contacts;
 use crate::http::extract::{ApiJson, RequestId};
 use crate::http::problem::{Problem, ProblemKind};
@@ -21,11 +26,19 @@ use crate::http::AppState;
 use crate::store::consents;
 use askama::Template;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
+
+/// The form where the traveller types their code.
+#[derive(Template)]
+#[template(path = "traveller/open.html")]
+pub struct OpenPage {
+    frame: Frame,
+    error: bool,
+}
 
 /// The page.
 #[derive(Template)]
@@ -45,26 +58,35 @@ impl TravellerPage {
     }
 }
 
-/// What the traveller sees when the link opens nothing.
-#[derive(Template)]
-#[template(path = "traveller/unknown.html")]
-pub struct UnknownLink {
-    frame: Frame,
+fn frame(lang: Lang, path: &str) -> Frame {
+    Frame::new(lang, path, None, "")
 }
 
-fn failed(frame: Frame, problem: Problem) -> Response {
+/// A code that opens nothing: the form again, with one sentence for every fault.
+fn failed(lang: Lang, problem: Problem) -> Response {
     if problem.kind() == ProblemKind::WithdrawalCodeUnknown
         || problem.kind() == ProblemKind::ConsentNotFound
     {
-        render(StatusCode::NOT_FOUND, &UnknownLink { frame })
+        render(
+            StatusCode::NOT_FOUND,
+            &OpenPage {
+                frame: frame(lang, "/t"),
+                error: true,
+            },
+        )
     } else {
-        problem_page(frame, problem)
+        problem_page(frame(lang, "/t"), problem)
     }
 }
 
-async fn view(state: &AppState, code: &str) -> Result<TravellerView, Problem> {
+async fn view(
+    state: &AppState,
+    client: RateLimitedClient,
+    code: &str,
+) -> Result<TravellerView, Problem> {
     traveller_api::uses(
         State(state.clone()),
+        client,
         ApiJson(WithdrawalRequest {
             code: code.to_string(),
         }),
@@ -73,12 +95,41 @@ async fn view(state: &AppState, code: &str) -> Result<TravellerView, Problem> {
     .map(|Json(view)| view)
 }
 
-/// `GET /t/{code}`.
-pub async fn page(State(state): State<AppState>, lang: Lang, Path(code): Path<String>) -> Response {
-    let frame = Frame::new(lang, &format!("/t/{code}"), None, "");
-    let view = match view(&state, &code).await {
+/// `GET /t` (and a link of the earlier form, `/t/<code>`, whose code is not read):
+/// the form.
+pub async fn form(lang: Lang) -> Response {
+    ok(&OpenPage {
+        frame: frame(lang, "/t"),
+        error: false,
+    })
+}
+
+/// The form that carries the code: `code`, and for a withdrawal `confirm`.
+#[derive(Deserialize)]
+pub struct CodeForm {
+    code: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// `POST /t`: the page the code opens.
+pub async fn page(
+    State(state): State<AppState>,
+    lang: Lang,
+    client: Result<RateLimitedClient, Problem>,
+    body: Bytes,
+) -> Response {
+    let client = match client {
+        Ok(client) => client,
+        Err(problem) => return problem_page(frame(lang, "/t"), problem),
+    };
+    let code = match super::form::parse::<CodeForm>(&body) {
+        Ok(form) => form.code,
+        Err(problem) => return problem_page(frame(lang, "/t"), problem),
+    };
+    let view = match view(&state, client, &code).await {
         Ok(view) => view,
-        Err(problem) => return failed(frame, problem),
+        Err(problem) => return failed(lang, problem),
     };
     // The contact, masked, for the traveller alone: opened from the current record.
     let contacts = async {
@@ -88,7 +139,7 @@ pub async fn page(State(state): State<AppState>, lang: Lang, Path(code): Path<St
     };
     let contacts = match contacts.await {
         Ok(contacts) => contacts,
-        Err(problem) => return problem_page(frame, problem),
+        Err(problem) => return problem_page(frame(lang, "/t"), problem),
     };
     let (mobile, email) = contacts
         .map(|c| {
@@ -100,7 +151,7 @@ pub async fn page(State(state): State<AppState>, lang: Lang, Path(code): Path<St
         .unwrap_or_default();
     ok(&TravellerPage {
         withdrawable: view.state == ConsentState::Given,
-        frame,
+        frame: frame(lang, "/t"),
         code,
         view,
         mobile,
@@ -108,7 +159,7 @@ pub async fn page(State(state): State<AppState>, lang: Lang, Path(code): Path<St
     })
 }
 
-/// `GET /t/{code}/withdraw`: are you sure?
+/// Are you sure?
 #[derive(Template)]
 #[template(path = "traveller/confirm.html")]
 pub struct ConfirmPage {
@@ -117,30 +168,7 @@ pub struct ConfirmPage {
     carriers: Vec<String>,
 }
 
-/// The confirmation.
-pub async fn confirm(
-    State(state): State<AppState>,
-    lang: Lang,
-    Path(code): Path<String>,
-) -> Response {
-    let frame = Frame::new(lang, &format!("/t/{code}/withdraw"), None, "");
-    match view(&state, &code).await {
-        Ok(view) => ok(&ConfirmPage {
-            frame,
-            code,
-            carriers: view.carriers,
-        }),
-        Err(problem) => failed(frame, problem),
-    }
-}
-
-/// The confirmation form: the traveller must have pressed "withdraw".
-#[derive(Deserialize)]
-pub struct WithdrawForm {
-    confirm: String,
-}
-
-/// `POST /t/{code}/withdraw`: withdraws, at once.
+/// Withdrawn.
 #[derive(Template)]
 #[template(path = "traveller/withdrawn.html")]
 pub struct WithdrawnPage {
@@ -149,39 +177,59 @@ pub struct WithdrawnPage {
     withdrawn: Withdrawn,
 }
 
-/// The withdrawal. No session and no cookie: the code in the path is the credential,
-/// which a forged cross-site form cannot know.
+/// `POST /t/withdraw`: without `confirm=yes`, the confirmation; with it, the
+/// withdrawal, at once. No session and no cookie: the code in the body is the
+/// credential, which a forged cross-site form cannot know.
 pub async fn withdraw(
     State(state): State<AppState>,
     lang: Lang,
     request_id: RequestId,
-    Path(code): Path<String>,
+    client: Result<RateLimitedClient, Problem>,
     body: Bytes,
 ) -> Response {
-    let frame = Frame::new(lang, &format!("/t/{code}/withdraw"), None, "");
-    match super::form::parse::<WithdrawForm>(&body) {
-        Ok(form) if form.confirm == "yes" => {}
-        Ok(_) => {
+    let client = match client {
+        Ok(client) => client,
+        Err(problem) => return problem_page(frame(lang, "/t"), problem),
+    };
+    let form = match super::form::parse::<CodeForm>(&body) {
+        Ok(form) => form,
+        Err(problem) => return problem_page(frame(lang, "/t"), problem),
+    };
+    match form.confirm.as_deref() {
+        None => {
+            return match view(&state, client, &form.code).await {
+                Ok(view) => ok(&ConfirmPage {
+                    frame: frame(lang, "/t"),
+                    code: form.code,
+                    carriers: view.carriers,
+                }),
+                Err(problem) => failed(lang, problem),
+            }
+        }
+        Some("yes") => {}
+        Some(_) => {
             return problem_page(
-                frame,
+                frame(lang, "/t"),
                 Problem::field(ProblemKind::InvalidField, "confirm", "must be yes"),
             )
         }
-        Err(problem) => return problem_page(frame, problem),
     }
     let withdrawn = withdrawals::by_traveller(
         State(state),
         request_id,
-        ApiJson(WithdrawalRequest { code: code.clone() }),
+        client,
+        ApiJson(WithdrawalRequest {
+            code: form.code.clone(),
+        }),
     )
     .await;
     match withdrawn {
         Ok(Json(withdrawn)) => ok(&WithdrawnPage {
-            frame,
-            code,
+            frame: frame(lang, "/t"),
+            code: form.code,
             withdrawn,
         }),
-        Err(problem) => failed(frame, problem),
+        Err(problem) => failed(lang, problem),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The three flows of the pages, driven in Debian's Chromium (headless, through
 //! chromedriver and WebDriver): an officer signs in, filters the audit trail, opens a
 //! proof and runs a verification; an agency uploads a CSV and sees each record's
-//! outcome; a traveller opens their page from the receipt's link and withdraws, after
-//! which the airline's token request is refused.
+//! outcome; a traveller opens their page with the code from their receipt and
+//! withdraws, after which the airline's token request is refused.
 //!
 //! Each page is saved as a PNG under `target/tmp/e2e-screenshots/`. Without
 //! `/usr/bin/chromium` and `/usr/bin/chromedriver` these tests say why and pass,
@@ -213,8 +213,14 @@ async fn an_officer_signs_in_filters_the_trail_opens_a_proof_and_verifies_the_lo
     assert!(rows[0].text().await.unwrap().contains("token_redemption"));
     browser.screenshot("2-filtered").await;
 
-    // Open the entry and its proof.
+    // Open the entry: no checkpoint covers it yet, and reading signs none; the
+    // officer signs one from the page, which then shows the proof.
     browser.click("#entries tbody tr a").await;
+    assert!(browser
+        .text("#proof-missing")
+        .await
+        .contains("No signed checkpoint"));
+    browser.click("#sign-checkpoint").await;
     browser.client.set_window_size(1280, 1400).await.unwrap();
     let verdict = browser.text("#proof-result").await;
     assert!(verdict.starts_with('✓'), "the proof holds: {verdict}");
@@ -327,15 +333,24 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
         third.contains("rejected") && third.contains("mobile"),
         "the landline is refused, naming the field: {third}"
     );
-    let links = browser
+    let codes = browser
         .client
-        .find_all(Locator::Css("a.traveller-link"))
+        .find_all(Locator::Css("input.withdrawal-code"))
         .await
         .unwrap();
     assert_eq!(
-        links.len(),
+        codes.len(),
         2,
-        "each stored record has its traveller's link"
+        "each stored record has its traveller's withdrawal code"
+    );
+    for code in codes {
+        let value = code.prop("value").await.unwrap().unwrap_or_default();
+        assert!(value.starts_with("pas_wd_"), "{value}");
+    }
+    let page_link = browser.text("a.traveller-link").await;
+    assert!(
+        page_link.ends_with("/t"),
+        "the page where they type it: {page_link}"
     );
     browser.client.set_window_size(1280, 1200).await.unwrap();
     browser.screenshot("1-upload-outcome").await;
@@ -384,23 +399,25 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
 
 async fn a_traveller_withdraws_from_their_page_and_the_airline_is_refused(app: TestApp) {
     let uploaded = some_history(&app).await;
-    // The link printed on the receipt; the test broker's public URL is a placeholder,
-    // so the page is opened on the test server.
-    let link = uploaded["traveller_page"]
-        .as_str()
-        .expect("a traveller link");
-    let path = &link[link.find("/t/").unwrap()..];
+    // The receipt gives the page (`<public URL>/t`, a placeholder for the test broker,
+    // so the page is opened on the test server) and the code, which is typed, never
+    // put in a URL.
+    assert!(uploaded["traveller_page"].as_str().unwrap().ends_with("/t"));
+    let code = uploaded["withdrawal_code"].as_str().unwrap().to_string();
     let Some(browser) = Browser::start(&app, "traveller").await else {
         return;
     };
 
     browser.client.set_window_size(412, 915).await.unwrap();
-    browser.goto(&format!("{}{path}", app.url)).await;
+    browser.goto(&format!("{}/t", app.url)).await;
+    browser.type_into("#code", &code).await;
+    browser.click("#open").await;
     let contact = browser.text("#contact").await;
     assert!(
         contact.contains("+33 6•• •• •• 78"),
         "the mobile, masked: {contact}"
     );
+    assert_eq!(browser.path().await, "/t", "the code is in no URL");
     let page = browser.client.source().await.unwrap();
     assert!(!page.contains(crate::helpers::MOBILE) && !page.contains("marie.dupont"));
     let uses = browser.text("#uses").await;
@@ -416,8 +433,9 @@ async fn a_traveller_withdraws_from_their_page_and_the_airline_is_refused(app: T
     browser.click("#confirm-withdraw").await;
     browser.wait_for("#withdrawn").await;
     browser.screenshot("3-withdrawn").await;
+    assert!(!browser.path().await.contains("pas_wd_"));
 
-    browser.goto(&format!("{}{path}", app.url)).await;
+    browser.click("#back").await;
     assert!(browser.text("#consent-state").await.contains("withdrawn"));
     assert!(
         browser

@@ -145,6 +145,15 @@ async fn the_search_pages_by_cursor_and_refuses_bad_filters_by_name(app: TestApp
 async fn an_export_streams_the_period_with_the_checkpoint_that_covers_it(app: TestApp) {
     busy_log(&app).await;
     let period = "since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z";
+    // An export is proved against a checkpoint; reading one never signs it.
+    assert_problem(
+        app.get(&format!("/v1/audit/export?{period}"), &app.officer.api_key)
+            .await,
+        404,
+        "no-checkpoint",
+    )
+    .await;
+    app.checkpoint().await;
     let response = app
         .get(&format!("/v1/audit/export?{period}"), &app.officer.api_key)
         .await;

@@ -150,12 +150,23 @@ async fn metrics_count_requests_and_decisions(app: TestApp) {
     let token = app.granted_token().await;
     app.redeem(&app.airline.api_key, &token).await;
     app.redeem(&app.airline.api_key, &token).await;
+    // Business volumes are an officer's to read: no key, or another kind, is refused.
+    assert_eq!(
+        app.client
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.get("/metrics", &app.airline.api_key).await.status(),
+        403
+    );
     let text = app
-        .client
-        .get(format!("{}/metrics", app.url))
-        .send()
+        .get("/metrics", &app.officer.api_key)
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

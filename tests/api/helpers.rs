@@ -77,7 +77,7 @@ impl TestApp {
 
     /// A broker on a fresh SQLite file.
     pub async fn sqlite() -> TestApp {
-        Self::sqlite_with(Settings::default()).await
+        Self::sqlite_with(test_settings()).await
     }
 
     /// A broker on a fresh SQLite file, with these settings.
@@ -95,7 +95,7 @@ impl TestApp {
     /// A broker on a fresh PostgreSQL schema, or `None` (with the reason printed) when
     /// PostgreSQL is not reachable outside CI. Under `CI=true` it must be reachable.
     pub async fn postgres() -> Option<TestApp> {
-        Self::postgres_with(Settings::default()).await
+        Self::postgres_with(test_settings()).await
     }
 
     /// A broker on a fresh PostgreSQL schema, with these settings.
@@ -367,6 +367,20 @@ impl TestApp {
             .await
     }
 
+    /// Signs a checkpoint of the log as it is now, as an officer does (reading a proof
+    /// or an export never signs one).
+    pub async fn checkpoint(&self) -> Value {
+        let response = self
+            .post("/v1/audit/checkpoints", &self.officer.api_key, &json!({}))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "a checkpoint is signed"
+        );
+        response.json().await.unwrap()
+    }
+
     /// Every audit entry, read as the officer.
     pub async fn audit_entries(&self) -> Vec<Value> {
         let response = self
@@ -375,6 +389,17 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
         let body: Value = response.json().await.unwrap();
         body["entries"].as_array().unwrap().clone()
+    }
+}
+
+/// The settings of a test broker: the shipped defaults, except that its outbound
+/// requests may reach the loopback peers of `fakes` (as `--allow-insecure-outbound`)
+/// and its cookies go over plain http (as `--insecure-cookies`), as in the demo.
+pub fn test_settings() -> Settings {
+    Settings {
+        outbound: passerelle::outbound::Outbound::allow_insecure(),
+        secure_cookies: false,
+        ..Settings::default()
     }
 }
 
@@ -435,9 +460,9 @@ async fn serve(state: AppState) -> String {
         .expect("bind");
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, build_router(state))
-            .await
-            .expect("server runs")
+        let service =
+            build_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).await.expect("server runs")
     });
     url
 }

@@ -33,7 +33,7 @@ const ANY: &[Kind] = &[Agency, Airline, Officer];
 const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("GET", "/healthz", PUBLIC),
     ("GET", "/readyz", PUBLIC),
-    ("GET", "/metrics", PUBLIC),
+    ("GET", "/metrics", &[Officer]),
     ("GET", "/.well-known/jwks.json", PUBLIC),
     ("POST", "/v1/consents", &[Agency]),
     ("GET", "/v1/consents", &[Agency]),
@@ -48,6 +48,8 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("PUT", "/v1/agency/webhook", &[Agency]),
     ("DELETE", "/v1/agency/webhook", &[Agency]),
     ("GET", "/v1/receipts", &[Agency]),
+    ("GET", "/v1/airline/link-domains", &[Airline]),
+    ("PUT", "/v1/airline/link-domains", &[Airline]),
     ("POST", "/v1/withdrawals", PUBLIC),
     ("POST", "/v1/traveller/uses", PUBLIC),
     ("POST", "/v1/release-tokens", &[Airline]),
@@ -75,7 +77,7 @@ async fn relay_app(engine: Engine) -> Option<(TestApp, FakeHttp)> {
             sms_gateway_url: Some(gateway.url.clone()),
             ..RelaySettings::default()
         },
-        ..Settings::default()
+        ..crate::helpers::test_settings()
     };
     Some((TestApp::with(engine, settings).await?, gateway))
 }
@@ -309,6 +311,7 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
         .find(|e| e["action"] == "token_request" && e["outcome"] == "granted")
         .unwrap();
     let proof = format!("/v1/audit/proofs/inclusion?index={}", grant["index"]);
+    app.checkpoint().await;
     assert_eq!(app.get(&proof, &app.airline.api_key).await.status(), 200);
     assert_eq!(
         app.get(&proof, &app.agency.party.api_key).await.status(),

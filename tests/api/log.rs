@@ -106,7 +106,16 @@ async fn each_entry_is_proved_against_a_signed_checkpoint_and_the_proof_checks_o
 async fn an_airline_proves_its_own_release_and_sees_no_other_entry(app: TestApp) {
     let release = busy_log(&app).await;
     let index = release["audit_index"].as_u64().unwrap();
-    // No checkpoint covers the release yet: asking for its proof signs one.
+    // No checkpoint covers the release yet, and asking for its proof signs none: the
+    // airline is told to come back after the next.
+    let early = proof_of(&app, &app.airline.api_key, index).await;
+    assert_eq!(early.headers()["retry-after"], "60");
+    assert_problem(early, 404, "no-checkpoint").await;
+    let checkpoints = app
+        .get_json("/v1/audit/checkpoints", &app.officer.api_key)
+        .await;
+    assert!(checkpoints["checkpoints"].as_array().unwrap().is_empty());
+    app.checkpoint().await;
     let response = proof_of(&app, &app.airline.api_key, index).await;
     assert_eq!(response.status(), StatusCode::OK);
     let proof: InclusionProof = response.json().await.unwrap();
@@ -188,6 +197,7 @@ async fn busy_log_more(app: &TestApp) {
 
 async fn a_proof_of_an_altered_entry_does_not_check(app: TestApp) {
     busy_log(&app).await;
+    app.checkpoint().await;
     let key = log_key(&app).await;
     let proof: InclusionProof = proof_of(&app, &app.officer.api_key, 6)
         .await

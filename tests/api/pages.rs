@@ -13,12 +13,15 @@ on_both_engines!(
     every_page_carries_the_security_headers_and_no_script,
     a_session_cookie_is_http_only_and_same_site_strict,
     sign_in_refuses_a_wrong_key_an_airline_and_a_forged_form,
+    sign_in_refuses_a_token_the_broker_did_not_issue_or_a_form_from_another_site,
     pages_need_a_session_of_the_right_kind_of_party,
     a_form_without_its_csrf_token_changes_nothing,
     signing_out_or_revoking_the_key_ends_the_session,
     a_session_ends_after_thirty_idle_minutes_or_twelve_hours,
     the_traveller_alone_sees_the_contact_and_only_masked,
-    a_traveller_link_that_opens_nothing_says_so_alike_for_every_fault,
+    a_traveller_code_that_opens_nothing_says_so_alike_for_every_fault,
+    a_traveller_code_never_travels_in_a_url,
+    guessing_codes_or_keys_at_speed_is_refused,
     withdrawing_from_the_page_needs_the_confirmation,
     an_agency_sees_only_its_own_records,
     every_report_table_downloads_as_csv,
@@ -155,9 +158,8 @@ fn location(response: &reqwest::Response) -> &str {
 }
 
 async fn every_page_carries_the_security_headers_and_no_script(app: TestApp) {
-    let uploaded = app.upload_default().await;
-    let link = uploaded["traveller_page"].as_str().unwrap();
-    let traveller = &link[link.find("/t/").unwrap()..];
+    app.upload_default().await;
+    let traveller = "/t";
     let mut visitor = Visitor::new(&app);
     let sign_in = visitor.get("/sign-in").await;
     assert!(sign_in.headers()["content-security-policy"]
@@ -191,6 +193,7 @@ async fn every_page_carries_the_security_headers_and_no_script(app: TestApp) {
             "{path}: no script may run"
         );
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["cache-control"], "no-store", "{path}");
         assert!(
@@ -208,6 +211,15 @@ async fn every_page_carries_the_security_headers_and_no_script(app: TestApp) {
     }
     let css = visitor.get("/assets/style.css").await;
     assert_eq!(css.headers()[CONTENT_TYPE], "text/css; charset=utf-8");
+    // The API's answers too: a browser never guesses JSON to be a page.
+    let api = app.get("/v1/consents", &app.agency.party.api_key).await;
+    assert_eq!(api.headers()["x-content-type-options"], "nosniff");
+    let refused = app.get("/v1/consents", "nonsense").await;
+    assert_eq!(refused.headers()["x-content-type-options"], "nosniff");
+    assert!(
+        !api.headers().contains_key("strict-transport-security"),
+        "no HSTS over plain http"
+    );
 }
 
 async fn a_session_cookie_is_http_only_and_same_site_strict(app: TestApp) {
@@ -228,7 +240,7 @@ async fn a_session_cookie_is_http_only_and_same_site_strict(app: TestApp) {
     );
     assert!(
         !cookie.contains("Secure"),
-        "plain HTTP cannot carry a Secure cookie: {cookie}"
+        "with --insecure-cookies, as the tests and the demo run on plain http: {cookie}"
     );
     assert!(
         !cookie.contains(&app.officer.api_key),
@@ -269,6 +281,68 @@ async fn sign_in_refuses_a_wrong_key_an_airline_and_a_forged_form(app: TestApp) 
         .await;
     assert_eq!(forged.status(), 403);
     assert!(!forger.cookies.contains_key("passerelle_session"));
+}
+
+async fn sign_in_refuses_a_token_the_broker_did_not_issue_or_a_form_from_another_site(
+    app: TestApp,
+) {
+    // An attacker who can plant a cookie chooses its value and posts the same value
+    // in a form, with their own key, to sign a victim in as themselves.
+    let mut victim = Visitor::new(&app);
+    victim
+        .cookies
+        .insert("passerelle_sign_in".into(), "chosen-by-the-attacker".into());
+    let planted = victim
+        .post_form(
+            "/sign-in",
+            &[
+                ("key", &app.agency.party.api_key),
+                ("csrf", "chosen-by-the-attacker"),
+            ],
+        )
+        .await;
+    assert_eq!(planted.status(), 403);
+    assert!(!victim.cookies.contains_key("passerelle_session"));
+
+    // A genuine token, expired.
+    let mut late = Visitor::new(&app);
+    late.get("/sign-in").await;
+    let csrf = late.cookies.get("passerelle_sign_in").cloned().unwrap();
+    app.clock.advance(time::Duration::minutes(61));
+    let expired = late
+        .post_form(
+            "/sign-in",
+            &[("key", &app.agency.party.api_key), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(expired.status(), 403);
+
+    // A genuine token, but the browser says the form came from another site.
+    let mut visitor = Visitor::new(&app);
+    visitor.get("/sign-in").await;
+    let csrf = visitor.cookies.get("passerelle_sign_in").cloned().unwrap();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([("key", app.agency.party.api_key.as_str()), ("csrf", &csrf)])
+        .finish();
+    let cross_site = visitor
+        .client
+        .post(format!("{}/sign-in", app.url))
+        .header("cookie", visitor.cookie_header())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "cross-site")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status(), 403);
+    // The same form from the page itself signs in.
+    let signed_in = visitor
+        .post_form(
+            "/sign-in",
+            &[("key", &app.agency.party.api_key), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(signed_in.status(), 303);
 }
 
 async fn pages_need_a_session_of_the_right_kind_of_party(app: TestApp) {
@@ -414,9 +488,13 @@ async fn a_session_ends_after_thirty_idle_minutes_or_twelve_hours(app: TestApp) 
 async fn the_traveller_alone_sees_the_contact_and_only_masked(app: TestApp) {
     let uploaded = app.upload_default().await;
     let link = uploaded["traveller_page"].as_str().unwrap();
-    assert!(link.ends_with(uploaded["withdrawal_code"].as_str().unwrap()));
+    assert!(link.ends_with("/t"), "the page, without the code: {link}");
+    let code = uploaded["withdrawal_code"].as_str().unwrap();
     let mut traveller = Visitor::new(&app);
-    let page = traveller.get(&link[link.find("/t/").unwrap()..]).await;
+    let form = traveller.get("/t").await;
+    assert_eq!(form.status(), 200);
+    assert!(form.text().await.unwrap().contains("name=\"code\""));
+    let page = traveller.post_form("/t", &[("code", code)]).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(
@@ -452,25 +530,25 @@ async fn the_traveller_alone_sees_the_contact_and_only_masked(app: TestApp) {
     }
 }
 
-async fn a_traveller_link_that_opens_nothing_says_so_alike_for_every_fault(app: TestApp) {
+async fn a_traveller_code_that_opens_nothing_says_so_alike_for_every_fault(app: TestApp) {
     let uploaded = app.upload_default().await;
     let code = uploaded["withdrawal_code"].as_str().unwrap();
     let mut visitor = Visitor::new(&app);
     let mut pages = Vec::new();
-    for path in [
-        "/t/nonsense".to_string(),
-        format!("/t/{}", &code[..code.len() - 1]),
-        format!("/t/{}x", &code[..code.len() - 1]),
-        format!(
-            "/t/{}/withdraw",
-            "pas_wd_0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    for (path, wrong) in [
+        ("/t", "nonsense".to_string()),
+        ("/t", code[..code.len() - 1].to_string()),
+        ("/t", format!("{}x", &code[..code.len() - 1])),
+        (
+            "/t/withdraw",
+            "pas_wd_0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string(),
         ),
     ] {
-        let response = visitor.get(&path).await;
-        assert_eq!(response.status(), 404, "{path}");
+        let response = visitor.post_form(path, &[("code", &wrong)]).await;
+        assert_eq!(response.status(), 404, "{path} {wrong}");
         let html = response.text().await.unwrap();
-        let h1 = html[html.find("<h1>").unwrap()..html.find("</h1>").unwrap()].to_string();
-        pages.push(h1);
+        let alert = html[html.find("id=\"unknown-code\"").unwrap()..].to_string();
+        pages.push(alert[..alert.find("</p>").unwrap()].to_string());
     }
     assert!(
         pages.windows(2).all(|w| w[0] == w[1]),
@@ -478,14 +556,67 @@ async fn a_traveller_link_that_opens_nothing_says_so_alike_for_every_fault(app: 
     );
 }
 
+async fn a_traveller_code_never_travels_in_a_url(app: TestApp) {
+    let uploaded = app.upload_default().await;
+    let code = uploaded["withdrawal_code"].as_str().unwrap();
+    // A link of the earlier form opens the form, and reads nothing of the code in it.
+    let mut visitor = Visitor::new(&app);
+    let old = visitor.get(&format!("/t/{code}")).await;
+    assert_eq!(old.status(), 200);
+    let html = old.text().await.unwrap();
+    assert!(html.contains("name=\"code\"") && !html.contains("6•• ••"));
+    assert!(!html.contains(code), "the code is not echoed");
+    // The page's forms carry the code in their bodies only.
+    let page = visitor.post_form("/t", &[("code", code)]).await;
+    let html = page.text().await.unwrap();
+    for action in html.split("action=\"").skip(1) {
+        let action = &action[..action.find('"').unwrap()];
+        assert!(!action.contains("pas_wd_"), "a form posts to {action}");
+    }
+    for href in html.split("href=\"").skip(1) {
+        assert!(!href[..href.find('"').unwrap()].contains("pas_wd_"));
+    }
+}
+
+async fn guessing_codes_or_keys_at_speed_is_refused(app: TestApp) {
+    let tunables = &app.state.settings.policies.tunables.public_rate_limit;
+    let burst = tunables.burst as usize;
+    let wrong = "pas_wd_0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let mut visitor = Visitor::new(&app);
+    for _ in 0..burst {
+        let response = visitor.post_form("/t", &[("code", wrong)]).await;
+        assert_eq!(response.status(), 404);
+    }
+    let limited = visitor.post_form("/t", &[("code", wrong)]).await;
+    assert_eq!(limited.status(), 429, "the page");
+    assert!(limited.headers().contains_key("retry-after"));
+    // The API shares the address's bucket: the same client is refused there too.
+    let api = app
+        .client
+        .post(format!("{}/v1/traveller/uses", app.url))
+        .json(&serde_json::json!({"code": wrong}))
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::assert_problem(api, 429, "rate-limited").await;
+    let sign_in = visitor
+        .post_form(
+            "/sign-in",
+            &[("key", &app.agency.party.api_key), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(sign_in.status(), 429, "sign-in too");
+}
+
 async fn withdrawing_from_the_page_needs_the_confirmation(app: TestApp) {
     let uploaded = app.upload_default().await;
     let code = uploaded["withdrawal_code"].as_str().unwrap();
     let mut traveller = Visitor::new(&app);
-    let confirm = traveller.get(&format!("/t/{code}/withdraw")).await;
+    let confirm = traveller.post_form("/t/withdraw", &[("code", code)]).await;
     assert_eq!(confirm.status(), 200);
+    assert!(confirm.text().await.unwrap().contains("confirm-withdraw"));
     let unconfirmed = traveller
-        .post_form(&format!("/t/{code}/withdraw"), &[("confirm", "maybe")])
+        .post_form("/t/withdraw", &[("code", code), ("confirm", "maybe")])
         .await;
     assert_eq!(unconfirmed.status(), 422);
     let consent = format!("/v1/consents/{}", uploaded["consent_id"].as_str().unwrap());
@@ -493,7 +624,7 @@ async fn withdrawing_from_the_page_needs_the_confirmation(app: TestApp) {
     assert_eq!(record["state"], "given", "nothing withdrawn");
 
     let done = traveller
-        .post_form(&format!("/t/{code}/withdraw"), &[("confirm", "yes")])
+        .post_form("/t/withdraw", &[("code", code), ("confirm", "yes")])
         .await;
     assert_eq!(done.status(), 200);
     let record = app.get_json(&consent, &app.agency.party.api_key).await;
@@ -710,9 +841,9 @@ async fn a_pnrs_contact_elements_upload_from_the_page(app: TestApp) {
         "both passengers stored"
     );
     assert_eq!(
-        html.matches("class=\"traveller-link\"").count(),
+        html.matches("class=\"copy withdrawal-code\"").count(),
         1,
-        "a link for the one who consented"
+        "a withdrawal code for the one who consented"
     );
 }
 
@@ -753,17 +884,22 @@ async fn pages_speak_french_when_asked(app: TestApp) {
     );
 }
 
-/// With an https public URL (the broker behind a TLS proxy), every cookie is Secure.
+/// With the shipped settings, every cookie is Secure, and behind a TLS proxy (an
+/// https public URL) every answer carries HSTS.
 mod behind_tls {
     use super::*;
     use crate::on_both_engines_with_engine;
 
-    on_both_engines_with_engine!(the_session_cookie_is_secure);
+    on_both_engines_with_engine!(
+        the_session_cookie_is_secure,
+        cookies_are_secure_by_default_even_over_plain_http
+    );
 
     async fn the_session_cookie_is_secure(engine: crate::helpers::Engine) {
         let settings = Settings {
             public_url: "https://passerelle.example".into(),
-            ..Settings::default()
+            secure_cookies: true,
+            ..crate::helpers::test_settings()
         };
         let Some(app) = TestApp::with(engine, settings).await else {
             return;
@@ -780,5 +916,35 @@ mod behind_tls {
             cookies.iter().all(|c| c.contains("; Secure")),
             "{cookies:?}"
         );
+        let hsts = signed_in.headers()["strict-transport-security"]
+            .to_str()
+            .unwrap();
+        assert!(hsts.starts_with("max-age="), "{hsts}");
+        let api = app.get("/healthz", "").await;
+        assert!(api.headers().contains_key("strict-transport-security"));
+    }
+
+    async fn cookies_are_secure_by_default_even_over_plain_http(engine: crate::helpers::Engine) {
+        let settings = Settings {
+            outbound: passerelle::outbound::Outbound::allow_insecure(),
+            ..Settings::default()
+        };
+        assert!(settings.secure_cookies, "the shipped default");
+        let Some(app) = TestApp::with(engine, settings).await else {
+            return;
+        };
+        let mut visitor = Visitor::new(&app);
+        let form = visitor.get("/sign-in").await;
+        let cookie = form.headers()[SET_COOKIE].to_str().unwrap().to_string();
+        assert!(cookie.contains("; Secure"), "{cookie}");
+        let signed_in = visitor.sign_in(&app.agency.party.api_key).await;
+        let session = signed_in
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("passerelle_session="))
+            .unwrap();
+        assert!(session.contains("; Secure"), "{session}");
     }
 }

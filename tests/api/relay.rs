@@ -28,10 +28,10 @@ async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
             sms_gateway_url: Some(gateway.url.clone()),
             sms_gateway_token: Some("gw-secret".into()),
         },
-        ..Settings::default()
+        ..crate::helpers::test_settings()
     };
     let app = TestApp::with(engine, settings.clone()).await?;
-    let transports = Transports::new(&settings.relay).unwrap();
+    let transports = Transports::new(&settings.relay, settings.outbound).unwrap();
     Some(Relay {
         app,
         smtp,
