@@ -214,13 +214,16 @@ fn percentiles(mut v: Vec<f64>) -> String {
 async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
     let policies = policies_without_rate_limit(env!("CARGO_MANIFEST_DIR"), dir);
     let exe = env!("CARGO_BIN_EXE_passerelle");
-    let status = Command::new(exe)
-        .args(["keygen", "--data-key"])
-        .arg(dir.join("data.key"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for (flag, file) in [("--data-key", "data.key"), ("--broker-key", "broker.jwk")] {
+        let status = Command::new(exe)
+            .args(["keygen", flag])
+            .arg(dir.join(file))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -237,6 +240,8 @@ async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
             &format!("127.0.0.1:{port}"),
             "--sms-gateway-url",
             sink,
+            // The SMS sink runs on loopback.
+            "--allow-insecure-outbound",
             "--policy-dir",
         ])
         .arg(&policies)
@@ -417,18 +422,24 @@ async fn main() {
             );
             uploads.push(tokio::spawn(async move {
                 let _slot = slots.acquire().await.unwrap();
-                let report: Value = client
-                    .post(format!("{url}/v1/consents/batch"))
-                    .bearer_auth(&key)
-                    .header("content-type", "application/x-ndjson")
-                    .timeout(Duration::from_secs(3600))
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                // An agency holds one upload turn at a time: a second batch of the
+                // same agency is answered 503 with Retry-After while the first runs.
+                let report: Value = loop {
+                    let response = client
+                        .post(format!("{url}/v1/consents/batch"))
+                        .bearer_auth(&key)
+                        .header("content-type", "application/x-ndjson")
+                        .timeout(Duration::from_secs(3600))
+                        .body(body.clone())
+                        .send()
+                        .await
+                        .unwrap();
+                    if response.status() == 503 {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    break response.json().await.unwrap();
+                };
                 let results: Vec<(String, Option<String>)> = report["results"]
                     .as_array()
                     .unwrap()

@@ -50,11 +50,19 @@ const KINDS: [&str; 5] = [
 
 fn start(dir: &Path, database_url: &str) -> Broker {
     let policies = policies_without_rate_limit(env!("CARGO_MANIFEST_DIR"), dir);
+    // Travellers come from many addresses, each under the per-address limit of the
+    // routes that need no key: the load generator names them in `X-Forwarded-For`,
+    // as a reverse proxy in front of the broker would.
     Broker::demo(
         env!("CARGO_BIN_EXE_passerelle"),
         dir,
         database_url,
-        &["--policy-dir", policies.to_str().unwrap()],
+        &[
+            "--policy-dir",
+            policies.to_str().unwrap(),
+            "--trusted-proxies",
+            "127.0.0.1",
+        ],
     )
 }
 
@@ -199,6 +207,10 @@ async fn main() {
                         4,
                         client
                             .post(format!("{url}/v1/traveller/uses"))
+                            .header(
+                                "x-forwarded-for",
+                                format!("198.18.{}.{}", t / 250, t % 250 + 1),
+                            )
                             .json(&json!({"code": codes[t]})),
                     ),
                 };

@@ -589,7 +589,9 @@ fn prepare_sqlite_file(path: &Path) -> anyhow::Result<()> {
     }
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
-        crate::keyfile::restrict_to_owner(&file)?;
+        if let Err(error) = crate::keyfile::restrict_to_owner(&file) {
+            tracing::warn!(%error, "the database's files could not be restricted to their owner");
+        }
     }
     Ok(())
 }

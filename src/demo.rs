@@ -10,7 +10,6 @@ use crate::domain::party::{Party, PartyKind};
 use crate::keyfile::write_secret_file;
 use crate::provision::{self, Provisioned};
 use crate::store::{parties, Store};
-use anyhow::Context;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,7 +24,7 @@ const DEMO_OFFICER: &str = "Demo Compliance Officer";
 /// Provisions the demo and prints the next steps.
 pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
     let dir = data_dir.join("passerelle-demo");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    crate::keyfile::create_private_dir(&dir)?;
     let now = OffsetDateTime::now_utc();
     let key_path = dir.join("agency.jwk");
     let agency_key = if key_path.exists() {
@@ -92,8 +91,8 @@ Passerelle demo is ready at {url}
 Pages (sign in with the API keys below; English or French):
   {url}/sign-in          compliance console (OFFICER_KEY) or agency view (AGENCY_KEY)
   agency view → Upload   try {d}/upload.csv: three signed records, one with a bad number
-  traveller page         the `traveller_page` link each stored record returns (step 1 or
-                         the upload's outcome), printed on the traveller's receipt
+  {url}/t                traveller page: type the `withdrawal_code` a stored record returns
+                         (step 1, or the upload's outcome), printed on the traveller's receipt
 
   agency   Demo Voyages (IATA {DEMO_AGENCY_IATA})  {agency_id}   signing key: {d}/agency.jwk
   airline  Demo Airline ({DEMO_AIRLINE})               {airline_id}
@@ -127,8 +126,10 @@ In another shell, from the same directory:
   curl -s -X POST $PASSERELLE_URL/v1/releases -H "Authorization: Bearer $AIRLINE_KEY" \
        -H 'Content-Type: application/json' --data "{{\"token\":\"$TOKEN\"}}"
 
-  # 4. The compliance officer reads the audit trail
+  # 4. The compliance officer reads the audit trail, and signs a checkpoint so that the
+  #    airline can prove its release at once (one is signed every minute anyway)
   curl -s $PASSERELLE_URL/v1/audit/entries -H "Authorization: Bearer $OFFICER_KEY"
+  curl -s -X POST $PASSERELLE_URL/v1/audit/checkpoints -H "Authorization: Bearer $OFFICER_KEY"
 
   # 5. The flight is cancelled and the agency chose relay-only: the airline asks once for
   #    the whole flight, and sends its message through the broker; it never sees a contact
@@ -144,7 +145,7 @@ In another shell, from the same directory:
   curl -s $PASSERELLE_URL/v1/receipts -H "Authorization: Bearer $AGENCY_KEY"
 
   # 6. The traveller withdraws with the code from the receipt; the next request is refused
-  #    (in a browser: open the "traveller_page" link of {d}/recorded.json, and press Withdraw)
+  #    (in a browser: open {url}/t, type the code, and press Withdraw)
   CODE=$(sed -n 's/.*"withdrawal_code":"\([^"]*\)".*/\1/p' {d}/recorded.json)
   curl -s -X POST $PASSERELLE_URL/v1/withdrawals -H 'Content-Type: application/json' \
        --data "{{\"code\":\"$CODE\"}}"

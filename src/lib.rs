@@ -14,10 +14,13 @@
 //! - [`audit`]: the audit entry and its RFC 9162 leaf hash.
 //! - [`store`]: all SQL, one code path for SQLite and PostgreSQL.
 //!
-//! Around them: [`server`] runs the broker, [`sweeper`] purges contacts at the end of
-//! their retention, [`rotation`] re-wraps record keys under a new master key,
-//! [`provision`] adds parties (for the CLI, the demo and the tests), [`cli`] and
-//! [`demo`] are the command line.
+//! Around them: [`server`] runs the broker (after checking its keys against the
+//! database), [`sweeper`] purges contacts at the end of their retention, [`rotation`]
+//! re-wraps record keys under a new master key, [`provision`] adds parties and manages
+//! their API keys (for the CLI, the demo and the tests), [`relay`] delivers relayed
+//! messages and webhook pushes, [`outbound`] says where the broker's own requests may
+//! go, [`keyfile`] reads and writes key files, [`cli`] and [`demo`] are the command
+//! line.
 
 pub mod audit;
 pub mod cli;

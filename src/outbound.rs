@@ -282,13 +282,12 @@ pub struct PublicOnly {
 }
 
 impl Resolve for PublicOnly {
+    /// Resolves with the system's resolver and judges the addresses (the name's own
+    /// rules were checked by [`Outbound::check`] before the request).
     fn resolve(&self, name: Name) -> Resolving {
         let allow_insecure = self.allow_insecure;
         let host = name.as_str().to_string();
         Box::pin(async move {
-            if !allow_insecure && public_name(&host).is_err() {
-                return Err(Box::new(NotPublicAddress) as _);
-            }
             let addresses: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !allow_insecure && addresses.iter().any(|a| !is_public(a.ip())) {

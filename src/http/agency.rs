@@ -125,7 +125,7 @@ pub async fn set_webhook(
     AgencyCaller(agency): AgencyCaller,
     ApiJson(body): ApiJson<WebhookRequest>,
 ) -> Result<(StatusCode, Json<WebhookRegistered>), Problem> {
-    let url = check_webhook_url(&body.url)?;
+    let url = check_webhook_url(&state, &body.url).await?;
     let secret = secret::issue("whsec_").plaintext;
     let sealed_secret = state
         .keys
@@ -191,25 +191,16 @@ fn settings_entry(
     )
 }
 
-/// A webhook URL: absolute, https, or http on a loopback host.
-fn check_webhook_url(raw: &str) -> Result<String, Problem> {
-    let invalid = |reason: &str| Problem::field(ProblemKind::InvalidField, "url", reason);
-    let url = reqwest::Url::parse(raw.trim()).map_err(|_| invalid("must be an absolute URL"))?;
-    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => {
-            return Err(invalid(
-                "must be https:// (http:// only on a loopback host)",
-            ))
-        }
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "must not carry credentials; verify the signature instead",
-        ));
-    }
+/// A webhook URL the outbound rule allows: `https://`, without credentials, on a host
+/// that is and resolves to a public address (see `crate::outbound`); it is checked
+/// again at every push.
+async fn check_webhook_url(state: &AppState, raw: &str) -> Result<String, Problem> {
+    let invalid = |refused: crate::outbound::Refused| {
+        Problem::field(ProblemKind::InvalidField, "url", refused.to_string())
+    };
+    let outbound = state.settings.outbound;
+    let url = outbound.parse(raw).map_err(invalid)?;
+    outbound.check_resolved(&url).await.map_err(invalid)?;
     Ok(url.to_string())
 }
 

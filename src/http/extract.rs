@@ -19,22 +19,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
-        let essence = media_type(req.headers());
-        if essence != "application/json" && !essence.ends_with("+json") {
-            return Err(Problem::new(
-                ProblemKind::UnsupportedMediaType,
-                "Send the body as JSON with `Content-Type: application/json`.",
-            ));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::of(ProblemKind::BodyTooLarge)
-            } else {
-                Problem::new(ProblemKind::BadRequest, "The body could not be read.")
-            }
-        })?;
-        parse_json(&bytes).map(ApiJson)
+        json_body(req, state).await.map(ApiJson)
     }
+}
+
+/// A request's JSON body, parsed: what [`ApiJson`] extracts, for a handler that reads
+/// its body itself (within a deadline of its own).
+pub async fn json_body<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, Problem> {
+    let essence = media_type(req.headers());
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(Problem::new(
+            ProblemKind::UnsupportedMediaType,
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ));
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::of(ProblemKind::BodyTooLarge)
+        } else {
+            Problem::new(ProblemKind::BadRequest, "The body could not be read.")
+        }
+    })?;
+    parse_json(&bytes)
 }
 
 /// The media type of a request body, without parameters, lower-cased (`""` if none).

@@ -41,26 +41,23 @@ pub struct Submission {
 }
 
 /// Who is uploading, and when.
-pub struct Uploader<'a> {
+#[derive(Debug, Clone)]
+pub struct Uploader {
     /// The agency.
-    pub agency: &'a Party,
+    pub agency: Party,
     /// Its IATA number.
     pub iata: IataAgencyNumber,
     /// Its display name, for receipts.
     pub name: String,
     /// The request.
-    pub request_id: &'a str,
+    pub request_id: String,
     /// The time of the request.
     pub now: OffsetDateTime,
 }
 
-impl<'a> Uploader<'a> {
+impl Uploader {
     /// Reads what receipts need of the agency.
-    pub async fn new(
-        state: &AppState,
-        agency: &'a Party,
-        request_id: &'a str,
-    ) -> Result<Self, Problem> {
+    pub async fn new(state: &AppState, agency: &Party, request_id: &str) -> Result<Self, Problem> {
         let code = agency.code.as_deref().unwrap_or_default();
         let iata = IataAgencyNumber::parse(code).map_err(|_| {
             Problem::internal(format!("agency {} has no valid IATA number", agency.id))
@@ -68,10 +65,10 @@ impl<'a> Uploader<'a> {
         let mut conn = state.store.reader().acquire().await?;
         let name = parties::name(&mut conn, &agency.id).await?;
         Ok(Self {
-            agency,
+            agency: agency.clone(),
             iata,
             name,
-            request_id,
+            request_id: request_id.to_string(),
             now: state.clock.now(),
         })
     }
@@ -136,14 +133,39 @@ pub struct BatchResults {
     pub appended: Vec<(&'static str, &'static str, &'static str)>,
 }
 
-/// A record that passed the checks needing no database: its statement typed, its
-/// canonical form, and its signature parsed. What a batch keeps of a record while
-/// it reads the rest (the JSON it came as is dropped).
+/// A record that passed the checks needing no database: its canonical form (what the
+/// agency signed), its record id and its signature parsed. What a batch keeps of a
+/// record while it reads the rest: neither the JSON it came as nor its typed
+/// statement, which is read again from the canonical form when it is stored, a chunk
+/// at a time (a typed statement takes about as much memory again).
 pub struct Checked {
+    canonical: Vec<u8>,
+    record_id: String,
+    signature: String,
+    kid: String,
+}
+
+/// A checked record being stored: its statement typed again.
+struct Parsed {
     statement: ConsentStatement,
     canonical: Vec<u8>,
     signature: String,
     kid: String,
+}
+
+impl Checked {
+    /// The statement, read again from the canonical form that passed the checks.
+    fn parse(self) -> Result<Parsed, Problem> {
+        let statement = serde_json::from_slice(&self.canonical).map_err(|e| {
+            Problem::internal(format!("a checked statement does not read again: {e}"))
+        })?;
+        Ok(Parsed {
+            statement,
+            canonical: self.canonical,
+            signature: self.signature,
+            kid: self.kid,
+        })
+    }
 }
 
 /// Submissions checked and their signatures verified, ready for [`process`].
@@ -152,7 +174,7 @@ pub struct Verifieds(Vec<Verified>);
 impl Checked {
     /// The agency's record id.
     pub fn record_id(&self) -> &str {
-        self.statement.record_id.as_str()
+        &self.record_id
     }
 }
 
@@ -175,13 +197,13 @@ impl Verifieds {
     /// Each record's agency record id (when read) and, if it was refused, why.
     pub fn verdicts(&self) -> impl Iterator<Item = (Option<&str>, Option<&Problem>)> {
         self.0.iter().map(|v| match v {
-            Ok(checked) => (Some(checked.statement.record_id.as_str()), None),
+            Ok(checked) => (Some(checked.record_id.as_str()), None),
             Err(rejection) => (rejection.record_id.as_deref(), Some(&rejection.problem)),
         })
     }
 
     /// The audit entries of the refused signatures, for a batch that stores nothing.
-    pub fn refusals(&self, uploader: &Uploader<'_>) -> Vec<NewEntry> {
+    pub fn refusals(&self, uploader: &Uploader) -> Vec<NewEntry> {
         self.0
             .iter()
             .filter_map(|v| v.as_ref().err()?.audit_reason)
@@ -195,7 +217,7 @@ impl Verifieds {
 /// writer, so that one upload verifies while another stores.
 pub async fn verify(
     state: &AppState,
-    uploader: &Uploader<'_>,
+    uploader: &Uploader,
     submissions: Vec<Submission>,
 ) -> Result<Verifieds, Problem> {
     let checked = submissions
@@ -208,7 +230,7 @@ pub async fn verify(
 /// Verifies the signatures of records already checked (see [`check`]).
 pub async fn verify_checked(
     state: &AppState,
-    uploader: &Uploader<'_>,
+    uploader: &Uploader,
     checked: Vec<Result<Checked, Problem>>,
 ) -> Result<Verifieds, Problem> {
     let mut keys: HashMap<String, Option<Vec<u8>>> = HashMap::new();
@@ -226,11 +248,18 @@ pub async fn verify_checked(
 /// Stores a verified batch in `tx`.
 pub async fn process(
     state: &AppState,
-    uploader: &Uploader<'_>,
+    uploader: &Uploader,
     tx: &mut Tx,
     Verifieds(verified): Verifieds,
 ) -> Result<BatchResults, Problem> {
     let data_keys = state.keys.keys();
+    let verified: Vec<Result<Parsed, Box<Rejection>>> = verified
+        .into_iter()
+        .map(|item| match item {
+            Ok(checked) => checked.parse().map(Ok),
+            Err(rejection) => Ok(Err(rejection)),
+        })
+        .collect::<Result<_, Problem>>()?;
 
     let mut out = BatchResults {
         results: Vec::with_capacity(verified.len()),
@@ -260,8 +289,8 @@ pub async fn process(
                 }
                 (record_id, RecordOutcome::Rejected(problem))
             }
-            Ok(checked) => {
-                let record_id = Some(checked.statement.record_id.as_str().to_string());
+            Ok(parsed) => {
+                let record_id = Some(parsed.statement.record_id.as_str().to_string());
                 let hash = hash.expect("a verified record has its hash");
                 match stored_already.get(&hash) {
                     Some(consent_id) => (
@@ -272,7 +301,7 @@ pub async fn process(
                     ),
                     None => {
                         let (stored, entry) =
-                            store(state, &data_keys, uploader, tx, checked, &hash, &mut places)
+                            store(state, &data_keys, uploader, tx, parsed, &hash, &mut places)
                                 .await?;
                         stored_already.insert(hash, stored.consent_id.clone());
                         out.appended.push(entry.labels());
@@ -294,11 +323,11 @@ pub async fn process(
     Ok(out)
 }
 
-fn upload_entry(uploader: &Uploader<'_>) -> NewEntry {
+fn upload_entry(uploader: &Uploader) -> NewEntry {
     let mut entry = NewEntry::new(
         uploader.now,
-        uploader.request_id,
-        uploader.agency,
+        &uploader.request_id,
+        &uploader.agency,
         Action::ConsentUpload,
         Outcome::Recorded,
     );
@@ -308,7 +337,7 @@ fn upload_entry(uploader: &Uploader<'_>) -> NewEntry {
 
 /// The checks that need no database: the statement parses into its types and keeps
 /// its cross-field rules, the signature is a detached EdDSA JWS.
-pub fn check(uploader: &Uploader<'_>, submission: Submission) -> Result<Checked, Problem> {
+pub fn check(uploader: &Uploader, submission: Submission) -> Result<Checked, Problem> {
     let statement: ConsentStatement = parse_value(&submission.statement, "statement")?;
     statement.check(&uploader.iata, uploader.now).map_err(|e| {
         let kind = if e.non_operational_purpose {
@@ -330,7 +359,7 @@ pub fn check(uploader: &Uploader<'_>, submission: Submission) -> Result<Checked,
         .kid;
     Ok(Checked {
         canonical: canonical::to_vec(&submission.statement),
-        statement,
+        record_id: statement.record_id.as_str().to_string(),
         signature,
         kid,
     })
@@ -384,7 +413,7 @@ fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<
             audit_reason: None,
         })
     })?;
-    let record_id = Some(checked.statement.record_id.as_str().to_string());
+    let record_id = Some(checked.record_id.clone());
     let Some(Some(public_key)) = keys.get(&checked.kid) else {
         let problem = Problem::field(
             ProblemKind::UnknownKeyId,
@@ -452,8 +481,8 @@ impl Places {
     async fn of(
         tx: &mut Tx,
         keys: &Keys,
-        uploader: &Uploader<'_>,
-        verified: &[Verified],
+        uploader: &Uploader,
+        verified: &[Result<Parsed, Box<Rejection>>],
     ) -> Result<Self, Problem> {
         let agency_id = &uploader.agency.id;
         let statements: Vec<&ConsentStatement> =
@@ -538,9 +567,9 @@ fn name_index(keys: &Keys, statement: &ConsentStatement) -> Vec<u8> {
 async fn store(
     state: &AppState,
     keys: &Keys,
-    uploader: &Uploader<'_>,
+    uploader: &Uploader,
     tx: &mut Tx,
-    checked: Checked,
+    checked: Parsed,
     hash: &[u8; 32],
     places: &mut Places,
 ) -> Result<(StoredRecord, NewEntry), Problem> {

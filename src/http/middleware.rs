@@ -1,5 +1,5 @@
 //! The middleware stack, built in one place: request ids, tracing, metrics, problem
-//! bodies for bare errors, panic catching, a timeout, a body-size limit, and the
+//! bodies for bare errors, panic catching, a time limit, a body-size limit, and the
 //! headers every response carries (`nosniff`, and HSTS when the broker is reached
 //! over https).
 
@@ -7,7 +7,7 @@ use super::problem::{InternalCause, Problem, ProblemKind, PROBLEM_JSON};
 use super::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Response, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Response};
 use axum::middleware::{self, Next};
 use axum::Router;
 use std::time::{Duration, Instant};
@@ -15,7 +15,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
@@ -25,17 +24,13 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Wraps the router in the whole stack. Each `layer` call wraps what came before, so
 /// the list reads from the innermost (next to the handlers) to the outermost.
 pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    let settings = &state.settings;
     router
         .layer(middleware::from_fn_with_state(
             state.clone(),
             super::idempotency::layer,
         ))
         .layer(middleware::from_fn_with_state(state.clone(), limit_body))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn_with_state(
@@ -114,6 +109,25 @@ async fn security_headers(
         );
     }
     response
+}
+
+/// The routes that store many records: they read their body within the request
+/// timeout themselves, then store what they read to the end (see `batch`), since a
+/// `408` after records are stored would lose their one-time withdrawal codes.
+const STORING_ROUTES: [&str; 3] = ["/v1/consents/batch", "/v1/consents/ssr", "/agency/upload"];
+
+/// Abandons a request that takes longer than the request timeout (`408`), but for
+/// the routes that store many records.
+async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response<Body> {
+    if STORING_ROUTES.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            axum::response::IntoResponse::into_response(Problem::of(ProblemKind::RequestTimeout))
+        }
+    }
 }
 
 /// Request ids: 128 random bits in hex.

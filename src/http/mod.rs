@@ -135,7 +135,7 @@ pub struct Shared {
     /// Woken when a webhook push is queued, so the webhook worker starts at once.
     pub webhook_wake: tokio::sync::Notify,
     /// Turns of the bulk uploads handled at once (`BatchLimits::parallel`).
-    pub uploads: tokio::sync::Semaphore,
+    pub uploads: batch::UploadTurns,
     /// Signs and publishes the audit log's checkpoints.
     pub checkpointer: Checkpointer,
     /// Whether audit writes succeed (fail closed).
@@ -165,7 +165,7 @@ impl AppState {
             settings.outbound,
         )
         .expect("the log origin and checkpoint URL are checked before the broker starts");
-        let uploads = tokio::sync::Semaphore::new(settings.batch.parallel.max(1));
+        let uploads = batch::UploadTurns::new(settings.batch.parallel);
         Self(Arc::new(Shared {
             checkpointer,
             audit_health: audit_health::AuditHealth::default(),

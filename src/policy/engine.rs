@@ -468,26 +468,30 @@ impl Policies {
     /// evaluation error denies (failing closed), naming the policies that failed.
     fn verdict(&self, request: Request, entities: Entities) -> Verdict {
         let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
-        let mut deciding: HashSet<&PolicyId> = response.diagnostics().reason().collect();
-        let mut failed = false;
+        let mut failing: HashSet<&PolicyId> = HashSet::new();
         for error in response.diagnostics().errors() {
             tracing::error!(%error, "a release policy failed to evaluate; the request is refused");
             let cedar_policy::AuthorizationError::PolicyEvaluationError(failure) = error;
-            deciding.insert(failure.policy_id());
-            failed = true;
+            failing.insert(failure.policy_id());
         }
+        if !failing.is_empty() {
+            return Verdict {
+                refusal: Some(Refusal::NotPermitted),
+                policies: self.in_file_order(&failing),
+            };
+        }
+        let deciding: HashSet<&PolicyId> = response.diagnostics().reason().collect();
         match response.decision() {
-            Decision::Allow if !failed => Verdict {
+            Decision::Allow => Verdict {
                 refusal: None,
                 policies: self.in_file_order(&deciding),
             },
-            _ => {
+            Decision::Deny => {
                 let refusal = self
                     .forbids
                     .iter()
                     .find(|(id, _)| deciding.contains(id))
                     .map(|(_, refusal)| *refusal)
-                    .filter(|_| !failed)
                     .unwrap_or(Refusal::NotPermitted);
                 Verdict {
                     refusal: Some(refusal),

@@ -304,7 +304,7 @@ struct UploadForm {
     format: String,
     atomic: bool,
     file_name: String,
-    file: Vec<u8>,
+    file: axum::body::Bytes,
 }
 
 async fn read_upload(
@@ -331,7 +331,7 @@ async fn read_upload(
             }
         })?;
         match name.as_str() {
-            "file" => form.file = bytes.to_vec(),
+            "file" => form.file = bytes,
             "csrf" => form.csrf = String::from_utf8_lossy(&bytes).into_owned(),
             "format" => form.format = String::from_utf8_lossy(&bytes).into_owned(),
             "atomic" => form.atomic = true,
@@ -379,11 +379,15 @@ pub async fn upload(
 ) -> Response {
     let mut page = upload_page(lang, &session);
     // The turn is taken before the file is read: it bounds the memory uploads hold.
-    let _turn = match batch::wait_turn(&state).await {
+    let turn = match state.uploads.take(&session.party.id).await {
         Ok(turn) => turn,
         Err(problem) => return upload_error(page, problem),
     };
-    let mut form = match read_upload(multipart).await {
+    let timeout = state.settings.request_timeout;
+    let read = tokio::time::timeout(timeout, read_upload(multipart))
+        .await
+        .unwrap_or_else(|_| Err(batch::too_slow(timeout)));
+    let mut form = match read {
         Ok(form) => form,
         Err(problem) => return upload_error(page, problem),
     };
@@ -411,7 +415,7 @@ pub async fn upload(
         }
         match parse_json::<SsrImport>(&form.file) {
             Ok(import) => {
-                batch::import_in_turn(&state, party, &request_id, form.atomic, import).await
+                batch::import_in_turn(&state, turn, party, &request_id, form.atomic, import).await
             }
             Err(problem) => Err(problem),
         }
@@ -422,8 +426,16 @@ pub async fn upload(
             .expect("a request from a content type and bytes");
         match batch::format_of(&request) {
             Ok(format) => {
-                batch::upload_in_turn(&state, party, &request_id, form.atomic, format, request)
-                    .await
+                batch::upload_in_turn(
+                    &state,
+                    turn,
+                    party,
+                    &request_id,
+                    form.atomic,
+                    format,
+                    request,
+                )
+                .await
             }
             Err(problem) => Err(problem),
         }

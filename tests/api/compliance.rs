@@ -15,6 +15,7 @@ on_both_engines!(
     the_search_pages_by_cursor_and_refuses_bad_filters_by_name,
     an_export_streams_the_period_with_the_checkpoint_that_covers_it,
     a_report_counts_coverage_releases_refusals_disruptions_and_relay_outcomes,
+    an_export_defuses_the_cells_a_spreadsheet_would_run,
 );
 
 async fn total(app: &TestApp, query: &str) -> i64 {
@@ -284,4 +285,33 @@ async fn a_report_counts_coverage_releases_refusals_disruptions_and_relay_outcom
         "wrong-party-kind",
     )
     .await;
+}
+
+async fn an_export_defuses_the_cells_a_spreadsheet_would_run(app: TestApp) {
+    // A caller names its own request id, and an id may start with `-`: in a
+    // spreadsheet, `-HYPERLINK(…)`-like cells run.
+    let signed = app.signed(&app.agency.jwk, &app.statement());
+    let response = app
+        .client
+        .post(format!("{}/v1/consents", app.url))
+        .bearer_auth(&app.agency.party.api_key)
+        .header("x-request-id", "-2-3")
+        .json(&signed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    app.checkpoint().await;
+    let csv = app
+        .get(
+            "/v1/audit/export?since=2026-11-01T00:00:00Z&until=2026-12-01T00:00:00Z&format=csv",
+            &app.officer.api_key,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let row = csv.lines().nth(1).expect("the upload's row");
+    assert!(row.contains(",'-2-3,"), "{row}");
+    assert!(!row.contains(",-2-3,"), "{row}");
 }

@@ -102,6 +102,7 @@ pub struct Received {
 struct Script {
     statuses: VecDeque<u16>,
     received: Vec<Received>,
+    redirect: Option<String>,
 }
 
 /// An HTTP receiver on loopback: answers each POST with the next scripted status
@@ -130,6 +131,11 @@ impl FakeHttp {
         self.script.lock().unwrap().statuses.extend(statuses);
     }
 
+    /// Answers every request from now on with `307 Temporary Redirect` to `location`.
+    pub fn redirect_to(&self, location: &str) {
+        self.script.lock().unwrap().redirect = Some(location.to_string());
+    }
+
     /// What was received, including the requests answered with an error.
     pub fn received(&self) -> Vec<Received> {
         self.script.lock().unwrap().received.clone()
@@ -140,12 +146,49 @@ async fn receive(
     State(script): State<Arc<Mutex<Script>>>,
     headers: HeaderMap,
     body: Bytes,
-) -> StatusCode {
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let mut script = script.lock().unwrap();
     script.received.push(Received {
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     });
+    if let Some(location) = &script.redirect {
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(axum::http::header::LOCATION, location.clone())],
+        )
+            .into_response();
+    }
     let status = script.statuses.pop_front().unwrap_or(200);
-    StatusCode::from_u16(status).unwrap()
+    StatusCode::from_u16(status).unwrap().into_response()
+}
+
+/// A listener that accepts connections and never answers: a webhook that hangs.
+pub struct BlackHole {
+    pub url: String,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl BlackHole {
+    /// Starts it on a free port.
+    pub async fn start() -> BlackHole {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        BlackHole { url, accepted }
+    }
+
+    /// Connections it took (and never answered).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -352,3 +352,54 @@ crate::on_both_engines!(
     an_officer_reads_the_policies_in_force,
     every_decision_names_its_policies_and_their_version,
 );
+
+/// A policy set whose forbid cannot be evaluated refuses, through the API too.
+mod failing {
+    use crate::helpers::{assert_problem, Engine, TestApp};
+    use crate::on_both_engines_with_engine;
+    use passerelle::http::Settings;
+    use passerelle::policy::engine::Policies;
+    use std::sync::Arc;
+
+    on_both_engines_with_engine!(a_forbid_that_fails_to_evaluate_refuses_instead_of_being_skipped);
+
+    async fn a_forbid_that_fails_to_evaluate_refuses_instead_of_being_skipped(engine: Engine) {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
+            let text =
+                std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR")))
+                    .unwrap();
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        // A forbid whose condition overflows at run time: the validator cannot see it,
+        // and Cedar skips a policy that errors, which for a forbid would let through
+        // what it exists to stop.
+        let file = dir.path().join("release.cedar");
+        let mut text = std::fs::read_to_string(&file).unwrap();
+        text.push_str(
+            "\n@id(\"overflowing-forbid\")\n@reason(\"not_permitted\")\n\
+             forbid (principal, action == Passerelle::Action::\"grant_token\", resource)\n\
+             when { 9223372036854775807 + (if context.purpose == \"\" then 0 else 1) > 0 };\n",
+        );
+        std::fs::write(&file, text).unwrap();
+        let settings = Settings {
+            policies: Arc::new(Policies::from_dir(dir.path()).unwrap()),
+            ..crate::helpers::test_settings()
+        };
+        let Some(app) = TestApp::with(engine, settings).await else {
+            return;
+        };
+        app.upload_default().await;
+        let refused = app
+            .request_token(&app.airline.api_key, &app.token_request())
+            .await;
+        let problem = assert_problem(refused, 403, "not-permitted").await;
+        assert!(
+            problem["rule"]
+                .as_str()
+                .unwrap()
+                .contains("overflowing-forbid"),
+            "{problem}"
+        );
+    }
+}

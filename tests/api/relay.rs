@@ -438,7 +438,7 @@ async fn the_agency_reads_every_use_and_its_webhook_gets_each_signed(engine: Eng
         app.put(
             "/v1/agency/webhook",
             &app.agency.party.api_key,
-            &json!({"url": "http://example.com/hook"}),
+            &json!({"url": "http://user:secret@127.0.0.1/hook"}),
         )
         .await,
         422,
@@ -667,4 +667,89 @@ crate::on_both_engines_with_engine!(
     the_agency_reads_every_use_and_its_webhook_gets_each_signed,
     the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw,
     an_airline_over_its_rate_is_told_when_to_come_back,
+    a_relayed_message_links_only_to_its_airlines_domains,
 );
+
+async fn a_relayed_message_links_only_to_its_airlines_domains(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let token = r.relay_token().await;
+    let secret = token["token"].as_str().unwrap();
+    let refused = assert_problem(
+        r.send(
+            secret,
+            "sms",
+            "AF1234 is cancelled. Rebook at https://airfrance.fr.rebook.example/x",
+        )
+        .await,
+        422,
+        "link-not-allowed",
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "text");
+    assert!(refused["detail"]
+        .as_str()
+        .unwrap()
+        .contains("airfrance.fr.rebook.example"));
+
+    let domains = app
+        .put(
+            "/v1/airline/link-domains",
+            &app.airline.api_key,
+            &json!({"domains": ["AirFrance.fr", "af.example"]}),
+        )
+        .await;
+    assert_eq!(domains.status(), 200);
+    let listed = app
+        .get_json("/v1/airline/link-domains", &app.airline.api_key)
+        .await;
+    assert_eq!(listed["domains"], json!(["af.example", "airfrance.fr"]));
+    assert_eq!(
+        app.get_json("/v1/airline/link-domains", &app.other_airline.api_key)
+            .await["domains"],
+        json!([]),
+        "each airline has its own"
+    );
+    let entries = app.audit_entries().await;
+    assert!(entries
+        .iter()
+        .any(|e| e["action"] == "settings_change" && e["reason"] == "link_domains_changed"));
+
+    // Its own domains, and their subdomains, are fine; a look-alike is not.
+    let ok = r
+        .accepted(
+            secret,
+            "sms",
+            "AF1234 is cancelled. Rebook at https://www.airfrance.fr/rebook",
+        )
+        .await;
+    assert_eq!(ok["status"], "queued");
+    for text in [
+        "Rebook at https://airfrance.fr.evil.example/",
+        "Call us: help@evil.example",
+        "Rebook at https://аirfrance.fr/",
+        "see evil.example/login",
+    ] {
+        assert_problem(r.send(secret, "sms", text).await, 422, "link-not-allowed").await;
+    }
+    let email = app
+        .post(
+            "/v1/messages",
+            &app.airline.api_key,
+            &json!({"token": secret, "channel": "email", "category": "cancellation",
+                    "subject": "Rebook at evil.example", "text": "AF1234 is cancelled."}),
+        )
+        .await;
+    let problem = assert_problem(email, 422, "link-not-allowed").await;
+    assert_eq!(problem["errors"][0]["field"], "subject");
+    let bad = app
+        .put(
+            "/v1/airline/link-domains",
+            &app.airline.api_key,
+            &json!({"domains": ["not a domain"]}),
+        )
+        .await;
+    assert_problem(bad, 422, "invalid-field").await;
+}

@@ -12,6 +12,8 @@ on_both_engines!(
     a_consent_past_its_validity_reads_expired_and_grants_nothing,
     the_sweeper_destroys_the_contact_after_the_trip_and_keeps_the_record,
     key_rotation_rewraps_every_record_key_while_the_broker_runs,
+    a_wrong_code_is_refused_without_waiting_for_the_writer,
+    guessing_codes_at_speed_is_refused_per_address,
 );
 
 async fn withdraw_with(app: &TestApp, code: &str) -> reqwest::Response {
@@ -260,4 +262,30 @@ async fn key_rotation_rewraps_every_record_key_while_the_broker_runs(app: TestAp
         .await
         .unwrap();
     assert_eq!(count.0, 3);
+}
+
+async fn a_wrong_code_is_refused_without_waiting_for_the_writer(app: TestApp) {
+    app.upload_default().await;
+    // Someone holds the one writer (a long transaction, a slow batch).
+    let held = app.store.begin().await.unwrap();
+    let wrong = "pas_wd_0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let answered = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        withdraw_with(&app, wrong),
+    )
+    .await
+    .expect("a wrong code is answered from a read, not after the writer");
+    assert_problem(answered, 404, "withdrawal-code-unknown").await;
+    held.rollback().await.unwrap();
+}
+
+async fn guessing_codes_at_speed_is_refused_per_address(app: TestApp) {
+    let burst = app.state.settings.policies.tunables.public_rate_limit.burst;
+    let wrong = "pas_wd_0123456789abcdef.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    for _ in 0..burst {
+        assert_eq!(withdraw_with(&app, wrong).await.status(), 404);
+    }
+    let limited = withdraw_with(&app, wrong).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_problem(limited, 429, "rate-limited").await;
 }

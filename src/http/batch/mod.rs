@@ -10,22 +10,26 @@
 //!   (`--max-rejected-records`): nothing is stored, and the answer lists them;
 //! - each record is parsed and checked as it is read, and only its typed statement,
 //!   canonical form and signature are kept, never the JSON it came as;
-//! - at most `parallel` bulk requests are handled at once (`--parallel-uploads`);
-//!   others wait a little, then get `503`.
+//! - at most `parallel` bulk requests are handled at once (`--parallel-uploads`), at
+//!   most half of them by one agency; others wait a little, then get `503`.
 //!
-//! A request is read to its end before the writer is taken, so a client that sends
-//! slowly holds nothing that others need. Its signatures are then verified (on every
-//! core) and its records stored: without `atomic=true` a chunk of records per
-//! transaction, each reported as stored, duplicate or rejected (with its field and
-//! reason); with it, in one transaction that is not even begun if any record was
-//! rejected.
+//! A request is read to its end, within the request timeout, before the writer is
+//! taken, so a client that sends slowly holds nothing that others need. Its
+//! signatures are then verified (on every core) and its records stored: without
+//! `atomic=true` a chunk of records per transaction, each reported as stored, duplicate
+//! or rejected (with its field and reason); with it, in one transaction that is not
+//! even begun if any record was rejected. Storing runs in a task of its own, past the
+//! request timeout and whether or not the client still waits: records once stored are
+//! always answered, never cut off by a `408` that would lose their withdrawal codes.
 
 mod read;
 mod ssr;
+mod turns;
 
 pub use read::{csv_record, CSV_HEADER};
 pub(crate) use ssr::import_in_turn;
 pub use ssr::{import_ssr, SsrImport, SsrPassenger, MAX_ELEMENT_LINES, MAX_PASSENGERS};
+pub use turns::{Turn, UploadTurns};
 
 use super::extract::{media_type, AgencyCaller, ApiQuery, RequestId};
 use super::ingest::{self, BatchResults, Checked, RecordOutcome, Submission, Uploader, Verifieds};
@@ -44,8 +48,6 @@ use std::time::Duration;
 const CHUNK: usize = 256;
 /// The longest text a record's report repeats (a reason, a field path).
 const MAX_REPORT_TEXT: usize = 300;
-/// How long a bulk request waits for its turn before it is answered `503`.
-const QUEUE_WAIT: Duration = Duration::from_secs(10);
 
 /// The limits of bulk requests, set with `serve`'s flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,7 +236,7 @@ pub(crate) enum Flow {
 /// the body to be verified and stored.
 pub(crate) struct Run<'a> {
     state: &'a AppState,
-    uploader: Uploader<'a>,
+    uploader: Uploader,
     atomic: bool,
     limits: BatchLimits,
     /// Every record read, in order: checked, or why it was refused.
@@ -246,7 +248,7 @@ pub(crate) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    fn new(state: &'a AppState, uploader: Uploader<'a>, atomic: bool) -> Self {
+    fn new(state: &'a AppState, uploader: Uploader, atomic: bool) -> Self {
         Self {
             state,
             uploader,
@@ -289,7 +291,7 @@ impl<'a> Run<'a> {
     /// batch with a rejected record, a batch stopped for too many rejections, an
     /// atomic batch whose body broke off), audits the refused signatures and answers
     /// `422` with every record's outcome.
-    async fn finish(self, unread: Option<Problem>) -> Result<BatchReport, Problem> {
+    async fn finish(self, unread: Option<Problem>, turn: Turn) -> Result<BatchReport, Problem> {
         let stopped = self.rejected > self.limits.max_rejected;
         if stopped || (self.atomic && unread.is_some()) {
             let reports = self.reports_unverified();
@@ -333,7 +335,14 @@ impl<'a> Run<'a> {
                 reports,
             ));
         }
-        let report = store(state, &uploader, atomic, verified, &to_sign).await?;
+        let task_state = state.clone();
+        let stored = tokio::spawn(async move {
+            let _turn = turn;
+            store(&task_state, &uploader, atomic, verified, &to_sign).await
+        });
+        let report = stored
+            .await
+            .map_err(|e| Problem::internal(format!("the batch's storing task failed: {e}")))??;
         if let Some(problem) = unread {
             // The records before the fault are stored and reported; the rest of the
             // body was not read.
@@ -372,7 +381,7 @@ fn not_stored(detail: String, results: Vec<RecordReport>) -> Problem {
 /// Stores a verified batch: a chunk per transaction, or all in one when atomic.
 async fn store(
     state: &AppState,
-    uploader: &Uploader<'_>,
+    uploader: &Uploader,
     atomic: bool,
     verified: Verifieds,
     to_sign: &HashMap<usize, Value>,
@@ -459,24 +468,6 @@ fn with_statement(mut report: RecordReport, to_sign: &HashMap<usize, Value>) -> 
     report
 }
 
-/// Waits for a turn among the bulk requests the broker handles at once: what bounds
-/// the memory all of them take together.
-pub(crate) async fn wait_turn(
-    state: &AppState,
-) -> Result<tokio::sync::SemaphorePermit<'_>, Problem> {
-    match tokio::time::timeout(QUEUE_WAIT, state.uploads.acquire()).await {
-        Ok(Ok(permit)) => Ok(permit),
-        _ => Err(Problem::new(
-            ProblemKind::Unavailable,
-            format!(
-                "The broker is handling {} bulk uploads already; retry in a few seconds.",
-                state.settings.batch.parallel
-            ),
-        )
-        .with_retry_after(5)),
-    }
-}
-
 /// The formats of `POST /v1/consents/batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -506,16 +497,25 @@ pub async fn upload(
     request: Request,
 ) -> Result<(StatusCode, Json<BatchReport>), Problem> {
     let format = format_of(&request)?;
-    let _turn = wait_turn(&state).await?;
-    let report =
-        upload_in_turn(&state, &agency, &request_id, query.atomic, format, request).await?;
+    let turn = state.uploads.take(&agency.id).await?;
+    let report = upload_in_turn(
+        &state,
+        turn,
+        &agency,
+        &request_id,
+        query.atomic,
+        format,
+        request,
+    )
+    .await?;
     Ok((StatusCode::OK, Json(report)))
 }
 
-/// A bulk upload that has its turn (see [`wait_turn`]): what the agency's upload page
-/// runs too.
+/// A bulk upload that has its turn (see [`UploadTurns`]): what the agency's upload page
+/// runs too. The body must be in within the request timeout.
 pub(crate) async fn upload_in_turn(
     state: &AppState,
+    turn: Turn,
     agency: &Party,
     request_id: &str,
     atomic: bool,
@@ -526,10 +526,30 @@ pub(crate) async fn upload_in_turn(
     let iata = uploader.iata.as_str().to_string();
     let mut run = Run::new(state, uploader, atomic);
     let mut reader = read::BodyReader::new(request.into_body());
-    let unread = match format {
-        Format::JsonArray => read::json_array(&mut reader, &mut run).await?,
-        Format::Ndjson => read::ndjson(&mut reader, &mut run).await?,
-        Format::Csv => read::csv(&mut reader, &mut run, &iata).await?,
+    let reading = async {
+        match format {
+            Format::JsonArray => read::json_array(&mut reader, &mut run).await,
+            Format::Ndjson => read::ndjson(&mut reader, &mut run).await,
+            Format::Csv => read::csv(&mut reader, &mut run, &iata).await,
+        }
     };
-    run.finish(unread).await
+    let timeout = state.settings.request_timeout;
+    let read = tokio::time::timeout(timeout, reading)
+        .await
+        .map_err(|_| too_slow(timeout))?;
+    // Reading may stop early (a record past the cap, too many rejected): what is left
+    // is dropped unread.
+    let _ = tokio::time::timeout(timeout, reader.drain()).await;
+    run.finish(read?, turn).await
+}
+
+/// The body did not come in within the request timeout: nothing was stored.
+pub(crate) fn too_slow(timeout: Duration) -> Problem {
+    Problem::new(
+        ProblemKind::RequestTimeout,
+        format!(
+            "The body did not come in within {} s; nothing was stored.",
+            timeout.as_secs()
+        ),
+    )
 }

@@ -48,6 +48,13 @@ impl BodyReader {
         Ok(Some(byte))
     }
 
+    /// Reads what is left of the body and drops it (at most the body cap), so that a
+    /// client still sending gets the answer rather than a reset connection.
+    pub(super) async fn drain(&mut self) {
+        self.position = self.buffer.len();
+        while let Some(Ok(_)) = self.stream.next().await {}
+    }
+
     /// The next line without its end (`\n` or `\r\n`), `None` at the end of the body.
     async fn line(&mut self) -> Result<Option<Vec<u8>>, Problem> {
         let mut line = Vec::new();

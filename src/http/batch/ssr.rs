@@ -6,13 +6,13 @@
 //! and terms of the statement's types), since each statement repeats the booking and
 //! the terms.
 
-use super::{wait_turn, BatchQuery, BatchReport, Run};
+use super::{too_slow, BatchQuery, BatchReport, Run, Turn};
 use crate::domain::booking::Booking;
 use crate::domain::consent::{CollectionMethod, Jurisdiction, Notice, Recipients, SCHEMA_VERSION};
 use crate::domain::party::Party;
 use crate::domain::purpose::Purpose;
 use crate::domain::ssr::{self, ContactValue, Gds};
-use crate::http::extract::{parse_value, AgencyCaller, ApiJson, ApiQuery, RequestId};
+use crate::http::extract::{json_body, parse_value, AgencyCaller, ApiQuery, RequestId};
 use crate::http::ingest::{Submission, Uploader};
 use crate::http::problem::{Problem, ProblemKind};
 use crate::http::AppState;
@@ -72,17 +72,22 @@ pub async fn import_ssr(
     RequestId(request_id): RequestId,
     AgencyCaller(agency): AgencyCaller,
     ApiQuery(query): ApiQuery<BatchQuery>,
-    ApiJson(import): ApiJson<SsrImport>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<BatchReport>), Problem> {
-    let _turn = wait_turn(&state).await?;
-    let report = import_in_turn(&state, &agency, &request_id, query.atomic, import).await?;
+    let turn = state.uploads.take(&agency.id).await?;
+    let timeout = state.settings.request_timeout;
+    let import: SsrImport = tokio::time::timeout(timeout, json_body(request, &state))
+        .await
+        .map_err(|_| too_slow(timeout))??;
+    let report = import_in_turn(&state, turn, &agency, &request_id, query.atomic, import).await?;
     Ok((StatusCode::OK, Json(report)))
 }
 
-/// An import that has its turn (see [`wait_turn`]): what the agency's upload page runs
+/// An import that has its turn (see `UploadTurns`): what the agency's upload page runs
 /// too.
 pub(crate) async fn import_in_turn(
     state: &AppState,
+    turn: Turn,
     agency: &Party,
     request_id: &str,
     atomic: bool,
@@ -102,7 +107,7 @@ pub(crate) async fn import_in_turn(
             signature,
         }))?;
     }
-    run.finish(None).await
+    run.finish(None, turn).await
 }
 
 /// What an import must hold before any passenger's statement is built from it: at
