@@ -398,29 +398,7 @@ async fn upload_page(url: String, key: String, file: String) -> u16 {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let form = client.get(format!("{url}/sign-in")).send().await.unwrap();
-    let cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = cookie.split_once('=').unwrap().1.to_string();
-    let signed_in = client
-        .post(format!("{url}/sign-in"))
-        .header("cookie", &cookie)
-        .form(&[("key", key.as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    let session = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("passerelle_session="))
-        .expect("signed in");
+    let session = support::page_session(&client, &url, &key).await;
     let page = client
         .get(format!("{url}/agency/upload"))
         .header("cookie", &session)

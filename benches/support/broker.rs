@@ -160,3 +160,33 @@ pub fn upload_batch(
         .header("content-type", "application/x-ndjson")
         .body(body)
 }
+
+/// Signs in to the pages with an API key, as a browser does (the form's token, then
+/// the form), with a client that follows no redirect; returns the session cookie
+/// (`passerelle_session=…`).
+pub async fn page_session(client: &reqwest::Client, url: &str, key: &str) -> String {
+    let form = client.get(format!("{url}/sign-in")).send().await.unwrap();
+    let token_cookie = form.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let token = token_cookie.split_once('=').unwrap().1.to_string();
+    let signed_in = client
+        .post(format!("{url}/sign-in"))
+        .header("cookie", &token_cookie)
+        .form(&[("key", key), ("csrf", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303, "signed in");
+    signed_in
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("passerelle_session="))
+        .expect("a session cookie")
+}

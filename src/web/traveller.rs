@@ -112,6 +112,14 @@ pub struct CodeForm {
     confirm: Option<String>,
 }
 
+/// A form with a code, from a client the per-address limit admitted.
+fn admitted(
+    client: Result<RateLimitedClient, Problem>,
+    body: &[u8],
+) -> Result<(RateLimitedClient, CodeForm), Problem> {
+    Ok((client?, super::form::parse::<CodeForm>(body)?))
+}
+
 /// `POST /t`: the page the code opens.
 pub async fn page(
     State(state): State<AppState>,
@@ -119,12 +127,8 @@ pub async fn page(
     client: Result<RateLimitedClient, Problem>,
     body: Bytes,
 ) -> Response {
-    let client = match client {
-        Ok(client) => client,
-        Err(problem) => return problem_page(frame(lang, "/t"), problem),
-    };
-    let code = match super::form::parse::<CodeForm>(&body) {
-        Ok(form) => form.code,
+    let (client, CodeForm { code, .. }) = match admitted(client, &body) {
+        Ok(admitted) => admitted,
         Err(problem) => return problem_page(frame(lang, "/t"), problem),
     };
     let view = match view(&state, client, &code).await {
@@ -187,12 +191,8 @@ pub async fn withdraw(
     client: Result<RateLimitedClient, Problem>,
     body: Bytes,
 ) -> Response {
-    let client = match client {
-        Ok(client) => client,
-        Err(problem) => return problem_page(frame(lang, "/t"), problem),
-    };
-    let form = match super::form::parse::<CodeForm>(&body) {
-        Ok(form) => form,
+    let (client, form) = match admitted(client, &body) {
+        Ok(admitted) => admitted,
         Err(problem) => return problem_page(frame(lang, "/t"), problem),
     };
     match form.confirm.as_deref() {

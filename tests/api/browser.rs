@@ -411,6 +411,7 @@ async fn a_traveller_withdraws_from_their_page_and_the_airline_is_refused(app: T
     browser.client.set_window_size(412, 915).await.unwrap();
     browser.goto(&format!("{}/t", app.url)).await;
     browser.type_into("#code", &code).await;
+    browser.screenshot("0-open").await;
     browser.click("#open").await;
     let contact = browser.text("#contact").await;
     assert!(

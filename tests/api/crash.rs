@@ -3,8 +3,8 @@
 //! acknowledged is lost, no batch is half stored, no release lacks its audit entry,
 //! and `passerelle audit verify` passes.
 
-use crate::broker::{fresh_postgres_schema, letters, upload_batch, Broker};
-use crate::helpers::{postgres_url, skip_unless_ci, Engine};
+use crate::broker::{letters, upload_batch, Broker};
+use crate::helpers::{database, Database, Engine};
 use crate::on_both_engines_with_engine;
 use passerelle::store::Store;
 use serde_json::{json, Value};
@@ -18,30 +18,6 @@ on_both_engines_with_engine!(
     a_bulk_upload_killed_midway_is_stored_whole_or_not_at_all,
     a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_audit_entry,
 );
-
-/// A database for the broker processes: a SQLite file, or a fresh PostgreSQL schema.
-struct Database {
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-async fn database(engine: Engine) -> Option<Database> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match engine {
-        Engine::Sqlite => format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("passerelle.db").display()
-        ),
-        Engine::Postgres => match fresh_postgres_schema(&postgres_url(), "passerelle_t").await {
-            Ok(url) => url,
-            Err(err) => {
-                skip_unless_ci(&format!("PostgreSQL is unreachable ({err})"));
-                return None;
-            }
-        },
-    };
-    Some(Database { url, dir })
-}
 
 fn start(db: &Database) -> Broker {
     Broker::demo(

@@ -497,6 +497,34 @@ async fn drop_stale_schemas(admin: &Store) {
     .await;
 }
 
+/// A database for broker processes (the real binary): a SQLite file, or a fresh
+/// PostgreSQL schema, and a directory for the broker's other files.
+pub struct Database {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// A fresh [`Database`] of `engine`; `None` when PostgreSQL is not reachable outside CI.
+pub async fn database(engine: Engine) -> Option<Database> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match engine {
+        Engine::Sqlite => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("passerelle.db").display()
+        ),
+        Engine::Postgres => {
+            match crate::broker::fresh_postgres_schema(&postgres_url(), "passerelle_t").await {
+                Ok(url) => url,
+                Err(err) => {
+                    skip_unless_ci(&format!("PostgreSQL is unreachable ({err})"));
+                    return None;
+                }
+            }
+        }
+    };
+    Some(Database { url, dir })
+}
+
 /// The two engines, for scenarios that build their own broker.
 #[derive(Debug, Clone, Copy)]
 pub enum Engine {

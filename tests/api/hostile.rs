@@ -61,15 +61,20 @@ async fn stored_records(app: &TestApp) -> usize {
         .len()
 }
 
-async fn a_batch_over_the_record_cap_is_refused_whole_before_anything_is_stored(engine: Engine) {
+/// A test broker whose bulk requests hold at most `max_records` records.
+async fn with_record_cap(engine: Engine, max_records: usize) -> Option<TestApp> {
     let settings = Settings {
         batch: BatchLimits {
-            max_records: 5,
+            max_records,
             ..BatchLimits::default()
         },
         ..test_settings()
     };
-    let Some(app) = TestApp::with(engine, settings).await else {
+    TestApp::with(engine, settings).await
+}
+
+async fn a_batch_over_the_record_cap_is_refused_whole_before_anything_is_stored(engine: Engine) {
+    let Some(app) = with_record_cap(engine, 5).await else {
         return;
     };
     let six: Vec<Value> = (0..6).map(|i| record(&app, i)).collect();
@@ -308,7 +313,8 @@ async fn a_webhook_that_resolves_inside_at_delivery_is_not_called(engine: Engine
     );
 }
 
-async fn no_redirect_is_followed_by_a_webhook_push_or_the_sms_gateway(engine: Engine) {
+/// A test broker whose SMS gateway is a fake on loopback.
+async fn with_gateway(engine: Engine) -> Option<(TestApp, FakeHttp, Settings)> {
     let gateway = FakeHttp::start().await;
     let settings = Settings {
         relay: RelaySettings {
@@ -317,21 +323,31 @@ async fn no_redirect_is_followed_by_a_webhook_push_or_the_sms_gateway(engine: En
         },
         ..test_settings()
     };
-    let Some(app) = TestApp::with(engine, settings.clone()).await else {
+    let app = TestApp::with(engine, settings.clone()).await?;
+    Some((app, gateway, settings))
+}
+
+/// Registers the agency's webhook through the API.
+async fn register_webhook(app: &TestApp, url: &str) {
+    let registered = app
+        .put(
+            "/v1/agency/webhook",
+            &app.agency.party.api_key,
+            &json!({ "url": url }),
+        )
+        .await;
+    assert_eq!(registered.status(), 201);
+}
+
+async fn no_redirect_is_followed_by_a_webhook_push_or_the_sms_gateway(engine: Engine) {
+    let Some((app, gateway, settings)) = with_gateway(engine).await else {
         return;
     };
     let elsewhere = FakeHttp::start().await;
     let hook = FakeHttp::start().await;
     hook.redirect_to(&elsewhere.url);
     gateway.redirect_to(&elsewhere.url);
-    let registered = app
-        .put(
-            "/v1/agency/webhook",
-            &app.agency.party.api_key,
-            &json!({"url": hook.url}),
-        )
-        .await;
-    assert_eq!(registered.status(), 201);
+    register_webhook(&app, &hook.url).await;
     app.put(
         "/v1/agency/delivery",
         &app.agency.party.api_key,
@@ -380,27 +396,12 @@ async fn no_redirect_is_followed_by_a_webhook_push_or_the_sms_gateway(engine: En
 }
 
 async fn a_slow_upload_and_a_dead_webhook_hold_back_no_other_party(engine: Engine) {
-    let gateway = FakeHttp::start().await;
-    let settings = Settings {
-        relay: RelaySettings {
-            sms_gateway_url: Some(gateway.url.clone()),
-            ..RelaySettings::default()
-        },
-        ..test_settings()
-    };
-    let Some(app) = TestApp::with(engine, settings.clone()).await else {
+    let Some((app, gateway, settings)) = with_gateway(engine).await else {
         return;
     };
     // The first agency's webhook never answers; a use of its client queues a push.
     let dead = BlackHole::start().await;
-    let registered = app
-        .put(
-            "/v1/agency/webhook",
-            &app.agency.party.api_key,
-            &json!({"url": dead.url}),
-        )
-        .await;
-    assert_eq!(registered.status(), 201);
+    register_webhook(&app, &dead.url).await;
     a_use(&app).await;
     // The second agency's client, relay-only, on the same AF flight.
     let other = &app.other_agency;
@@ -510,14 +511,7 @@ async fn a_slow_upload_and_a_dead_webhook_hold_back_no_other_party(engine: Engin
 }
 
 async fn an_idempotency_key_is_refused_where_the_answer_could_not_be_kept(engine: Engine) {
-    let settings = Settings {
-        batch: BatchLimits {
-            max_records: 1_000_000,
-            ..BatchLimits::default()
-        },
-        ..test_settings()
-    };
-    let Some(app) = TestApp::with(engine, settings).await else {
+    let Some(app) = with_record_cap(engine, 1_000_000).await else {
         return;
     };
     let body = ndjson(&[record(&app, 0)]);

@@ -2,8 +2,8 @@
 //! to the database they sealed, files private to their owner, and no secret on a
 //! command line. Run against the real binary, on SQLite and PostgreSQL.
 
-use crate::broker::{fresh_postgres_schema, Broker};
-use crate::helpers::{postgres_url, skip_unless_ci, Engine, TestApp, START};
+use crate::broker::Broker;
+use crate::helpers::{database, Engine, TestApp, START};
 use crate::{on_both_engines, on_both_engines_with_engine};
 use serde_json::Value;
 use std::path::Path;
@@ -20,30 +20,6 @@ mod through_the_store {
         a_key_issued_with_an_expiry_stops_working_at_it,
         a_reloaded_keyring_that_changes_a_key_is_refused_and_reads_go_on,
     );
-}
-
-/// A database for broker processes: a SQLite file, or a fresh PostgreSQL schema.
-struct Database {
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-async fn database(engine: Engine) -> Option<Database> {
-    let dir = tempfile::tempdir().unwrap();
-    let url = match engine {
-        Engine::Sqlite => format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("passerelle.db").display()
-        ),
-        Engine::Postgres => match fresh_postgres_schema(&postgres_url(), "passerelle_t").await {
-            Ok(url) => url,
-            Err(err) => {
-                skip_unless_ci(&format!("PostgreSQL is unreachable ({err})"));
-                return None;
-            }
-        },
-    };
-    Some(Database { url, dir })
 }
 
 /// `passerelle --data-dir DIR [--database-url URL] …`.
@@ -77,6 +53,16 @@ fn briefly(command: &mut Command) -> Output {
     });
     drop(watchdog);
     child.wait_with_output().unwrap()
+}
+
+/// `passerelle keygen <flag> FILE [--kid KID]`: a data key or a broker key.
+fn keygen(dir: &Path, flag: &str, file: &Path, kid: Option<&str>) {
+    let mut command = passerelle(dir, None);
+    command.args(["keygen", flag]).arg(file);
+    if let Some(kid) = kid {
+        command.args(["--kid", kid]);
+    }
+    ok(command.output().unwrap());
 }
 
 fn ok(output: Output) -> String {
@@ -130,34 +116,7 @@ async fn an_operator_rotates_and_revokes_api_keys_and_each_change_is_audited(eng
     let cli = || passerelle(db.dir.path(), Some(&db.url));
 
     // The agency has a page session open with its key.
-    let form = client
-        .get(format!("{}/sign-in", broker.url))
-        .send()
-        .await
-        .unwrap();
-    let csrf_cookie = form.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let csrf = csrf_cookie.split_once('=').unwrap().1.to_string();
-    let signed_in = client
-        .post(format!("{}/sign-in", broker.url))
-        .header("cookie", &csrf_cookie)
-        .form(&[("key", agency.as_str()), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
-    let session = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("passerelle_session="))
-        .unwrap();
+    let session = crate::broker::page_session(&client, &broker.url, &agency).await;
     let page = |cookie: String| {
         let client = client.clone();
         let url = format!("{}/agency", broker.url);
@@ -342,11 +301,7 @@ async fn the_broker_refuses_another_data_key_and_a_reused_broker_key_id(engine: 
     let key_file = dir.join("data.key");
     let kept = std::fs::read(&key_file).unwrap();
     std::fs::remove_file(&key_file).unwrap();
-    ok(passerelle(dir, None)
-        .args(["keygen", "--data-key"])
-        .arg(&key_file)
-        .output()
-        .unwrap());
+    keygen(dir, "--data-key", &key_file, None);
     let said = failed(serve(&[]));
     assert!(
         said.contains("is not the one this database was sealed under"),
@@ -361,11 +316,7 @@ async fn the_broker_refuses_another_data_key_and_a_reused_broker_key_id(engine: 
     // from verifying under that id.
     let broker_key = dir.join("broker.jwk");
     std::fs::remove_file(&broker_key).unwrap();
-    ok(passerelle(dir, None)
-        .args(["keygen", "--kid", &first_kid, "--broker-key"])
-        .arg(&broker_key)
-        .output()
-        .unwrap());
+    keygen(dir, "--broker-key", &broker_key, Some(&first_kid));
     let said = failed(serve(&[]));
     assert!(
         said.contains("not the key this database knows under that id"),
@@ -374,11 +325,7 @@ async fn the_broker_refuses_another_data_key_and_a_reused_broker_key_id(engine: 
 
     // A new key under a new id: the JWKS then holds both, the new one first.
     std::fs::remove_file(&broker_key).unwrap();
-    ok(passerelle(dir, None)
-        .args(["keygen", "--kid", "broker-next", "--broker-key"])
-        .arg(&broker_key)
-        .output()
-        .unwrap());
+    keygen(dir, "--broker-key", &broker_key, Some("broker-next"));
     let broker = Broker::demo(env!("CARGO_BIN_EXE_passerelle"), dir, &db.url, &[]);
     let jwks: Value = reqwest::get(format!("{}/.well-known/jwks.json", broker.url))
         .await
@@ -399,11 +346,7 @@ async fn the_broker_refuses_another_data_key_and_a_reused_broker_key_id(engine: 
 #[test]
 fn without_the_demo_a_missing_broker_key_stops_the_broker_and_none_is_made() {
     let dir = tempfile::tempdir().unwrap();
-    ok(passerelle(dir.path(), None)
-        .args(["keygen", "--data-key"])
-        .arg(dir.path().join("data.key"))
-        .output()
-        .unwrap());
+    keygen(dir.path(), "--data-key", &dir.path().join("data.key"), None);
     let said = failed(briefly(passerelle(dir.path(), None).args([
         "serve",
         "--listen",
@@ -420,16 +363,8 @@ fn key_files_others_can_read_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data_key = dir.path().join("data.key");
     let broker_key = dir.path().join("broker.jwk");
-    ok(passerelle(dir.path(), None)
-        .args(["keygen", "--data-key"])
-        .arg(&data_key)
-        .output()
-        .unwrap());
-    ok(passerelle(dir.path(), None)
-        .args(["keygen", "--broker-key"])
-        .arg(&broker_key)
-        .output()
-        .unwrap());
+    keygen(dir.path(), "--data-key", &data_key, None);
+    keygen(dir.path(), "--broker-key", &broker_key, None);
     for file in [&data_key, &broker_key] {
         assert_eq!(
             std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
@@ -548,16 +483,13 @@ fn a_password_on_the_command_line_is_refused_and_never_echoed() {
 #[test]
 fn a_checkpoint_url_that_points_inside_stops_the_broker_unless_outbound_is_allowed() {
     let dir = tempfile::tempdir().unwrap();
-    ok(passerelle(dir.path(), None)
-        .args(["keygen", "--data-key"])
-        .arg(dir.path().join("data.key"))
-        .output()
-        .unwrap());
-    ok(passerelle(dir.path(), None)
-        .args(["keygen", "--broker-key"])
-        .arg(dir.path().join("broker.jwk"))
-        .output()
-        .unwrap());
+    keygen(dir.path(), "--data-key", &dir.path().join("data.key"), None);
+    keygen(
+        dir.path(),
+        "--broker-key",
+        &dir.path().join("broker.jwk"),
+        None,
+    );
     for (url, why) in [
         ("http://witness.example/cp", "must be https"),
         ("https://169.254.169.254/cp", "not on the public internet"),

@@ -256,8 +256,8 @@ fn redemption_and_relay_are_held_to_the_same_consent_rules() {
     }
 }
 
-#[test]
-fn a_policy_that_breaks_the_schema_is_refused_with_its_file_and_line() {
+/// A copy of the shipped `policies/` in a temporary directory, to change.
+fn shipped_policies() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
         let text =
@@ -265,6 +265,12 @@ fn a_policy_that_breaks_the_schema_is_refused_with_its_file_and_line() {
                 .unwrap();
         std::fs::write(dir.path().join(name), text).unwrap();
     }
+    dir
+}
+
+#[test]
+fn a_policy_that_breaks_the_schema_is_refused_with_its_file_and_line() {
+    let dir = shipped_policies();
     let file = dir.path().join("release.cedar");
     let text = std::fs::read_to_string(&file).unwrap();
     let broken_line = text
@@ -364,13 +370,7 @@ mod failing {
     on_both_engines_with_engine!(a_forbid_that_fails_to_evaluate_refuses_instead_of_being_skipped);
 
     async fn a_forbid_that_fails_to_evaluate_refuses_instead_of_being_skipped(engine: Engine) {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
-            let text =
-                std::fs::read_to_string(format!("{}/policies/{name}", env!("CARGO_MANIFEST_DIR")))
-                    .unwrap();
-            std::fs::write(dir.path().join(name), text).unwrap();
-        }
+        let dir = super::shipped_policies();
         // A forbid whose condition overflows at run time: the validator cannot see it,
         // and Cedar skips a policy that errors, which for a forbid would let through
         // what it exists to stop.
