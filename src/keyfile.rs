@@ -66,9 +66,25 @@ pub fn read_private_jwk(path: &Path) -> anyhow::Result<Jwk> {
 }
 
 /// Makes a directory readable by its owner only (mode 0700), and its parents, if it
-/// does not exist; an existing directory is left as it is.
+/// does not exist. An existing directory is left as it is (it may be the current
+/// directory, or one an operator set up), with a warning if others may read it.
 pub fn create_private_dir(path: &Path) -> anyhow::Result<()> {
     if path.exists() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            let current = std::env::current_dir().ok();
+            let is_current = path == Path::new(".")
+                || current.is_some_and(|c| path.canonicalize().ok() == Some(c));
+            if mode & 0o077 != 0 && !is_current {
+                tracing::warn!(
+                    dir = %path.display(),
+                    mode = format!("{:04o}", mode & 0o7777),
+                    "the data directory can be read by others; its key and database files cannot, but consider `chmod 700`"
+                );
+            }
+        }
         return Ok(());
     }
     let mut builder = std::fs::DirBuilder::new();

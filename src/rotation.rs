@@ -1,15 +1,15 @@
 //! `passerelle keys rotate`: a new master key, and every record key re-wrapped under
 //! it, while the broker keeps running.
 //!
-//! 1. A new master key is appended to the keyring file (written to a temporary file
-//!    and renamed, so a reader never sees half a file). Running brokers notice the
-//!    change within a second and wrap new record keys under it.
+//! 1. The keyring is checked against the check values the database holds (a wrong
+//!    file is refused), and the new master key's check value is recorded. Then the key
+//!    is appended to the keyring file (written to a temporary file and renamed, so a
+//!    reader never sees half a file). Running brokers notice the change within a
+//!    second and wrap new record keys under it.
 //! 2. Record keys still wrapped under an older master are re-wrapped, a batch per
 //!    transaction. The UPDATE is conditional on the old wrapping, so a record purged
 //!    meanwhile stays purged. Passes repeat until none is left, which also catches
 //!    records a broker stored under the old master just before it saw the new one.
-//!    The keyring is first checked against the check values the database holds, and
-//!    the new master's check value is recorded before the file is replaced.
 //! 3. Older masters stay in the file: backups taken before the rotation still need
 //!    them. Remove their lines once those backups have expired.
 

@@ -39,7 +39,7 @@ pub struct ReceiptFacts<'a> {
     pub withdrawal_code_sha256: Option<&'a str>,
     /// Where and how to withdraw.
     pub withdrawal_url: &'a str,
-    /// The traveller's page, to be followed by the withdrawal code (`…/t/`).
+    /// The traveller's page, where the withdrawal code is typed (`…/t`).
     pub traveller_page: &'a str,
     /// Days kept after the trip ends.
     pub retention_days: u32,
@@ -106,7 +106,7 @@ pub fn build(facts: &ReceiptFacts<'_>) -> Value {
     });
     if let Some(code_hash) = facts.withdrawal_code_sha256 {
         passerelle["withdrawal"] = json!({
-            "method": "Open `page` followed by the withdrawal code to see every use of the contact and withdraw in one step, \
+            "method": "Open `page` and type the withdrawal code there to see every use of the contact and withdraw in one step, \
                        or send the code to `url` (no account needed), or ask the agency",
             "page": facts.traveller_page,
             "url": facts.withdrawal_url,

@@ -168,7 +168,7 @@ pub struct InclusionQuery {
     /// The entry's index.
     pub index: String,
     /// Prove against the checkpoint of this size (default: the smallest covering the
-    /// entry, signed now if none does yet).
+    /// entry; none yet is `404 no-checkpoint`).
     pub tree_size: Option<String>,
 }
 
