@@ -121,6 +121,7 @@ impl FakeHttp {
         let script = Arc::new(Mutex::new(Script::default()));
         let router = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
+            .route("/hook/{*rest}", axum::routing::post(receive))
             .with_state(script.clone());
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         FakeHttp { url, script }
