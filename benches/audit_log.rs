@@ -9,10 +9,10 @@
 
 use clap::Parser;
 use passerelle::audit::merkle;
-use passerelle::audit::publish::{CheckpointSettings, Checkpointer};
-use passerelle::audit::verify;
 use passerelle::audit::{Action, AuditEntry, NewEntry, Outcome};
 use passerelle::crypto::jws::Jwk;
+use passerelle::service::checkpoints::{CheckpointSettings, Checkpointer};
+use passerelle::service::verify_log as verify;
 use passerelle::store::audit as stored;
 use passerelle::store::Store;
 use std::time::{Duration, Instant};

@@ -322,7 +322,7 @@ async fn main() {
         .collect();
     let mut agency_keys = Vec::new();
     for (k, jwk) in agency_jwks.iter().enumerate() {
-        let p = passerelle::provision::add_agency(
+        let p = passerelle::service::parties::add_agency(
             &store,
             &iata(k),
             &format!("Agency {k}"),
@@ -335,9 +335,14 @@ async fn main() {
     }
     let mut airline_keys = Vec::new();
     for code in &AIRLINES[..args.airlines] {
-        let p = passerelle::provision::add_airline(&store, code, &format!("Airline {code}"), now)
-            .await
-            .unwrap();
+        let p = passerelle::service::parties::add_airline(
+            &store,
+            code,
+            &format!("Airline {code}"),
+            now,
+        )
+        .await
+        .unwrap();
         airline_keys.push(p.api_key);
     }
     let sink = sms_sink().await;

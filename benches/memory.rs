@@ -51,8 +51,8 @@ struct Args {
 }
 
 /// The shipped limits (see `serve --help`): the bench sends at them, never lifts them.
-fn limits() -> passerelle::http::batch::BatchLimits {
-    passerelle::http::batch::BatchLimits::default()
+fn limits() -> passerelle::service::settings::BatchLimits {
+    passerelle::service::settings::BatchLimits::default()
 }
 
 /// The largest valid statement: every field as long as its type allows.
@@ -175,7 +175,7 @@ async fn main() {
     let template: Value =
         serde_json::from_str(&std::fs::read_to_string(demo.join("consent.json")).unwrap()).unwrap();
     let limits = limits();
-    let max_bytes = passerelle::http::DEFAULT_MAX_BATCH_BYTES;
+    let max_bytes = passerelle::service::settings::DEFAULT_MAX_BATCH_BYTES;
 
     // The inputs, built once and sent by every client.
     let signing = Instant::now();

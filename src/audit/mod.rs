@@ -9,8 +9,6 @@
 pub mod checkpoint;
 pub mod merkle;
 pub mod proof;
-pub mod publish;
-pub mod verify;
 
 use crate::crypto::{canonical, sha256};
 use serde::{Deserialize, Serialize};
@@ -259,17 +257,6 @@ impl NewEntry {
             ..self.entry
         }
     }
-}
-
-/// Formats a time as the API shows every time: RFC 3339 in UTC, to the millisecond
-/// (the precision stored).
-pub fn format_time(at: OffsetDateTime) -> String {
-    let millis = at.nanosecond() / 1_000_000 * 1_000_000;
-    at.replace_nanosecond(millis)
-        .expect("truncated nanoseconds stay in range")
-        .to_offset(time::UtcOffset::UTC)
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("a UTC time always formats as RFC 3339")
 }
 
 impl AuditEntry {

@@ -4,8 +4,8 @@
 use super::{open_store, read_jwk, StorageArgs};
 use crate::audit::checkpoint::{Checkpoint, LogKey};
 use crate::audit::proof::InclusionProof;
-use crate::audit::publish::DEFAULT_ORIGIN;
-use crate::audit::verify::{self, Expected};
+use crate::service::checkpoints::DEFAULT_ORIGIN;
+use crate::service::verify_log::{self, Expected};
 use crate::store::audit as stored;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
@@ -119,7 +119,7 @@ pub async fn run(storage: &StorageArgs, command: AuditCommand) -> anyhow::Result
                 });
             }
             let store = open_store(storage).await?;
-            let report = verify::verify(&store, &key, exported).await?;
+            let report = verify_log::verify(&store, &key, exported).await?;
             let rate = report.entries as f64 / report.elapsed.as_secs_f64().max(1e-9);
             println!("{}", report.summary());
             println!(

@@ -4,6 +4,7 @@
 pub mod canonical;
 pub mod countersign;
 pub mod jws;
+pub mod keyfile;
 pub mod keyring;
 pub mod seal;
 pub mod secret;

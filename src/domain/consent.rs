@@ -7,6 +7,7 @@
 //! "refused".
 
 use super::booking::{Booking, CarrierCode};
+use super::language::Language;
 use super::party::IataAgencyNumber;
 use super::purpose::Purpose;
 use super::traveller::Traveller;
@@ -198,39 +199,6 @@ impl NoticeVersion {
     }
 }
 string_serde!(NoticeVersion);
-
-/// A language tag, as BCP 47's common subset: two or three letters, optionally a
-/// region (`fr`, `en-GB`); stored lower-case with an upper-case region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Language(String);
-
-impl Language {
-    /// Parses a language tag.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let (lang, region) = match raw.split_once('-') {
-            Some((l, r)) => (l, Some(r)),
-            None => (raw, None),
-        };
-        let lang_ok =
-            (2..=3).contains(&lang.len()) && lang.bytes().all(|b| b.is_ascii_alphabetic());
-        let region_ok =
-            region.is_none_or(|r| r.len() == 2 && r.bytes().all(|b| b.is_ascii_alphabetic()));
-        if !lang_ok || !region_ok {
-            return Err("must be a language tag such as `fr` or `en-GB`".into());
-        }
-        let mut tag = lang.to_ascii_lowercase();
-        if let Some(r) = region {
-            tag.push('-');
-            tag.push_str(&r.to_ascii_uppercase());
-        }
-        Ok(Self(tag))
-    }
-    /// The tag.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-string_serde!(Language);
 
 /// The SHA-256 of the notice text the traveller was shown, in lower-case hex.
 #[derive(Debug, Clone, PartialEq, Eq)]

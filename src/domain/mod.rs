@@ -10,11 +10,13 @@ pub mod consent;
 pub mod contact;
 pub mod delivery;
 pub mod ids;
+pub mod language;
 pub mod links;
 pub mod party;
 pub mod purpose;
 pub mod receipt;
 pub mod ssr;
+pub mod time;
 pub mod traveller;
 
 /// Declares `Deserialize`/`Serialize` for a newtype that parses from a string with

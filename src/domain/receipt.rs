@@ -8,7 +8,7 @@
 use super::booking::CarrierCode;
 use super::consent::{ConsentStatement, DataCategory, Decision};
 use super::purpose::Purpose;
-use crate::audit::format_time;
+use crate::domain::time::format_time;
 use serde_json::{json, Value};
 use time::OffsetDateTime;
 

@@ -20,8 +20,8 @@
 //! encoding (`+`, quotes, non-ASCII) are refused rather than guessed.
 
 use super::booking::CarrierCode;
-use super::consent::Language;
 use super::contact::{EmailAddress, MobileNumber};
+use super::language::Language;
 
 /// The GDS whose form a line is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]

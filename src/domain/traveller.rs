@@ -105,7 +105,7 @@ pub struct Traveller {
     pub email: Option<EmailAddress>,
     /// The language the traveller prefers notifications in (the SSR `/FR` suffix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<super::consent::Language>,
+    pub language: Option<super::language::Language>,
 }
 
 impl Traveller {

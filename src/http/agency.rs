@@ -2,15 +2,15 @@
 //! (reveal or relay-only, for all its records or per record), its webhook, and the
 //! receipts feed of every use of its clients' data.
 
-use super::audit::party_id;
 use super::extract::{page_limit, AgencyCaller, ApiJson, ApiQuery, RequestId};
 use super::problem::{Problem, ProblemKind};
-use super::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
-use super::AppState;
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::delivery::Delivery;
 use crate::domain::party::PartyKind;
+use crate::service::audit_entries::party_id;
+use crate::service::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
+use crate::service::AppState;
 use crate::store::audit::{self, EntryFilter};
 use crate::store::{consents, parties};
 use axum::extract::{Path, State};
@@ -151,7 +151,7 @@ pub async fn set_webhook(
         Json(WebhookRegistered {
             url,
             secret,
-            signature_header: crate::relay::webhook::SIGNATURE_HEADER.into(),
+            signature_header: crate::service::uses::SIGNATURE_HEADER.into(),
             tolerance_seconds: state
                 .settings
                 .policies

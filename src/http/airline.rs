@@ -6,9 +6,9 @@
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::domain::links::{LinkDomain, MAX_DOMAINS};
+use crate::service::AppState;
 use crate::store::parties;
 use axum::extract::State;
 use axum::Json;

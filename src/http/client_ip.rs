@@ -6,69 +6,11 @@
 //! (see `ratelimit`): a handler that takes one is rate-limited.
 
 use super::problem::Problem;
-use super::AppState;
+pub use crate::service::settings::AddressRange;
+use crate::service::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use std::net::{IpAddr, SocketAddr};
-use std::str::FromStr;
-
-/// An address range: `10.0.0.0/8`, `::1/128`, or a lone address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddressRange {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl FromStr for AddressRange {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, String> {
-        let (address, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p)),
-            None => (text, None),
-        };
-        let network: IpAddr = address
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{text}` is not an address or a range such as 10.0.0.0/8"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("`{text}` has a prefix length beyond {max}"))?,
-        };
-        Ok(Self { network, prefix })
-    }
-}
-
-impl AddressRange {
-    /// Whether `ip` is in the range.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let bits = |ip: IpAddr| -> (u128, u32) {
-            match ip {
-                IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
-                IpAddr::V6(v6) => (u128::from(v6), 128),
-            }
-        };
-        let ip = match ip {
-            IpAddr::V6(v6) if self.network.is_ipv4() => match v6.to_ipv4_mapped() {
-                Some(v4) => IpAddr::V4(v4),
-                None => return false,
-            },
-            other => other,
-        };
-        let ((net, width), (candidate, other_width)) = (bits(self.network), bits(ip));
-        if width != other_width {
-            return false;
-        }
-        let shift = width - u32::from(self.prefix);
-        shift >= width || (net >> shift) == (candidate >> shift)
-    }
-}
 
 /// The client's address: the peer, unless the peer is a trusted proxy, in which case
 /// the rightmost `X-Forwarded-For` address that is not a trusted proxy (what the

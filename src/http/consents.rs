@@ -5,18 +5,19 @@
 //! unknown (404), exactly like an id that does not exist.
 
 use super::extract::{page_limit, AgencyCaller, ApiJson, ApiQuery, RequestId};
-use super::ingest::{self, RecordOutcome, Submission, Uploader};
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
-use crate::audit::format_time;
 use crate::crypto::countersign::Countersigned;
 use crate::crypto::jws;
-use crate::crypto::seal::{SealingKey, Slot};
-use crate::domain::consent::{ConsentState, Language};
+use crate::domain::consent::ConsentState;
 use crate::domain::contact::{EmailAddress, MobileNumber};
 use crate::domain::ids::hex;
+use crate::domain::language::Language;
 use crate::domain::ssr::{self, ContactElement, ContactValue, Gds};
-use crate::store::consents::{self, RecordFilter, RecordRow, SealedRecord};
+use crate::domain::time::format_time;
+use crate::service::ingest::{self, RecordOutcome, Submission, Uploader};
+use crate::service::sealed::{open_contacts, open_statement};
+use crate::service::AppState;
+use crate::store::consents::{self, RecordFilter, RecordRow};
 use crate::store::{parties, Conn};
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -513,93 +514,4 @@ async fn own_record(conn: &mut Conn, agency_id: &str, id: &str) -> Result<Record
     consents::get(conn, agency_id, id)
         .await?
         .ok_or_else(|| Problem::of(ProblemKind::ConsentNotFound))
-}
-
-/// The key a record's values are sealed under: its own record key, or for records
-/// stored before record keys existed, the root key's sealing sub-key. `None` once
-/// purged.
-fn record_key(
-    state: &AppState,
-    id: &str,
-    sealed: &SealedRecord,
-) -> Result<Option<RecordKey>, Problem> {
-    if sealed.purged_at.is_some() {
-        return Ok(None);
-    }
-    match &sealed.wrapped_key {
-        Some(wrapped) => state
-            .keys
-            .open_record_key(id, wrapped)
-            .map(|k| Some(RecordKey::Own(Box::new(k))))
-            .map_err(|e| Problem::internal(format!("record key of {id}: {e}"))),
-        None => Ok(Some(RecordKey::Root)),
-    }
-}
-
-enum RecordKey {
-    Own(Box<SealingKey>),
-    Root,
-}
-
-fn open_value(
-    state: &AppState,
-    key: &RecordKey,
-    id: &str,
-    column: &str,
-    sealed: &[u8],
-) -> Result<Vec<u8>, Problem> {
-    let slot = Slot {
-        table: "consents",
-        column,
-        row_id: id,
-    };
-    match key {
-        RecordKey::Own(k) => k.open(slot, sealed),
-        RecordKey::Root => state.keys.keys().root().open(slot, sealed),
-    }
-    .map_err(|e| Problem::internal(format!("{column} of {id}: {e}")))
-}
-
-/// A record's contacts, opened.
-pub struct Contacts {
-    /// E.164 mobile number.
-    pub mobile: Option<String>,
-    /// Email address.
-    pub email: Option<String>,
-}
-
-/// Opens a record's contacts; `None` once purged.
-pub fn open_contacts(
-    state: &AppState,
-    id: &str,
-    sealed: &SealedRecord,
-) -> Result<Option<Contacts>, Problem> {
-    let Some(key) = record_key(state, id, sealed)? else {
-        return Ok(None);
-    };
-    let open = |column: &str, value: &Option<Vec<u8>>| -> Result<Option<String>, Problem> {
-        value
-            .as_deref()
-            .map(|v| {
-                String::from_utf8(open_value(state, &key, id, column, v)?)
-                    .map_err(|_| Problem::internal(format!("{column} of {id} is not UTF-8")))
-            })
-            .transpose()
-    };
-    Ok(Some(Contacts {
-        mobile: open("mobile", &sealed.mobile)?,
-        email: open("email", &sealed.email)?,
-    }))
-}
-
-/// Opens a record's canonical statement; `None` once purged.
-pub fn open_statement(
-    state: &AppState,
-    id: &str,
-    sealed: &SealedRecord,
-) -> Result<Option<Vec<u8>>, Problem> {
-    let (Some(key), Some(value)) = (record_key(state, id, sealed)?, &sealed.statement) else {
-        return Ok(None);
-    };
-    open_value(state, &key, id, "statement", value).map(Some)
 }

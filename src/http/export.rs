@@ -9,12 +9,12 @@
 //! `Passerelle-Checkpoint-Size`): with each line's leaf hash, every exported entry
 //! can be proved against it later.
 
-use super::audit::ListedEntry;
 use super::extract::{ApiQuery, OfficerCaller};
 use super::problem::{Problem, ProblemKind};
 use super::reports::PeriodQuery;
-use super::AppState;
 use crate::domain::ids::hex;
+use crate::service::audit_entries::ListedEntry;
+use crate::service::AppState;
 use crate::store::audit::{self, EntryFilter};
 use crate::store::Store;
 use axum::body::{Body, Bytes};

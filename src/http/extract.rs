@@ -2,9 +2,9 @@
 //! and the calling party. axum's own rejections are plain text, so none is used.
 
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
 use crate::crypto::secret;
 use crate::domain::party::{Party, PartyKind};
+use crate::service::AppState;
 use crate::store::parties;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -59,79 +59,8 @@ pub fn media_type(headers: &axum::http::HeaderMap) -> String {
         .to_ascii_lowercase()
 }
 
-/// The `limit` of a paged listing: 1 to `max`, `default` when absent.
-pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Problem> {
-    let limit = limit.unwrap_or(default);
-    if (1..=max).contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(Problem::field(
-            ProblemKind::InvalidField,
-            "limit",
-            format!("must be between 1 and {max}"),
-        ))
-    }
-}
-
-/// Parses JSON bytes: a syntax error is `malformed-json`, a value of the wrong shape
-/// is `invalid-field` naming the field.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
-    // Syntax first, over the whole body (trailing bytes included), so that a broken
-    // document is never reported as a missing field.
-    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|err| {
-        Problem::new(
-            ProblemKind::MalformedJson,
-            format!(
-                "The body is not valid JSON (line {}, column {}).",
-                err.line(),
-                err.column()
-            ),
-        )
-    })?;
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        Problem::field(
-            ProblemKind::InvalidField,
-            field_path(err.path(), "body"),
-            clean_serde_message(err.inner()),
-        )
-    })
-}
-
-/// Parses a sub-document already read as JSON, reporting paths under `prefix`.
-pub fn parse_value<T: DeserializeOwned>(
-    value: &serde_json::Value,
-    prefix: &str,
-) -> Result<T, Problem> {
-    serde_path_to_error::deserialize(value).map_err(|err| {
-        let path = match field_path(err.path(), "").as_str() {
-            "" => prefix.to_string(),
-            inner => format!("{prefix}.{inner}"),
-        };
-        Problem::field(
-            ProblemKind::InvalidField,
-            path,
-            clean_serde_message(err.inner()),
-        )
-    })
-}
-
-/// The JSON path serde stopped at, or `whole` when the fault is the document itself.
-fn field_path(path: &serde_path_to_error::Path, whole: &str) -> String {
-    match path.to_string().as_str() {
-        "." | "" => whole.to_string(),
-        p => p.to_string(),
-    }
-}
-
-/// serde appends " at line 1 column 42" to its messages; the field path says more.
-fn clean_serde_message(err: &serde_json::Error) -> String {
-    let text = err.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
+use crate::service::input::field_path;
+pub use crate::service::input::{page_limit, parse_json, parse_value};
 
 /// A query string, parsed like a body: a bad parameter is named.
 pub struct ApiQuery<T>(pub T);

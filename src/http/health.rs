@@ -2,7 +2,7 @@
 
 use super::extract::OfficerCaller;
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
+use crate::service::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -28,7 +28,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Va
                     ProblemKind::AuditUnavailable,
                     format!(
                         "The audit log cannot be written (since {}): actions are refused.",
-                        crate::audit::format_time(since)
+                        crate::domain::time::format_time(since)
                     ),
                 )
                 .with_retry_after(5));

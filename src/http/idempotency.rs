@@ -16,8 +16,8 @@
 
 use super::extract::authenticate;
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
 use crate::crypto::seal::Slot;
+use crate::service::AppState;
 use crate::store::idempotency::{self, Claim};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -65,10 +65,10 @@ pub async fn layer(State(state): State<AppState>, request: Request, next: Next) 
             .into_response()
         }
     };
-    let largest = state
-        .settings
-        .batch
-        .largest_answer(&state.settings.public_url);
+    let largest = crate::service::ingest::batch::largest_answer(
+        &state.settings.batch,
+        &state.settings.public_url,
+    );
     if BULK_ROUTES.contains(&request.uri().path()) && largest > MAX_KEPT_RESPONSE {
         return Problem::field(
             ProblemKind::InvalidField,

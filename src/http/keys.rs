@@ -4,9 +4,9 @@
 //! before a change of key still verifies.
 
 use super::problem::Problem;
-use super::AppState;
 use crate::crypto::countersign;
 use crate::crypto::jws::Jwk;
+use crate::service::AppState;
 use crate::store::keys as stored_keys;
 use axum::extract::State;
 use axum::http::header;

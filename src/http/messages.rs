@@ -3,21 +3,21 @@
 //! sees the contact.
 //!
 //! The message, the token use and the audit entry commit in one transaction (the
-//! outbox); the worker (`crate::relay`) delivers it afterwards with retries, and the
+//! outbox); the worker (`crate::workers::relay`) delivers it afterwards with retries, and the
 //! airline reads its status at `GET /v1/messages/{id}`.
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::releases::{self, Taken, Use};
-use super::use_batch;
-use super::AppState;
-use crate::audit::format_time;
-use crate::crypto::seal::Slot;
 use crate::domain::delivery::Channel;
 use crate::domain::ids::new_id;
 use crate::domain::links;
 use crate::domain::party::Party;
 use crate::domain::purpose::EventCategory;
+use crate::domain::time::format_time;
+use crate::service::sealed::{body_slot, MessageBody};
+use crate::service::use_batch;
+use crate::service::AppState;
 use crate::store::outbox::{self, Message};
 use crate::store::tokens::TokenRecord;
 use axum::extract::{Path, State};
@@ -40,17 +40,6 @@ pub struct RelayRequest {
     pub subject: Option<String>,
     /// The text.
     pub text: String,
-}
-
-/// What is sealed in the outbox: the words, not the recipient.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct MessageBody {
-    /// Email subject.
-    pub subject: Option<String>,
-    /// The text.
-    pub text: String,
-    /// The flight, for the default subject.
-    pub flight: String,
 }
 
 /// A relayed message's status.
@@ -99,15 +88,6 @@ impl MessageStatus {
             finished_at: m.finished_at.map(format_time),
             audit_index,
         }
-    }
-}
-
-/// Where a message's body is sealed.
-pub fn body_slot(message_id: &str) -> Slot<'_> {
-    Slot {
-        table: "messages",
-        column: "body",
-        row_id: message_id,
     }
 }
 

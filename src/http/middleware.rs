@@ -3,8 +3,8 @@
 //! headers every response carries (`nosniff`, and HSTS when the broker is reached
 //! over https).
 
-use super::problem::{InternalCause, Problem, ProblemKind, PROBLEM_JSON};
-use super::AppState;
+use super::problem::{self, InternalCause, Problem, ProblemKind, PROBLEM_JSON};
+use crate::service::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Response};
@@ -23,13 +23,22 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps the router in the whole stack. Each `layer` call wraps what came before, so
 /// the list reads from the innermost (next to the handlers) to the outermost.
-pub fn stack(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+/// `bulk_pages` are the pages' upload paths, which take bulk-sized bodies like the
+/// bulk routes.
+pub fn stack(
+    router: Router<AppState>,
+    state: &AppState,
+    bulk_pages: &'static [&'static str],
+) -> Router<AppState> {
     router
         .layer(middleware::from_fn_with_state(
             state.clone(),
             super::idempotency::layer,
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), limit_body))
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), bulk_pages),
+            limit_body,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(CatchPanicLayer::new())
         .layer(middleware::from_fn(problem_for_bare_errors))
@@ -67,10 +76,14 @@ const BULK_ROUTES: [&str; 1] = ["/v1/consents/batch"];
 /// Caps the request body: `max_batch_bytes` on bulk routes, `max_body_bytes`
 /// elsewhere. A declared length over the cap is refused before reading; a streamed
 /// body is cut off where it crosses it (the handler answers 413).
-async fn limit_body(State(state): State<AppState>, request: Request, next: Next) -> Response<Body> {
+async fn limit_body(
+    State((state, bulk_pages)): State<(AppState, &'static [&'static str])>,
+    request: Request,
+    next: Next,
+) -> Response<Body> {
     let settings = &state.settings;
     let path = request.uri().path();
-    let limit = if BULK_ROUTES.contains(&path) || crate::web::UPLOAD_PATHS.contains(&path) {
+    let limit = if BULK_ROUTES.contains(&path) || bulk_pages.contains(&path) {
         settings.max_batch_bytes
     } else {
         settings.max_body_bytes
@@ -237,9 +250,9 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response<Body>
                 "request failed below the handlers"
             );
         }
-        let kind = ProblemKind::for_status(status);
-        let fresh = Problem::of(kind).into_response_body();
-        parts.status = kind.status();
+        let kind = ProblemKind::for_status(status.as_u16());
+        let fresh = problem::response_body(&Problem::of(kind));
+        parts.status = problem::status_of(kind);
         fresh
     };
     problem["request_id"] = serde_json::Value::String(request_id);

@@ -4,10 +4,10 @@
 
 use super::extract::OfficerCaller;
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
 use crate::domain::party::PartyKind;
 use crate::policy::engine::{PolicyFile, PolicySummary};
 use crate::policy::tunables::Tunables;
+use crate::service::AppState;
 use axum::extract::State;
 use axum::Json;
 use serde::Serialize;

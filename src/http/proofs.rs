@@ -1,101 +1,20 @@
-//! The log's checkpoints and proofs over HTTP.
-//!
-//! Any party reads checkpoints and consistency proofs (they reveal nothing but
-//! hashes); an inclusion proof carries its entry, so an airline or an agency gets one
-//! only for an entry that names it, and officers for any. Officers can ask for a
-//! checkpoint at once instead of waiting for the interval.
-//!
-//! Reading never signs: a proof is against a checkpoint already signed (by the
-//! interval task or an officer's `POST`), and an entry no checkpoint covers yet is
-//! answered `404 no-checkpoint` with `Retry-After` until the next one. Otherwise any
-//! party could make the broker sign and publish at will.
+//! The log's checkpoints and proofs over HTTP (`service::proofs`).
 
-use super::audit::parse_index;
-use super::extract::{page_limit, AnyCaller, ApiQuery, OfficerCaller};
-use super::problem::{Problem, ProblemKind};
-use super::AppState;
-use crate::audit::proof::{self, ConsistencyProof, InclusionProof};
-use crate::audit::publish::SignError;
-use crate::domain::party::{Party, PartyKind};
-use crate::store::audit::{self, StoredCheckpoint};
+use super::extract::{AnyCaller, ApiQuery, OfficerCaller};
+use super::problem::Problem;
+use crate::audit::proof::{ConsistencyProof, InclusionProof};
+use crate::service::proofs::{
+    self, CheckpointList, CheckpointPage, CheckpointView, ConsistencyQuery, InclusionQuery,
+    LogKeyView,
+};
+use crate::service::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
-
-/// A checkpoint as the API shows it.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct CheckpointView {
-    /// Entries covered.
-    pub tree_size: u64,
-    /// Tree head, base64.
-    pub root: String,
-    /// When it was signed (RFC 3339).
-    pub signed_at: String,
-    /// The C2SP signed note: what to keep, publish and verify.
-    pub note: String,
-}
-
-impl From<StoredCheckpoint> for CheckpointView {
-    fn from(c: StoredCheckpoint) -> Self {
-        Self {
-            tree_size: c.tree_size,
-            root: STANDARD.encode(c.root),
-            signed_at: crate::audit::format_time(c.signed_at),
-            note: c.note,
-        }
-    }
-}
-
-/// The log's public identity.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct LogKeyView {
-    /// The log's name, first line of every checkpoint.
-    pub origin: String,
-    /// The verifier key, `name+keyid+base64(0x01 ‖ Ed25519 public key)`.
-    pub log_key: String,
-}
 
 /// `GET /v1/audit/log-key`: what verifies checkpoints; public, like the JWKS.
 pub async fn log_key(State(state): State<AppState>) -> Json<LogKeyView> {
-    Json(LogKeyView {
-        origin: state.checkpointer.settings().origin.clone(),
-        log_key: state.checkpointer.log_key().to_string(),
-    })
-}
-
-fn sign_failed(err: SignError) -> Problem {
-    match err {
-        SignError::Store(err) => err.into(),
-        SignError::Inconsistent(size) => {
-            tracing::error!(size, "the audit log no longer extends its last checkpoint");
-            Problem::new(
-                ProblemKind::LogInconsistent,
-                format!(
-                    "The log no longer extends the checkpoint of {size} entries; run `passerelle audit verify`."
-                ),
-            )
-        }
-        SignError::Key(reason) => {
-            tracing::error!(reason, "the broker key cannot sign checkpoints");
-            Problem::of(ProblemKind::Internal)
-        }
-    }
-}
-
-/// No checkpoint covers entry `index` yet: retry after the next one.
-pub fn not_checkpointed_yet(state: &AppState, index: u64) -> Problem {
-    let interval = state.checkpointer.settings().interval.as_secs().max(1);
-    Problem::new(
-        ProblemKind::NoCheckpoint,
-        format!(
-            "No signed checkpoint covers entry {index} yet. One is signed every {interval} s \
-             when the log grew, or at once on a compliance officer's POST /v1/audit/checkpoints."
-        ),
-    )
-    .with_retry_after(u32::try_from(interval).unwrap_or(u32::MAX))
+    Json(proofs::log_key(&state))
 }
 
 /// `GET /v1/audit/checkpoint`: the latest checkpoint.
@@ -103,31 +22,7 @@ pub async fn latest(
     State(state): State<AppState>,
     AnyCaller(_party): AnyCaller,
 ) -> Result<Json<CheckpointView>, Problem> {
-    let mut conn = state.store.reader().acquire().await?;
-    audit::latest_checkpoint(&mut conn)
-        .await?
-        .map(|c| Json(c.into()))
-        .ok_or_else(|| Problem::new(ProblemKind::NoCheckpoint, "No checkpoint was signed yet."))
-}
-
-/// Query of the checkpoint list.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct CheckpointPage {
-    /// Checkpoints of trees larger than this (the previous page's `next_after`).
-    pub after: Option<u64>,
-    /// 1 to 1000, default 100.
-    pub limit: Option<i64>,
-}
-
-/// A page of checkpoints.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct CheckpointList {
-    /// Smallest tree first.
-    pub checkpoints: Vec<CheckpointView>,
-    /// Pass as `after` for the next page; absent on the last page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_after: Option<u64>,
+    Ok(Json(proofs::latest(&state).await?))
 }
 
 /// `GET /v1/audit/checkpoints`: every checkpoint signed, a page at a time.
@@ -136,16 +31,7 @@ pub async fn list(
     AnyCaller(_party): AnyCaller,
     ApiQuery(page): ApiQuery<CheckpointPage>,
 ) -> Result<Json<CheckpointList>, Problem> {
-    let limit = page_limit(page.limit, 100, 1000)?;
-    let mut conn = state.store.reader().acquire().await?;
-    let mut rows = audit::checkpoints_after(&mut conn, page.after.unwrap_or(0), limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_after = rows.last().map(|c| c.tree_size).filter(|_| more);
-    Ok(Json(CheckpointList {
-        checkpoints: rows.into_iter().map(CheckpointView::from).collect(),
-        next_after,
-    }))
+    Ok(Json(proofs::list(&state, &page).await?))
 }
 
 /// `POST /v1/audit/checkpoints`: sign a checkpoint of the log as it is now.
@@ -153,32 +39,7 @@ pub async fn sign(
     State(state): State<AppState>,
     OfficerCaller(_officer): OfficerCaller,
 ) -> Result<(StatusCode, Json<CheckpointView>), Problem> {
-    let checkpoint = state
-        .checkpointer
-        .tick(&state.store, state.clock.now())
-        .await
-        .map_err(sign_failed)?;
-    Ok((StatusCode::CREATED, Json(checkpoint.into())))
-}
-
-/// Query of an inclusion proof.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct InclusionQuery {
-    /// The entry's index.
-    pub index: String,
-    /// Prove against the checkpoint of this size (default: the smallest covering the
-    /// entry; none yet is `404 no-checkpoint`).
-    pub tree_size: Option<String>,
-}
-
-/// Whether `party` may see entry proofs naming `agency_id` / `airline_id`.
-fn may_see(party: &Party, agency_id: Option<&str>, airline_id: Option<&str>) -> bool {
-    match party.kind {
-        PartyKind::Officer => true,
-        PartyKind::Agency => agency_id == Some(party.id.as_str()),
-        PartyKind::Airline => airline_id == Some(party.id.as_str()),
-    }
+    Ok((StatusCode::CREATED, Json(proofs::sign(&state).await?)))
 }
 
 /// `GET /v1/audit/proofs/inclusion`: entry N, its path and the signed checkpoint.
@@ -187,60 +48,7 @@ pub async fn inclusion(
     AnyCaller(party): AnyCaller,
     ApiQuery(query): ApiQuery<InclusionQuery>,
 ) -> Result<Json<InclusionProof>, Problem> {
-    let index = parse_index(&query.index, "index")?;
-    let tree_size = query
-        .tree_size
-        .as_deref()
-        .map(|t| parse_index(t, "tree_size"))
-        .transpose()?;
-    let mut conn = state.store.reader().acquire().await?;
-    let not_found = || Problem::of(ProblemKind::EntryNotFound);
-    let (entry, _) = audit::entry_at(&mut conn, index)
-        .await?
-        .ok_or_else(not_found)?;
-    // Another party's entry is answered as absent: its existence is not disclosed.
-    if !may_see(
-        &party,
-        entry.agency_id.as_deref(),
-        entry.airline_id.as_deref(),
-    ) {
-        return Err(not_found());
-    }
-    let checkpoint = match tree_size {
-        Some(size) => audit::checkpoint_of(&mut conn, size)
-            .await?
-            .ok_or_else(|| {
-                Problem::field(
-                    ProblemKind::InvalidField,
-                    "tree_size",
-                    "no checkpoint of this size was signed; see GET /v1/audit/checkpoints",
-                )
-            })?,
-        None => audit::checkpoint_covering(&mut conn, index)
-            .await?
-            .ok_or_else(|| not_checkpointed_yet(&state, index))?,
-    };
-    if index >= checkpoint.tree_size {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "tree_size",
-            "the checkpoint does not cover this entry",
-        ));
-    }
-    audit::inclusion_proof(&mut conn, index, &checkpoint)
-        .await?
-        .map(Json)
-        .ok_or_else(not_found)
-}
-
-/// Query of a consistency proof.
-#[derive(Deserialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct ConsistencyQuery {
-    /// The smaller tree's size.
-    pub from: String,
-    /// The larger tree's size (at most the log's size).
-    pub to: String,
+    Ok(Json(proofs::inclusion(&state, &party, &query).await?))
 }
 
 /// `GET /v1/audit/proofs/consistency`: the tree of `from` entries is a prefix of the
@@ -250,28 +58,5 @@ pub async fn consistency(
     AnyCaller(_party): AnyCaller,
     ApiQuery(query): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ConsistencyProof>, Problem> {
-    let from = parse_index(&query.from, "from")?;
-    let to = parse_index(&query.to, "to")?;
-    if from > to {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "from",
-            "must not exceed `to`",
-        ));
-    }
-    let mut conn = state.store.reader().acquire().await?;
-    let size = audit::size(&mut conn).await? as u64;
-    if to > size {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "to",
-            format!("the log holds {size} entries"),
-        ));
-    }
-    let hashes = audit::consistency_proof(&mut conn, from, to).await?;
-    Ok(Json(ConsistencyProof {
-        from,
-        to,
-        hashes: proof::encode(&hashes),
-    }))
+    Ok(Json(proofs::consistency(&state, &query).await?))
 }

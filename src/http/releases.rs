@@ -1,18 +1,19 @@
 //! `POST /v1/releases`: an airline redeems a reveal token and receives the contact,
 //! once; and the token checks every use of a token goes through (reveal or relay).
 
-use super::consents::Contacts;
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
 use super::tokens::{refusal_problem, TOKEN_PREFIX};
-use super::use_batch;
-use super::AppState;
-use crate::audit::{format_time, Action, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::party::Party;
+use crate::domain::time::format_time;
 use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
 use crate::policy::{self, Refusal, TokenState};
+use crate::service::sealed::Contacts;
+use crate::service::use_batch;
+use crate::service::AppState;
 use crate::store::tokens::TokenRecord;
 use crate::store::{consents, release, tokens, Conn, Tx};
 use axum::extract::State;
@@ -104,7 +105,8 @@ pub async fn redeem(
         entry,
     } = take_in_writer(&state, &ask, entry).await?;
     let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
-    let Some(opened) = super::consents::open_contacts(&state, &token.consent_id, &sealed)? else {
+    let Some(opened) = crate::service::sealed::open_contacts(&state, &token.consent_id, &sealed)?
+    else {
         return Err(state
             .refuse(
                 tx,
@@ -231,7 +233,7 @@ pub async fn decide_on_read(
         Use::Reveal => {
             let sealed = consents::sealed(&mut reader, &token.consent_id).await?;
             // A contact that cannot be opened here is left to the writer's check.
-            match super::consents::open_contacts(state, &token.consent_id, &sealed) {
+            match crate::service::sealed::open_contacts(state, &token.consent_id, &sealed) {
                 Ok(Some(contact)) => Some(contact),
                 _ => return Ok(None),
             }

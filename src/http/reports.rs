@@ -7,8 +7,8 @@
 
 use super::extract::{ApiQuery, OfficerCaller};
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
-use crate::audit::format_time;
+use crate::domain::time::format_time;
+use crate::service::AppState;
 use crate::store::reports::{self, Period};
 use axum::extract::State;
 use axum::Json;

@@ -9,19 +9,20 @@
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
-use crate::audit::{format_time, Action, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
 use crate::crypto::secret;
 use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::party::Party;
 use crate::domain::purpose::{Event, Purpose};
+use crate::domain::time::format_time;
 use crate::domain::traveller::TravellerName;
 use crate::policy::engine::{
     AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use crate::policy::Refusal;
+use crate::service::AppState;
 use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::Tx;

@@ -7,23 +7,17 @@
 use super::client_ip::RateLimitedClient;
 use super::extract::ApiJson;
 use super::problem::Problem;
-use super::uses::{AirlineShown, Airlines, USE_ACTIONS, USE_OUTCOMES};
 use super::withdrawals::{code_holder, current_version, WithdrawalRequest};
-use super::AppState;
-use crate::audit::format_time;
 use crate::domain::consent::ConsentState;
+use crate::domain::time::format_time;
+use crate::service::uses::{AirlineShown, Airlines, USE_ACTIONS, USE_OUTCOMES};
+use crate::service::AppState;
 use crate::store::audit::{self, EntryFilter};
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-/// The traveller's page, printed for them on their receipt beside their withdrawal
-/// code (`<public URL>/t`): they type the code there, and it travels in the body of
-/// a POST, never in a URL that could land in a log or a browser's history. Served by
-/// `web::traveller`.
-pub fn page_link(public_url: &str) -> String {
-    format!("{}/t", public_url.trim_end_matches('/'))
-}
+pub use crate::service::settings::page_link;
 
 /// Most uses listed.
 const MAX_USES: i64 = 1000;

@@ -9,10 +9,11 @@
 use super::client_ip::RateLimitedClient;
 use super::extract::{AgencyCaller, ApiJson, RequestId};
 use super::problem::{Problem, ProblemKind};
-use super::AppState;
-use crate::audit::{format_time, Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::consent::ConsentState;
+use crate::domain::time::format_time;
+use crate::service::AppState;
 use crate::store::consents::{self, CodeHolder, RecordRow};
 use crate::store::{outbox, tokens};
 use axum::extract::{Path, State};
@@ -103,8 +104,8 @@ pub async fn by_traveller(
 /// unknown or wrong code.
 pub async fn code_holder(conn: &mut crate::store::Conn, code: &str) -> Result<CodeHolder, Problem> {
     let unknown = || Problem::of(ProblemKind::WithdrawalCodeUnknown);
-    let presented =
-        secret::parse(super::ingest::WITHDRAWAL_CODE_PREFIX, code.trim()).ok_or_else(unknown)?;
+    let presented = secret::parse(crate::service::ingest::WITHDRAWAL_CODE_PREFIX, code.trim())
+        .ok_or_else(unknown)?;
     let holder = consents::by_withdrawal_code(conn, presented.id)
         .await?
         .ok_or_else(unknown)?;

@@ -6,7 +6,8 @@ use super::{
 };
 use crate::audit::merkle::{self, Frontier, Hash, NodeId};
 use crate::audit::proof::{self, InclusionProof};
-use crate::audit::{format_time, AuditEntry, NewEntry};
+use crate::audit::{AuditEntry, NewEntry};
+use crate::domain::time::format_time;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
 use time::OffsetDateTime;

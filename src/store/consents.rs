@@ -329,63 +329,8 @@ fn split(words: &str) -> impl Iterator<Item = &str> {
     words.split(',').filter(|w| !w.is_empty())
 }
 
-/// A traveller an airline named, on a flight it carries, with their current record.
-#[derive(Debug, Clone)]
-pub struct FlightTraveller {
-    /// The agency that holds the booking.
-    pub agency_id: String,
-    /// The booking.
-    pub booking_id: String,
-    /// The traveller.
-    pub traveller_id: String,
-    /// The traveller's current record and what it allows, if any.
-    pub consent: Option<(String, ConsentScope)>,
-}
-
 const SCOPE_COLUMNS: &str =
     "c.decision, c.superseded_by, c.withdrawn_at, c.purposes, c.carriers, c.valid_until";
-
-/// Finds the travellers with this name index on a booking with this locator that
-/// includes this flight. More than one only if two agencies share a locator.
-#[instrument(skip_all)]
-pub async fn find_on_flight(
-    conn: &mut Conn,
-    locator: &RecordLocator,
-    name_index: &[u8],
-    flight: &Flight,
-) -> Result<Vec<FlightTraveller>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "SELECT b.agency_id, b.id AS booking_id, t.id AS traveller_id, c.id AS consent_id, {SCOPE_COLUMNS} \
-         FROM bookings b \
-         JOIN segments s ON s.booking_id = b.id \
-         JOIN travellers t ON t.booking_id = b.id \
-         LEFT JOIN consents c ON c.traveller_id = t.id AND c.superseded_by IS NULL \
-         WHERE b.record_locator = $1 AND s.carrier = $2 AND s.flight_number = $3 AND s.departure_date = $4 \
-         AND t.name_index = $5"
-    ))
-    .bind(locator.as_str())
-    .bind(flight.carrier.as_str())
-    .bind(flight.flight_number.as_str())
-    .bind(flight.date.as_string())
-    .bind(name_index)
-    .fetch_all(conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            let consent_id: Option<String> = row.get("consent_id");
-            let consent = match consent_id {
-                Some(id) => Some((id, scope_from_row(row)?)),
-                None => None,
-            };
-            Ok(FlightTraveller {
-                agency_id: row.get("agency_id"),
-                booking_id: row.get("booking_id"),
-                traveller_id: row.get("traveller_id"),
-                consent,
-            })
-        })
-        .collect()
-}
 
 /// What a stored consent allows now, read fresh (for redemption time).
 #[instrument(skip_all)]

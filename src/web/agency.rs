@@ -9,17 +9,18 @@ use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, render, search_refused, Frame, Search};
 use crate::domain::consent::ConsentState;
 use crate::http::agency::{self as agency_api, ReceiptPage, ReceiptQuery};
-use crate::http::batch::{self, BatchReport, Counts, RecordReport, SsrImport};
 use crate::http::consents::{self, ListQuery, RecordPage, RecordView};
 use crate::http::extract::{parse_json, AgencyCaller, ApiQuery, RequestId};
 use crate::http::problem::{Problem, ProblemKind};
-use crate::http::uses::UseReceipt;
-use crate::http::AppState;
+use crate::service::ingest::batch::{self, BatchReport, Counts, Format, RecordReport};
+use crate::service::ingest::ssr::{self, SsrImport};
+use crate::service::uses::UseReceipt;
+use crate::service::AppState;
 use askama::Template;
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{Path, Request, State};
-use axum::http::{header, Uri};
+use axum::extract::{Path, State};
+use axum::http::Uri;
 use axum::response::Response;
 use axum::Json;
 
@@ -415,27 +416,16 @@ pub async fn upload(
         }
         match parse_json::<SsrImport>(&form.file) {
             Ok(import) => {
-                batch::import_in_turn(&state, turn, party, &request_id, form.atomic, import).await
+                ssr::import_in_turn(&state, turn, party, &request_id, form.atomic, import).await
             }
             Err(problem) => Err(problem),
         }
     } else {
-        let request = Request::builder()
-            .header(header::CONTENT_TYPE, media_type)
-            .body(Body::from(std::mem::take(&mut form.file)))
-            .expect("a request from a content type and bytes");
-        match batch::format_of(&request) {
+        match Format::of_media_type(media_type) {
             Ok(format) => {
-                batch::upload_in_turn(
-                    &state,
-                    turn,
-                    party,
-                    &request_id,
-                    form.atomic,
-                    format,
-                    request,
-                )
-                .await
+                let body = Body::from(std::mem::take(&mut form.file));
+                batch::upload_in_turn(&state, turn, party, &request_id, form.atomic, format, body)
+                    .await
             }
             Err(problem) => Err(problem),
         }
@@ -477,7 +467,7 @@ pub async fn upload(
 }
 
 fn upload_error(mut page: UploadPage, problem: Problem) -> Response {
-    let status = problem.kind().status();
+    let status = crate::http::problem::status_of(problem.kind());
     if status.is_server_error() {
         return problem_page(page.frame, problem);
     }

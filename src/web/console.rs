@@ -7,15 +7,16 @@ use super::form;
 use super::i18n::Lang;
 use super::session::OfficerSession;
 use super::{ok, problem_page, search_refused, Frame, Search};
-use crate::audit::{format_time, Action, AuditEntry, Outcome};
-use crate::http::audit::{self as audit_api, EntryPage, EntryQuery, ListedEntry};
+use crate::audit::{Action, AuditEntry, Outcome};
+use crate::domain::time::format_time;
 use crate::http::export::spreadsheet_safe;
-use crate::http::extract::{AnyCaller, ApiQuery, OfficerCaller};
+use crate::http::extract::OfficerCaller;
 use crate::http::policies::{self as policies_api, PoliciesInForce};
 use crate::http::problem::{Problem, ProblemKind};
-use crate::http::proofs::{self, InclusionQuery};
 use crate::http::reports::{self as reports_api, PeriodQuery, Report};
-use crate::http::AppState;
+use crate::service::audit_entries::{self as audit_api, EntryPage, EntryQuery, ListedEntry};
+use crate::service::proofs::{self, InclusionQuery};
+use crate::service::AppState;
 use crate::store::{audit, verifications};
 use askama::Template;
 use axum::body::Bytes;
@@ -141,23 +142,16 @@ pub async fn search(
         first: None,
     };
     let listed = match form::query::<EntryQuery>(&form::page_query(query, PAGE)) {
-        Ok(q) => {
-            audit_api::list(
-                State(state.clone()),
-                OfficerCaller(session.party.clone()),
-                ApiQuery(q),
-            )
-            .await
-        }
+        Ok(q) => audit_api::list(&state, &q).await,
         Err(problem) => Err(problem),
     };
     match listed {
-        Ok(Json(EntryPage {
+        Ok(EntryPage {
             entries,
             next_after,
             total,
             tree_size,
-        })) => {
+        }) => {
             page.rows = entries.iter().map(|e| EntryRow::from(&e.entry)).collect();
             page.total = total;
             page.tree_size = tree_size;
@@ -234,14 +228,8 @@ pub async fn entry(
         Some(&session),
         "audit",
     );
-    let read = audit_api::read(
-        State(state.clone()),
-        OfficerCaller(session.party.clone()),
-        Path(index.clone()),
-    )
-    .await;
-    let ListedEntry { entry, leaf_hash } = match read {
-        Ok(Json(listed)) => listed,
+    let ListedEntry { entry, leaf_hash } = match audit_api::read(&state, &index).await {
+        Ok(listed) => listed,
         Err(problem) => return problem_page(frame, problem),
     };
     let (proof, proof_error) = match inclusion(&state, &session, &index).await {
@@ -278,16 +266,11 @@ async fn inclusion(
     session: &super::session::PageSession,
     index: &str,
 ) -> Result<crate::audit::proof::InclusionProof, Problem> {
-    proofs::inclusion(
-        State(state.clone()),
-        AnyCaller(session.party.clone()),
-        ApiQuery(InclusionQuery {
-            index: index.to_string(),
-            tree_size: None,
-        }),
-    )
-    .await
-    .map(|Json(proof)| proof)
+    let query = InclusionQuery {
+        index: index.to_string(),
+        tree_size: None,
+    };
+    proofs::inclusion(state, &session.party, &query).await
 }
 
 /// `GET /console/entries/{index}/proof.json`: the proof as a file, to check offline
@@ -459,7 +442,7 @@ pub async fn sign_checkpoint(
     if let Err(problem) = session.check_csrf(&form.csrf) {
         return problem_page(frame(), problem);
     }
-    let signed = proofs::sign(State(state.clone()), OfficerCaller(session.party.clone())).await;
+    let signed = proofs::sign(&state).await;
     match signed {
         Ok(_) => Redirect::to(&format!("/console/entries/{}", form.entry)).into_response(),
         Err(problem) => problem_page(frame(), problem),

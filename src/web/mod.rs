@@ -15,10 +15,9 @@ pub mod form;
 pub mod i18n;
 pub mod session;
 pub mod traveller;
-pub mod verification;
 
 use crate::http::problem::Problem;
-use crate::http::AppState;
+use crate::service::AppState;
 use askama::Template;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -194,7 +193,7 @@ pub trait Search: Template {
 /// A client error shows on the search page itself, with the status of the problem;
 /// anything else is an error page.
 pub fn search_refused(mut page: impl Search, problem: Problem) -> Response {
-    let status = problem.kind().status();
+    let status = crate::http::problem::status_of(problem.kind());
     if status.is_client_error() {
         page.refused(problem.detail().to_string());
         render(status, &page)
@@ -220,7 +219,7 @@ pub struct ErrorPage {
 /// A problem from the API handlers, as a page in the same status. Internal causes are
 /// logged by the middleware, never shown.
 pub fn problem_page(frame: Frame, problem: Problem) -> Response {
-    let status = problem.kind().status();
+    let status = crate::http::problem::status_of(problem.kind());
     let page = ErrorPage {
         title: problem.kind().title().to_string(),
         detail: if status.is_server_error() {

@@ -22,7 +22,7 @@ use crate::domain::party::{Party, PartyKind};
 use crate::http::client_ip::RateLimitedClient;
 use crate::http::extract::check_api_key;
 use crate::http::problem::Problem;
-use crate::http::AppState;
+use crate::service::AppState;
 use crate::store::sessions;
 use askama::Template;
 use axum::body::Bytes;

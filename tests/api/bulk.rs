@@ -205,7 +205,7 @@ async fn a_body_that_is_not_an_array_is_refused_and_nothing_is_kept(app: TestApp
 }
 
 async fn csv_with_the_documented_header_is_stored_row_by_row(app: TestApp) {
-    let header = passerelle::http::batch::CSV_HEADER.join(",");
+    let header = passerelle::service::ingest::read::CSV_HEADER.join(",");
     let row = |record_id: &str, surname: &str, mobile: &str, decision: &str| {
         let email = if decision == "given" {
             format!("{}@example.fr", surname.to_lowercase())

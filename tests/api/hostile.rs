@@ -8,10 +8,10 @@ use crate::helpers::{
     assert_problem, test_settings, Engine, TestApp, FLIGHT_DATE, OTHER_AGENCY_IATA,
 };
 use crate::on_both_engines_with_engine;
-use passerelle::http::batch::BatchLimits;
-use passerelle::http::{RelaySettings, Settings};
 use passerelle::outbound::Outbound;
-use passerelle::relay::{self, Transports};
+use passerelle::service::settings::BatchLimits;
+use passerelle::service::{RelaySettings, Settings};
+use passerelle::workers::relay::{self, Transports};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -258,7 +258,7 @@ async fn a_webhook_that_points_inside_is_refused_at_registration(engine: Engine)
 /// DNS rebinding). Returns the secret.
 async fn plant_webhook(app: &TestApp, url: &str) {
     let sealed_secret = app.state.keys.keys().root().seal(
-        passerelle::http::uses::webhook_secret_slot(&app.agency.party.id),
+        passerelle::service::uses::webhook_secret_slot(&app.agency.party.id),
         b"whsec_planted",
     );
     let mut tx = app.store.begin().await.unwrap();

@@ -7,7 +7,7 @@
 use crate::fakes::FakeHttp;
 use crate::helpers::{Engine, TestApp, EMAIL, MOBILE};
 use crate::on_both_engines_with_engine;
-use passerelle::http::{RelaySettings, Settings};
+use passerelle::service::{RelaySettings, Settings};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -103,7 +103,7 @@ async fn every_route_answers_only_the_kinds_of_party_it_is_for(engine: Engine) {
     let uploaded = app.upload_default().await;
     let consent = uploaded["consent_id"].as_str().unwrap();
 
-    let served: BTreeSet<(String, String)> = passerelle::http::routes()
+    let served: BTreeSet<(String, String)> = passerelle::router::routes()
         .table()
         .iter()
         .map(|(m, p)| (m.to_string(), p.to_string()))

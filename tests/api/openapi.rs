@@ -2,7 +2,7 @@
 //! and every problem type the broker can return.
 
 use passerelle::http::problem::ProblemKind;
-use passerelle::http::routes;
+use passerelle::router::routes;
 use std::collections::BTreeSet;
 
 fn document() -> serde_yaml_ng::Value {
@@ -59,7 +59,7 @@ fn every_problem_type_is_documented() {
     );
     for kind in ProblemKind::ALL {
         assert!(
-            text.contains(&format!("'{}'", kind.status().as_u16())),
+            text.contains(&format!("'{}'", kind.status())),
             "status {} is documented somewhere",
             kind.status()
         );

@@ -228,12 +228,16 @@ async fn an_operator_rotates_and_revokes_api_keys_and_each_change_is_audited(eng
 }
 
 async fn a_key_issued_with_an_expiry_stops_working_at_it(app: TestApp) {
-    let party = passerelle::provision::find_party(&app.store, "AF")
+    let party = passerelle::service::parties::find_party(&app.store, "AF")
         .await
         .unwrap();
-    passerelle::provision::expire_api_keys(&app.store, &party, START + time::Duration::hours(1))
-        .await
-        .unwrap();
+    passerelle::service::parties::expire_api_keys(
+        &app.store,
+        &party,
+        START + time::Duration::hours(1),
+    )
+    .await
+    .unwrap();
     let status = || async {
         app.get(
             "/v1/messages/msg_00000000000000000000000000000000",

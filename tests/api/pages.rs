@@ -3,7 +3,7 @@
 
 use crate::helpers::{TestApp, EMAIL, MOBILE};
 use crate::on_both_engines;
-use passerelle::http::Settings;
+use passerelle::service::Settings;
 use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 use serde_json::Value;
@@ -399,7 +399,10 @@ async fn a_form_without_its_csrf_token_changes_nothing(app: TestApp) {
 
     let mut agency = Visitor::new(&app);
     agency.sign_in(&app.agency.party.api_key).await;
-    let csv = format!("{}\n", passerelle::http::batch::CSV_HEADER.join(","));
+    let csv = format!(
+        "{}\n",
+        passerelle::service::ingest::read::CSV_HEADER.join(",")
+    );
     let upload = agency
         .post_multipart(
             "/agency/upload",
@@ -772,7 +775,7 @@ async fn an_upload_that_cannot_be_read_names_the_field_and_stores_nothing(app: T
     // All or nothing: a bad row stores nothing, and each row's outcome is shown.
     let csv = format!(
         "{}\nX-1,ABC123,AF1234/2026-12-01,Dupont,Marie,+33611111111,,,given,cancellation,mobile,AF,n-1,fr,{},signed_form,2026-11-20T09:30:00Z,,FR,not-a-signature\n",
-        passerelle::http::batch::CSV_HEADER.join(","),
+        passerelle::service::ingest::read::CSV_HEADER.join(","),
         crate::helpers::NOTICE_SHA256
     );
     let atomic = agency

@@ -363,8 +363,8 @@ crate::on_both_engines!(
 mod failing {
     use crate::helpers::{assert_problem, Engine, TestApp};
     use crate::on_both_engines_with_engine;
-    use passerelle::http::Settings;
     use passerelle::policy::engine::Policies;
+    use passerelle::service::Settings;
     use std::sync::Arc;
 
     on_both_engines_with_engine!(a_forbid_that_fails_to_evaluate_refuses_instead_of_being_skipped);

@@ -349,7 +349,7 @@ async fn listing_pages_with_a_cursor_and_filters_by_state(app: TestApp) {
 async fn a_revoked_key_signs_nothing_new_but_its_records_still_verify(app: TestApp) {
     let old = app.upload_default().await;
     let k2 = Jwk::generate("k2");
-    passerelle::provision::add_agency_key(
+    passerelle::service::parties::add_agency_key(
         &app.store,
         crate::helpers::AGENCY_IATA,
         &k2.public(),
@@ -357,7 +357,7 @@ async fn a_revoked_key_signs_nothing_new_but_its_records_still_verify(app: TestA
     )
     .await
     .unwrap();
-    passerelle::provision::revoke_agency_key(
+    passerelle::service::parties::revoke_agency_key(
         &app.store,
         crate::helpers::AGENCY_IATA,
         "k1",
@@ -396,7 +396,7 @@ async fn a_revoked_key_signs_nothing_new_but_its_records_still_verify(app: TestA
         json!({"key_id": "k1", "key_state": "revoked", "verified": true})
     );
     assert!(
-        passerelle::provision::add_agency_key(
+        passerelle::service::parties::add_agency_key(
             &app.store,
             crate::helpers::AGENCY_IATA,
             &Jwk::generate("k1").public(),

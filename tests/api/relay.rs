@@ -4,9 +4,9 @@
 
 use crate::fakes::{FakeHttp, FakeSmtp};
 use crate::helpers::{assert_problem, Engine, TestApp, EMAIL, FLIGHT_DATE, MOBILE};
-use passerelle::http::{RelaySettings, Settings};
 use passerelle::policy::engine::Policies;
-use passerelle::relay::{self, Transports};
+use passerelle::service::{RelaySettings, Settings};
+use passerelle::workers::relay::{self, Transports};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -537,14 +537,14 @@ async fn the_agency_reads_every_use_and_its_webhook_gets_each_signed(engine: Eng
             .trim_start_matches("t=")
             .parse()
             .unwrap();
-        assert!(passerelle::relay::webhook::verify(
+        assert!(passerelle::workers::relay::webhook::verify(
             secret.as_bytes(),
             header,
             &push.body,
             at,
             300
         ));
-        assert!(!passerelle::relay::webhook::verify(
+        assert!(!passerelle::workers::relay::webhook::verify(
             secret.as_bytes(),
             header,
             &push.body.replace("AF", "KL"),

@@ -231,9 +231,12 @@ async fn redemptions_arriving_together_are_taken_together_and_each_token_release
         assert_eq!(entry["outcome"], "released");
         assert_eq!(entry["token_id"], release["token_id"]);
     }
-    let report =
-        passerelle::audit::verify::verify(&app.store, app.state.checkpointer.log_key(), Vec::new())
-            .await
-            .unwrap();
+    let report = passerelle::service::verify_log::verify(
+        &app.store,
+        app.state.checkpointer.log_key(),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.finding, None, "{}", report.summary());
 }

@@ -171,14 +171,23 @@ async fn the_sweeper_destroys_the_contact_after_the_trip_and_keeps_the_record(ap
     let uploaded = app.upload_default().await;
     let id = uploaded["consent_id"].as_str().unwrap();
     assert_eq!(
-        passerelle::sweeper::sweep(&app.state).await.unwrap(),
+        passerelle::workers::sweeper::sweep(&app.state)
+            .await
+            .unwrap(),
         0,
         "nothing is due yet"
     );
     app.clock.advance(time::Duration::days(40));
-    assert_eq!(passerelle::sweeper::sweep(&app.state).await.unwrap(), 1);
     assert_eq!(
-        passerelle::sweeper::sweep(&app.state).await.unwrap(),
+        passerelle::workers::sweeper::sweep(&app.state)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        passerelle::workers::sweeper::sweep(&app.state)
+            .await
+            .unwrap(),
         0,
         "a purge happens once"
     );
@@ -230,10 +239,13 @@ async fn key_rotation_rewraps_every_record_key_while_the_broker_runs(app: TestAp
     app.upload_default().await;
     app.upload(&app.statement_for("CRM-2", "Martin", "+33611111111"))
         .await;
-    let rotated =
-        passerelle::rotation::rotate(&app.store, &app.keyring_path, std::time::Duration::ZERO)
-            .await
-            .unwrap();
+    let rotated = passerelle::service::rotation::rotate(
+        &app.store,
+        &app.keyring_path,
+        std::time::Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert_eq!(rotated.rewrapped, 2);
     let masters: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT key_master FROM consents")
         .fetch_all(app.store.reader())

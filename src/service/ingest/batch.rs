@@ -1,5 +1,6 @@
-//! Bulk uploads: `POST /v1/consents/batch` (a JSON array, NDJSON or CSV, streamed) and
-//! `POST /v1/consents/ssr` (a PNR's contact elements as a GDS prints them).
+//! The batch run of bulk uploads: a JSON array, NDJSON or CSV, streamed
+//! (`POST /v1/consents/batch`, the agency's upload page), and a PNR's contact elements
+//! as a GDS prints them (`POST /v1/consents/ssr`, `ssr.rs`).
 //!
 //! Memory is bounded by the configured limits, never by the input:
 //!
@@ -22,23 +23,16 @@
 //! request timeout and whether or not the client still waits: records once stored are
 //! always answered, never cut off by a `408` that would lose their withdrawal codes.
 
-mod read;
-mod ssr;
-mod turns;
+use super::read;
+use super::ssr::MAX_PASSENGERS;
+use super::turns::Turn;
 
-pub use read::{csv_record, CSV_HEADER};
-pub(crate) use ssr::import_in_turn;
-pub use ssr::{import_ssr, SsrImport, SsrPassenger, MAX_ELEMENT_LINES, MAX_PASSENGERS};
-pub use turns::{Turn, UploadTurns};
-
-use super::extract::{media_type, AgencyCaller, ApiQuery, RequestId};
-use super::ingest::{self, BatchResults, Checked, RecordOutcome, Submission, Uploader, Verifieds};
-use super::problem::{Problem, ProblemKind};
-use super::AppState;
+use super::{BatchResults, Checked, RecordOutcome, Submission, Uploader, Verifieds};
 use crate::domain::party::Party;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::Json;
+use crate::service::ingest;
+use crate::service::settings::BatchLimits;
+use crate::service::{AppState, Error, ErrorKind};
+use axum::body::Body;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -49,36 +43,12 @@ const CHUNK: usize = 256;
 /// The longest text a record's report repeats (a reason, a field path).
 const MAX_REPORT_TEXT: usize = 300;
 
-/// The limits of bulk requests, set with `serve`'s flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchLimits {
-    /// Most records in one request (`--max-batch-records`).
-    pub max_records: usize,
-    /// Reading stops after this many records failed their checks
-    /// (`--max-rejected-records`).
-    pub max_rejected: usize,
-    /// Bulk requests handled at once; more wait their turn (`--parallel-uploads`).
-    pub parallel: usize,
-}
-
-impl Default for BatchLimits {
-    fn default() -> Self {
-        Self {
-            max_records: 10_000,
-            max_rejected: 1_000,
-            parallel: 2,
-        }
-    }
-}
-
-impl BatchLimits {
-    /// The largest answer a bulk request can get with these limits (for a broker
-    /// whose public URL is `public_url`): what an `Idempotency-Key` must be able to
-    /// keep for replay.
-    pub fn largest_answer(&self, public_url: &str) -> usize {
-        let reports = self.max_records.max(MAX_PASSENGERS) * RecordReport::largest(public_url);
-        reports + MAX_PASSENGERS * MAX_STATEMENT_JSON + 4096
-    }
+/// The largest answer a bulk request can get with these limits (for a broker whose
+/// public URL is `public_url`): what an `Idempotency-Key` must be able to keep for
+/// replay.
+pub fn largest_answer(limits: &BatchLimits, public_url: &str) -> usize {
+    let reports = limits.max_records.max(MAX_PASSENGERS) * RecordReport::largest(public_url);
+    reports + MAX_PASSENGERS * MAX_STATEMENT_JSON + 4096
 }
 
 /// The most an SSR passenger's statement to sign takes as JSON: its fields are all
@@ -163,7 +133,7 @@ impl RecordReport {
         }
     }
 
-    fn rejected(index: usize, problem: &Problem) -> Self {
+    fn rejected(index: usize, problem: &Error) -> Self {
         let error = problem.errors().first();
         let reason = error.map_or_else(|| problem.detail(), |e| e.reason.as_str());
         Self {
@@ -225,7 +195,7 @@ pub struct BatchReport {
 
 /// What a reader does after handing a record over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flow {
+pub enum Flow {
     /// Read on.
     More,
     /// Stop reading: too many records were rejected.
@@ -234,21 +204,21 @@ pub(crate) enum Flow {
 
 /// A batch being read: its records, checked as they arrive, waiting for the end of
 /// the body to be verified and stored.
-pub(crate) struct Run<'a> {
+pub struct Run<'a> {
     state: &'a AppState,
     uploader: Uploader,
     atomic: bool,
     limits: BatchLimits,
     /// Every record read, in order: checked, or why it was refused.
-    records: Vec<Result<Checked, Problem>>,
+    records: Vec<Result<Checked, Error>>,
     /// How many of them failed their checks.
     rejected: usize,
     /// For an SSR import: the statements of passengers sent without a signature.
-    to_sign: HashMap<usize, Value>,
+    pub(super) to_sign: HashMap<usize, Value>,
 }
 
 impl<'a> Run<'a> {
-    fn new(state: &'a AppState, uploader: Uploader, atomic: bool) -> Self {
+    pub(super) fn new(state: &'a AppState, uploader: Uploader, atomic: bool) -> Self {
         Self {
             state,
             uploader,
@@ -262,11 +232,11 @@ impl<'a> Run<'a> {
 
     /// Takes the next record: checks it at once, keeps what storing it needs. The
     /// record after the last one allowed is refused with the whole request.
-    pub(crate) fn push(&mut self, item: Result<Submission, Problem>) -> Result<Flow, Problem> {
+    pub(crate) fn push(&mut self, item: Result<Submission, Error>) -> Result<Flow, Error> {
         let max = self.limits.max_records;
         if self.records.len() >= max {
-            return Err(Problem::new(
-                ProblemKind::BatchTooLarge,
+            return Err(Error::new(
+                ErrorKind::BatchTooLarge,
                 format!(
                     "The batch holds more than {max} records, the most one request may hold; \
                      nothing was stored. Send it in requests of at most {max} records."
@@ -291,7 +261,11 @@ impl<'a> Run<'a> {
     /// batch with a rejected record, a batch stopped for too many rejections, an
     /// atomic batch whose body broke off), audits the refused signatures and answers
     /// `422` with every record's outcome.
-    async fn finish(self, unread: Option<Problem>, turn: Turn) -> Result<BatchReport, Problem> {
+    pub(super) async fn finish(
+        self,
+        unread: Option<Error>,
+        turn: Turn,
+    ) -> Result<BatchReport, Error> {
         let stopped = self.rejected > self.limits.max_rejected;
         if stopped || (self.atomic && unread.is_some()) {
             let reports = self.reports_unverified();
@@ -342,7 +316,7 @@ impl<'a> Run<'a> {
         });
         let report = stored
             .await
-            .map_err(|e| Problem::internal(format!("the batch's storing task failed: {e}")))??;
+            .map_err(|e| Error::internal(format!("the batch's storing task failed: {e}")))??;
         if let Some(problem) = unread {
             // The records before the fault are stored and reported; the rest of the
             // body was not read.
@@ -368,12 +342,12 @@ impl<'a> Run<'a> {
 }
 
 /// `422 batch-rejected`, with every record's outcome.
-fn not_stored(detail: String, results: Vec<RecordReport>) -> Problem {
+fn not_stored(detail: String, results: Vec<RecordReport>) -> Error {
     let counts = Counts {
         rejected: results.iter().filter(|r| r.outcome == "rejected").count(),
         ..Counts::default()
     };
-    Problem::new(ProblemKind::BatchRejected, detail)
+    Error::new(ErrorKind::BatchRejected, detail)
         .with_extension("counts", json!(counts))
         .with_extension("results", json!(results))
 }
@@ -385,7 +359,7 @@ async fn store(
     atomic: bool,
     verified: Verifieds,
     to_sign: &HashMap<usize, Value>,
-) -> Result<BatchReport, Problem> {
+) -> Result<BatchReport, Error> {
     let mut report = BatchReport {
         atomic,
         counts: Counts::default(),
@@ -414,10 +388,9 @@ async fn store(
                     RecordReport {
                         consent_id: Some(s.consent_id),
                         version: Some(s.version),
-                        traveller_page: s
-                            .withdrawal_code
-                            .as_ref()
-                            .map(|_| super::traveller::page_link(&state.settings.public_url)),
+                        traveller_page: s.withdrawal_code.as_ref().map(|_| {
+                            crate::service::settings::page_link(&state.settings.public_url)
+                        }),
                         withdrawal_code: s.withdrawal_code,
                         audit_index: Some(s.audit_index),
                         ..RecordReport::new(index, "stored")
@@ -470,62 +443,46 @@ fn with_statement(mut report: RecordReport, to_sign: &HashMap<usize, Value>) -> 
 
 /// The formats of `POST /v1/consents/batch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Format {
+pub enum Format {
     JsonArray,
     Ndjson,
     Csv,
 }
 
-pub(crate) fn format_of(request: &Request) -> Result<Format, Problem> {
-    match media_type(request.headers()).as_str() {
+impl Format {
+    /// The format a body's media type names.
+    pub fn of_media_type(media_type: &str) -> Result<Format, Error> {
+        format_parse(media_type)
+    }
+}
+
+fn format_parse(media_type: &str) -> Result<Format, Error> {
+    match media_type {
         "application/json" => Ok(Format::JsonArray),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
         "text/csv" => Ok(Format::Csv),
-        _ => Err(Problem::new(
-            ProblemKind::UnsupportedMediaType,
+        _ => Err(Error::new(
+            ErrorKind::UnsupportedMediaType,
             "Send a JSON array (application/json), NDJSON (application/x-ndjson) or CSV (text/csv).",
         )),
     }
 }
 
-/// Takes many signed records in one request, streamed.
-pub async fn upload(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    AgencyCaller(agency): AgencyCaller,
-    ApiQuery(query): ApiQuery<BatchQuery>,
-    request: Request,
-) -> Result<(StatusCode, Json<BatchReport>), Problem> {
-    let format = format_of(&request)?;
-    let turn = state.uploads.take(&agency.id).await?;
-    let report = upload_in_turn(
-        &state,
-        turn,
-        &agency,
-        &request_id,
-        query.atomic,
-        format,
-        request,
-    )
-    .await?;
-    Ok((StatusCode::OK, Json(report)))
-}
-
-/// A bulk upload that has its turn (see [`UploadTurns`]): what the agency's upload page
+/// A bulk upload that has its turn (see `UploadTurns`): what the agency's upload page
 /// runs too. The body must be in within the request timeout.
-pub(crate) async fn upload_in_turn(
+pub async fn upload_in_turn(
     state: &AppState,
     turn: Turn,
     agency: &Party,
     request_id: &str,
     atomic: bool,
     format: Format,
-    request: Request,
-) -> Result<BatchReport, Problem> {
+    body: Body,
+) -> Result<BatchReport, Error> {
     let uploader = Uploader::new(state, agency, request_id).await?;
     let iata = uploader.iata.as_str().to_string();
     let mut run = Run::new(state, uploader, atomic);
-    let mut reader = read::BodyReader::new(request.into_body());
+    let mut reader = read::BodyReader::new(body);
     let reading = async {
         match format {
             Format::JsonArray => read::json_array(&mut reader, &mut run).await,
@@ -544,9 +501,9 @@ pub(crate) async fn upload_in_turn(
 }
 
 /// The body did not come in within the request timeout: nothing was stored.
-pub(crate) fn too_slow(timeout: Duration) -> Problem {
-    Problem::new(
-        ProblemKind::RequestTimeout,
+pub fn too_slow(timeout: Duration) -> Error {
+    Error::new(
+        ErrorKind::RequestTimeout,
         format!(
             "The body did not come in within {} s; nothing was stored.",
             timeout.as_secs()

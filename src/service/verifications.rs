@@ -2,9 +2,9 @@
 //! broker, run in the background while the integrity page shows how far it got, and
 //! recorded when done (`audit_verifications`) so the panel shows the last result.
 
-use crate::audit::verify::verify_with_progress;
 use crate::domain::ids::new_id;
-use crate::http::AppState;
+use crate::service::verify_log::verify_with_progress;
+use crate::service::AppState;
 use crate::store::verifications::{self, Verification};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -2,11 +2,11 @@
 //! NDJSON lines, or CSV rows, each handed to the run as one record. No line, element
 //! or row is held beyond [`MAX_LINE`] bytes.
 
-use super::{Flow, Run};
+use super::batch::{Flow, Run};
+use super::Submission;
 use crate::domain::consent::SCHEMA_VERSION;
-use crate::http::extract::parse_json;
-use crate::http::ingest::Submission;
-use crate::http::problem::{Problem, ProblemKind};
+use crate::service::input::parse_json;
+use crate::service::{Error, ErrorKind};
 use axum::body::Body;
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -16,14 +16,14 @@ use serde_json::{json, Value};
 pub const MAX_LINE: usize = 64 * 1024;
 
 /// The request body as a stream of bytes, read a byte at a time from buffered chunks.
-pub(super) struct BodyReader {
+pub(crate) struct BodyReader {
     stream: axum::body::BodyDataStream,
     buffer: axum::body::Bytes,
     position: usize,
 }
 
 impl BodyReader {
-    pub(super) fn new(body: Body) -> Self {
+    pub(crate) fn new(body: Body) -> Self {
         Self {
             stream: body.into_data_stream(),
             buffer: axum::body::Bytes::new(),
@@ -32,7 +32,7 @@ impl BodyReader {
     }
 
     /// The next byte, `None` at the end of the body.
-    async fn next(&mut self) -> Result<Option<u8>, Problem> {
+    async fn next(&mut self) -> Result<Option<u8>, Error> {
         while self.position >= self.buffer.len() {
             match self.stream.next().await {
                 None => return Ok(None),
@@ -50,13 +50,13 @@ impl BodyReader {
 
     /// Reads what is left of the body and drops it (at most the body cap), so that a
     /// client still sending gets the answer rather than a reset connection.
-    pub(super) async fn drain(&mut self) {
+    pub(crate) async fn drain(&mut self) {
         self.position = self.buffer.len();
         while let Some(Ok(_)) = self.stream.next().await {}
     }
 
     /// The next line without its end (`\n` or `\r\n`), `None` at the end of the body.
-    async fn line(&mut self) -> Result<Option<Vec<u8>>, Problem> {
+    async fn line(&mut self) -> Result<Option<Vec<u8>>, Error> {
         let mut line = Vec::new();
         loop {
             match self.next().await? {
@@ -65,8 +65,8 @@ impl BodyReader {
                 Some(b'\n') => break,
                 Some(byte) => {
                     if line.len() >= MAX_LINE {
-                        return Err(Problem::new(
-                            ProblemKind::BatchUnreadable,
+                        return Err(Error::new(
+                            ErrorKind::BatchUnreadable,
                             format!("A line is longer than {MAX_LINE} bytes."),
                         ));
                     }
@@ -81,26 +81,26 @@ impl BodyReader {
     }
 }
 
-fn body_error(error: axum::Error) -> Problem {
+fn body_error(error: axum::Error) -> Error {
     let too_large = std::error::Error::source(&error)
         .is_some_and(|e| e.is::<http_body_util::LengthLimitError>())
         || error.to_string().contains("length limit");
     if too_large {
-        Problem::of(ProblemKind::BodyTooLarge)
+        Error::of(ErrorKind::BodyTooLarge)
     } else {
-        Problem::new(ProblemKind::BadRequest, "The body could not be read.")
+        Error::new(ErrorKind::BadRequest, "The body could not be read.")
     }
 }
 
 /// A record of a JSON array or NDJSON line: `{"statement": …, "signature": …}`.
-fn submission_of(bytes: &[u8], index: usize) -> Result<Submission, Problem> {
+fn submission_of(bytes: &[u8], index: usize) -> Result<Submission, Error> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Item {
         statement: Value,
         signature: String,
     }
-    let prefix = |p: Problem| {
+    let prefix = |p: Error| {
         let field = match p.errors().first() {
             Some(e) if e.field != "body" => format!("[{index}].{}", e.field),
             _ => format!("[{index}]"),
@@ -109,7 +109,7 @@ fn submission_of(bytes: &[u8], index: usize) -> Result<Submission, Problem> {
             .errors()
             .first()
             .map_or_else(|| p.detail().to_string(), |e| e.reason.clone());
-        Problem::field(p.kind(), field, reason)
+        Error::field(p.kind(), field, reason)
     };
     let item: Item = parse_json(bytes).map_err(prefix)?;
     Ok(Submission {
@@ -120,13 +120,13 @@ fn submission_of(bytes: &[u8], index: usize) -> Result<Submission, Problem> {
 
 /// Splits a JSON array into its elements as the bytes arrive: it tracks nesting and
 /// strings, and hands each complete element to the run.
-pub(super) async fn json_array(
+pub(crate) async fn json_array(
     reader: &mut BodyReader,
     run: &mut Run<'_>,
-) -> Result<Option<Problem>, Problem> {
+) -> Result<Option<Error>, Error> {
     let unreadable = |what: &str| {
-        Problem::new(
-            ProblemKind::BatchUnreadable,
+        Error::new(
+            ErrorKind::BatchUnreadable,
             format!("The body is not a JSON array of records: {what}."),
         )
     };
@@ -179,8 +179,8 @@ pub(super) async fn json_array(
                     return Ok(Some(unreadable(&format!("element {index} is empty"))));
                 }
                 let item = if text.len() > MAX_LINE {
-                    Err(Problem::field(
-                        ProblemKind::InvalidField,
+                    Err(Error::field(
+                        ErrorKind::InvalidField,
                         format!("[{index}]"),
                         format!("is larger than {MAX_LINE} bytes"),
                     ))
@@ -214,10 +214,10 @@ pub(super) async fn json_array(
 }
 
 /// One record per line; blank lines are skipped.
-pub(super) async fn ndjson(
+pub(crate) async fn ndjson(
     reader: &mut BodyReader,
     run: &mut Run<'_>,
-) -> Result<Option<Problem>, Problem> {
+) -> Result<Option<Error>, Error> {
     let mut index = 0;
     while let Some(line) = reader.line().await? {
         if line.iter().all(u8::is_ascii_whitespace) {
@@ -258,14 +258,14 @@ pub const CSV_HEADER: [&str; 20] = [
 /// Reads CSV: a header row naming the columns (any order, all of `CSV_HEADER`), then
 /// one record per row. A row becomes the statement it describes; its `signature`
 /// column signs that statement's canonical form.
-pub(super) async fn csv(
+pub(crate) async fn csv(
     reader: &mut BodyReader,
     run: &mut Run<'_>,
     iata: &str,
-) -> Result<Option<Problem>, Problem> {
+) -> Result<Option<Error>, Error> {
     let unreadable = |what: String| {
-        Problem::new(
-            ProblemKind::BatchUnreadable,
+        Error::new(
+            ErrorKind::BatchUnreadable,
             format!("The CSV cannot be read: {what}."),
         )
     };
@@ -305,16 +305,16 @@ pub(super) async fn csv(
         }
         let item = csv_row(&line)
             .map_err(|e| {
-                Problem::field(
-                    ProblemKind::InvalidField,
+                Error::field(
+                    ErrorKind::InvalidField,
                     format!("[{index}]"),
                     format!("the row {e}"),
                 )
             })
             .and_then(|cells| {
                 if cells.len() != header.len() {
-                    return Err(Problem::field(
-                        ProblemKind::InvalidField,
+                    return Err(Error::field(
+                        ErrorKind::InvalidField,
                         format!("[{index}]"),
                         format!("has {} cells; the header has {}", cells.len(), header.len()),
                     ));
@@ -411,15 +411,15 @@ fn csv_submission(
     cell: &dyn Fn(&str) -> String,
     iata: &str,
     index: usize,
-) -> Result<Submission, Problem> {
+) -> Result<Submission, Error> {
     let words =
         |name: &str| -> Vec<String> { cell(name).split_whitespace().map(str::to_string).collect() };
     let optional = |name: &str| -> Option<String> { Some(cell(name)).filter(|v| !v.is_empty()) };
     let mut segments = Vec::new();
     for (i, label) in words("segments").iter().enumerate() {
         let bad = || {
-            Problem::field(
-                ProblemKind::InvalidField,
+            Error::field(
+                ErrorKind::InvalidField,
                 format!("[{index}].segments"),
                 format!("segment {} must read like AF1234/2026-12-01", i + 1),
             )

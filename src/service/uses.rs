@@ -11,6 +11,9 @@ use crate::store::{parties, Conn, StoreError, Tx};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// The signature header's name.
+pub const SIGNATURE_HEADER: &str = "Passerelle-Signature";
+
 /// Actions that are uses of a client's data.
 pub const USE_ACTIONS: [&str; 4] = [
     "token_request",

@@ -6,19 +6,16 @@
 //! and terms of the statement's types), since each statement repeats the booking and
 //! the terms.
 
-use super::{too_slow, BatchQuery, BatchReport, Run, Turn};
+use super::batch::{BatchReport, Run};
+use super::turns::Turn;
+use super::{Submission, Uploader};
 use crate::domain::booking::Booking;
 use crate::domain::consent::{CollectionMethod, Jurisdiction, Notice, Recipients, SCHEMA_VERSION};
 use crate::domain::party::Party;
 use crate::domain::purpose::Purpose;
 use crate::domain::ssr::{self, ContactValue, Gds};
-use crate::http::extract::{json_body, parse_value, AgencyCaller, ApiQuery, RequestId};
-use crate::http::ingest::{Submission, Uploader};
-use crate::http::problem::{Problem, ProblemKind};
-use crate::http::AppState;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
+use crate::service::input::parse_value;
+use crate::service::{AppState, Error, ErrorKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -66,33 +63,16 @@ pub struct SsrPassenger {
     pub signature: Option<String>,
 }
 
-/// Imports a PNR's CTCM/CTCE/CTCR elements: one record per passenger.
-pub async fn import_ssr(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    AgencyCaller(agency): AgencyCaller,
-    ApiQuery(query): ApiQuery<BatchQuery>,
-    request: axum::extract::Request,
-) -> Result<(StatusCode, Json<BatchReport>), Problem> {
-    let turn = state.uploads.take(&agency.id).await?;
-    let timeout = state.settings.request_timeout;
-    let import: SsrImport = tokio::time::timeout(timeout, json_body(request, &state))
-        .await
-        .map_err(|_| too_slow(timeout))??;
-    let report = import_in_turn(&state, turn, &agency, &request_id, query.atomic, import).await?;
-    Ok((StatusCode::OK, Json(report)))
-}
-
 /// An import that has its turn (see `UploadTurns`): what the agency's upload page runs
 /// too.
-pub(crate) async fn import_in_turn(
+pub async fn import_in_turn(
     state: &AppState,
     turn: Turn,
     agency: &Party,
     request_id: &str,
     atomic: bool,
     import: SsrImport,
-) -> Result<BatchReport, Problem> {
+) -> Result<BatchReport, Error> {
     let uploader = Uploader::new(state, agency, request_id).await?;
     let iata = uploader.iata.as_str().to_string();
     let statements = ssr_statements(&import, &iata)?;
@@ -114,17 +94,17 @@ pub(crate) async fn import_in_turn(
 /// most [`MAX_PASSENGERS`] passengers and [`MAX_ELEMENT_LINES`] element lines, and a
 /// booking and terms of the statement's own types, so that what is copied into each
 /// statement is known to be small.
-fn check_import(import: &SsrImport) -> Result<(), Problem> {
+fn check_import(import: &SsrImport) -> Result<(), Error> {
     if import.passengers.is_empty() {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
+        return Err(Error::field(
+            ErrorKind::InvalidField,
             "passengers",
             "must list at least one passenger",
         ));
     }
     if import.passengers.len() > MAX_PASSENGERS {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
+        return Err(Error::field(
+            ErrorKind::InvalidField,
             "passengers",
             format!("must list at most {MAX_PASSENGERS} passengers, as a PNR does"),
         ));
@@ -135,19 +115,15 @@ fn check_import(import: &SsrImport) -> Result<(), Problem> {
         .filter(|l| !l.trim().is_empty())
         .count();
     if lines > MAX_ELEMENT_LINES {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
+        return Err(Error::field(
+            ErrorKind::InvalidField,
             "elements",
             format!("must hold at most {MAX_ELEMENT_LINES} element lines"),
         ));
     }
     let booking: Booking = parse_value(&import.booking, "booking")?;
     booking.check().map_err(|(field, reason)| {
-        Problem::field(
-            ProblemKind::InvalidField,
-            format!("booking.{field}"),
-            reason,
-        )
+        Error::field(ErrorKind::InvalidField, format!("booking.{field}"), reason)
     })?;
     let _: Jurisdiction = parse_value(&import.jurisdiction, "jurisdiction")?;
     let _: SsrTerms = parse_value(&Value::Object(import.consent.clone()), "consent")?;
@@ -172,7 +148,7 @@ struct SsrTerms {
 
 /// The statement for each passenger, built from their elements. A line that does not
 /// parse, or names no known passenger, rejects the whole import: it is one PNR.
-fn ssr_statements(import: &SsrImport, iata: &str) -> Result<Vec<(Value, Option<String>)>, Problem> {
+fn ssr_statements(import: &SsrImport, iata: &str) -> Result<Vec<(Value, Option<String>)>, Error> {
     check_import(import)?;
     let mut per_passenger: Vec<Vec<ssr::ContactElement>> =
         vec![Vec::new(); import.passengers.len()];
@@ -182,23 +158,23 @@ fn ssr_statements(import: &SsrImport, iata: &str) -> Result<Vec<(Value, Option<S
         }
         let field = format!("elements[{n}]");
         let element = ssr::parse_line(import.gds, line)
-            .map_err(|reason| Problem::field(ProblemKind::InvalidField, field.clone(), reason))?;
+            .map_err(|reason| Error::field(ErrorKind::InvalidField, field.clone(), reason))?;
         let target = match &element.passenger {
             Some(reference) => import
                 .passengers
                 .iter()
                 .position(|p| p.reference.eq_ignore_ascii_case(reference))
                 .ok_or_else(|| {
-                    Problem::field(
-                        ProblemKind::InvalidField,
+                    Error::field(
+                        ErrorKind::InvalidField,
                         field.clone(),
                         format!("names passenger `{reference}`, who is not in `passengers`"),
                     )
                 })?,
             None if import.passengers.len() == 1 => 0,
             None => {
-                return Err(Problem::field(
-                    ProblemKind::InvalidField,
+                return Err(Error::field(
+                    ErrorKind::InvalidField,
                     field,
                     "has no passenger association, and the PNR has several passengers",
                 ))
@@ -229,15 +205,15 @@ fn ssr_statements(import: &SsrImport, iata: &str) -> Result<Vec<(Value, Option<S
             }
         }
         if refused && !categories.is_empty() {
-            return Err(Problem::field(
-                ProblemKind::InvalidField,
+            return Err(Error::field(
+                ErrorKind::InvalidField,
                 format!("passengers[{i}]"),
                 "has both a CTCR refusal and a contact element",
             ));
         }
         if elements.is_empty() {
-            return Err(Problem::field(
-                ProblemKind::InvalidField,
+            return Err(Error::field(
+                ErrorKind::InvalidField,
                 format!("passengers[{i}]"),
                 "has no CTCM, CTCE or CTCR element",
             ));

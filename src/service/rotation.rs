@@ -70,7 +70,7 @@ pub async fn rotate(
     }
     tx.commit().await?;
     let temporary = keyring_file.with_extension("rotating");
-    crate::keyfile::write_secret_file(&temporary, &rotated)?;
+    crate::crypto::keyfile::write_secret_file(&temporary, &rotated)?;
     std::fs::rename(&temporary, keyring_file)
         .with_context(|| format!("replacing {}", keyring_file.display()))?;
     let mut rewrapped = rewrap_all(store, &keys).await?;

@@ -5,22 +5,25 @@
 //! (the data key, API keys) are never printed, except an API key once, when made.
 
 mod audit;
+pub mod demo;
+pub mod serve;
 
-use crate::audit::publish::{CheckpointSettings, DEFAULT_ORIGIN};
 use crate::crypto::canonical;
 use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::jws::Jwk;
+use crate::crypto::keyfile::{check_private, read_private_jwk};
+pub use crate::crypto::keyfile::{read_jwk, write_secret_file};
 use crate::crypto::keyring::{Keyring, Keys};
 use crate::crypto::seal::DataKey;
-use crate::http::batch::BatchLimits;
-use crate::http::client_ip::AddressRange;
-use crate::http::{RelaySettings, Settings};
-use crate::keyfile::{check_private, read_private_jwk};
-pub use crate::keyfile::{read_jwk, write_secret_file};
 use crate::outbound::Outbound;
 use crate::policy::engine::{Policies, POLICY_FILE};
+use crate::service::checkpoints::{CheckpointSettings, DEFAULT_ORIGIN};
+use crate::service::parties as provision;
+use crate::service::settings::AddressRange;
+use crate::service::settings::BatchLimits;
+use crate::service::{RelaySettings, Settings};
 use crate::store::Store;
-use crate::{demo, provision, relay, server};
+use crate::workers::relay;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::Read;
@@ -191,7 +194,7 @@ pub struct ServeArgs {
     #[arg(long, env = "PASSERELLE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Largest bulk upload accepted, in bytes.
-    #[arg(long, env = "PASSERELLE_MAX_BATCH_BYTES", default_value_t = crate::http::DEFAULT_MAX_BATCH_BYTES)]
+    #[arg(long, env = "PASSERELLE_MAX_BATCH_BYTES", default_value_t = crate::service::settings::DEFAULT_MAX_BATCH_BYTES)]
     pub max_batch_bytes: usize,
     /// Most records one bulk request may hold; one more and the request is refused
     /// (`413 batch-too-large`) with nothing stored.
@@ -512,8 +515,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 bail!("the keys come from PASSERELLE_DATA_KEY; rotation needs them in a keyring file (--data-key-file)");
             }
             let store = open_store(&cli.storage).await?;
-            let rotated =
-                crate::rotation::rotate(&store, &file, Duration::from_secs(settle_seconds)).await?;
+            let rotated = crate::service::rotation::rotate(
+                &store,
+                &file,
+                Duration::from_secs(settle_seconds),
+            )
+            .await?;
             store.close().await;
             println!(
                 "new master key {} is current; {} record key(s) re-wrapped under it",
@@ -576,7 +583,7 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 /// journal files the same way.
 fn prepare_sqlite_file(path: &Path) -> anyhow::Result<()> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::keyfile::create_private_dir(parent)?;
+        crate::crypto::keyfile::create_private_dir(parent)?;
     }
     if !path.exists() {
         let mut options = std::fs::OpenOptions::new();
@@ -589,7 +596,7 @@ fn prepare_sqlite_file(path: &Path) -> anyhow::Result<()> {
     }
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let file = PathBuf::from(format!("{}{suffix}", path.display()));
-        if let Err(error) = crate::keyfile::restrict_to_owner(&file) {
+        if let Err(error) = crate::crypto::keyfile::restrict_to_owner(&file) {
             tracing::warn!(%error, "the database's files could not be restricted to their owner");
         }
     }
@@ -597,7 +604,7 @@ fn prepare_sqlite_file(path: &Path) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn open_store(storage: &StorageArgs) -> anyhow::Result<Store> {
-    crate::keyfile::create_private_dir(&storage.data_dir)?;
+    crate::crypto::keyfile::create_private_dir(&storage.data_dir)?;
     let url = database_url(storage)?;
     if let Some(path) = sqlite_path(&url) {
         prepare_sqlite_file(&path)?;
@@ -631,7 +638,7 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| storage.data_dir.join("broker.jwk"));
     let broker_key = load_broker_key(&broker_key_file, args.demo)?;
-    server::check_keys(&store, &keys, &broker_key, time::OffsetDateTime::now_utc()).await?;
+    serve::check_keys(&store, &keys, &broker_key, time::OffsetDateTime::now_utc()).await?;
     crate::audit::checkpoint::LogKey::of(&args.log_origin, &broker_key)
         .map_err(anyhow::Error::msg)
         .context("--log-origin")?;
@@ -695,12 +702,12 @@ async fn serve(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<()> {
         demo::provision(&store, &storage.data_dir, address).await?;
     }
     tracing::info!(%address, "passerelle listening");
-    server::serve(
+    serve::serve(
         listener,
-        server::state(store, keys, broker_key, settings),
+        serve::state(store, keys, broker_key, settings),
         transports,
         Duration::from_secs(args.purge_interval_seconds.max(1)),
-        server::shutdown_signal(),
+        serve::shutdown_signal(),
     )
     .await
 }
@@ -883,7 +890,7 @@ async fn add_party(storage: &StorageArgs, party: AddParty) -> anyhow::Result<()>
         provisioned.api_key
     );
     if let Some(at) = expiry {
-        println!("it expires at {}", crate::audit::format_time(at));
+        println!("it expires at {}", crate::domain::time::format_time(at));
     }
     Ok(())
 }
@@ -904,7 +911,7 @@ async fn run_api_key_command(
 ) -> anyhow::Result<()> {
     let time = |ms: Option<i64>| {
         ms.and_then(|ms| crate::store::from_millis(ms).ok())
-            .map_or_else(|| "-".to_string(), crate::audit::format_time)
+            .map_or_else(|| "-".to_string(), crate::domain::time::format_time)
     };
     match command {
         ApiKeyCommand::List { party } => {
@@ -951,7 +958,7 @@ async fn run_api_key_command(
                 println!(
                     "{} older key(s) stop working at {}",
                     rotated.previous,
-                    crate::audit::format_time(now + grace)
+                    crate::domain::time::format_time(now + grace)
                 );
             } else {
                 println!("{} older key(s) revoked now", rotated.previous);

@@ -10,14 +10,11 @@
 //! `https://` address, never through a redirect.
 
 use super::Transports;
-use crate::http::uses::webhook_secret_slot;
-use crate::http::AppState;
+use crate::service::uses::{webhook_secret_slot, SIGNATURE_HEADER};
+use crate::service::AppState;
 use crate::store::outbox::{self, Queue, WebhookDelivery};
 use crate::store::{parties, StoreError};
 use ring::hmac;
-
-/// The signature header's name.
-pub const SIGNATURE_HEADER: &str = "Passerelle-Signature";
 
 /// The header value for `body` signed at `timestamp`.
 pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
@@ -102,7 +99,7 @@ pub async fn push(
         Ok(()) => breakers.succeeded(&delivery.agency_id),
         Err((true, _)) => {
             if let Some(until) = breakers.failed(&delivery.agency_id, now) {
-                tracing::warn!(agency = %delivery.agency_id, until = %crate::audit::format_time(until), "an agency webhook keeps failing; its pushes wait");
+                tracing::warn!(agency = %delivery.agency_id, until = %crate::domain::time::format_time(until), "an agency webhook keeps failing; its pushes wait");
                 next = Some(until);
             }
         }

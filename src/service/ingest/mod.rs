@@ -9,9 +9,11 @@
 //! A record that fails a check is reported with its field and reason and writes
 //! nothing; the others are not held back by it unless the batch is atomic.
 
-use super::extract::parse_value;
-use super::problem::{Problem, ProblemKind};
-use super::AppState;
+pub mod batch;
+pub mod read;
+pub mod ssr;
+pub mod turns;
+
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::keyring::Keys;
@@ -22,6 +24,9 @@ use crate::domain::consent::{ConsentStatement, Decision, Recipients};
 use crate::domain::ids::{hex, new_id, CONSENT};
 use crate::domain::party::{IataAgencyNumber, Party};
 use crate::domain::receipt::{self, ReceiptFacts};
+use crate::service::input::parse_value;
+use crate::service::AppState;
+use crate::service::{Error, ErrorKind};
 use crate::store::{consents, parties, Tx};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -57,10 +62,10 @@ pub struct Uploader {
 
 impl Uploader {
     /// Reads what receipts need of the agency.
-    pub async fn new(state: &AppState, agency: &Party, request_id: &str) -> Result<Self, Problem> {
+    pub async fn new(state: &AppState, agency: &Party, request_id: &str) -> Result<Self, Error> {
         let code = agency.code.as_deref().unwrap_or_default();
         let iata = IataAgencyNumber::parse(code).map_err(|_| {
-            Problem::internal(format!("agency {} has no valid IATA number", agency.id))
+            Error::internal(format!("agency {} has no valid IATA number", agency.id))
         })?;
         let mut conn = state.store.reader().acquire().await?;
         let name = parties::name(&mut conn, &agency.id).await?;
@@ -85,7 +90,7 @@ pub enum RecordOutcome {
         consent_id: String,
     },
     /// Refused; nothing of it was written.
-    Rejected(Problem),
+    Rejected(Error),
 }
 
 /// A record just stored.
@@ -155,9 +160,9 @@ struct Parsed {
 
 impl Checked {
     /// The statement, read again from the canonical form that passed the checks.
-    fn parse(self) -> Result<Parsed, Problem> {
+    fn parse(self) -> Result<Parsed, Error> {
         let statement = serde_json::from_slice(&self.canonical).map_err(|e| {
-            Problem::internal(format!("a checked statement does not read again: {e}"))
+            Error::internal(format!("a checked statement does not read again: {e}"))
         })?;
         Ok(Parsed {
             statement,
@@ -195,7 +200,7 @@ impl Verifieds {
     }
 
     /// Each record's agency record id (when read) and, if it was refused, why.
-    pub fn verdicts(&self) -> impl Iterator<Item = (Option<&str>, Option<&Problem>)> {
+    pub fn verdicts(&self) -> impl Iterator<Item = (Option<&str>, Option<&Error>)> {
         self.0.iter().map(|v| match v {
             Ok(checked) => (Some(checked.record_id.as_str()), None),
             Err(rejection) => (rejection.record_id.as_deref(), Some(&rejection.problem)),
@@ -219,7 +224,7 @@ pub async fn verify(
     state: &AppState,
     uploader: &Uploader,
     submissions: Vec<Submission>,
-) -> Result<Verifieds, Problem> {
+) -> Result<Verifieds, Error> {
     let checked = submissions
         .into_iter()
         .map(|s| check(uploader, s))
@@ -231,8 +236,8 @@ pub async fn verify(
 pub async fn verify_checked(
     state: &AppState,
     uploader: &Uploader,
-    checked: Vec<Result<Checked, Problem>>,
-) -> Result<Verifieds, Problem> {
+    checked: Vec<Result<Checked, Error>>,
+) -> Result<Verifieds, Error> {
     let mut keys: HashMap<String, Option<Vec<u8>>> = HashMap::new();
     let mut reader = state.store.reader().acquire().await?;
     for c in checked.iter().flatten() {
@@ -251,7 +256,7 @@ pub async fn process(
     uploader: &Uploader,
     tx: &mut Tx,
     Verifieds(verified): Verifieds,
-) -> Result<BatchResults, Problem> {
+) -> Result<BatchResults, Error> {
     let data_keys = state.keys.keys();
     let verified: Vec<Result<Parsed, Box<Rejection>>> = verified
         .into_iter()
@@ -259,7 +264,7 @@ pub async fn process(
             Ok(checked) => checked.parse().map(Ok),
             Err(rejection) => Ok(Err(rejection)),
         })
-        .collect::<Result<_, Problem>>()?;
+        .collect::<Result<_, Error>>()?;
 
     let mut out = BatchResults {
         results: Vec::with_capacity(verified.len()),
@@ -337,25 +342,25 @@ fn upload_entry(uploader: &Uploader) -> NewEntry {
 
 /// The checks that need no database: the statement parses into its types and keeps
 /// its cross-field rules, the signature is a detached EdDSA JWS.
-pub fn check(uploader: &Uploader, submission: Submission) -> Result<Checked, Problem> {
+pub fn check(uploader: &Uploader, submission: Submission) -> Result<Checked, Error> {
     let statement: ConsentStatement = parse_value(&submission.statement, "statement")?;
     statement.check(&uploader.iata, uploader.now).map_err(|e| {
         let kind = if e.non_operational_purpose {
-            ProblemKind::PurposeNotOperational
+            ErrorKind::PurposeNotOperational
         } else {
-            ProblemKind::InvalidField
+            ErrorKind::InvalidField
         };
-        Problem::field(kind, format!("statement.{}", e.field), e.reason)
+        Error::field(kind, format!("statement.{}", e.field), e.reason)
     })?;
     let signature = submission.signature.ok_or_else(|| {
-        Problem::field(
-            ProblemKind::MalformedSignature,
+        Error::field(
+            ErrorKind::MalformedSignature,
             "signature",
             "is missing: sign the canonical (RFC 8785) statement with one of your keys",
         )
     })?;
     let kid = jws::parse(&signature)
-        .map_err(|e| Problem::field(ProblemKind::MalformedSignature, "signature", e.to_string()))?
+        .map_err(|e| Error::field(ErrorKind::MalformedSignature, "signature", e.to_string()))?
         .kid;
     Ok(Checked {
         canonical: canonical::to_vec(&submission.statement),
@@ -369,7 +374,7 @@ pub fn check(uploader: &Uploader, submission: Submission) -> Result<Checked, Pro
 /// problem, and for signature refusals (which are audited) the audit reason.
 struct Rejection {
     record_id: Option<String>,
-    problem: Problem,
+    problem: Error,
     audit_reason: Option<&'static str>,
 }
 
@@ -377,13 +382,13 @@ type Verified = Result<Checked, Box<Rejection>>;
 
 /// Verifies every signature, spread over the cores.
 async fn verify_all(
-    checked: Vec<Result<Checked, Problem>>,
+    checked: Vec<Result<Checked, Error>>,
     keys: HashMap<String, Option<Vec<u8>>>,
-) -> Result<Vec<Verified>, Problem> {
+) -> Result<Vec<Verified>, Error> {
     tokio::task::spawn_blocking(move || {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let chunk = checked.len().div_ceil(threads).max(64);
-        let mut items: Vec<Option<Result<Checked, Problem>>> =
+        let mut items: Vec<Option<Result<Checked, Error>>> =
             checked.into_iter().map(Some).collect();
         let mut out: Vec<Option<Verified>> = (0..items.len()).map(|_| None).collect();
         std::thread::scope(|scope| {
@@ -402,10 +407,10 @@ async fn verify_all(
             .collect()
     })
     .await
-    .map_err(|e| Problem::internal(format!("signature verification failed to run: {e}")))
+    .map_err(|e| Error::internal(format!("signature verification failed to run: {e}")))
 }
 
-fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<u8>>>) -> Verified {
+fn verify_one(item: Result<Checked, Error>, keys: &HashMap<String, Option<Vec<u8>>>) -> Verified {
     let checked = item.map_err(|problem| {
         Box::new(Rejection {
             record_id: None,
@@ -415,8 +420,8 @@ fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<
     })?;
     let record_id = Some(checked.record_id.clone());
     let Some(Some(public_key)) = keys.get(&checked.kid) else {
-        let problem = Problem::field(
-            ProblemKind::UnknownKeyId,
+        let problem = Error::field(
+            ErrorKind::UnknownKeyId,
             "signature",
             format!("no live key `{}` is registered to your agency", checked.kid),
         );
@@ -428,8 +433,8 @@ fn verify_one(item: Result<Checked, Problem>, keys: &HashMap<String, Option<Vec<
     };
     let jws = jws::parse(&checked.signature).expect("parsed during the checks");
     if jws.verify(public_key, &checked.canonical).is_err() {
-        let problem = Problem::field(
-            ProblemKind::BadSignature,
+        let problem = Error::field(
+            ErrorKind::BadSignature,
             "signature",
             format!(
                 "does not verify under key `{}` over the canonical (RFC 8785) statement",
@@ -483,7 +488,7 @@ impl Places {
         keys: &Keys,
         uploader: &Uploader,
         verified: &[Result<Parsed, Box<Rejection>>],
-    ) -> Result<Self, Problem> {
+    ) -> Result<Self, Error> {
         let agency_id = &uploader.agency.id;
         let statements: Vec<&ConsentStatement> =
             verified.iter().flatten().map(|c| &c.statement).collect();
@@ -494,11 +499,11 @@ impl Places {
         locators.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         locators.dedup_by(|a, b| a.as_str() == b.as_str());
         let bookings = consents::upsert_bookings(tx, agency_id, &locators, uploader.now).await?;
-        let booking_of = |s: &ConsentStatement| -> Result<String, Problem> {
+        let booking_of = |s: &ConsentStatement| -> Result<String, Error> {
             bookings
                 .get(s.booking.record_locator.as_str())
                 .cloned()
-                .ok_or_else(|| Problem::internal("a booking upserted was not returned"))
+                .ok_or_else(|| Error::internal("a booking upserted was not returned"))
         };
         let mut segments = Vec::new();
         let mut names = Vec::new();
@@ -534,8 +539,8 @@ impl Places {
         &self,
         keys: &Keys,
         statement: &ConsentStatement,
-    ) -> Result<(String, String, bool), Problem> {
-        let missing = || Problem::internal("a record's booking or traveller was not upserted");
+    ) -> Result<(String, String, bool), Error> {
+        let missing = || Error::internal("a record's booking or traveller was not upserted");
         let booking_id = self
             .bookings
             .get(statement.booking.record_locator.as_str())
@@ -572,7 +577,7 @@ async fn store(
     checked: Parsed,
     hash: &[u8; 32],
     places: &mut Places,
-) -> Result<(StoredRecord, NewEntry), Problem> {
+) -> Result<(StoredRecord, NewEntry), Error> {
     let statement = &checked.statement;
     let now = uploader.now;
     let agency_id = &uploader.agency.id;
@@ -601,7 +606,7 @@ async fn store(
         state.settings.policies.tunables.retention.contact_days,
     );
     let statement_sha256 = hex(hash);
-    let traveller_page = super::traveller::page_link(&state.settings.public_url);
+    let traveller_page = crate::service::settings::page_link(&state.settings.public_url);
     let withdrawal_url = format!(
         "{}/v1/withdrawals",
         state.settings.public_url.trim_end_matches('/')

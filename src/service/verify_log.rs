@@ -8,8 +8,8 @@
 //! history rewritten wholesale, nodes and all). A checkpoint exported earlier also
 //! catches entries deleted from the end, which nothing left in the database can.
 
-use super::checkpoint::{Checkpoint, LogKey};
-use super::merkle::{Frontier, Hash, NodeId};
+use crate::audit::checkpoint::{Checkpoint, LogKey};
+use crate::audit::merkle::{Frontier, Hash, NodeId};
 use crate::store::{self, Store, StoreError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -99,7 +99,7 @@ pub async fn verify_with_progress(
     let mut report = Report {
         entries: 0,
         checkpoints: 0,
-        root: super::merkle::empty_root(),
+        root: crate::audit::merkle::empty_root(),
         finding: None,
         elapsed: Duration::ZERO,
     };

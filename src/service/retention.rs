@@ -1,36 +1,22 @@
-//! The retention sweeper: destroys contacts whose time has come, forgets stored
-//! idempotent answers after a day, and expired sign-in sessions.
+//! Retention: destroys contacts whose time has come, forgets stored idempotent answers
+//! after a day, and expired sign-in sessions.
 //!
 //! A record's purge time is the end of its booking's last flight day plus the
 //! configured retention. Purging destroys the record's key and sealed values
 //! (crypto-shredding, see `crypto::keyring`) and keeps its metadata, its receipt and
-//! the audit trail, which records the purge. Several brokers on one database may sweep
-//! at once: the conditional UPDATE lets only one of them purge (and audit) a record.
+//! the audit trail, which records the purge through the one audited write. Several
+//! brokers on one database may sweep at once: the conditional UPDATE lets only one of
+//! them purge (and audit) a record.
 
 use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
-use crate::http::AppState;
-use crate::store::{consents, idempotency, sessions, StoreError};
-use std::time::Duration;
+use crate::service::{AppState, Error};
+use crate::store::{consents, idempotency, sessions};
 
 /// Records purged per transaction.
 const BATCH: i64 = 500;
 
-/// Sweeps every `interval` until the task is dropped.
-pub async fn run(state: AppState, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        match sweep(&state).await {
-            Ok(0) => {}
-            Ok(purged) => tracing::info!(purged, "retention sweep destroyed contacts"),
-            Err(error) => tracing::error!(%error, "retention sweep failed; it will run again"),
-        }
-    }
-}
-
 /// One sweep: purges every record due now. Returns how many were purged.
-pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
+pub async fn sweep(state: &AppState) -> Result<usize, Error> {
     let now = state.clock.now();
     let mut purged = 0;
     loop {
@@ -40,7 +26,7 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
             tx.rollback().await.ok();
             break;
         }
-        let mut labels = Vec::new();
+        let mut entries = Vec::new();
         for (consent_id, agency_id, traveller_id) in &due {
             if !consents::purge(&mut tx, consent_id, traveller_id, now).await? {
                 continue;
@@ -60,15 +46,10 @@ pub async fn sweep(state: &AppState) -> Result<usize, StoreError> {
                     ..AuditEntry::default()
                 },
             };
-            labels.push(entry.labels());
-            let (connection, right_edge) = tx.connection_and_right_edge();
-            crate::store::audit::append_many(connection, right_edge, vec![entry]).await?;
-            purged += 1;
+            entries.push(entry);
         }
-        tx.commit().await?;
-        for (action, outcome, reason) in labels {
-            state.metrics.observe_decision(action, outcome, reason);
-        }
+        purged += entries.len();
+        state.commit_with_audits(tx, entries).await?;
         if (due.len() as i64) < BATCH {
             break;
         }

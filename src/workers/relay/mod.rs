@@ -24,9 +24,9 @@ pub mod webhook;
 use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
 use crate::domain::consent::Inactive;
 use crate::domain::delivery::Channel;
-use crate::http::messages::{body_slot, MessageBody};
-use crate::http::{AppState, RelaySettings};
 use crate::outbound::Outbound;
+use crate::service::sealed::{body_slot, MessageBody};
+use crate::service::{AppState, RelaySettings};
 use crate::store::outbox::{self, Message, Queue};
 use crate::store::{consents, tokens, StoreError};
 use futures_util::StreamExt;
@@ -336,7 +336,7 @@ async fn attempt(
     }
     let sealed = consents::sealed(&mut conn, &message.consent_id).await?;
     drop(conn);
-    let opened = match crate::http::consents::open_contacts(state, &message.consent_id, &sealed) {
+    let opened = match crate::service::sealed::open_contacts(state, &message.consent_id, &sealed) {
         Ok(Some(opened)) => opened,
         Ok(None) => return Ok(Attempt::Cancelled("contact_purged")),
         Err(problem) => return Err(StoreError::Corrupt(problem.detail().to_string())),

@@ -12,9 +12,9 @@
 //! a withdrawal, a new version, a purge) is not taken here: its request decides again
 //! inside the writer's transaction (see `releases::ask`).
 
-use super::problem::Problem;
-use super::AppState;
 use crate::audit::NewEntry;
+use crate::service::AppState;
+use crate::service::Error;
 use crate::store::outbox::{self, Message};
 use crate::store::tokens;
 use std::collections::HashSet;
@@ -48,7 +48,7 @@ pub struct Use {
 
 struct Job {
     request: Use,
-    reply: oneshot::Sender<Result<Outcome, Problem>>,
+    reply: oneshot::Sender<Result<Outcome, Error>>,
 }
 
 #[derive(Default)]
@@ -66,7 +66,7 @@ pub struct UseBatches {
 
 impl UseBatches {
     /// Takes a use with the others queued, and answers once it is durable.
-    pub async fn take(&self, state: &AppState, request: Use) -> Result<Outcome, Problem> {
+    pub async fn take(&self, state: &AppState, request: Use) -> Result<Outcome, Error> {
         let (reply, answer) = oneshot::channel();
         let leads = {
             let mut queue = self.queue.lock().expect("use queue lock");
@@ -83,9 +83,9 @@ impl UseBatches {
                 }
             });
         }
-        answer.await.map_err(|_| {
-            Problem::internal("the batch taking a token use ended without an answer")
-        })?
+        answer
+            .await
+            .map_err(|_| Error::internal("the batch taking a token use ended without an answer"))?
     }
 
     /// The next batch, or `None` (and the lead given up) when nothing is queued.
@@ -140,7 +140,7 @@ async fn run(state: &AppState, jobs: Vec<Job>) {
 }
 
 /// The guarded update, the messages and the entries of a batch, committed together.
-async fn take_all(state: &AppState, batch: &[Job]) -> Result<Vec<Outcome>, Problem> {
+async fn take_all(state: &AppState, batch: &[Job]) -> Result<Vec<Outcome>, Error> {
     let mut tx = state.store.begin().await?;
     let ids: Vec<&str> = batch
         .iter()

@@ -4,7 +4,8 @@
 use crate::clock::SystemClock;
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyring::Keyring;
-use crate::http::{build_router, AppState, Settings};
+use crate::router::build_router;
+use crate::service::{AppState, Settings};
 use crate::store::keys as stored_keys;
 use crate::store::Store;
 use anyhow::Context;
@@ -79,13 +80,13 @@ pub fn state(store: Store, keys: Keyring, broker_key: Jwk, settings: Settings) -
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    transports: crate::relay::Transports,
+    transports: crate::workers::relay::Transports,
     purge_interval: std::time::Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let store = state.store.clone();
-    let sweeper = tokio::spawn(crate::sweeper::run(state.clone(), purge_interval));
-    let relay = tokio::spawn(crate::relay::run(state.clone(), transports));
+    let sweeper = tokio::spawn(crate::workers::sweeper::run(state.clone(), purge_interval));
+    let relay = tokio::spawn(crate::workers::relay::run(state.clone(), transports));
     let checkpoints = tokio::spawn(checkpoint_every_interval(state.clone()));
     let service =
         build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();

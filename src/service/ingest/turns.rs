@@ -3,7 +3,7 @@
 //! turn with slow uploads while others wait. A turn is held from before the body is
 //! read until the records are stored, and bounds the memory uploads take together.
 
-use crate::http::problem::{Problem, ProblemKind};
+use crate::service::{Error, ErrorKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,11 +40,11 @@ impl UploadTurns {
 
     /// Waits for a turn for `agency_id`: its own first, then one of the broker's; after
     /// [`QUEUE_WAIT`], `503` with `Retry-After`.
-    pub async fn take(&self, agency_id: &str) -> Result<Turn, Problem> {
+    pub async fn take(&self, agency_id: &str) -> Result<Turn, Error> {
         self.take_within(agency_id, QUEUE_WAIT).await
     }
 
-    async fn take_within(&self, agency_id: &str, wait: Duration) -> Result<Turn, Problem> {
+    async fn take_within(&self, agency_id: &str, wait: Duration) -> Result<Turn, Error> {
         let mine = {
             let mut by_agency = self.by_agency.lock().unwrap_or_else(|p| p.into_inner());
             by_agency
@@ -62,8 +62,8 @@ impl UploadTurns {
         })
         .await;
         taken.ok().flatten().ok_or_else(|| {
-            Problem::new(
-                ProblemKind::Unavailable,
+            Error::new(
+                ErrorKind::Unavailable,
                 format!(
                     "The broker is handling {} bulk uploads at once, yours included if you sent \
                      another; retry in a few seconds.",
@@ -86,7 +86,7 @@ mod tests {
         let turns = UploadTurns::new(2);
         let first = turns.take_within("agy_a", SHORT).await.unwrap();
         let refused = turns.take_within("agy_a", SHORT).await.unwrap_err();
-        assert_eq!(refused.kind(), ProblemKind::Unavailable);
+        assert_eq!(refused.kind(), ErrorKind::Unavailable);
         let _other = turns.take_within("agy_b", SHORT).await.unwrap();
         assert!(
             turns.take_within("agy_c", SHORT).await.is_err(),

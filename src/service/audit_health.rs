@@ -7,8 +7,8 @@
 //! the same path as every other) and the broker is ready again as soon as the probe
 //! succeeds, or an action's entry commits.
 
-use super::problem::{Problem, ProblemKind};
 use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::service::{Error, ErrorKind};
 use crate::store::{self, Store};
 use std::sync::Mutex;
 use time::OffsetDateTime;
@@ -21,11 +21,11 @@ pub struct AuditHealth {
 
 impl AuditHealth {
     /// Records a failed audit write; returns the problem to answer with.
-    pub fn failed(&self, at: OffsetDateTime, cause: &dyn std::fmt::Display) -> Problem {
+    pub fn failed(&self, at: OffsetDateTime, cause: &dyn std::fmt::Display) -> Error {
         tracing::error!(error = %cause, "the audit log cannot be written: refusing the action");
         self.failing_since.lock().expect("lock").get_or_insert(at);
-        Problem::new(
-            ProblemKind::AuditUnavailable,
+        Error::new(
+            ErrorKind::AuditUnavailable,
             "The audit log cannot be written at the moment, so nothing was done. Try again later.",
         )
         .with_retry_after(5)

@@ -13,8 +13,8 @@
 //! buckets that have refilled are forgotten first (a full bucket is the same as none),
 //! and past the cap a new client is refused until some have.
 
-use super::problem::{Problem, ProblemKind};
 use crate::policy::tunables::{PublicRateLimit, RateLimit};
+use crate::service::{Error, ErrorKind};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -89,14 +89,14 @@ impl Default for RateLimiter {
 
 impl RateLimiter {
     /// Takes one request from `airline`'s bucket, or says how long to wait.
-    pub fn admit(&self, airline: &str, limit: &RateLimit, now: Instant) -> Result<(), Problem> {
+    pub fn admit(&self, airline: &str, limit: &RateLimit, now: Instant) -> Result<(), Error> {
         let rate = f64::from(limit.requests_per_second);
         let burst = f64::from(limit.burst);
         self.airlines
             .take(&airline.to_string(), rate, burst, now)
             .map_err(|wait| {
-                Problem::new(
-                    ProblemKind::RateLimited,
+                Error::new(
+                    ErrorKind::RateLimited,
                     format!(
                         "Your airline may make {} requests per second (bursts of {}); retry in {wait} s. \
                          Ask for a whole flight in one request rather than one per traveller.",
@@ -129,14 +129,14 @@ impl PublicLimiter {
         client: IpAddr,
         limit: &PublicRateLimit,
         now: Instant,
-    ) -> Result<(), Problem> {
+    ) -> Result<(), Error> {
         let rate = f64::from(limit.requests_per_minute) / 60.0;
         let burst = f64::from(limit.burst);
         self.addresses
             .take(&counted_as(client), rate, burst, now)
             .map_err(|wait| {
-                Problem::new(
-                    ProblemKind::RateLimited,
+                Error::new(
+                    ErrorKind::RateLimited,
                     format!(
                         "Too many requests from your address ({} a minute, bursts of {}); retry in {wait} s.",
                         limit.requests_per_minute, limit.burst
@@ -178,7 +178,7 @@ mod tests {
             assert!(limiter.admit("air_1", &limit, t0).is_ok());
         }
         let refused = limiter.admit("air_1", &limit, t0).unwrap_err();
-        assert_eq!(refused.kind(), ProblemKind::RateLimited);
+        assert_eq!(refused.kind(), ErrorKind::RateLimited);
         assert!(
             limiter.admit("air_2", &limit, t0).is_ok(),
             "buckets are per airline"

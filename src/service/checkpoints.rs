@@ -12,8 +12,8 @@
 //! Checkpoints are signed by the interval task and on an officer's
 //! `POST /v1/audit/checkpoints`, never because someone read something.
 
-use super::checkpoint::{Checkpoint, LogKey};
-use super::merkle;
+use crate::audit::checkpoint::{Checkpoint, LogKey};
+use crate::audit::merkle;
 use crate::crypto::jws::Jwk;
 use crate::store::audit::{self as stored, StoredCheckpoint};
 use crate::store::{Store, StoreError};

@@ -6,9 +6,9 @@
 //! shown twice.
 
 use crate::crypto::jws::Jwk;
+use crate::crypto::keyfile::write_secret_file;
 use crate::domain::party::{Party, PartyKind};
-use crate::keyfile::write_secret_file;
-use crate::provision::{self, Provisioned};
+use crate::service::parties::{self as provision, Provisioned};
 use crate::store::{parties, Store};
 use serde_json::json;
 use std::net::SocketAddr;
@@ -24,11 +24,11 @@ const DEMO_OFFICER: &str = "Demo Compliance Officer";
 /// Provisions the demo and prints the next steps.
 pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
     let dir = data_dir.join("passerelle-demo");
-    crate::keyfile::create_private_dir(&dir)?;
+    crate::crypto::keyfile::create_private_dir(&dir)?;
     let now = OffsetDateTime::now_utc();
     let key_path = dir.join("agency.jwk");
     let agency_key = if key_path.exists() {
-        crate::keyfile::read_private_jwk(&key_path)?
+        crate::crypto::keyfile::read_private_jwk(&key_path)?
     } else {
         let jwk = Jwk::generate(&format!("demo-{}", now.unix_timestamp()));
         write_secret_file(&key_path, &serde_json::to_string_pretty(&jwk)?)?;
@@ -190,7 +190,7 @@ only so that they can warn you of a cancellation, delay, schedule or gate change
 /// mobile, to show a rejection).
 fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::Result<()> {
     let date = (now + time::Duration::days(7)).date().to_string();
-    let collected_at = crate::audit::format_time(now);
+    let collected_at = crate::domain::time::format_time(now);
     let consent = json!({
         "schema_version": crate::domain::consent::SCHEMA_VERSION,
         "record_id": "DEMO42-1",
@@ -245,7 +245,7 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
         serde_json::to_string_pretty(&flight)? + "\n",
     )?;
     let mut csv = csv::Writer::from_writer(Vec::new());
-    csv.write_record(crate::http::batch::CSV_HEADER)?;
+    csv.write_record(crate::service::ingest::read::CSV_HEADER)?;
     let travellers = [
         ("DEMO43-1", "DEMO43", "Martin", "Luc", "+33687654321"),
         ("DEMO43-2", "DEMO43", "Martin", "Anne", "+33698765432"),
@@ -261,9 +261,11 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
             "mobile": mobile,
             "email": format!("{}.{}@example.fr", given_name.to_lowercase(), surname.to_lowercase()),
         });
-        let signed = crate::cli::sign_statement(agency_key, &statement.to_string())?;
+        let signed = super::sign_statement(agency_key, &statement.to_string())?;
         let signature = signed["signature"].as_str().unwrap_or_default();
-        csv.write_record(crate::http::batch::csv_record(&statement, signature))?;
+        csv.write_record(crate::service::ingest::read::csv_record(
+            &statement, signature,
+        ))?;
     }
     std::fs::write(dir.join("upload.csv"), csv.into_inner()?)?;
     Ok(())
