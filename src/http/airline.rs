@@ -1,35 +1,21 @@
-//! What an airline sets for itself: the domains its relayed messages may link to.
-//!
-//! A relayed message reaches travellers under the broker's sender, so a link in it is
-//! trusted like the broker. An airline registers the domains it links to (its own
-//! sites); a message linking anywhere else is refused. Every change is audited.
+//! `/v1/airline/link-domains`: the domains an airline's relayed messages may link to
+//! (`service::airline`).
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
-use super::problem::{Problem, ProblemKind};
-use crate::audit::{Action, NewEntry, Outcome};
-use crate::domain::links::{LinkDomain, MAX_DOMAINS};
-use crate::service::AppState;
-use crate::store::parties;
+use super::problem::Problem;
+use crate::service::airline::LinkDomains;
+use crate::service::{self, AppState};
 use axum::extract::State;
 use axum::Json;
-use serde::{Deserialize, Serialize};
-
-/// The domains, as sent and as answered.
-#[derive(Deserialize, Serialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct LinkDomains {
-    /// Domains such as `airfrance.fr`; each covers its subdomains. At most 20.
-    pub domains: Vec<LinkDomain>,
-}
 
 /// `GET /v1/airline/link-domains`.
 pub async fn link_domains(
     State(state): State<AppState>,
     AirlineCaller(airline): AirlineCaller,
 ) -> Result<Json<LinkDomains>, Problem> {
-    let mut conn = state.store.reader().acquire().await?;
-    let domains = parties::link_domains(&mut conn, &airline.id).await?;
-    Ok(Json(LinkDomains { domains }))
+    Ok(Json(
+        service::airline::link_domains(&state, &airline).await?,
+    ))
 }
 
 /// `PUT /v1/airline/link-domains`: replaces the list (an empty one allows no link).
@@ -37,28 +23,9 @@ pub async fn set_link_domains(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     AirlineCaller(airline): AirlineCaller,
-    ApiJson(mut body): ApiJson<LinkDomains>,
+    ApiJson(body): ApiJson<LinkDomains>,
 ) -> Result<Json<LinkDomains>, Problem> {
-    if body.domains.len() > MAX_DOMAINS {
-        return Err(Problem::field(
-            ProblemKind::InvalidField,
-            "domains",
-            format!("must list at most {MAX_DOMAINS} domains"),
-        ));
-    }
-    body.domains.sort();
-    body.domains.dedup();
-    let mut tx = state.store.begin().await?;
-    parties::set_link_domains(&mut tx, &airline.id, &body.domains).await?;
-    let mut entry = NewEntry::new(
-        state.clock.now(),
-        &request_id,
-        &airline,
-        Action::SettingsChange,
-        Outcome::Changed,
-    );
-    entry.entry.airline_id = Some(airline.id.clone());
-    entry.reason = Some("link_domains_changed");
-    state.commit_with_audit(tx, entry).await?;
-    Ok(Json(body))
+    Ok(Json(
+        service::airline::set_link_domains(&state, &request_id, &airline, body).await?,
+    ))
 }

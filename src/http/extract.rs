@@ -2,10 +2,9 @@
 //! and the calling party. axum's own rejections are plain text, so none is used.
 
 use super::problem::{Problem, ProblemKind};
-use crate::crypto::secret;
 use crate::domain::party::{Party, PartyKind};
+use crate::service::auth::check_api_key;
 use crate::service::AppState;
-use crate::store::parties;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -122,29 +121,6 @@ pub(crate) async fn authenticate(parts: &Parts, state: &AppState) -> Result<Part
         Some((party, _)) => Ok(party),
         None => Err(unauthorized()),
     }
-}
-
-/// The party holding a live API key and the key's id; `None` for a malformed,
-/// unknown, revoked or wrong key (one answer for all, compared in constant time).
-pub(crate) async fn check_api_key(
-    state: &AppState,
-    key: &str,
-) -> Result<Option<(Party, String)>, Problem> {
-    let Some((kind, presented)) = [PartyKind::Agency, PartyKind::Airline, PartyKind::Officer]
-        .into_iter()
-        .find_map(|kind| secret::parse(kind.api_key_prefix(), key).map(|p| (kind, p)))
-    else {
-        return Ok(None);
-    };
-    let mut conn = state.store.reader().acquire().await?;
-    Ok(
-        match parties::api_key(&mut conn, presented.id, state.clock.now()).await? {
-            Some((hash, party)) if party.kind == kind && presented.matches(&hash) => {
-                Some((party, presented.id.to_string()))
-            }
-            _ => None,
-        },
-    )
 }
 
 macro_rules! caller {

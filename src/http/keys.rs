@@ -1,29 +1,15 @@
-//! `GET /.well-known/jwks.json`: the broker's public keys, so that anyone can verify a
-//! consent receipt offline (`passerelle receipt verify`): the key in use first, then
-//! every key it signed with before (kept in the database), so that a receipt signed
-//! before a change of key still verifies.
+//! `GET /.well-known/jwks.json`: the broker's public keys, current and earlier, so
+//! that anyone can verify a consent receipt offline (`service::keys`).
 
 use super::problem::Problem;
-use crate::crypto::countersign;
-use crate::crypto::jws::Jwk;
-use crate::service::AppState;
-use crate::store::keys as stored_keys;
+use crate::service::{keys, AppState};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
 /// The broker's JWK Set (public parts only), cacheable for an hour.
 pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, Problem> {
-    let stored = {
-        let mut conn = state.store.reader().acquire().await?;
-        stored_keys::broker_keys(&mut conn).await?
-    };
-    let earlier: Vec<Jwk> = stored
-        .iter()
-        .filter_map(|text| serde_json::from_str::<Jwk>(text).ok())
-        .filter(|key| key.kid != state.broker_key.kid)
-        .collect();
-    let set = countersign::key_set(std::iter::once(&state.broker_key).chain(&earlier));
+    let set = keys::key_set(&state).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/jwk-set+json"),

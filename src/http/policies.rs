@@ -1,47 +1,17 @@
-//! `GET /v1/policies`: compliance officers read the release policies in force: the
-//! Cedar files as loaded, each policy with its id, effect and refusal reason, the
-//! tunables, and the digest that audit entries carry.
+//! `GET /v1/policies`: the release policies in force, verbatim, with their digest and
+//! tunables (`service::policies`).
 
 use super::extract::OfficerCaller;
-use super::problem::{Problem, ProblemKind};
-use crate::domain::party::PartyKind;
-use crate::policy::engine::{PolicyFile, PolicySummary};
-use crate::policy::tunables::Tunables;
+use super::problem::Problem;
+use crate::service::policies::{self, PoliciesInForce};
 use crate::service::AppState;
 use axum::extract::State;
 use axum::Json;
-use serde::Serialize;
-
-/// The policies in force.
-#[derive(Serialize)]
-pub struct PoliciesInForce {
-    /// SHA-256 of the files, as `policy_digest` in audit entries.
-    pub digest: String,
-    /// `built-in` or the directory they were loaded from.
-    pub source: String,
-    /// Each policy, in file order.
-    pub policies: Vec<PolicySummary>,
-    /// The tunables.
-    pub tunables: Tunables,
-    /// The files, verbatim.
-    pub files: Vec<PolicyFile>,
-}
 
 /// The policies, for an officer.
 pub async fn read(
     State(state): State<AppState>,
     OfficerCaller(officer): OfficerCaller,
 ) -> Result<Json<PoliciesInForce>, Problem> {
-    let policies = &state.settings.policies;
-    let verdict = policies.may_read(PartyKind::Officer, &officer.id, "read_policies");
-    if !verdict.allowed() {
-        return Err(Problem::of(ProblemKind::NotPermitted).with_rule(verdict.policy_list()));
-    }
-    Ok(Json(PoliciesInForce {
-        digest: policies.digest().to_string(),
-        source: policies.source().to_string(),
-        policies: policies.summaries().to_vec(),
-        tunables: policies.tunables.clone(),
-        files: policies.files().to_vec(),
-    }))
+    Ok(Json(policies::read(&state, &officer).await?))
 }

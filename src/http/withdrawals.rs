@@ -1,40 +1,14 @@
-//! Withdrawal of consent, as easy as giving it (GDPR art. 7(3)): by the agency, or by
-//! the traveller with the code printed on their receipt, in one unauthenticated call.
-//!
-//! Either way the traveller's current consent is marked withdrawn at once; tokens
-//! granted under it are revoked and messages queued for them cancelled in the same
-//! transaction, and the next airline request is refused with `consent-not-withdrawn`. Withdrawing twice is not
-//! an error: the answer says when it was withdrawn.
+//! Withdrawals: by the agency (`POST /v1/consents/{id}/withdrawal`) or by the traveller
+//! with their code alone (`POST /v1/withdrawals`), effective at once
+//! (`service::withdraw`).
 
 use super::client_ip::RateLimitedClient;
 use super::extract::{AgencyCaller, ApiJson, RequestId};
-use super::problem::{Problem, ProblemKind};
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
-use crate::crypto::secret;
-use crate::domain::consent::ConsentState;
-use crate::domain::time::format_time;
+use super::problem::Problem;
+use crate::service::withdraw::{self, WithdrawalRequest, Withdrawn};
 use crate::service::AppState;
-use crate::store::consents::{self, CodeHolder, RecordRow};
-use crate::store::{outbox, tokens};
 use axum::extract::{Path, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-
-/// The answer to a withdrawal.
-#[derive(Serialize, Deserialize, Debug)]
-pub struct Withdrawn {
-    /// The record withdrawn (the traveller's current one).
-    pub consent_id: String,
-    /// Always `withdrawn`.
-    pub state: ConsentState,
-    /// When.
-    pub withdrawn_at: String,
-    /// By whom: agency or traveller.
-    pub withdrawn_by: String,
-    /// The audit entry, when this call withdrew it (absent if it was already).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub audit_index: Option<i64>,
-}
 
 /// The agency withdraws one of its records (the traveller asked it to).
 pub async fn by_agency(
@@ -43,23 +17,9 @@ pub async fn by_agency(
     AgencyCaller(agency): AgencyCaller,
     Path(id): Path<String>,
 ) -> Result<Json<Withdrawn>, Problem> {
-    let tx = state.store.begin().await?;
-    let entry = NewEntry::new(
-        state.clock.now(),
-        &request_id,
-        &agency,
-        Action::ConsentWithdrawal,
-        Outcome::Recorded,
-    );
-    withdraw(&state, tx, &agency.id, &id, "agency", entry).await
-}
-
-/// The traveller's withdrawal: the code, nothing else.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WithdrawalRequest {
-    /// The withdrawal code from the consent receipt (`pas_wd_…`).
-    pub code: String,
+    Ok(Json(
+        withdraw::by_agency(&state, &request_id, &agency, id).await?,
+    ))
 }
 
 /// The traveller withdraws with their code. The code is checked on a read first, so
@@ -71,110 +31,7 @@ pub async fn by_traveller(
     _client: RateLimitedClient,
     ApiJson(body): ApiJson<WithdrawalRequest>,
 ) -> Result<Json<Withdrawn>, Problem> {
-    let holder = {
-        let mut conn = state.store.reader().acquire().await?;
-        code_holder(&mut conn, &body.code).await?
-    };
-    let tx = state.store.begin().await?;
-    let now = state.clock.now();
-    let entry = NewEntry {
-        at: now,
-        action: Action::ConsentWithdrawal,
-        outcome: Outcome::Recorded,
-        reason: None,
-        entry: AuditEntry {
-            request_id,
-            actor_kind: "traveller".into(),
-            actor_id: holder.traveller_id,
-            ..AuditEntry::default()
-        },
-    };
-    withdraw(
-        &state,
-        tx,
-        &holder.agency_id,
-        &holder.consent_id,
-        "traveller",
-        entry,
-    )
-    .await
-}
-
-/// The record a presented withdrawal code opens; the same answer for a malformed,
-/// unknown or wrong code.
-pub async fn code_holder(conn: &mut crate::store::Conn, code: &str) -> Result<CodeHolder, Problem> {
-    let unknown = || Problem::of(ProblemKind::WithdrawalCodeUnknown);
-    let presented = secret::parse(crate::service::ingest::WITHDRAWAL_CODE_PREFIX, code.trim())
-        .ok_or_else(unknown)?;
-    let holder = consents::by_withdrawal_code(conn, presented.id)
-        .await?
-        .ok_or_else(unknown)?;
-    if !presented.matches(&holder.code_hash) {
-        return Err(unknown());
-    }
-    Ok(holder)
-}
-
-/// Withdraws the traveller's current record (following newer versions from the one
-/// named), audits it and commits.
-async fn withdraw(
-    state: &AppState,
-    mut tx: crate::store::Tx,
-    agency_id: &str,
-    named: &str,
-    by: &str,
-    mut entry: NewEntry,
-) -> Result<Json<Withdrawn>, Problem> {
-    let mut row = current_version(&mut tx, agency_id, named).await?;
-    if row.scope.decision == crate::domain::consent::Decision::Refused {
-        return Err(Problem::new(
-            ProblemKind::NothingToWithdraw,
-            "The traveller's current record is a refusal: there is no consent to withdraw.",
-        ));
-    }
-    if let Some((at, who)) = &row.withdrawn {
-        return Ok(Json(Withdrawn {
-            consent_id: row.id.clone(),
-            state: ConsentState::Withdrawn,
-            withdrawn_at: format_time(*at),
-            withdrawn_by: who.clone(),
-            audit_index: None,
-        }));
-    }
-    let now = entry.at;
-    consents::withdraw(&mut tx, &row.id, by, now).await?;
-    // Revoked at once: live tokens stop working and queued messages are dropped, in
-    // the same transaction as the withdrawal.
-    tokens::revoke_for_traveller(&mut tx, &row.traveller_id, "consent_withdrawn", now).await?;
-    outbox::cancel_for_traveller(&mut tx, &row.traveller_id, now).await?;
-    row.withdrawn = Some((now, by.to_string()));
-    entry.entry.agency_id = Some(row.agency_id.clone());
-    entry.entry.booking_id = Some(row.booking_id.clone());
-    entry.entry.traveller_id = Some(row.traveller_id.clone());
-    entry.entry.consent_id = Some(row.id.clone());
-    let audit_index = state.commit_with_audit(tx, entry).await?;
-    Ok(Json(Withdrawn {
-        consent_id: row.id,
-        state: ConsentState::Withdrawn,
-        withdrawn_at: format_time(now),
-        withdrawn_by: by.to_string(),
-        audit_index: Some(audit_index),
-    }))
-}
-
-/// The newest record in the chain of versions that starts at `id`.
-pub(crate) async fn current_version(
-    tx: &mut crate::store::Conn,
-    agency_id: &str,
-    id: &str,
-) -> Result<RecordRow, Problem> {
-    let mut row = consents::get(tx, agency_id, id)
-        .await?
-        .ok_or_else(|| Problem::of(ProblemKind::ConsentNotFound))?;
-    while let Some(next) = row.superseded_by.clone() {
-        row = consents::get(tx, agency_id, &next)
-            .await?
-            .ok_or_else(|| Problem::internal(format!("superseding record {next} is missing")))?;
-    }
-    Ok(row)
+    Ok(Json(
+        withdraw::by_traveller(&state, &request_id, body).await?,
+    ))
 }

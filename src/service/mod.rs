@@ -6,25 +6,39 @@
 //! `cli/`, `workers/`) call these and nothing below them; these call `store/` and the
 //! core.
 
+pub mod agency;
+pub mod airline;
 pub mod audit_entries;
 pub mod audit_health;
 pub mod audit_log;
+pub mod auth;
 pub mod checkpoints;
 pub mod error;
+pub mod export;
+pub mod grant;
 pub mod ingest;
 pub mod input;
+pub mod keys;
 pub mod parties;
+pub mod policies;
 pub mod proofs;
 pub mod ratelimit;
+pub mod records;
+pub mod relay;
+pub mod reports;
 pub mod retention;
+pub mod reveal;
 pub mod rotation;
 pub mod sealed;
 pub mod settings;
 pub mod state;
+pub mod token_use;
+pub mod traveller;
 pub mod use_batch;
 pub mod uses;
 pub mod verifications;
 pub mod verify_log;
+pub mod withdraw;
 
 pub use error::{Error, ErrorKind};
 pub use settings::{RelaySettings, Settings};

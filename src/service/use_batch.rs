@@ -10,7 +10,7 @@
 //!
 //! A use whose guard finds a change since the read (another use of the same token,
 //! a withdrawal, a new version, a purge) is not taken here: its request decides again
-//! inside the writer's transaction (see `releases::ask`).
+//! inside the writer's transaction (see `token_use::ask`).
 
 use crate::audit::NewEntry;
 use crate::service::AppState;
@@ -26,7 +26,7 @@ const MAX_BATCH: usize = 256;
 
 /// What became of a use handed to the batch.
 #[derive(Debug)]
-pub enum Outcome {
+pub enum Taking {
     /// Taken, and durable with its audit entry at this index.
     Taken {
         /// The entry's index in the audit log.
@@ -37,7 +37,7 @@ pub enum Outcome {
 }
 
 /// A use decided on a read, to take.
-pub struct Use {
+pub struct DecidedUse {
     /// The token to take one use of.
     pub token_id: String,
     /// Its audit entry, complete but for the index.
@@ -47,8 +47,8 @@ pub struct Use {
 }
 
 struct Job {
-    request: Use,
-    reply: oneshot::Sender<Result<Outcome, Error>>,
+    request: DecidedUse,
+    reply: oneshot::Sender<Result<Taking, Error>>,
 }
 
 #[derive(Default)]
@@ -66,7 +66,7 @@ pub struct UseBatches {
 
 impl UseBatches {
     /// Takes a use with the others queued, and answers once it is durable.
-    pub async fn take(&self, state: &AppState, request: Use) -> Result<Outcome, Error> {
+    pub async fn take(&self, state: &AppState, request: DecidedUse) -> Result<Taking, Error> {
         let (reply, answer) = oneshot::channel();
         let leads = {
             let mut queue = self.queue.lock().expect("use queue lock");
@@ -123,7 +123,7 @@ async fn run(state: &AppState, jobs: Vec<Job>) {
         .into_iter()
         .partition(|job| tokens_seen.insert(job.request.token_id.clone()));
     for job in again {
-        job.reply.send(Ok(Outcome::Changed)).ok();
+        job.reply.send(Ok(Taking::Changed)).ok();
     }
     match take_all(state, &batch).await {
         Ok(outcomes) => {
@@ -140,7 +140,7 @@ async fn run(state: &AppState, jobs: Vec<Job>) {
 }
 
 /// The guarded update, the messages and the entries of a batch, committed together.
-async fn take_all(state: &AppState, batch: &[Job]) -> Result<Vec<Outcome>, Error> {
+async fn take_all(state: &AppState, batch: &[Job]) -> Result<Vec<Taking>, Error> {
     let mut tx = state.store.begin().await?;
     let ids: Vec<&str> = batch
         .iter()
@@ -160,10 +160,10 @@ async fn take_all(state: &AppState, batch: &[Job]) -> Result<Vec<Outcome>, Error
     Ok(batch
         .iter()
         .map(|job| match taken.contains(&job.request.token_id) {
-            true => Outcome::Taken {
+            true => Taking::Taken {
                 audit_index: indexes.next().expect("an index per use taken"),
             },
-            false => Outcome::Changed,
+            false => Taking::Changed,
         })
         .collect())
 }

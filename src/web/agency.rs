@@ -8,12 +8,13 @@ use super::i18n::Lang;
 use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, render, search_refused, Frame, Search};
 use crate::domain::consent::ConsentState;
-use crate::http::agency::{self as agency_api, ReceiptPage, ReceiptQuery};
-use crate::http::consents::{self, ListQuery, RecordPage, RecordView};
-use crate::http::extract::{parse_json, AgencyCaller, ApiQuery, RequestId};
+use crate::http::extract::{parse_json, RequestId};
 use crate::http::problem::{Problem, ProblemKind};
+use crate::service;
+use crate::service::agency::{ReceiptPage, ReceiptQuery};
 use crate::service::ingest::batch::{self, BatchReport, Counts, Format, RecordReport};
 use crate::service::ingest::ssr::{self, SsrImport};
+use crate::service::records::{self, ListQuery, RecordPage, RecordView};
 use crate::service::uses::UseReceipt;
 use crate::service::AppState;
 use askama::Template;
@@ -22,7 +23,6 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::Response;
-use axum::Json;
 
 /// Records per page.
 const PAGE: i64 = 50;
@@ -76,21 +76,14 @@ pub async fn records(
         first: None,
     };
     let listed = match form::query::<ListQuery>(&form::page_query(query, PAGE)) {
-        Ok(q) => {
-            consents::list(
-                State(state),
-                AgencyCaller(session.party.clone()),
-                ApiQuery(q),
-            )
-            .await
-        }
+        Ok(q) => records::list(&state, &session.party, q).await,
         Err(problem) => Err(problem),
     };
     match listed {
-        Ok(Json(RecordPage {
+        Ok(RecordPage {
             records,
             next_after,
-        })) => {
+        }) => {
             page.records = records;
             (page.next, page.first) = form::pager(query, next_after);
             ok(&page)
@@ -139,11 +132,11 @@ pub async fn record(
         Some(&session),
         "records",
     );
-    let caller = || AgencyCaller(session.party.clone());
-    let detail = consents::read(State(state.clone()), caller(), Path(id.clone())).await;
-    let receipt = consents::receipt(State(state), caller(), Path(id)).await;
+    let agency = &session.party;
+    let detail = records::read(&state, agency, id.clone()).await;
+    let receipt = records::receipt(&state, agency, id).await;
     match (detail, receipt) {
-        (Ok(Json(detail)), Ok(Json(receipt))) => ok(&RecordDetailPage {
+        (Ok(detail), Ok(receipt)) => ok(&RecordDetailPage {
             frame,
             record: detail.record,
             receipt: serde_json::to_string_pretty(&receipt).unwrap_or_default(),
@@ -205,21 +198,14 @@ pub async fn receipts(
         first: None,
     };
     let listed = match form::query::<ReceiptQuery>(&form::page_query(query, PAGE)) {
-        Ok(q) => {
-            agency_api::receipts(
-                State(state),
-                AgencyCaller(session.party.clone()),
-                ApiQuery(q),
-            )
-            .await
-        }
+        Ok(q) => service::agency::receipts(&state, &session.party, q).await,
         Err(problem) => Err(problem),
     };
     match listed {
-        Ok(Json(ReceiptPage {
+        Ok(ReceiptPage {
             receipts,
             next_after,
-        })) => {
+        }) => {
             page.receipts = receipts;
             (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
@@ -437,7 +423,7 @@ pub async fn upload(
         }) => {
             page.outcome = Some(Outcome {
                 file: form.file_name,
-                traveller_page: crate::http::traveller::page_link(public_url),
+                traveller_page: crate::service::settings::page_link(public_url),
                 stored_all: counts.rejected == 0,
                 counts,
                 results: results.into_iter().map(ResultRow::of).collect(),
@@ -452,7 +438,7 @@ pub async fn upload(
             if let Some(results) = results {
                 page.outcome = Some(Outcome {
                     file: form.file_name,
-                    traveller_page: crate::http::traveller::page_link(public_url),
+                    traveller_page: crate::service::settings::page_link(public_url),
                     stored_all: false,
                     counts: problem
                         .extension("counts")

@@ -9,13 +9,12 @@ use super::session::OfficerSession;
 use super::{ok, problem_page, search_refused, Frame, Search};
 use crate::audit::{Action, AuditEntry, Outcome};
 use crate::domain::time::format_time;
-use crate::http::export::spreadsheet_safe;
-use crate::http::extract::OfficerCaller;
-use crate::http::policies::{self as policies_api, PoliciesInForce};
 use crate::http::problem::{Problem, ProblemKind};
-use crate::http::reports::{self as reports_api, PeriodQuery, Report};
 use crate::service::audit_entries::{self as audit_api, EntryPage, EntryQuery, ListedEntry};
+use crate::service::export::spreadsheet_safe;
+use crate::service::policies::{self, PoliciesInForce};
 use crate::service::proofs::{self, InclusionQuery};
+use crate::service::reports::{self, CoverageRow, PeriodQuery, Report};
 use crate::service::AppState;
 use crate::store::{audit, verifications};
 use askama::Template;
@@ -256,7 +255,7 @@ pub async fn entry(
         proof,
         not_checkpointed: proof_error
             .as_ref()
-            .is_some_and(|p| p.kind() == crate::http::problem::ProblemKind::NoCheckpoint),
+            .is_some_and(|p| p.kind() == ProblemKind::NoCheckpoint),
         proof_error: proof_error.map(|p| p.detail().to_string()),
     })
 }
@@ -498,7 +497,7 @@ pub async fn reports(
 ) -> Response {
     let frame = Frame::new(lang, "/console/reports", Some(&session), "reports");
     let report = match period_of(&state, uri.query()) {
-        Ok(period) => reports_api::build(&state, period).await,
+        Ok(period) => reports::build(&state, period).await,
         Err(problem) => Err(problem),
     };
     let report = match report {
@@ -506,7 +505,7 @@ pub async fn reports(
         Err(problem) => return problem_page(frame, problem),
     };
     let t = frame.t;
-    let coverage = |rows: &[crate::http::reports::CoverageRow]| -> Vec<Bar> {
+    let coverage = |rows: &[CoverageRow]| -> Vec<Bar> {
         rows.iter()
             .map(|r| Bar {
                 label: r.party.clone(),
@@ -594,7 +593,7 @@ pub async fn report_csv(
 ) -> Response {
     let frame = || Frame::new(lang, "/console/reports", Some(&session), "reports");
     let report = match period_of(&state, uri.query()) {
-        Ok(period) => reports_api::build(&state, period).await,
+        Ok(period) => reports::build(&state, period).await,
         Err(problem) => Err(problem),
     };
     let report = match report {
@@ -644,7 +643,7 @@ pub async fn report_csv(
 /// The rows of one report table, header first.
 fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
-    let coverage = |rows: &[crate::http::reports::CoverageRow]| {
+    let coverage = |rows: &[CoverageRow]| {
         let mut out = vec![vec![
             "party".into(),
             "travellers".into(),
@@ -757,8 +756,8 @@ pub async fn policies(
     OfficerSession(session): OfficerSession,
 ) -> Response {
     let frame = Frame::new(lang, "/console/policies", Some(&session), "policies");
-    match policies_api::read(State(state.clone()), OfficerCaller(session.party.clone())).await {
-        Ok(Json(policies)) => {
+    match policies::read(&state, &session.party).await {
+        Ok(policies) => {
             let tunables = toml::to_string_pretty(&policies.tunables).unwrap_or_default();
             ok(&PoliciesPage {
                 frame,

@@ -17,11 +17,11 @@ use super::{ok, problem_page, render, Frame};
 use crate::domain::consent::ConsentState;
 use crate::domain::contact::{mask_email, mask_mobile};
 use crate::http::client_ip::RateLimitedClient;
-use crate::http::extract::{ApiJson, RequestId};
+use crate::http::extract::RequestId;
 use crate::http::problem::{Problem, ProblemKind};
-use crate::http::traveller::{self as traveller_api, TravellerUse, TravellerView};
-use crate::http::withdrawals::{self, WithdrawalRequest, Withdrawn};
 use crate::service::sealed::open_contacts;
+use crate::service::traveller::{self, TravellerUse, TravellerView};
+use crate::service::withdraw::{self, WithdrawalRequest, Withdrawn};
 use crate::service::AppState;
 use crate::store::consents;
 use askama::Template;
@@ -29,7 +29,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Json;
 use serde::Deserialize;
 
 /// The form where the traveller types their code.
@@ -79,20 +78,16 @@ fn failed(lang: Lang, problem: Problem) -> Response {
     }
 }
 
+/// The traveller's view; `_client` counts the try against the address's bucket.
 async fn view(
     state: &AppState,
-    client: RateLimitedClient,
+    _client: RateLimitedClient,
     code: &str,
 ) -> Result<TravellerView, Problem> {
-    traveller_api::uses(
-        State(state.clone()),
-        client,
-        ApiJson(WithdrawalRequest {
-            code: code.to_string(),
-        }),
-    )
-    .await
-    .map(|Json(view)| view)
+    let request = WithdrawalRequest {
+        code: code.to_string(),
+    };
+    traveller::uses(state, request).await
 }
 
 /// `GET /t` (and a link of the earlier form, `/t/<code>`, whose code is not read):
@@ -214,17 +209,11 @@ pub async fn withdraw(
             )
         }
     }
-    let withdrawn = withdrawals::by_traveller(
-        State(state),
-        request_id,
-        client,
-        ApiJson(WithdrawalRequest {
-            code: form.code.clone(),
-        }),
-    )
-    .await;
-    match withdrawn {
-        Ok(Json(withdrawn)) => ok(&WithdrawnPage {
+    let request = WithdrawalRequest {
+        code: form.code.clone(),
+    };
+    match withdraw::by_traveller(&state, &request_id.0, request).await {
+        Ok(withdrawn) => ok(&WithdrawnPage {
             frame: frame(lang, "/t"),
             code: form.code,
             withdrawn,

@@ -18,6 +18,7 @@ mod fakes;
 mod flights;
 mod hostile;
 mod isolation;
+mod layers;
 mod log;
 mod openapi;
 mod operator;

@@ -1,0 +1,312 @@
+//! What an agency controls and sees of the release path: how its clients are reached
+//! (reveal or relay-only, for all its records or per record), its webhook, and the
+//! receipts feed of every use of its clients' data.
+
+use crate::audit::{Action, NewEntry, Outcome};
+use crate::crypto::secret;
+use crate::domain::delivery::Delivery;
+use crate::domain::party::Party;
+use crate::domain::party::PartyKind;
+use crate::service::audit_entries::party_id;
+use crate::service::input::page_limit;
+use crate::service::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
+use crate::service::AppState;
+use crate::service::{Error, ErrorKind};
+use crate::store::audit::{self, EntryFilter};
+use crate::store::{consents, parties};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The agency's default delivery.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySetting {
+    /// `reveal` or `relay`.
+    pub delivery: Delivery,
+}
+
+/// Sets how all the agency's clients are reached (unless a record says otherwise).
+/// Tokens granted from now on follow it; tokens already granted keep theirs.
+pub async fn set_delivery(
+    state: &AppState,
+    request_id: &str,
+    agency: &Party,
+    body: DeliverySetting,
+) -> Result<DeliverySetting, Error> {
+    let mut tx = state.store.begin().await?;
+    parties::set_delivery(&mut tx, &agency.id, body.delivery).await?;
+    let mut entry = settings_entry(state, request_id, agency);
+    entry.entry.agency_id = Some(agency.id.clone());
+    entry.reason = Some(match body.delivery {
+        Delivery::Reveal => "delivery_reveal",
+        Delivery::Relay => "delivery_relay",
+    });
+    state.commit_with_audit(tx, entry).await?;
+    Ok(body)
+}
+
+/// A record's delivery.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RecordDelivery {
+    /// `reveal`, `relay`, or `agency_default` to follow the agency's setting.
+    pub delivery: RecordDeliveryChoice,
+}
+
+/// A record's delivery choice.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordDeliveryChoice {
+    /// Reveal the contact.
+    Reveal,
+    /// Relay only.
+    Relay,
+    /// Follow the agency's setting.
+    AgencyDefault,
+}
+
+/// Sets how the traveller of one record is reached. It applies to the traveller, so
+/// later versions of the record keep it.
+pub async fn set_record_delivery(
+    state: &AppState,
+    request_id: &str,
+    agency: &Party,
+    id: String,
+    body: RecordDelivery,
+) -> Result<RecordDelivery, Error> {
+    let delivery = match body.delivery {
+        RecordDeliveryChoice::Reveal => Some(Delivery::Reveal),
+        RecordDeliveryChoice::Relay => Some(Delivery::Relay),
+        RecordDeliveryChoice::AgencyDefault => None,
+    };
+    let mut tx = state.store.begin().await?;
+    if !consents::set_traveller_delivery(&mut tx, &agency.id, &id, delivery).await? {
+        return Err(Error::of(ErrorKind::ConsentNotFound));
+    }
+    let mut entry = settings_entry(state, request_id, agency);
+    entry.entry.agency_id = Some(agency.id.clone());
+    entry.entry.consent_id = Some(id);
+    entry.reason = Some(match delivery {
+        Some(Delivery::Reveal) => "delivery_reveal",
+        Some(Delivery::Relay) => "delivery_relay",
+        None => "delivery_agency_default",
+    });
+    state.commit_with_audit(tx, entry).await?;
+    Ok(body)
+}
+
+/// A webhook to register.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookRequest {
+    /// Where to push: `https://…` (or `http://` on loopback, for testing).
+    pub url: String,
+}
+
+/// A registered webhook with its secret, shown once.
+#[derive(Deserialize, Serialize, Debug)]
+pub struct WebhookRegistered {
+    /// Where pushes go.
+    pub url: String,
+    /// The HMAC-SHA256 key that signs every push; keep it, it is not shown again.
+    pub secret: String,
+    /// The header that carries the signature.
+    pub signature_header: String,
+    /// How old a signed timestamp to accept, in seconds.
+    pub tolerance_seconds: u64,
+}
+
+/// Registers (or replaces, with a new secret) the agency's webhook.
+pub async fn set_webhook(
+    state: &AppState,
+    request_id: &str,
+    agency: &Party,
+    body: WebhookRequest,
+) -> Result<WebhookRegistered, Error> {
+    let url = check_webhook_url(state, &body.url).await?;
+    let secret = secret::issue("whsec_").plaintext;
+    let sealed_secret = state
+        .keys
+        .keys()
+        .root()
+        .seal(webhook_secret_slot(&agency.id), secret.as_bytes());
+    let mut tx = state.store.begin().await?;
+    parties::set_webhook(
+        &mut tx,
+        &agency.id,
+        Some(&parties::Webhook {
+            url: url.clone(),
+            sealed_secret,
+        }),
+    )
+    .await?;
+    let mut entry = settings_entry(state, request_id, agency);
+    entry.entry.agency_id = Some(agency.id.clone());
+    entry.reason = Some("webhook_registered");
+    state.commit_with_audit(tx, entry).await?;
+    Ok(WebhookRegistered {
+        url,
+        secret,
+        signature_header: crate::service::uses::SIGNATURE_HEADER.into(),
+        tolerance_seconds: state
+            .settings
+            .policies
+            .tunables
+            .webhooks
+            .signature_tolerance_seconds,
+    })
+}
+
+/// Removes the agency's webhook; pushes still queued fail.
+pub async fn remove_webhook(
+    state: &AppState,
+    request_id: &str,
+    agency: &Party,
+) -> Result<(), Error> {
+    let mut tx = state.store.begin().await?;
+    parties::set_webhook(&mut tx, &agency.id, None).await?;
+    let mut entry = settings_entry(state, request_id, agency);
+    entry.entry.agency_id = Some(agency.id.clone());
+    entry.reason = Some("webhook_removed");
+    state.commit_with_audit(tx, entry).await?;
+    Ok(())
+}
+
+fn settings_entry(
+    state: &AppState,
+    request_id: &str,
+    agency: &crate::domain::party::Party,
+) -> NewEntry {
+    NewEntry::new(
+        state.clock.now(),
+        request_id,
+        agency,
+        Action::SettingsChange,
+        Outcome::Changed,
+    )
+}
+
+/// A webhook URL the outbound rule allows: `https://`, without credentials, on a host
+/// that is and resolves to a public address (see `crate::outbound`); it is checked
+/// again at every push.
+async fn check_webhook_url(state: &AppState, raw: &str) -> Result<String, Error> {
+    let invalid = |refused: crate::outbound::Refused| {
+        Error::field(ErrorKind::InvalidField, "url", refused.to_string())
+    };
+    let outbound = state.settings.outbound;
+    let url = outbound.parse(raw).map_err(invalid)?;
+    outbound.check_resolved(&url).await.map_err(invalid)?;
+    Ok(url.to_string())
+}
+
+/// Filters of the receipts feed.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptQuery {
+    /// At or after (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    /// Before (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+    /// Only this airline, by designator.
+    pub airline: Option<String>,
+    /// Only this kind of use: `grant`, `release`, `relay` or `delivery`.
+    pub kind: Option<UseKind>,
+    /// Only this purpose.
+    pub purpose: Option<String>,
+    /// Only this disruption reference.
+    pub event_reference: Option<String>,
+    /// Only this record.
+    pub consent_id: Option<String>,
+    /// Only this traveller.
+    pub traveller_id: Option<String>,
+    /// The previous page's `next_after`.
+    pub after: Option<i64>,
+    /// 1 to 1000, default 100.
+    pub limit: Option<i64>,
+}
+
+/// A kind of use.
+#[derive(Deserialize, Serialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum UseKind {
+    /// A token granted.
+    Grant,
+    /// A contact revealed.
+    Release,
+    /// A message accepted for relay.
+    Relay,
+    /// A relayed message delivered, failed or cancelled.
+    Delivery,
+}
+
+/// A page of receipts.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ReceiptPage {
+    /// Uses, oldest first.
+    pub receipts: Vec<UseReceipt>,
+    /// Pass as `after` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<i64>,
+}
+
+/// Every use of the agency's clients' data, filtered and paginated.
+pub async fn receipts(
+    state: &AppState,
+    agency: &Party,
+    query: ReceiptQuery,
+) -> Result<ReceiptPage, Error> {
+    let verdict = state
+        .settings
+        .policies
+        .may_read(PartyKind::Agency, &agency.id, "read_receipts");
+    if !verdict.allowed() {
+        return Err(Error::of(ErrorKind::NotPermitted).with_rule(verdict.policy_list()));
+    }
+    let limit = page_limit(query.limit, 100, 1000)?;
+    let mut conn = state.store.reader().acquire().await?;
+    let Some(airline_id) = party_id(&mut conn, &query.airline, PartyKind::Airline).await? else {
+        // An unknown airline has used nothing.
+        return Ok(ReceiptPage {
+            receipts: Vec::new(),
+            next_after: None,
+        });
+    };
+    let actions = match query.kind {
+        None => USE_ACTIONS.to_vec(),
+        Some(UseKind::Grant) => vec!["token_request"],
+        Some(UseKind::Release) => vec!["token_redemption"],
+        Some(UseKind::Relay) => vec!["message_relay"],
+        Some(UseKind::Delivery) => vec!["message_delivery"],
+    };
+    let filter = EntryFilter {
+        agency_id: Some(agency.id.clone()),
+        traveller_id: query.traveller_id.clone(),
+        airline_id,
+        actions,
+        outcomes: USE_OUTCOMES.to_vec(),
+        purpose: query.purpose.clone(),
+        event_reference: query.event_reference.clone(),
+        consent_id: query.consent_id.clone(),
+        since: query.since,
+        until: query.until,
+        ..EntryFilter::default()
+    };
+    let rows = audit::list_filtered(&mut conn, &filter, query.after, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    let mut airlines = Airlines::default();
+    let mut receipts = Vec::new();
+    for (entry, _) in rows.iter().take(limit as usize) {
+        receipts.push(airlines.receipt(&mut conn, entry).await?);
+    }
+    let next_after = if more {
+        receipts.last().map(|r| r.audit_index)
+    } else {
+        None
+    };
+    Ok(ReceiptPage {
+        receipts,
+        next_after,
+    })
+}

@@ -1,0 +1,539 @@
+//! Granting release tokens: an airline asks for one traveller or for a whole flight at
+//! once (the API's `POST /v1/release-tokens` and `POST /v1/flights/release-tokens`).
+//!
+//! Every question goes to the Cedar policies (`policy::engine`): first whether this
+//! airline may ask about this flight for this purpose at all, then, for each traveller,
+//! whether it may have their token. Each traveller's grant or refusal is its own audit
+//! entry naming the policies that decided it. A token records the airline, purpose,
+//! event, traveller, channels, expiry and uses left; it never outlives its consent.
+
+use crate::audit::{Action, NewEntry, Outcome};
+use crate::crypto::seal::TRAVELLER_NAME_INDEX;
+use crate::crypto::secret;
+use crate::domain::booking::{Flight, RecordLocator};
+use crate::domain::delivery::{Channel, Delivery};
+use crate::domain::party::Party;
+use crate::domain::purpose::{Event, Purpose};
+use crate::domain::time::format_time;
+use crate::domain::traveller::TravellerName;
+use crate::policy::engine::{
+    AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
+};
+use crate::policy::Refusal;
+use crate::service::AppState;
+use crate::service::{Error, ErrorKind};
+use crate::store::release::{self, ReleaseFacts};
+use crate::store::tokens::{self, TokenRecord};
+use crate::store::Tx;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// The prefix of release tokens.
+pub const TOKEN_PREFIX: &str = "pas_token_";
+
+/// What the airline asks for one traveller.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    /// The booking's record locator.
+    pub record_locator: RecordLocator,
+    /// The traveller, by name as in the PNR.
+    pub traveller: TravellerName,
+    /// The airline's flight the traveller is booked on.
+    pub flight: Flight,
+    /// The notification the airline will send.
+    pub purpose: Purpose,
+    /// The event behind it.
+    pub event: Event,
+    /// The channels wanted (default: every channel the traveller gave).
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
+}
+
+/// What the airline asks for a whole flight.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FlightTokenRequest {
+    /// The flight, one of the airline's.
+    pub flight: Flight,
+    /// The notification the airline will send.
+    pub purpose: Purpose,
+    /// The event behind it.
+    pub event: Event,
+    /// The channels wanted (default: every channel each traveller gave).
+    #[serde(default)]
+    pub channels: Option<Vec<Channel>>,
+}
+
+/// A granted token.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct TokenGranted {
+    /// The token: opaque, shown once.
+    pub token: String,
+    /// Its public id, as audit entries name it.
+    pub token_id: String,
+    /// The traveller it reaches (pseudonymous id).
+    pub traveller_id: String,
+    /// The booking's record locator.
+    pub record_locator: String,
+    /// The channels it covers.
+    pub channels: Vec<Channel>,
+    /// `reveal`: redeem it at `/v1/releases` for the contact; `relay`: send messages
+    /// through `/v1/messages`, the contact is never revealed.
+    pub delivery: Delivery,
+    /// Uses it has: one reveal, or this many relayed messages.
+    pub uses: i64,
+    /// When it stops working (never later than the consent's end).
+    pub expires_at: String,
+    /// The purpose it is bound to.
+    pub purpose: Purpose,
+    /// Index of the audit entry that records the grant.
+    pub audit_index: i64,
+}
+
+/// A traveller of the flight who gets no token, and why.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct TokenRefused {
+    /// The traveller (pseudonymous id).
+    pub traveller_id: String,
+    /// The booking's record locator.
+    pub record_locator: String,
+    /// The stable reason code.
+    pub reason: String,
+    /// The problem type a single request would have been answered with.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// The rule (policy `@id`) that decided.
+    pub rule: String,
+    /// Index of the audit entry that records the refusal.
+    pub audit_index: i64,
+}
+
+/// Counts of a flight's answer.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy)]
+pub struct FlightCounts {
+    /// Travellers of the flight in the broker.
+    pub travellers: usize,
+    /// Tokens granted.
+    pub granted: usize,
+    /// Travellers refused.
+    pub refused: usize,
+}
+
+/// The answer for a whole flight.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct FlightTokens {
+    /// The flight.
+    pub flight: String,
+    /// The purpose asked.
+    pub purpose: Purpose,
+    /// One token per traveller whose consent allows it.
+    pub granted: Vec<TokenGranted>,
+    /// Every other traveller of the flight, with the reason.
+    pub refused: Vec<TokenRefused>,
+    /// Totals.
+    pub counts: FlightCounts,
+}
+
+/// What one request asks, whichever route.
+struct Ask<'a> {
+    flight: &'a Flight,
+    purpose: Purpose,
+    event: &'a Event,
+    channels: Option<&'a [Channel]>,
+}
+
+/// One traveller's token, decided and audited.
+pub async fn request(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: TokenRequest,
+) -> Result<TokenGranted, Error> {
+    let now = state.clock.now();
+    let ask = Ask {
+        flight: &request.flight,
+        purpose: request.purpose,
+        event: &request.event,
+        channels: request.channels.as_deref(),
+    };
+    let (mut tx, base) = begin(state, request_id, airline, &ask, now).await?;
+    let name_index = state
+        .keys
+        .keys()
+        .root()
+        .blind_index(TRAVELLER_NAME_INDEX, &request.traveller.pnr_form());
+    let mut found = release::named(
+        &mut tx,
+        &request.record_locator,
+        &name_index,
+        &request.flight,
+    )
+    .await?;
+    if found.len() > 1 {
+        let refusal = Refusal::AmbiguousTraveller;
+        let entry = base.refused(refusal.reason());
+        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
+    }
+    let Some(traveller) = found.pop() else {
+        let refusal = Refusal::BookingNotFound;
+        let entry = base.refused(refusal.reason());
+        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
+    };
+    match decide_and_issue(state, airline, &traveller, &ask, base, now) {
+        (Ok((granted, record)), entry) => {
+            tokens::insert_many(&mut tx, &[record]).await?;
+            let index = state.commit_with_audit(tx, entry).await?;
+            Ok(TokenGranted {
+                audit_index: index,
+                ..granted
+            })
+        }
+        (Err(verdict), entry) => {
+            let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
+            Err(state
+                .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+                .await)
+        }
+    }
+}
+
+/// Tokens for every consenting traveller of a flight, and the reason for each other
+/// traveller, in one request and one transaction.
+pub async fn request_for_flight(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: FlightTokenRequest,
+) -> Result<FlightTokens, Error> {
+    let now = state.clock.now();
+    let ask = Ask {
+        flight: &request.flight,
+        purpose: request.purpose,
+        event: &request.event,
+        channels: request.channels.as_deref(),
+    };
+    let (mut tx, base) = begin(state, request_id, airline, &ask, now).await?;
+    let travellers = release::on_flight(&mut tx, &request.flight).await?;
+    let mut granted = Vec::new();
+    let mut records = Vec::new();
+    let mut refused = Vec::new();
+    let mut entries = Vec::with_capacity(travellers.len());
+    let mut was_granted = Vec::with_capacity(travellers.len());
+    for traveller in &travellers {
+        let (outcome, entry) = decide_and_issue(state, airline, traveller, &ask, base.clone(), now);
+        was_granted.push(outcome.is_ok());
+        match outcome {
+            Ok((token, record)) => {
+                granted.push(token);
+                records.push(record);
+            }
+            Err(verdict) => {
+                let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
+                let problem = refusal_problem(refusal, &verdict.policies);
+                refused.push(TokenRefused {
+                    traveller_id: traveller.traveller_id.clone(),
+                    record_locator: traveller.record_locator.clone(),
+                    reason: refusal.reason().to_string(),
+                    type_uri: problem.kind().type_uri(),
+                    rule: rule_name(refusal, &verdict.policies),
+                    audit_index: 0,
+                })
+            }
+        }
+        entries.push(entry);
+    }
+    tokens::insert_many(&mut tx, &records).await?;
+    let indexes = state.commit_with_audits(tx, entries).await?;
+    // Entries were appended in traveller order; hand each answer its index.
+    let (mut g, mut r) = (granted.iter_mut(), refused.iter_mut());
+    for (granted, index) in was_granted.into_iter().zip(indexes) {
+        let slot = if granted {
+            g.next().map(|t| &mut t.audit_index)
+        } else {
+            r.next().map(|t| &mut t.audit_index)
+        };
+        if let Some(slot) = slot {
+            *slot = index;
+        }
+    }
+    let counts = FlightCounts {
+        travellers: travellers.len(),
+        granted: granted.len(),
+        refused: refused.len(),
+    };
+    Ok(FlightTokens {
+        flight: request.flight.label(),
+        purpose: request.purpose,
+        granted,
+        refused,
+        counts,
+    })
+}
+
+/// What both routes do first: check the channels asked, start the transaction and the
+/// audit entry, and put the flight-level question to the policies (a refusal is
+/// audited and returned).
+async fn begin(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    ask: &Ask<'_>,
+    now: OffsetDateTime,
+) -> Result<(Tx, NewEntry), Error> {
+    check_channels(ask.channels)?;
+    let base = base_entry(state, request_id, airline, ask, now);
+    let tx = state.store.begin().await?;
+    let tx = ask_about_flight(state, tx, airline, ask, base.clone(), now).await??;
+    Ok((tx, base))
+}
+
+/// An empty channel list asks for nothing.
+fn check_channels(channels: Option<&[Channel]>) -> Result<(), Error> {
+    if channels.is_some_and(<[Channel]>::is_empty) {
+        return Err(Error::field(
+            ErrorKind::InvalidField,
+            "channels",
+            "must name at least one channel (`sms`, `email`), or be left out for all",
+        ));
+    }
+    Ok(())
+}
+
+/// The audit entry every decision of this request starts from.
+fn base_entry(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    ask: &Ask<'_>,
+    now: OffsetDateTime,
+) -> NewEntry {
+    let mut entry = NewEntry::new(
+        now,
+        request_id,
+        airline,
+        Action::TokenRequest,
+        Outcome::Granted,
+    );
+    entry.entry.airline_id = Some(airline.id.clone());
+    entry.entry.purpose = Some(ask.purpose.as_str().to_string());
+    entry.entry.event_category = Some(ask.event.category.as_str().to_string());
+    entry.entry.event_reference = Some(ask.event.reference.as_str().to_string());
+    entry.entry.flight = Some(ask.flight.label());
+    entry.entry.policy_digest = Some(state.settings.policies.digest().to_string());
+    entry
+}
+
+/// The flight-level question: may this airline ask about this flight for this purpose?
+/// On a refusal the refusal is audited and the problem returned (inner `Err`).
+async fn ask_about_flight(
+    state: &AppState,
+    tx: Tx,
+    airline: &Party,
+    ask: &Ask<'_>,
+    mut entry: NewEntry,
+    now: OffsetDateTime,
+) -> Result<Result<Tx, Error>, Error> {
+    let verdict = state.settings.policies.decide_flight(
+        &AirlineFacts::of(airline),
+        ask.flight.carrier.as_str(),
+        &format!(
+            "{}{}",
+            ask.flight.carrier.as_str(),
+            ask.flight.flight_number.as_str()
+        ),
+        &ask.flight.date.as_string(),
+        &context(ask, now),
+    );
+    let Some(refusal) = verdict.refusal else {
+        return Ok(Ok(tx));
+    };
+    entry.entry.policies = Some(verdict.policy_list());
+    let entry = entry.refused(refusal.reason());
+    Ok(Err(state
+        .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+        .await))
+}
+
+fn context<'a>(ask: &'a Ask<'_>, now: OffsetDateTime) -> ReleaseContext<'a> {
+    ReleaseContext {
+        purpose: ask.purpose.as_str(),
+        event_category: ask.event.category.as_str(),
+        now,
+    }
+}
+
+/// The policies' facts about a traveller.
+pub fn traveller_facts(traveller: &ReleaseFacts) -> TravellerFacts<'_> {
+    let consent = traveller.consent.as_ref();
+    TravellerFacts {
+        id: &traveller.traveller_id,
+        agency_id: &traveller.agency_id,
+        carriers: traveller.carriers.clone(),
+        booked_at: traveller.booked_at,
+        travel_ends: traveller.travel_ends(),
+        consent: match consent {
+            None => "none",
+            Some(c) if c.scope.decision == crate::domain::consent::Decision::Refused => "refused",
+            Some(_) => "given",
+        },
+        withdrawn: consent.is_some_and(|c| c.scope.withdrawn),
+        superseded: consent.is_some_and(|c| c.scope.superseded),
+        consent_valid_until: consent.and_then(|c| c.scope.valid_until),
+        consent_carriers: consent
+            .map(|c| {
+                c.scope
+                    .carriers
+                    .iter()
+                    .map(|c| c.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        consent_purposes: consent
+            .map(|c| {
+                c.scope
+                    .purposes
+                    .iter()
+                    .map(|p| p.as_str().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// A token granted: the answer for the airline and the record to store.
+type Grant = (TokenGranted, TokenRecord);
+
+/// Decides one traveller and, if allowed, issues their token. Returns the grant (or
+/// the refusing verdict) and the audit entry to append; the caller stores the tokens.
+fn decide_and_issue(
+    state: &AppState,
+    airline: &Party,
+    traveller: &ReleaseFacts,
+    ask: &Ask<'_>,
+    mut entry: NewEntry,
+    now: OffsetDateTime,
+) -> (Result<Grant, Verdict>, NewEntry) {
+    let mut verdict = state.settings.policies.decide_traveller(
+        &AirlineFacts::of(airline),
+        TravellerAction::GrantToken,
+        &traveller_facts(traveller),
+        &context(ask, now),
+    );
+    let e = &mut entry.entry;
+    e.agency_id = Some(traveller.agency_id.clone());
+    e.booking_id = Some(traveller.booking_id.clone());
+    e.traveller_id = Some(traveller.traveller_id.clone());
+    e.consent_id = traveller.consent.as_ref().map(|c| c.id.clone());
+    e.policies = Some(verdict.policy_list());
+    let consent = match (&verdict.refusal, &traveller.consent) {
+        (None, Some(consent)) => consent,
+        _ => {
+            let refusal = verdict.refusal.unwrap_or(Refusal::NoConsent);
+            verdict.refusal = Some(refusal);
+            return (Err(verdict), entry.refused(refusal.reason()));
+        }
+    };
+    let channels: Vec<Channel> = consent
+        .channels
+        .iter()
+        .copied()
+        .filter(|c| ask.channels.is_none_or(|wanted| wanted.contains(c)))
+        .collect();
+    if channels.is_empty() {
+        let verdict = Verdict {
+            refusal: Some(Refusal::ChannelNotCovered),
+            policies: Vec::new(),
+        };
+        return (
+            Err(verdict),
+            entry.refused(Refusal::ChannelNotCovered.reason()),
+        );
+    }
+    let tunables = &state.settings.policies.tunables;
+    let mut expires_at = now + tunables.token_lifetime();
+    if let Some(end) = consent.scope.valid_until {
+        expires_at = expires_at.min(end);
+    }
+    let uses = match traveller.delivery {
+        Delivery::Reveal => 1,
+        Delivery::Relay => i64::from(tunables.tokens.uses),
+    };
+    let issued = secret::issue(TOKEN_PREFIX);
+    let record = TokenRecord {
+        id: issued.id.clone(),
+        secret_hash: issued.hash.to_vec(),
+        airline_id: airline.id.clone(),
+        agency_id: traveller.agency_id.clone(),
+        consent_id: consent.id.clone(),
+        traveller_id: traveller.traveller_id.clone(),
+        booking_id: traveller.booking_id.clone(),
+        purpose: ask.purpose.as_str().to_string(),
+        event_category: ask.event.category.as_str().to_string(),
+        event_reference: ask.event.reference.as_str().to_string(),
+        flight: ask.flight.label(),
+        issued_at: now,
+        expires_at,
+        used_at: None,
+        channels: channels.clone(),
+        uses_left: uses,
+        delivery: traveller.delivery,
+        revoked_at: None,
+    };
+    entry.entry.token_id = Some(issued.id.clone());
+    entry.entry.channel = Some(Channel::join(&channels));
+    let granted = TokenGranted {
+        token: issued.plaintext,
+        token_id: issued.id,
+        traveller_id: traveller.traveller_id.clone(),
+        record_locator: traveller.record_locator.clone(),
+        channels,
+        delivery: traveller.delivery,
+        uses,
+        expires_at: format_time(expires_at),
+        purpose: ask.purpose,
+        audit_index: 0,
+    };
+    (Ok((granted, record)), entry)
+}
+
+/// The rule named in a refusal: the first deciding policy, or the token rule.
+pub fn rule_name(refusal: Refusal, policies: &[String]) -> String {
+    policies
+        .first()
+        .map(String::as_str)
+        .or(refusal.rule())
+        .unwrap_or("default-deny")
+        .to_string()
+}
+
+/// The problem an airline gets for a refusal. Not carrying the booking and the booking
+/// not existing read the same, so an airline learns nothing of bookings it does not fly.
+pub fn refusal_problem(refusal: Refusal, policies: &[String]) -> Error {
+    let (kind, detail) = match refusal {
+        Refusal::PurposeNotOperational => (ErrorKind::PurposeNotOperational, "Contacts are released only for operational notifications (IATA Resolution 830d), never for marketing."),
+        Refusal::BookingNotFound => (ErrorKind::BookingNotFound, "No traveller of that name on a booking with that locator holds that flight of yours."),
+        Refusal::OutsideReleaseWindow => (ErrorKind::OutsideReleaseWindow, "Contacts are released from the booking until 72 hours after the trip."),
+        Refusal::NotPermitted => (ErrorKind::NotPermitted, "No release policy permits this request."),
+        Refusal::AmbiguousTraveller => (ErrorKind::AmbiguousTraveller, "More than one booking matches; ask the agency."),
+        Refusal::NoConsent => (ErrorKind::NoConsent, "The agency holds no consent for this traveller."),
+        Refusal::CarrierNotCovered => (ErrorKind::ConsentDoesNotCover, "The traveller's consent does not name your airline."),
+        Refusal::PurposeNotCovered => (ErrorKind::ConsentDoesNotCover, "The traveller's consent does not include this purpose."),
+        Refusal::ConsentRefused => (ErrorKind::ConsentRefused, "The traveller declined to give a contact (CTCR); the agency recorded the refusal."),
+        Refusal::ConsentWithdrawn => (ErrorKind::ConsentInactive, "The traveller's consent was withdrawn."),
+        Refusal::ConsentExpired => (ErrorKind::ConsentInactive, "The traveller's consent has expired."),
+        Refusal::ConsentSuperseded => (ErrorKind::ConsentInactive, "The consent this token was granted under has been replaced."),
+        Refusal::TokenNotFound => (ErrorKind::TokenNotFound, "No such release token was issued to your airline."),
+        Refusal::TokenUsed => (ErrorKind::TokenUsed, "This release token has no uses left; ask for a new one."),
+        Refusal::TokenExpired => (ErrorKind::TokenExpired, "This release token expired; ask for a new one."),
+        Refusal::TokenRevoked => (ErrorKind::TokenRevoked, "This release token was revoked: the traveller withdrew their consent."),
+        Refusal::RelayOnly => (ErrorKind::RelayOnly, "The agency has the broker deliver messages to this traveller; send yours to POST /v1/messages with this token."),
+        Refusal::ChannelNotCovered => (ErrorKind::ChannelNotCovered, "The traveller gave no contact for the channel asked, or the token does not cover it."),
+    };
+    let mut problem = Error::new(kind, detail).with_rule(rule_name(refusal, policies));
+    problem = problem.with_extension("reason", serde_json::Value::from(refusal.reason()));
+    if !policies.is_empty() {
+        problem = problem.with_extension("policies", serde_json::json!(policies));
+    }
+    problem
+}

@@ -1,0 +1,335 @@
+//! Relay-only delivery: the airline hands the broker its message and a token, and the
+//! broker delivers it by email (SMTP) or SMS (the HTTP gateway). The airline never
+//! sees the contact.
+//!
+//! The message, the token use and the audit entry commit in one transaction (the
+//! outbox); the worker (`crate::workers::relay`) delivers it afterwards with retries, and the
+//! airline reads its status at `GET /v1/messages/{id}`.
+
+use crate::domain::delivery::Channel;
+use crate::domain::ids::new_id;
+use crate::domain::links;
+use crate::domain::party::Party;
+use crate::domain::purpose::EventCategory;
+use crate::domain::time::format_time;
+use crate::service::sealed::{body_slot, MessageBody};
+use crate::service::token_use::{self, Taken, TokenUse};
+use crate::service::use_batch;
+use crate::service::AppState;
+use crate::service::{Error, ErrorKind};
+use crate::store::outbox::{self, Message};
+use crate::store::tokens::TokenRecord;
+use serde::{Deserialize, Serialize};
+
+/// A message to relay.
+#[derive(Deserialize, Serialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct RelayRequest {
+    /// The release token (relay or reveal).
+    pub token: String,
+    /// `sms` or `email`.
+    pub channel: Channel,
+    /// The event category the message is about: the token's.
+    pub category: String,
+    /// Email subject (emails only; a default naming the flight is used if absent).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The text.
+    pub text: String,
+}
+
+/// A relayed message's status.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct MessageStatus {
+    /// Its id.
+    pub message_id: String,
+    /// The token it was sent under.
+    pub token_id: String,
+    /// `sms` or `email`.
+    pub channel: Channel,
+    /// The event category.
+    pub category: String,
+    /// `queued`, `delivered`, `failed` or `cancelled`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// When the next attempt is due, while queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    /// What went wrong last (a status from the relay or gateway).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When it was accepted.
+    pub created_at: String,
+    /// When it was delivered, failed for good or was cancelled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The audit entry recording its acceptance (only in the answer to the POST).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_index: Option<i64>,
+}
+
+impl MessageStatus {
+    fn of(m: &Message, audit_index: Option<i64>) -> Self {
+        Self {
+            message_id: m.id.clone(),
+            token_id: m.token_id.clone(),
+            channel: m.channel,
+            category: m.category.clone(),
+            status: m.status.clone(),
+            attempts: m.attempts,
+            next_attempt_at: (m.status == "queued").then(|| format_time(m.next_attempt_at)),
+            last_error: m.last_error.clone(),
+            created_at: format_time(m.created_at),
+            finished_at: m.finished_at.map(format_time),
+            audit_index,
+        }
+    }
+}
+
+/// Accepts a message for relay: checks the text, takes one use of the token, and
+/// queues the message with its audit entry.
+pub async fn relay(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: RelayRequest,
+) -> Result<MessageStatus, Error> {
+    let (subject, text) = check_text(state, &request)?;
+    check_links(state, airline, &request).await?;
+    let configured = match request.channel {
+        Channel::Email => state.settings.relay.smtp_url.is_some(),
+        Channel::Sms => state.settings.relay.sms_gateway_url.is_some(),
+    };
+    if !configured {
+        return Err(Error::new(
+            ErrorKind::RelayUnavailable,
+            format!(
+                "This broker has no {} transport configured; try the other channel.",
+                request.channel.as_str()
+            ),
+        ));
+    }
+    let body = |token: &TokenRecord| MessageBody {
+        subject: subject.clone(),
+        text: text.clone(),
+        flight: token.flight.clone(),
+    };
+    let (ask, entry) = token_use::ask(
+        state,
+        request_id,
+        airline,
+        &request.token,
+        TokenUse::Relay,
+        Some(request.channel),
+    )?;
+    if let Some(ready) = token_use::decide_on_read(state, &ask, &entry).await? {
+        same_category(&request, &ready.token)?;
+        let message = new_message(
+            state,
+            airline,
+            &ready.token,
+            request.channel,
+            &body(&ready.token),
+        );
+        let mut entry = ready.entry;
+        entry.entry.message_id = Some(message.id.clone());
+        let taking = use_batch::DecidedUse {
+            token_id: ready.token.id.clone(),
+            entry,
+            message: Some(message.clone()),
+        };
+        let outcome = state.use_batches.take(state, taking).await?;
+        if let use_batch::Taking::Taken { audit_index } = outcome {
+            state.message_wake.notify_one();
+            return Ok(MessageStatus::of(&message, Some(audit_index)));
+        }
+    }
+    let Taken {
+        mut tx,
+        token,
+        mut entry,
+    } = token_use::take_in_writer(state, &ask, entry).await?;
+    if let Err(problem) = same_category(&request, &token) {
+        tx.rollback().await.ok();
+        return Err(problem);
+    }
+    let message = new_message(state, airline, &token, request.channel, &body(&token));
+    outbox::enqueue_message(&mut tx, &message).await?;
+    entry.entry.message_id = Some(message.id.clone());
+    let audit_index = state.commit_with_audit(tx, entry).await?;
+    state.message_wake.notify_one();
+    Ok(MessageStatus::of(&message, Some(audit_index)))
+}
+
+/// A message is about the event its token was granted for.
+fn same_category(request: &RelayRequest, token: &TokenRecord) -> Result<(), Error> {
+    if request.category == token.event_category {
+        return Ok(());
+    }
+    Err(Error::field(
+        ErrorKind::InvalidField,
+        "category",
+        format!(
+            "must be the token's event category `{}`",
+            token.event_category
+        ),
+    ))
+}
+
+/// A new message for the outbox, its body sealed, queued for now.
+fn new_message(
+    state: &AppState,
+    airline: &Party,
+    token: &TokenRecord,
+    channel: Channel,
+    body: &MessageBody,
+) -> Message {
+    let now = state.clock.now();
+    let id = new_id("msg");
+    let sealed_body = state.keys.keys().root().seal(
+        body_slot(&id),
+        &serde_json::to_vec(body).expect("a message body serializes"),
+    );
+    Message {
+        id,
+        token_id: token.id.clone(),
+        airline_id: airline.id.clone(),
+        agency_id: token.agency_id.clone(),
+        consent_id: token.consent_id.clone(),
+        traveller_id: token.traveller_id.clone(),
+        channel,
+        category: token.event_category.clone(),
+        sealed_body,
+        status: "queued".into(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        finished_at: None,
+    }
+}
+
+/// A message's delivery status, for the airline that sent it.
+pub async fn status(state: &AppState, airline: &Party, id: String) -> Result<MessageStatus, Error> {
+    let mut conn = state.store.reader().acquire().await?;
+    let message = outbox::message(&mut conn, &id)
+        .await?
+        .filter(|m| m.airline_id == airline.id)
+        .ok_or_else(|| Error::of(ErrorKind::MessageNotFound))?;
+    Ok(MessageStatus::of(&message, None))
+}
+
+/// A message may link only to the domains its airline registered
+/// (`PUT /v1/airline/link-domains`): it reaches the traveller under the broker's name.
+async fn check_links(
+    state: &AppState,
+    airline: &Party,
+    request: &RelayRequest,
+) -> Result<(), Error> {
+    let texts = [
+        ("text", Some(request.text.as_str())),
+        ("subject", request.subject.as_deref()),
+    ];
+    if !texts
+        .iter()
+        .any(|(_, t)| t.is_some_and(|t| links::links(t).next().is_some()))
+    {
+        return Ok(());
+    }
+    let domains = {
+        let mut conn = state.store.reader().acquire().await?;
+        crate::store::parties::link_domains(&mut conn, &airline.id).await?
+    };
+    for (field, text) in texts {
+        let Some(text) = text else { continue };
+        let reason = match links::first_outside(text, &domains) {
+            None => continue,
+            Some(links::Link::Host(host)) => format!(
+                "links to `{host}`, which is not one of your airline's link domains \
+                 (register them with PUT /v1/airline/link-domains)"
+            ),
+            Some(links::Link::Unreadable(_)) => "holds a link written with letters outside \
+                 ASCII, which could imitate a registered domain; write it in its xn-- form"
+                .to_string(),
+        };
+        return Err(Error::field(ErrorKind::LinkNotAllowed, field, reason));
+    }
+    Ok(())
+}
+
+/// The text checks: an operational category, a bounded text without control
+/// characters, and a one-line subject for emails only.
+fn check_text(state: &AppState, request: &RelayRequest) -> Result<(Option<String>, String), Error> {
+    let relay = &state.settings.policies.tunables.relay;
+    let category = serde_json::Value::from(request.category.as_str());
+    if serde_json::from_value::<EventCategory>(category).is_err() {
+        return Err(Error::field(
+            ErrorKind::PurposeNotOperational,
+            "category",
+            "is not an operational event category: the broker relays operational \
+             notifications only (IATA Resolution 830d)",
+        ));
+    }
+    let text = request.text.trim().to_string();
+    let limit = match request.channel {
+        Channel::Sms => relay.sms_max_chars,
+        Channel::Email => relay.email_max_chars,
+    };
+    let length = text.chars().count();
+    if length == 0 {
+        return Err(Error::field(
+            ErrorKind::InvalidField,
+            "text",
+            "must not be empty",
+        ));
+    }
+    if length > limit {
+        return Err(Error::field(
+            ErrorKind::InvalidField,
+            "text",
+            format!(
+                "is {length} characters; a relayed {} holds at most {limit}",
+                request.channel.as_str()
+            ),
+        ));
+    }
+    if text
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::field(
+            ErrorKind::InvalidField,
+            "text",
+            "must not hold control characters other than line breaks",
+        ));
+    }
+    let subject = match (&request.subject, request.channel) {
+        (None, _) => None,
+        (Some(_), Channel::Sms) => {
+            return Err(Error::field(
+                ErrorKind::InvalidField,
+                "subject",
+                "is for emails only",
+            ))
+        }
+        (Some(subject), Channel::Email) => {
+            let subject = subject.trim();
+            if subject.is_empty()
+                || subject.chars().count() > relay.email_subject_max_chars
+                || subject.chars().any(char::is_control)
+            {
+                return Err(Error::field(
+                    ErrorKind::InvalidField,
+                    "subject",
+                    format!(
+                        "must be one line of 1 to {} characters",
+                        relay.email_subject_max_chars
+                    ),
+                ));
+            }
+            Some(subject.to_string())
+        }
+    };
+    Ok((subject, text))
+}

@@ -1,0 +1,276 @@
+//! Taking a use of a token, to reveal the contact or to relay a message: the checks
+//! every use goes through, decided on a read beside the writer and then under the
+//! guard in a batch (`use_batch`), or exactly inside the writer's transaction.
+
+use crate::audit::{Action, NewEntry, Outcome};
+use crate::crypto::secret;
+use crate::domain::delivery::{Channel, Delivery};
+use crate::domain::party::Party;
+use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
+use crate::policy::{self, Refusal, TokenState};
+use crate::service::grant::{refusal_problem, TOKEN_PREFIX};
+use crate::service::sealed::Contacts;
+use crate::service::AppState;
+use crate::service::{Error, ErrorKind};
+use crate::store::tokens::TokenRecord;
+use crate::store::{consents, release, tokens, Conn, Tx};
+
+/// What a token is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    /// Reveal the contact.
+    Reveal,
+    /// Relay a message.
+    Relay,
+}
+
+/// A token use taken in an open transaction, with its audit entry ready.
+pub struct Taken {
+    /// The transaction holding the use; commit it with the entry.
+    pub tx: Tx,
+    /// The token, as it was before this use.
+    pub token: TokenRecord,
+    /// The audit entry for the use.
+    pub entry: NewEntry,
+}
+
+/// A use the readers' view allows, with its audit entry filled in: to be taken by the
+/// writer, in a batch, under the guard (see `use_batch`).
+pub struct Ready {
+    /// The token, as read.
+    pub token: TokenRecord,
+    /// The audit entry for the use.
+    pub entry: NewEntry,
+    /// For a reveal, the contact, opened from the record as read (the guard proves
+    /// the record was neither purged nor withdrawn since).
+    pub contact: Option<Contacts>,
+}
+
+/// Reads a presented token for a use and begins its audit entry; a string that is
+/// not a release token is an invalid field.
+///
+/// A use is then decided twice at most. [`decide_on_read`] decides it on what the
+/// readers see, beside the writer, and the writer takes the use under a guard, in a
+/// batch: it takes it only if nothing a grant depends on has changed since the read
+/// (the token still has uses, is neither revoked nor expired, and its record is
+/// neither withdrawn, superseded nor purged; a booking's segments are only ever added
+/// to). When the read refuses, or the guard finds a change, [`take_in_writer`]
+/// decides again inside the writer's transaction, where it is exact: the token rules
+/// (holder, revocation, uses, expiry, delivery, channel) first, then the release
+/// policies with the state of the consent now; a refusal is audited from there.
+pub fn ask<'a>(
+    state: &AppState,
+    request_id: &str,
+    airline: &'a Party,
+    presented: &'a str,
+    wanted: TokenUse,
+    channel: Option<Channel>,
+) -> Result<(UseAsked<'a>, NewEntry), Error> {
+    let presented = secret::parse(TOKEN_PREFIX, presented.trim()).ok_or_else(|| {
+        Error::field(
+            ErrorKind::InvalidField,
+            "token",
+            "is not a Passerelle release token",
+        )
+    })?;
+    let ask = UseAsked {
+        airline,
+        presented,
+        wanted,
+        channel,
+        now: state.clock.now(),
+    };
+    let mut entry = NewEntry::new(ask.now, request_id, airline, ask.action(), ask.outcome());
+    entry.entry.airline_id = Some(airline.id.clone());
+    entry.entry.channel = channel.map(|c| c.as_str().to_string());
+    Ok((ask, entry))
+}
+
+/// Decides a use on the readers' view: the use, ready for the writer, if allowed
+/// there (and, for a reveal, if the contact opens); `None` otherwise.
+pub async fn decide_on_read(
+    state: &AppState,
+    ask: &UseAsked<'_>,
+    entry: &NewEntry,
+) -> Result<Option<Ready>, Error> {
+    let mut reader = state.store.reader().acquire().await?;
+    let Checked::Allowed(token, verdict) = check(state, &mut reader, ask).await? else {
+        return Ok(None);
+    };
+    let contact = match ask.wanted {
+        TokenUse::Reveal => {
+            let sealed = consents::sealed(&mut reader, &token.consent_id).await?;
+            // A contact that cannot be opened here is left to the writer's check.
+            match crate::service::sealed::open_contacts(state, &token.consent_id, &sealed) {
+                Ok(Some(contact)) => Some(contact),
+                _ => return Ok(None),
+            }
+        }
+        TokenUse::Relay => None,
+    };
+    let mut entry = entry.clone();
+    describe(state, &mut entry, &token, Some(&verdict));
+    Ok(Some(Ready {
+        token,
+        entry,
+        contact,
+    }))
+}
+
+/// Decides a use inside the writer's transaction and takes it, or audits the refusal
+/// and returns its problem.
+pub async fn take_in_writer(
+    state: &AppState,
+    ask: &UseAsked<'_>,
+    mut entry: NewEntry,
+) -> Result<Taken, Error> {
+    let mut tx = state.store.begin().await?;
+    let (token, verdict) = match check(state, &mut tx, ask).await? {
+        Checked::Allowed(token, verdict) => (token, verdict),
+        Checked::Refused {
+            token,
+            refusal,
+            verdict,
+        } => {
+            if let Some(token) = &token {
+                describe(state, &mut entry, token, verdict.as_ref());
+            }
+            let policies = verdict.map(|v| v.policies).unwrap_or_default();
+            let entry = entry.refused(refusal.reason());
+            return Err(state
+                .refuse(tx, entry, refusal_problem(refusal, &policies))
+                .await);
+        }
+    };
+    describe(state, &mut entry, &token, Some(&verdict));
+    if !tokens::take_use(&mut tx, &token.id, ask.now).await? {
+        let refusal = Refusal::TokenUsed;
+        let entry = entry.refused(refusal.reason());
+        return Err(state
+            .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+            .await);
+    }
+    Ok(Taken { tx, token, entry })
+}
+
+/// A use asked of a token.
+pub struct UseAsked<'a> {
+    airline: &'a Party,
+    presented: secret::PresentedSecret<'a>,
+    wanted: TokenUse,
+    channel: Option<Channel>,
+    now: time::OffsetDateTime,
+}
+
+impl UseAsked<'_> {
+    fn action(&self) -> Action {
+        match self.wanted {
+            TokenUse::Reveal => Action::TokenRedemption,
+            TokenUse::Relay => Action::MessageRelay,
+        }
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.wanted {
+            TokenUse::Reveal => Outcome::Released,
+            TokenUse::Relay => Outcome::Queued,
+        }
+    }
+
+    fn policy_action(&self) -> TravellerAction {
+        match self.wanted {
+            TokenUse::Reveal => TravellerAction::RedeemToken,
+            TokenUse::Relay => TravellerAction::RelayMessage,
+        }
+    }
+}
+
+/// What the token rules and the release policies say of a use.
+enum Checked {
+    /// Allowed, by these policies; the use is not taken yet.
+    Allowed(TokenRecord, Verdict),
+    /// Refused; with the token if it was found, and the policies' verdict if they
+    /// were asked.
+    Refused {
+        token: Option<TokenRecord>,
+        refusal: Refusal,
+        verdict: Option<Verdict>,
+    },
+}
+
+/// Decides a use on what `conn` reads, changing nothing.
+async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<Checked, Error> {
+    let token = tokens::find(conn, ask.presented.id)
+        .await?
+        .filter(|t| ask.presented.matches(&t.secret_hash));
+    let Some(token) = token else {
+        return Ok(Checked::Refused {
+            token: None,
+            refusal: Refusal::TokenNotFound,
+            verdict: None,
+        });
+    };
+    let token_state = TokenState {
+        held_by_caller: token.airline_id == ask.airline.id,
+        used: token.uses_left <= 0,
+        revoked: token.revoked_at.is_some(),
+        expires_at: token.expires_at,
+    };
+    let mut checked = policy::token_redeemable(&token_state, ask.now);
+    if checked.is_ok() && ask.wanted == TokenUse::Reveal && token.delivery == Delivery::Relay {
+        checked = Err(Refusal::RelayOnly);
+    }
+    if checked.is_ok() && ask.channel.is_some_and(|c| !token.channels.contains(&c)) {
+        checked = Err(Refusal::ChannelNotCovered);
+    }
+    if let Err(refusal) = checked {
+        return Ok(Checked::Refused {
+            token: Some(token),
+            refusal,
+            verdict: None,
+        });
+    }
+    let facts = release::for_consent(conn, &token.consent_id)
+        .await?
+        .ok_or_else(|| Error::internal(format!("token {} has no consent", token.id)))?;
+    let verdict = state.settings.policies.decide_traveller(
+        &AirlineFacts::of(ask.airline),
+        ask.policy_action(),
+        &crate::service::grant::traveller_facts(&facts),
+        &ReleaseContext {
+            purpose: &token.purpose,
+            event_category: &token.event_category,
+            now: ask.now,
+        },
+    );
+    Ok(match verdict.refusal {
+        None => Checked::Allowed(token, verdict),
+        Some(refusal) => Checked::Refused {
+            token: Some(token),
+            refusal,
+            verdict: Some(verdict),
+        },
+    })
+}
+
+/// Fills the audit entry with what the token was granted for and, if they were asked,
+/// the deciding policies.
+fn describe(
+    state: &AppState,
+    entry: &mut NewEntry,
+    token: &TokenRecord,
+    verdict: Option<&Verdict>,
+) {
+    let e = &mut entry.entry;
+    e.token_id = Some(token.id.clone());
+    e.agency_id = Some(token.agency_id.clone());
+    e.booking_id = Some(token.booking_id.clone());
+    e.traveller_id = Some(token.traveller_id.clone());
+    e.consent_id = Some(token.consent_id.clone());
+    e.purpose = Some(token.purpose.clone());
+    e.event_category = Some(token.event_category.clone());
+    e.event_reference = Some(token.event_reference.clone());
+    e.flight = Some(token.flight.clone());
+    e.policy_digest = Some(state.settings.policies.digest().to_string());
+    e.policies = verdict.map(Verdict::policy_list);
+}
