@@ -5,8 +5,8 @@ use super::{open_store, read_jwk, StorageArgs};
 use crate::audit::checkpoint::{Checkpoint, LogKey};
 use crate::audit::proof::InclusionProof;
 use crate::service::checkpoints::DEFAULT_ORIGIN;
+use crate::service::proofs;
 use crate::service::verify_log::{self, Expected};
-use crate::store::audit as stored;
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -134,26 +134,7 @@ pub async fn run(storage: &StorageArgs, command: AuditCommand) -> anyhow::Result
         }
         AuditCommand::Prove { entry, tree_size } => {
             let store = open_store(storage).await?;
-            let mut conn = store.reader().acquire().await?;
-            let checkpoint = match tree_size {
-                Some(size) => stored::checkpoint_of(&mut conn, size)
-                    .await?
-                    .with_context(|| format!("no checkpoint of size {size} was signed"))?,
-                None => stored::checkpoint_covering(&mut conn, entry).await?.with_context(|| {
-                    format!(
-                        "no checkpoint covers entry {entry} yet: wait for the next one, or ask for one \
-                         (POST /v1/audit/checkpoints)"
-                    )
-                })?,
-            };
-            let proof = stored::inclusion_proof(&mut conn, entry, &checkpoint)
-                .await?
-                .with_context(|| {
-                    format!(
-                        "entry {entry} is not in the tree of {}",
-                        checkpoint.tree_size
-                    )
-                })?;
+            let proof = proofs::for_operator(&store, entry, tree_size).await?;
             println!("{}", serde_json::to_string_pretty(&proof)?);
             Ok(())
         }

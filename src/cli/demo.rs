@@ -7,9 +7,9 @@
 
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyfile::write_secret_file;
-use crate::domain::party::{Party, PartyKind};
+use crate::domain::party::PartyKind;
 use crate::service::parties::{self as provision, Provisioned};
-use crate::store::{parties, Store};
+use crate::store::Store;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -41,16 +41,7 @@ pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> a
 
     let agency = match existing(store, PartyKind::Agency, Some(DEMO_AGENCY_IATA), now).await? {
         Some(found) => {
-            let mut tx = store.begin().await?;
-            if parties::agency_key(&mut tx, &found.party.id, &agency_key.kid)
-                .await?
-                .is_none()
-            {
-                let public = agency_key.public_key_bytes().map_err(anyhow::Error::msg)?;
-                parties::insert_agency_key(&mut tx, &found.party.id, &agency_key.kid, &public, now)
-                    .await?;
-            }
-            tx.commit().await?;
+            provision::ensure_agency_key(store, &found.party, &agency_key, now).await?;
             found
         }
         None => {
@@ -167,16 +158,8 @@ async fn existing(
     code: Option<&str>,
     now: OffsetDateTime,
 ) -> anyhow::Result<Option<Provisioned>> {
-    let mut tx = store.begin().await?;
-    let party: Option<Party> = match code {
-        Some(code) => parties::find_by_code(&mut tx, kind, code).await?,
-        None => parties::find_by_name(&mut tx, kind, DEMO_OFFICER).await?,
-    };
-    let Some(party) = party else { return Ok(None) };
-    parties::revoke_api_keys(&mut tx, &party.id, now).await?;
-    let api_key = provision::issue_api_key(&mut tx, &party, now).await?;
-    tx.commit().await?;
-    Ok(Some(Provisioned { party, api_key }))
+    let name = code.is_none().then_some(DEMO_OFFICER);
+    Ok(provision::reissue_api_key(store, kind, code, name, now).await?)
 }
 
 /// The privacy notice the demo traveller is shown; the statement carries its hash.

@@ -4,7 +4,8 @@
 
 use super::extract::{json_body, media_type, AgencyCaller, ApiQuery, RequestId};
 use super::problem::Problem;
-use crate::service::ingest::batch::{self, BatchQuery, BatchReport, Format};
+use crate::service::ingest::batch::{self, Format};
+use crate::service::ingest::report::{BatchQuery, BatchReport};
 use crate::service::ingest::ssr::{self, SsrImport};
 use crate::service::AppState;
 use axum::extract::{Request, State};

@@ -8,8 +8,11 @@ use crate::service::AppState;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, StatusCode};
 use serde::de::DeserializeOwned;
+
+/// The request id header, set on every request and returned on every response.
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// A JSON body, parsed with the JSON path of any bad field kept for the error.
 pub struct ApiJson<T>(pub T);
@@ -91,10 +94,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
-        let id = parts
-            .headers
-            .get(super::middleware::REQUEST_ID)
-            .and_then(|v| v.to_str().ok());
+        let id = parts.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
         id.map(|id| RequestId(id.to_string()))
             .ok_or_else(|| Problem::internal("request id middleware missing"))
     }

@@ -16,9 +16,8 @@
 
 use super::extract::authenticate;
 use super::problem::{Problem, ProblemKind};
-use crate::crypto::seal::Slot;
+use crate::service::idempotency::{self, Claimed, KeptAnswer};
 use crate::service::AppState;
-use crate::store::idempotency::{self, Claim};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
@@ -102,27 +101,11 @@ async fn run(
     body: Body,
     next: Next,
 ) -> Result<Response, Problem> {
-    let now = state.clock.now();
-    let claim = {
-        let mut tx = state.store.begin().await?;
-        let claim = idempotency::claim(&mut tx, party_id, key, now).await?;
-        tx.commit().await?;
-        claim
-    };
+    let claim = idempotency::claim(state, party_id, key).await?;
     let fingerprint = Arc::new(Mutex::new(Fingerprint::new(&parts)));
-    let slot_id = format!("{party_id}/{key}");
-    let slot = Slot {
-        table: "idempotent_requests",
-        column: "response",
-        row_id: &slot_id,
-    };
     match claim {
-        Claim::InFlight => Err(Problem::of(ProblemKind::IdempotencyKeyInFlight)),
-        Claim::Done {
-            request_sha256,
-            status,
-            sealed_response,
-        } => {
+        Claimed::InFlight => Err(Problem::of(ProblemKind::IdempotencyKeyInFlight)),
+        Claimed::Done(kept) => {
             let mut stream = Hashing::new(body, fingerprint.clone());
             while let Some(chunk) = stream.next().await {
                 chunk.map_err(|_| {
@@ -130,30 +113,12 @@ async fn run(
                 })?;
             }
             let hash = fingerprint.lock().expect("fingerprint lock").finish();
-            if hash.as_deref() != Some(request_sha256.as_slice()) {
+            if hash.as_deref() != Some(kept.request_sha256.as_slice()) {
                 return Err(Problem::of(ProblemKind::IdempotencyKeyReused));
             }
-            let stored = state
-                .keys
-                .keys()
-                .root()
-                .open(slot, &sealed_response)
-                .map_err(|e| Problem::internal(format!("idempotent answer: {e}")))?;
-            let (content_type, body) = split_stored(&stored)?;
-            let mut response = (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                body.to_vec(),
-            )
-                .into_response();
-            if let Ok(v) = HeaderValue::from_str(content_type) {
-                response.headers_mut().insert(header::CONTENT_TYPE, v);
-            }
-            response
-                .headers_mut()
-                .insert(REPLAYED, HeaderValue::from_static("true"));
-            Ok(response)
+            Ok(replay(kept))
         }
-        Claim::New => {
+        Claimed::New => {
             let request = Request::from_parts(
                 parts,
                 Body::from_stream(Hashing::new(body, fingerprint.clone())),
@@ -163,7 +128,7 @@ async fn run(
             let status = response.status();
             let keep = hash.filter(|_| !status.is_server_error());
             let Some(hash) = keep else {
-                release(state, party_id, key).await;
+                idempotency::release(state, party_id, key).await;
                 return Ok(response);
             };
             let (parts, body) = response.into_parts();
@@ -172,7 +137,7 @@ async fn run(
             let bytes = match axum::body::to_bytes(body, usize::MAX).await {
                 Ok(bytes) => bytes,
                 Err(_) => {
-                    release(state, party_id, key).await;
+                    idempotency::release(state, party_id, key).await;
                     return Err(Problem::internal("the answer could not be read"));
                 }
             };
@@ -181,7 +146,7 @@ async fn run(
                     bytes = bytes.len(),
                     "an answer passed what is kept for replay; sent without keeping it"
                 );
-                release(state, party_id, key).await;
+                idempotency::release(state, party_id, key).await;
                 return Ok(Response::from_parts(parts, Body::from(bytes)));
             }
             let content_type = parts
@@ -189,39 +154,29 @@ async fn run(
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/octet-stream");
-            let mut stored = Vec::with_capacity(content_type.len() + 1 + bytes.len());
-            stored.extend_from_slice(content_type.as_bytes());
-            stored.push(b'\n');
-            stored.extend_from_slice(&bytes);
-            let sealed = state.keys.keys().root().seal(slot, &stored);
-            let mut tx = state.store.begin().await?;
-            idempotency::complete(&mut tx, party_id, key, &hash, status.as_u16(), &sealed).await?;
-            tx.commit().await?;
-            Ok(Response::from_parts(parts, Body::from(bytes)))
+            let answer = KeptAnswer {
+                request_sha256: hash,
+                status: status.as_u16(),
+                content_type: content_type.to_string(),
+                body: Vec::from(bytes),
+            };
+            idempotency::keep(state, party_id, key, &answer).await?;
+            Ok(Response::from_parts(parts, Body::from(answer.body)))
         }
     }
 }
 
-async fn release(state: &AppState, party_id: &str, key: &str) {
-    let released = async {
-        let mut tx = state.store.begin().await?;
-        idempotency::release(&mut tx, party_id, key).await?;
-        tx.commit().await?;
-        Ok::<_, crate::store::StoreError>(())
-    };
-    if let Err(error) = released.await {
-        tracing::warn!(%error, "could not release an idempotency key; it frees itself after 5 minutes");
+/// An earlier answer, again, marked as replayed.
+fn replay(kept: KeptAnswer) -> Response {
+    let status = StatusCode::from_u16(kept.status).unwrap_or(StatusCode::OK);
+    let mut response = (status, kept.body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&kept.content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
-}
-
-fn split_stored(stored: &[u8]) -> Result<(&str, &[u8]), Problem> {
-    let i = stored
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| Problem::internal("stored answer has no content type"))?;
-    let content_type =
-        std::str::from_utf8(&stored[..i]).map_err(|_| Problem::internal("stored content type"))?;
-    Ok((content_type, &stored[i + 1..]))
+    response
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    response
 }
 
 /// The running SHA-256 of a request, and whether its body was read to the end.

@@ -3,11 +3,12 @@
 //! headers every response carries (`nosniff`, and HSTS when the broker is reached
 //! over https).
 
+use super::extract::REQUEST_ID;
 use super::problem::{self, InternalCause, Problem, ProblemKind, PROBLEM_JSON};
 use crate::service::AppState;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Response};
+use axum::http::{header, HeaderValue, Response};
 use axum::middleware::{self, Next};
 use axum::Router;
 use std::time::{Duration, Instant};
@@ -17,9 +18,6 @@ use tower_http::request_id::{
 };
 use tower_http::trace::TraceLayer;
 use tracing::Span;
-
-/// The request id header, set on every request and returned on every response.
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Wraps the router in the whole stack. Each `layer` call wraps what came before, so
 /// the list reads from the innermost (next to the handlers) to the outermost.

@@ -13,7 +13,7 @@ use crate::service::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTION
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::audit::{self, EntryFilter};
-use crate::store::{consents, parties};
+use crate::store::parties;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -80,7 +80,7 @@ pub async fn set_record_delivery(
         RecordDeliveryChoice::AgencyDefault => None,
     };
     let mut tx = state.store.begin().await?;
-    if !consents::set_traveller_delivery(&mut tx, &agency.id, &id, delivery).await? {
+    if !crate::store::bookings::set_traveller_delivery(&mut tx, &agency.id, &id, delivery).await? {
         return Err(Error::of(ErrorKind::ConsentNotFound));
     }
     let mut entry = settings_entry(state, request_id, agency);

@@ -47,8 +47,8 @@ pub async fn set_link_domains(
     parties::set_link_domains(&mut tx, &airline.id, &body.domains).await?;
     let mut entry = NewEntry::new(
         state.clock.now(),
-        &request_id,
-        &airline,
+        request_id,
+        airline,
         Action::SettingsChange,
         Outcome::Changed,
     );

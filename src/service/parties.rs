@@ -364,3 +364,47 @@ async fn audited(mut tx: crate::store::Tx, entry: NewEntry) -> Result<(), Provis
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
+
+/// A party found by its code (or, for an officer, its name), its API keys replaced
+/// by a fresh one: how the demo hands out keys on every start. `None` if it does
+/// not exist.
+pub async fn reissue_api_key(
+    store: &Store,
+    kind: PartyKind,
+    code: Option<&str>,
+    name: Option<&str>,
+    now: OffsetDateTime,
+) -> Result<Option<Provisioned>, ProvisionError> {
+    let mut tx = store.begin().await?;
+    let party: Option<Party> = match (code, name) {
+        (Some(code), _) => parties::find_by_code(&mut tx, kind, code).await?,
+        (None, Some(name)) => parties::find_by_name(&mut tx, kind, name).await?,
+        (None, None) => None,
+    };
+    let Some(party) = party else { return Ok(None) };
+    parties::revoke_api_keys(&mut tx, &party.id, now).await?;
+    let api_key = issue_api_key(&mut tx, &party, now).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(Some(Provisioned { party, api_key }))
+}
+
+/// Registers `key` to `agency` unless it is registered already.
+pub async fn ensure_agency_key(
+    store: &Store,
+    agency: &Party,
+    key: &Jwk,
+    now: OffsetDateTime,
+) -> Result<(), ProvisionError> {
+    let mut tx = store.begin().await?;
+    if parties::agency_key(&mut tx, &agency.id, &key.kid)
+        .await?
+        .is_none()
+    {
+        let public = key
+            .public_key_bytes()
+            .map_err(|reason| invalid("key")(reason.to_string()))?;
+        parties::insert_agency_key(&mut tx, &agency.id, &key.kid, &public, now).await?;
+    }
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(())
+}

@@ -258,3 +258,35 @@ pub async fn consistency(
         hashes: proof::encode(&hashes),
     })
 }
+
+/// Entry `entry`'s inclusion proof against the checkpoint of `tree_size` (default: the
+/// smallest covering it), for an operator at the command line: any entry, no party.
+pub async fn for_operator(
+    store: &crate::store::Store,
+    entry: u64,
+    tree_size: Option<u64>,
+) -> anyhow::Result<InclusionProof> {
+    use anyhow::Context;
+    let mut conn = store.reader().acquire().await?;
+    let checkpoint = match tree_size {
+        Some(size) => audit::checkpoint_of(&mut conn, size)
+            .await?
+            .with_context(|| format!("no checkpoint of size {size} was signed"))?,
+        None => audit::checkpoint_covering(&mut conn, entry)
+            .await?
+            .with_context(|| {
+                format!(
+                "no checkpoint covers entry {entry} yet: wait for the next one, or ask for one \
+                 (POST /v1/audit/checkpoints)"
+            )
+            })?,
+    };
+    audit::inclusion_proof(&mut conn, entry, &checkpoint)
+        .await?
+        .with_context(|| {
+            format!(
+                "entry {entry} is not in the tree of {}",
+                checkpoint.tree_size
+            )
+        })
+}

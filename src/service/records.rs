@@ -382,7 +382,7 @@ pub struct RecordDetail {
 pub async fn read(state: &AppState, agency: &Party, id: String) -> Result<RecordDetail, Error> {
     let mut conn = state.store.reader().acquire().await?;
     let row = own_record(&mut conn, &agency.id, &id).await?;
-    let sealed = consents::sealed(&mut conn, &row.id).await?;
+    let sealed = crate::store::sealed::sealed(&mut conn, &row.id).await?;
     let statement = open_statement(state, &row.id, &sealed)?;
     let key = parties::agency_key_any_state(&mut conn, &agency.id, &row.key_id).await?;
     let verified = match (&statement, &key) {
@@ -459,7 +459,7 @@ pub async fn export_ssr(
     let values = match state_now {
         ConsentState::Refused => vec![ContactValue::Refused],
         ConsentState::Given => {
-            let sealed = consents::sealed(&mut conn, &row.id).await?;
+            let sealed = crate::store::sealed::sealed(&mut conn, &row.id).await?;
             let contacts = open_contacts(state, &row.id, &sealed)?
                 .ok_or_else(|| Error::of(ErrorKind::ContactPurged))?;
             let mut values = Vec::new();

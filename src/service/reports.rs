@@ -9,7 +9,8 @@
 use crate::domain::time::format_time;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::reports::{self, Period};
+use crate::store::reports;
+pub use crate::store::reports::Period;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};

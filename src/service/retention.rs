@@ -10,7 +10,7 @@
 
 use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
 use crate::service::{AppState, Error};
-use crate::store::{consents, idempotency, sessions};
+use crate::store::{idempotency, sessions};
 
 /// Records purged per transaction.
 const BATCH: i64 = 500;
@@ -21,14 +21,14 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
     let mut purged = 0;
     loop {
         let mut tx = state.store.begin().await?;
-        let due = consents::due_for_purge(&mut tx, now, BATCH).await?;
+        let due = crate::store::sealed::due_for_purge(&mut tx, now, BATCH).await?;
         if due.is_empty() {
             tx.rollback().await.ok();
             break;
         }
         let mut entries = Vec::new();
         for (consent_id, agency_id, traveller_id) in &due {
-            if !consents::purge(&mut tx, consent_id, traveller_id, now).await? {
+            if !crate::store::sealed::purge(&mut tx, consent_id, traveller_id, now).await? {
                 continue;
             }
             let entry = NewEntry {

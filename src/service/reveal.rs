@@ -7,7 +7,6 @@ use crate::domain::time::format_time;
 use crate::service::sealed::Contacts;
 use crate::service::token_use::{ask, decide_on_read, take_in_writer, Taken, TokenUse};
 use crate::service::{use_batch, AppState, Error, ErrorKind};
-use crate::store::consents;
 use crate::store::tokens::TokenRecord;
 use serde::{Deserialize, Serialize};
 
@@ -95,7 +94,7 @@ pub async fn redeem(
         token,
         entry,
     } = take_in_writer(state, &ask, entry).await?;
-    let sealed = consents::sealed(&mut tx, &token.consent_id).await?;
+    let sealed = crate::store::sealed::sealed(&mut tx, &token.consent_id).await?;
     let Some(opened) = crate::service::sealed::open_contacts(state, &token.consent_id, &sealed)?
     else {
         return Err(state

@@ -14,7 +14,7 @@
 //!    them. Remove their lines once those backups have expired.
 
 use crate::crypto::keyring::{KeyringError, Keys};
-use crate::store::{consents, Store};
+use crate::store::Store;
 use anyhow::Context;
 use std::path::Path;
 use std::time::Duration;
@@ -85,7 +85,7 @@ pub async fn rewrap_all(store: &Store, keys: &Keys) -> Result<u64, anyhow::Error
     let mut done = 0;
     loop {
         let mut tx = store.begin().await?;
-        let batch = consents::wrapped_elsewhere(&mut tx, &current, BATCH).await?;
+        let batch = crate::store::sealed::wrapped_elsewhere(&mut tx, &current, BATCH).await?;
         if batch.is_empty() {
             tx.rollback().await.ok();
             return Ok(done);
@@ -96,7 +96,7 @@ pub async fn rewrap_all(store: &Store, keys: &Keys) -> Result<u64, anyhow::Error
                     "record {id}: {e}; is the keyring the one this database was sealed with?"
                 )
             })?;
-            if consents::rewrap(&mut tx, id, &wrapped.master, &new).await? {
+            if crate::store::sealed::rewrap(&mut tx, id, &wrapped.master, &new).await? {
                 done += 1;
             }
         }

@@ -4,7 +4,7 @@
 
 use crate::crypto::seal::{SealingKey, Slot};
 use crate::service::{AppState, Error};
-use crate::store::consents::SealedRecord;
+use crate::store::sealed::SealedRecord;
 use serde::{Deserialize, Serialize};
 
 /// The key a record's values are sealed under: its own record key, or for records
@@ -50,6 +50,13 @@ fn open_value(
         RecordKey::Root => state.keys.keys().root().open(slot, sealed),
     }
     .map_err(|e| Error::internal(format!("{column} of {id}: {e}")))
+}
+
+/// The contacts of record `id`, read and opened; `None` once purged.
+pub async fn record_contacts(state: &AppState, id: &str) -> Result<Option<Contacts>, Error> {
+    let mut conn = state.store.reader().acquire().await?;
+    let sealed = crate::store::sealed::sealed(&mut conn, id).await?;
+    open_contacts(state, id, &sealed)
 }
 
 /// A record's contacts, opened.

@@ -13,7 +13,7 @@ use crate::service::sealed::Contacts;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::tokens::TokenRecord;
-use crate::store::{consents, release, tokens, Conn, Tx};
+use crate::store::{release, tokens, Conn, Tx};
 
 /// What a token is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +99,7 @@ pub async fn decide_on_read(
     };
     let contact = match ask.wanted {
         TokenUse::Reveal => {
-            let sealed = consents::sealed(&mut reader, &token.consent_id).await?;
+            let sealed = crate::store::sealed::sealed(&mut reader, &token.consent_id).await?;
             // A contact that cannot be opened here is left to the writer's check.
             match crate::service::sealed::open_contacts(state, &token.consent_id, &sealed) {
                 Ok(Some(contact)) => Some(contact),

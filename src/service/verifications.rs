@@ -115,3 +115,24 @@ async fn finish(state: AppState, run: Arc<Run>, officer_id: String) {
     }
     *state.verifications.running.lock().expect("not poisoned") = None;
 }
+
+/// What the console's integrity panel shows of the log: its size, its latest
+/// checkpoint and the last verification that ran to its end.
+pub struct LogState {
+    /// Entries in the log.
+    pub tree_size: i64,
+    /// The latest signed checkpoint.
+    pub checkpoint: Option<crate::store::audit::StoredCheckpoint>,
+    /// The last finished verification.
+    pub last: Option<Verification>,
+}
+
+/// The log's state now.
+pub async fn log_state(state: &AppState) -> Result<LogState, crate::service::Error> {
+    let mut conn = state.store.reader().acquire().await?;
+    Ok(LogState {
+        tree_size: crate::store::audit::size(&mut conn).await?,
+        checkpoint: crate::store::audit::latest_checkpoint(&mut conn).await?,
+        last: verifications::latest(&mut conn).await?,
+    })
+}

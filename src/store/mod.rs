@@ -15,6 +15,7 @@
 //! a change and its audit entry always commit together.
 
 pub mod audit;
+pub mod bookings;
 pub mod consents;
 pub mod group;
 pub mod idempotency;
@@ -23,6 +24,7 @@ pub mod outbox;
 pub mod parties;
 pub mod release;
 pub mod reports;
+pub mod sealed;
 pub mod sessions;
 pub mod tokens;
 pub mod verifications;

@@ -8,12 +8,15 @@ use super::i18n::Lang;
 use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, render, search_refused, Frame, Search};
 use crate::domain::consent::ConsentState;
+use crate::domain::party::Party;
 use crate::http::extract::{parse_json, RequestId};
 use crate::http::problem::{Problem, ProblemKind};
 use crate::service;
 use crate::service::agency::{ReceiptPage, ReceiptQuery};
-use crate::service::ingest::batch::{self, BatchReport, Counts, Format, RecordReport};
+use crate::service::ingest::batch::{self, Format};
+use crate::service::ingest::report::{BatchReport, Counts, RecordReport};
 use crate::service::ingest::ssr::{self, SsrImport};
+use crate::service::ingest::turns::Turn;
 use crate::service::records::{self, ListQuery, RecordPage, RecordView};
 use crate::service::uses::UseReceipt;
 use crate::service::AppState;
@@ -170,6 +173,31 @@ pub struct ReceiptsPage {
     first: Option<String>,
 }
 
+impl ReceiptsPage {
+    /// The page with the filters of `query` and no receipts yet.
+    fn empty(frame: Frame, query: Option<&str>) -> Self {
+        let f = |name| form::field(query, name);
+        Self {
+            frame,
+            filters: ReceiptFilters {
+                since: f("since"),
+                until: f("until"),
+                airline: f("airline"),
+                kind: f("kind"),
+                purpose: f("purpose"),
+                event_reference: f("event_reference"),
+                consent_id: f("consent_id"),
+                traveller_id: f("traveller_id"),
+            },
+            kinds: ["grant", "release", "relay", "delivery"],
+            error: None,
+            receipts: Vec::new(),
+            next: None,
+            first: None,
+        }
+    }
+}
+
 /// The receipts feed, filtered like `GET /v1/receipts`.
 pub async fn receipts(
     State(state): State<AppState>,
@@ -178,25 +206,8 @@ pub async fn receipts(
     uri: Uri,
 ) -> Response {
     let query = uri.query();
-    let f = |name| form::field(query, name);
-    let mut page = ReceiptsPage {
-        frame: Frame::new(lang, "/agency/receipts", Some(&session), "receipts"),
-        filters: ReceiptFilters {
-            since: f("since"),
-            until: f("until"),
-            airline: f("airline"),
-            kind: f("kind"),
-            purpose: f("purpose"),
-            event_reference: f("event_reference"),
-            consent_id: f("consent_id"),
-            traveller_id: f("traveller_id"),
-        },
-        kinds: ["grant", "release", "relay", "delivery"],
-        error: None,
-        receipts: Vec::new(),
-        next: None,
-        first: None,
-    };
+    let frame = Frame::new(lang, "/agency/receipts", Some(&session), "receipts");
+    let mut page = ReceiptsPage::empty(frame, query);
     let listed = match form::query::<ReceiptQuery>(&form::page_query(query, PAGE)) {
         Ok(q) => service::agency::receipts(&state, &session.party, q).await,
         Err(problem) => Err(problem),
@@ -234,6 +245,24 @@ pub struct Outcome {
     results: Vec<ResultRow>,
 }
 
+impl Outcome {
+    fn of(
+        file: String,
+        traveller_page: String,
+        stored_all: bool,
+        counts: Counts,
+        results: Vec<RecordReport>,
+    ) -> Self {
+        Self {
+            file,
+            traveller_page,
+            stored_all,
+            counts,
+            results: results.into_iter().map(ResultRow::of).collect(),
+        }
+    }
+}
+
 /// One record of an upload, as shown.
 pub struct ResultRow {
     index: usize,
@@ -259,7 +288,7 @@ impl ResultRow {
             .join(" · ");
         Self {
             index: r.index,
-            outcome: r.outcome,
+            outcome: r.outcome.as_str().to_string(),
             record_id: r.record_id.unwrap_or_default(),
             consent_id: r.consent_id.unwrap_or_default(),
             version: r.version.map(|v| v.to_string()).unwrap_or_default(),
@@ -364,91 +393,96 @@ pub async fn upload(
     AgencySession(session): AgencySession,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let mut page = upload_page(lang, &session);
+    let page = upload_page(lang, &session);
     // The turn is taken before the file is read: it bounds the memory uploads hold.
-    let turn = match state.uploads.take(&session.party.id).await {
-        Ok(turn) => turn,
-        Err(problem) => return upload_error(page, problem),
+    let taken = async {
+        let turn = state.uploads.take(&session.party.id).await?;
+        Ok::<_, Problem>((turn, read_within(&state, multipart).await?))
     };
-    let timeout = state.settings.request_timeout;
-    let read = tokio::time::timeout(timeout, read_upload(multipart))
-        .await
-        .unwrap_or_else(|_| Err(batch::too_slow(timeout)));
-    let mut form = match read {
-        Ok(form) => form,
+    let (turn, mut form) = match taken.await {
+        Ok(taken) => taken,
         Err(problem) => return upload_error(page, problem),
     };
     if let Err(problem) = session.check_csrf(&form.csrf) {
         return problem_page(page.frame, problem);
     }
-    if form.file.is_empty() {
-        return upload_error(
-            page,
-            Problem::field(
-                ProblemKind::InvalidField,
-                "file",
-                "choose a file that is not empty",
-            ),
-        );
-    }
-    let media_type = match media_type_of(&form) {
-        Ok(m) => m,
-        Err(problem) => return upload_error(page, problem),
-    };
-    let party = &session.party;
-    let answered = if media_type == "ssr" {
-        if form.file.len() > state.settings.max_body_bytes {
-            return upload_error(page, Problem::of(ProblemKind::BodyTooLarge));
-        }
-        match parse_json::<SsrImport>(&form.file) {
-            Ok(import) => {
-                ssr::import_in_turn(&state, turn, party, &request_id, form.atomic, import).await
-            }
-            Err(problem) => Err(problem),
-        }
-    } else {
-        match Format::of_media_type(media_type) {
-            Ok(format) => {
-                let body = Body::from(std::mem::take(&mut form.file));
-                batch::upload_in_turn(&state, turn, party, &request_id, form.atomic, format, body)
-                    .await
-            }
-            Err(problem) => Err(problem),
-        }
-    };
-    let public_url = &state.settings.public_url;
+    let answered = store_upload(&state, turn, &session.party, &request_id, &mut form).await;
+    let traveller_page = crate::service::settings::page_link(&state.settings.public_url);
+    shown(page, form.file_name, traveller_page, answered)
+}
+
+/// The upload page with what became of each record, or why nothing was stored.
+fn shown(
+    mut page: UploadPage,
+    file: String,
+    traveller_page: String,
+    answered: Result<BatchReport, Problem>,
+) -> Response {
     match answered {
         Ok(BatchReport {
             counts, results, ..
         }) => {
-            page.outcome = Some(Outcome {
-                file: form.file_name,
-                traveller_page: crate::service::settings::page_link(public_url),
-                stored_all: counts.rejected == 0,
-                counts,
-                results: results.into_iter().map(ResultRow::of).collect(),
-            });
+            let stored_all = counts.rejected == 0;
+            let outcome = Outcome::of(file, traveller_page, stored_all, counts, results);
+            page.outcome = Some(outcome);
             ok(&page)
         }
         Err(problem) => {
             // An atomic batch with a bad record stores nothing but still reports each.
-            let results: Option<Vec<RecordReport>> = problem
-                .extension("results")
-                .and_then(|v| serde_json::from_value(v.clone()).ok());
+            let results: Option<Vec<RecordReport>> = extension(&problem, "results");
             if let Some(results) = results {
-                page.outcome = Some(Outcome {
-                    file: form.file_name,
-                    traveller_page: crate::service::settings::page_link(public_url),
-                    stored_all: false,
-                    counts: problem
-                        .extension("counts")
-                        .and_then(|v| serde_json::from_value(v.clone()).ok())
-                        .unwrap_or_default(),
-                    results: results.into_iter().map(ResultRow::of).collect(),
-                });
+                let counts = extension(&problem, "counts").unwrap_or_default();
+                let outcome = Outcome::of(file, traveller_page, false, counts, results);
+                page.outcome = Some(outcome);
             }
             upload_error(page, problem)
         }
+    }
+}
+
+/// The form, read within the request timeout.
+async fn read_within(
+    state: &AppState,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<UploadForm, Problem> {
+    let timeout = state.settings.request_timeout;
+    tokio::time::timeout(timeout, read_upload(multipart))
+        .await
+        .unwrap_or_else(|_| Err(batch::too_slow(timeout)))
+}
+
+/// A member of a problem's body, read back (a refused batch's `results`, `counts`).
+fn extension<T: serde::de::DeserializeOwned>(problem: &Problem, name: &str) -> Option<T> {
+    let value = problem.extension(name)?;
+    serde_json::from_value(value.clone()).ok()
+}
+
+/// Hands the file to the batch run or the SSR import, as its type says.
+async fn store_upload(
+    state: &AppState,
+    turn: Turn,
+    agency: &Party,
+    request_id: &str,
+    form: &mut UploadForm,
+) -> Result<BatchReport, Problem> {
+    if form.file.is_empty() {
+        return Err(Problem::field(
+            ProblemKind::InvalidField,
+            "file",
+            "choose a file that is not empty",
+        ));
+    }
+    let media_type = media_type_of(form)?;
+    if media_type == "ssr" {
+        if form.file.len() > state.settings.max_body_bytes {
+            return Err(Problem::of(ProblemKind::BodyTooLarge));
+        }
+        let import = parse_json::<SsrImport>(&form.file)?;
+        ssr::import_in_turn(state, turn, agency, request_id, form.atomic, import).await
+    } else {
+        let format = Format::of_media_type(media_type)?;
+        let body = Body::from(std::mem::take(&mut form.file));
+        batch::upload_in_turn(state, turn, agency, request_id, form.atomic, format, body).await
     }
 }
 

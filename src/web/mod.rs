@@ -41,12 +41,18 @@ pub fn routes() -> Router<AppState> {
             "/console/entries/{index}/proof.json",
             get(console::proof_file),
         )
-        .route("/console/checkpoints", post(console::sign_checkpoint))
-        .route("/console/integrity", get(console::integrity))
-        .route("/console/integrity/verify", post(console::verify))
-        .route("/console/reports", get(console::reports))
-        .route("/console/reports/{name}", get(console::report_csv))
-        .route("/console/policies", get(console::policies))
+        .route(
+            "/console/checkpoints",
+            post(console::integrity::sign_checkpoint),
+        )
+        .route("/console/integrity", get(console::integrity::integrity))
+        .route(
+            "/console/integrity/verify",
+            post(console::integrity::verify),
+        )
+        .route("/console/reports", get(console::reports::reports))
+        .route("/console/reports/{name}", get(console::reports::report_csv))
+        .route("/console/policies", get(console::policies::policies))
         .route("/agency", get(agency::records))
         .route("/agency/records/{id}", get(agency::record))
         .route("/agency/receipts", get(agency::receipts))

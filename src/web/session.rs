@@ -17,13 +17,12 @@
 use super::form::{self, cookie};
 use super::i18n::Lang;
 use super::{problem_page, render, Frame};
-use crate::crypto::sha256;
 use crate::domain::party::{Party, PartyKind};
 use crate::http::client_ip::RateLimitedClient;
 use crate::http::problem::Problem;
 use crate::service::auth::check_api_key;
+use crate::service::sessions::{self, LIFETIME};
 use crate::service::AppState;
-use crate::store::sessions;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
@@ -40,10 +39,6 @@ use subtle::ConstantTimeEq;
 pub const SESSION_COOKIE: &str = "passerelle_session";
 /// The sign-in form's double-submit CSRF cookie.
 pub const SIGN_IN_COOKIE: &str = "passerelle_sign_in";
-/// A session ends this long after its last page view.
-pub const IDLE: time::Duration = time::Duration::minutes(30);
-/// And at the latest this long after sign-in.
-pub const LIFETIME: time::Duration = time::Duration::hours(12);
 
 /// A signed-in officer or agency.
 #[derive(Debug, Clone)]
@@ -108,21 +103,7 @@ async fn session_of(parts: &Parts, state: &AppState) -> Result<Option<PageSessio
     let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let id = sha256(secret.as_bytes());
-    let now = state.clock.now();
-    let mut conn = state.store.reader().acquire().await?;
-    let found = sessions::find(&mut conn, &id, now, IDLE).await?;
-    drop(conn);
-    // Marked seen at most once a minute, so that page views do not each write; the
-    // write goes through the writer like every other.
-    if found
-        .as_ref()
-        .is_some_and(|s| now - s.last_seen > time::Duration::minutes(1))
-    {
-        let mut tx = state.store.begin().await?;
-        sessions::touch(&mut tx, &id, now).await?;
-        tx.commit().await?;
-    }
+    let found = sessions::find(state, &secret).await?;
     Ok(found.map(|s| PageSession {
         party: s.party,
         name: s.name,
@@ -304,18 +285,11 @@ pub async fn sign_in(
     body: Bytes,
 ) -> Response {
     let frame = || Frame::new(lang, "/sign-in", None, "sign-in");
-    if let Err(problem) = client {
-        return problem_page(frame(), problem);
-    }
-    let form: SignInForm = match form::parse(&body) {
+    let form = match client.and_then(|_| form::parse::<SignInForm>(&body)) {
         Ok(form) => form,
         Err(problem) => return problem_page(frame(), problem),
     };
-    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or_default();
-    let genuine = same_secret(&form.csrf, &expected)
-        && sign_in_token_valid(&state, &form.csrf)
-        && !cross_site(&headers);
-    if !genuine {
+    if !genuine(&state, &headers, &form.csrf) {
         return sign_in_page(
             &state,
             lang,
@@ -328,52 +302,38 @@ pub async fn sign_in(
         Ok(checked) => checked,
         Err(problem) => return problem_page(frame(), problem),
     };
+    let refused = |why, status| sign_in_page(&state, lang, form.csrf.clone(), Some(why), status);
     let (party, key_id) = match checked {
         Some((party, _)) if party.kind == PartyKind::Airline => {
-            return sign_in_page(
-                &state,
-                lang,
-                form.csrf,
-                Some(lang.texts().sign_in_airline),
-                StatusCode::FORBIDDEN,
-            )
+            return refused(lang.texts().sign_in_airline, StatusCode::FORBIDDEN)
         }
         Some(found) => found,
-        None => {
-            return sign_in_page(
-                &state,
-                lang,
-                form.csrf,
-                Some(lang.texts().sign_in_failed),
-                StatusCode::UNAUTHORIZED,
-            )
-        }
+        None => return refused(lang.texts().sign_in_failed, StatusCode::UNAUTHORIZED),
     };
-    let secret = random_secret();
-    let now = state.clock.now();
-    let opened = async {
-        let mut tx = state.store.begin().await?;
-        sessions::open(
-            &mut tx,
-            &sha256(secret.as_bytes()),
-            &key_id,
-            &random_secret(),
-            now,
-            now + LIFETIME,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok::<_, Problem>(())
-    };
-    if let Err(problem) = opened.await {
-        return problem_page(frame(), problem);
+    match signed_in(&state, &party, &key_id).await {
+        Ok(response) => response,
+        Err(problem) => problem_page(frame(), problem),
     }
+}
+
+/// Whether the sign-in form came from this site's own page: its token matches the
+/// double-submit cookie, was signed by this broker and is fresh, and the browser does
+/// not say the request is cross-site.
+fn genuine(state: &AppState, headers: &HeaderMap, csrf: &str) -> bool {
+    let expected = cookie(headers, SIGN_IN_COOKIE).unwrap_or_default();
+    same_secret(csrf, &expected) && sign_in_token_valid(state, csrf) && !cross_site(headers)
+}
+
+/// Opens the session and sends the party to its pages with the session's cookie.
+async fn signed_in(state: &AppState, party: &Party, key_id: &str) -> Result<Response, Problem> {
+    let secret = random_secret();
+    sessions::open(state, &secret, key_id, &random_secret()).await?;
     let home = if party.kind == PartyKind::Officer {
         "/console"
     } else {
         "/agency"
     };
-    let secure = secure_cookies(&state);
+    let secure = secure_cookies(state);
     let mut response = Redirect::to(home).into_response();
     let cookies = response.headers_mut();
     cookies.append(
@@ -384,7 +344,7 @@ pub async fn sign_in(
         header::SET_COOKIE,
         cookie_header(SIGN_IN_COOKIE, "", 0, secure),
     );
-    response
+    Ok(response)
 }
 
 /// The sign-out form.
@@ -407,13 +367,7 @@ pub async fn sign_out(
         return problem_page(frame, problem);
     }
     if let Some(secret) = cookie(&headers, SESSION_COOKIE) {
-        let closed = async {
-            let mut tx = state.store.begin().await?;
-            sessions::close(&mut tx, &sha256(secret.as_bytes())).await?;
-            tx.commit().await?;
-            Ok::<_, Problem>(())
-        };
-        if let Err(problem) = closed.await {
+        if let Err(problem) = sessions::close(&state, &secret).await {
             return problem_page(frame, problem);
         }
     }

@@ -19,11 +19,10 @@ use crate::domain::contact::{mask_email, mask_mobile};
 use crate::http::client_ip::RateLimitedClient;
 use crate::http::extract::RequestId;
 use crate::http::problem::{Problem, ProblemKind};
-use crate::service::sealed::open_contacts;
+use crate::service::sealed::record_contacts;
 use crate::service::traveller::{self, TravellerUse, TravellerView};
 use crate::service::withdraw::{self, WithdrawalRequest, Withdrawn};
 use crate::service::AppState;
-use crate::store::consents;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -131,12 +130,7 @@ pub async fn page(
         Err(problem) => return failed(lang, problem),
     };
     // The contact, masked, for the traveller alone: opened from the current record.
-    let contacts = async {
-        let mut conn = state.store.reader().acquire().await?;
-        let sealed = consents::sealed(&mut conn, &view.consent_id).await?;
-        open_contacts(&state, &view.consent_id, &sealed)
-    };
-    let contacts = match contacts.await {
+    let contacts = match record_contacts(&state, &view.consent_id).await {
         Ok(contacts) => contacts,
         Err(problem) => return problem_page(frame(lang, "/t"), problem),
     };
@@ -191,22 +185,11 @@ pub async fn withdraw(
         Err(problem) => return problem_page(frame(lang, "/t"), problem),
     };
     match form.confirm.as_deref() {
-        None => {
-            return match view(&state, client, &form.code).await {
-                Ok(view) => ok(&ConfirmPage {
-                    frame: frame(lang, "/t"),
-                    code: form.code,
-                    carriers: view.carriers,
-                }),
-                Err(problem) => failed(lang, problem),
-            }
-        }
+        None => return confirmation(&state, lang, client, form.code).await,
         Some("yes") => {}
         Some(_) => {
-            return problem_page(
-                frame(lang, "/t"),
-                Problem::field(ProblemKind::InvalidField, "confirm", "must be yes"),
-            )
+            let refused = Problem::field(ProblemKind::InvalidField, "confirm", "must be yes");
+            return problem_page(frame(lang, "/t"), refused);
         }
     }
     let request = WithdrawalRequest {
@@ -217,6 +200,23 @@ pub async fn withdraw(
             frame: frame(lang, "/t"),
             code: form.code,
             withdrawn,
+        }),
+        Err(problem) => failed(lang, problem),
+    }
+}
+
+/// The page that asks the traveller to confirm the withdrawal.
+async fn confirmation(
+    state: &AppState,
+    lang: Lang,
+    client: RateLimitedClient,
+    code: String,
+) -> Response {
+    match view(state, client, &code).await {
+        Ok(view) => ok(&ConfirmPage {
+            frame: frame(lang, "/t"),
+            code,
+            carriers: view.carriers,
         }),
         Err(problem) => failed(lang, problem),
     }

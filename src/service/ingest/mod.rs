@@ -11,6 +11,8 @@
 
 pub mod batch;
 pub mod read;
+pub mod report;
+pub mod run;
 pub mod ssr;
 pub mod turns;
 
@@ -471,7 +473,7 @@ struct Places {
     /// Booking id by record locator.
     bookings: HashMap<String, String>,
     /// Traveller by (booking id, name index).
-    travellers: HashMap<(String, Vec<u8>), consents::TravellerRow>,
+    travellers: HashMap<(String, Vec<u8>), crate::store::bookings::TravellerRow>,
     /// The latest version of each agency record id, moved on as records are stored.
     versions: HashMap<String, i64>,
     /// Each traveller's current record, once one is stored in this batch.
@@ -498,7 +500,8 @@ impl Places {
             .collect();
         locators.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         locators.dedup_by(|a, b| a.as_str() == b.as_str());
-        let bookings = consents::upsert_bookings(tx, agency_id, &locators, uploader.now).await?;
+        let bookings =
+            crate::store::bookings::upsert_bookings(tx, agency_id, &locators, uploader.now).await?;
         let booking_of = |s: &ConsentStatement| -> Result<String, Error> {
             bookings
                 .get(s.booking.record_locator.as_str())
@@ -516,14 +519,15 @@ impl Places {
         }
         let segments: Vec<(&str, &Flight)> =
             segments.iter().map(|(b, f)| (b.as_str(), *f)).collect();
-        consents::add_segments(tx, &segments).await?;
+        crate::store::bookings::add_segments(tx, &segments).await?;
         names.sort_unstable();
         names.dedup();
         let names: Vec<(&str, &[u8])> = names
             .iter()
             .map(|(b, n)| (b.as_str(), n.as_slice()))
             .collect();
-        let travellers = consents::upsert_travellers(tx, &names, uploader.now).await?;
+        let travellers =
+            crate::store::bookings::upsert_travellers(tx, &names, uploader.now).await?;
         let record_ids: Vec<&str> = statements.iter().map(|s| s.record_id.as_str()).collect();
         let versions = consents::latest_versions(tx, agency_id, &record_ids).await?;
         Ok(Self {

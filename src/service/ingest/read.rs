@@ -2,7 +2,7 @@
 //! NDJSON lines, or CSV rows, each handed to the run as one record. No line, element
 //! or row is held beyond [`MAX_LINE`] bytes.
 
-use super::batch::{Flow, Run};
+use super::run::{Flow, Run};
 use super::Submission;
 use crate::domain::consent::SCHEMA_VERSION;
 use crate::service::input::parse_json;

@@ -6,7 +6,8 @@
 //! and terms of the statement's types), since each statement repeats the booking and
 //! the terms.
 
-use super::batch::{BatchReport, Run};
+use super::report::BatchReport;
+use super::run::Run;
 use super::turns::Turn;
 use super::{Submission, Uploader};
 use crate::domain::booking::Booking;

@@ -2,11 +2,8 @@
 //! pushes, each with retries and backoff, so that a message never waits behind a
 //! webhook that does not answer.
 //!
-//! A message is delivered only if its consent still stands at delivery time: the
-//! recipient is opened from the consent record then, never copied into the outbox, so
-//! a withdrawal or a purge in between cancels it. Every outcome of a message
-//! (delivered, deferred with the reason, failed, cancelled) is audited; webhook
-//! pushes are not, since each reports an entry already in the log.
+//! What is claimed, opened and recorded is `service::delivery`'s: a message is sent
+//! only if its consent still stands, and every outcome of a message is audited.
 //!
 //! Both workers deliver several rows at once (a bounded number). Pushes to one agency
 //! go one at a time, and an agency whose webhook keeps failing trips a circuit
@@ -21,14 +18,11 @@ pub mod sms;
 pub mod smtp;
 pub mod webhook;
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
-use crate::domain::consent::Inactive;
 use crate::domain::delivery::Channel;
 use crate::outbound::Outbound;
-use crate::service::sealed::{body_slot, MessageBody};
-use crate::service::{AppState, RelaySettings};
-use crate::store::outbox::{self, Message, Queue};
-use crate::store::{consents, tokens, StoreError};
+pub use crate::service::delivery::Attempt;
+use crate::service::delivery::{self, Message, Queue, WebhookDelivery};
+use crate::service::{AppState, Error, RelaySettings};
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -38,8 +32,6 @@ const ROUND: i64 = 32;
 const MESSAGES_AT_ONCE: usize = 16;
 /// Agencies whose webhooks are pushed to at once (one push at a time per agency).
 const AGENCIES_AT_ONCE: usize = 8;
-/// How long a claimed row is reserved for this broker.
-const LEASE: time::Duration = time::Duration::minutes(2);
 /// How long one request to the SMS gateway or a webhook may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,19 +42,6 @@ pub struct Transports {
     http: reqwest::Client,
     outbound: Outbound,
     breakers: breaker::Breakers,
-}
-
-/// How one attempt ended.
-#[derive(Debug)]
-pub enum Attempt {
-    /// Handed over.
-    Delivered,
-    /// Failed; worth another try.
-    Transient(String),
-    /// Failed; another try would fail the same way.
-    Permanent(String),
-    /// Not attempted: the consent no longer allows it, or there is no contact.
-    Cancelled(&'static str),
 }
 
 impl Transports {
@@ -127,7 +106,7 @@ pub async fn run(state: AppState, transports: Transports) {
 /// queued by other brokers on the same database are found within a second) or until
 /// a request wakes the worker.
 async fn idle(state: &AppState, queue: Queue, wake: &tokio::sync::Notify) {
-    let wait = next_wait(state, queue)
+    let wait = delivery::next_wait(state, queue)
         .await
         .unwrap_or(Duration::from_secs(1));
     tokio::select! {
@@ -136,19 +115,9 @@ async fn idle(state: &AppState, queue: Queue, wake: &tokio::sync::Notify) {
     }
 }
 
-async fn next_wait(state: &AppState, queue: Queue) -> Result<Duration, StoreError> {
-    let mut conn = state.store.reader().acquire().await?;
-    let next = outbox::next_due(&mut conn, queue).await?;
-    let now = state.clock.now();
-    let wait = next.map_or(Duration::from_secs(1), |at| {
-        Duration::try_from(at - now).unwrap_or(Duration::ZERO)
-    });
-    Ok(wait.clamp(Duration::from_millis(50), Duration::from_secs(1)))
-}
-
 /// One round of each queue: every message and push due now. Returns how many were
 /// attempted or postponed.
-pub async fn deliver_due(state: &AppState, transports: &Transports) -> Result<usize, StoreError> {
+pub async fn deliver_due(state: &AppState, transports: &Transports) -> Result<usize, Error> {
     let (messages, pushes) = tokio::join!(
         deliver_messages_due(state, transports),
         deliver_pushes_due(state, transports)
@@ -160,14 +129,8 @@ pub async fn deliver_due(state: &AppState, transports: &Transports) -> Result<us
 pub async fn deliver_messages_due(
     state: &AppState,
     transports: &Transports,
-) -> Result<usize, StoreError> {
-    let now = state.clock.now();
-    let messages = {
-        let mut conn = state.store.begin().await?;
-        let claimed = outbox::claim_messages(&mut conn, now, now + LEASE, ROUND).await?;
-        conn.commit().await?;
-        claimed
-    };
+) -> Result<usize, Error> {
+    let messages = delivery::claim_messages(state, ROUND).await?;
     let attempted = messages.len();
     futures_util::stream::iter(messages)
         .for_each_concurrent(MESSAGES_AT_ONCE, |message| async move {
@@ -181,19 +144,10 @@ pub async fn deliver_messages_due(
 
 /// One round of webhook pushes: one agency's pushes in order, one at a time, several
 /// agencies at once; an agency whose breaker is open waits.
-pub async fn deliver_pushes_due(
-    state: &AppState,
-    transports: &Transports,
-) -> Result<usize, StoreError> {
-    let now = state.clock.now();
-    let pushes = {
-        let mut conn = state.store.begin().await?;
-        let claimed = outbox::claim_webhooks(&mut conn, now, now + LEASE, ROUND).await?;
-        conn.commit().await?;
-        claimed
-    };
+pub async fn deliver_pushes_due(state: &AppState, transports: &Transports) -> Result<usize, Error> {
+    let pushes = delivery::claim_pushes(state, ROUND).await?;
     let claimed = pushes.len();
-    let mut by_agency: Vec<Vec<outbox::WebhookDelivery>> = Vec::new();
+    let mut by_agency: Vec<Vec<WebhookDelivery>> = Vec::new();
     for push in pushes {
         match by_agency
             .iter_mut()
@@ -220,104 +174,9 @@ async fn deliver_message(
     state: &AppState,
     transports: &Transports,
     message: &Message,
-) -> Result<(), StoreError> {
-    let now = state.clock.now();
+) -> Result<(), Error> {
     let attempt = attempt(state, transports, message).await?;
-    let backoff = state.settings.policies.tunables.relay_backoff();
-    let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX) + 1;
-    let mut tx = state.store.begin().await?;
-    let (outcome, reason) = match &attempt {
-        Attempt::Delivered => {
-            outbox::finish(
-                &mut tx,
-                Queue::Messages,
-                &message.id,
-                "delivered",
-                None,
-                true,
-                now,
-            )
-            .await?;
-            (Outcome::Delivered, None)
-        }
-        Attempt::Cancelled(reason) => {
-            outbox::finish(
-                &mut tx,
-                Queue::Messages,
-                &message.id,
-                "cancelled",
-                Some(reason),
-                false,
-                now,
-            )
-            .await?;
-            (Outcome::Cancelled, Some(reason.to_string()))
-        }
-        Attempt::Transient(why) if attempts < backoff.max_attempts => {
-            let next = now + backoff.after(attempts);
-            outbox::retry_later(&mut tx, Queue::Messages, &message.id, why, next).await?;
-            (Outcome::Deferred, Some(why.clone()))
-        }
-        Attempt::Transient(why) | Attempt::Permanent(why) => {
-            outbox::finish(
-                &mut tx,
-                Queue::Messages,
-                &message.id,
-                "failed",
-                Some(why),
-                true,
-                now,
-            )
-            .await?;
-            (Outcome::Failed, Some(why.clone()))
-        }
-    };
-    let token = tokens::find(&mut tx, &message.token_id).await?;
-    let entry = NewEntry {
-        at: now,
-        action: Action::MessageDelivery,
-        outcome,
-        reason: reason.as_deref().map(reason_code),
-        entry: AuditEntry {
-            request_id: "relay-worker".into(),
-            actor_kind: "broker".into(),
-            actor_id: "passerelle".into(),
-            agency_id: Some(message.agency_id.clone()),
-            airline_id: Some(message.airline_id.clone()),
-            traveller_id: Some(message.traveller_id.clone()),
-            consent_id: Some(message.consent_id.clone()),
-            token_id: Some(message.token_id.clone()),
-            booking_id: token.as_ref().map(|t| t.booking_id.clone()),
-            purpose: token.as_ref().map(|t| t.purpose.clone()),
-            event_reference: token.as_ref().map(|t| t.event_reference.clone()),
-            flight: token.as_ref().map(|t| t.flight.clone()),
-            event_category: Some(message.category.clone()),
-            message_id: Some(message.id.clone()),
-            channel: Some(message.channel.as_str().to_string()),
-            ..AuditEntry::default()
-        },
-    };
-    state
-        .commit_with_audit(tx, entry)
-        .await
-        .map_err(|p| StoreError::Corrupt(p.detail().to_string()))?;
-    Ok(())
-}
-
-/// The audit reason code for an attempt's outcome, from a closed set so the log stays
-/// queryable (`smtp_error`, `gateway_error`, `consent_withdrawn`, …); the detailed status
-/// (`smtp 451`) is in the message's `last_error`.
-fn reason_code(why: &str) -> &'static str {
-    match why {
-        w if w.starts_with("smtp") => "smtp_error",
-        w if w.starts_with("gateway") => "gateway_error",
-        "consent_withdrawn" => "consent_withdrawn",
-        "consent_inactive" => "consent_inactive",
-        "contact_purged" => "contact_purged",
-        "no_contact" => "no_contact",
-        "transport_unconfigured" => "transport_unconfigured",
-        _ => "delivery_error",
-    }
+    delivery::record_message_attempt(state, message, &attempt).await
 }
 
 /// One attempt: checks the consent, opens the recipient and the text, sends.
@@ -325,30 +184,12 @@ async fn attempt(
     state: &AppState,
     transports: &Transports,
     message: &Message,
-) -> Result<Attempt, StoreError> {
-    let now = state.clock.now();
-    let mut conn = state.store.reader().acquire().await?;
-    let scope = consents::scope(&mut conn, &message.consent_id).await?;
-    match scope.activity(now) {
-        Ok(()) => {}
-        Err(Inactive::Withdrawn) => return Ok(Attempt::Cancelled("consent_withdrawn")),
-        Err(_) => return Ok(Attempt::Cancelled("consent_inactive")),
-    }
-    let sealed = consents::sealed(&mut conn, &message.consent_id).await?;
-    drop(conn);
-    let opened = match crate::service::sealed::open_contacts(state, &message.consent_id, &sealed) {
-        Ok(Some(opened)) => opened,
-        Ok(None) => return Ok(Attempt::Cancelled("contact_purged")),
-        Err(problem) => return Err(StoreError::Corrupt(problem.detail().to_string())),
+) -> Result<Attempt, Error> {
+    let delivery::Opened { to: opened, body } = match delivery::open_message(state, message).await?
+    {
+        Ok(opened) => opened,
+        Err(cancelled) => return Ok(Attempt::Cancelled(cancelled)),
     };
-    let body: MessageBody = state
-        .keys
-        .keys()
-        .root()
-        .open(body_slot(&message.id), &message.sealed_body)
-        .ok()
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("message {} does not open", message.id)))?;
     Ok(match message.channel {
         Channel::Email => match (&transports.smtp, opened.email) {
             (None, _) => Attempt::Transient("transport_unconfigured".into()),

@@ -10,10 +10,9 @@
 //! `https://` address, never through a redirect.
 
 use super::Transports;
-use crate::service::uses::{webhook_secret_slot, SIGNATURE_HEADER};
-use crate::service::AppState;
-use crate::store::outbox::{self, Queue, WebhookDelivery};
-use crate::store::{parties, StoreError};
+use crate::service::delivery::{self, WebhookDelivery};
+use crate::service::uses::SIGNATURE_HEADER;
+use crate::service::{AppState, Error};
 use ring::hmac;
 
 /// The header value for `body` signed at `timestamp`.
@@ -63,82 +62,29 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 pub async fn push(
     state: &AppState,
     transports: &Transports,
-    delivery: &WebhookDelivery,
-) -> Result<(), StoreError> {
+    push: &WebhookDelivery,
+) -> Result<(), Error> {
     let now = state.clock.now();
     let breakers = &transports.breakers;
-    if let Some(until) = breakers.open_until(&delivery.agency_id, now) {
-        let mut tx = state.store.begin().await?;
-        outbox::postpone(&mut tx, Queue::Webhooks, &delivery.id, until).await?;
-        tx.commit().await?;
-        return Ok(());
+    if let Some(until) = breakers.open_until(&push.agency_id, now) {
+        return delivery::postpone_push(state, push, until).await;
     }
-    let webhook = {
-        let mut conn = state.store.reader().acquire().await?;
-        parties::webhook(&mut conn, &delivery.agency_id).await?
-    };
-    let attempts = u32::try_from(delivery.attempts).unwrap_or(u32::MAX) + 1;
-    let backoff = state.settings.policies.tunables.webhook_backoff();
-    let outcome = match webhook {
+    let outcome = match delivery::push_target(state, &push.agency_id).await? {
         None => Err((false, "webhook removed".to_string())),
-        Some(webhook) => {
-            let secret = state
-                .keys
-                .keys()
-                .root()
-                .open(
-                    webhook_secret_slot(&delivery.agency_id),
-                    &webhook.sealed_secret,
-                )
-                .map_err(|_| StoreError::Corrupt("webhook secret does not open".into()))?;
-            send(transports, &webhook.url, &secret, now, delivery).await
-        }
+        Some(target) => send(transports, &target.url, &target.secret, now, push).await,
     };
-    let mut next = None;
+    let mut not_before = None;
     match &outcome {
-        Ok(()) => breakers.succeeded(&delivery.agency_id),
+        Ok(()) => breakers.succeeded(&push.agency_id),
         Err((true, _)) => {
-            if let Some(until) = breakers.failed(&delivery.agency_id, now) {
-                tracing::warn!(agency = %delivery.agency_id, until = %crate::domain::time::format_time(until), "an agency webhook keeps failing; its pushes wait");
-                next = Some(until);
+            if let Some(until) = breakers.failed(&push.agency_id, now) {
+                tracing::warn!(agency = %push.agency_id, until = %crate::domain::time::format_time(until), "an agency webhook keeps failing; its pushes wait");
+                not_before = Some(until);
             }
         }
         Err((false, _)) => {}
     }
-    let mut tx = state.store.begin().await?;
-    match outcome {
-        Ok(()) => {
-            outbox::finish(
-                &mut tx,
-                Queue::Webhooks,
-                &delivery.id,
-                "delivered",
-                None,
-                true,
-                now,
-            )
-            .await?
-        }
-        Err((true, why)) if attempts < backoff.max_attempts => {
-            let retry = now + backoff.after(attempts);
-            let next = next.map_or(retry, |until| until.max(retry));
-            outbox::retry_later(&mut tx, Queue::Webhooks, &delivery.id, &why, next).await?
-        }
-        Err((_, why)) => {
-            outbox::finish(
-                &mut tx,
-                Queue::Webhooks,
-                &delivery.id,
-                "failed",
-                Some(&why),
-                true,
-                now,
-            )
-            .await?
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+    delivery::record_push(state, push, outcome, not_before).await
 }
 
 /// One signed POST. `Err((retry, why))`: whether another attempt may succeed, and

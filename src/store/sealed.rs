@@ -1,0 +1,146 @@
+//! Sealed personal data: a record's sealed contacts and statement with its wrapped
+//! key, their purge at the end of retention (crypto-shredding), and their re-wrapping
+//! under a new master key.
+
+use super::{to_millis, Conn, StoreError};
+use crate::crypto::keyring::WrappedKey;
+use sqlx::Row;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// A record's sealed personal data and the key that opens it.
+#[derive(Debug)]
+pub struct SealedRecord {
+    /// The record key, wrapped; `None` once purged, or for records sealed directly
+    /// under the root key before record keys existed.
+    pub wrapped_key: Option<WrappedKey>,
+    /// When it was purged, if it was.
+    pub purged_at: Option<i64>,
+    /// The canonical statement, sealed for (`consents`, `statement`, id).
+    pub statement: Option<Vec<u8>>,
+    /// The mobile number, sealed for (`consents`, `mobile`, id).
+    pub mobile: Option<Vec<u8>>,
+    /// The email address, sealed for (`consents`, `email`, id).
+    pub email: Option<Vec<u8>>,
+}
+
+/// Reads a record's sealed data.
+#[instrument(skip_all)]
+pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, StoreError> {
+    let row = sqlx::query(
+        "SELECT key_master, wrapped_key, purged_at, sealed_statement, sealed_mobile, sealed_email \
+         FROM consents WHERE id = $1",
+    )
+    .bind(consent_id)
+    .fetch_one(conn)
+    .await?;
+    let master: Option<String> = row.get("key_master");
+    let wrapped: Option<Vec<u8>> = row.get("wrapped_key");
+    Ok(SealedRecord {
+        wrapped_key: master
+            .zip(wrapped)
+            .map(|(master, wrapped)| WrappedKey { master, wrapped }),
+        purged_at: row.get("purged_at"),
+        statement: row.get("sealed_statement"),
+        mobile: row.get("sealed_mobile"),
+        email: row.get("sealed_email"),
+    })
+}
+
+/// Ids of records whose purge time has come, oldest first.
+#[instrument(skip_all)]
+pub async fn due_for_purge(
+    conn: &mut Conn,
+    now: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, agency_id, traveller_id FROM consents WHERE purged_at IS NULL AND purge_after <= $1 \
+         ORDER BY purge_after LIMIT {limit}"
+    ))
+    .bind(to_millis(now))
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("agency_id"), r.get("traveller_id")))
+        .collect())
+}
+
+/// Destroys a record's key and sealed data (crypto-shredding), keeping its metadata.
+/// A name sealed before record keys existed goes too once none of the traveller's
+/// records is unpurged.
+#[instrument(skip_all)]
+pub async fn purge(
+    conn: &mut Conn,
+    consent_id: &str,
+    traveller_id: &str,
+    now: OffsetDateTime,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE consents SET purged_at = $1, key_master = NULL, wrapped_key = NULL, sealed_statement = NULL, \
+         sealed_mobile = NULL, sealed_email = NULL WHERE id = $2 AND purged_at IS NULL",
+    )
+    .bind(to_millis(now))
+    .bind(consent_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE travellers SET sealed_name = $2 WHERE id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM consents WHERE traveller_id = $1 AND purged_at IS NULL)",
+    )
+    .bind(traveller_id)
+    .bind(Vec::<u8>::new())
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A batch of records whose key is wrapped under a master other than `current`.
+#[instrument(skip_all)]
+pub async fn wrapped_elsewhere(
+    conn: &mut Conn,
+    current: &str,
+    limit: i64,
+) -> Result<Vec<(String, WrappedKey)>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT id, key_master, wrapped_key FROM consents WHERE key_master IS NOT NULL AND key_master <> $1 \
+         ORDER BY id LIMIT {limit}"
+    ))
+    .bind(current)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get("id"),
+                WrappedKey {
+                    master: r.get("key_master"),
+                    wrapped: r.get("wrapped_key"),
+                },
+            )
+        })
+        .collect())
+}
+
+/// Replaces a record's wrapped key if it is still wrapped under `old_master`
+/// (a purge in between wins). Returns whether it changed.
+#[instrument(skip_all)]
+pub async fn rewrap(
+    conn: &mut Conn,
+    consent_id: &str,
+    old_master: &str,
+    new: &WrappedKey,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE consents SET key_master = $1, wrapped_key = $2 WHERE id = $3 AND key_master = $4",
+    )
+    .bind(&new.master)
+    .bind(new.wrapped.as_slice())
+    .bind(consent_id)
+    .bind(old_master)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
