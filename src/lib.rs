@@ -1,26 +1,35 @@
 //! Passerelle: a consent and contact-data broker between travel agencies and airlines.
 //!
-//! A tour, following a request's way through the code:
+//! Four layers, and one rule: **edges → [`service`] → [`store`] → core**.
 //!
-//! - [`http`]: routes, extractors that answer in problem+json, and the middleware
-//!   stack. Handlers read like a sentence: extract, decide, store in one
-//!   transaction with the audit entry, respond.
-//! - [`domain`]: bookings, travellers, contacts, purposes and consent statements, as
-//!   types that can only exist valid. No HTTP, no SQL.
-//! - [`policy`]: the release rules, as pure functions with a stable reason per refusal.
-//! - [`crypto`]: API keys and tokens (hashed, compared in constant time), sealing of
-//!   personal data (AES-256-GCM bound to its row) under per-record keys wrapped by
-//!   master keys, detached JWS, RFC 8785, and the broker's countersigned receipts.
-//! - [`audit`]: the audit entry and its RFC 9162 leaf hash.
+//! - The edges: [`router`] (the composition root: API routes, pages, middleware),
+//!   [`http`] (the API: extract, call a use case, answer in JSON or problem+json),
+//!   [`web`] (the pages, calling the same use cases), [`workers`] (relayed messages,
+//!   webhook pushes, the retention sweeper) and [`cli`] (the command line, the demo,
+//!   starting the broker).
+//! - [`service`]: the use cases. Each takes typed input and returns a typed result or
+//!   a [`service::Error`], and owns its transaction and its audit entry, written
+//!   through [`service::audit_log`], the one way to change state.
 //! - [`store`]: all SQL, one code path for SQLite and PostgreSQL.
+//! - The core, which imports nothing outside itself: [`domain`] (types that can only
+//!   exist valid), [`policy`] (the Cedar release policies and the token rules),
+//!   [`crypto`] (secrets, sealing, keys, JWS, receipts) and [`audit`] (entries, the
+//!   Merkle tree, checkpoints and proofs as pure functions).
+//! - Leaves any layer may use: [`clock`], [`metrics`], [`outbound`] (where the
+//!   broker's own requests may go).
 //!
-//! Around them: [`server`] runs the broker (after checking its keys against the
-//! database), [`sweeper`] purges contacts at the end of their retention, [`rotation`]
-//! re-wraps record keys under a new master key, [`provision`] adds parties and manages
-//! their API keys (for the CLI, the demo and the tests), [`relay`] delivers relayed
-//! messages and webhook pushes, [`outbound`] says where the broker's own requests may
-//! go, [`keyfile`] reads and writes key files, [`cli`] and [`demo`] are the command
-//! line.
+//! `tests/api/layers.rs` reads every `crate::…` path in `src/` and fails on one that
+//! goes against the rule; the edges never name the store (the command line only opens
+//! it).
+//!
+//! A release, from the request to the audit entry: `router` sends `POST /v1/releases`
+//! to `http::releases::redeem`, whose extractors authenticate the airline; it calls
+//! `service::reveal::redeem`, which decides the use on a read (`service::token_use`:
+//! the token rules, then the policies), has the writer take it with others under a
+//! guard (`service::use_batch`) and commits it with its entry through
+//! `service::audit_log`; the contact, opened from its sealed record, is answered with
+//! its terms. If anything changed since the read, the use is decided again inside the
+//! writer's transaction, where it is exact.
 
 pub mod audit;
 pub mod cli;

@@ -207,6 +207,19 @@ pub struct NewEntry {
     pub entry: AuditEntry,
 }
 
+/// Setters of [`NewEntry`]: `entry.agency(id).consent(id)` names what it is about.
+macro_rules! subjects {
+    ($($method:ident => $field:ident,)*) => {
+        $(
+            #[doc = concat!("Names the entry's `", stringify!($field), "`.")]
+            pub fn $method(mut self, value: impl Into<String>) -> Self {
+                self.entry.$field = Some(value.into());
+                self
+            }
+        )*
+    };
+}
+
 impl NewEntry {
     /// Starts an entry for an action by a party.
     pub fn new(
@@ -228,6 +241,87 @@ impl NewEntry {
                 ..AuditEntry::default()
             },
         }
+    }
+
+    /// Starts an entry for something the broker does by itself (a worker, the
+    /// sweeper, a probe of the log), under the request id naming that work.
+    pub fn by_broker(at: OffsetDateTime, work: &str, action: Action, outcome: Outcome) -> Self {
+        Self::by(at, work, "broker", "passerelle", action, outcome)
+    }
+
+    /// Starts an entry for an operator's change at the command line.
+    pub fn by_operator(
+        at: OffsetDateTime,
+        request_id: &str,
+        action: Action,
+        outcome: Outcome,
+    ) -> Self {
+        Self::by(
+            at,
+            request_id,
+            "operator",
+            "passerelle-cli",
+            action,
+            outcome,
+        )
+    }
+
+    /// Starts an entry for an action by a traveller, known by their pseudonymous id.
+    pub fn by_traveller(
+        at: OffsetDateTime,
+        request_id: &str,
+        traveller_id: &str,
+        action: Action,
+        outcome: Outcome,
+    ) -> Self {
+        Self::by(at, request_id, "traveller", traveller_id, action, outcome)
+    }
+
+    fn by(
+        at: OffsetDateTime,
+        request_id: &str,
+        actor_kind: &str,
+        actor_id: &str,
+        action: Action,
+        outcome: Outcome,
+    ) -> Self {
+        Self {
+            at,
+            action,
+            outcome,
+            reason: None,
+            entry: AuditEntry {
+                request_id: request_id.to_string(),
+                actor_kind: actor_kind.to_string(),
+                actor_id: actor_id.to_string(),
+                ..AuditEntry::default()
+            },
+        }
+    }
+
+    /// The reason of an outcome that is not a refusal (`webhook_registered`, a
+    /// delivery's `smtp_error`…); a refusal's is given by [`NewEntry::refused`].
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    // The subjects and context an entry names, one setter each.
+    subjects! {
+        agency => agency_id,
+        airline => airline_id,
+        booking => booking_id,
+        traveller => traveller_id,
+        consent => consent_id,
+        token => token_id,
+        purpose => purpose,
+        event_category => event_category,
+        event_reference => event_reference,
+        flight => flight,
+        message => message_id,
+        channel => channel,
+        policies => policies,
+        policy_digest => policy_digest,
     }
 
     /// The same entry, as a refusal for `reason`.

@@ -228,7 +228,7 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
         serde_json::to_string_pretty(&flight)? + "\n",
     )?;
     let mut csv = csv::Writer::from_writer(Vec::new());
-    csv.write_record(crate::service::ingest::read::CSV_HEADER)?;
+    csv.write_record(crate::service::ingest::csv::CSV_HEADER)?;
     let travellers = [
         ("DEMO43-1", "DEMO43", "Martin", "Luc", "+33687654321"),
         ("DEMO43-2", "DEMO43", "Martin", "Anne", "+33698765432"),
@@ -246,7 +246,7 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
         });
         let signed = super::sign_statement(agency_key, &statement.to_string())?;
         let signature = signed["signature"].as_str().unwrap_or_default();
-        csv.write_record(crate::service::ingest::read::csv_record(
+        csv.write_record(crate::service::ingest::csv::csv_record(
             &statement, signature,
         ))?;
     }

@@ -5,9 +5,9 @@
 use super::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
 use super::problem::Problem;
 use crate::crypto::countersign::Countersigned;
-use crate::service::records::{
-    self, ConsentRecorded, ListQuery, RecordDetail, RecordPage, Recorded, SignedStatement, SsrQuery,
-};
+use crate::service::ingest::single::{self, ConsentRecorded, Recorded, SignedStatement};
+use crate::service::records::{self, ListQuery, RecordDetail, RecordPage};
+use crate::service::ssr_export::{self, SsrQuery};
 use crate::service::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
@@ -23,7 +23,7 @@ pub async fn upload(
     AgencyCaller(agency): AgencyCaller,
     ApiJson(body): ApiJson<SignedStatement>,
 ) -> Result<(StatusCode, Json<ConsentRecorded>), Problem> {
-    let recorded = records::upload(&state, &request_id, &agency, body).await?;
+    let recorded = single::upload(&state, &request_id, &agency, body).await?;
     let status = match recorded.outcome {
         Recorded::Stored => StatusCode::CREATED,
         Recorded::Duplicate => StatusCode::OK,
@@ -66,6 +66,6 @@ pub async fn export_ssr(
     Path(id): Path<String>,
     ApiQuery(query): ApiQuery<SsrQuery>,
 ) -> Result<Response, Problem> {
-    let lines = records::export_ssr(&state, &agency, id, query).await?;
+    let lines = ssr_export::export_ssr(&state, &agency, id, query).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], lines).into_response())
 }

@@ -36,7 +36,7 @@ pub async fn set_delivery(
     let mut tx = state.store.begin().await?;
     parties::set_delivery(&mut tx, &agency.id, body.delivery).await?;
     let mut entry = settings_entry(state, request_id, agency);
-    entry.entry.agency_id = Some(agency.id.clone());
+    entry = entry.agency(agency.id.clone());
     entry.reason = Some(match body.delivery {
         Delivery::Reveal => "delivery_reveal",
         Delivery::Relay => "delivery_relay",
@@ -84,8 +84,7 @@ pub async fn set_record_delivery(
         return Err(Error::of(ErrorKind::ConsentNotFound));
     }
     let mut entry = settings_entry(state, request_id, agency);
-    entry.entry.agency_id = Some(agency.id.clone());
-    entry.entry.consent_id = Some(id);
+    entry = entry.agency(agency.id.clone()).consent(id);
     entry.reason = Some(match delivery {
         Some(Delivery::Reveal) => "delivery_reveal",
         Some(Delivery::Relay) => "delivery_relay",
@@ -141,8 +140,9 @@ pub async fn set_webhook(
     )
     .await?;
     let mut entry = settings_entry(state, request_id, agency);
-    entry.entry.agency_id = Some(agency.id.clone());
-    entry.reason = Some("webhook_registered");
+    entry = entry
+        .agency(agency.id.clone())
+        .because("webhook_registered");
     state.commit_with_audit(tx, entry).await?;
     Ok(WebhookRegistered {
         url,
@@ -166,8 +166,7 @@ pub async fn remove_webhook(
     let mut tx = state.store.begin().await?;
     parties::set_webhook(&mut tx, &agency.id, None).await?;
     let mut entry = settings_entry(state, request_id, agency);
-    entry.entry.agency_id = Some(agency.id.clone());
-    entry.reason = Some("webhook_removed");
+    entry = entry.agency(agency.id.clone()).because("webhook_removed");
     state.commit_with_audit(tx, entry).await?;
     Ok(())
 }

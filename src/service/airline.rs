@@ -45,15 +45,15 @@ pub async fn set_link_domains(
     body.domains.dedup();
     let mut tx = state.store.begin().await?;
     parties::set_link_domains(&mut tx, &airline.id, &body.domains).await?;
-    let mut entry = NewEntry::new(
+    let entry = NewEntry::new(
         state.clock.now(),
         request_id,
         airline,
         Action::SettingsChange,
         Outcome::Changed,
-    );
-    entry.entry.airline_id = Some(airline.id.clone());
-    entry.reason = Some("link_domains_changed");
+    )
+    .airline(airline.id.clone())
+    .because("link_domains_changed");
     state.commit_with_audit(tx, entry).await?;
     Ok(body)
 }

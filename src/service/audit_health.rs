@@ -7,7 +7,7 @@
 //! the same path as every other) and the broker is ready again as soon as the probe
 //! succeeds, or an action's entry commits.
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::service::{Error, ErrorKind};
 use crate::store::{self, Store};
 use std::sync::Mutex;
@@ -47,18 +47,12 @@ impl AuditHealth {
     /// Appends a probe entry and rolls it back; clears the failure if that works.
     pub async fn probe(&self, store: &Store, now: OffsetDateTime) -> Result<(), store::StoreError> {
         let mut tx = store.begin().await?;
-        let probe = NewEntry {
-            at: now,
-            action: Action::SettingsChange,
-            outcome: Outcome::Changed,
-            reason: None,
-            entry: AuditEntry {
-                request_id: "readiness-probe".into(),
-                actor_kind: "broker".into(),
-                actor_id: "broker".into(),
-                ..AuditEntry::default()
-            },
-        };
+        let probe = NewEntry::by_broker(
+            now,
+            "readiness-probe",
+            Action::SettingsChange,
+            Outcome::Changed,
+        );
         let (connection, right_edge) = tx.connection_and_right_edge();
         store::audit::append_many(connection, right_edge, vec![probe]).await?;
         tx.rollback().await?;

@@ -8,7 +8,7 @@
 //! audited through the one audited write; webhook pushes are not, since each reports
 //! an entry already in the log.
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::domain::consent::Inactive;
 use crate::service::sealed::{body_slot, open_contacts, Contacts, MessageBody};
 use crate::service::uses::webhook_secret_slot;
@@ -137,30 +137,23 @@ pub async fn record_message_attempt(
         }
     };
     let token = tokens::find(&mut tx, &message.token_id).await?;
-    let entry = NewEntry {
-        at: now,
-        action: Action::MessageDelivery,
-        outcome,
-        reason: reason.as_deref().map(reason_code),
-        entry: AuditEntry {
-            request_id: "relay-worker".into(),
-            actor_kind: "broker".into(),
-            actor_id: "passerelle".into(),
-            agency_id: Some(message.agency_id.clone()),
-            airline_id: Some(message.airline_id.clone()),
-            traveller_id: Some(message.traveller_id.clone()),
-            consent_id: Some(message.consent_id.clone()),
-            token_id: Some(message.token_id.clone()),
-            booking_id: token.as_ref().map(|t| t.booking_id.clone()),
-            purpose: token.as_ref().map(|t| t.purpose.clone()),
-            event_reference: token.as_ref().map(|t| t.event_reference.clone()),
-            flight: token.as_ref().map(|t| t.flight.clone()),
-            event_category: Some(message.category.clone()),
-            message_id: Some(message.id.clone()),
-            channel: Some(message.channel.as_str().to_string()),
-            ..AuditEntry::default()
-        },
-    };
+    let mut entry = NewEntry::by_broker(now, "relay-worker", Action::MessageDelivery, outcome)
+        .agency(message.agency_id.clone())
+        .airline(message.airline_id.clone())
+        .traveller(message.traveller_id.clone())
+        .consent(message.consent_id.clone())
+        .token(message.token_id.clone())
+        .event_category(message.category.clone())
+        .message(message.id.clone())
+        .channel(message.channel.as_str());
+    entry.reason = reason.as_deref().map(reason_code);
+    if let Some(token) = token {
+        entry = entry
+            .booking(token.booking_id)
+            .purpose(token.purpose)
+            .event_reference(token.event_reference)
+            .flight(token.flight);
+    }
     state.commit_with_audit(tx, entry).await?;
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Adding parties and their keys: shared by `passerelle party add`, the demo and the
 //! tests, so all three provision exactly the same way.
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::jws::Jwk;
 use crate::crypto::secret;
 use crate::domain::booking::CarrierCode;
@@ -341,19 +341,12 @@ pub enum KeyTarget<'a> {
 
 /// The audit entry of an operator's change to a party's keys.
 fn key_change(party: &Party, reason: &'static str, now: OffsetDateTime) -> NewEntry {
-    NewEntry {
-        at: now,
-        action: Action::ApiKeyChange,
-        outcome: Outcome::Changed,
-        reason: Some(reason),
-        entry: AuditEntry {
-            request_id: new_id("cli"),
-            actor_kind: "operator".into(),
-            actor_id: "passerelle-cli".into(),
-            agency_id: (party.kind == PartyKind::Agency).then(|| party.id.clone()),
-            airline_id: (party.kind == PartyKind::Airline).then(|| party.id.clone()),
-            ..AuditEntry::default()
-        },
+    let entry = NewEntry::by_operator(now, &new_id("cli"), Action::ApiKeyChange, Outcome::Changed)
+        .because(reason);
+    match party.kind {
+        PartyKind::Agency => entry.agency(party.id.clone()),
+        PartyKind::Airline => entry.airline(party.id.clone()),
+        PartyKind::Officer => entry,
     }
 }
 

@@ -133,7 +133,7 @@ pub async fn relay(
             &body(&ready.token),
         );
         let mut entry = ready.entry;
-        entry.entry.message_id = Some(message.id.clone());
+        entry = entry.message(message.id.clone());
         let taking = use_batch::DecidedUse {
             token_id: ready.token.id.clone(),
             entry,
@@ -156,7 +156,7 @@ pub async fn relay(
     }
     let message = new_message(state, airline, &token, request.channel, &body(&token));
     outbox::enqueue_message(&mut tx, &message).await?;
-    entry.entry.message_id = Some(message.id.clone());
+    entry = entry.message(message.id.clone());
     let audit_index = state.commit_with_audit(tx, entry).await?;
     state.message_wake.notify_one();
     Ok(MessageStatus::of(&message, Some(audit_index)))

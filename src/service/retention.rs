@@ -8,7 +8,7 @@
 //! brokers on one database may sweep at once: the conditional UPDATE lets only one of
 //! them purge (and audit) a record.
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::service::{AppState, Error};
 use crate::store::{idempotency, sessions};
 
@@ -31,21 +31,11 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
             if !crate::store::sealed::purge(&mut tx, consent_id, traveller_id, now).await? {
                 continue;
             }
-            let entry = NewEntry {
-                at: now,
-                action: Action::ContactPurge,
-                outcome: Outcome::Recorded,
-                reason: None,
-                entry: AuditEntry {
-                    request_id: "retention-sweep".into(),
-                    actor_kind: "broker".into(),
-                    actor_id: "passerelle".into(),
-                    agency_id: Some(agency_id.clone()),
-                    traveller_id: Some(traveller_id.clone()),
-                    consent_id: Some(consent_id.clone()),
-                    ..AuditEntry::default()
-                },
-            };
+            let purge = Action::ContactPurge;
+            let entry = NewEntry::by_broker(now, "retention-sweep", purge, Outcome::Recorded)
+                .agency(agency_id.clone())
+                .traveller(traveller_id.clone())
+                .consent(consent_id.clone());
             entries.push(entry);
         }
         purged += entries.len();

@@ -8,7 +8,8 @@ use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::party::Party;
 use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
 use crate::policy::{self, Refusal, TokenState};
-use crate::service::grant::{refusal_problem, TOKEN_PREFIX};
+use crate::service::grant::TOKEN_PREFIX;
+use crate::service::refusal::refusal_problem;
 use crate::service::sealed::Contacts;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
@@ -80,8 +81,8 @@ pub fn ask<'a>(
         channel,
         now: state.clock.now(),
     };
-    let mut entry = NewEntry::new(ask.now, request_id, airline, ask.action(), ask.outcome());
-    entry.entry.airline_id = Some(airline.id.clone());
+    let mut entry = NewEntry::new(ask.now, request_id, airline, ask.action(), ask.outcome())
+        .airline(airline.id.clone());
     entry.entry.channel = channel.map(|c| c.as_str().to_string());
     Ok((ask, entry))
 }

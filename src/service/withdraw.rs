@@ -6,7 +6,7 @@
 //! transaction, and the next airline request is refused with `consent-not-withdrawn`. Withdrawing twice is not
 //! an error: the answer says when it was withdrawn.
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::consent::ConsentState;
 use crate::domain::party::Party;
@@ -73,18 +73,14 @@ pub async fn by_traveller(
     };
     let tx = state.store.begin().await?;
     let now = state.clock.now();
-    let entry = NewEntry {
-        at: now,
-        action: Action::ConsentWithdrawal,
-        outcome: Outcome::Recorded,
-        reason: None,
-        entry: AuditEntry {
-            request_id: request_id.to_string(),
-            actor_kind: "traveller".into(),
-            actor_id: holder.traveller_id,
-            ..AuditEntry::default()
-        },
-    };
+    let withdrawal = Action::ConsentWithdrawal;
+    let entry = NewEntry::by_traveller(
+        now,
+        request_id,
+        &holder.traveller_id,
+        withdrawal,
+        Outcome::Recorded,
+    );
     withdraw(
         state,
         tx,
@@ -144,10 +140,11 @@ async fn withdraw(
     tokens::revoke_for_traveller(&mut tx, &row.traveller_id, "consent_withdrawn", now).await?;
     outbox::cancel_for_traveller(&mut tx, &row.traveller_id, now).await?;
     row.withdrawn = Some((now, by.to_string()));
-    entry.entry.agency_id = Some(row.agency_id.clone());
-    entry.entry.booking_id = Some(row.booking_id.clone());
-    entry.entry.traveller_id = Some(row.traveller_id.clone());
-    entry.entry.consent_id = Some(row.id.clone());
+    entry = entry
+        .agency(row.agency_id.clone())
+        .booking(row.booking_id.clone())
+        .traveller(row.traveller_id.clone())
+        .consent(row.id.clone());
     let audit_index = state.commit_with_audit(tx, entry).await?;
     Ok(Withdrawn {
         consent_id: row.id,

@@ -15,6 +15,7 @@ pub mod form;
 pub mod i18n;
 pub mod session;
 pub mod traveller;
+pub mod upload;
 
 use crate::http::problem::Problem;
 use crate::service::AppState;
@@ -58,7 +59,7 @@ pub fn routes() -> Router<AppState> {
         .route("/agency/receipts", get(agency::receipts))
         .route(
             "/agency/upload",
-            get(agency::upload_form).post(agency::upload),
+            get(upload::upload_form).post(upload::upload),
         )
         .route("/t", get(traveller::form).post(traveller::page))
         .route("/t/", get(traveller::form))

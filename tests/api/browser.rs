@@ -275,7 +275,7 @@ async fn an_officer_signs_in_filters_the_trail_opens_a_proof_and_verifies_the_lo
 /// is a landline (rejected).
 fn upload_csv(app: &TestApp) -> String {
     let mut csv = csv::Writer::from_writer(Vec::new());
-    csv.write_record(passerelle::service::ingest::read::CSV_HEADER)
+    csv.write_record(passerelle::service::ingest::csv::CSV_HEADER)
         .unwrap();
     for (record_id, surname, mobile) in [
         ("WEB-1", "Leroy", "+33611111111"),
@@ -296,7 +296,7 @@ fn upload_csv(app: &TestApp) -> String {
             .as_str()
             .unwrap()
             .to_string();
-        csv.write_record(passerelle::service::ingest::read::csv_record(
+        csv.write_record(passerelle::service::ingest::csv::csv_record(
             &statement, &signature,
         ))
         .unwrap();

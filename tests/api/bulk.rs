@@ -205,7 +205,7 @@ async fn a_body_that_is_not_an_array_is_refused_and_nothing_is_kept(app: TestApp
 }
 
 async fn csv_with_the_documented_header_is_stored_row_by_row(app: TestApp) {
-    let header = passerelle::service::ingest::read::CSV_HEADER.join(",");
+    let header = passerelle::service::ingest::csv::CSV_HEADER.join(",");
     let row = |record_id: &str, surname: &str, mobile: &str, decision: &str| {
         let email = if decision == "given" {
             format!("{}@example.fr", surname.to_lowercase())
@@ -307,12 +307,7 @@ async fn a_pnrs_contact_elements_import_in_each_gds_form(app: TestApp) {
     ] {
         // Unsigned: each passenger's statement comes back, to be signed.
         let mut body = import(gds, locator);
-        let first: Value = app
-            .post("/v1/consents/ssr", key, &body)
-            .await
-            .json()
-            .await
-            .unwrap();
+        let first: Value = app.post_json("/v1/consents/ssr", key, &body).await;
         assert_eq!(first["counts"]["rejected"], 2, "{gds}: {first}");
         assert_eq!(first["results"][0]["field"], "passengers[0].signature");
         let p1 = first["results"][0]["statement"].clone();

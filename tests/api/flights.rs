@@ -77,11 +77,7 @@ async fn one_request_answers_for_every_traveller_of_the_flight(app: TestApp) {
     seed_a_flight(&app).await;
     let before = app.audit_entries().await.len();
     let response = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &flight_request("cancellation"),
-        )
+        .flight_tokens(&app.airline.api_key, &flight_request("cancellation"))
         .await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
@@ -151,39 +147,24 @@ async fn travellers_of_every_agency_on_the_flight_are_answered(app: TestApp) {
         .await;
     assert_eq!(r.status(), 201);
     let body: Value = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &flight_request("cancellation"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .flight_tokens_json(&app.airline.api_key, &flight_request("cancellation"))
+        .await;
     assert_eq!(body["counts"]["granted"], 2);
 }
 
 async fn a_flight_the_airline_does_not_operate_or_a_marketing_ask_is_refused_whole(app: TestApp) {
     seed_a_flight(&app).await;
     let problem = assert_problem(
-        app.post(
-            "/v1/flights/release-tokens",
-            &app.other_airline.api_key,
-            &flight_request("cancellation"),
-        )
-        .await,
+        app.flight_tokens(&app.other_airline.api_key, &flight_request("cancellation"))
+            .await,
         404,
         "booking-not-found",
     )
     .await;
     assert_eq!(problem["rule"], "airline-operates-the-flight");
     let problem = assert_problem(
-        app.post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &flight_request("marketing"),
-        )
-        .await,
+        app.flight_tokens(&app.airline.api_key, &flight_request("marketing"))
+            .await,
         422,
         "purpose-not-operational",
     )
@@ -200,15 +181,8 @@ async fn a_flight_the_airline_does_not_operate_or_a_marketing_ask_is_refused_who
 
 async fn an_empty_flight_gets_an_empty_answer(app: TestApp) {
     let body: Value = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &flight_request("delay"),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .flight_tokens_json(&app.airline.api_key, &flight_request("delay"))
+        .await;
     assert_eq!(
         body["counts"],
         json!({"travellers": 0, "granted": 0, "refused": 0})
@@ -219,12 +193,7 @@ async fn channels_asked_narrow_the_tokens(app: TestApp) {
     app.upload_default().await;
     let mut request = flight_request("cancellation");
     request["channels"] = json!(["sms"]);
-    let body: Value = app
-        .post("/v1/flights/release-tokens", &app.airline.api_key, &request)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.flight_tokens_json(&app.airline.api_key, &request).await;
     assert_eq!(body["granted"][0]["channels"], json!(["sms"]));
     let token = body["granted"][0]["token"].as_str().unwrap();
     let released: Value = app
@@ -240,8 +209,7 @@ async fn channels_asked_narrow_the_tokens(app: TestApp) {
     );
     request["channels"] = json!([]);
     let problem = assert_problem(
-        app.post("/v1/flights/release-tokens", &app.airline.api_key, &request)
-            .await,
+        app.flight_tokens(&app.airline.api_key, &request).await,
         422,
         "invalid-field",
     )

@@ -237,6 +237,31 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// POSTs JSON with a bearer key and reads the JSON answer, whatever its status.
+    pub async fn post_json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> T {
+        self.post(path, key, body)
+            .await
+            .json()
+            .await
+            .expect("a JSON answer")
+    }
+
+    /// Asks for the tokens of a whole flight (`POST /v1/flights/release-tokens`).
+    pub async fn flight_tokens(&self, key: &str, request: &Value) -> Response {
+        self.post("/v1/flights/release-tokens", key, request).await
+    }
+
+    /// The tokens of a whole flight, as JSON, whatever the status.
+    pub async fn flight_tokens_json(&self, key: &str, request: &Value) -> Value {
+        self.post_json("/v1/flights/release-tokens", key, request)
+            .await
+    }
+
     /// GETs with a bearer key and reads the JSON answer, whatever its status.
     pub async fn get_json(&self, path: &str, key: &str) -> Value {
         self.get(path, key)

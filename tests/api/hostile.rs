@@ -356,16 +356,8 @@ async fn no_redirect_is_followed_by_a_webhook_push_or_the_sms_gateway(engine: En
     .await;
     a_use(&app).await;
     let granted: Value = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-                    "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-1"}}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .flight_tokens_json(&app.airline.api_key, &json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+                    "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-1"}})).await;
     let token = granted["granted"][0]["token"].as_str().unwrap();
     let sent = app
         .post(
@@ -460,12 +452,8 @@ async fn a_slow_upload_and_a_dead_webhook_hold_back_no_other_party(engine: Engin
     // agency's client: neither waits for the stream or the webhook.
     let started = Instant::now();
     let granted = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-                    "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-2"}}),
-        )
+        .flight_tokens(&app.airline.api_key, &json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+                    "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-2"}}))
         .await;
     assert_eq!(granted.status(), 200);
     let granted_in = started.elapsed();

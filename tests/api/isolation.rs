@@ -260,18 +260,13 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
         "a booking KLM does not fly is a booking that does not exist"
     );
     let mut flight = json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": crate::helpers::FLIGHT_DATE}, "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-1"}});
-    let af_flight = app.post("/v1/flights/release-tokens", &klm, &flight).await;
+    let af_flight = app.flight_tokens(&klm, &flight).await;
     assert!(
         af_flight.status().is_client_error(),
         "KLM cannot ask for AF's flight"
     );
     flight["flight"]["carrier"] = json!("KL");
-    let own: Value = app
-        .post("/v1/flights/release-tokens", &klm, &flight)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let own: Value = app.flight_tokens_json(&klm, &flight).await;
     assert!(
         own["granted"].as_array().is_none_or(Vec::is_empty),
         "KLM's own flight has none of Marie: {own}"

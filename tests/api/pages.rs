@@ -401,7 +401,7 @@ async fn a_form_without_its_csrf_token_changes_nothing(app: TestApp) {
     agency.sign_in(&app.agency.party.api_key).await;
     let csv = format!(
         "{}\n",
-        passerelle::service::ingest::read::CSV_HEADER.join(",")
+        passerelle::service::ingest::csv::CSV_HEADER.join(",")
     );
     let upload = agency
         .post_multipart(
@@ -775,7 +775,7 @@ async fn an_upload_that_cannot_be_read_names_the_field_and_stores_nothing(app: T
     // All or nothing: a bad row stores nothing, and each row's outcome is shown.
     let csv = format!(
         "{}\nX-1,ABC123,AF1234/2026-12-01,Dupont,Marie,+33611111111,,,given,cancellation,mobile,AF,n-1,fr,{},signed_form,2026-11-20T09:30:00Z,,FR,not-a-signature\n",
-        passerelle::service::ingest::read::CSV_HEADER.join(","),
+        passerelle::service::ingest::csv::CSV_HEADER.join(","),
         crate::helpers::NOTICE_SHA256
     );
     let atomic = agency
@@ -827,11 +827,8 @@ async fn a_pnrs_contact_elements_upload_from_the_page(app: TestApp) {
     assert!(!html.contains("33612345678") && !html.to_lowercase().contains("marie.dupont"));
 
     let statements: Value = app
-        .post("/v1/consents/ssr", &app.agency.party.api_key, &import)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_json("/v1/consents/ssr", &app.agency.party.api_key, &import)
+        .await;
     for i in 0..2 {
         let statement = &statements["results"][i]["statement"];
         import["passengers"][i]["signature"] =

@@ -62,15 +62,8 @@ impl Relay {
         assert_eq!(r.status(), 200);
         app.upload_default().await;
         let body: Value = app
-            .post(
-                "/v1/flights/release-tokens",
-                &app.airline.api_key,
-                &flight_request(),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+            .flight_tokens_json(&app.airline.api_key, &flight_request())
+            .await;
         body["granted"][0].clone()
     }
 
@@ -399,15 +392,8 @@ async fn one_record_can_be_relay_only_while_the_agency_reveals(engine: Engine) {
     )
     .await;
     let body: Value = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &flight_request(),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+        .flight_tokens_json(&app.airline.api_key, &flight_request())
+        .await;
     let mut modes: Vec<&str> = body["granted"]
         .as_array()
         .unwrap()
@@ -573,11 +559,8 @@ async fn the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw(e
     app.redeem(&app.airline.api_key, token["token"].as_str().unwrap())
         .await;
     let view: Value = app
-        .post("/v1/traveller/uses", "", &json!({"code": code}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_json("/v1/traveller/uses", "", &json!({"code": code}))
+        .await;
     assert_eq!(view["state"], "given");
     let what: Vec<&str> = view["uses"]
         .as_array()
@@ -604,11 +587,8 @@ async fn the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw(e
         .await;
     assert_eq!(withdrawn.status(), 200);
     let view: Value = app
-        .post("/v1/traveller/uses", "", &json!({"code": code}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_json("/v1/traveller/uses", "", &json!({"code": code}))
+        .await;
     assert_eq!(view["state"], "withdrawn");
 }
 
@@ -622,29 +602,17 @@ async fn an_airline_over_its_rate_is_told_when_to_come_back(engine: Engine) {
     let app = &r.app;
     for _ in 0..2 {
         let ok = app
-            .post(
-                "/v1/flights/release-tokens",
-                &app.airline.api_key,
-                &flight_request(),
-            )
+            .flight_tokens(&app.airline.api_key, &flight_request())
             .await;
         assert_eq!(ok.status(), 200);
     }
     let limited = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.airline.api_key,
-            &flight_request(),
-        )
+        .flight_tokens(&app.airline.api_key, &flight_request())
         .await;
     assert_eq!(limited.headers()["retry-after"], "1");
     assert_problem(limited, 429, "rate-limited").await;
     let other = app
-        .post(
-            "/v1/flights/release-tokens",
-            &app.other_airline.api_key,
-            &flight_request(),
-        )
+        .flight_tokens(&app.other_airline.api_key, &flight_request())
         .await;
     assert_ne!(other.status(), 429, "limits are per airline");
     assert_eq!(

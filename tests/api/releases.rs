@@ -191,9 +191,7 @@ async fn redemptions_arriving_together_are_taken_together_and_each_token_release
         "purpose": "cancellation",
         "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
     });
-    let response = app
-        .post("/v1/flights/release-tokens", &app.airline.api_key, &request)
-        .await;
+    let response = app.flight_tokens(&app.airline.api_key, &request).await;
     assert_eq!(response.status(), 200);
     let granted: Value = response.json().await.unwrap();
     let tokens = granted_tokens(&granted);

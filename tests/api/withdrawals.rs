@@ -77,19 +77,13 @@ async fn the_agency_withdraws_and_a_second_withdrawal_changes_nothing(app: TestA
         uploaded["consent_id"].as_str().unwrap()
     );
     let first: Value = app
-        .post(&path, &app.agency.party.api_key, &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_json(&path, &app.agency.party.api_key, &json!({}))
+        .await;
     assert_eq!(first["withdrawn_by"], "agency");
     assert!(first["audit_index"].is_i64());
     let second: Value = app
-        .post(&path, &app.agency.party.api_key, &json!({}))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .post_json(&path, &app.agency.party.api_key, &json!({}))
+        .await;
     assert_eq!(second["withdrawn_at"], first["withdrawn_at"]);
     assert!(second.get("audit_index").is_none());
     let by_code = withdraw_with(&app, uploaded["withdrawal_code"].as_str().unwrap()).await;

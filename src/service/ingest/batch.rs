@@ -93,7 +93,7 @@ pub async fn upload_in_turn(
         match format {
             Format::JsonArray => read::json_array(&mut reader, &mut run).await,
             Format::Ndjson => read::ndjson(&mut reader, &mut run).await,
-            Format::Csv => read::csv(&mut reader, &mut run, &iata).await,
+            Format::Csv => super::csv::csv(&mut reader, &mut run, &iata).await,
         }
     };
     let timeout = state.settings.request_timeout;

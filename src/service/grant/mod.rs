@@ -7,6 +7,11 @@
 //! entry naming the policies that decided it. A token records the airline, purpose,
 //! event, traveller, channels, expiry and uses left; it never outlives its consent.
 
+mod decide;
+
+pub use decide::traveller_facts;
+use decide::{context, decide_and_issue};
+
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
 use crate::crypto::secret;
@@ -20,6 +25,7 @@ use crate::policy::engine::{
     AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use crate::policy::Refusal;
+use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::release::{self, ReleaseFacts};
@@ -308,20 +314,19 @@ fn base_entry(
     ask: &Ask<'_>,
     now: OffsetDateTime,
 ) -> NewEntry {
-    let mut entry = NewEntry::new(
+    NewEntry::new(
         now,
         request_id,
         airline,
         Action::TokenRequest,
         Outcome::Granted,
-    );
-    entry.entry.airline_id = Some(airline.id.clone());
-    entry.entry.purpose = Some(ask.purpose.as_str().to_string());
-    entry.entry.event_category = Some(ask.event.category.as_str().to_string());
-    entry.entry.event_reference = Some(ask.event.reference.as_str().to_string());
-    entry.entry.flight = Some(ask.flight.label());
-    entry.entry.policy_digest = Some(state.settings.policies.digest().to_string());
-    entry
+    )
+    .airline(airline.id.clone())
+    .purpose(ask.purpose.as_str().to_string())
+    .event_category(ask.event.category.as_str().to_string())
+    .event_reference(ask.event.reference.as_str().to_string())
+    .flight(ask.flight.label())
+    .policy_digest(state.settings.policies.digest().to_string())
 }
 
 /// The flight-level question: may this airline ask about this flight for this purpose?
@@ -348,192 +353,12 @@ async fn ask_about_flight(
     let Some(refusal) = verdict.refusal else {
         return Ok(Ok(tx));
     };
-    entry.entry.policies = Some(verdict.policy_list());
+    entry = entry.policies(verdict.policy_list());
     let entry = entry.refused(refusal.reason());
     Ok(Err(state
         .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
         .await))
 }
 
-fn context<'a>(ask: &'a Ask<'_>, now: OffsetDateTime) -> ReleaseContext<'a> {
-    ReleaseContext {
-        purpose: ask.purpose.as_str(),
-        event_category: ask.event.category.as_str(),
-        now,
-    }
-}
-
-/// The policies' facts about a traveller.
-pub fn traveller_facts(traveller: &ReleaseFacts) -> TravellerFacts<'_> {
-    let consent = traveller.consent.as_ref();
-    TravellerFacts {
-        id: &traveller.traveller_id,
-        agency_id: &traveller.agency_id,
-        carriers: traveller.carriers.clone(),
-        booked_at: traveller.booked_at,
-        travel_ends: traveller.travel_ends(),
-        consent: match consent {
-            None => "none",
-            Some(c) if c.scope.decision == crate::domain::consent::Decision::Refused => "refused",
-            Some(_) => "given",
-        },
-        withdrawn: consent.is_some_and(|c| c.scope.withdrawn),
-        superseded: consent.is_some_and(|c| c.scope.superseded),
-        consent_valid_until: consent.and_then(|c| c.scope.valid_until),
-        consent_carriers: consent
-            .map(|c| {
-                c.scope
-                    .carriers
-                    .iter()
-                    .map(|c| c.as_str().to_string())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        consent_purposes: consent
-            .map(|c| {
-                c.scope
-                    .purposes
-                    .iter()
-                    .map(|p| p.as_str().to_string())
-                    .collect()
-            })
-            .unwrap_or_default(),
-    }
-}
-
 /// A token granted: the answer for the airline and the record to store.
 type Grant = (TokenGranted, TokenRecord);
-
-/// Decides one traveller and, if allowed, issues their token. Returns the grant (or
-/// the refusing verdict) and the audit entry to append; the caller stores the tokens.
-fn decide_and_issue(
-    state: &AppState,
-    airline: &Party,
-    traveller: &ReleaseFacts,
-    ask: &Ask<'_>,
-    mut entry: NewEntry,
-    now: OffsetDateTime,
-) -> (Result<Grant, Verdict>, NewEntry) {
-    let mut verdict = state.settings.policies.decide_traveller(
-        &AirlineFacts::of(airline),
-        TravellerAction::GrantToken,
-        &traveller_facts(traveller),
-        &context(ask, now),
-    );
-    let e = &mut entry.entry;
-    e.agency_id = Some(traveller.agency_id.clone());
-    e.booking_id = Some(traveller.booking_id.clone());
-    e.traveller_id = Some(traveller.traveller_id.clone());
-    e.consent_id = traveller.consent.as_ref().map(|c| c.id.clone());
-    e.policies = Some(verdict.policy_list());
-    let consent = match (&verdict.refusal, &traveller.consent) {
-        (None, Some(consent)) => consent,
-        _ => {
-            let refusal = verdict.refusal.unwrap_or(Refusal::NoConsent);
-            verdict.refusal = Some(refusal);
-            return (Err(verdict), entry.refused(refusal.reason()));
-        }
-    };
-    let channels: Vec<Channel> = consent
-        .channels
-        .iter()
-        .copied()
-        .filter(|c| ask.channels.is_none_or(|wanted| wanted.contains(c)))
-        .collect();
-    if channels.is_empty() {
-        let verdict = Verdict {
-            refusal: Some(Refusal::ChannelNotCovered),
-            policies: Vec::new(),
-        };
-        return (
-            Err(verdict),
-            entry.refused(Refusal::ChannelNotCovered.reason()),
-        );
-    }
-    let tunables = &state.settings.policies.tunables;
-    let mut expires_at = now + tunables.token_lifetime();
-    if let Some(end) = consent.scope.valid_until {
-        expires_at = expires_at.min(end);
-    }
-    let uses = match traveller.delivery {
-        Delivery::Reveal => 1,
-        Delivery::Relay => i64::from(tunables.tokens.uses),
-    };
-    let issued = secret::issue(TOKEN_PREFIX);
-    let record = TokenRecord {
-        id: issued.id.clone(),
-        secret_hash: issued.hash.to_vec(),
-        airline_id: airline.id.clone(),
-        agency_id: traveller.agency_id.clone(),
-        consent_id: consent.id.clone(),
-        traveller_id: traveller.traveller_id.clone(),
-        booking_id: traveller.booking_id.clone(),
-        purpose: ask.purpose.as_str().to_string(),
-        event_category: ask.event.category.as_str().to_string(),
-        event_reference: ask.event.reference.as_str().to_string(),
-        flight: ask.flight.label(),
-        issued_at: now,
-        expires_at,
-        used_at: None,
-        channels: channels.clone(),
-        uses_left: uses,
-        delivery: traveller.delivery,
-        revoked_at: None,
-    };
-    entry.entry.token_id = Some(issued.id.clone());
-    entry.entry.channel = Some(Channel::join(&channels));
-    let granted = TokenGranted {
-        token: issued.plaintext,
-        token_id: issued.id,
-        traveller_id: traveller.traveller_id.clone(),
-        record_locator: traveller.record_locator.clone(),
-        channels,
-        delivery: traveller.delivery,
-        uses,
-        expires_at: format_time(expires_at),
-        purpose: ask.purpose,
-        audit_index: 0,
-    };
-    (Ok((granted, record)), entry)
-}
-
-/// The rule named in a refusal: the first deciding policy, or the token rule.
-pub fn rule_name(refusal: Refusal, policies: &[String]) -> String {
-    policies
-        .first()
-        .map(String::as_str)
-        .or(refusal.rule())
-        .unwrap_or("default-deny")
-        .to_string()
-}
-
-/// The problem an airline gets for a refusal. Not carrying the booking and the booking
-/// not existing read the same, so an airline learns nothing of bookings it does not fly.
-pub fn refusal_problem(refusal: Refusal, policies: &[String]) -> Error {
-    let (kind, detail) = match refusal {
-        Refusal::PurposeNotOperational => (ErrorKind::PurposeNotOperational, "Contacts are released only for operational notifications (IATA Resolution 830d), never for marketing."),
-        Refusal::BookingNotFound => (ErrorKind::BookingNotFound, "No traveller of that name on a booking with that locator holds that flight of yours."),
-        Refusal::OutsideReleaseWindow => (ErrorKind::OutsideReleaseWindow, "Contacts are released from the booking until 72 hours after the trip."),
-        Refusal::NotPermitted => (ErrorKind::NotPermitted, "No release policy permits this request."),
-        Refusal::AmbiguousTraveller => (ErrorKind::AmbiguousTraveller, "More than one booking matches; ask the agency."),
-        Refusal::NoConsent => (ErrorKind::NoConsent, "The agency holds no consent for this traveller."),
-        Refusal::CarrierNotCovered => (ErrorKind::ConsentDoesNotCover, "The traveller's consent does not name your airline."),
-        Refusal::PurposeNotCovered => (ErrorKind::ConsentDoesNotCover, "The traveller's consent does not include this purpose."),
-        Refusal::ConsentRefused => (ErrorKind::ConsentRefused, "The traveller declined to give a contact (CTCR); the agency recorded the refusal."),
-        Refusal::ConsentWithdrawn => (ErrorKind::ConsentInactive, "The traveller's consent was withdrawn."),
-        Refusal::ConsentExpired => (ErrorKind::ConsentInactive, "The traveller's consent has expired."),
-        Refusal::ConsentSuperseded => (ErrorKind::ConsentInactive, "The consent this token was granted under has been replaced."),
-        Refusal::TokenNotFound => (ErrorKind::TokenNotFound, "No such release token was issued to your airline."),
-        Refusal::TokenUsed => (ErrorKind::TokenUsed, "This release token has no uses left; ask for a new one."),
-        Refusal::TokenExpired => (ErrorKind::TokenExpired, "This release token expired; ask for a new one."),
-        Refusal::TokenRevoked => (ErrorKind::TokenRevoked, "This release token was revoked: the traveller withdrew their consent."),
-        Refusal::RelayOnly => (ErrorKind::RelayOnly, "The agency has the broker deliver messages to this traveller; send yours to POST /v1/messages with this token."),
-        Refusal::ChannelNotCovered => (ErrorKind::ChannelNotCovered, "The traveller gave no contact for the channel asked, or the token does not cover it."),
-    };
-    let mut problem = Error::new(kind, detail).with_rule(rule_name(refusal, policies));
-    problem = problem.with_extension("reason", serde_json::Value::from(refusal.reason()));
-    if !policies.is_empty() {
-        problem = problem.with_extension("policies", serde_json::json!(policies));
-    }
-    problem
-}

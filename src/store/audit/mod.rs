@@ -1,16 +1,19 @@
 //! The audit log's storage: dense appends, the tree's stored subtrees, checkpoints
 //! and ordered reads.
 
-use super::{
-    arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError,
-};
+mod checkpoints;
+mod search;
+
+pub use checkpoints::*;
+pub use search::*;
+
+use super::{arg, bind_all, to_millis, values_rows, Conn, Param, Placeholders, StoreError};
 use crate::audit::merkle::{self, Frontier, Hash, NodeId};
 use crate::audit::proof::{self, InclusionProof};
 use crate::audit::{AuditEntry, NewEntry};
 use crate::domain::time::format_time;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashMap};
-use time::OffsetDateTime;
 use tracing::instrument;
 
 /// Rows per multi-row insert. SQLite looks a numbered parameter up by a linear scan
@@ -159,7 +162,7 @@ fn missing(id: NodeId) -> StoreError {
     ))
 }
 
-fn to_hash(bytes: Vec<u8>) -> Result<Hash, StoreError> {
+pub(super) fn to_hash(bytes: Vec<u8>) -> Result<Hash, StoreError> {
     bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt("a stored audit hash is not 32 bytes".into()))
@@ -373,243 +376,6 @@ pub async fn consistency_proof(
     to: u64,
 ) -> Result<Vec<Hash>, StoreError> {
     over_tree(conn, |get| merkle::consistency_proof(from, to, get)).await
-}
-
-/// Up to `limit` checkpoints with a tree larger than `after`, smallest first.
-pub async fn checkpoints_after(
-    conn: &mut Conn,
-    after: u64,
-    limit: i64,
-) -> Result<Vec<StoredCheckpoint>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size > $1 \
-         ORDER BY tree_size LIMIT $2",
-    )
-    .bind(after as i64)
-    .bind(limit)
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(checkpoint_from).collect()
-}
-
-/// The smallest checkpoint covering entry `index`, if one was signed.
-pub async fn checkpoint_covering(
-    conn: &mut Conn,
-    index: u64,
-) -> Result<Option<StoredCheckpoint>, StoreError> {
-    Ok(checkpoints_after(conn, index, 1).await?.pop())
-}
-
-/// A signed checkpoint as stored.
-#[derive(Debug, Clone)]
-pub struct StoredCheckpoint {
-    /// Entries covered.
-    pub tree_size: u64,
-    /// Tree head.
-    pub root: Hash,
-    /// When it was signed.
-    pub signed_at: OffsetDateTime,
-    /// The signed note.
-    pub note: String,
-}
-
-/// Stores a checkpoint; a second broker signing the same size writes nothing.
-pub async fn insert_checkpoint(
-    conn: &mut Conn,
-    checkpoint: &StoredCheckpoint,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_checkpoints (tree_size, root, signed_at, note) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (tree_size) DO NOTHING",
-    )
-    .bind(checkpoint.tree_size as i64)
-    .bind(checkpoint.root.as_slice())
-    .bind(to_millis(checkpoint.signed_at))
-    .bind(&checkpoint.note)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-fn checkpoint_from(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
-    Ok(StoredCheckpoint {
-        tree_size: row.get::<i64, _>("tree_size") as u64,
-        root: to_hash(row.get("root"))?,
-        signed_at: from_millis(row.get("signed_at"))?,
-        note: row.get("note"),
-    })
-}
-
-/// The checkpoint with the largest tree, if any.
-pub async fn latest_checkpoint(conn: &mut Conn) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let row = sqlx::query(
-        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints ORDER BY tree_size DESC LIMIT 1",
-    )
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(checkpoint_from).transpose()
-}
-
-/// The checkpoint of exactly `tree_size` entries, if one was signed.
-pub async fn checkpoint_of(
-    conn: &mut Conn,
-    tree_size: u64,
-) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let row = sqlx::query(
-        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size = $1",
-    )
-    .bind(tree_size as i64)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(checkpoint_from).transpose()
-}
-
-/// Every stored checkpoint, smallest tree first.
-pub async fn checkpoints(conn: &mut Conn) -> Result<Vec<StoredCheckpoint>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT tree_size, root, signed_at, note FROM audit_checkpoints ORDER BY tree_size",
-    )
-    .fetch_all(conn)
-    .await?;
-    rows.iter().map(checkpoint_from).collect()
-}
-
-/// Which entries to list.
-#[derive(Debug, Default, Clone)]
-pub struct EntryFilter {
-    /// Only entries about this agency's clients.
-    pub agency_id: Option<String>,
-    /// Only entries about this traveller.
-    pub traveller_id: Option<String>,
-    /// Only entries involving this airline.
-    pub airline_id: Option<String>,
-    /// Only these actions (any when empty).
-    pub actions: Vec<&'static str>,
-    /// Only these outcomes (any when empty).
-    pub outcomes: Vec<&'static str>,
-    /// Only this booking.
-    pub booking_id: Option<String>,
-    /// Only this purpose.
-    pub purpose: Option<String>,
-    /// Only this event category.
-    pub event_category: Option<String>,
-    /// Only this airline disruption reference.
-    pub event_reference: Option<String>,
-    /// Only this consent record.
-    pub consent_id: Option<String>,
-    /// Only entries at or after this time.
-    pub since: Option<OffsetDateTime>,
-    /// Only entries before this time.
-    pub until: Option<OffsetDateTime>,
-}
-
-const ENTRY_COLUMNS: &str = "idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
-     airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
-     message_id, channel, policies, policy_digest, leaf_hash";
-
-/// Up to `limit` entries after index `after` (or from the start), in log order, each
-/// with its stored leaf hash.
-#[instrument(skip_all)]
-pub async fn list(
-    conn: &mut Conn,
-    after: Option<i64>,
-    limit: i64,
-) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
-    list_filtered(conn, &EntryFilter::default(), after, limit).await
-}
-
-/// The SQL conditions of `filter` (after `WHERE`), its values pushed to `params`.
-fn conditions(filter: &EntryFilter, params: &mut Vec<Param>) -> String {
-    let mut sql = String::from("1 = 1");
-    let mut equal = |column: &str, value: &Option<String>, sql: &mut String| {
-        if let Some(value) = value {
-            let p = arg(params, Param::Text(value.clone()));
-            sql.push_str(&format!(" AND {column} = {p}"));
-        }
-    };
-    equal("agency_id", &filter.agency_id, &mut sql);
-    equal("traveller_id", &filter.traveller_id, &mut sql);
-    equal("airline_id", &filter.airline_id, &mut sql);
-    equal("booking_id", &filter.booking_id, &mut sql);
-    equal("purpose", &filter.purpose, &mut sql);
-    equal("event_category", &filter.event_category, &mut sql);
-    equal("event_reference", &filter.event_reference, &mut sql);
-    equal("consent_id", &filter.consent_id, &mut sql);
-    for (column, words) in [("action", &filter.actions), ("outcome", &filter.outcomes)] {
-        if !words.is_empty() {
-            let list: Vec<String> = words
-                .iter()
-                .map(|w| arg(params, Param::Text((*w).to_string())))
-                .collect();
-            sql.push_str(&format!(" AND {column} IN ({})", list.join(", ")));
-        }
-    }
-    if let Some(since) = filter.since {
-        let p = arg(params, Param::Int(to_millis(since)));
-        sql.push_str(&format!(" AND at >= {p}"));
-    }
-    if let Some(until) = filter.until {
-        let p = arg(params, Param::Int(to_millis(until)));
-        sql.push_str(&format!(" AND at < {p}"));
-    }
-    sql
-}
-
-/// How many entries match `filter`.
-#[instrument(skip_all)]
-pub async fn count_filtered(conn: &mut Conn, filter: &EntryFilter) -> Result<i64, StoreError> {
-    let mut params = Vec::new();
-    let sql = format!(
-        "SELECT COUNT(*) AS n FROM audit_entries WHERE {}",
-        conditions(filter, &mut params)
-    );
-    let row = bind_all(&sql, params).fetch_one(conn).await?;
-    Ok(row.get("n"))
-}
-
-/// Up to `limit` entries matching `filter` after index `after`, in log order.
-#[instrument(skip_all)]
-pub async fn list_filtered(
-    conn: &mut Conn,
-    filter: &EntryFilter,
-    after: Option<i64>,
-    limit: i64,
-) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
-    let mut params = Vec::new();
-    let first = arg(&mut params, Param::Int(after.unwrap_or(-1)));
-    let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx > {first} AND ");
-    sql.push_str(&conditions(filter, &mut params));
-    sql.push_str(&format!(" ORDER BY idx LIMIT {limit}"));
-    let rows = bind_all(&sql, params).fetch_all(conn).await?;
-    rows.iter()
-        .map(|r| {
-            let entry = AuditEntry {
-                index: r.get("idx"),
-                at: format_time(from_millis(r.get("at"))?),
-                request_id: r.get("request_id"),
-                actor_kind: r.get("actor_kind"),
-                actor_id: r.get("actor_id"),
-                action: r.get("action"),
-                outcome: r.get("outcome"),
-                reason: r.get("reason"),
-                agency_id: r.get("agency_id"),
-                airline_id: r.get("airline_id"),
-                booking_id: r.get("booking_id"),
-                traveller_id: r.get("traveller_id"),
-                consent_id: r.get("consent_id"),
-                token_id: r.get("token_id"),
-                purpose: r.get("purpose"),
-                event_category: r.get("event_category"),
-                event_reference: r.get("event_reference"),
-                flight: r.get("flight"),
-                message_id: r.get("message_id"),
-                channel: r.get("channel"),
-                policies: r.get("policies"),
-                policy_digest: r.get("policy_digest"),
-            };
-            Ok((entry, r.get("leaf_hash")))
-        })
-        .collect()
 }
 
 /// Number of entries in the log.
