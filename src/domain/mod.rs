@@ -15,6 +15,7 @@ pub mod links;
 pub mod party;
 pub mod purpose;
 pub mod receipt;
+pub mod scope;
 pub mod ssr;
 pub mod time;
 pub mod traveller;

@@ -8,6 +8,7 @@
 //! type an airline receives) and names the rule that decided it.
 
 pub mod engine;
+pub mod facts;
 pub mod tunables;
 
 use time::OffsetDateTime;

@@ -4,7 +4,6 @@
 use crate::crypto::secret;
 use crate::domain::party::{Party, PartyKind};
 use crate::service::{AppState, Error};
-use crate::store::parties;
 
 /// The party holding a live API key and the key's id; `None` for a malformed,
 /// unknown, revoked or wrong key (one answer for all, compared in constant time).
@@ -17,7 +16,7 @@ pub async fn check_api_key(state: &AppState, key: &str) -> Result<Option<(Party,
     };
     let mut conn = state.store.reader().acquire().await?;
     Ok(
-        match parties::api_key(&mut conn, presented.id, state.clock.now()).await? {
+        match crate::store::api_keys::api_key(&mut conn, presented.id, state.clock.now()).await? {
             Some((hash, party)) if party.kind == kind && presented.matches(&hash) => {
                 Some((party, presented.id.to_string()))
             }

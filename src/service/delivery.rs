@@ -9,7 +9,7 @@
 //! an entry already in the log.
 
 use crate::audit::{Action, NewEntry, Outcome};
-use crate::domain::consent::Inactive;
+use crate::domain::scope::Inactive;
 use crate::service::sealed::{body_slot, open_contacts, Contacts, MessageBody};
 use crate::service::uses::webhook_secret_slot;
 use crate::service::{AppState, Error};

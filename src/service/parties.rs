@@ -80,7 +80,7 @@ pub async fn add_agency(
     )
     .await?;
     for (kid, public_key) in &public_keys {
-        parties::insert_agency_key(&mut tx, &id, kid, public_key, now).await?;
+        crate::store::agency_keys::insert_agency_key(&mut tx, &id, kid, public_key, now).await?;
     }
     let party = Party {
         id,
@@ -113,7 +113,7 @@ pub async fn add_agency_key(
         .map_err(|e| invalid("public-key")(e.into()))?;
     let mut tx = store.begin().await?;
     let agency = agency_by_number(&mut tx, iata).await?;
-    if parties::agency_key_any_state(&mut tx, &agency.id, &key.kid)
+    if crate::store::agency_keys::agency_key_any_state(&mut tx, &agency.id, &key.kid)
         .await?
         .is_some()
     {
@@ -122,7 +122,8 @@ pub async fn add_agency_key(
             key.kid
         )));
     }
-    parties::insert_agency_key(&mut tx, &agency.id, &key.kid, &public_key, now).await?;
+    crate::store::agency_keys::insert_agency_key(&mut tx, &agency.id, &key.kid, &public_key, now)
+        .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
@@ -136,7 +137,7 @@ pub async fn revoke_agency_key(
 ) -> Result<(), ProvisionError> {
     let mut tx = store.begin().await?;
     let agency = agency_by_number(&mut tx, iata).await?;
-    if !parties::revoke_agency_key(&mut tx, &agency.id, kid, now).await? {
+    if !crate::store::agency_keys::revoke_agency_key(&mut tx, &agency.id, kid, now).await? {
         return Err(invalid("kid")(format!(
             "agency {iata} has no live key `{kid}`"
         )));
@@ -217,7 +218,7 @@ async fn issue_key(
     expires_at: Option<OffsetDateTime>,
 ) -> Result<secret::IssuedSecret, StoreError> {
     let issued = secret::issue(party.kind.api_key_prefix());
-    parties::insert_api_key(conn, &party.id, &issued, now, expires_at).await?;
+    crate::store::api_keys::insert_api_key(conn, &party.id, &issued, now, expires_at).await?;
     Ok(issued)
 }
 
@@ -247,7 +248,7 @@ pub async fn expire_api_keys(
     at: OffsetDateTime,
 ) -> Result<(), ProvisionError> {
     let mut tx = store.begin().await?;
-    parties::expire_api_keys(&mut tx, &party.id, "", at).await?;
+    crate::store::api_keys::expire_api_keys(&mut tx, &party.id, "", at).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
@@ -256,9 +257,9 @@ pub async fn expire_api_keys(
 pub async fn list_api_keys(
     store: &Store,
     party: Option<&Party>,
-) -> Result<Vec<parties::ApiKeyRow>, ProvisionError> {
+) -> Result<Vec<crate::store::api_keys::ApiKeyRow>, ProvisionError> {
     let mut conn = store.reader().acquire().await.map_err(StoreError::from)?;
-    Ok(parties::list_api_keys(&mut conn, party.map(|p| p.id.as_str())).await?)
+    Ok(crate::store::api_keys::list_api_keys(&mut conn, party.map(|p| p.id.as_str())).await?)
 }
 
 /// A rotation: the new key (shown once) and how the old ones end.
@@ -284,9 +285,9 @@ pub async fn rotate_api_key(
     let mut tx = store.begin().await?;
     let issued = issue_key(&mut tx, party, now, expires_at).await?;
     let previous = if grace.is_positive() {
-        parties::expire_api_keys(&mut tx, &party.id, &issued.id, now + grace).await?
+        crate::store::api_keys::expire_api_keys(&mut tx, &party.id, &issued.id, now + grace).await?
     } else {
-        parties::revoke_other_api_keys(&mut tx, &party.id, &issued.id, now).await?
+        crate::store::api_keys::revoke_other_api_keys(&mut tx, &party.id, &issued.id, now).await?
     };
     audited(tx, key_change(party, "api_key_rotated", now)).await?;
     Ok(Rotated {
@@ -308,10 +309,10 @@ pub async fn revoke_api_keys(
     let (party, revoked) = match target {
         KeyTarget::Party(party) => (
             party.clone(),
-            parties::revoke_api_keys(&mut tx, &party.id, now).await?,
+            crate::store::api_keys::revoke_api_keys(&mut tx, &party.id, now).await?,
         ),
         KeyTarget::Key(key_id) => {
-            let owner = parties::list_api_keys(&mut tx, None)
+            let owner = crate::store::api_keys::list_api_keys(&mut tx, None)
                 .await?
                 .into_iter()
                 .find(|k| k.id == key_id)
@@ -319,7 +320,7 @@ pub async fn revoke_api_keys(
             let party = parties::find(&mut tx, &owner.party_id)
                 .await?
                 .ok_or_else(|| invalid("key")(format!("no API key `{key_id}`")))?;
-            let revoked = parties::revoke_api_key(&mut tx, key_id, now).await?;
+            let revoked = crate::store::api_keys::revoke_api_key(&mut tx, key_id, now).await?;
             (party, u64::from(revoked))
         }
     };
@@ -375,7 +376,7 @@ pub async fn reissue_api_key(
         (None, None) => None,
     };
     let Some(party) = party else { return Ok(None) };
-    parties::revoke_api_keys(&mut tx, &party.id, now).await?;
+    crate::store::api_keys::revoke_api_keys(&mut tx, &party.id, now).await?;
     let api_key = issue_api_key(&mut tx, &party, now).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(Some(Provisioned { party, api_key }))
@@ -389,14 +390,15 @@ pub async fn ensure_agency_key(
     now: OffsetDateTime,
 ) -> Result<(), ProvisionError> {
     let mut tx = store.begin().await?;
-    if parties::agency_key(&mut tx, &agency.id, &key.kid)
+    if crate::store::agency_keys::agency_key(&mut tx, &agency.id, &key.kid)
         .await?
         .is_none()
     {
         let public = key
             .public_key_bytes()
             .map_err(|reason| invalid("key")(reason.to_string()))?;
-        parties::insert_agency_key(&mut tx, &agency.id, &key.kid, &public, now).await?;
+        crate::store::agency_keys::insert_agency_key(&mut tx, &agency.id, &key.kid, &public, now)
+            .await?;
     }
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())

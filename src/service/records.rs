@@ -7,16 +7,16 @@
 
 use crate::crypto::countersign::Countersigned;
 use crate::crypto::jws;
-use crate::domain::consent::ConsentState;
 use crate::domain::ids::hex;
 use crate::domain::party::Party;
+use crate::domain::scope::ConsentState;
 use crate::domain::time::format_time;
 use crate::service::input::page_limit;
 use crate::service::sealed::open_statement;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::consents::{self, RecordFilter, RecordRow};
-use crate::store::{parties, Conn};
+use crate::store::records::{RecordFilter, RecordRow};
+use crate::store::Conn;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -195,7 +195,8 @@ pub async fn list(state: &AppState, agency: &Party, query: ListQuery) -> Result<
     };
     let now = state.clock.now();
     let mut conn = state.store.reader().acquire().await?;
-    let rows = consents::list(&mut conn, &agency.id, &filter, after, limit + 1, now).await?;
+    let rows =
+        crate::store::records::list(&mut conn, &agency.id, &filter, after, limit + 1, now).await?;
     let more = rows.len() as i64 > limit;
     let rows = &rows[..rows.len().min(limit as usize)];
     let next_after = rows
@@ -249,7 +250,8 @@ pub async fn read(state: &AppState, agency: &Party, id: String) -> Result<Record
     let row = own_record(&mut conn, &agency.id, &id).await?;
     let sealed = crate::store::sealed::sealed(&mut conn, &row.id).await?;
     let statement = open_statement(state, &row.id, &sealed)?;
-    let key = parties::agency_key_any_state(&mut conn, &agency.id, &row.key_id).await?;
+    let key =
+        crate::store::agency_keys::agency_key_any_state(&mut conn, &agency.id, &row.key_id).await?;
     let verified = match (&statement, &key) {
         (Some(bytes), Some(key)) => {
             let jws = jws::parse(&row.signature)
@@ -292,7 +294,7 @@ pub(crate) async fn own_record(
     agency_id: &str,
     id: &str,
 ) -> Result<RecordRow, Error> {
-    consents::get(conn, agency_id, id)
+    crate::store::records::get(conn, agency_id, id)
         .await?
         .ok_or_else(|| Error::of(ErrorKind::ConsentNotFound))
 }

@@ -2,10 +2,10 @@
 //! key into its PNR exactly what the traveller agreed to (the API's
 //! `GET /v1/consents/{id}/ssr`).
 
-use crate::domain::consent::ConsentState;
 use crate::domain::contact::{EmailAddress, MobileNumber};
 use crate::domain::language::Language;
 use crate::domain::party::Party;
+use crate::domain::scope::ConsentState;
 use crate::domain::ssr::{self, ContactElement, ContactValue, Gds};
 use crate::service::records::own_record;
 use crate::service::sealed::open_contacts;

@@ -6,7 +6,7 @@ use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::secret;
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::party::Party;
-use crate::policy::engine::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
+use crate::policy::facts::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
 use crate::policy::{self, Refusal, TokenState};
 use crate::service::grant::TOKEN_PREFIX;
 use crate::service::refusal::refusal_problem;

@@ -4,7 +4,7 @@
 //! `POST /v1/withdrawals`. The code travels in the body, never in a URL that could land
 //! in a log.
 
-use crate::domain::consent::ConsentState;
+use crate::domain::scope::ConsentState;
 use crate::domain::time::format_time;
 use crate::service::uses::{AirlineShown, Airlines, USE_ACTIONS, USE_OUTCOMES};
 use crate::service::withdraw::{code_holder, current_version, WithdrawalRequest};

@@ -8,12 +8,13 @@
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::secret;
-use crate::domain::consent::ConsentState;
 use crate::domain::party::Party;
+use crate::domain::scope::ConsentState;
 use crate::domain::time::format_time;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::consents::{self, CodeHolder, RecordRow};
+use crate::store::consents::{self, CodeHolder};
+use crate::store::records::RecordRow;
 use crate::store::{outbox, tokens};
 use serde::{Deserialize, Serialize};
 
@@ -161,11 +162,11 @@ pub(crate) async fn current_version(
     agency_id: &str,
     id: &str,
 ) -> Result<RecordRow, Error> {
-    let mut row = consents::get(tx, agency_id, id)
+    let mut row = crate::store::records::get(tx, agency_id, id)
         .await?
         .ok_or_else(|| Error::of(ErrorKind::ConsentNotFound))?;
     while let Some(next) = row.superseded_by.clone() {
-        row = consents::get(tx, agency_id, &next)
+        row = crate::store::records::get(tx, agency_id, &next)
             .await?
             .ok_or_else(|| Error::internal(format!("superseding record {next} is missing")))?;
     }

@@ -14,6 +14,8 @@
 //! Functions take `&mut AnyConnection` so that the caller decides the transaction:
 //! a change and its audit entry always commit together.
 
+pub mod agency_keys;
+pub mod api_keys;
 pub mod audit;
 pub mod bookings;
 pub mod consents;
@@ -22,6 +24,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod outbox;
 pub mod parties;
+pub mod records;
 pub mod release;
 pub mod reports;
 pub mod sealed;

@@ -6,8 +6,8 @@
 use super::consents::scope_from_row;
 use super::{arg, bind_all, from_millis, Conn, Param, StoreError};
 use crate::domain::booking::{Flight, RecordLocator};
-use crate::domain::consent::ConsentScope;
 use crate::domain::delivery::{Channel, Delivery};
+use crate::domain::scope::ConsentScope;
 use sqlx::Row;
 use std::collections::BTreeMap;
 use time::{Date, OffsetDateTime};

@@ -7,7 +7,7 @@ use super::form;
 use super::i18n::Lang;
 use super::session::AgencySession;
 use super::{ok, problem_page, search_refused, Frame, Search};
-use crate::domain::consent::ConsentState;
+use crate::domain::scope::ConsentState;
 use crate::service;
 use crate::service::agency::{ReceiptPage, ReceiptQuery};
 use crate::service::records::{self, ListQuery, RecordPage, RecordView};

@@ -14,8 +14,8 @@
 
 use super::i18n::Lang;
 use super::{ok, problem_page, render, Frame};
-use crate::domain::consent::ConsentState;
 use crate::domain::contact::{mask_email, mask_mobile};
+use crate::domain::scope::ConsentState;
 use crate::http::client_ip::RateLimitedClient;
 use crate::http::extract::RequestId;
 use crate::http::problem::{Problem, ProblemKind};

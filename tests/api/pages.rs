@@ -452,7 +452,7 @@ async fn signing_out_or_revoking_the_key_ends_the_session(app: TestApp) {
     agency.sign_in(&app.agency.party.api_key).await;
     assert_eq!(agency.get("/agency").await.status(), 200);
     let mut tx = app.store.begin().await.unwrap();
-    passerelle::store::parties::revoke_api_keys(
+    passerelle::store::api_keys::revoke_api_keys(
         &mut tx,
         &app.agency.party.id,
         crate::helpers::START,

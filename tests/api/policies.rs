@@ -4,8 +4,9 @@
 
 use crate::helpers::{assert_problem, TestApp, FLIGHT_DATE, START};
 use passerelle::domain::party::PartyKind;
-use passerelle::policy::engine::{
-    AirlineFacts, Policies, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
+use passerelle::policy::engine::Policies;
+use passerelle::policy::facts::{
+    AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use passerelle::policy::Refusal;
 use serde_json::Value;

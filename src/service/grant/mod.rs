@@ -21,7 +21,7 @@ use crate::domain::party::Party;
 use crate::domain::purpose::{Event, Purpose};
 use crate::domain::time::format_time;
 use crate::domain::traveller::TravellerName;
-use crate::policy::engine::{
+use crate::policy::facts::{
     AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use crate::policy::Refusal;

@@ -7,7 +7,6 @@ use crate::domain::party::Party;
 use crate::service::ingest::{self, RecordOutcome, Submission, Uploader};
 use crate::service::records::stored_receipt;
 use crate::service::{AppState, Error};
-use crate::store::consents;
 use serde::{Deserialize, Serialize};
 
 /// The request body: the statement and the agency's detached JWS over its canonical
@@ -93,7 +92,7 @@ pub async fn upload(
         RecordOutcome::Duplicate { consent_id } => {
             tx.rollback().await.ok();
             let mut conn = state.store.reader().acquire().await?;
-            let row = consents::get(&mut conn, &agency.id, &consent_id)
+            let row = crate::store::records::get(&mut conn, &agency.id, &consent_id)
                 .await?
                 .ok_or_else(|| Error::internal("duplicate vanished"))?;
             let recorded = ConsentRecorded {

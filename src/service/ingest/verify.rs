@@ -31,7 +31,9 @@ pub async fn verify_checked(
     let mut reader = state.store.reader().acquire().await?;
     for c in checked.iter().flatten() {
         if !keys.contains_key(&c.kid) {
-            let key = parties::agency_key(&mut reader, &uploader.agency.id, &c.kid).await?;
+            let key =
+                crate::store::agency_keys::agency_key(&mut reader, &uploader.agency.id, &c.kid)
+                    .await?;
             keys.insert(c.kid.clone(), key);
         }
     }
