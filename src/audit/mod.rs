@@ -229,18 +229,8 @@ impl NewEntry {
         action: Action,
         outcome: Outcome,
     ) -> Self {
-        Self {
-            at,
-            action,
-            outcome,
-            reason: None,
-            entry: AuditEntry {
-                request_id: request_id.to_string(),
-                actor_kind: actor.kind.as_str().to_string(),
-                actor_id: actor.id.clone(),
-                ..AuditEntry::default()
-            },
-        }
+        let kind = actor.kind.as_str();
+        Self::by(at, request_id, kind, &actor.id, action, outcome)
     }
 
     /// Starts an entry for something the broker does by itself (a worker, the
