@@ -131,11 +131,8 @@ pub(super) async fn run_api_key_command(
     command: ApiKeyCommand,
     now: time::OffsetDateTime,
 ) -> anyhow::Result<()> {
-    let time = |ms: Option<i64>| {
-        ms.and_then(|ms| {
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
-        })
-        .map_or_else(|| "-".to_string(), crate::domain::time::format_time)
+    let time = |at: Option<time::OffsetDateTime>| {
+        at.map_or_else(|| "-".to_string(), crate::domain::time::format_time)
     };
     match command {
         ApiKeyCommand::List { party } => {
@@ -148,11 +145,7 @@ pub(super) async fn run_api_key_command(
             for k in keys {
                 let state = match (k.revoked_at, k.expires_at) {
                     (Some(_), _) => format!("revoked {}", time(k.revoked_at)),
-                    (None, Some(at))
-                        if i128::from(at) * 1_000_000 <= now.unix_timestamp_nanos() =>
-                    {
-                        "expired".into()
-                    }
+                    (None, Some(at)) if at <= now => "expired".into(),
                     _ => "live".into(),
                 };
                 println!(

@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::crypto::jws::Jwk;
 use crate::crypto::keyring::Keyring;
 use crate::router::build_router;
-pub use crate::service::keys::check_keys;
+use crate::service::keys::check_keys;
 use crate::service::{AppState, Settings};
 use crate::store::Store;
 use std::future::Future;

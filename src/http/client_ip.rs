@@ -6,7 +6,7 @@
 //! (see `ratelimit`): a handler that takes one is rate-limited.
 
 use super::problem::Problem;
-pub use crate::service::settings::AddressRange;
+use crate::service::settings::AddressRange;
 use crate::service::AppState;
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;

@@ -62,7 +62,7 @@ pub fn media_type(headers: &axum::http::HeaderMap) -> String {
 }
 
 use crate::service::input::field_path;
-pub use crate::service::input::{page_limit, parse_json, parse_value};
+use crate::service::input::parse_json;
 
 /// A query string, parsed like a body: a bad parameter is named.
 pub struct ApiQuery<T>(pub T);

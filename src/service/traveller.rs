@@ -13,8 +13,6 @@ use crate::service::Error;
 use crate::store::audit::{self, EntryFilter};
 use serde::{Deserialize, Serialize};
 
-pub use crate::service::settings::page_link;
-
 /// Most uses listed.
 const MAX_USES: i64 = 1000;
 

@@ -1,9 +1,10 @@
 //! API keys: each stored as the hash of its secret, with its party, expiry and
 //! revocation; revoking a key ends the pages' sessions opened with it.
 
-use super::{to_millis, Conn, StoreError};
+use super::parties::party_from_row;
+use super::{from_millis, to_millis, Conn, StoreError};
 use crate::crypto::secret::IssuedSecret;
-use crate::domain::party::{Party, PartyKind};
+use crate::domain::party::Party;
 use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -127,11 +128,11 @@ pub struct ApiKeyRow {
     /// The party's name.
     pub name: String,
     /// When it was issued.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
     /// When it expires, if it does.
-    pub expires_at: Option<i64>,
+    pub expires_at: Option<OffsetDateTime>,
     /// When it was revoked, if it was.
-    pub revoked_at: Option<i64>,
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// Every API key, or one party's, oldest first.
@@ -157,19 +158,23 @@ pub async fn list_api_keys(
                 .await?
         }
     };
-    Ok(rows
-        .iter()
-        .map(|r| ApiKeyRow {
-            id: r.get("id"),
-            party_id: r.get("party_id"),
-            kind: r.get("kind"),
-            code: r.get("code"),
-            name: r.get("name"),
-            created_at: r.get("created_at"),
-            expires_at: r.get("expires_at"),
-            revoked_at: r.get("revoked_at"),
+    let at = |r: &sqlx::any::AnyRow, column| {
+        r.get::<Option<i64>, _>(column).map(from_millis).transpose()
+    };
+    rows.iter()
+        .map(|r| {
+            Ok(ApiKeyRow {
+                id: r.get("id"),
+                party_id: r.get("party_id"),
+                kind: r.get("kind"),
+                code: r.get("code"),
+                name: r.get("name"),
+                created_at: from_millis(r.get("created_at"))?,
+                expires_at: at(r, "expires_at")?,
+                revoked_at: at(r, "revoked_at")?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The stored hash of a live API key (neither revoked nor expired at `now`) and the
@@ -189,15 +194,5 @@ pub async fn api_key(
     .fetch_optional(conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let kind: String = row.get("kind");
-    let kind = PartyKind::from_word(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("party kind {kind}")))?;
-    Ok(Some((
-        row.get("secret_hash"),
-        Party {
-            id: row.get("id"),
-            kind,
-            code: row.get("code"),
-        },
-    )))
+    Ok(Some((row.get("secret_hash"), party_from_row(&row)?)))
 }

@@ -79,15 +79,19 @@ pub async fn find(conn: &mut Conn, party_id: &str) -> Result<Option<Party>, Stor
         .bind(party_id)
         .fetch_optional(conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
+    row.as_ref().map(party_from_row).transpose()
+}
+
+/// The party of a row holding its `id`, `kind` and `code` columns.
+pub(crate) fn party_from_row(row: &sqlx::any::AnyRow) -> Result<Party, StoreError> {
     let kind: String = row.get("kind");
     let kind = PartyKind::from_word(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("party kind {kind}")))?;
-    Ok(Some(Party {
+    Ok(Party {
         id: row.get("id"),
         kind,
         code: row.get("code"),
-    }))
+    })
 }
 
 /// The name of a party.

@@ -2,8 +2,9 @@
 //! the session secret (the cookie holds the secret), the API key it was opened with,
 //! and the session's CSRF token.
 
+use super::parties::party_from_row;
 use super::{from_millis, to_millis, Conn, StoreError};
-use crate::domain::party::{Party, PartyKind};
+use crate::domain::party::Party;
 use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -66,15 +67,8 @@ pub async fn find(
     .fetch_optional(&mut *conn)
     .await?;
     let Some(row) = row else { return Ok(None) };
-    let kind: String = row.get("kind");
-    let kind = PartyKind::from_word(&kind)
-        .ok_or_else(|| StoreError::Corrupt(format!("party kind {kind}")))?;
     Ok(Some(Session {
-        party: Party {
-            id: row.get("id"),
-            kind,
-            code: row.get("code"),
-        },
+        party: party_from_row(&row)?,
         name: row.get("name"),
         csrf_token: row.get("csrf_token"),
         last_seen: from_millis(row.get("last_seen"))?,
