@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{fresh_postgres_schema, letters, policies_without_rate_limit, upload_batch, Broker};
+use support::{fresh_postgres_schema, letters, upload_batch, Broker};
 
 /// Options.
 #[derive(Parser)]
@@ -49,7 +49,6 @@ const KINDS: [&str; 5] = [
 ];
 
 fn start(dir: &Path, database_url: &str) -> Broker {
-    let policies = policies_without_rate_limit(env!("CARGO_MANIFEST_DIR"), dir);
     // Travellers come from many addresses, each under the per-address limit of the
     // routes that need no key: the load generator names them in `X-Forwarded-For`,
     // as a reverse proxy in front of the broker would.
@@ -57,12 +56,7 @@ fn start(dir: &Path, database_url: &str) -> Broker {
         env!("CARGO_BIN_EXE_passerelle"),
         dir,
         database_url,
-        &[
-            "--policy-dir",
-            policies.to_str().unwrap(),
-            "--trusted-proxies",
-            "127.0.0.1",
-        ],
+        &["--trusted-proxies", "127.0.0.1"],
     )
 }
 

@@ -96,27 +96,6 @@ impl Drop for Broker {
     }
 }
 
-/// A copy of the shipped policies with the airline rate limit opened wide, so that a
-/// load measures the broker rather than the limiter. It says so on the bench's output:
-/// with the shipped tunables the same limit holds every airline request, token uses
-/// included, so the figures that follow are not what the shipped defaults give.
-pub fn policies_without_rate_limit(manifest_dir: &str, into: &Path) -> PathBuf {
-    println!(
-        "note: the shipped airline rate limit (50 requests/s, burst 200, token uses \
-         included) is lifted for this run; with the shipped defaults an airline is held to it"
-    );
-    let policies = into.join("policies");
-    std::fs::create_dir_all(&policies).unwrap();
-    for name in ["schema.cedarschema", "release.cedar", "tunables.toml"] {
-        let text = std::fs::read_to_string(format!("{manifest_dir}/policies/{name}")).unwrap();
-        let text = text
-            .replace("requests_per_second = 50", "requests_per_second = 1000000")
-            .replace("burst = 200", "burst = 1000000");
-        std::fs::write(policies.join(name), text).unwrap();
-    }
-    policies
-}
-
 /// A name made of letters only (names take no digits), distinct for each `i`.
 pub fn letters(mut i: usize) -> String {
     let mut s = String::new();

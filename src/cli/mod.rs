@@ -236,12 +236,14 @@ fn check_policies(dir: Option<&Path>) -> anyhow::Result<()> {
     }
     let t = &policies.tunables;
     println!(
-        "tunables: token lifetime {} s, {} uses; {} requests/s per airline (burst {}); \
+        "tunables: token lifetime {} s, {} uses; {} travellers asked for a second per airline (burst {}), {} refused uses a minute (burst {}); \
          contacts kept {} days after the trip, {} days by airlines",
         t.tokens.lifetime_seconds,
         t.tokens.uses,
-        t.rate_limit.requests_per_second,
+        t.rate_limit.travellers_per_second,
         t.rate_limit.burst,
+        t.rate_limit.refused_uses_per_minute,
+        t.rate_limit.refused_uses_burst,
         t.retention.contact_days,
         t.retention.release_days
     );

@@ -145,12 +145,6 @@ macro_rules! caller {
                         ),
                     ));
                 }
-                if party.kind == PartyKind::Airline {
-                    let limit = &state.settings.policies.tunables.rate_limit;
-                    state
-                        .limiter
-                        .admit(&party.id, limit, std::time::Instant::now())?;
-                }
                 Ok($name(party))
             }
         }

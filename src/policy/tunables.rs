@@ -34,14 +34,22 @@ pub struct TokenTunables {
     pub uses: u32,
 }
 
-/// A token bucket per airline.
+/// Two budgets per airline, as token buckets: what it asks for, and the refused uses
+/// of tokens that only a faulty or hostile client makes. Using the tokens it was
+/// granted is not counted: the grant already bounds it (`tokens.uses`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
-    /// Sustained requests per second.
-    pub requests_per_second: u32,
-    /// Requests allowed at once.
+    /// Sustained travellers asked for per second: one for a traveller's token, every
+    /// traveller on the flight for a flight's.
+    pub travellers_per_second: u32,
+    /// Travellers that may be asked for at once.
     pub burst: u32,
+    /// Sustained refused uses per minute (unknown token, another airline's, used up,
+    /// expired, a reveal of a relay-only token, a channel it does not cover).
+    pub refused_uses_per_minute: u32,
+    /// Refused uses allowed at once; once spent, the airline's token uses wait.
+    pub refused_uses_burst: u32,
 }
 
 /// A token bucket per client address, over the routes that need no API key (a
@@ -131,7 +139,7 @@ impl Tunables {
     }
 
     fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(&'static str, bool, &'static str); 15] = [
+        let checks: [(&'static str, bool, &'static str); 17] = [
             (
                 "lifetime_seconds",
                 (10..=86_400).contains(&self.tokens.lifetime_seconds),
@@ -143,11 +151,25 @@ impl Tunables {
                 "must be 1 to 20",
             ),
             (
-                "requests_per_second",
-                self.rate_limit.requests_per_second >= 1,
+                "rate_limit.travellers_per_second",
+                self.rate_limit.travellers_per_second >= 1,
                 "must be at least 1",
             ),
-            ("burst", self.rate_limit.burst >= 1, "must be at least 1"),
+            (
+                "rate_limit.burst",
+                self.rate_limit.burst >= 1,
+                "must be at least 1",
+            ),
+            (
+                "rate_limit.refused_uses_per_minute",
+                (1..=60_000).contains(&self.rate_limit.refused_uses_per_minute),
+                "must be 1 to 60000",
+            ),
+            (
+                "rate_limit.refused_uses_burst",
+                self.rate_limit.refused_uses_burst >= 1,
+                "must be at least 1",
+            ),
             (
                 "public_rate_limit.requests_per_minute",
                 (1..=6000).contains(&self.public_rate_limit.requests_per_minute),
@@ -284,11 +306,31 @@ mod tests {
 
     #[test]
     fn a_key_of_two_sections_is_found_in_its_own() {
-        let text = SHIPPED.replace("burst = 10", "burst = 0");
+        let text = SHIPPED.replace("\nburst = 10\n", "\nburst = 0\n");
         let (line, message) = Tunables::parse(&text).unwrap_err();
         assert!(message.contains("public_rate_limit.burst"), "{message}");
         let line = line.unwrap();
         assert_eq!(text.lines().nth(line - 1).unwrap().trim(), "burst = 0");
+    }
+
+    #[test]
+    fn an_airline_budget_out_of_range_names_its_key() {
+        for (from, to, key) in [
+            (
+                "refused_uses_per_minute = 600",
+                "refused_uses_per_minute = 0",
+                "rate_limit.refused_uses_per_minute",
+            ),
+            (
+                "travellers_per_second = 1000",
+                "travellers_per_second = 0",
+                "rate_limit.travellers_per_second",
+            ),
+        ] {
+            let text = SHIPPED.replace(from, to);
+            let (_, message) = Tunables::parse(&text).unwrap_err();
+            assert!(message.contains(key), "{message}");
+        }
     }
 
     #[test]

@@ -9,12 +9,14 @@ use crate::domain::party::Party;
 use crate::policy::facts::{AirlineFacts, ReleaseContext, TravellerAction, Verdict};
 use crate::policy::{self, Refusal, TokenState};
 use crate::service::grant::TOKEN_PREFIX;
+use crate::service::ratelimit::Budget;
 use crate::service::refusal::refusal_problem;
 use crate::service::sealed::Contacts;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::tokens::TokenRecord;
 use crate::store::{release, tokens, Conn, Tx};
+use std::time::Instant;
 
 /// What a token is used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,10 @@ pub fn ask<'a>(
     wanted: TokenUse,
     channel: Option<Channel>,
 ) -> Result<(UseAsked<'a>, NewEntry), Error> {
+    let limit = &state.settings.policies.tunables.rate_limit;
+    state
+        .limiter
+        .check(&airline.id, Budget::RefusedUses, limit, Instant::now())?;
     let presented = secret::parse(TOKEN_PREFIX, presented.trim()).ok_or_else(|| {
         Error::field(
             ErrorKind::InvalidField,
@@ -138,20 +144,69 @@ pub async fn take_in_writer(
             }
             let policies = verdict.map(|v| v.policies).unwrap_or_default();
             let entry = entry.refused(refusal.reason());
-            return Err(state
+            let problem = state
                 .refuse(tx, entry, refusal_problem(refusal, &policies))
-                .await);
+                .await;
+            return Err(count_refused(state, ask, refusal, problem).await);
         }
     };
     describe(state, &mut entry, &token, Some(&verdict));
     if !tokens::take_use(&mut tx, &token.id, ask.now).await? {
         let refusal = Refusal::TokenUsed;
         let entry = entry.refused(refusal.reason());
-        return Err(state
+        let problem = state
             .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
-            .await);
+            .await;
+        return Err(count_refused(state, ask, refusal, problem).await);
     }
     Ok(Taken { tx, token, entry })
+}
+
+/// Whether a refused use is one only a faulty or hostile client makes, and so paid
+/// from the airline's refused-uses budget. A withdrawal, a revocation, a purge or a
+/// policy's refusal is the traveller's or the agency's doing: a disruption full of
+/// them must not stop the airline's other uses.
+fn is_clients_fault(refusal: Refusal) -> bool {
+    matches!(
+        refusal,
+        Refusal::TokenNotFound
+            | Refusal::TokenUsed
+            | Refusal::TokenExpired
+            | Refusal::RelayOnly
+            | Refusal::ChannelNotCovered
+    )
+}
+
+/// Pays a refused use from the airline's budget once its refusal is audited (the
+/// writer is free again). The answer stays the refusal; a budget this spends makes the
+/// airline's next uses wait.
+async fn count_refused(
+    state: &AppState,
+    ask: &UseAsked<'_>,
+    refusal: Refusal,
+    problem: Error,
+) -> Error {
+    if is_clients_fault(refusal) {
+        let limit = &state.settings.policies.tunables.rate_limit;
+        let taken = state
+            .limiter
+            .take(
+                &state.store,
+                &ask.airline.id,
+                Budget::RefusedUses,
+                1.0,
+                limit,
+            )
+            .await;
+        // A spent budget is remembered by the limiter; only a failure to reach the
+        // budget at all is worth a line.
+        if let Err(err) = taken {
+            if err.kind() != ErrorKind::RateLimited {
+                tracing::warn!(kind = ?err.kind(), "the refused-uses budget could not be taken");
+            }
+        }
+    }
+    problem
 }
 
 /// A use asked of a token.

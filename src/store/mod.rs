@@ -24,6 +24,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod outbox;
 pub mod parties;
+pub mod rate_budgets;
 pub mod records;
 pub mod release;
 pub mod reports;

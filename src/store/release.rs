@@ -90,6 +90,23 @@ pub async fn on_flight(conn: &mut Conn, flight: &Flight) -> Result<Vec<ReleaseFa
     complete(conn, rows).await
 }
 
+/// How many travellers the broker holds on `flight`: what asking for its tokens costs
+/// an airline's budget.
+#[instrument(skip_all)]
+pub async fn count_on_flight(conn: &mut Conn, flight: &Flight) -> Result<i64, StoreError> {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM travellers t WHERE t.booking_id IN \
+         (SELECT booking_id FROM segments WHERE carrier = $1 AND flight_number = $2 \
+         AND departure_date = $3)",
+    )
+    .bind(flight.carrier.as_str())
+    .bind(flight.flight_number.as_str())
+    .bind(flight.date.as_string())
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(n)
+}
+
 /// The travellers with this name index on a booking with this locator that holds
 /// `flight`. More than one only if two agencies share a locator.
 #[instrument(skip_all)]

@@ -19,6 +19,7 @@ mod flights;
 mod hostile;
 mod isolation;
 mod layers;
+mod limits;
 mod log;
 mod openapi;
 mod operator;

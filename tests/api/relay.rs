@@ -592,38 +592,6 @@ async fn the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw(e
     assert_eq!(view["state"], "withdrawn");
 }
 
-async fn an_airline_over_its_rate_is_told_when_to_come_back(engine: Engine) {
-    let mut policies = Policies::built_in().unwrap();
-    policies.tunables.rate_limit.requests_per_second = 1;
-    policies.tunables.rate_limit.burst = 2;
-    let Some(r) = with_relay(engine, policies).await else {
-        return;
-    };
-    let app = &r.app;
-    for _ in 0..2 {
-        let ok = app
-            .flight_tokens(&app.airline.api_key, &flight_request())
-            .await;
-        assert_eq!(ok.status(), 200);
-    }
-    let limited = app
-        .flight_tokens(&app.airline.api_key, &flight_request())
-        .await;
-    assert_eq!(limited.headers()["retry-after"], "1");
-    assert_problem(limited, 429, "rate-limited").await;
-    let other = app
-        .flight_tokens(&app.other_airline.api_key, &flight_request())
-        .await;
-    assert_ne!(other.status(), 429, "limits are per airline");
-    assert_eq!(
-        app.get("/v1/consents", &app.agency.party.api_key)
-            .await
-            .status(),
-        200,
-        "agencies are not limited"
-    );
-}
-
 crate::on_both_engines_with_engine!(
     a_cancellation_in_relay_only_mode_reaches_the_traveller_and_never_the_airline,
     a_failing_gateway_is_retried_with_backoff_until_it_takes_the_message,
@@ -634,7 +602,6 @@ crate::on_both_engines_with_engine!(
     one_record_can_be_relay_only_while_the_agency_reveals,
     the_agency_reads_every_use_and_its_webhook_gets_each_signed,
     the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw,
-    an_airline_over_its_rate_is_told_when_to_come_back,
     a_relayed_message_links_only_to_its_airlines_domains,
 );
 

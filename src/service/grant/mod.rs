@@ -25,6 +25,7 @@ use crate::policy::facts::{
     AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use crate::policy::Refusal;
+use crate::service::ratelimit::Budget;
 use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
@@ -32,6 +33,7 @@ use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::Tx;
 use serde::{Deserialize, Serialize};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 /// The prefix of release tokens.
@@ -163,6 +165,8 @@ pub async fn request(
         event: &request.event,
         channels: request.channels.as_deref(),
     };
+    check_channels(ask.channels)?;
+    charge(state, airline, 1).await?;
     let (mut tx, base) = begin(state, request_id, airline, &ask, now).await?;
     let name_index = state
         .keys
@@ -219,6 +223,11 @@ pub async fn request_for_flight(
         event: &request.event,
         channels: request.channels.as_deref(),
     };
+    check_channels(ask.channels)?;
+    let mut reader = state.store.reader().acquire().await?;
+    let on_board = release::count_on_flight(&mut reader, &request.flight).await?;
+    drop(reader);
+    charge(state, airline, on_board.max(1)).await?;
     let (mut tx, base) = begin(state, request_id, airline, &ask, now).await?;
     let travellers = release::on_flight(&mut tx, &request.flight).await?;
     let mut granted = Vec::new();
@@ -277,8 +286,27 @@ pub async fn request_for_flight(
     })
 }
 
-/// What both routes do first: check the channels asked, start the transaction and the
-/// audit entry, and put the flight-level question to the policies (a refusal is
+/// Takes what a request asks for from the airline's budget (the travellers it
+/// covers), before anything is decided; a refusal is a 429 with Retry-After.
+async fn charge(state: &AppState, airline: &Party, travellers: i64) -> Result<(), Error> {
+    let limit = &state.settings.policies.tunables.rate_limit;
+    state
+        .limiter
+        .check(&airline.id, Budget::Asks, limit, Instant::now())?;
+    state
+        .limiter
+        .take(
+            &state.store,
+            &airline.id,
+            Budget::Asks,
+            travellers as f64,
+            limit,
+        )
+        .await
+}
+
+/// What both routes do once the ask is paid for: start the transaction and the audit
+/// entry, and put the flight-level question to the policies (a refusal is
 /// audited and returned).
 async fn begin(
     state: &AppState,
@@ -287,7 +315,6 @@ async fn begin(
     ask: &Ask<'_>,
     now: OffsetDateTime,
 ) -> Result<(Tx, NewEntry), Error> {
-    check_channels(ask.channels)?;
     let base = base_entry(state, request_id, airline, ask, now);
     let tx = state.store.begin().await?;
     let tx = ask_about_flight(state, tx, airline, ask, base.clone(), now).await??;
