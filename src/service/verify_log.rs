@@ -9,11 +9,11 @@
 //! catches entries deleted from the end, which nothing left in the database can.
 
 use crate::audit::checkpoint::{Checkpoint, LogKey};
-use crate::audit::merkle::{Frontier, Hash, NodeId};
+use crate::audit::merkle::{Frontier, Hash};
 use crate::store::{self, Store, StoreError};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Entries read per page.
@@ -136,20 +136,21 @@ pub async fn verify_with_progress(
     for e in exported {
         expected.entry(e.checkpoint.size).or_default().push(e);
     }
+    drop(conn);
+    let mut scan = store::audit::LogScan::open(store)?;
     let mut frontier = Frontier::default();
     let mut last_matched = 0u64;
     'pages: loop {
         let from = frontier.size();
-        let rows =
-            store::audit::list(&mut conn, from.checked_sub(1).map(|i| i as i64), PAGE).await?;
+        let page = scan
+            .page(from.checked_sub(1).map(|i| i as i64), PAGE)
+            .await?;
         progress(from, head);
-        let Some((last, _)) = rows.last() else { break };
-        let to = last.index as u64 + 1;
-        let nodes: HashMap<NodeId, Vec<u8>> = store::audit::nodes_completed_in(&mut conn, from, to)
-            .await?
-            .into_iter()
-            .collect();
-        for (entry, stored_leaf) in rows {
+        if page.entries.is_empty() {
+            break;
+        }
+        let nodes = page.nodes;
+        for (entry, stored_leaf) in page.entries {
             let index = frontier.size();
             if entry.index as u64 != index {
                 report.finding = Some(found(

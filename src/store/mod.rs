@@ -56,6 +56,9 @@ pub enum StoreError {
     /// A stored value does not parse back: the database was changed behind our back.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The SQLite file, read directly (see `audit::LogScan`), refused or failed.
+    #[error("database file error: {0}")]
+    File(String),
     /// The database URL names an engine we do not run on.
     #[error("unsupported database URL: use sqlite://PATH or postgres://…")]
     UnsupportedUrl,
@@ -74,6 +77,9 @@ pub enum Engine {
 #[derive(Clone, Debug)]
 pub struct Store {
     engine: Engine,
+    /// The SQLite database file, for what reads it directly; `None` on PostgreSQL
+    /// and for an in-memory database.
+    sqlite_file: Option<std::path::PathBuf>,
     reader: AnyPool,
     writer: AnyPool,
     group: group::GroupCommit,
@@ -100,6 +106,7 @@ impl Store {
                 let reader = sqlite_pool(4).connect_with(options).await?;
                 Ok(Self {
                     engine,
+                    sqlite_file: sqlite_file(url),
                     reader,
                     group: group::GroupCommit::new(writer.clone()),
                     writer,
@@ -113,6 +120,7 @@ impl Store {
                     .await?;
                 Ok(Self {
                     engine,
+                    sqlite_file: None,
                     reader: pool.clone(),
                     group: group::GroupCommit::new(pool.clone()),
                     writer: pool,
@@ -141,6 +149,11 @@ impl Store {
     /// The engine in use.
     pub fn engine(&self) -> Engine {
         self.engine
+    }
+
+    /// The SQLite database file, when there is one.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        self.sqlite_file.clone()
     }
 
     /// Starts a write transaction, which joins the current group-commit batch.
@@ -193,6 +206,16 @@ fn sqlite_pool(size: u32) -> AnyPoolOptions {
 /// A time as stored: Unix milliseconds.
 pub fn to_millis(at: OffsetDateTime) -> i64 {
     (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The file of a `sqlite:` URL (`sqlite://PATH?…` or `sqlite:PATH`), or `None` for an
+/// in-memory database.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && !path.contains(":memory:")).then(|| path.into())
 }
 
 /// A stored time back as a date-time.

@@ -7,6 +7,7 @@ mod helpers;
 
 mod audit;
 mod auth;
+mod brokers;
 mod browser;
 mod bulk;
 mod cli;

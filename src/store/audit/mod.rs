@@ -2,9 +2,11 @@
 //! and ordered reads.
 
 mod checkpoints;
+mod scan;
 mod search;
 
 pub use checkpoints::*;
+pub use scan::{LogScan, Page};
 pub use search::*;
 
 use super::{arg, bind_all, to_millis, values_rows, Conn, Param, Placeholders, StoreError};

@@ -36,7 +36,7 @@ pub struct EntryFilter {
     pub until: Option<OffsetDateTime>,
 }
 
-const ENTRY_COLUMNS: &str = "idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
+pub(super) const ENTRY_COLUMNS: &str = "idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
      airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
      message_id, channel, policies, policy_digest, leaf_hash";
 
