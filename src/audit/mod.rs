@@ -363,8 +363,8 @@ impl AuditEntry {
     /// the short escapes, `\u00xx` in lower case for other controls, nothing else).
     /// The tests hold it to the general canonicalizer.
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
-        let text: [(&str, Option<&str>); 21] = [
-            ("action", Some(&self.action)),
+        let before_index = [
+            ("action", Some(&self.action[..])),
             ("actor_id", Some(&self.actor_id)),
             ("actor_kind", Some(&self.actor_kind)),
             ("agency_id", self.agency_id.as_deref()),
@@ -376,9 +376,10 @@ impl AuditEntry {
             ("event_category", self.event_category.as_deref()),
             ("event_reference", self.event_reference.as_deref()),
             ("flight", self.flight.as_deref()),
-            // `index` sorts here; written below.
+        ];
+        let after_index = [
             ("message_id", self.message_id.as_deref()),
-            ("outcome", Some(&self.outcome)),
+            ("outcome", Some(&self.outcome[..])),
             ("policies", self.policies.as_deref()),
             ("policy_digest", self.policy_digest.as_deref()),
             ("purpose", self.purpose.as_deref()),
@@ -389,17 +390,21 @@ impl AuditEntry {
         ];
         out.push(b'{');
         let mut first = true;
-        for (key, value) in text {
-            if key == "message_id" {
-                write_key(out, "index", &mut first);
-                out.extend_from_slice(self.index.to_string().as_bytes());
-            }
-            if let Some(value) = value {
-                write_key(out, key, &mut first);
-                serde_json::to_writer(&mut *out, value).expect("a string serializes");
-            }
-        }
+        write_strings(out, &before_index, &mut first);
+        write_key(out, "index", &mut first);
+        serde_json::to_writer(&mut *out, &self.index).expect("an integer serializes");
+        write_strings(out, &after_index, &mut first);
         out.push(b'}');
+    }
+}
+
+/// Writes `"key":"value"` for each field that is set, in the order given.
+fn write_strings(out: &mut Vec<u8>, fields: &[(&str, Option<&str>)], first: &mut bool) {
+    for (key, value) in fields {
+        if let Some(value) = value {
+            write_key(out, key, first);
+            serde_json::to_writer(&mut *out, value).expect("a string serializes");
+        }
     }
 }
 
