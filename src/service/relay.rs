@@ -149,6 +149,7 @@ pub async fn relay(
         mut tx,
         token,
         mut entry,
+        ..
     } = token_use::take_in_writer(state, &ask, entry).await?;
     if let Err(problem) = same_category(&request, &token) {
         tx.rollback().await.ok();

@@ -90,11 +90,11 @@ pub async fn redeem(
         }
     }
     let Taken {
-        mut tx,
+        tx,
         token,
         entry,
+        sealed,
     } = take_in_writer(state, &ask, entry).await?;
-    let sealed = crate::store::sealed::sealed(&mut tx, &token.consent_id).await?;
     let Some(opened) = crate::service::sealed::open_contacts(state, &token.consent_id, &sealed)?
     else {
         return Err(state

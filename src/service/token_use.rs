@@ -14,8 +14,10 @@ use crate::service::refusal::refusal_problem;
 use crate::service::sealed::Contacts;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
+use crate::store::sealed::SealedRecord;
 use crate::store::tokens::TokenRecord;
-use crate::store::{release, tokens, Conn, Tx};
+use crate::store::use_facts::{self, UseFacts};
+use crate::store::{tokens, Conn, Tx};
 use std::time::Instant;
 
 /// What a token is used for.
@@ -35,6 +37,8 @@ pub struct Taken {
     pub token: TokenRecord,
     /// The audit entry for the use.
     pub entry: NewEntry,
+    /// The token's record's sealed contacts, as the transaction reads them.
+    pub sealed: SealedRecord,
 }
 
 /// A use the readers' view allows, with its audit entry filled in: to be taken by the
@@ -101,12 +105,12 @@ pub async fn decide_on_read(
     entry: &NewEntry,
 ) -> Result<Option<Ready>, Error> {
     let mut reader = state.store.reader().acquire().await?;
-    let Checked::Allowed(token, verdict) = check(state, &mut reader, ask).await? else {
+    let Checked::Allowed(token, verdict, sealed) = check(state, &mut reader, ask).await? else {
         return Ok(None);
     };
+    drop(reader);
     let contact = match ask.wanted {
         TokenUse::Reveal => {
-            let sealed = crate::store::sealed::sealed(&mut reader, &token.consent_id).await?;
             // A contact that cannot be opened here is left to the writer's check.
             match crate::service::sealed::open_contacts(state, &token.consent_id, &sealed) {
                 Ok(Some(contact)) => Some(contact),
@@ -132,8 +136,8 @@ pub async fn take_in_writer(
     mut entry: NewEntry,
 ) -> Result<Taken, Error> {
     let mut tx = state.store.begin().await?;
-    let (token, verdict) = match check(state, &mut tx, ask).await? {
-        Checked::Allowed(token, verdict) => (token, verdict),
+    let (token, verdict, sealed) = match check(state, &mut tx, ask).await? {
+        Checked::Allowed(token, verdict, sealed) => (token, verdict, sealed),
         Checked::Refused {
             token,
             refusal,
@@ -159,7 +163,12 @@ pub async fn take_in_writer(
             .await;
         return Err(count_refused(state, ask, refusal, problem).await);
     }
-    Ok(Taken { tx, token, entry })
+    Ok(Taken {
+        tx,
+        token,
+        entry,
+        sealed,
+    })
 }
 
 /// Whether a refused use is one only a faulty or hostile client makes, and so paid
@@ -243,8 +252,9 @@ impl UseAsked<'_> {
 
 /// What the token rules and the release policies say of a use.
 enum Checked {
-    /// Allowed, by these policies; the use is not taken yet.
-    Allowed(TokenRecord, Verdict),
+    /// Allowed, by these policies, with the record's sealed contacts; the use is not
+    /// taken yet.
+    Allowed(TokenRecord, Verdict, SealedRecord),
     /// Refused; with the token if it was found, and the policies' verdict if they
     /// were asked.
     Refused {
@@ -256,10 +266,15 @@ enum Checked {
 
 /// Decides a use on what `conn` reads, changing nothing.
 async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<Checked, Error> {
-    let token = tokens::find(conn, ask.presented.id)
+    let read = use_facts::for_use(conn, ask.presented.id)
         .await?
-        .filter(|t| ask.presented.matches(&t.secret_hash));
-    let Some(token) = token else {
+        .filter(|read| ask.presented.matches(&read.token.secret_hash));
+    let Some(UseFacts {
+        token,
+        facts,
+        sealed,
+    }) = read
+    else {
         return Ok(Checked::Refused {
             token: None,
             refusal: Refusal::TokenNotFound,
@@ -286,9 +301,6 @@ async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<
             verdict: None,
         });
     }
-    let facts = release::for_consent(conn, &token.consent_id)
-        .await?
-        .ok_or_else(|| Error::internal(format!("token {} has no consent", token.id)))?;
     let verdict = state.settings.policies.decide_traveller(
         &AirlineFacts::of(ask.airline),
         ask.policy_action(),
@@ -300,7 +312,7 @@ async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<
         },
     );
     Ok(match verdict.refusal {
-        None => Checked::Allowed(token, verdict),
+        None => Checked::Allowed(token, verdict, sealed),
         Some(refusal) => Checked::Refused {
             token: Some(token),
             refusal,

@@ -7,6 +7,11 @@
 //! root at each checkpointed size is compared with the signed root (catching a
 //! history rewritten wholesale, nodes and all). A checkpoint exported earlier also
 //! catches entries deleted from the end, which nothing left in the database can.
+//!
+//! The log may be live: a broker keeps appending while it is verified. The run covers
+//! the entries its head counted when the run began (an append commits its entries and
+//! the head together, so all of those are there); what was appended since is left to
+//! the next run.
 
 use crate::audit::checkpoint::{Checkpoint, LogKey};
 use crate::audit::merkle::{Frontier, Hash};
@@ -152,6 +157,10 @@ pub async fn verify_with_progress(
         let nodes = page.nodes;
         for (entry, stored_leaf) in page.entries {
             let index = frontier.size();
+            if index == head {
+                // Appended since the run began.
+                break 'pages;
+            }
             if entry.index as u64 != index {
                 report.finding = Some(found(
                     Some(index),
@@ -223,11 +232,12 @@ pub async fn verify_with_progress(
                     frontier.size()
                 ),
             ));
-        } else if head != frontier.size() {
+        } else if frontier.size() < head {
             report.finding = Some(found(
-                Some(frontier.size().min(head)),
+                Some(frontier.size()),
                 format!(
-                    "the log head counts {head} entries but {} are stored",
+                    "the log head counts {head} entries but only {} are stored: entries from index {} were deleted",
+                    frontier.size(),
                     frontier.size()
                 ),
             ));

@@ -31,6 +31,7 @@ pub mod reports;
 pub mod sealed;
 pub mod sessions;
 pub mod tokens;
+pub mod use_facts;
 pub mod verifications;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -116,6 +117,7 @@ impl Store {
                 let pool = AnyPoolOptions::new()
                     .max_connections(16)
                     .acquire_timeout(Duration::from_secs(5))
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Ok(Self {
@@ -188,10 +190,15 @@ impl Store {
 /// SQLite connections: WAL so readers never block the writer, `synchronous=FULL` so
 /// that an acknowledged write survives a power cut, and a busy timeout so a reader
 /// briefly waiting on a checkpoint does not fail.
+///
+/// No pool pings a connection before handing it out: on the hot paths that ping was
+/// one more round trip per request. A connection that broke fails its statement, and
+/// the pool closes it when it is returned (sqlx pings every returned connection).
 fn sqlite_pool(size: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
+        .test_before_acquire(false)
         .after_connect(|conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;

@@ -61,7 +61,7 @@ impl ReleaseFacts {
     }
 }
 
-const TRAVELLER_COLUMNS: &str =
+pub(crate) const TRAVELLER_COLUMNS: &str =
     "b.agency_id, b.id AS booking_id, b.record_locator, b.created_at AS booked_at, \
      t.id AS traveller_id, COALESCE(t.delivery, p.delivery) AS delivery, c.id AS consent_id, \
      c.sealed_mobile IS NOT NULL AS has_mobile, c.sealed_email IS NOT NULL AS has_email, \
@@ -132,84 +132,95 @@ pub async fn named(
     complete(conn, rows).await
 }
 
-/// The traveller a token was granted for, with the state of the very record it was
-/// granted under (not the traveller's current one: a newer version supersedes it).
-#[instrument(skip_all)]
-pub async fn for_consent(
-    conn: &mut Conn,
-    consent_id: &str,
-) -> Result<Option<ReleaseFacts>, StoreError> {
-    let sql = format!(
-        "SELECT {} FROM consents c JOIN travellers t ON t.id = c.traveller_id \
-         JOIN bookings b ON b.id = t.booking_id JOIN parties p ON p.id = b.agency_id \
-         WHERE c.id = $1",
-        TRAVELLER_COLUMNS
-    );
-    let rows = sqlx::query(&sql)
-        .bind(consent_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(complete(conn, rows).await?.pop())
-}
-
 /// Reads the rows and adds each booking's itinerary.
 async fn complete(
     conn: &mut Conn,
     rows: Vec<sqlx::any::AnyRow>,
 ) -> Result<Vec<ReleaseFacts>, StoreError> {
-    let mut travellers = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let consent_id: Option<String> = row.get("consent_id");
-        let consent = match consent_id {
-            Some(id) => {
-                let mut channels = Vec::new();
-                if flag(row, "has_mobile") {
-                    channels.push(Channel::Sms);
-                }
-                if flag(row, "has_email") {
-                    channels.push(Channel::Email);
-                }
-                Some(ConsentFacts {
-                    id,
-                    scope: scope_from_row(row)?,
-                    channels,
-                })
-            }
-            None => None,
-        };
-        let delivery: String = row.get("delivery");
-        travellers.push(ReleaseFacts {
-            agency_id: row.get("agency_id"),
-            booking_id: row.get("booking_id"),
-            record_locator: row.get("record_locator"),
-            traveller_id: row.get("traveller_id"),
-            booked_at: from_millis(row.get("booked_at"))?,
-            carriers: Vec::new(),
-            last_departure: None,
-            delivery: Delivery::from_word(&delivery)
-                .ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery}")))?,
-            consent,
-        });
-    }
+    let mut travellers = rows
+        .iter()
+        .map(facts_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
     let itineraries = itineraries(conn, &travellers).await?;
     for traveller in &mut travellers {
-        if let Some((carriers, last)) = itineraries.get(&traveller.booking_id) {
-            traveller.carriers = carriers.clone();
-            traveller.last_departure = Some(*last);
+        if let Some(itinerary) = itineraries.get(&traveller.booking_id) {
+            itinerary.apply(traveller);
         }
     }
     Ok(travellers)
 }
 
-/// Carriers and last departure date of each booking, in one query.
+/// A traveller read with [`TRAVELLER_COLUMNS`], its itinerary still empty.
+pub(crate) fn facts_from_row(row: &sqlx::any::AnyRow) -> Result<ReleaseFacts, StoreError> {
+    let consent_id: Option<String> = row.get("consent_id");
+    let consent = match consent_id {
+        Some(id) => {
+            let mut channels = Vec::new();
+            if flag(row, "has_mobile") {
+                channels.push(Channel::Sms);
+            }
+            if flag(row, "has_email") {
+                channels.push(Channel::Email);
+            }
+            Some(ConsentFacts {
+                id,
+                scope: scope_from_row(row)?,
+                channels,
+            })
+        }
+        None => None,
+    };
+    let delivery: String = row.get("delivery");
+    Ok(ReleaseFacts {
+        agency_id: row.get("agency_id"),
+        booking_id: row.get("booking_id"),
+        record_locator: row.get("record_locator"),
+        traveller_id: row.get("traveller_id"),
+        booked_at: from_millis(row.get("booked_at"))?,
+        carriers: Vec::new(),
+        last_departure: None,
+        delivery: Delivery::from_word(&delivery)
+            .ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery}")))?,
+        consent,
+    })
+}
+
+/// A booking's carriers and last departure date, gathered segment by segment.
+#[derive(Debug, Default)]
+pub(crate) struct Itinerary {
+    carriers: Vec<String>,
+    last: Option<Date>,
+}
+
+impl Itinerary {
+    /// Adds a segment, its departure date as stored.
+    pub(crate) fn add(&mut self, carrier: String, date: &str) -> Result<(), StoreError> {
+        let date = crate::domain::booking::FlightDate::parse(date)
+            .map_err(|_| StoreError::Corrupt(format!("departure date {date}")))?
+            .date();
+        if !self.carriers.contains(&carrier) {
+            self.carriers.push(carrier);
+        }
+        self.last = Some(self.last.map_or(date, |last| last.max(date)));
+        Ok(())
+    }
+
+    /// Gives the traveller this itinerary.
+    pub(crate) fn apply(&self, traveller: &mut ReleaseFacts) {
+        traveller.carriers = self.carriers.clone();
+        traveller.last_departure = self.last;
+    }
+}
+
+/// Each booking's itinerary, in one query.
 async fn itineraries(
     conn: &mut Conn,
     travellers: &[ReleaseFacts],
-) -> Result<BTreeMap<String, (Vec<String>, Date)>, StoreError> {
+) -> Result<BTreeMap<String, Itinerary>, StoreError> {
     let mut bookings: Vec<&str> = travellers.iter().map(|t| t.booking_id.as_str()).collect();
     bookings.sort_unstable();
     bookings.dedup();
-    let mut found: BTreeMap<String, (Vec<String>, Date)> = BTreeMap::new();
+    let mut found: BTreeMap<String, Itinerary> = BTreeMap::new();
     // Within the parameter limits of both engines, with room to spare.
     for chunk in bookings.chunks(1000) {
         let mut params = Vec::new();
@@ -222,24 +233,18 @@ async fn itineraries(
             placeholders.join(", ")
         );
         for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            let booking: String = row.get("booking_id");
-            let carrier: String = row.get("carrier");
             let date: String = row.get("departure_date");
-            let date = crate::domain::booking::FlightDate::parse(&date)
-                .map_err(|_| StoreError::Corrupt(format!("departure date {date}")))?
-                .date();
-            let entry = found.entry(booking).or_insert_with(|| (Vec::new(), date));
-            if !entry.0.contains(&carrier) {
-                entry.0.push(carrier);
-            }
-            entry.1 = entry.1.max(date);
+            found
+                .entry(row.get("booking_id"))
+                .or_default()
+                .add(row.get("carrier"), &date)?;
         }
     }
     Ok(found)
 }
 
 /// A boolean column: SQLite answers integers, PostgreSQL booleans.
-fn flag(row: &sqlx::any::AnyRow, column: &str) -> bool {
+pub(crate) fn flag(row: &sqlx::any::AnyRow, column: &str) -> bool {
     row.try_get::<bool, _>(column)
         .or_else(|_| row.try_get::<i64, _>(column).map(|n| n != 0))
         .unwrap_or(false)

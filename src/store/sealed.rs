@@ -34,17 +34,28 @@ pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, S
     .bind(consent_id)
     .fetch_one(conn)
     .await?;
+    Ok(sealed_from_row(&row, true))
+}
+
+/// A record's sealed data from a row holding `key_master`, `wrapped_key`,
+/// `purged_at`, `sealed_mobile`, `sealed_email` and, if `with_statement`,
+/// `sealed_statement` (what only opens contacts leaves the statement out).
+pub(crate) fn sealed_from_row(row: &sqlx::any::AnyRow, with_statement: bool) -> SealedRecord {
     let master: Option<String> = row.get("key_master");
     let wrapped: Option<Vec<u8>> = row.get("wrapped_key");
-    Ok(SealedRecord {
+    SealedRecord {
         wrapped_key: master
             .zip(wrapped)
             .map(|(master, wrapped)| WrappedKey { master, wrapped }),
         purged_at: row.get("purged_at"),
-        statement: row.get("sealed_statement"),
+        statement: if with_statement {
+            row.get("sealed_statement")
+        } else {
+            None
+        },
         mobile: row.get("sealed_mobile"),
         email: row.get("sealed_email"),
-    })
+    }
 }
 
 /// Ids of records whose purge time has come, oldest first.

@@ -89,31 +89,41 @@ pub async fn insert_many(conn: &mut Conn, tokens: &[TokenRecord]) -> Result<(), 
     Ok(())
 }
 
+/// A token's columns, from `release_tokens rt` joined to its record `c`. The names
+/// a traveller's facts also use are prefixed, so that one row can carry both (see
+/// `store::use_facts`).
+pub(crate) const TOKEN_COLUMNS: &str =
+    "rt.id AS token_id, rt.secret_hash, rt.airline_id, c.agency_id AS token_agency_id, \
+     rt.consent_id AS token_consent_id, rt.traveller_id AS token_traveller_id, \
+     rt.booking_id AS token_booking_id, rt.purpose, rt.event_category, rt.event_reference, \
+     rt.flight, rt.issued_at, rt.expires_at, rt.used_at, rt.channels, rt.uses_left, \
+     rt.delivery AS token_delivery, rt.revoked_at";
+
 /// Finds a token by its public id.
 #[instrument(skip_all)]
 pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, StoreError> {
-    let row = sqlx::query(
-        "SELECT t.id, t.secret_hash, t.airline_id, c.agency_id, t.consent_id, t.traveller_id, t.booking_id, t.purpose, \
-         t.event_category, t.event_reference, t.flight, t.issued_at, t.expires_at, t.used_at, \
-         t.channels, t.uses_left, t.delivery, t.revoked_at \
-         FROM release_tokens t JOIN consents c ON c.id = t.consent_id WHERE t.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM release_tokens rt JOIN consents c ON c.id = rt.consent_id \
+         WHERE rt.id = $1"
+    );
+    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(token_from_row).transpose()
+}
+
+/// A token read with [`TOKEN_COLUMNS`].
+pub(crate) fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
     let used_at: Option<i64> = row.get("used_at");
     let revoked_at: Option<i64> = row.get("revoked_at");
-    let delivery: String = row.get("delivery");
+    let delivery: String = row.get("token_delivery");
     let channels: String = row.get("channels");
-    Ok(Some(TokenRecord {
-        id: row.get("id"),
+    Ok(TokenRecord {
+        id: row.get("token_id"),
         secret_hash: row.get("secret_hash"),
         airline_id: row.get("airline_id"),
-        agency_id: row.get("agency_id"),
-        consent_id: row.get("consent_id"),
-        traveller_id: row.get("traveller_id"),
-        booking_id: row.get("booking_id"),
+        agency_id: row.get("token_agency_id"),
+        consent_id: row.get("token_consent_id"),
+        traveller_id: row.get("token_traveller_id"),
+        booking_id: row.get("token_booking_id"),
         purpose: row.get("purpose"),
         event_category: row.get("event_category"),
         event_reference: row.get("event_reference"),
@@ -126,7 +136,7 @@ pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, Stor
         delivery: Delivery::from_word(&delivery)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery}")))?,
         revoked_at: revoked_at.map(from_millis).transpose()?,
-    }))
+    })
 }
 
 /// Takes one use of a token if it has uses left, is not revoked and has not expired.

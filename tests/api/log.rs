@@ -27,6 +27,8 @@ on_both_engines!(
     an_entry_slipped_in_is_caught,
     a_history_rewritten_with_its_whole_tree_is_caught_by_the_checkpoint,
     deleting_the_newest_entries_is_caught_against_an_exported_checkpoint,
+    deleting_the_newest_entries_behind_the_head_is_caught_by_the_head,
+    entries_appended_while_the_log_is_verified_are_left_to_the_next_run,
     a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name,
     an_append_rolled_back_leaves_nothing_in_the_right_edge_the_writer_keeps,
     concurrent_actions_commit_in_groups_into_a_dense_verifiable_log,
@@ -251,6 +253,29 @@ async fn rewrite(app: &TestApp, entry: &AuditEntry) {
     .unwrap();
 }
 
+/// Writes a copy of entry `from` at index `to` under another request id, with the
+/// leaf hash that index and id give it, as an attacker (or a concurrent append) would.
+async fn copy_entry(app: &TestApp, from: u64, to: u64, request_id: &str) {
+    let mut copy = entry(app, from).await;
+    copy.index = to as i64;
+    copy.request_id = request_id.into();
+    sqlx::query(
+        "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, \
+         agency_id, airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, \
+         event_reference, flight, message_id, channel, policies, policy_digest, leaf_hash) \
+         SELECT $1, at, $2, actor_kind, actor_id, action, outcome, reason, agency_id, airline_id, booking_id, \
+         traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, message_id, \
+         channel, policies, policy_digest, $3 FROM audit_entries WHERE idx = $4",
+    )
+    .bind(copy.index)
+    .bind(&copy.request_id)
+    .bind(copy.leaf_hash().to_vec())
+    .bind(from as i64)
+    .execute(app.store.reader())
+    .await
+    .unwrap();
+}
+
 fn failed_at(report: &Report) -> (u64, String) {
     let finding = report.finding.clone().expect("the tampering is caught");
     (finding.index.expect("an index is named"), finding.what)
@@ -324,22 +349,7 @@ async fn an_entry_slipped_in_is_caught(app: TestApp) {
             .await
             .unwrap();
     }
-    let mut forged = entry(&app, 3).await;
-    forged.index = 4;
-    forged.request_id = "slipped-in".into();
-    sqlx::query(
-        "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, \
-         agency_id, airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, \
-         event_reference, flight, message_id, channel, policies, policy_digest, leaf_hash) \
-         SELECT 4, at, $1, actor_kind, actor_id, action, outcome, reason, agency_id, airline_id, booking_id, \
-         traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, message_id, \
-         channel, policies, policy_digest, $2 FROM audit_entries WHERE idx = 3",
-    )
-    .bind(&forged.request_id)
-    .bind(forged.leaf_hash().to_vec())
-    .execute(app.store.reader())
-    .await
-    .unwrap();
+    copy_entry(&app, 3, 4, "slipped-in").await;
     execute(&app, "UPDATE audit_head SET size = size + 1").await;
     let report = verify_log(&app, Vec::new()).await;
     let (index, what) = failed_at(&report);
@@ -393,6 +403,25 @@ async fn deleting_the_newest_entries_is_caught_against_an_exported_checkpoint(ap
         what.contains("covers 8 entries but the log holds 6"),
         "{what}"
     );
+}
+
+async fn deleting_the_newest_entries_behind_the_head_is_caught_by_the_head(app: TestApp) {
+    busy_log(&app).await;
+    execute(&app, "DELETE FROM audit_entries WHERE idx >= 6").await;
+    execute(&app, "DELETE FROM audit_nodes WHERE last_leaf >= 6").await;
+    let (index, what) = failed_at(&verify_log(&app, Vec::new()).await);
+    assert_eq!(index, 6);
+    assert!(what.contains("counts 8 entries but only 6"), "{what}");
+}
+
+/// What a verification that read the head just before an append commits finds: one
+/// more entry stored than the head it read counts.
+async fn entries_appended_while_the_log_is_verified_are_left_to_the_next_run(app: TestApp) {
+    busy_log(&app).await;
+    copy_entry(&app, 7, 8, "appended").await;
+    let report = verify_log(&app, Vec::new()).await;
+    assert_eq!(report.finding, None, "{}", report.summary());
+    assert_eq!(report.entries, 8, "the run covers what the head counted");
 }
 
 async fn a_tree_size_without_a_checkpoint_or_a_bad_index_is_refused_by_name(app: TestApp) {
