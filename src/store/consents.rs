@@ -127,6 +127,33 @@ pub struct NewConsent<'a> {
     pub now: OffsetDateTime,
 }
 
+/// Whether every one of these records is still current: neither withdrawn,
+/// superseded nor purged. The guard for grants decided on an earlier read.
+#[instrument(skip_all)]
+pub async fn all_current(conn: &mut Conn, ids: &[&str]) -> Result<bool, StoreError> {
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    // Within the parameter limits of both engines, with room to spare.
+    for chunk in ids.chunks(500) {
+        let mut params = Vec::with_capacity(chunk.len());
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
+            .collect();
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM consents WHERE id IN ({}) \
+             AND withdrawn_at IS NULL AND superseded_by IS NULL AND purged_at IS NULL",
+            list.join(", ")
+        );
+        let n: i64 = bind_all(&sql, params).fetch_one(&mut *conn).await?.get("n");
+        if n != chunk.len() as i64 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// The traveller's current record(s): those a new record would supersede.
 #[instrument(skip_all)]
 pub async fn current_ids(conn: &mut Conn, traveller_id: &str) -> Result<Vec<String>, StoreError> {

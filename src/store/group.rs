@@ -97,6 +97,11 @@ impl GroupCommit {
         })
     }
 
+    /// How many callers are waiting to join the batch.
+    pub fn queued(&self) -> usize {
+        self.0.queued.load(Ordering::SeqCst)
+    }
+
     /// The last batch commit's failure, if the latest one failed.
     pub fn last_failure(&self) -> Option<String> {
         self.0.last_failure.lock().expect("lock").clone()

@@ -163,6 +163,12 @@ impl Store {
         Ok(self.group.begin().await?)
     }
 
+    /// How many write transactions are waiting for the writer (what a test holding
+    /// the writer waits on to know a request reached it).
+    pub fn writers_queued(&self) -> usize {
+        self.group.queued()
+    }
+
     /// Why the last batch failed to commit, while no later one has succeeded.
     pub fn write_failure(&self) -> Option<String> {
         self.group.last_failure()

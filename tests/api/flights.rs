@@ -223,4 +223,46 @@ crate::on_both_engines!(
     a_flight_the_airline_does_not_operate_or_a_marketing_ask_is_refused_whole,
     an_empty_flight_gets_an_empty_answer,
     channels_asked_narrow_the_tokens,
+    a_record_withdrawn_while_the_grant_waits_for_the_writer_gets_no_token,
 );
+
+/// The flight is read and decided beside the writer; a record withdrawn after that
+/// read, while the grant waits for the writer, must get no token (its withdrawal
+/// revoked only the tokens already stored): the writer finds the record changed and
+/// decides the flight again.
+async fn a_record_withdrawn_while_the_grant_waits_for_the_writer_gets_no_token(app: TestApp) {
+    let ids = seed_a_flight(&app).await;
+    // The writer is busy with another transaction, which will withdraw the record.
+    let held = app.store.begin().await.unwrap();
+    let request = flight_request("cancellation");
+    let grant = app.flight_tokens(&app.airline.api_key, &request);
+    let withdraw = async {
+        let mut held = held;
+        while app.store.writers_queued() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2")
+            .bind(passerelle::store::to_millis(passerelle::clock::Clock::now(
+                &*app.clock,
+            )))
+            .bind(&ids["given"])
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        held.commit().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(grant, withdraw);
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["counts"],
+        json!({"travellers": 7, "granted": 1, "refused": 6})
+    );
+    let withdrawn = body["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["reason"] == "consent_withdrawn")
+        .count();
+    assert_eq!(withdrawn, 2, "{body}");
+}

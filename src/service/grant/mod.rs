@@ -29,6 +29,7 @@ use crate::service::ratelimit::Budget;
 use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
+use crate::store::consents;
 use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::Tx;
@@ -167,7 +168,8 @@ pub async fn request(
     };
     check_channels(ask.channels)?;
     charge(state, airline, 1).await?;
-    let (mut tx, base) = begin(state, request_id, airline, &ask, now).await?;
+    let base = base_entry(state, request_id, airline, &ask, now);
+    let mut tx = begin(state, airline, &ask, base.clone(), now).await?;
     let name_index = state
         .keys
         .keys()
@@ -210,6 +212,14 @@ pub async fn request(
 
 /// Tokens for every consenting traveller of a flight, and the reason for each other
 /// traveller, in one request and one transaction.
+///
+/// The travellers are read and decided on what the readers see, before the request
+/// joins the writer: a flight's Cedar decisions and token issuing take tens of
+/// milliseconds, which every other write would otherwise wait for. In the writer, one
+/// statement checks that every record a token is granted under is still current
+/// (neither withdrawn, superseded nor purged: a withdrawal revokes only the tokens
+/// already stored); if one changed, the flight is read and decided again there, where
+/// it is exact. A refusal decided on the read stands: it is the answer as of the read.
 pub async fn request_for_flight(
     state: &AppState,
     request_id: &str,
@@ -228,36 +238,23 @@ pub async fn request_for_flight(
     let on_board = release::count_on_flight(&mut reader, &request.flight).await?;
     drop(reader);
     charge(state, airline, on_board.max(1)).await?;
-    let (mut tx, base) = begin(state, request_id, airline, &ask, now).await?;
-    let travellers = release::on_flight(&mut tx, &request.flight).await?;
-    let mut granted = Vec::new();
-    let mut records = Vec::new();
-    let mut refused = Vec::new();
-    let mut entries = Vec::with_capacity(travellers.len());
-    let mut was_granted = Vec::with_capacity(travellers.len());
-    for traveller in &travellers {
-        let (outcome, entry) = decide_and_issue(state, airline, traveller, &ask, base.clone(), now);
-        was_granted.push(outcome.is_ok());
-        match outcome {
-            Ok((token, record)) => {
-                granted.push(token);
-                records.push(record);
-            }
-            Err(verdict) => {
-                let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
-                let problem = refusal_problem(refusal, &verdict.policies);
-                refused.push(TokenRefused {
-                    traveller_id: traveller.traveller_id.clone(),
-                    record_locator: traveller.record_locator.clone(),
-                    reason: refusal.reason().to_string(),
-                    type_uri: problem.kind().type_uri(),
-                    rule: rule_name(refusal, &verdict.policies),
-                    audit_index: 0,
-                })
-            }
-        }
-        entries.push(entry);
+    let base = base_entry(state, request_id, airline, &ask, now);
+    let mut reader = state.store.reader().acquire().await?;
+    let mut travellers = release::on_flight(&mut reader, &request.flight).await?;
+    drop(reader);
+    let mut decided = Decided::of(state, airline, &travellers, &ask, &base, now);
+    let mut tx = begin(state, airline, &ask, base.clone(), now).await?;
+    if !consents::all_current(&mut tx, &decided.granted_under()).await? {
+        travellers = release::on_flight(&mut tx, &request.flight).await?;
+        decided = Decided::of(state, airline, &travellers, &ask, &base, now);
     }
+    let Decided {
+        mut granted,
+        records,
+        mut refused,
+        entries,
+        was_granted,
+    } = decided;
     tokens::insert_many(&mut tx, &records).await?;
     let indexes = state.commit_with_audits(tx, entries).await?;
     // Entries were appended in traveller order; hand each answer its index.
@@ -286,6 +283,67 @@ pub async fn request_for_flight(
     })
 }
 
+/// A flight's travellers decided: the answers, the tokens to store and the entries to
+/// append, in traveller order.
+struct Decided {
+    granted: Vec<TokenGranted>,
+    records: Vec<TokenRecord>,
+    refused: Vec<TokenRefused>,
+    entries: Vec<NewEntry>,
+    /// For each entry, whether it is a grant.
+    was_granted: Vec<bool>,
+}
+
+impl Decided {
+    /// Decides every traveller and issues the tokens granted.
+    fn of(
+        state: &AppState,
+        airline: &Party,
+        travellers: &[ReleaseFacts],
+        ask: &Ask<'_>,
+        base: &NewEntry,
+        now: OffsetDateTime,
+    ) -> Self {
+        let mut decided = Self {
+            granted: Vec::new(),
+            records: Vec::new(),
+            refused: Vec::new(),
+            entries: Vec::with_capacity(travellers.len()),
+            was_granted: Vec::with_capacity(travellers.len()),
+        };
+        for traveller in travellers {
+            let (outcome, entry) =
+                decide_and_issue(state, airline, traveller, ask, base.clone(), now);
+            decided.was_granted.push(outcome.is_ok());
+            match outcome {
+                Ok((token, record)) => {
+                    decided.granted.push(token);
+                    decided.records.push(record);
+                }
+                Err(verdict) => {
+                    let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
+                    let problem = refusal_problem(refusal, &verdict.policies);
+                    decided.refused.push(TokenRefused {
+                        traveller_id: traveller.traveller_id.clone(),
+                        record_locator: traveller.record_locator.clone(),
+                        reason: refusal.reason().to_string(),
+                        type_uri: problem.kind().type_uri(),
+                        rule: rule_name(refusal, &verdict.policies),
+                        audit_index: 0,
+                    })
+                }
+            }
+            decided.entries.push(entry);
+        }
+        decided
+    }
+
+    /// The records the tokens are granted under.
+    fn granted_under(&self) -> Vec<&str> {
+        self.records.iter().map(|r| r.consent_id.as_str()).collect()
+    }
+}
+
 /// Takes what a request asks for from the airline's budget (the travellers it
 /// covers), before anything is decided; a refusal is a 429 with Retry-After.
 async fn charge(state: &AppState, airline: &Party, travellers: i64) -> Result<(), Error> {
@@ -305,20 +363,18 @@ async fn charge(state: &AppState, airline: &Party, travellers: i64) -> Result<()
         .await
 }
 
-/// What both routes do once the ask is paid for: start the transaction and the audit
-/// entry, and put the flight-level question to the policies (a refusal is
-/// audited and returned).
+/// What both routes do once the ask is paid for: start the transaction and put the
+/// flight-level question to the policies (a refusal is audited, with `base`, and
+/// returned).
 async fn begin(
     state: &AppState,
-    request_id: &str,
     airline: &Party,
     ask: &Ask<'_>,
+    base: NewEntry,
     now: OffsetDateTime,
-) -> Result<(Tx, NewEntry), Error> {
-    let base = base_entry(state, request_id, airline, ask, now);
+) -> Result<Tx, Error> {
     let tx = state.store.begin().await?;
-    let tx = ask_about_flight(state, tx, airline, ask, base.clone(), now).await??;
-    Ok((tx, base))
+    ask_about_flight(state, tx, airline, ask, base, now).await?
 }
 
 /// An empty channel list asks for nothing.
