@@ -12,6 +12,7 @@ use super::sealed::{sealed_from_row, SealedRecord};
 use super::tokens::{token_from_row, TokenRecord, TOKEN_COLUMNS};
 use super::{Conn, StoreError};
 use sqlx::Row;
+use std::sync::LazyLock;
 use tracing::instrument;
 
 /// A token with what a use of it is decided on.
@@ -25,11 +26,9 @@ pub struct UseFacts {
     pub sealed: SealedRecord,
 }
 
-/// Reads a token by its public id with everything a use of it is decided on; `None`
-/// for an unknown token.
-#[instrument(skip_all)]
-pub async fn for_use(conn: &mut Conn, token_id: &str) -> Result<Option<UseFacts>, StoreError> {
-    let sql = format!(
+/// The statement, written once: a use is the hottest read there is.
+static FOR_USE: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "SELECT {TOKEN_COLUMNS}, {TRAVELLER_COLUMNS}, \
          c.key_master, c.wrapped_key, c.purged_at, c.sealed_mobile, c.sealed_email, \
          s.carrier AS segment_carrier, s.departure_date AS segment_date \
@@ -37,8 +36,14 @@ pub async fn for_use(conn: &mut Conn, token_id: &str) -> Result<Option<UseFacts>
          JOIN travellers t ON t.id = c.traveller_id JOIN bookings b ON b.id = t.booking_id \
          JOIN parties p ON p.id = b.agency_id LEFT JOIN segments s ON s.booking_id = b.id \
          WHERE rt.id = $1"
-    );
-    let rows = sqlx::query(&sql).bind(token_id).fetch_all(conn).await?;
+    )
+});
+
+/// Reads a token by its public id with everything a use of it is decided on; `None`
+/// for an unknown token.
+#[instrument(skip_all)]
+pub async fn for_use(conn: &mut Conn, token_id: &str) -> Result<Option<UseFacts>, StoreError> {
+    let rows = sqlx::query(&FOR_USE).bind(token_id).fetch_all(conn).await?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
