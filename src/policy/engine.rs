@@ -79,6 +79,9 @@ pub struct PolicySummary {
 /// The loaded, validated policy set and its tunables.
 pub struct Policies {
     schema: Schema,
+    /// The actions the schema declares, with the groups they belong to: what an
+    /// `action in …` condition is evaluated against.
+    actions: Entities,
     set: PolicySet,
     /// Forbid policies in file order, with their refusal.
     forbids: Vec<(PolicyId, Refusal)>,
@@ -190,8 +193,12 @@ impl Policies {
             digest_input.extend_from_slice(file.text.as_bytes());
             digest_input.push(0);
         }
+        let actions = schema
+            .action_entities()
+            .map_err(|e| fail(SCHEMA_FILE, None, e.to_string()))?;
         let policies = Self {
             schema,
+            actions,
             set,
             forbids,
             summaries,
@@ -276,8 +283,9 @@ impl Policies {
             None,
         )
         .expect("a request without a schema check always builds");
-        // Principal attributes are not read by these rules; an empty store suffices.
-        self.verdict(request, Entities::empty())
+        // Principal attributes are not read by these rules; the actions are, by an
+        // `action in` a group.
+        self.verdict(request, self.actions.clone())
     }
 
     fn decide(
@@ -288,7 +296,14 @@ impl Policies {
         resource_entity: Result<Entity, cedar_policy::EntityAttrEvaluationError>,
         context: &ReleaseContext<'_>,
     ) -> Verdict {
-        match question(airline, action, resource, resource_entity, context, None) {
+        match question(
+            airline,
+            action,
+            resource,
+            resource_entity,
+            context,
+            Known::Actions(&self.actions),
+        ) {
             Ok((request, entities)) => self.verdict(request, entities),
             Err(error) => {
                 // The broker built facts Cedar rejects: a bug, refused safely.
@@ -325,7 +340,7 @@ impl Policies {
             flight,
             entity,
             &context,
-            Some(&self.schema),
+            Known::Schema(&self.schema),
         )?;
         for valid_until in [None, Some(now)] {
             let traveller = TravellerFacts {
@@ -353,7 +368,7 @@ impl Policies {
                     resource,
                     entity,
                     &context,
-                    Some(&self.schema),
+                    Known::Schema(&self.schema),
                 )?;
             }
         }
@@ -586,15 +601,24 @@ fn traveller_entity(
     (resource, entity)
 }
 
+/// What a question is built with.
+#[derive(Clone, Copy)]
+enum Known<'a> {
+    /// The schema: the question is checked against it, and its actions are added.
+    Schema(&'a Schema),
+    /// Only the schema's actions, taken from it once, for a question not checked again.
+    Actions(&'a Entities),
+}
+
 /// The question put to Cedar: the airline asking, the action, the resource and the
-/// context; checked against `schema` when one is given.
+/// context, with the schema's actions (so that `action in` a group holds).
 fn question(
     airline: &AirlineFacts<'_>,
     action: &str,
     resource: EntityUid,
     resource_entity: Result<Entity, cedar_policy::EntityAttrEvaluationError>,
     context: &ReleaseContext<'_>,
-    schema: Option<&Schema>,
+    known: Known<'_>,
 ) -> Result<(Request, Entities), String> {
     let principal = uid("Airline", airline.id);
     let airline_entity = Entity::new(
@@ -603,11 +627,12 @@ fn question(
         HashSet::new(),
     )
     .map_err(|e| e.to_string())?;
-    let entities = Entities::from_entities(
-        [airline_entity, resource_entity.map_err(|e| e.to_string())?],
-        schema,
-    )
-    .map_err(|e| e.to_string())?;
+    let facts = [airline_entity, resource_entity.map_err(|e| e.to_string())?];
+    let (entities, schema) = match known {
+        Known::Schema(schema) => (Entities::from_entities(facts, Some(schema)), Some(schema)),
+        Known::Actions(actions) => (actions.clone().add_entities(facts, None), None),
+    };
+    let entities = entities.map_err(|e| e.to_string())?;
     let context = Context::from_pairs([
         ("purpose".to_string(), string(context.purpose)),
         ("event_category".to_string(), string(context.event_category)),
@@ -688,6 +713,57 @@ mod tests {
             error.message.contains("do not fit this schema"),
             "{}",
             error.message
+        );
+    }
+
+    #[test]
+    fn a_forbid_on_a_group_of_actions_the_schema_declares_still_refuses() {
+        let mut files = built_in_files();
+        let schema = files.iter_mut().find(|f| f.name == SCHEMA_FILE).unwrap();
+        schema.text = schema.text.replace(
+            "action grant_token, redeem_token, relay_message\n",
+            "action contact_use;\n  action grant_token, redeem_token, relay_message in [contact_use]\n",
+        );
+        assert!(
+            schema.text.contains("in [contact_use]"),
+            "the schema was changed"
+        );
+        let policy = files.iter_mut().find(|f| f.name == POLICY_FILE).unwrap();
+        policy.text.push_str(
+            "\n@id(\"no-contact-use\")\n@reason(\"not_permitted\")\n\
+             forbid (principal, action in Passerelle::Action::\"contact_use\", resource);\n",
+        );
+        let policies = Policies::from_files(files, "test".into(), |n| n.to_string()).unwrap();
+        let now = time::macros::datetime!(2026-11-24 10:15 UTC);
+        let verdict = policies.decide_traveller(
+            &AirlineFacts {
+                id: "air_1",
+                designator: "AF",
+            },
+            TravellerAction::RedeemToken,
+            &TravellerFacts {
+                id: "trv_1",
+                agency_id: "agy_1",
+                carriers: vec!["AF".into()],
+                booked_at: now - time::Duration::days(10),
+                travel_ends: now + time::Duration::days(3),
+                consent: "given",
+                withdrawn: false,
+                superseded: false,
+                consent_valid_until: None,
+                consent_carriers: vec!["AF".into()],
+                consent_purposes: vec!["cancellation".into()],
+            },
+            &ReleaseContext {
+                purpose: "cancellation",
+                event_category: "cancellation",
+                now,
+            },
+        );
+        assert_eq!(verdict.refusal, Some(Refusal::NotPermitted), "{verdict:?}");
+        assert!(
+            verdict.policies.contains(&"no-contact-use".to_string()),
+            "the group's forbid decided: {verdict:?}"
         );
     }
 
