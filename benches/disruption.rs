@@ -738,10 +738,21 @@ async fn large_flight_grants(
 ) -> Vec<f64> {
     let mut took = Vec::new();
     for k in 0..LARGE_FLIGHT_GRANTS {
+        let flight =
+            json!({"carrier": AIRLINES[0], "flight_number": LARGE_FLIGHT_NUMBER, "date": date});
+        let disruption = declare(
+            client,
+            url,
+            key,
+            &flight,
+            "schedule_change",
+            &format!("SLOT-{k}"),
+        )
+        .await;
         let body = json!({
-            "flight": {"carrier": AIRLINES[0], "flight_number": LARGE_FLIGHT_NUMBER, "date": date},
+            "flight": flight,
             "purpose": "schedule_change",
-            "event": {"category": "schedule_change", "reference": format!("SLOT-{k}")}
+            "disruption_id": disruption
         });
         let sent = Instant::now();
         let response = client
@@ -761,6 +772,36 @@ async fn large_flight_grants(
         );
     }
     took
+}
+
+/// Declares a disruption of one flight and returns its id.
+async fn declare(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    flight: &Value,
+    category: &str,
+    reference: &str,
+) -> String {
+    let response = client
+        .post(format!("{url}/v1/disruptions"))
+        .bearer_auth(key)
+        .json(&json!({
+            "flights": [flight],
+            "category": category,
+            "reference": reference,
+            "occurred_at": passerelle::domain::time::format_time(time::OffsetDateTime::now_utc()),
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let declared: Value = response.json().await.unwrap();
+    assert!(
+        status.is_success(),
+        "the disruption is declared: {declared}"
+    );
+    declared["id"].as_str().unwrap().to_string()
 }
 
 /// The audit log as the run left it: how fast `passerelle audit verify` rebuilds and
@@ -897,10 +938,20 @@ async fn storm(
     let mut asks = Vec::new();
     for &f in &flights {
         let airline = f % args.airlines;
+        let flight = json!({"carrier": AIRLINES[airline], "flight_number": format!("{}", 100 + f / args.airlines), "date": date});
+        let disruption = declare(
+            client,
+            url,
+            &airline_keys[airline],
+            &flight,
+            event,
+            &format!("ASH-{event}-{f}"),
+        )
+        .await;
         let body = json!({
-            "flight": {"carrier": AIRLINES[airline], "flight_number": format!("{}", 100 + f / args.airlines), "date": date},
+            "flight": flight,
             "purpose": event,
-            "event": {"category": event, "reference": format!("ASH-{event}-{f}")}
+            "disruption_id": disruption
         });
         let (client, url, key, slots) = (
             client.clone(),

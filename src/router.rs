@@ -3,8 +3,8 @@
 //! list serves the server and the test that holds `openapi.yaml` to it.
 
 use crate::http::{
-    agency, airline, audit, batch, consents, export, health, keys, messages, middleware, policies,
-    proofs, releases, reports, tokens, traveller, withdrawals,
+    agency, airline, audit, batch, consents, disruptions, export, health, keys, messages,
+    middleware, policies, proofs, releases, reports, tokens, traveller, withdrawals,
 };
 use crate::service::AppState;
 use crate::web;
@@ -79,6 +79,11 @@ pub fn routes() -> Routes {
         .put("/v1/airline/link-domains", airline::set_link_domains)
         .post("/v1/withdrawals", withdrawals::by_traveller)
         .post("/v1/traveller/uses", traveller::uses)
+        .post("/v1/disruptions", disruptions::declare)
+        .get("/v1/disruptions", disruptions::list)
+        .get("/v1/disruptions/{id}", disruptions::read)
+        .post("/v1/disruptions/{id}/updates", disruptions::update)
+        .post("/v1/disruptions/{id}/closing", disruptions::close)
         .post("/v1/release-tokens", tokens::request)
         .post("/v1/flights/release-tokens", tokens::request_for_flight)
         .post("/v1/releases", releases::redeem)

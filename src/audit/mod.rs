@@ -37,11 +37,15 @@ pub enum Action {
     SettingsChange,
     /// An operator rotated or revoked a party's API keys.
     ApiKeyChange,
+    /// An airline declared a disruption.
+    DisruptionDeclaration,
+    /// An airline updated or closed a disruption.
+    DisruptionUpdate,
 }
 
 impl Action {
     /// Every action, in the order the console lists them.
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Self::ConsentUpload,
         Self::TokenRequest,
         Self::TokenRedemption,
@@ -51,6 +55,8 @@ impl Action {
         Self::MessageDelivery,
         Self::SettingsChange,
         Self::ApiKeyChange,
+        Self::DisruptionDeclaration,
+        Self::DisruptionUpdate,
     ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,8 @@ impl Action {
             Self::MessageDelivery => "message_delivery",
             Self::SettingsChange => "settings_change",
             Self::ApiKeyChange => "api_key_change",
+            Self::DisruptionDeclaration => "disruption_declaration",
+            Self::DisruptionUpdate => "disruption_update",
         }
     }
 }

@@ -108,9 +108,14 @@ In another shell, from the same directory:
   curl -s $PASSERELLE_URL/.well-known/jwks.json > {d}/jwks.json
   cargo run -q -- receipt verify --receipt {d}/recorded.json --keys {d}/jwks.json
 
-  # 2. The airline asks for a release token for a cancellation
+  # 2. The flight is cancelled: the airline declares it, then asks for a release token
+  #    under the disruption (declared again, the answer names the one declared before)
+  curl -s -X POST $PASSERELLE_URL/v1/disruptions -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data @{d}/disruption.json | tee {d}/declared.json
+  DISRUPTION=$(sed -n 's/.*"\(dis_[0-9a-f]*\)".*/\1/p' {d}/declared.json)
+  sed "s/DISRUPTION_ID/$DISRUPTION/" {d}/token-request.json | \
   curl -s -X POST $PASSERELLE_URL/v1/release-tokens -H "Authorization: Bearer $AIRLINE_KEY" \
-       -H 'Content-Type: application/json' --data @{d}/token-request.json | tee {d}/grant.json
+       -H 'Content-Type: application/json' --data @- | tee {d}/grant.json
   TOKEN=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' {d}/grant.json)
 
   # 3. The airline redeems it, once
@@ -127,8 +132,9 @@ In another shell, from the same directory:
   #    (start the broker with --sms-gateway-url or --smtp-url; see the README)
   curl -s -X PUT $PASSERELLE_URL/v1/agency/delivery -H "Authorization: Bearer $AGENCY_KEY" \
        -H 'Content-Type: application/json' --data '{{"delivery":"relay"}}'
+  sed "s/DISRUPTION_ID/$DISRUPTION/" {d}/flight-request.json | \
   curl -s -X POST $PASSERELLE_URL/v1/flights/release-tokens -H "Authorization: Bearer $AIRLINE_KEY" \
-       -H 'Content-Type: application/json' --data @{d}/flight-request.json | tee {d}/flight.json
+       -H 'Content-Type: application/json' --data @- | tee {d}/flight.json
   RELAY=$(sed -n 's/.*"token":"\([^"]*\)".*/\1/p' {d}/flight.json)
   curl -s -X POST $PASSERELLE_URL/v1/messages -H "Authorization: Bearer $AIRLINE_KEY" \
        -H 'Content-Type: application/json' \
@@ -208,8 +214,19 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
         "traveller": {"surname": "DUPONT", "given_name": "MARIE MRS"},
         "flight": {"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date},
         "purpose": "cancellation",
-        "event": {"category": "cancellation", "reference": "IRR-DEMO-0001"}
+        "disruption_id": "DISRUPTION_ID"
     });
+    let disruption = json!({
+        "flights": [{"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date}],
+        "category": "cancellation",
+        "reference": "IRR-DEMO-0001",
+        "occurred_at": crate::domain::time::format_time(now),
+        "note": "Snow at the departure airport; travellers are rebooked on the next flight."
+    });
+    std::fs::write(
+        dir.join("disruption.json"),
+        serde_json::to_string_pretty(&disruption)? + "\n",
+    )?;
     std::fs::write(
         dir.join("consent.json"),
         serde_json::to_string_pretty(&consent)? + "\n",
@@ -221,7 +238,7 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
     let flight = json!({
         "flight": {"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date},
         "purpose": "cancellation",
-        "event": {"category": "cancellation", "reference": "IRR-DEMO-0001"}
+        "disruption_id": "DISRUPTION_ID"
     });
     std::fs::write(
         dir.join("flight-request.json"),

@@ -9,6 +9,7 @@ pub mod booking;
 pub mod consent;
 pub mod contact;
 pub mod delivery;
+pub mod disruption;
 pub mod ids;
 pub mod language;
 pub mod links;

@@ -139,6 +139,22 @@ pub enum EventCategory {
 }
 
 impl EventCategory {
+    /// Every category.
+    pub const ALL: [EventCategory; 9] = [
+        Self::Cancellation,
+        Self::Delay,
+        Self::ScheduleChange,
+        Self::Diversion,
+        Self::Rebooking,
+        Self::SeatChange,
+        Self::GateChange,
+        Self::Baggage,
+        Self::CheckIn,
+    ];
+    /// The category a stored word names.
+    pub fn from_word(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == word)
+    }
     /// The snake_case word used on the wire and in storage.
     pub fn as_str(self) -> &'static str {
         match self {

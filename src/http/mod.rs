@@ -9,6 +9,7 @@ pub mod audit;
 pub mod batch;
 pub mod client_ip;
 pub mod consents;
+pub mod disruptions;
 pub mod export;
 pub mod extract;
 pub mod health;

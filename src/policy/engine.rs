@@ -7,7 +7,9 @@
 //! the policies that decided it, which go into the audit entry; a refusal's reason code
 //! is the `@reason` of the first deciding `forbid` in file order.
 
-use super::facts::{AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict};
+use super::facts::{
+    AirlineFacts, DisruptionFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
+};
 use super::tunables::{line_of, Tunables};
 use super::Refusal;
 use crate::crypto::sha256;
@@ -328,10 +330,20 @@ impl Policies {
             designator: "AF",
         };
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
-        let context = ReleaseContext {
+        let disruption = DisruptionFacts {
+            state: "open",
+            declared_at: now,
+            occurred_at: now,
+        };
+        let grant = ReleaseContext {
             purpose: "operational_notification",
             event_category: "cancellation",
             now,
+            disruption: Some(disruption),
+        };
+        let release = ReleaseContext {
+            disruption: None,
+            ..grant
         };
         let (flight, entity) = flight_entity("AF", "AF1234", "2026-12-01");
         question(
@@ -339,7 +351,7 @@ impl Policies {
             "request_tokens",
             flight,
             entity,
-            &context,
+            &grant,
             Known::Schema(&self.schema),
         )?;
         for valid_until in [None, Some(now)] {
@@ -362,12 +374,16 @@ impl Policies {
                 TravellerAction::RelayMessage,
             ] {
                 let (resource, entity) = traveller_entity(&traveller);
+                let context = match action {
+                    TravellerAction::GrantToken => &grant,
+                    _ => &release,
+                };
                 question(
                     &airline,
                     action.name(),
                     resource,
                     entity,
-                    &context,
+                    context,
                     Known::Schema(&self.schema),
                 )?;
             }
@@ -633,12 +649,25 @@ fn question(
         Known::Actions(actions) => (actions.clone().add_entities(facts, None), None),
     };
     let entities = entities.map_err(|e| e.to_string())?;
-    let context = Context::from_pairs([
+    let mut pairs = vec![
         ("purpose".to_string(), string(context.purpose)),
         ("event_category".to_string(), string(context.event_category)),
         ("now".to_string(), datetime(context.now)),
-    ])
-    .map_err(|e| e.to_string())?;
+    ];
+    if let Some(disruption) = context.disruption {
+        pairs.extend([
+            ("disruption_state".to_string(), string(disruption.state)),
+            (
+                "disruption_declared_at".to_string(),
+                datetime(disruption.declared_at),
+            ),
+            (
+                "disruption_occurred_at".to_string(),
+                datetime(disruption.occurred_at),
+            ),
+        ]);
+    }
+    let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
     let request = Request::new(principal, uid_action(action), resource, context, schema)
         .map_err(|e| e.to_string())?;
     Ok((request, entities))
@@ -669,6 +698,15 @@ fn datetime(at: OffsetDateTime) -> RestrictedExpression {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An open disruption declared at `at`.
+    fn open_since(at: OffsetDateTime) -> DisruptionFacts<'static> {
+        DisruptionFacts {
+            state: "open",
+            declared_at: at,
+            occurred_at: at,
+        }
+    }
 
     /// The built-in files, to change one.
     fn built_in_files() -> Vec<PolicyFile> {
@@ -721,8 +759,8 @@ mod tests {
         let mut files = built_in_files();
         let schema = files.iter_mut().find(|f| f.name == SCHEMA_FILE).unwrap();
         schema.text = schema.text.replace(
-            "action grant_token, redeem_token, relay_message\n",
-            "action contact_use;\n  action grant_token, redeem_token, relay_message in [contact_use]\n",
+            "action redeem_token, relay_message\n",
+            "action contact_use;\n  action redeem_token, relay_message in [contact_use]\n",
         );
         assert!(
             schema.text.contains("in [contact_use]"),
@@ -758,6 +796,7 @@ mod tests {
                 purpose: "cancellation",
                 event_category: "cancellation",
                 now,
+                disruption: None,
             },
         );
         assert_eq!(verdict.refusal, Some(Refusal::NotPermitted), "{verdict:?}");
@@ -782,6 +821,7 @@ mod tests {
                 purpose: "delay",
                 event_category: "delay",
                 now: time::macros::datetime!(2026-11-24 10:15 UTC),
+                disruption: Some(open_since(time::macros::datetime!(2026-11-24 10:15 UTC))),
             },
         );
         assert_eq!(verdict.refusal, Some(Refusal::NotPermitted), "{verdict:?}");
@@ -808,6 +848,7 @@ mod tests {
                 purpose: "delay",
                 event_category: "delay",
                 now: at,
+                disruption: Some(open_since(at)),
             },
         );
         assert!(verdict.allowed(), "{verdict:?}");

@@ -42,6 +42,20 @@ pub struct ReleaseContext<'a> {
     pub event_category: &'a str,
     /// Now.
     pub now: OffsetDateTime,
+    /// The disruption a grant is under; `None` for a use of a token (its disruption
+    /// was open when it was granted, and closing it revokes the token).
+    pub disruption: Option<DisruptionFacts<'a>>,
+}
+
+/// What a grant's question knows of the disruption it is under.
+#[derive(Clone, Copy)]
+pub struct DisruptionFacts<'a> {
+    /// `open`, `updated` or `closed`.
+    pub state: &'a str,
+    /// When it was declared.
+    pub declared_at: OffsetDateTime,
+    /// When it happened, as declared.
+    pub occurred_at: OffsetDateTime,
 }
 
 /// What the broker found about a traveller, for a decision.

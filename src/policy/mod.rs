@@ -52,11 +52,17 @@ pub enum Refusal {
     RelayOnly,
     /// The token does not cover that channel, or the traveller gave no contact for it.
     ChannelNotCovered,
+    /// The grant names no disruption the airline declared.
+    DisruptionNotFound,
+    /// The disruption named does not carry the flight asked about.
+    FlightNotInDisruption,
+    /// The disruption named is closed.
+    DisruptionClosed,
 }
 
 impl Refusal {
     /// The reason codes a policy's `@reason` may name.
-    pub const POLICY_REASONS: [&'static str; 11] = [
+    pub const POLICY_REASONS: [&'static str; 12] = [
         "purpose_not_operational",
         "booking_not_found",
         "outside_release_window",
@@ -68,6 +74,7 @@ impl Refusal {
         "consent_withdrawn",
         "consent_expired",
         "consent_superseded",
+        "disruption_closed",
     ];
 
     /// The stable reason code written to the audit entry.
@@ -91,6 +98,9 @@ impl Refusal {
             Self::TokenRevoked => "token_revoked",
             Self::RelayOnly => "relay_only",
             Self::ChannelNotCovered => "channel_not_covered",
+            Self::DisruptionNotFound => "disruption_not_found",
+            Self::FlightNotInDisruption => "flight_not_in_disruption",
+            Self::DisruptionClosed => "disruption_closed",
         }
     }
 
@@ -108,6 +118,7 @@ impl Refusal {
             "consent_withdrawn" => Self::ConsentWithdrawn,
             "consent_expired" => Self::ConsentExpired,
             "consent_superseded" => Self::ConsentSuperseded,
+            "disruption_closed" => Self::DisruptionClosed,
             _ => return None,
         })
     }
@@ -122,6 +133,8 @@ impl Refusal {
             Self::TokenRevoked => Some("token-not-revoked"),
             Self::RelayOnly => Some("agency-delivery-choice"),
             Self::ChannelNotCovered => Some("token-channels"),
+            Self::DisruptionNotFound => Some("disruption-declared"),
+            Self::FlightNotInDisruption => Some("disruption-carries-the-flight"),
             _ => None,
         }
     }

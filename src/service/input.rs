@@ -3,6 +3,8 @@
 //! readers, so a bad field is named the same way wherever it arrives.
 
 use super::{Error, ErrorKind};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde::de::DeserializeOwned;
 
 /// The `limit` of a paged listing: 1 to `max`, `default` when absent.
@@ -17,6 +19,26 @@ pub fn page_limit(limit: Option<i64>, default: i64, max: i64) -> Result<i64, Err
             format!("must be between 1 and {max}"),
         ))
     }
+}
+
+/// A page cursor: the last row's time (ms) and id, opaque to the client.
+pub fn encode_cursor(at: i64, id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{at}.{id}"))
+}
+
+/// Reads back a cursor [`encode_cursor`] gave out; anything else is refused as `after`.
+pub fn decode_cursor(cursor: &str) -> Result<(i64, String), Error> {
+    let bad = || {
+        Error::field(
+            ErrorKind::InvalidField,
+            "after",
+            "is not a cursor this broker gave out (use the previous page's next_after)",
+        )
+    };
+    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
+    let text = String::from_utf8(text).map_err(|_| bad())?;
+    let (at, id) = text.split_once('.').ok_or_else(bad)?;
+    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
 /// Parses JSON bytes: a syntax error is `malformed-json`, a value of the wrong shape

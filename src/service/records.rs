@@ -11,14 +11,12 @@ use crate::domain::ids::hex;
 use crate::domain::party::Party;
 use crate::domain::scope::ConsentState;
 use crate::domain::time::format_time;
-use crate::service::input::page_limit;
+use crate::service::input::{decode_cursor, encode_cursor, page_limit};
 use crate::service::sealed::open_statement;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::records::{RecordFilter, RecordRow};
 use crate::store::Conn;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -207,24 +205,6 @@ pub async fn list(state: &AppState, agency: &Party, query: ListQuery) -> Result<
         records: rows.iter().map(|r| RecordView::of(r, now)).collect(),
         next_after,
     })
-}
-
-fn encode_cursor(at: i64, id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{at}.{id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(i64, String), Error> {
-    let bad = || {
-        Error::field(
-            ErrorKind::InvalidField,
-            "after",
-            "is not a cursor this broker gave out (use the previous page's next_after)",
-        )
-    };
-    let text = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| bad())?;
-    let text = String::from_utf8(text).map_err(|_| bad())?;
-    let (at, id) = text.split_once('.').ok_or_else(bad)?;
-    Ok((at.parse().map_err(|_| bad())?, id.to_string()))
 }
 
 /// One record with its signed statement (while not purged) and a fresh check of the

@@ -34,9 +34,12 @@ pub fn refusal_problem(refusal: Refusal, policies: &[String]) -> Error {
         Refusal::TokenNotFound => (ErrorKind::TokenNotFound, "No such release token was issued to your airline."),
         Refusal::TokenUsed => (ErrorKind::TokenUsed, "This release token has no uses left; ask for a new one."),
         Refusal::TokenExpired => (ErrorKind::TokenExpired, "This release token expired; ask for a new one."),
-        Refusal::TokenRevoked => (ErrorKind::TokenRevoked, "This release token was revoked: the traveller withdrew their consent."),
+        Refusal::TokenRevoked => (ErrorKind::TokenRevoked, "This release token was revoked: the traveller withdrew their consent, or the disruption it was granted under was closed."),
         Refusal::RelayOnly => (ErrorKind::RelayOnly, "The agency has the broker deliver messages to this traveller; send yours to POST /v1/messages with this token."),
         Refusal::ChannelNotCovered => (ErrorKind::ChannelNotCovered, "The traveller gave no contact for the channel asked, or the token does not cover it."),
+        Refusal::DisruptionNotFound => (ErrorKind::DisruptionNotFound, "Tokens are granted only under a disruption your airline declared (POST /v1/disruptions); name its id in `disruption_id`."),
+        Refusal::FlightNotInDisruption => (ErrorKind::FlightNotInDisruption, "The disruption named does not carry this flight; declare the flight, or name the disruption that carries it."),
+        Refusal::DisruptionClosed => (ErrorKind::DisruptionClosed, "The disruption named is closed: no token is granted under it any more."),
     };
     let mut problem = Error::new(kind, detail).with_rule(rule_name(refusal, policies));
     problem = problem.with_extension("reason", serde_json::Value::from(refusal.reason()));

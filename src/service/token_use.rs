@@ -309,6 +309,7 @@ async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<
             purpose: &token.purpose,
             event_category: &token.event_category,
             now: ask.now,
+            disruption: None,
         },
     );
     Ok(match verdict.refusal {

@@ -19,6 +19,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod bookings;
 pub mod consents;
+pub mod disruptions;
 pub mod group;
 pub mod idempotency;
 pub mod keys;

@@ -16,7 +16,7 @@ on_both_engines!(
 
 async fn the_officer_reads_every_decision_in_order(app: TestApp) {
     let token = app.granted_token().await;
-    let mut marketing = app.token_request();
+    let mut marketing = app.token_request().await;
     marketing["purpose"] = json!("marketing");
     app.request_token(&app.airline.api_key, &marketing).await;
     app.redeem(&app.airline.api_key, &token).await;
@@ -38,20 +38,22 @@ async fn the_officer_reads_every_decision_in_order(app: TestApp) {
         summary,
         vec![
             (0, "consent_upload", "recorded", None),
-            (1, "token_request", "granted", None),
+            (1, "disruption_declaration", "recorded", None),
+            (2, "token_request", "granted", None),
             (
-                2,
+                3,
                 "token_request",
                 "refused",
                 Some("purpose_not_operational")
             ),
-            (3, "token_redemption", "released", None),
-            (4, "token_redemption", "refused", Some("token_used")),
+            (4, "token_redemption", "released", None),
+            (5, "token_redemption", "refused", Some("token_used")),
         ]
     );
     assert_eq!(entries[0]["actor_id"], app.agency.party.id);
-    assert_eq!(entries[3]["actor_id"], app.airline.id);
-    assert_eq!(entries[3]["agency_id"], app.agency.party.id);
+    assert_eq!(entries[1]["actor_id"], app.airline.id);
+    assert_eq!(entries[4]["actor_id"], app.airline.id);
+    assert_eq!(entries[4]["agency_id"], app.agency.party.id);
     assert!(entries
         .iter()
         .all(|e| e["request_id"].as_str().is_some_and(|r| !r.is_empty())));
@@ -108,7 +110,7 @@ async fn the_trail_is_read_a_page_at_a_time(app: TestApp) {
         .await;
     assert_eq!(first["entries"].as_array().unwrap().len(), 2);
     assert_eq!(first["next_after"], 1);
-    assert_eq!(first["tree_size"], 3);
+    assert_eq!(first["tree_size"], 4);
     let second: Value = app
         .get_json("/v1/audit/entries?limit=2&after=1", &app.officer.api_key)
         .await;

@@ -4,19 +4,11 @@
 //! or purged. Each scenario warms the second broker first, so that a cache it kept
 //! would be tested, not an empty one.
 
-use crate::helpers::{assert_problem, granted_tokens, TestApp, FLIGHT_DATE};
+use crate::helpers::{assert_problem, granted_tokens, TestApp};
 use passerelle::clock::Clock;
 use passerelle::domain::party::{Party, PartyKind};
 use passerelle::service::parties::{revoke_api_keys, KeyTarget};
 use serde_json::{json, Value};
-
-fn flight_request() -> Value {
-    json!({
-        "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-        "purpose": "cancellation",
-        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
-    })
-}
 
 /// Two travellers of AF1234 and a token for each, granted at the first broker.
 async fn two_tokens(app: &TestApp) -> (Vec<String>, Vec<String>) {
@@ -24,7 +16,10 @@ async fn two_tokens(app: &TestApp) -> (Vec<String>, Vec<String>) {
     app.upload(&app.statement_for("CRM-2", "Martin", "+33611111111"))
         .await;
     let grant = app
-        .flight_tokens_json(&app.airline.api_key, &flight_request())
+        .flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     let tokens = granted_tokens(&grant);
     let consents: Value = app

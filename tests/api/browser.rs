@@ -165,7 +165,7 @@ impl Browser {
 async fn some_history(app: &TestApp) -> Value {
     let uploaded = app.upload_default().await;
     let granted = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_eq!(granted.status(), 201);
     let token = granted.json::<Value>().await.unwrap()["token"]
@@ -174,7 +174,7 @@ async fn some_history(app: &TestApp) -> Value {
         .to_string();
     assert_eq!(app.redeem(&app.airline.api_key, &token).await.status(), 200);
     let refused = app
-        .request_token(&app.other_airline.api_key, &app.token_request())
+        .request_token(&app.other_airline.api_key, &app.token_request().await)
         .await;
     assert!(refused.status().is_client_error());
     uploaded
@@ -378,7 +378,7 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
     assert_eq!(listed["records"].as_array().unwrap().len(), 2);
 
     // AF is told of a cancellation and gets Mrs Leroy's contact: the agency sees it.
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["record_locator"] = json!("WEB123");
     request["traveller"]["surname"] = json!("LEROY");
     let granted = app.request_token(&app.airline.api_key, &request).await;
@@ -451,7 +451,7 @@ async fn a_traveller_withdraws_from_their_page_and_the_airline_is_refused(app: T
     browser.close().await;
 
     assert_problem(
-        app.request_token(&app.airline.api_key, &app.token_request())
+        app.request_token(&app.airline.api_key, &app.token_request().await)
             .await,
         403,
         "consent-inactive",

@@ -250,8 +250,17 @@ fn the_demo_walkthrough_works_as_printed() {
     forged["receipt"]["receipt"]["jurisdiction"] = "US".into();
     std::fs::write(demo.join("forged.json"), forged.to_string()).unwrap();
     assert!(!verify("forged.json").status.success());
-    let request: Value =
+    let disruption: Value =
+        serde_json::from_slice(&std::fs::read(demo.join("disruption.json")).unwrap()).unwrap();
+    let (status, declared) = client.post("/v1/disruptions", &key("AIRLINE_KEY"), &disruption);
+    assert_eq!(status, 201, "{declared}");
+    let mut request: Value =
         serde_json::from_slice(&std::fs::read(demo.join("token-request.json")).unwrap()).unwrap();
+    assert_eq!(
+        request["disruption_id"], "DISRUPTION_ID",
+        "the walkthrough fills it in"
+    );
+    request["disruption_id"] = declared["id"].clone();
     let (status, grant) = client.post("/v1/release-tokens", &key("AIRLINE_KEY"), &request);
     assert_eq!(status, 201, "{grant}");
     let (status, release) = client.post(
@@ -263,7 +272,7 @@ fn the_demo_walkthrough_works_as_printed() {
     assert_eq!(release["contact"]["mobile"], "+33612345678");
     let (status, trail) = client.get("/v1/audit/entries", &key("OFFICER_KEY"));
     assert_eq!(status, 200);
-    assert_eq!(trail["tree_size"], 3);
+    assert_eq!(trail["tree_size"], 4, "upload, declaration, grant, release");
     // 5: relay-only for a cancelled flight: the broker's worker hands the text to the
     // SMS gateway; the airline sees no contact.
     let (status, _) = client.put(
@@ -272,8 +281,9 @@ fn the_demo_walkthrough_works_as_printed() {
         &serde_json::json!({"delivery": "relay"}),
     );
     assert_eq!(status, 200);
-    let flight: Value =
+    let mut flight: Value =
         serde_json::from_slice(&std::fs::read(demo.join("flight-request.json")).unwrap()).unwrap();
+    flight["disruption_id"] = declared["id"].clone();
     let (status, tokens) = client.post("/v1/flights/release-tokens", &key("AIRLINE_KEY"), &flight);
     assert_eq!(status, 200, "{tokens}");
     assert_eq!(tokens["granted"][0]["delivery"], "relay");

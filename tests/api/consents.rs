@@ -218,7 +218,7 @@ async fn a_new_upload_for_the_same_traveller_supersedes_the_old(app: TestApp) {
     assert_eq!(second["supersedes"], json!([first["consent_id"]]));
 
     let token: Value = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await
         .json()
         .await
@@ -245,7 +245,7 @@ async fn a_refused_upload_stores_nothing(app: TestApp) {
         .unwrap();
     assert_eq!(count.0, 0);
     let response = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_problem(response, 404, "booking-not-found").await;
 }

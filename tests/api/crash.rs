@@ -134,11 +134,26 @@ async fn a_release_storm_killed_midway_keeps_every_acknowledged_release_and_its_
         .await
         .unwrap();
     assert_eq!(uploaded.status(), 200);
-    let request: Value = serde_json::from_str(
+    let mut request: Value = serde_json::from_str(
         &std::fs::read_to_string(broker.demo_dir().join("flight-request.json")).unwrap(),
     )
     .unwrap();
     let airline = broker.key("AIRLINE_KEY");
+    let disruption: Value = serde_json::from_str(
+        &std::fs::read_to_string(broker.demo_dir().join("disruption.json")).unwrap(),
+    )
+    .unwrap();
+    let declared: Value = client
+        .post(format!("{}/v1/disruptions", broker.url))
+        .bearer_auth(&airline)
+        .json(&disruption)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    request["disruption_id"] = declared["id"].clone();
     let grant: Value = client
         .post(format!("{}/v1/flights/release-tokens", broker.url))
         .bearer_auth(&airline)

@@ -6,14 +6,6 @@ use crate::helpers::{assert_problem, TestApp, FLIGHT_DATE};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-fn flight_request(purpose: &str) -> Value {
-    json!({
-        "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-        "purpose": purpose,
-        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
-    })
-}
-
 /// Seven travellers of AF1234 in every state, and one on another flight.
 async fn seed_a_flight(app: &TestApp) -> BTreeMap<&'static str, String> {
     let mut ids = BTreeMap::new();
@@ -75,10 +67,9 @@ async fn seed_a_flight(app: &TestApp) -> BTreeMap<&'static str, String> {
 
 async fn one_request_answers_for_every_traveller_of_the_flight(app: TestApp) {
     seed_a_flight(&app).await;
+    let request = app.flight_request("cancellation").await;
     let before = app.audit_entries().await.len();
-    let response = app
-        .flight_tokens(&app.airline.api_key, &flight_request("cancellation"))
-        .await;
+    let response = app.flight_tokens(&app.airline.api_key, &request).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(
@@ -147,23 +138,30 @@ async fn travellers_of_every_agency_on_the_flight_are_answered(app: TestApp) {
         .await;
     assert_eq!(r.status(), 201);
     let body: Value = app
-        .flight_tokens_json(&app.airline.api_key, &flight_request("cancellation"))
+        .flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     assert_eq!(body["counts"]["granted"], 2);
 }
 
 async fn a_flight_the_airline_does_not_operate_or_a_marketing_ask_is_refused_whole(app: TestApp) {
     seed_a_flight(&app).await;
+    // Another airline cannot name AF's disruption (nor declare one of AF's flights).
     let problem = assert_problem(
-        app.flight_tokens(&app.other_airline.api_key, &flight_request("cancellation"))
-            .await,
+        app.flight_tokens(
+            &app.other_airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
+        .await,
         404,
-        "booking-not-found",
+        "disruption-not-found",
     )
     .await;
-    assert_eq!(problem["rule"], "airline-operates-the-flight");
+    assert_eq!(problem["rule"], "disruption-declared");
     let problem = assert_problem(
-        app.flight_tokens(&app.airline.api_key, &flight_request("marketing"))
+        app.flight_tokens(&app.airline.api_key, &app.flight_request("marketing").await)
             .await,
         422,
         "purpose-not-operational",
@@ -181,7 +179,7 @@ async fn a_flight_the_airline_does_not_operate_or_a_marketing_ask_is_refused_who
 
 async fn an_empty_flight_gets_an_empty_answer(app: TestApp) {
     let body: Value = app
-        .flight_tokens_json(&app.airline.api_key, &flight_request("delay"))
+        .flight_tokens_json(&app.airline.api_key, &app.flight_request("delay").await)
         .await;
     assert_eq!(
         body["counts"],
@@ -191,7 +189,7 @@ async fn an_empty_flight_gets_an_empty_answer(app: TestApp) {
 
 async fn channels_asked_narrow_the_tokens(app: TestApp) {
     app.upload_default().await;
-    let mut request = flight_request("cancellation");
+    let mut request = app.flight_request("cancellation").await;
     request["channels"] = json!(["sms"]);
     let body: Value = app.flight_tokens_json(&app.airline.api_key, &request).await;
     assert_eq!(body["granted"][0]["channels"], json!(["sms"]));
@@ -233,8 +231,8 @@ crate::on_both_engines!(
 async fn a_record_withdrawn_while_the_grant_waits_for_the_writer_gets_no_token(app: TestApp) {
     let ids = seed_a_flight(&app).await;
     // The writer is busy with another transaction, which will withdraw the record.
+    let request = app.flight_request("cancellation").await;
     let held = app.store.begin().await.unwrap();
-    let request = flight_request("cancellation");
     let grant = app.flight_tokens(&app.airline.api_key, &request);
     let withdraw = async {
         let mut held = held;

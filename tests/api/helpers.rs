@@ -360,15 +360,61 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// AF's request for Marie Dupont on AF1234 about a cancellation.
-    pub fn token_request(&self) -> Value {
+    /// AF's request for Marie Dupont on AF1234 about its cancellation, declared first.
+    pub async fn token_request(&self) -> Value {
         json!({
             "record_locator": "ABC123",
             "traveller": {"surname": "DUPONT", "given_name": "MARIE"},
             "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
             "purpose": "cancellation",
-            "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
+            "disruption_id": self.disruption().await
         })
+    }
+
+    /// AF's request for every traveller of AF1234, for `purpose`, under its
+    /// cancellation.
+    pub async fn flight_request(&self, purpose: &str) -> Value {
+        json!({
+            "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+            "purpose": purpose,
+            "disruption_id": self.disruption().await
+        })
+    }
+
+    /// The id of AF's cancellation of AF1234, declared on first use.
+    pub async fn disruption(&self) -> String {
+        let flight = json!({"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE});
+        self.declared(&self.airline.api_key, &flight).await
+    }
+
+    /// The id of the cancellation of `flight` declared with `key`: declared now, or the
+    /// one declared before under the same reference.
+    pub async fn declared(&self, key: &str, flight: &Value) -> String {
+        let reference = format!(
+            "IRR-{}{}-{}",
+            flight["carrier"].as_str().unwrap(),
+            flight["flight_number"].as_str().unwrap(),
+            flight["date"].as_str().unwrap()
+        );
+        let response = self
+            .post(
+                "/v1/disruptions",
+                key,
+                &json!({
+                    "flights": [flight],
+                    "category": "cancellation",
+                    "reference": reference,
+                    "occurred_at": "2026-11-24T09:00:00Z"
+                }),
+            )
+            .await;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => body["id"].as_str().unwrap().to_string(),
+            StatusCode::CONFLICT => body["disruption_id"].as_str().unwrap().to_string(),
+            other => panic!("the disruption is declared: {other} {body}"),
+        }
     }
 
     /// Asks for a token with a key.
@@ -380,7 +426,7 @@ impl TestApp {
     pub async fn granted_token(&self) -> String {
         self.upload_default().await;
         let response = self
-            .request_token(&self.airline.api_key, &self.token_request())
+            .request_token(&self.airline.api_key, &self.token_request().await)
             .await;
         assert_eq!(response.status(), StatusCode::CREATED);
         let body: Value = response.json().await.unwrap();

@@ -279,7 +279,7 @@ async fn plant_webhook(app: &TestApp, url: &str) {
 async fn a_use(app: &TestApp) {
     app.upload_default().await;
     let granted = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_eq!(granted.status(), 201);
 }
@@ -356,8 +356,11 @@ async fn no_redirect_is_followed_by_a_webhook_push_or_the_sms_gateway(engine: En
     .await;
     a_use(&app).await;
     let granted: Value = app
-        .flight_tokens_json(&app.airline.api_key, &json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-                    "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-1"}})).await;
+        .flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
+        .await;
     let token = granted["granted"][0]["token"].as_str().unwrap();
     let sent = app
         .post(
@@ -452,8 +455,10 @@ async fn a_slow_upload_and_a_dead_webhook_hold_back_no_other_party(engine: Engin
     // agency's client: neither waits for the stream or the webhook.
     let started = Instant::now();
     let granted = app
-        .flight_tokens(&app.airline.api_key, &json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-                    "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-2"}}))
+        .flight_tokens(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     assert_eq!(granted.status(), 200);
     let granted_in = started.elapsed();

@@ -52,6 +52,11 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("PUT", "/v1/airline/link-domains", &[Airline]),
     ("POST", "/v1/withdrawals", PUBLIC),
     ("POST", "/v1/traveller/uses", PUBLIC),
+    ("POST", "/v1/disruptions", &[Airline]),
+    ("GET", "/v1/disruptions", ANY),
+    ("GET", "/v1/disruptions/{id}", ANY),
+    ("POST", "/v1/disruptions/{id}/updates", &[Airline]),
+    ("POST", "/v1/disruptions/{id}/closing", &[Airline]),
     ("POST", "/v1/release-tokens", &[Airline]),
     ("POST", "/v1/flights/release-tokens", &[Airline]),
     ("POST", "/v1/releases", &[Airline]),
@@ -238,7 +243,7 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
     // AF gets a token and relays a message; KLM, which does not fly the booking, gets
     // the same answers as for a booking, token or message that does not exist.
     let granted = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_eq!(granted.status(), 201);
     let token: Value = granted.json().await.unwrap();
@@ -251,7 +256,7 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
     let message_id = message["message_id"].as_str().unwrap().to_string();
     let klm = app.other_airline.api_key.clone();
 
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     let for_marie = seen(app.request_token(&klm, &request).await).await;
     request["record_locator"] = json!("ZZZ999");
     let for_nobody = seen(app.request_token(&klm, &request).await).await;
@@ -259,13 +264,14 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
         for_marie, for_nobody,
         "a booking KLM does not fly is a booking that does not exist"
     );
-    let mut flight = json!({"flight": {"carrier": "AF", "flight_number": "1234", "date": crate::helpers::FLIGHT_DATE}, "purpose": "cancellation", "event": {"category": "cancellation", "reference": "IRR-1"}});
+    let mut flight = app.flight_request("cancellation").await;
     let af_flight = app.flight_tokens(&klm, &flight).await;
     assert!(
         af_flight.status().is_client_error(),
         "KLM cannot ask for AF's flight"
     );
     flight["flight"]["carrier"] = json!("KL");
+    flight["disruption_id"] = json!(app.declared(&klm, &flight["flight"]).await);
     let own: Value = app.flight_tokens_json(&klm, &flight).await;
     assert!(
         own["granted"].as_array().is_none_or(Vec::is_empty),

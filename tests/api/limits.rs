@@ -3,20 +3,12 @@
 //! their own, and on PostgreSQL two brokers share each budget.
 
 use crate::broker::letters;
-use crate::helpers::{assert_problem, granted_tokens, Engine, TestApp, FLIGHT_DATE};
+use crate::helpers::{assert_problem, granted_tokens, Engine, TestApp};
 use passerelle::policy::engine::Policies;
 use passerelle::policy::tunables::RateLimit;
 use passerelle::service::Settings;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-fn flight_request() -> Value {
-    json!({
-        "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-        "purpose": "cancellation",
-        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
-    })
-}
 
 /// A broker whose airline budgets are these.
 async fn limited(engine: Engine, limit: RateLimit) -> Option<TestApp> {
@@ -87,7 +79,10 @@ async fn with_the_shipped_limits_an_airline_uses_every_token_of_a_large_flight_a
     let n = 260;
     travellers_on_the_flight(&app, n).await;
     let grant = app
-        .flight_tokens_json(&app.airline.api_key, &flight_request())
+        .flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     let tokens = granted_tokens(&grant);
     assert_eq!(tokens.len(), n, "{grant}");
@@ -119,23 +114,32 @@ async fn a_flight_is_weighed_by_the_travellers_it_covers(engine: Engine) {
     };
     travellers_on_the_flight(&app, 20).await;
     let first = app
-        .flight_tokens(&app.airline.api_key, &flight_request())
+        .flight_tokens(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     assert_eq!(first.status(), 200, "20 of 30");
     let second = app
-        .flight_tokens(&app.airline.api_key, &flight_request())
+        .flight_tokens(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     let wait = assert_waits(second, "travellers").await;
     assert!((8..=10).contains(&wait), "10 left, 20 asked: {wait}");
     // A smaller ask still fits what is left.
-    let mut one = app.token_request();
+    let mut one = app.token_request().await;
     one["traveller"] = json!({"surname": "TRAVELLERA", "given_name": "MARIE"});
     assert_eq!(
         app.request_token(&app.airline.api_key, &one).await.status(),
         201
     );
     let other = app
-        .flight_tokens(&app.other_airline.api_key, &flight_request())
+        .flight_tokens(
+            &app.other_airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     assert_ne!(other.status(), 429, "budgets are per airline");
     assert_eq!(
@@ -153,8 +157,11 @@ async fn an_airline_that_asked_all_it_may_still_uses_every_token_it_holds(engine
     };
     travellers_on_the_flight(&app, 20).await;
     let tokens = granted_tokens(
-        &app.flight_tokens_json(&app.airline.api_key, &flight_request())
-            .await,
+        &app.flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
+        .await,
     );
     assert_eq!(tokens.len(), 20);
     for token in &tokens {
@@ -168,8 +175,11 @@ async fn an_airline_that_asked_all_it_may_still_uses_every_token_it_holds(engine
         "reads are not asks"
     );
     assert_problem(
-        app.flight_tokens(&app.airline.api_key, &flight_request())
-            .await,
+        app.flight_tokens(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
+        .await,
         429,
         "rate-limited",
     )
@@ -182,8 +192,11 @@ async fn refused_uses_spend_a_budget_after_which_the_airlines_uses_wait(engine: 
     };
     travellers_on_the_flight(&app, 2).await;
     let tokens = granted_tokens(
-        &app.flight_tokens_json(&app.airline.api_key, &flight_request())
-            .await,
+        &app.flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
+        .await,
     );
     assert_eq!(
         app.redeem(&app.airline.api_key, &tokens[0]).await.status(),
@@ -212,9 +225,12 @@ async fn refused_uses_spend_a_budget_after_which_the_airlines_uses_wait(engine: 
     );
     // Asking is another budget, and the other airline has its own.
     assert_eq!(
-        app.flight_tokens(&app.airline.api_key, &flight_request())
-            .await
-            .status(),
+        app.flight_tokens(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await
+        )
+        .await
+        .status(),
         200
     );
     assert_problem(
@@ -275,9 +291,13 @@ async fn two_brokers_on_one_postgresql_share_each_airlines_budgets() {
             .send()
     };
     let grant = "/v1/flights/release-tokens";
-    let at_a = post(&app.url, grant, flight_request()).await.unwrap();
+    let at_a = post(&app.url, grant, app.flight_request("cancellation").await)
+        .await
+        .unwrap();
     assert_eq!(at_a.status(), 200, "A: 20 of 30");
-    let at_b = post(&second, grant, flight_request()).await.unwrap();
+    let at_b = post(&second, grant, app.flight_request("cancellation").await)
+        .await
+        .unwrap();
     assert_problem(at_b, 429, "rate-limited").await;
 
     // Spent at A, the refused-uses budget is spent at B from B's first refusal there.

@@ -14,6 +14,7 @@ mod cli;
 mod compliance;
 mod consents;
 mod crash;
+mod disruptions;
 mod edges;
 mod fakes;
 mod flights;

@@ -670,7 +670,7 @@ async fn an_agency_sees_only_its_own_records(app: TestApp) {
 async fn every_report_table_downloads_as_csv(app: TestApp) {
     app.upload_default().await;
     let granted = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     let token: Value = granted.json().await.unwrap();
     app.redeem(&app.airline.api_key, token["token"].as_str().unwrap())

@@ -6,7 +6,7 @@ use crate::helpers::{assert_problem, TestApp, FLIGHT_DATE, START};
 use passerelle::domain::party::PartyKind;
 use passerelle::policy::engine::Policies;
 use passerelle::policy::facts::{
-    AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
+    AirlineFacts, DisruptionFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use passerelle::policy::Refusal;
 use serde_json::Value;
@@ -45,11 +45,34 @@ fn marie() -> TravellerFacts<'static> {
     }
 }
 
+/// A grant's question: under an open disruption declared an hour before `now`.
 fn asking(purpose: &'static str, now: OffsetDateTime) -> ReleaseContext<'static> {
+    under(purpose, now, "open")
+}
+
+fn under(
+    purpose: &'static str,
+    now: OffsetDateTime,
+    state: &'static str,
+) -> ReleaseContext<'static> {
     ReleaseContext {
         purpose,
         event_category: "cancellation",
         now,
+        disruption: Some(DisruptionFacts {
+            state,
+            declared_at: now - Duration::hours(1),
+            occurred_at: now - Duration::hours(1),
+        }),
+    }
+}
+
+/// A use's question: a token's use carries no disruption (closing one revokes its
+/// tokens).
+fn using(purpose: &'static str, now: OffsetDateTime) -> ReleaseContext<'static> {
+    ReleaseContext {
+        disruption: None,
+        ..asking(purpose, now)
     }
 }
 
@@ -89,9 +112,8 @@ fn every_shipped_policy_allows_one_case_and_refuses_another() {
                 &p,
                 &marie(),
                 &ReleaseContext {
-                    purpose: "cancellation",
                     event_category: "promotion",
-                    now,
+                    ..asking("cancellation", now)
                 },
             ),
             reason: Some(Refusal::NotPermitted),
@@ -131,6 +153,12 @@ fn every_shipped_policy_allows_one_case_and_refuses_another() {
             allowed: ok(),
             refused: with(&|t| t.carriers = vec!["KL".into()]),
             reason: Some(Refusal::BookingNotFound),
+        },
+        Row {
+            policy: "disruption-open",
+            allowed: grant(&p, &marie(), &under("cancellation", now, "updated")),
+            refused: grant(&p, &marie(), &under("cancellation", now, "closed")),
+            reason: Some(Refusal::DisruptionClosed),
         },
         Row {
             policy: "release-window",
@@ -246,13 +274,13 @@ fn redemption_and_relay_are_held_to_the_same_consent_rules() {
     let mut t = marie();
     t.withdrawn = true;
     for action in [TravellerAction::RedeemToken, TravellerAction::RelayMessage] {
-        let verdict = p.decide_traveller(&AF, action, &t, &asking("cancellation", START));
+        let verdict = p.decide_traveller(&AF, action, &t, &using("cancellation", START));
         assert_eq!(
             verdict.refusal,
             Some(Refusal::ConsentWithdrawn),
             "{action:?}"
         );
-        let allowed = p.decide_traveller(&AF, action, &marie(), &asking("cancellation", START));
+        let allowed = p.decide_traveller(&AF, action, &marie(), &using("cancellation", START));
         assert!(allowed.allowed(), "{action:?}");
     }
 }
@@ -335,10 +363,10 @@ async fn an_officer_reads_the_policies_in_force(app: TestApp) {
 async fn every_decision_names_its_policies_and_their_version(app: TestApp) {
     app.upload_default().await;
     let response = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_eq!(response.status(), 201);
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["purpose"] = serde_json::json!("gate_change");
     let problem = assert_problem(
         app.request_token(&app.airline.api_key, &request).await,
@@ -350,9 +378,10 @@ async fn every_decision_names_its_policies_and_their_version(app: TestApp) {
     assert_eq!(problem["reason"], "purpose_not_covered");
     let digest = app.get_json("/v1/policies", &app.officer.api_key).await["digest"].clone();
     let entries = app.audit_entries().await;
-    assert_eq!(entries[1]["policies"], "airlines-operational-notifications");
-    assert_eq!(entries[1]["policy_digest"], digest);
-    assert_eq!(entries[2]["policies"], "consent-covers-purpose");
+    assert_eq!(entries[1]["action"], "disruption_declaration");
+    assert_eq!(entries[2]["policies"], "airlines-operational-notifications");
+    assert_eq!(entries[2]["policy_digest"], digest);
+    assert_eq!(entries[3]["policies"], "consent-covers-purpose");
 }
 
 crate::on_both_engines!(
@@ -392,7 +421,7 @@ mod failing {
         };
         app.upload_default().await;
         let refused = app
-            .request_token(&app.airline.api_key, &app.token_request())
+            .request_token(&app.airline.api_key, &app.token_request().await)
             .await;
         let problem = assert_problem(refused, 403, "not-permitted").await;
         assert!(

@@ -162,7 +162,7 @@ async fn a_refusal_is_a_record_and_airlines_asking_later_learn_refused(app: Test
         "refused"
     );
     let problem = assert_problem(
-        app.request_token(&app.airline.api_key, &app.token_request())
+        app.request_token(&app.airline.api_key, &app.token_request().await)
             .await,
         403,
         "consent-refused",
@@ -192,9 +192,13 @@ async fn itinerary_recipients_cover_every_carrier_of_the_booking(app: TestApp) {
         body["receipt"]["receipt"]["passerelle"]["recipients"],
         json!(["AF", "KL"])
     );
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["flight"] =
         json!({"carrier": "KL", "flight_number": "1002", "date": crate::helpers::FLIGHT_DATE});
+    request["disruption_id"] = json!(
+        app.declared(&app.other_airline.api_key, &request["flight"])
+            .await
+    );
     let response = app
         .request_token(&app.other_airline.api_key, &request)
         .await;

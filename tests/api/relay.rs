@@ -3,7 +3,7 @@
 //! withdrawal, and per-airline rate limits.
 
 use crate::fakes::{FakeHttp, FakeSmtp};
-use crate::helpers::{assert_problem, Engine, TestApp, EMAIL, FLIGHT_DATE, MOBILE};
+use crate::helpers::{assert_problem, Engine, TestApp, EMAIL, MOBILE};
 use passerelle::policy::engine::Policies;
 use passerelle::service::{RelaySettings, Settings};
 use passerelle::workers::relay::{self, Transports};
@@ -40,14 +40,6 @@ async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
     })
 }
 
-fn flight_request() -> Value {
-    json!({
-        "flight": {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
-        "purpose": "cancellation",
-        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
-    })
-}
-
 impl Relay {
     /// The agency switches to relay-only, uploads Marie, and AF asks for the flight.
     async fn relay_token(&self) -> Value {
@@ -62,7 +54,10 @@ impl Relay {
         assert_eq!(r.status(), 200);
         app.upload_default().await;
         let body: Value = app
-            .flight_tokens_json(&app.airline.api_key, &flight_request())
+            .flight_tokens_json(
+                &app.airline.api_key,
+                &app.flight_request("cancellation").await,
+            )
             .await;
         body["granted"][0].clone()
     }
@@ -392,7 +387,10 @@ async fn one_record_can_be_relay_only_while_the_agency_reveals(engine: Engine) {
     )
     .await;
     let body: Value = app
-        .flight_tokens_json(&app.airline.api_key, &flight_request())
+        .flight_tokens_json(
+            &app.airline.api_key,
+            &app.flight_request("cancellation").await,
+        )
         .await;
     let mut modes: Vec<&str> = body["granted"]
         .as_array()
@@ -467,7 +465,7 @@ async fn the_agency_reads_every_use_and_its_webhook_gets_each_signed(engine: Eng
     assert_eq!(first["airline"]["designator"], "AF");
     assert_eq!(first["airline"]["name"], "Air France");
     assert_eq!(first["purpose"], "cancellation");
-    assert_eq!(first["event_reference"], "IRR-2026-1201-AF1234");
+    assert_eq!(first["event_reference"], app.disruption().await);
 
     // Filters and pages.
     let relays: Value = app
@@ -551,7 +549,7 @@ async fn the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw(e
     let receipt = app.upload_default().await;
     let code = receipt["withdrawal_code"].as_str().unwrap();
     let token: Value = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await
         .json()
         .await

@@ -32,9 +32,12 @@ async fn the_airline_redeems_its_token_and_receives_the_contact(app: TestApp) {
         .unwrap()
         .contains("never for sales or marketing"));
     let entries = app.audit_entries().await;
-    assert_eq!(body["audit_index"], 2);
-    assert_eq!(entries[2]["action"], "token_redemption");
-    assert_eq!(entries[2]["outcome"], "released");
+    assert_eq!(
+        body["audit_index"], 3,
+        "after the upload, the declaration and the grant"
+    );
+    assert_eq!(entries[3]["action"], "token_redemption");
+    assert_eq!(entries[3]["outcome"], "released");
 }
 
 async fn a_token_works_only_once(app: TestApp) {
@@ -47,7 +50,7 @@ async fn a_token_works_only_once(app: TestApp) {
     )
     .await;
     assert_eq!(problem["rule"], "token-uses");
-    assert_eq!(app.audit_entries().await[3]["reason"], "token_used");
+    assert_eq!(app.audit_entries().await[4]["reason"], "token_used");
 }
 
 async fn another_airline_cannot_redeem_the_token(app: TestApp) {
@@ -60,7 +63,7 @@ async fn another_airline_cannot_redeem_the_token(app: TestApp) {
     .await;
     assert!(problem.get("contact").is_none());
     assert_eq!(
-        app.audit_entries().await[2]["actor_id"],
+        app.audit_entries().await[3]["actor_id"],
         app.other_airline.id
     );
     assert_eq!(
@@ -186,11 +189,7 @@ async fn redemptions_arriving_together_are_taken_together_and_each_token_release
         let statement = app.statement_for(&format!("R-{i}"), surname, &format!("+336123450{i:02}"));
         assert_eq!(app.upload(&statement).await.status(), 201);
     }
-    let request = json!({
-        "flight": {"carrier": "AF", "flight_number": "1234", "date": crate::helpers::FLIGHT_DATE},
-        "purpose": "cancellation",
-        "event": {"category": "cancellation", "reference": "IRR-2026-1201-AF1234"}
-    });
+    let request = app.flight_request("cancellation").await;
     let response = app.flight_tokens(&app.airline.api_key, &request).await;
     assert_eq!(response.status(), 200);
     let granted: Value = response.json().await.unwrap();

@@ -21,7 +21,7 @@ on_both_engines!(
 async fn an_airline_gets_a_token_for_a_consenting_traveller_on_its_flight(app: TestApp) {
     app.upload_default().await;
     let response = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_eq!(response.status(), 201);
     let body: Value = response.json().await.unwrap();
@@ -31,17 +31,18 @@ async fn an_airline_gets_a_token_for_a_consenting_traveller_on_its_flight(app: T
         "tokens live 15 minutes"
     );
     assert_eq!(body["purpose"], "cancellation");
-    let entry = &app.audit_entries().await[1];
+    let entry = &app.audit_entries().await[2];
     assert_eq!(entry["action"], "token_request");
     assert_eq!(entry["outcome"], "granted");
     assert_eq!(entry["token_id"], body["token_id"]);
-    assert_eq!(entry["event_reference"], "IRR-2026-1201-AF1234");
+    assert_eq!(entry["event_reference"], app.disruption().await);
+    assert_eq!(entry["event_category"], "cancellation");
     assert_eq!(entry["flight"], "AF1234/2026-12-01");
 }
 
 async fn a_name_written_the_pnr_way_still_matches(app: TestApp) {
     app.upload_default().await;
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["traveller"] = json!({"surname": "dupont", "given_name": "Marie Mrs"});
     request["flight"]["flight_number"] = json!("01234");
     let response = app.request_token(&app.airline.api_key, &request).await;
@@ -51,18 +52,25 @@ async fn a_name_written_the_pnr_way_still_matches(app: TestApp) {
 async fn an_airline_that_does_not_carry_the_flight_learns_nothing(app: TestApp) {
     app.upload_default().await;
     let response = app
-        .request_token(&app.other_airline.api_key, &app.token_request())
+        .request_token(&app.other_airline.api_key, &app.token_request().await)
         .await;
-    let problem = assert_problem(response, 404, "booking-not-found").await;
-    assert_eq!(problem["rule"], "airline-operates-the-flight");
-    let entry = &app.audit_entries().await[1];
+    // KLM cannot name AF's disruption, nor declare one of AF's flights.
+    let problem = assert_problem(response, 404, "disruption-not-found").await;
+    assert_eq!(problem["rule"], "disruption-declared");
+    let entries = app.audit_entries().await;
+    let entry = entries.last().unwrap();
+    assert_eq!(entry["actor_id"], app.other_airline.id);
     assert_eq!(entry["outcome"], "refused");
-    assert_eq!(entry["reason"], "booking_not_found");
+    assert_eq!(entry["reason"], "disruption_not_found");
+    assert!(
+        entry["traveller_id"].is_null(),
+        "nothing of the traveller is looked up"
+    );
 }
 
 async fn an_unknown_booking_gets_the_same_answer(app: TestApp) {
     app.upload_default().await;
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["record_locator"] = json!("ZZZ999");
     let unknown = assert_problem(
         app.request_token(&app.airline.api_key, &request).await,
@@ -70,8 +78,15 @@ async fn an_unknown_booking_gets_the_same_answer(app: TestApp) {
         "booking-not-found",
     )
     .await;
+    // KLM, under its own disruption of a flight Marie's booking does not hold.
+    let klm_flight =
+        json!({"carrier": "KL", "flight_number": "9999", "date": crate::helpers::FLIGHT_DATE});
+    let mut not_carried = app.token_request().await;
+    not_carried["disruption_id"] =
+        json!(app.declared(&app.other_airline.api_key, &klm_flight).await);
+    not_carried["flight"] = klm_flight;
     let not_carried = assert_problem(
-        app.request_token(&app.other_airline.api_key, &app.token_request())
+        app.request_token(&app.other_airline.api_key, &not_carried)
             .await,
         404,
         "booking-not-found",
@@ -82,7 +97,7 @@ async fn an_unknown_booking_gets_the_same_answer(app: TestApp) {
 
 async fn a_marketing_purpose_is_refused_and_audited(app: TestApp) {
     app.upload_default().await;
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["purpose"] = json!("marketing");
     let problem = assert_problem(
         app.request_token(&app.airline.api_key, &request).await,
@@ -91,22 +106,27 @@ async fn a_marketing_purpose_is_refused_and_audited(app: TestApp) {
     )
     .await;
     assert_eq!(problem["rule"], "no-marketing-for-a-flight");
-    let entry = &app.audit_entries().await[1];
+    let entry = &app.audit_entries().await[2];
     assert_eq!(entry["reason"], "purpose_not_operational");
     assert_eq!(entry["purpose"], "marketing");
 }
 
 async fn a_consent_that_does_not_name_the_airline_is_refused(app: TestApp) {
     app.upload_default().await;
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["flight"] =
         json!({"carrier": "KL", "flight_number": "1002", "date": crate::helpers::FLIGHT_DATE});
+    request["disruption_id"] = json!(
+        app.declared(&app.other_airline.api_key, &request["flight"])
+            .await
+    );
     let response = app
         .request_token(&app.other_airline.api_key, &request)
         .await;
     let problem = assert_problem(response, 403, "consent-does-not-cover").await;
     assert_eq!(problem["rule"], "consent-covers-carrier");
-    let entry = &app.audit_entries().await[1];
+    let entries = app.audit_entries().await;
+    let entry = entries.last().unwrap();
     assert_eq!(entry["reason"], "carrier_not_covered");
     assert!(
         entry["traveller_id"].as_str().unwrap().starts_with("trv_"),
@@ -116,7 +136,7 @@ async fn a_consent_that_does_not_name_the_airline_is_refused(app: TestApp) {
 
 async fn a_purpose_outside_the_consent_is_refused(app: TestApp) {
     app.upload_default().await;
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["purpose"] = json!("gate_change");
     let problem = assert_problem(
         app.request_token(&app.airline.api_key, &request).await,
@@ -132,14 +152,14 @@ async fn an_expired_consent_is_refused(app: TestApp) {
     statement["consent"]["valid_until"] = json!("2026-11-24T11:00:00Z");
     assert_eq!(app.upload(&statement).await.status(), 201);
     assert_eq!(
-        app.request_token(&app.airline.api_key, &app.token_request())
+        app.request_token(&app.airline.api_key, &app.token_request().await)
             .await
             .status(),
         201
     );
     app.clock.advance(Duration::hours(2));
     let problem = assert_problem(
-        app.request_token(&app.airline.api_key, &app.token_request())
+        app.request_token(&app.airline.api_key, &app.token_request().await)
             .await,
         403,
         "consent-inactive",
@@ -149,7 +169,7 @@ async fn an_expired_consent_is_refused(app: TestApp) {
 }
 
 async fn an_unknown_purpose_is_an_invalid_field(app: TestApp) {
-    let mut request = app.token_request();
+    let mut request = app.token_request().await;
     request["purpose"] = json!("upsell");
     let problem = assert_problem(
         app.request_token(&app.airline.api_key, &request).await,

@@ -28,7 +28,7 @@ async fn withdraw_with(app: &TestApp, code: &str) -> reqwest::Response {
 async fn the_traveller_withdraws_with_the_code_alone_and_tokens_stop_working(app: TestApp) {
     let uploaded = app.upload_default().await;
     let token: Value = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await
         .json()
         .await
@@ -51,7 +51,7 @@ async fn the_traveller_withdraws_with_the_code_alone_and_tokens_stop_working(app
     .await;
     assert_eq!(problem["rule"], "token-not-revoked");
     assert_problem(
-        app.request_token(&app.airline.api_key, &app.token_request())
+        app.request_token(&app.airline.api_key, &app.token_request().await)
             .await,
         403,
         "consent-inactive",
@@ -124,7 +124,7 @@ async fn a_withdrawal_code_that_was_never_issued_opens_nothing(app: TestApp) {
     .await;
     assert_eq!(problem["errors"][0]["field"], "name");
     let response = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await;
     assert_eq!(response.status(), 201, "nothing was withdrawn");
 }
@@ -148,7 +148,7 @@ async fn a_consent_past_its_validity_reads_expired_and_grants_nothing(app: TestA
     app.upload(&statement).await;
     app.clock.advance(time::Duration::days(2));
     let problem = assert_problem(
-        app.request_token(&app.airline.api_key, &app.token_request())
+        app.request_token(&app.airline.api_key, &app.token_request().await)
             .await,
         403,
         "consent-inactive",
@@ -248,7 +248,7 @@ async fn key_rotation_rewraps_every_record_key_while_the_broker_runs(app: TestAp
     assert_eq!(masters, vec![(rotated.master.clone(),)]);
     // The running broker rereads the keyring and still opens every contact.
     let token = app
-        .request_token(&app.airline.api_key, &app.token_request())
+        .request_token(&app.airline.api_key, &app.token_request().await)
         .await
         .json::<Value>()
         .await

@@ -3,12 +3,18 @@
 //! entry completed; a refusal is returned with the entry it leaves.
 
 use super::*;
+use crate::policy::facts::DisruptionFacts;
 
 pub(super) fn context<'a>(ask: &'a Ask<'_>, now: OffsetDateTime) -> ReleaseContext<'a> {
     ReleaseContext {
         purpose: ask.purpose.as_str(),
-        event_category: ask.event.category.as_str(),
+        event_category: ask.disruption.category.as_str(),
         now,
+        disruption: Some(DisruptionFacts {
+            state: ask.disruption.state.as_str(),
+            declared_at: ask.disruption.declared_at,
+            occurred_at: ask.disruption.occurred_at,
+        }),
     }
 }
 
@@ -115,8 +121,8 @@ pub(super) fn decide_and_issue(
         traveller_id: traveller.traveller_id.clone(),
         booking_id: traveller.booking_id.clone(),
         purpose: ask.purpose.as_str().to_string(),
-        event_category: ask.event.category.as_str().to_string(),
-        event_reference: ask.event.reference.as_str().to_string(),
+        event_category: ask.disruption.category.as_str().to_string(),
+        event_reference: ask.disruption.id.clone(),
         flight: ask.flight.label(),
         issued_at: now,
         expires_at,

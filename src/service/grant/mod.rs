@@ -17,8 +17,9 @@ use crate::crypto::seal::TRAVELLER_NAME_INDEX;
 use crate::crypto::secret;
 use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::delivery::{Channel, Delivery};
+use crate::domain::disruption::{Disruption, DisruptionId};
 use crate::domain::party::Party;
-use crate::domain::purpose::{Event, Purpose};
+use crate::domain::purpose::Purpose;
 use crate::domain::time::format_time;
 use crate::domain::traveller::TravellerName;
 use crate::policy::facts::{
@@ -30,6 +31,7 @@ use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::consents;
+use crate::store::disruptions::{self, Seen};
 use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
 use crate::store::Tx;
@@ -52,8 +54,8 @@ pub struct TokenRequest {
     pub flight: Flight,
     /// The notification the airline will send.
     pub purpose: Purpose,
-    /// The event behind it.
-    pub event: Event,
+    /// The disruption the airline declared that carries the flight.
+    pub disruption_id: DisruptionId,
     /// The channels wanted (default: every channel the traveller gave).
     #[serde(default)]
     pub channels: Option<Vec<Channel>>,
@@ -67,8 +69,8 @@ pub struct FlightTokenRequest {
     pub flight: Flight,
     /// The notification the airline will send.
     pub purpose: Purpose,
-    /// The event behind it.
-    pub event: Event,
+    /// The disruption the airline declared that carries the flight.
+    pub disruption_id: DisruptionId,
     /// The channels wanted (default: every channel each traveller gave).
     #[serde(default)]
     pub channels: Option<Vec<Channel>>,
@@ -148,7 +150,7 @@ pub struct FlightTokens {
 struct Ask<'a> {
     flight: &'a Flight,
     purpose: Purpose,
-    event: &'a Event,
+    disruption: &'a Disruption,
     channels: Option<&'a [Channel]>,
 }
 
@@ -160,16 +162,46 @@ pub async fn request(
     request: TokenRequest,
 ) -> Result<TokenGranted, Error> {
     let now = state.clock.now();
+    check_channels(request.channels.as_deref())?;
+    charge(state, airline, 1).await?;
+    let mut reader = state.store.reader().acquire().await?;
+    let disruption = declared(
+        &mut reader,
+        airline,
+        &request.disruption_id,
+        &request.flight,
+    )
+    .await?;
+    drop(reader);
+    let disruption = match disruption {
+        Ok(disruption) => disruption,
+        Err(refusal) => {
+            let unknown = Unknown {
+                purpose: request.purpose,
+                disruption_id: &request.disruption_id,
+                flight: &request.flight,
+            };
+            let entry = unknown.entry(state, request_id, airline, now);
+            return Err(refuse_unbegun(state, entry, refusal).await);
+        }
+    };
     let ask = Ask {
         flight: &request.flight,
         purpose: request.purpose,
-        event: &request.event,
+        disruption: &disruption,
         channels: request.channels.as_deref(),
     };
-    check_channels(ask.channels)?;
-    charge(state, airline, 1).await?;
     let base = base_entry(state, request_id, airline, &ask, now);
     let mut tx = begin(state, airline, &ask, base.clone(), now).await?;
+    // The disruption as it stands in the writer: closed since the read, it refuses.
+    let disruption = match still_current(&mut tx, airline, &disruption).await? {
+        Some(changed) => changed,
+        None => disruption.clone(),
+    };
+    let ask = Ask {
+        disruption: &disruption,
+        ..ask
+    };
     let name_index = state
         .keys
         .keys()
@@ -227,24 +259,49 @@ pub async fn request_for_flight(
     request: FlightTokenRequest,
 ) -> Result<FlightTokens, Error> {
     let now = state.clock.now();
-    let ask = Ask {
-        flight: &request.flight,
-        purpose: request.purpose,
-        event: &request.event,
-        channels: request.channels.as_deref(),
-    };
-    check_channels(ask.channels)?;
+    check_channels(request.channels.as_deref())?;
     let mut reader = state.store.reader().acquire().await?;
     let on_board = release::count_on_flight(&mut reader, &request.flight).await?;
     drop(reader);
     charge(state, airline, on_board.max(1)).await?;
-    let base = base_entry(state, request_id, airline, &ask, now);
     let mut reader = state.store.reader().acquire().await?;
+    let disruption = declared(
+        &mut reader,
+        airline,
+        &request.disruption_id,
+        &request.flight,
+    )
+    .await?;
+    let disruption = match disruption {
+        Ok(disruption) => disruption,
+        Err(refusal) => {
+            drop(reader);
+            let unknown = Unknown {
+                purpose: request.purpose,
+                disruption_id: &request.disruption_id,
+                flight: &request.flight,
+            };
+            let entry = unknown.entry(state, request_id, airline, now);
+            return Err(refuse_unbegun(state, entry, refusal).await);
+        }
+    };
+    let ask = Ask {
+        flight: &request.flight,
+        purpose: request.purpose,
+        disruption: &disruption,
+        channels: request.channels.as_deref(),
+    };
+    let base = base_entry(state, request_id, airline, &ask, now);
     let mut travellers = release::on_flight(&mut reader, &request.flight).await?;
     drop(reader);
     let mut decided = Decided::of(state, airline, &travellers, &ask, &base, now);
     let mut tx = begin(state, airline, &ask, base.clone(), now).await?;
-    if !consents::all_current(&mut tx, &decided.granted_under()).await? {
+    let changed = still_current(&mut tx, airline, &disruption).await?;
+    let ask = Ask {
+        disruption: changed.as_ref().unwrap_or(&disruption),
+        ..ask
+    };
+    if changed.is_some() || !consents::all_current(&mut tx, &decided.granted_under()).await? {
         travellers = release::on_flight(&mut tx, &request.flight).await?;
         decided = Decided::of(state, airline, &travellers, &ask, &base, now);
     }
@@ -377,6 +434,75 @@ async fn begin(
     ask_about_flight(state, tx, airline, ask, base, now).await?
 }
 
+/// The airline's disruption a grant names, if it declared it and it carries the
+/// flight; otherwise the refusal (another airline's disruption reads as unknown).
+async fn declared(
+    conn: &mut crate::store::Conn,
+    airline: &Party,
+    id: &DisruptionId,
+    flight: &Flight,
+) -> Result<Result<Disruption, Refusal>, Error> {
+    let found = disruptions::by_id(conn, Seen::Airline(&airline.id), id.as_str()).await?;
+    Ok(match found {
+        None => Err(Refusal::DisruptionNotFound),
+        Some(d) if !d.carries(flight) => Err(Refusal::FlightNotInDisruption),
+        Some(d) => Ok(d),
+    })
+}
+
+/// The disruption as the writer sees it, if it changed (an update, a closing) since
+/// the grant read it; `None` when it did not.
+async fn still_current(
+    tx: &mut Tx,
+    airline: &Party,
+    read: &Disruption,
+) -> Result<Option<Disruption>, Error> {
+    match disruptions::state_of(tx, &read.id).await? {
+        Some((_, revision)) if revision == read.revision => Ok(None),
+        _ => Ok(disruptions::by_id(tx, Seen::Airline(&airline.id), &read.id).await?),
+    }
+}
+
+/// Audits a refusal decided before the request began its transaction.
+async fn refuse_unbegun(state: &AppState, entry: NewEntry, refusal: Refusal) -> Error {
+    let entry = entry.refused(refusal.reason());
+    match state.store.begin().await {
+        Ok(tx) => state.refuse(tx, entry, refusal_problem(refusal, &[])).await,
+        Err(error) => error.into(),
+    }
+}
+
+/// What a request asked, refused before its disruption was known.
+struct Unknown<'a> {
+    purpose: Purpose,
+    disruption_id: &'a DisruptionId,
+    flight: &'a Flight,
+}
+
+impl Unknown<'_> {
+    /// The refusal's entry: the id named (checked to be an id, never free text).
+    fn entry(
+        &self,
+        state: &AppState,
+        request_id: &str,
+        airline: &Party,
+        now: OffsetDateTime,
+    ) -> NewEntry {
+        NewEntry::new(
+            now,
+            request_id,
+            airline,
+            Action::TokenRequest,
+            Outcome::Granted,
+        )
+        .airline(airline.id.clone())
+        .purpose(self.purpose.as_str().to_string())
+        .event_reference(self.disruption_id.as_str().to_string())
+        .flight(self.flight.label())
+        .policy_digest(state.settings.policies.digest().to_string())
+    }
+}
+
 /// An empty channel list asks for nothing.
 fn check_channels(channels: Option<&[Channel]>) -> Result<(), Error> {
     if channels.is_some_and(<[Channel]>::is_empty) {
@@ -406,8 +532,8 @@ fn base_entry(
     )
     .airline(airline.id.clone())
     .purpose(ask.purpose.as_str().to_string())
-    .event_category(ask.event.category.as_str().to_string())
-    .event_reference(ask.event.reference.as_str().to_string())
+    .event_category(ask.disruption.category.as_str().to_string())
+    .event_reference(ask.disruption.id.clone())
     .flight(ask.flight.label())
     .policy_digest(state.settings.policies.digest().to_string())
 }

@@ -1,0 +1,295 @@
+//! Disruptions and the flights they carry (`disruptions`, `disruption_flights`).
+//!
+//! Every read is scoped to the party asking: an airline sees its own, an agency those
+//! carrying a flight one of its bookings is on, an officer all of them.
+
+use super::{from_millis, to_millis, Conn, StoreError};
+use crate::domain::booking::{CarrierCode, Flight, FlightDate, FlightNumber};
+use crate::domain::disruption::{Disruption, DisruptionState};
+use crate::domain::purpose::EventCategory;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// Whose disruptions a read may see.
+#[derive(Debug, Clone, Copy)]
+pub enum Seen<'a> {
+    /// The airline's own.
+    Airline(&'a str),
+    /// Those carrying a flight a booking of the agency is on.
+    Agency(&'a str),
+    /// All of them.
+    Officer,
+}
+
+const COLUMNS: &str =
+    "d.id, d.airline_id, d.category, d.reference, d.occurred_at, d.new_departure, \
+     d.note, d.state, d.revision, d.declared_at, d.updated_at, d.closed_at";
+
+/// Stores a new disruption and its flights. `false`, storing nothing, when the
+/// airline already declared one with this reference.
+#[instrument(skip_all)]
+pub async fn insert(conn: &mut Conn, d: &Disruption) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO disruptions (id, airline_id, category, reference, occurred_at, new_departure, \
+         note, state, revision, declared_at, updated_at, closed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (airline_id, reference) DO NOTHING",
+    )
+    .bind(&d.id)
+    .bind(&d.airline_id)
+    .bind(d.category.as_str())
+    .bind(&d.reference)
+    .bind(to_millis(d.occurred_at))
+    .bind(d.new_departure.map(to_millis))
+    .bind(&d.note)
+    .bind(d.state.as_str())
+    .bind(d.revision)
+    .bind(to_millis(d.declared_at))
+    .bind(to_millis(d.updated_at))
+    .bind(d.closed_at.map(to_millis))
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    for flight in &d.flights {
+        sqlx::query(
+            "INSERT INTO disruption_flights (disruption_id, carrier, flight_number, departure_date) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&d.id)
+        .bind(flight.carrier.as_str())
+        .bind(flight.flight_number.as_str())
+        .bind(flight.date.as_string())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// The id of the airline's disruption with this reference, if it declared one.
+#[instrument(skip_all)]
+pub async fn id_by_reference(
+    conn: &mut Conn,
+    airline_id: &str,
+    reference: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM disruptions WHERE airline_id = $1 AND reference = $2")
+            .bind(airline_id)
+            .bind(reference)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+/// The disruption with this id, if `seen` may see it.
+#[instrument(skip_all)]
+pub async fn by_id(
+    conn: &mut Conn,
+    seen: Seen<'_>,
+    id: &str,
+) -> Result<Option<Disruption>, StoreError> {
+    let (scope, party) = scope(seen, "$2");
+    let sql = format!("SELECT {COLUMNS} FROM disruptions d WHERE d.id = $1{scope}");
+    let mut query = sqlx::query(&sql).bind(id);
+    if let Some(party) = party {
+        query = query.bind(party);
+    }
+    let Some(row) = query.fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let mut found = from_row(&row)?;
+    found.flights = flights_of(conn, &found.id).await?;
+    Ok(Some(found))
+}
+
+/// A page of the disruptions `seen` may see, newest declared first, before
+/// `before` (a `declared_at` in milliseconds and an id, from the previous page).
+#[instrument(skip_all)]
+pub async fn list(
+    conn: &mut Conn,
+    seen: Seen<'_>,
+    open_only: bool,
+    before: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<Disruption>, StoreError> {
+    let (scope, party) = scope(seen, "$1");
+    let mut sql = format!("SELECT {COLUMNS} FROM disruptions d WHERE 1 = 1{scope}");
+    let next = if party.is_some() { 2 } else { 1 };
+    if open_only {
+        sql.push_str(" AND d.state <> 'closed'");
+    }
+    if before.is_some() {
+        sql.push_str(&format!(
+            " AND (d.declared_at < ${next} OR (d.declared_at = ${next} AND d.id < ${}))",
+            next + 1
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY d.declared_at DESC, d.id DESC LIMIT {}",
+        limit.max(1)
+    ));
+    let mut query = sqlx::query(&sql);
+    if let Some(party) = party {
+        query = query.bind(party);
+    }
+    if let Some((at, id)) = before {
+        query = query.bind(at).bind(id);
+    }
+    let rows = query.fetch_all(&mut *conn).await?;
+    let mut found = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let mut d = from_row(row)?;
+        d.flights = flights_of(conn, &d.id).await?;
+        found.push(d);
+    }
+    Ok(found)
+}
+
+/// Where a disruption stands now and its revision, read inside the writer to check
+/// that what a grant was decided on still holds.
+#[instrument(skip_all)]
+pub async fn state_of(
+    conn: &mut Conn,
+    id: &str,
+) -> Result<Option<(DisruptionState, i64)>, StoreError> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT state, revision FROM disruptions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    row.map(|(state, revision)| Ok((parse_state(&state)?, revision)))
+        .transpose()
+}
+
+/// Writes a disruption's new category, time, note and state as its next revision,
+/// if it is still at `revision` and not closed. `false` when it moved on meanwhile.
+#[instrument(skip_all)]
+pub async fn save_revision(
+    conn: &mut Conn,
+    d: &Disruption,
+    revision: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE disruptions SET category = $1, new_departure = $2, note = $3, state = $4, \
+         revision = $5, updated_at = $6, closed_at = $7 \
+         WHERE id = $8 AND revision = $9 AND state <> 'closed'",
+    )
+    .bind(d.category.as_str())
+    .bind(d.new_departure.map(to_millis))
+    .bind(&d.note)
+    .bind(d.state.as_str())
+    .bind(d.revision)
+    .bind(to_millis(d.updated_at))
+    .bind(d.closed_at.map(to_millis))
+    .bind(&d.id)
+    .bind(revision)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Revokes every token still usable that was granted under the disruption. Returns
+/// how many.
+#[instrument(skip_all)]
+pub async fn revoke_tokens(
+    conn: &mut Conn,
+    id: &str,
+    now: OffsetDateTime,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE release_tokens SET revoked_at = $1, revoked_reason = 'disruption_closed' \
+         WHERE event_reference = $2 AND revoked_at IS NULL AND uses_left > 0 AND expires_at > $1",
+    )
+    .bind(to_millis(now))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many disruptions the airline declared since `since`: what its daily budget
+/// counts.
+#[instrument(skip_all)]
+pub async fn declared_since(
+    conn: &mut Conn,
+    airline_id: &str,
+    since: OffsetDateTime,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT CAST(COUNT(*) AS BIGINT) FROM disruptions WHERE airline_id = $1 AND declared_at >= $2",
+    )
+    .bind(airline_id)
+    .bind(to_millis(since))
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The clause that scopes a read to `seen`, with its parameter at `slot`.
+fn scope<'a>(seen: Seen<'a>, slot: &str) -> (String, Option<&'a str>) {
+    match seen {
+        Seen::Airline(id) => (format!(" AND d.airline_id = {slot}"), Some(id)),
+        Seen::Agency(id) => (
+            format!(
+                " AND EXISTS (SELECT 1 FROM disruption_flights f JOIN segments s \
+                 ON s.carrier = f.carrier AND s.flight_number = f.flight_number \
+                 AND s.departure_date = f.departure_date \
+                 JOIN bookings b ON b.id = s.booking_id \
+                 WHERE f.disruption_id = d.id AND b.agency_id = {slot})"
+            ),
+            Some(id),
+        ),
+        Seen::Officer => (String::new(), None),
+    }
+}
+
+async fn flights_of(conn: &mut Conn, id: &str) -> Result<Vec<Flight>, StoreError> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT carrier, flight_number, departure_date FROM disruption_flights \
+         WHERE disruption_id = $1 ORDER BY departure_date, carrier, flight_number",
+    )
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|(carrier, number, date)| {
+            let corrupt = |what: &str| StoreError::Corrupt(format!("disruption flight {what}"));
+            Ok(Flight {
+                carrier: CarrierCode::parse(&carrier).map_err(|_| corrupt("carrier"))?,
+                flight_number: FlightNumber::parse(&number).map_err(|_| corrupt("number"))?,
+                date: FlightDate::parse(&date).map_err(|_| corrupt("date"))?,
+            })
+        })
+        .collect()
+}
+
+fn parse_state(word: &str) -> Result<DisruptionState, StoreError> {
+    DisruptionState::from_word(word)
+        .ok_or_else(|| StoreError::Corrupt(format!("disruption state {word}")))
+}
+
+fn from_row(row: &AnyRow) -> Result<Disruption, StoreError> {
+    let category: String = row.get("category");
+    let state: String = row.get("state");
+    let new_departure: Option<i64> = row.get("new_departure");
+    let closed_at: Option<i64> = row.get("closed_at");
+    Ok(Disruption {
+        id: row.get("id"),
+        airline_id: row.get("airline_id"),
+        category: EventCategory::from_word(&category)
+            .ok_or_else(|| StoreError::Corrupt(format!("disruption category {category}")))?,
+        reference: row.get("reference"),
+        occurred_at: from_millis(row.get("occurred_at"))?,
+        new_departure: new_departure.map(from_millis).transpose()?,
+        note: row.get("note"),
+        state: parse_state(&state)?,
+        revision: row.get("revision"),
+        declared_at: from_millis(row.get("declared_at"))?,
+        updated_at: from_millis(row.get("updated_at"))?,
+        closed_at: closed_at.map(from_millis).transpose()?,
+        flights: Vec::new(),
+    })
+}
