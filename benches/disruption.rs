@@ -791,6 +791,8 @@ async fn declare(
             "category": category,
             "reference": reference,
             "occurred_at": passerelle::domain::time::format_time(time::OffsetDateTime::now_utc()),
+            // The airline asks per flight: what the storm measures.
+            "tell": false,
         }))
         .send()
         .await

@@ -77,6 +77,11 @@ pub fn routes() -> Routes {
         .get("/v1/receipts", agency::receipts)
         .get("/v1/airline/link-domains", airline::link_domains)
         .put("/v1/airline/link-domains", airline::set_link_domains)
+        .get("/v1/airline/templates", airline::templates)
+        .put(
+            "/v1/airline/templates/{event}/{language}",
+            airline::set_template,
+        )
         .post("/v1/withdrawals", withdrawals::by_traveller)
         .post("/v1/traveller/uses", traveller::uses)
         .post("/v1/disruptions", disruptions::declare)

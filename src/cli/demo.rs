@@ -221,7 +221,10 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
         "category": "cancellation",
         "reference": "IRR-DEMO-0001",
         "occurred_at": crate::domain::time::format_time(now),
-        "note": "Snow at the departure airport; travellers are rebooked on the next flight."
+        "note": "Snow at the departure airport; travellers are rebooked on the next flight.",
+        // The walkthrough asks for tokens itself; left out, the broker tells every
+        // traveller at once (see the README).
+        "tell": false
     });
     std::fs::write(
         dir.join("disruption.json"),

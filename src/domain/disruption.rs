@@ -176,6 +176,15 @@ pub struct Declaration {
     /// A note for agencies and officers.
     #[serde(default)]
     pub note: Option<Note>,
+    /// Whether to tell the travellers now (the default): relay the airline's template
+    /// to those whose agency chose relay, and answer with the tokens of the others.
+    /// `false` declares only; the airline then asks per flight, naming the disruption.
+    #[serde(default = "tell_now")]
+    pub tell: bool,
+}
+
+fn tell_now() -> bool {
+    true
 }
 
 /// What an airline changes of an open disruption; what it leaves out stays.

@@ -18,6 +18,7 @@ pub mod purpose;
 pub mod receipt;
 pub mod scope;
 pub mod ssr;
+pub mod template;
 pub mod time;
 pub mod traveller;
 

@@ -155,6 +155,20 @@ impl EventCategory {
     pub fn from_word(word: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == word)
     }
+    /// The notification an airline sends about an event of this category (a
+    /// diversion changes the schedule).
+    pub fn notification(self) -> Purpose {
+        match self {
+            Self::Cancellation => Purpose::Cancellation,
+            Self::Delay => Purpose::Delay,
+            Self::ScheduleChange | Self::Diversion => Purpose::ScheduleChange,
+            Self::Rebooking => Purpose::Rebooking,
+            Self::SeatChange => Purpose::SeatChange,
+            Self::GateChange => Purpose::GateChange,
+            Self::Baggage => Purpose::Baggage,
+            Self::CheckIn => Purpose::CheckIn,
+        }
+    }
     /// The snake_case word used on the wire and in storage.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,11 +1,14 @@
-//! `/v1/airline/link-domains`: the domains an airline's relayed messages may link to
-//! (`service::airline`).
+//! `/v1/airline/…`: the domains an airline's relayed messages may link to
+//! (`service::airline`) and the message templates the broker relays for it when it
+//! declares a disruption (`service::templates`).
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::Problem;
+use crate::domain::template::Template;
 use crate::service::airline::LinkDomains;
+use crate::service::templates::{TemplateList, TemplateView};
 use crate::service::{self, AppState};
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::Json;
 
 /// `GET /v1/airline/link-domains`.
@@ -27,5 +30,26 @@ pub async fn set_link_domains(
 ) -> Result<Json<LinkDomains>, Problem> {
     Ok(Json(
         service::airline::set_link_domains(&state, &request_id, &airline, body).await?,
+    ))
+}
+
+/// `GET /v1/airline/templates`: the airline's message templates.
+pub async fn templates(
+    State(state): State<AppState>,
+    AirlineCaller(airline): AirlineCaller,
+) -> Result<Json<TemplateList>, Problem> {
+    Ok(Json(service::templates::list(&state, &airline).await?))
+}
+
+/// `PUT /v1/airline/templates/{event}/{language}`: registers or replaces one.
+pub async fn set_template(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    AirlineCaller(airline): AirlineCaller,
+    Path((event, language)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Template>,
+) -> Result<Json<TemplateView>, Problem> {
+    Ok(Json(
+        service::templates::set(&state, &request_id, &airline, &event, &language, body).await?,
     ))
 }

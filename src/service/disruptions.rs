@@ -2,8 +2,11 @@
 //! it (a new time) or closes it, each audited; airlines, the agencies whose clients it
 //! affects and officers read them.
 //!
-//! Tokens are granted only under an open disruption the airline declared that carries
-//! the flight (`service::grant`); closing one revokes the tokens still usable under it.
+//! Declaring or updating one tells its travellers at once (`service::telling`): the
+//! broker relays the airline's template to those whose agency chose relay and answers
+//! with the tokens of the others. Tokens are granted only under an open disruption the
+//! airline declared that carries the flight (`service::grant`); closing one revokes
+//! the tokens still usable under it.
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::domain::booking::Flight;
@@ -13,8 +16,10 @@ use crate::domain::disruption::{
 use crate::domain::ids::new_id;
 use crate::domain::party::{Party, PartyKind};
 use crate::domain::purpose::EventCategory;
+use crate::domain::template::TemplateEvent;
 use crate::domain::time::format_time;
 use crate::service::input::{decode_cursor, encode_cursor, page_limit};
+use crate::service::telling::{self, Told};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::disruptions::{self, Seen};
@@ -23,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 /// A disruption as the API shows it.
-#[derive(Serialize, Deserialize, Debug, Clone)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct DisruptionView {
     /// Its id: what grants name in `disruption_id`.
     pub id: String,
@@ -60,6 +65,10 @@ pub struct DisruptionView {
     /// Tokens its closing revoked (on the answer to a closing only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_revoked: Option<u64>,
+    /// What the declaration or update did for the travellers of its flights (on
+    /// those answers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub told: Option<Told>,
 }
 
 impl DisruptionView {
@@ -80,6 +89,7 @@ impl DisruptionView {
             closed_at: d.closed_at.map(format_time),
             audit_index: None,
             tokens_revoked: None,
+            told: None,
         }
     }
 }
@@ -94,6 +104,7 @@ pub async fn declare(
     let now = state.clock.now();
     let designator = airline.code.as_deref().unwrap_or_default();
     body.check(designator, now).map_err(unfit)?;
+    let tell = body.tell;
     let disruption = Disruption {
         id: new_id(disruption::ID_PREFIX),
         airline_id: airline.id.clone(),
@@ -133,8 +144,15 @@ pub async fn declare(
         now,
     );
     let index = state.commit_with_audit(tx, entry).await?;
+    let told = if tell {
+        let event = TemplateEvent::Declared(disruption.category);
+        Some(telling::tell(state, request_id, airline, &disruption, event).await?)
+    } else {
+        None
+    };
     Ok(DisruptionView {
         audit_index: Some(index),
+        told,
         ..DisruptionView::of(&disruption)
     })
 }
@@ -177,8 +195,10 @@ pub async fn update(
     );
     entry.reason = Some("disruption_updated");
     let index = state.commit_with_audit(tx, entry).await?;
+    let told = telling::tell(state, request_id, airline, &changed, TemplateEvent::Update).await?;
     Ok(DisruptionView {
         audit_index: Some(index),
+        told: Some(told),
         ..DisruptionView::of(&changed)
     })
 }

@@ -38,6 +38,8 @@ pub mod sessions;
 pub mod settings;
 pub mod ssr_export;
 pub mod state;
+pub mod telling;
+pub mod templates;
 pub mod token_use;
 pub mod traveller;
 pub mod use_batch;

@@ -223,7 +223,7 @@ pub async fn status(state: &AppState, airline: &Party, id: String) -> Result<Mes
 
 /// A message may link only to the domains its airline registered
 /// (`PUT /v1/airline/link-domains`): it reaches the traveller under the broker's name.
-async fn check_links(
+pub(crate) async fn check_links(
     state: &AppState,
     airline: &Party,
     request: &RelayRequest,
@@ -261,7 +261,10 @@ async fn check_links(
 
 /// The text checks: an operational category, a bounded text without control
 /// characters, and a one-line subject for emails only.
-fn check_text(state: &AppState, request: &RelayRequest) -> Result<(Option<String>, String), Error> {
+pub(crate) fn check_text(
+    state: &AppState,
+    request: &RelayRequest,
+) -> Result<(Option<String>, String), Error> {
     let relay = &state.settings.policies.tunables.relay;
     let category = serde_json::Value::from(request.category.as_str());
     if serde_json::from_value::<EventCategory>(category).is_err() {

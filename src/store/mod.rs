@@ -31,6 +31,7 @@ pub mod release;
 pub mod reports;
 pub mod sealed;
 pub mod sessions;
+pub mod templates;
 pub mod tokens;
 pub mod use_facts;
 pub mod verifications;

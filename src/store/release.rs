@@ -22,6 +22,9 @@ pub struct ConsentFacts {
     pub scope: ConsentScope,
     /// The channels it holds a contact for (none once purged).
     pub channels: Vec<Channel>,
+    /// The language of the notice the traveller was shown: the one messages to them
+    /// are written in.
+    pub language: Option<String>,
 }
 
 /// A traveller and everything the policies need to decide about them.
@@ -65,7 +68,8 @@ pub(crate) const TRAVELLER_COLUMNS: &str =
     "b.agency_id, b.id AS booking_id, b.record_locator, b.created_at AS booked_at, \
      t.id AS traveller_id, COALESCE(t.delivery, p.delivery) AS delivery, c.id AS consent_id, \
      c.sealed_mobile IS NOT NULL AS has_mobile, c.sealed_email IS NOT NULL AS has_email, \
-     c.decision, c.superseded_by, c.withdrawn_at, c.purposes, c.carriers, c.valid_until";
+     c.decision, c.superseded_by, c.withdrawn_at, c.purposes, c.carriers, c.valid_until, \
+     c.notice_language";
 
 const TRAVELLER_JOINS: &str = "FROM travellers t JOIN bookings b ON b.id = t.booking_id \
      JOIN parties p ON p.id = b.agency_id \
@@ -166,6 +170,7 @@ pub(crate) fn facts_from_row(row: &sqlx::any::AnyRow) -> Result<ReleaseFacts, St
                 id,
                 scope: scope_from_row(row)?,
                 channels,
+                language: row.get("notice_language"),
             })
         }
         None => None,

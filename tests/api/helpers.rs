@@ -387,8 +387,8 @@ impl TestApp {
         self.declared(&self.airline.api_key, &flight).await
     }
 
-    /// The id of the cancellation of `flight` declared with `key`: declared now, or the
-    /// one declared before under the same reference.
+    /// The id of the cancellation of `flight` declared with `key`, without telling its
+    /// travellers: declared now, or the one declared before under the same reference.
     pub async fn declared(&self, key: &str, flight: &Value) -> String {
         let reference = format!(
             "IRR-{}{}-{}",
@@ -404,7 +404,9 @@ impl TestApp {
                     "flights": [flight],
                     "category": "cancellation",
                     "reference": reference,
-                    "occurred_at": "2026-11-24T09:00:00Z"
+                    "occurred_at": "2026-11-24T09:00:00Z",
+                    // The token routes are what these tests ask with.
+                    "tell": false
                 }),
             )
             .await;

@@ -50,6 +50,12 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("GET", "/v1/receipts", &[Agency]),
     ("GET", "/v1/airline/link-domains", &[Airline]),
     ("PUT", "/v1/airline/link-domains", &[Airline]),
+    ("GET", "/v1/airline/templates", &[Airline]),
+    (
+        "PUT",
+        "/v1/airline/templates/{event}/{language}",
+        &[Airline],
+    ),
     ("POST", "/v1/withdrawals", PUBLIC),
     ("POST", "/v1/traveller/uses", PUBLIC),
     ("POST", "/v1/disruptions", &[Airline]),

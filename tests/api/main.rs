@@ -30,5 +30,6 @@ mod policies;
 mod records;
 mod relay;
 mod releases;
+mod telling;
 mod tokens;
 mod withdrawals;

@@ -10,14 +10,14 @@ use passerelle::workers::relay::{self, Transports};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-struct Relay {
-    app: TestApp,
-    smtp: FakeSmtp,
-    gateway: FakeHttp,
+pub(crate) struct Relay {
+    pub(crate) app: TestApp,
+    pub(crate) smtp: FakeSmtp,
+    pub(crate) gateway: FakeHttp,
     transports: Transports,
 }
 
-async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
+pub(crate) async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
     let smtp = FakeSmtp::start().await;
     let gateway = FakeHttp::start().await;
     let settings = Settings {
@@ -79,7 +79,7 @@ impl Relay {
         response.json().await.unwrap()
     }
 
-    async fn deliver(&self) -> usize {
+    pub(crate) async fn deliver(&self) -> usize {
         relay::deliver_due(&self.app.state, &self.transports)
             .await
             .unwrap()

@@ -258,6 +258,17 @@ pub async fn request_for_flight(
     airline: &Party,
     request: FlightTokenRequest,
 ) -> Result<FlightTokens, Error> {
+    Ok(grant_flight(state, request_id, airline, request).await?.0)
+}
+
+/// A flight's grant, with each granted traveller's language (that of the notice they
+/// were shown), for the broker to write to them in it.
+pub(crate) async fn grant_flight(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: FlightTokenRequest,
+) -> Result<(FlightTokens, Vec<Option<String>>), Error> {
     let now = state.clock.now();
     check_channels(request.channels.as_deref())?;
     let mut reader = state.store.reader().acquire().await?;
@@ -307,6 +318,7 @@ pub async fn request_for_flight(
     }
     let Decided {
         mut granted,
+        languages,
         records,
         mut refused,
         entries,
@@ -331,19 +343,22 @@ pub async fn request_for_flight(
         granted: granted.len(),
         refused: refused.len(),
     };
-    Ok(FlightTokens {
+    let answer = FlightTokens {
         flight: request.flight.label(),
         purpose: request.purpose,
         granted,
         refused,
         counts,
-    })
+    };
+    Ok((answer, languages))
 }
 
 /// A flight's travellers decided: the answers, the tokens to store and the entries to
 /// append, in traveller order.
 struct Decided {
     granted: Vec<TokenGranted>,
+    /// Each granted traveller's language, beside `granted`.
+    languages: Vec<Option<String>>,
     records: Vec<TokenRecord>,
     refused: Vec<TokenRefused>,
     entries: Vec<NewEntry>,
@@ -363,6 +378,7 @@ impl Decided {
     ) -> Self {
         let mut decided = Self {
             granted: Vec::new(),
+            languages: Vec::new(),
             records: Vec::new(),
             refused: Vec::new(),
             entries: Vec::with_capacity(travellers.len()),
@@ -375,6 +391,9 @@ impl Decided {
             match outcome {
                 Ok((token, record)) => {
                     decided.granted.push(token);
+                    decided
+                        .languages
+                        .push(traveller.consent.as_ref().and_then(|c| c.language.clone()));
                     decided.records.push(record);
                 }
                 Err(verdict) => {

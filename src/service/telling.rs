@@ -1,0 +1,274 @@
+//! Telling a disruption's travellers, at once, as each agency chose: when an airline
+//! declares or updates a disruption, every flight it carries is granted under it; the
+//! broker relays the airline's template to each traveller whose agency chose relay
+//! (in their language, on each channel they gave), and the airline gets the tokens of
+//! the travellers whose agency reveals.
+//!
+//! Each flight is a grant like `POST /v1/flights/release-tokens` (decided by the
+//! policies, audited per traveller, charged to the airline's budget), and each message
+//! a relay like `POST /v1/messages` (checked, queued durably with its token use and
+//! audit entry); the answer counts what was done and why not, by reason.
+
+use crate::domain::booking::Flight;
+use crate::domain::delivery::{Channel, Delivery};
+use crate::domain::disruption::{Disruption, DisruptionId};
+use crate::domain::party::Party;
+use crate::domain::template::{self, Slots, TemplateEvent};
+use crate::service::grant::{self, FlightTokenRequest, TokenGranted, TokenRefused};
+use crate::service::relay::{self, RelayRequest};
+use crate::service::templates::Choice;
+use crate::service::{AppState, Error};
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What was done for the travellers of a disruption's flights.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct Told {
+    /// Per flight.
+    pub flights: Vec<FlightTold>,
+    /// Totals over the flights.
+    pub counts: ToldCounts,
+}
+
+/// What was done for one flight's travellers.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct FlightTold {
+    /// `AF1234/2026-12-01`.
+    pub flight: String,
+    /// Tokens for the travellers whose agency reveals: redeem each at `/v1/releases`.
+    pub granted: Vec<TokenGranted>,
+    /// The travellers the broker wrote to itself.
+    pub relayed: Vec<Relayed>,
+    /// The travellers who get nothing, and why.
+    pub refused: Vec<TokenRefused>,
+    /// When the flight could not be granted at all (its problem type and detail; a
+    /// `rate-limited` flight can be asked again at `/v1/flights/release-tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<FlightError>,
+}
+
+/// A traveller the broker relayed the airline's template to.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct Relayed {
+    /// The traveller (pseudonymous id).
+    pub traveller_id: String,
+    /// The booking's record locator.
+    pub record_locator: String,
+    /// The language of the template used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The messages queued, one per channel (read each at `/v1/messages/{id}`).
+    pub messages: Vec<RelayedMessage>,
+    /// The channels not written to, and why (`no_template`, `relay-unavailable`, …).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub not_sent: BTreeMap<String, String>,
+}
+
+/// One message queued.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct RelayedMessage {
+    /// `sms` or `email`.
+    pub channel: Channel,
+    /// Its id.
+    pub message_id: String,
+}
+
+/// Why a flight could not be granted.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct FlightError {
+    /// The problem type.
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    /// What went wrong.
+    pub detail: String,
+}
+
+/// Totals of a telling.
+#[derive(Serialize, Deserialize, Debug, Default)]
+pub struct ToldCounts {
+    /// Travellers of the flights in the broker.
+    pub travellers: usize,
+    /// Tokens handed to the airline (reveal).
+    pub tokens: usize,
+    /// Travellers written to by the broker (at least one message queued).
+    pub relayed: usize,
+    /// Messages queued.
+    pub messages: usize,
+    /// Travellers refused, by reason.
+    pub refused: BTreeMap<String, usize>,
+    /// Channels of relay travellers not written to, by reason.
+    pub not_sent: BTreeMap<String, usize>,
+    /// Flights that could not be granted.
+    pub flights_failed: usize,
+}
+
+/// Grants every flight of `disruption` under it and tells its travellers.
+pub async fn tell(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    disruption: &Disruption,
+    event: TemplateEvent,
+) -> Result<Told, Error> {
+    let templates = Choice::of(state, airline, event).await?;
+    let id = DisruptionId::parse(&disruption.id).map_err(Error::internal)?;
+    let mut told = Told::default();
+    for flight in &disruption.flights {
+        let one = tell_flight(
+            state, request_id, airline, disruption, &id, flight, &templates,
+        )
+        .await;
+        told.add(one);
+    }
+    Ok(told)
+}
+
+async fn tell_flight(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    disruption: &Disruption,
+    id: &DisruptionId,
+    flight: &Flight,
+    templates: &Choice,
+) -> FlightTold {
+    let request = FlightTokenRequest {
+        flight: flight.clone(),
+        purpose: disruption.category.notification(),
+        disruption_id: id.clone(),
+        channels: None,
+    };
+    let (tokens, languages) = match grant::grant_flight(state, request_id, airline, request).await {
+        Ok(done) => done,
+        Err(error) => {
+            return FlightTold {
+                flight: flight.label(),
+                granted: Vec::new(),
+                relayed: Vec::new(),
+                refused: Vec::new(),
+                error: Some(FlightError {
+                    type_uri: error.kind().type_uri(),
+                    detail: error.detail().to_string(),
+                }),
+            }
+        }
+    };
+    let mut granted = Vec::new();
+    let mut relays = Vec::new();
+    for (token, language) in tokens.granted.into_iter().zip(languages) {
+        match token.delivery {
+            Delivery::Reveal => granted.push(token),
+            Delivery::Relay => relays.push(relay_template(
+                state, request_id, airline, disruption, flight, templates, token, language,
+            )),
+        }
+    }
+    FlightTold {
+        flight: tokens.flight,
+        granted,
+        relayed: join_all(relays).await,
+        refused: tokens.refused,
+        error: None,
+    }
+}
+
+/// Relays the airline's template to one traveller, on each channel their token covers.
+#[allow(clippy::too_many_arguments)]
+async fn relay_template(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    disruption: &Disruption,
+    flight: &Flight,
+    templates: &Choice,
+    token: TokenGranted,
+    language: Option<String>,
+) -> Relayed {
+    let mut relayed = Relayed {
+        traveller_id: token.traveller_id.clone(),
+        record_locator: token.record_locator.clone(),
+        language: None,
+        messages: Vec::new(),
+        not_sent: BTreeMap::new(),
+    };
+    let Some((chosen, template)) = templates.for_language(language.as_deref()) else {
+        for channel in &token.channels {
+            relayed
+                .not_sent
+                .insert(channel.as_str().to_string(), "no_template".into());
+        }
+        return relayed;
+    };
+    relayed.language = Some(chosen.to_string());
+    let slots = Slots {
+        flight: format!(
+            "{}{}",
+            flight.carrier.as_str(),
+            flight.flight_number.as_str()
+        ),
+        date: flight.date.as_string(),
+        new_departure: disruption.new_departure.map_or_else(
+            || template::to_be_confirmed(chosen).to_string(),
+            template::departure_time,
+        ),
+        reference: disruption.reference.clone(),
+    };
+    for &channel in &token.channels {
+        let texts = match channel {
+            Channel::Sms => template.sms.as_ref().map(|text| (None, text)),
+            Channel::Email => template
+                .email
+                .as_ref()
+                .map(|text| (template.email_subject.as_ref(), text)),
+        };
+        let Some((subject, text)) = texts else {
+            relayed
+                .not_sent
+                .insert(channel.as_str().to_string(), "no_template".into());
+            continue;
+        };
+        let message = RelayRequest {
+            token: token.token.clone(),
+            channel,
+            category: disruption.category.as_str().to_string(),
+            subject: subject.map(|s| template::fill(s, &slots)),
+            text: template::fill(text, &slots),
+        };
+        match relay::relay(state, request_id, airline, message).await {
+            Ok(status) => relayed.messages.push(RelayedMessage {
+                channel,
+                message_id: status.message_id,
+            }),
+            Err(error) => {
+                relayed.not_sent.insert(
+                    channel.as_str().to_string(),
+                    error.kind().slug().to_string(),
+                );
+            }
+        }
+    }
+    relayed
+}
+
+impl Told {
+    fn add(&mut self, flight: FlightTold) {
+        let counts = &mut self.counts;
+        if flight.error.is_some() {
+            counts.flights_failed += 1;
+        }
+        counts.travellers += flight.granted.len() + flight.relayed.len() + flight.refused.len();
+        counts.tokens += flight.granted.len();
+        for relayed in &flight.relayed {
+            counts.relayed += usize::from(!relayed.messages.is_empty());
+            counts.messages += relayed.messages.len();
+            for reason in relayed.not_sent.values() {
+                *counts.not_sent.entry(reason.clone()).or_default() += 1;
+            }
+        }
+        for refused in &flight.refused {
+            *counts.refused.entry(refused.reason.clone()).or_default() += 1;
+        }
+        self.flights.push(flight);
+    }
+}
