@@ -176,12 +176,12 @@ pub async fn request(
     let disruption = match disruption {
         Ok(disruption) => disruption,
         Err(refusal) => {
-            let unknown = Unknown {
+            let named = Named {
                 purpose: request.purpose,
-                disruption_id: &request.disruption_id,
+                disruption_id: request.disruption_id.as_str(),
                 flight: &request.flight,
             };
-            let entry = unknown.entry(state, request_id, airline, now);
+            let entry = named.entry(state, request_id, airline, now);
             return Err(refuse_unbegun(state, entry, refusal).await);
         }
     };
@@ -287,12 +287,12 @@ pub(crate) async fn grant_flight(
         Ok(disruption) => disruption,
         Err(refusal) => {
             drop(reader);
-            let unknown = Unknown {
+            let named = Named {
                 purpose: request.purpose,
-                disruption_id: &request.disruption_id,
+                disruption_id: request.disruption_id.as_str(),
                 flight: &request.flight,
             };
-            let entry = unknown.entry(state, request_id, airline, now);
+            let entry = named.entry(state, request_id, airline, now);
             return Err(refuse_unbegun(state, entry, refusal).await);
         }
     };
@@ -491,15 +491,16 @@ async fn refuse_unbegun(state: &AppState, entry: NewEntry, refusal: Refusal) -> 
     }
 }
 
-/// What a request asked, refused before its disruption was known.
-struct Unknown<'a> {
+/// What a request named: its entry, before (or without) the disruption's facts.
+struct Named<'a> {
     purpose: Purpose,
-    disruption_id: &'a DisruptionId,
+    /// The disruption id named, checked to be an id (never free text).
+    disruption_id: &'a str,
     flight: &'a Flight,
 }
 
-impl Unknown<'_> {
-    /// The refusal's entry: the id named (checked to be an id, never free text).
+impl Named<'_> {
+    /// The request's entry: the purpose, the disruption named and the flight.
     fn entry(
         &self,
         state: &AppState,
@@ -516,7 +517,7 @@ impl Unknown<'_> {
         )
         .airline(airline.id.clone())
         .purpose(self.purpose.as_str().to_string())
-        .event_reference(self.disruption_id.as_str().to_string())
+        .event_reference(self.disruption_id.to_string())
         .flight(self.flight.label())
         .policy_digest(state.settings.policies.digest().to_string())
     }
@@ -542,19 +543,14 @@ fn base_entry(
     ask: &Ask<'_>,
     now: OffsetDateTime,
 ) -> NewEntry {
-    NewEntry::new(
-        now,
-        request_id,
-        airline,
-        Action::TokenRequest,
-        Outcome::Granted,
-    )
-    .airline(airline.id.clone())
-    .purpose(ask.purpose.as_str().to_string())
-    .event_category(ask.disruption.category.as_str().to_string())
-    .event_reference(ask.disruption.id.clone())
-    .flight(ask.flight.label())
-    .policy_digest(state.settings.policies.digest().to_string())
+    let named = Named {
+        purpose: ask.purpose,
+        disruption_id: &ask.disruption.id,
+        flight: ask.flight,
+    };
+    named
+        .entry(state, request_id, airline, now)
+        .event_category(ask.disruption.category.as_str().to_string())
 }
 
 /// The flight-level question: may this airline ask about this flight for this purpose?
