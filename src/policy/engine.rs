@@ -536,9 +536,34 @@ fn describe(error: &(impl Diagnostic + std::fmt::Display)) -> String {
     message
 }
 
+/// The entity types the broker names, each parsed once: Cedar parses a type name with
+/// its own grammar, whose lexer builds fresh regex state on every parse, and a decision
+/// names four of them (the airline, the action, the traveller and their agency).
+static TYPE_NAMES: std::sync::LazyLock<HashMap<&'static str, EntityTypeName>> =
+    std::sync::LazyLock::new(|| {
+        [
+            "Agency",
+            "Airline",
+            "Officer",
+            "Broker",
+            "Action",
+            "Flight",
+            "Traveller",
+        ]
+        .into_iter()
+        .map(|kind| {
+            let name = EntityTypeName::from_str(&format!("Passerelle::{kind}"))
+                .expect("entity type names are constants");
+            (kind, name)
+        })
+        .collect()
+    });
+
 fn uid(kind: &str, id: &str) -> EntityUid {
-    let kind = EntityTypeName::from_str(&format!("Passerelle::{kind}"))
-        .expect("entity type names are constants");
+    let kind = TYPE_NAMES
+        .get(kind)
+        .expect("the broker names only the types it lists")
+        .clone();
     EntityUid::from_type_name_and_id(kind, EntityId::new(id))
 }
 
@@ -599,10 +624,7 @@ fn traveller_entity(
                 "superseded".into(),
                 RestrictedExpression::new_bool(traveller.superseded),
             ),
-            (
-                "consent_valid_until".into(),
-                RestrictedExpression::new_datetime(valid_until),
-            ),
+            ("consent_valid_until".into(), datetime_of(&valid_until)),
             (
                 "consent_carriers".into(),
                 strings(&traveller.consent_carriers),
@@ -692,7 +714,28 @@ fn cedar_time(at: OffsetDateTime) -> String {
 }
 
 fn datetime(at: OffsetDateTime) -> RestrictedExpression {
-    RestrictedExpression::new_datetime(cedar_time(at))
+    datetime_of(&cedar_time(at))
+}
+
+/// The name of Cedar's `datetime` constructor, parsed once.
+static DATETIME: std::sync::LazyLock<cedar_policy_core::ast::Name> =
+    std::sync::LazyLock::new(|| {
+        cedar_policy_core::ast::Name::parse_unqualified_name("datetime")
+            .expect("`datetime` is a Cedar identifier")
+    });
+
+/// `datetime("…")`: what [`RestrictedExpression::new_datetime`] builds, but with the
+/// constructor's name parsed once. `new_datetime` parses the name `datetime` with
+/// Cedar's grammar on every call, whose lexer builds fresh regex state each time: a
+/// third of a decision's time, with four datetimes a question (held equal to
+/// `new_datetime`'s expression by a unit test, so a Cedar upgrade that changes it is
+/// seen).
+fn datetime_of(text: &str) -> RestrictedExpression {
+    use cedar_policy_core::ast::RestrictedExpr;
+    RestrictedExpression::from(RestrictedExpr::call_extension_fn(
+        DATETIME.clone(),
+        [RestrictedExpr::val(text)],
+    ))
 }
 
 #[cfg(test)]
@@ -730,6 +773,13 @@ mod tests {
              when { 9223372036854775807 + (if context.purpose == \"\" then 0 else 1) > 0 };\n",
         );
         Policies::from_files(files, "test".into(), |n| n.to_string()).unwrap()
+    }
+
+    #[test]
+    fn a_datetime_is_built_as_cedars_own_constructor_builds_it() {
+        for text in ["2026-12-05T10:00:00.000Z", NEVER] {
+            assert_eq!(datetime_of(text), RestrictedExpression::new_datetime(text));
+        }
     }
 
     #[test]

@@ -8,10 +8,73 @@
 
 use super::uses::Pushes;
 use super::{AppState, Error};
+use crate::audit::merkle::Frontier;
 use crate::audit::{AuditEntry, NewEntry};
-use crate::store::{self, Tx};
+use crate::store::db::Db;
+use crate::store::direct::Write;
+use crate::store::{self, StoreError, Tx};
+use time::OffsetDateTime;
+
+/// What a whole audited write (see [`AppState::write_audited`]) leaves: its own
+/// answer, with the entries it appended and whether it queued webhook pushes.
+pub struct Audited<T> {
+    /// The write's own answer.
+    pub output: T,
+    /// The entries appended, as stored.
+    pub entries: Vec<AuditEntry>,
+    /// The decision labels of those entries, for the metrics.
+    labels: Vec<(&'static str, &'static str, &'static str)>,
+    /// Whether a push was queued for an agency's webhook.
+    pushed: bool,
+}
+
+/// Appends `entries` and queues their webhook pushes, inside a write over `db`: the
+/// last step of every whole audited write.
+pub async fn append_with_pushes<T>(
+    db: &mut impl Db,
+    right_edge: &mut Option<Frontier>,
+    output: T,
+    entries: Vec<NewEntry>,
+    now: OffsetDateTime,
+) -> Result<Audited<T>, StoreError> {
+    let labels = entries.iter().map(NewEntry::labels).collect();
+    let stored = store::audit::append_many(db, right_edge, entries).await?;
+    let mut pushes = Pushes::default();
+    pushes.queue_all(db, &stored, now).await?;
+    Ok(Audited {
+        output,
+        entries: stored,
+        labels,
+        pushed: pushes.queued(),
+    })
+}
 
 impl AppState {
+    /// Runs a whole write that appends audit entries (through [`append_with_pushes`]):
+    /// on SQLite by the direct writer, elsewhere in a group-commit transaction (see
+    /// [`store::direct`]). Durable when it returns; a write that fails is refused with
+    /// `503 audit-unavailable` like any audited change (fail closed); the decisions
+    /// are counted and the webhook worker woken once it is durable.
+    pub async fn write_audited<T, W>(&self, write: W) -> Result<Audited<T>, Error>
+    where
+        W: Write<Output = Audited<T>>,
+        T: Send + 'static,
+    {
+        let written = self
+            .store
+            .write(write)
+            .await
+            .map_err(|err| self.audit_health.failed(self.clock.now(), &err))?;
+        self.audit_health.succeeded();
+        for (action, outcome, reason) in &written.labels {
+            self.metrics.observe_decision(action, outcome, reason);
+        }
+        if written.pushed {
+            self.webhook_wake.notify_one();
+        }
+        Ok(written)
+    }
+
     /// Appends an audit entry in `tx`, commits, counts the decision, and returns the
     /// entry's index. The change and its entry commit together or not at all.
     pub async fn commit_with_audit(&self, tx: Tx, entry: NewEntry) -> Result<i64, Error> {
@@ -32,9 +95,7 @@ impl AppState {
         let labels: Vec<_> = entries.iter().map(NewEntry::labels).collect();
         let stored = self.append_audits(&mut tx, entries).await?;
         let mut pushes = Pushes::default();
-        for entry in &stored {
-            pushes.queue(self, &mut tx, entry).await?;
-        }
+        pushes.queue_all(&mut tx, &stored, self.clock.now()).await?;
         self.commit_audited(tx).await?;
         let indexes = stored.iter().map(|entry| entry.index).collect();
         for (action, outcome, reason) in labels {

@@ -14,9 +14,9 @@ pub async fn check_api_key(state: &AppState, key: &str) -> Result<Option<(Party,
     else {
         return Ok(None);
     };
-    let mut conn = state.store.reader().acquire().await?;
     Ok(
-        match crate::store::api_keys::api_key(&mut conn, presented.id, state.clock.now()).await? {
+        match crate::store::api_keys::api_key(&state.store, presented.id, state.clock.now()).await?
+        {
             Some((hash, party)) if party.kind == kind && presented.matches(&hash) => {
                 Some((party, presented.id.to_string()))
             }

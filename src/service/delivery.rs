@@ -8,12 +8,18 @@
 //! audited through the one audited write; webhook pushes are not, since each reports
 //! an entry already in the log.
 
+use crate::audit::merkle::Frontier;
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::domain::scope::Inactive;
+use crate::policy::tunables::Backoff;
+use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::service::sealed::{body_slot, open_contacts, Contacts, MessageBody};
 use crate::service::uses::webhook_secret_slot;
 use crate::service::{AppState, Error};
-use crate::store::{consents, outbox, parties, tokens};
+use crate::store::db::{Db, Direct};
+use crate::store::direct::{run_now, Write};
+use crate::store::{consents, outbox, parties, tokens, StoreError, Tx};
+use futures_util::future::BoxFuture;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -103,40 +109,96 @@ pub async fn open_message(
     Ok(Ok(Opened { to, body }))
 }
 
-/// Records how an attempt to deliver `message` ended, with its audit entry: done,
-/// or due again after the relay's backoff.
-pub async fn record_message_attempt(
+/// Records how the attempts of a round of deliveries ended, each with its audit entry
+/// (done, or due again after the relay's backoff), in one write.
+pub async fn record_message_attempts(
     state: &AppState,
+    attempts: Vec<(Message, Attempt)>,
+) -> Result<(), Error> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let record = RecordAttempts {
+        attempts,
+        backoff: state.settings.policies.tunables.relay_backoff(),
+        now: state.clock.now(),
+    };
+    state.write_audited(record).await?;
+    Ok(())
+}
+
+/// A round's attempts, recorded together.
+struct RecordAttempts {
+    attempts: Vec<(Message, Attempt)>,
+    backoff: Backoff,
+    now: OffsetDateTime,
+}
+
+impl RecordAttempts {
+    async fn record(
+        self,
+        db: &mut impl Db,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Audited<()>, StoreError> {
+        let mut entries = Vec::with_capacity(self.attempts.len());
+        for (message, attempt) in &self.attempts {
+            entries.push(record_attempt(db, message, attempt, &self.backoff, self.now).await?);
+        }
+        append_with_pushes(db, right_edge, (), entries, self.now).await
+    }
+}
+
+impl Write for RecordAttempts {
+    type Output = Audited<()>;
+
+    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
+        Box::pin(async move {
+            let (connection, right_edge) = tx.connection_and_right_edge();
+            self.record(connection, right_edge).await
+        })
+    }
+
+    fn direct(
+        self,
+        db: &mut Direct<'_>,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Self::Output, StoreError> {
+        run_now(self.record(db, right_edge))
+    }
+}
+
+/// Records one attempt on its message and returns its audit entry.
+async fn record_attempt(
+    db: &mut impl Db,
     message: &Message,
     attempt: &Attempt,
-) -> Result<(), Error> {
-    let now = state.clock.now();
-    let backoff = state.settings.policies.tunables.relay_backoff();
+    backoff: &Backoff,
+    now: OffsetDateTime,
+) -> Result<NewEntry, StoreError> {
     let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX) + 1;
     let id = &message.id;
-    let mut tx = state.store.begin().await?;
     let (outcome, reason) = match attempt {
         Attempt::Delivered => {
-            outbox::finish(&mut tx, Queue::Messages, id, "delivered", None, true, now).await?;
+            outbox::finish(db, Queue::Messages, id, "delivered", None, true, now).await?;
             (Outcome::Delivered, None)
         }
         Attempt::Cancelled(reason) => {
             let why = Some(*reason);
-            outbox::finish(&mut tx, Queue::Messages, id, "cancelled", why, false, now).await?;
+            outbox::finish(db, Queue::Messages, id, "cancelled", why, false, now).await?;
             (Outcome::Cancelled, Some(reason.to_string()))
         }
         Attempt::Transient(why) if attempts < backoff.max_attempts => {
             let next = now + backoff.after(attempts);
-            outbox::retry_later(&mut tx, Queue::Messages, id, why, next).await?;
+            outbox::retry_later(db, Queue::Messages, id, why, next).await?;
             (Outcome::Deferred, Some(why.clone()))
         }
         Attempt::Transient(why) | Attempt::Permanent(why) => {
             let reason = Some(why.as_str());
-            outbox::finish(&mut tx, Queue::Messages, id, "failed", reason, true, now).await?;
+            outbox::finish(db, Queue::Messages, id, "failed", reason, true, now).await?;
             (Outcome::Failed, Some(why.clone()))
         }
     };
-    let token = tokens::find(&mut tx, &message.token_id).await?;
+    let token = tokens::find(db, &message.token_id).await?;
     let mut entry = NewEntry::by_broker(now, "relay-worker", Action::MessageDelivery, outcome)
         .agency(message.agency_id.clone())
         .airline(message.airline_id.clone())
@@ -154,8 +216,7 @@ pub async fn record_message_attempt(
             .event_reference(token.event_reference)
             .flight(token.flight);
     }
-    state.commit_with_audit(tx, entry).await?;
-    Ok(())
+    Ok(entry)
 }
 
 /// The audit reason code for an attempt's outcome, from a closed set so the log stays

@@ -17,7 +17,7 @@ use crate::service::{Error, ErrorKind};
 use crate::store::sealed::SealedRecord;
 use crate::store::tokens::TokenRecord;
 use crate::store::use_facts::{self, UseFacts};
-use crate::store::{tokens, Conn, Tx};
+use crate::store::{tokens, Tx};
 use std::time::Instant;
 
 /// What a token is used for.
@@ -104,11 +104,10 @@ pub async fn decide_on_read(
     ask: &UseAsked<'_>,
     entry: &NewEntry,
 ) -> Result<Option<Ready>, Error> {
-    let mut reader = state.store.reader().acquire().await?;
-    let Checked::Allowed(token, verdict, sealed) = check(state, &mut reader, ask).await? else {
+    let read = use_facts::for_use_on_read(&state.store, ask.presented.id).await?;
+    let Checked::Allowed(token, verdict, sealed) = check(state, read, ask) else {
         return Ok(None);
     };
-    drop(reader);
     let contact = match ask.wanted {
         TokenUse::Reveal => {
             // A contact that cannot be opened here is left to the writer's check.
@@ -136,7 +135,8 @@ pub async fn take_in_writer(
     mut entry: NewEntry,
 ) -> Result<Taken, Error> {
     let mut tx = state.store.begin().await?;
-    let (token, verdict, sealed) = match check(state, &mut tx, ask).await? {
+    let read = use_facts::for_use(&mut tx, ask.presented.id).await?;
+    let (token, verdict, sealed) = match check(state, read, ask) {
         Checked::Allowed(token, verdict, sealed) => (token, verdict, sealed),
         Checked::Refused {
             token,
@@ -264,22 +264,20 @@ enum Checked {
     },
 }
 
-/// Decides a use on what `conn` reads, changing nothing.
-async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<Checked, Error> {
-    let read = use_facts::for_use(conn, ask.presented.id)
-        .await?
-        .filter(|read| ask.presented.matches(&read.token.secret_hash));
+/// Decides a use on the token and facts read (`None`: no such token), changing nothing.
+fn check(state: &AppState, read: Option<UseFacts>, ask: &UseAsked<'_>) -> Checked {
+    let read = read.filter(|read| ask.presented.matches(&read.token.secret_hash));
     let Some(UseFacts {
         token,
         facts,
         sealed,
     }) = read
     else {
-        return Ok(Checked::Refused {
+        return Checked::Refused {
             token: None,
             refusal: Refusal::TokenNotFound,
             verdict: None,
-        });
+        };
     };
     let token_state = TokenState {
         held_by_caller: token.airline_id == ask.airline.id,
@@ -295,11 +293,11 @@ async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<
         checked = Err(Refusal::ChannelNotCovered);
     }
     if let Err(refusal) = checked {
-        return Ok(Checked::Refused {
+        return Checked::Refused {
             token: Some(token),
             refusal,
             verdict: None,
-        });
+        };
     }
     let verdict = state.settings.policies.decide_traveller(
         &AirlineFacts::of(ask.airline),
@@ -312,14 +310,14 @@ async fn check(state: &AppState, conn: &mut Conn, ask: &UseAsked<'_>) -> Result<
             disruption: None,
         },
     );
-    Ok(match verdict.refusal {
+    match verdict.refusal {
         None => Checked::Allowed(token, verdict, sealed),
         Some(refusal) => Checked::Refused {
             token: Some(token),
             refusal,
             verdict: Some(verdict),
         },
-    })
+    }
 }
 
 /// Fills the audit entry with what the token was granted for and, if they were asked,

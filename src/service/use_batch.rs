@@ -12,13 +12,19 @@
 //! a withdrawal, a new version, a purge) is not taken here: its request decides again
 //! inside the writer's transaction (see `token_use::ask`).
 
+use crate::audit::merkle::Frontier;
 use crate::audit::NewEntry;
+use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::service::AppState;
 use crate::service::Error;
+use crate::store::db::{Db, Direct};
+use crate::store::direct::{run_now, Write};
 use crate::store::outbox::{self, Message};
-use crate::store::tokens;
+use crate::store::{tokens, StoreError, Tx};
+use futures_util::future::BoxFuture;
 use std::collections::HashSet;
 use std::sync::Mutex;
+use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
 /// Most uses taken in one batch: bounds a batch's statements and its wait.
@@ -54,14 +60,31 @@ struct Job {
 #[derive(Default)]
 struct Queue {
     jobs: Vec<Job>,
-    /// A request or task is running batches; it takes what is queued.
-    leading: bool,
+    /// Tasks running batches (at most [`LEADS`]); they take what is queued.
+    leads: usize,
 }
 
+/// Tasks running batches at once. A batch holds the writer only while it is written:
+/// one task answers the uses of its batch while the other writes the next, so the
+/// writer does not wait for a batch's answers before it takes the next one.
+const LEADS: usize = 2;
+
 /// The queue of uses waiting for the writer.
-#[derive(Default)]
 pub struct UseBatches {
     queue: Mutex<Queue>,
+    /// The writer's turn among the leads: a lead takes its batch from the queue only
+    /// once it holds it, so each batch holds everything queued while the last was
+    /// written.
+    turn: tokio::sync::Semaphore,
+}
+
+impl Default for UseBatches {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::default(),
+            turn: tokio::sync::Semaphore::new(1),
+        }
+    }
 }
 
 impl UseBatches {
@@ -71,15 +94,28 @@ impl UseBatches {
         let leads = {
             let mut queue = self.queue.lock().expect("use queue lock");
             queue.jobs.push(Job { request, reply });
-            !std::mem::replace(&mut queue.leading, true)
+            let leads = queue.leads < LEADS;
+            if leads {
+                queue.leads += 1;
+            }
+            leads
         };
         if leads {
-            // Batches run in a task of their own: a request given up by its client (or
+            // Batches run in tasks of their own: a request given up by its client (or
             // its timeout) must not leave the others unanswered.
             let lead = Lead(state.clone());
             tokio::spawn(async move {
-                while let Some(batch) = lead.0.use_batches.next_batch() {
-                    run(&lead.0, batch).await;
+                let batches = &lead.0.use_batches;
+                loop {
+                    let Ok(turn) = batches.turn.acquire().await else {
+                        break;
+                    };
+                    let Some(batch) = batches.next_batch() else {
+                        break;
+                    };
+                    let (written, replies) = write(&lead.0, batch).await;
+                    drop(turn);
+                    answer_all(written, replies);
                 }
             });
         }
@@ -88,11 +124,11 @@ impl UseBatches {
             .map_err(|_| Error::internal("the batch taking a token use ended without an answer"))?
     }
 
-    /// The next batch, or `None` (and the lead given up) when nothing is queued.
+    /// The next batch, or `None` (and this lead given up) when nothing is queued.
     fn next_batch(&self) -> Option<Vec<Job>> {
         let mut queue = self.queue.lock().expect("use queue lock");
         if queue.jobs.is_empty() {
-            queue.leading = false;
+            queue.leads -= 1;
             return None;
         }
         let size = queue.jobs.len().min(MAX_BATCH);
@@ -101,23 +137,27 @@ impl UseBatches {
     }
 }
 
-/// The task running batches. Should it panic, the lead is given up, so that the next
-/// request takes it (with what is still queued) instead of waiting forever.
+/// A task running batches. Should it panic, its lead is given up, so that the next
+/// request starts another (with what is still queued) instead of waiting forever.
 struct Lead(AppState);
 
 impl Drop for Lead {
     fn drop(&mut self) {
         if std::thread::panicking() {
             if let Ok(mut queue) = self.0.use_batches.queue.lock() {
-                queue.leading = false;
+                queue.leads = queue.leads.saturating_sub(1);
             }
         }
     }
 }
 
-/// Takes a batch of uses in one transaction and answers each.
-async fn run(state: &AppState, jobs: Vec<Job>) {
-    // One use per token in a batch: a second use of the same token is decided again.
+/// The replies owed to a batch's uses, in order.
+type Replies = Vec<oneshot::Sender<Result<Taking, Error>>>;
+
+/// Takes a batch of uses in one write; returns the write's outcome with the replies
+/// owed (a second use of a token in the batch is answered at once: it is decided
+/// again).
+async fn write(state: &AppState, jobs: Vec<Job>) -> (Result<Audited<Vec<bool>>, Error>, Replies) {
     let mut tokens_seen = HashSet::new();
     let (batch, again): (Vec<Job>, Vec<Job>) = jobs
         .into_iter()
@@ -125,45 +165,93 @@ async fn run(state: &AppState, jobs: Vec<Job>) {
     for job in again {
         job.reply.send(Ok(Taking::Changed)).ok();
     }
-    match take_all(state, &batch).await {
-        Ok(outcomes) => {
-            for (job, outcome) in batch.into_iter().zip(outcomes) {
-                job.reply.send(Ok(outcome)).ok();
+    let (uses, replies): (Vec<DecidedUse>, Replies) = batch
+        .into_iter()
+        .map(|job| (job.request, job.reply))
+        .unzip();
+    let take = TakeUses {
+        uses,
+        now: state.clock.now(),
+    };
+    (state.write_audited(take).await, replies)
+}
+
+/// Answers each use of a written batch: taken with its entry's index, or changed.
+fn answer_all(written: Result<Audited<Vec<bool>>, Error>, replies: Replies) {
+    match written {
+        Ok(written) => {
+            let mut indexes = written.entries.iter().map(|entry| entry.index);
+            for (reply, taken) in replies.into_iter().zip(written.output) {
+                let outcome = match taken {
+                    true => Taking::Taken {
+                        audit_index: indexes.next().expect("an index per use taken"),
+                    },
+                    false => Taking::Changed,
+                };
+                reply.send(Ok(outcome)).ok();
             }
         }
         Err(problem) => {
-            for job in batch {
-                job.reply.send(Err(problem.clone())).ok();
+            for reply in replies {
+                reply.send(Err(problem.clone())).ok();
             }
         }
     }
 }
 
-/// The guarded update, the messages and the entries of a batch, committed together.
-async fn take_all(state: &AppState, batch: &[Job]) -> Result<Vec<Taking>, Error> {
-    let mut tx = state.store.begin().await?;
-    let ids: Vec<&str> = batch
-        .iter()
-        .map(|job| job.request.token_id.as_str())
-        .collect();
-    let taken = tokens::take_uses_if_unchanged(&mut tx, &ids, state.clock.now()).await?;
-    let mut entries = Vec::with_capacity(taken.len());
-    for job in batch {
-        if taken.contains(&job.request.token_id) {
-            if let Some(message) = &job.request.message {
-                outbox::enqueue_message(&mut tx, message).await?;
-            }
-            entries.push(job.request.entry.clone());
-        }
+/// A batch's write: one guarded update for all its tokens, their relayed messages,
+/// their entries and pushes. Answers, for each use in order, whether it was taken.
+struct TakeUses {
+    uses: Vec<DecidedUse>,
+    now: OffsetDateTime,
+}
+
+impl TakeUses {
+    async fn take(
+        self,
+        db: &mut impl Db,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Audited<Vec<bool>>, StoreError> {
+        let ids: Vec<&str> = self.uses.iter().map(|u| u.token_id.as_str()).collect();
+        let taken = tokens::take_uses_if_unchanged(db, &ids, self.now).await?;
+        let was_taken: Vec<bool> = self
+            .uses
+            .iter()
+            .map(|u| taken.contains(&u.token_id))
+            .collect();
+        let messages: Vec<&Message> = self
+            .uses
+            .iter()
+            .filter(|u| taken.contains(&u.token_id))
+            .filter_map(|u| u.message.as_ref())
+            .collect();
+        outbox::enqueue_messages(db, &messages).await?;
+        let now = self.now;
+        let entries = self
+            .uses
+            .into_iter()
+            .filter(|u| taken.contains(&u.token_id))
+            .map(|u| u.entry)
+            .collect();
+        append_with_pushes(db, right_edge, was_taken, entries, now).await
     }
-    let mut indexes = state.commit_with_audits(tx, entries).await?.into_iter();
-    Ok(batch
-        .iter()
-        .map(|job| match taken.contains(&job.request.token_id) {
-            true => Taking::Taken {
-                audit_index: indexes.next().expect("an index per use taken"),
-            },
-            false => Taking::Changed,
+}
+
+impl Write for TakeUses {
+    type Output = Audited<Vec<bool>>;
+
+    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
+        Box::pin(async move {
+            let (connection, right_edge) = tx.connection_and_right_edge();
+            self.take(connection, right_edge).await
         })
-        .collect())
+    }
+
+    fn direct(
+        self,
+        db: &mut Direct<'_>,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Self::Output, StoreError> {
+        run_now(self.take(db, right_edge))
+    }
 }

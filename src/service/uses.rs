@@ -2,14 +2,15 @@
 //! grant, contact release and relayed message (and its delivery), read from the audit
 //! log. The same receipt is what an agency's webhook receives, signed.
 
-use super::AppState;
 use crate::audit::AuditEntry;
 use crate::crypto::seal::Slot;
 use crate::domain::ids::new_id;
+use crate::store::db::Db;
 use crate::store::outbox::{self, WebhookDelivery};
-use crate::store::{parties, Conn, StoreError, Tx};
+use crate::store::{parties, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use time::OffsetDateTime;
 
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "Passerelle-Signature";
@@ -105,12 +106,12 @@ impl Airlines {
     /// The receipt for an entry; the airline is read once and remembered.
     pub async fn receipt(
         &mut self,
-        conn: &mut Conn,
+        db: &mut impl Db,
         entry: &AuditEntry,
     ) -> Result<UseReceipt, StoreError> {
         let airline_id = entry.airline_id.clone().unwrap_or_default();
         if !self.0.contains_key(&airline_id) {
-            let listed = parties::listed(conn, &airline_id).await?;
+            let listed = parties::listed(db, &airline_id).await?;
             let shown = AirlineShown {
                 id: airline_id.clone(),
                 designator: listed.as_ref().and_then(|l| l.code.clone()),
@@ -147,43 +148,51 @@ pub struct Pushes {
 }
 
 impl Pushes {
-    /// Queues a push of `entry` to its agency's webhook, if it is a use and the
-    /// agency registered one.
-    pub async fn queue(
+    /// Queues a push of each entry that is a use to its agency's webhook, if the
+    /// agency registered one: the agencies are looked up together, the pushes stored
+    /// together (a batch of uses is one statement of each, not one per use).
+    pub async fn queue_all(
         &mut self,
-        state: &AppState,
-        tx: &mut Tx,
-        entry: &AuditEntry,
+        db: &mut impl Db,
+        entries: &[AuditEntry],
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if !is_use(entry) {
-            return Ok(());
-        }
-        let agency_id = entry.agency_id.clone().unwrap_or_default();
-        let has_webhook = match self.webhooks.get(&agency_id) {
-            Some(has) => *has,
-            None => {
-                let has = parties::webhook(tx, &agency_id).await?.is_some();
-                self.webhooks.insert(agency_id.clone(), has);
-                has
+        let uses: Vec<&AuditEntry> = entries.iter().filter(|e| is_use(e)).collect();
+        let mut unknown: Vec<&str> = uses
+            .iter()
+            .filter_map(|e| e.agency_id.as_deref())
+            .filter(|agency| !self.webhooks.contains_key(*agency))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            let with = parties::with_webhooks(db, &unknown).await?;
+            for agency in unknown {
+                self.webhooks
+                    .insert(agency.to_string(), with.contains(agency));
             }
-        };
-        if !has_webhook {
-            return Ok(());
         }
-        let receipt = self.airlines.receipt(tx, entry).await?;
-        let payload = serde_json::json!({
-            "type": "passerelle.use",
-            "receipt": receipt,
-        });
-        let delivery = WebhookDelivery {
-            id: new_id("whd"),
-            agency_id,
-            audit_index: entry.index,
-            payload: payload.to_string(),
-            attempts: 0,
-        };
-        outbox::enqueue_webhook(tx, &delivery, state.clock.now()).await?;
-        self.queued += 1;
+        let mut deliveries = Vec::new();
+        for entry in uses {
+            let agency_id = entry.agency_id.clone().unwrap_or_default();
+            if !self.webhooks.get(&agency_id).copied().unwrap_or(false) {
+                continue;
+            }
+            let receipt = self.airlines.receipt(db, entry).await?;
+            let payload = serde_json::json!({
+                "type": "passerelle.use",
+                "receipt": receipt,
+            });
+            deliveries.push(WebhookDelivery {
+                id: new_id("whd"),
+                agency_id,
+                audit_index: entry.index,
+                payload: payload.to_string(),
+                attempts: 0,
+            });
+        }
+        outbox::enqueue_webhooks(db, &deliveries, now).await?;
+        self.queued += deliveries.len();
         Ok(())
     }
 

@@ -2,6 +2,8 @@
 //! revocation; revoking a key ends the pages' sessions opened with it.
 
 use super::parties::party_from_row;
+use super::row::Columns;
+use super::Store;
 use super::{from_millis, to_millis, Conn, StoreError};
 use crate::crypto::secret::IssuedSecret;
 use crate::domain::party::Party;
@@ -179,20 +181,37 @@ pub async fn list_api_keys(
 
 /// The stored hash of a live API key (neither revoked nor expired at `now`) and the
 /// party that owns it.
+///
+/// Every request with an API key asks this first, so on SQLite it is read on the file
+/// directly when it can be (see [`super::direct`]).
 #[instrument(skip_all)]
 pub async fn api_key(
-    conn: &mut Conn,
+    store: &Store,
     key_id: &str,
     now: OffsetDateTime,
 ) -> Result<Option<(Vec<u8>, Party)>, StoreError> {
-    let row = sqlx::query(
-        "SELECT k.secret_hash, p.id, p.kind, p.code FROM api_keys k JOIN parties p ON p.id = k.party_id \
-         WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)",
-    )
-    .bind(key_id)
-    .bind(to_millis(now))
-    .fetch_optional(conn)
-    .await?;
-    let Some(row) = row else { return Ok(None) };
-    Ok(Some((row.get("secret_hash"), party_from_row(&row)?)))
+    const LIVE_KEY: &str = "SELECT k.secret_hash, p.id, p.kind, p.code FROM api_keys k \
+         JOIN parties p ON p.id = k.party_id \
+         WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)";
+    let direct = store.read_direct(|conn| {
+        let mut statement = conn.prepare_cached(LIVE_KEY)?;
+        let mut rows = statement.query((key_id, to_millis(now)))?;
+        rows.next()?.map(live_key).transpose()
+    });
+    match direct {
+        Some(found) => found,
+        None => {
+            let row = sqlx::query(LIVE_KEY)
+                .bind(key_id)
+                .bind(to_millis(now))
+                .fetch_optional(store.reader())
+                .await?;
+            row.as_ref().map(live_key).transpose()
+        }
+    }
+}
+
+/// A live key's hash and party, from a row of `api_key`'s statement.
+fn live_key(row: &impl Columns) -> Result<(Vec<u8>, Party), StoreError> {
+    Ok((row.value("secret_hash"), party_from_row(row)?))
 }

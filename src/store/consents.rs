@@ -1,6 +1,7 @@
 //! Consent records: their versions, what each allows (its scope), the agency's
 //! listing, and withdrawal by code.
 
+use super::row::Columns;
 use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
 use crate::crypto::keyring::WrappedKey;
 use crate::domain::booking::CarrierCode;
@@ -183,11 +184,11 @@ pub async fn insert(
     sqlx::query(
         "INSERT INTO consents (id, traveller_id, agency_id, agency_record_id, version, statement_sha256, \
          schema_version, decision, purposes, carriers, recipients, data_categories, jurisdiction, collected_at, \
-         valid_until, notice_version, notice_language, notice_sha256, collection_method, key_id, signature, \
-         key_master, wrapped_key, sealed_statement, sealed_mobile, sealed_email, withdrawal_code_id, \
-         withdrawal_code_hash, receipt, created_at, purge_after) \
+         valid_until, notice_version, notice_language, notice_sha256, collection_method, key_id, \
+         key_master, wrapped_key, sealed_mobile, sealed_email, withdrawal_code_id, \
+         withdrawal_code_hash, created_at, purge_after) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31)",
+         $21, $22, $23, $24, $25, $26, $27, $28)",
     )
     .bind(consent.id)
     .bind(consent.traveller_id)
@@ -209,17 +210,24 @@ pub async fn insert(
     .bind(consent.notice[2])
     .bind(consent.collection_method)
     .bind(consent.key_id)
-    .bind(consent.signature)
     .bind(consent.wrapped_key.master)
     .bind(consent.wrapped_key.wrapped)
-    .bind(consent.sealed_statement)
     .bind(consent.sealed_mobile)
     .bind(consent.sealed_email)
     .bind(code_id)
     .bind(code_hash)
-    .bind(consent.receipt)
     .bind(to_millis(consent.now))
     .bind(to_millis(consent.purge_after))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO consent_documents (consent_id, signature, sealed_statement, receipt) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(consent.id)
+    .bind(consent.signature)
+    .bind(consent.sealed_statement)
+    .bind(consent.receipt)
     .execute(&mut *conn)
     .await?;
     if !supersedes.is_empty() {
@@ -257,16 +265,16 @@ pub async fn scope(conn: &mut Conn, consent_id: &str) -> Result<ConsentScope, St
     scope_from_row(&row)
 }
 
-pub(crate) fn scope_from_row(row: &sqlx::any::AnyRow) -> Result<ConsentScope, StoreError> {
-    let decision: String = row.get("decision");
-    let purposes: String = row.get("purposes");
-    let carriers: String = row.get("carriers");
-    let valid_until: Option<i64> = row.get("valid_until");
+pub(crate) fn scope_from_row(row: &impl Columns) -> Result<ConsentScope, StoreError> {
+    let decision: String = row.value("decision");
+    let purposes: String = row.value("purposes");
+    let carriers: String = row.value("carriers");
+    let valid_until: Option<i64> = row.value("valid_until");
     Ok(ConsentScope {
         decision: Decision::from_word(&decision)
             .ok_or_else(|| StoreError::Corrupt(format!("consent decision {decision}")))?,
-        superseded: row.get::<Option<String>, _>("superseded_by").is_some(),
-        withdrawn: row.get::<Option<i64>, _>("withdrawn_at").is_some(),
+        superseded: row.value::<Option<String>>("superseded_by").is_some(),
+        withdrawn: row.value::<Option<i64>>("withdrawn_at").is_some(),
         purposes: split(&purposes)
             .map(|w| {
                 Purpose::from_word(w).ok_or_else(|| StoreError::Corrupt(format!("purpose {w}")))

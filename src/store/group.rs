@@ -43,6 +43,9 @@ struct Inner {
     batch: Arc<Mutex<Batch>>,
     /// Callers waiting for the batch.
     queued: AtomicUsize,
+    /// Direct writes waiting for the writer (see [`GroupCommit::direct`]); not counted
+    /// in `queued`, since a batch is committed before a direct write anyway.
+    queued_direct: AtomicUsize,
     /// The last commit's failure, cleared by the next success (read by `/readyz`).
     last_failure: StdMutex<Option<String>>,
 }
@@ -67,6 +70,7 @@ impl GroupCommit {
             pool,
             batch: Arc::new(Mutex::new(Batch::default())),
             queued: AtomicUsize::new(0),
+            queued_direct: AtomicUsize::new(0),
             last_failure: StdMutex::new(None),
         }))
     }
@@ -97,9 +101,41 @@ impl GroupCommit {
         })
     }
 
-    /// How many callers are waiting to join the batch.
+    /// How many callers are waiting for the writer, to join the batch or to write
+    /// directly.
     pub fn queued(&self) -> usize {
-        self.0.queued.load(Ordering::SeqCst)
+        self.0.queued.load(Ordering::SeqCst) + self.0.queued_direct.load(Ordering::SeqCst)
+    }
+
+    /// Runs a whole write on the direct writer while holding the writer: the batch
+    /// being built, if any, is committed first (answering its callers), then `work`
+    /// runs on a blocking thread with the audit tree's right edge, which it keeps for
+    /// the next append whichever connection makes it. No batch is open meanwhile, since
+    /// a caller joins one only with the lock this holds.
+    pub async fn direct<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Option<Frontier>) -> Result<T, crate::store::StoreError> + Send + 'static,
+    ) -> Result<T, crate::store::StoreError> {
+        self.0.queued_direct.fetch_add(1, Ordering::SeqCst);
+        let mut batch = self.0.batch.clone().lock_owned().await;
+        self.0.queued_direct.fetch_sub(1, Ordering::SeqCst);
+        self.undo_abandoned(&mut batch).await;
+        if batch.tx.is_some() {
+            self.flush(&mut batch).await;
+        }
+        let mut right_edge = batch.right_edge.take();
+        let ran = tokio::task::spawn_blocking(move || {
+            let result = work(&mut right_edge);
+            (result, right_edge)
+        })
+        .await;
+        let (result, right_edge) = ran.map_err(|e| {
+            crate::store::StoreError::File(format!("the direct write stopped: {e}"))
+        })?;
+        batch.right_edge = right_edge.filter(|_| result.is_ok());
+        let mut failure = self.0.last_failure.lock().expect("lock");
+        *failure = result.as_ref().err().map(|e| e.to_string());
+        result
     }
 
     /// The last batch commit's failure, if the latest one failed.

@@ -18,7 +18,10 @@ pub mod agency_keys;
 pub mod api_keys;
 pub mod audit;
 pub mod bookings;
+mod checkpoint;
 pub mod consents;
+pub mod db;
+pub mod direct;
 pub mod disruptions;
 pub mod group;
 pub mod idempotency;
@@ -29,6 +32,7 @@ pub mod rate_budgets;
 pub mod records;
 pub mod release;
 pub mod reports;
+pub mod row;
 pub mod sealed;
 pub mod sessions;
 pub mod templates;
@@ -62,6 +66,9 @@ pub enum StoreError {
     /// The SQLite file, read directly (see `audit::LogScan`), refused or failed.
     #[error("database file error: {0}")]
     File(String),
+    /// A read of the SQLite file on the calling thread (see [`direct`]) failed.
+    #[error("database file error: {0}")]
+    Direct(#[from] rusqlite::Error),
     /// The database URL names an engine we do not run on.
     #[error("unsupported database URL: use sqlite://PATH or postgres://…")]
     UnsupportedUrl,
@@ -86,6 +93,14 @@ pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     group: group::GroupCommit,
+    /// Reads of the SQLite file on the calling thread, for the hottest point reads;
+    /// `None` on PostgreSQL and for an in-memory database.
+    direct: Option<std::sync::Arc<direct::reads::DirectReads>>,
+    /// The direct writer of the SQLite file (see [`direct`]); `None` where `direct`
+    /// is.
+    direct_writer: Option<std::sync::Arc<direct::writer::Writer>>,
+    /// The WAL checkpoint thread of the SQLite file, which runs while this is held.
+    _checkpoints: Option<std::sync::Arc<checkpoint::Running>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -105,11 +120,26 @@ impl Store {
         let options = AnyConnectOptions::from_str(url)?;
         match engine {
             Engine::Sqlite => {
-                let writer = sqlite_pool(1).connect_with(options.clone()).await?;
-                let reader = sqlite_pool(4).connect_with(options).await?;
+                // The writer checkpoints only as a backstop: a thread does it beside it.
+                let writer = sqlite_pool(1, checkpoint::WRITER_BACKSTOP_PAGES)
+                    .connect_with(options.clone())
+                    .await?;
+                let reader = sqlite_pool(4, checkpoint::WRITER_BACKSTOP_PAGES)
+                    .connect_with(options)
+                    .await?;
+                let file = sqlite_file(url);
                 Ok(Self {
                     engine,
-                    sqlite_file: sqlite_file(url),
+                    _checkpoints: file
+                        .clone()
+                        .map(|path| std::sync::Arc::new(checkpoint::start(path))),
+                    direct: file
+                        .clone()
+                        .map(|path| std::sync::Arc::new(direct::reads::DirectReads::new(path))),
+                    direct_writer: file
+                        .clone()
+                        .map(|path| std::sync::Arc::new(direct::writer::Writer::new(path))),
+                    sqlite_file: file,
                     reader,
                     group: group::GroupCommit::new(writer.clone()),
                     writer,
@@ -124,6 +154,9 @@ impl Store {
                     .await?;
                 Ok(Self {
                     engine,
+                    _checkpoints: None,
+                    direct: None,
+                    direct_writer: None,
                     sqlite_file: None,
                     reader: pool.clone(),
                     group: group::GroupCommit::new(pool.clone()),
@@ -176,9 +209,47 @@ impl Store {
         self.group.last_failure()
     }
 
+    /// Runs a whole write and commits it: on SQLite with a file by the direct writer
+    /// (see [`direct`]), elsewhere in a transaction of the group commit. Either way it
+    /// is durable when this returns `Ok`.
+    pub async fn write<W: direct::Write>(&self, write: W) -> Result<W::Output, StoreError> {
+        match &self.direct_writer {
+            Some(writer) => {
+                let writer = writer.clone();
+                self.group
+                    .direct(move |right_edge| writer.run(|db| write.direct(db, right_edge)))
+                    .await
+            }
+            None => {
+                let mut tx = self.begin().await?;
+                let output = write.in_transaction(&mut tx).await;
+                match output {
+                    Ok(output) => {
+                        tx.commit().await?;
+                        Ok(output)
+                    }
+                    Err(error) => {
+                        tx.rollback().await.ok();
+                        Err(error)
+                    }
+                }
+            }
+        }
+    }
+
     /// The pool for reads outside a transaction.
     pub fn reader(&self) -> &AnyPool {
         &self.reader
+    }
+
+    /// Runs a point read on the SQLite file on this thread (see [`direct`]); `None`
+    /// when there is no file to read so (PostgreSQL, an in-memory database) or no
+    /// connection is free, and the caller reads through [`Self::reader`].
+    pub(crate) fn read_direct<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> Result<T, StoreError>,
+    ) -> Option<Result<T, StoreError>> {
+        self.direct.as_ref()?.read(read)
     }
 
     /// Checks that both pools reach the database.
@@ -197,22 +268,30 @@ impl Store {
 
 /// SQLite connections: WAL so readers never block the writer, `synchronous=FULL` so
 /// that an acknowledged write survives a power cut, and a busy timeout so a reader
-/// briefly waiting on a checkpoint does not fail.
+/// briefly waiting on a checkpoint does not fail. Savepoints keep the pages they would
+/// restore in memory (`temp_store`), not in a temporary file: each caller of a group
+/// commit is a savepoint, and writing those pages out to a file took a quarter of the
+/// writer's time appending a batch of uses' entries. A connection checkpoints the log
+/// in its own commits only past `autocheckpoint_pages`: a thread of the store does it
+/// beside them (see [`checkpoint`]).
 ///
 /// No pool pings a connection before handing it out: on the hot paths that ping was
 /// one more round trip per request. A connection that broke fails its statement, and
 /// the pool closes it when it is returned (sqlx pings every returned connection).
-fn sqlite_pool(size: u32) -> AnyPoolOptions {
+fn sqlite_pool(size: u32, autocheckpoint_pages: i64) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(size)
         .acquire_timeout(Duration::from_secs(10))
         .test_before_acquire(false)
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute("PRAGMA journal_mode = WAL").await?;
                 conn.execute("PRAGMA synchronous = FULL").await?;
                 conn.execute("PRAGMA busy_timeout = 5000").await?;
                 conn.execute("PRAGMA foreign_keys = ON").await?;
+                conn.execute("PRAGMA temp_store = MEMORY").await?;
+                let checkpoint = format!("PRAGMA wal_autocheckpoint = {autocheckpoint_pages}");
+                conn.execute(checkpoint.as_str()).await?;
                 Ok(())
             })
         })
@@ -240,18 +319,20 @@ pub fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
 }
 
 /// A query parameter of a statement built clause by clause.
-pub(crate) enum Param {
+pub enum Param {
     /// A text value.
     Text(String),
     /// An integer value.
     Int(i64),
     /// A byte string.
     Bytes(Vec<u8>),
+    /// No value (a text column left empty).
+    Null,
 }
 
 /// How a statement's parameters are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Placeholders {
+pub enum Placeholders {
     /// `$1, $2`: what PostgreSQL needs.
     Numbered,
     /// `?, ?`: bound in order. SQLite finds a numbered parameter's number by scanning
@@ -263,7 +344,7 @@ pub(crate) enum Placeholders {
 
 impl Placeholders {
     /// The style for the engine behind `conn`.
-    pub(crate) fn of(conn: &Conn) -> Self {
+    pub fn of(conn: &Conn) -> Self {
         match conn.backend_name() {
             "SQLite" => Self::Anonymous,
             _ => Self::Numbered,
@@ -315,6 +396,7 @@ pub(crate) fn bind_all(
             Param::Text(t) => query.bind(t),
             Param::Int(n) => query.bind(n),
             Param::Bytes(b) => query.bind(b),
+            Param::Null => query.bind(None::<String>),
         };
     }
     query

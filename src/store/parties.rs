@@ -1,7 +1,9 @@
 //! Parties: agencies, airlines and officers, with what each sets for itself (an
 //! agency's delivery and webhook, an airline's link domains).
 
-use super::{to_millis, Conn, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{arg, to_millis, Conn, Param, StoreError};
 use crate::domain::delivery::Delivery;
 use crate::domain::ids::new_id;
 use crate::domain::links::LinkDomain;
@@ -83,14 +85,14 @@ pub async fn find(conn: &mut Conn, party_id: &str) -> Result<Option<Party>, Stor
 }
 
 /// The party of a row holding its `id`, `kind` and `code` columns.
-pub(crate) fn party_from_row(row: &sqlx::any::AnyRow) -> Result<Party, StoreError> {
-    let kind: String = row.get("kind");
+pub(crate) fn party_from_row(row: &impl Columns) -> Result<Party, StoreError> {
+    let kind: String = row.value("kind");
     let kind = PartyKind::from_word(&kind)
         .ok_or_else(|| StoreError::Corrupt(format!("party kind {kind}")))?;
     Ok(Party {
-        id: row.get("id"),
+        id: row.value("id"),
         kind,
-        code: row.get("code"),
+        code: row.value("code"),
     })
 }
 
@@ -156,6 +158,33 @@ pub async fn webhook(conn: &mut Conn, agency_id: &str) -> Result<Option<Webhook>
     }))
 }
 
+/// Which of these agencies registered a webhook, in one read.
+#[instrument(skip_all)]
+pub async fn with_webhooks(
+    db: &mut impl Db,
+    agency_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in agency_ids.chunks(500) {
+        let mut params = Vec::new();
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
+            .collect();
+        let sql = format!(
+            "SELECT id FROM parties WHERE id IN ({}) AND webhook_url IS NOT NULL \
+             AND sealed_webhook_secret IS NOT NULL",
+            list.join(", ")
+        );
+        db.for_each(&sql, params, |row| {
+            found.insert(row.value("id"));
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(found)
+}
+
 /// Registers (or, with `None`, removes) an agency's webhook.
 #[instrument(skip_all)]
 pub async fn set_webhook(
@@ -187,16 +216,23 @@ pub struct Listed {
 
 /// Kind, code and name of a party.
 #[instrument(skip_all)]
-pub async fn listed(conn: &mut Conn, party_id: &str) -> Result<Option<Listed>, StoreError> {
-    let row = sqlx::query("SELECT kind, code, name FROM parties WHERE id = $1")
-        .bind(party_id)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|r| Listed {
-        kind: r.get("kind"),
-        code: r.get("code"),
-        name: r.get("name"),
-    }))
+pub async fn listed(db: &mut impl Db, party_id: &str) -> Result<Option<Listed>, StoreError> {
+    let mut found = None;
+    let params = vec![Param::Text(party_id.to_string())];
+    db.for_each(
+        "SELECT kind, code, name FROM parties WHERE id = $1",
+        params,
+        |r| {
+            found = Some(Listed {
+                kind: r.value("kind"),
+                code: r.value("code"),
+                name: r.value("name"),
+            });
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 /// The domains an airline's relayed messages may link to.

@@ -65,9 +65,10 @@ pub struct RecordRow {
 const RECORD_SELECT: &str = "SELECT c.id, c.agency_record_id, c.version, c.agency_id, c.traveller_id, \
      t.booking_id, b.record_locator, c.schema_version, c.decision, c.superseded_by, c.withdrawn_at, c.withdrawn_by, \
      c.purposes, c.carriers, c.valid_until, c.recipients, c.data_categories, c.jurisdiction, c.collected_at, \
-     c.notice_version, c.notice_language, c.notice_sha256, c.collection_method, c.key_id, c.signature, \
-     c.statement_sha256, c.receipt, c.created_at, c.purge_after, c.purged_at \
-     FROM consents c JOIN travellers t ON t.id = c.traveller_id JOIN bookings b ON b.id = t.booking_id";
+     c.notice_version, c.notice_language, c.notice_sha256, c.collection_method, c.key_id, d.signature, \
+     c.statement_sha256, d.receipt, c.created_at, c.purge_after, c.purged_at \
+     FROM consents c JOIN consent_documents d ON d.consent_id = c.id \
+     JOIN travellers t ON t.id = c.traveller_id JOIN bookings b ON b.id = t.booking_id";
 
 fn record_from_row(row: &sqlx::any::AnyRow) -> Result<RecordRow, StoreError> {
     let categories: String = row.get("data_categories");

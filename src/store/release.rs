@@ -4,6 +4,7 @@
 //! their bookings' segments.
 
 use super::consents::scope_from_row;
+use super::row::Columns;
 use super::{arg, bind_all, from_millis, Conn, Param, StoreError};
 use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::delivery::{Channel, Delivery};
@@ -155,33 +156,33 @@ async fn complete(
 }
 
 /// A traveller read with [`TRAVELLER_COLUMNS`], its itinerary still empty.
-pub(crate) fn facts_from_row(row: &sqlx::any::AnyRow) -> Result<ReleaseFacts, StoreError> {
-    let consent_id: Option<String> = row.get("consent_id");
+pub(crate) fn facts_from_row(row: &impl Columns) -> Result<ReleaseFacts, StoreError> {
+    let consent_id: Option<String> = row.value("consent_id");
     let consent = match consent_id {
         Some(id) => {
             let mut channels = Vec::new();
-            if flag(row, "has_mobile") {
+            if row.flag("has_mobile") {
                 channels.push(Channel::Sms);
             }
-            if flag(row, "has_email") {
+            if row.flag("has_email") {
                 channels.push(Channel::Email);
             }
             Some(ConsentFacts {
                 id,
                 scope: scope_from_row(row)?,
                 channels,
-                language: row.get("notice_language"),
+                language: row.value("notice_language"),
             })
         }
         None => None,
     };
-    let delivery: String = row.get("delivery");
+    let delivery: String = row.value("delivery");
     Ok(ReleaseFacts {
-        agency_id: row.get("agency_id"),
-        booking_id: row.get("booking_id"),
-        record_locator: row.get("record_locator"),
-        traveller_id: row.get("traveller_id"),
-        booked_at: from_millis(row.get("booked_at"))?,
+        agency_id: row.value("agency_id"),
+        booking_id: row.value("booking_id"),
+        record_locator: row.value("record_locator"),
+        traveller_id: row.value("traveller_id"),
+        booked_at: from_millis(row.value("booked_at"))?,
         carriers: Vec::new(),
         last_departure: None,
         delivery: Delivery::from_word(&delivery)
@@ -246,11 +247,4 @@ async fn itineraries(
         }
     }
     Ok(found)
-}
-
-/// A boolean column: SQLite answers integers, PostgreSQL booleans.
-pub(crate) fn flag(row: &sqlx::any::AnyRow, column: &str) -> bool {
-    row.try_get::<bool, _>(column)
-        .or_else(|_| row.try_get::<i64, _>(column).map(|n| n != 0))
-        .unwrap_or(false)
 }

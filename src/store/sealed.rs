@@ -2,6 +2,7 @@
 //! key, their purge at the end of retention (crypto-shredding), and their re-wrapping
 //! under a new master key.
 
+use super::row::Columns;
 use super::{to_millis, Conn, StoreError};
 use crate::crypto::keyring::WrappedKey;
 use sqlx::Row;
@@ -28,8 +29,8 @@ pub struct SealedRecord {
 #[instrument(skip_all)]
 pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, StoreError> {
     let row = sqlx::query(
-        "SELECT key_master, wrapped_key, purged_at, sealed_statement, sealed_mobile, sealed_email \
-         FROM consents WHERE id = $1",
+        "SELECT c.key_master, c.wrapped_key, c.purged_at, d.sealed_statement, c.sealed_mobile, \
+         c.sealed_email FROM consents c JOIN consent_documents d ON d.consent_id = c.id WHERE c.id = $1",
     )
     .bind(consent_id)
     .fetch_one(conn)
@@ -40,21 +41,21 @@ pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, S
 /// A record's sealed data from a row holding `key_master`, `wrapped_key`,
 /// `purged_at`, `sealed_mobile`, `sealed_email` and, if `with_statement`,
 /// `sealed_statement` (what only opens contacts leaves the statement out).
-pub(crate) fn sealed_from_row(row: &sqlx::any::AnyRow, with_statement: bool) -> SealedRecord {
-    let master: Option<String> = row.get("key_master");
-    let wrapped: Option<Vec<u8>> = row.get("wrapped_key");
+pub(crate) fn sealed_from_row(row: &impl Columns, with_statement: bool) -> SealedRecord {
+    let master: Option<String> = row.value("key_master");
+    let wrapped: Option<Vec<u8>> = row.value("wrapped_key");
     SealedRecord {
         wrapped_key: master
             .zip(wrapped)
             .map(|(master, wrapped)| WrappedKey { master, wrapped }),
-        purged_at: row.get("purged_at"),
+        purged_at: row.value("purged_at"),
         statement: if with_statement {
-            row.get("sealed_statement")
+            row.value("sealed_statement")
         } else {
             None
         },
-        mobile: row.get("sealed_mobile"),
-        email: row.get("sealed_email"),
+        mobile: row.value("sealed_mobile"),
+        email: row.value("sealed_email"),
     }
 }
 
@@ -89,13 +90,17 @@ pub async fn purge(
     now: OffsetDateTime,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
-        "UPDATE consents SET purged_at = $1, key_master = NULL, wrapped_key = NULL, sealed_statement = NULL, \
+        "UPDATE consents SET purged_at = $1, key_master = NULL, wrapped_key = NULL, \
          sealed_mobile = NULL, sealed_email = NULL WHERE id = $2 AND purged_at IS NULL",
     )
     .bind(to_millis(now))
     .bind(consent_id)
     .execute(&mut *conn)
     .await?;
+    sqlx::query("UPDATE consent_documents SET sealed_statement = NULL WHERE consent_id = $1")
+        .bind(consent_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "UPDATE travellers SET sealed_name = $2 WHERE id = $1 AND NOT EXISTS \
          (SELECT 1 FROM consents WHERE traveller_id = $1 AND purged_at IS NULL)",

@@ -1,10 +1,9 @@
 //! Release tokens.
 
-use super::{
-    arg, bind_all, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError,
-};
+use super::db::Db;
+use super::row::Columns;
+use super::{arg, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError};
 use crate::domain::delivery::{Channel, Delivery};
-use sqlx::Row;
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -101,38 +100,43 @@ pub(crate) const TOKEN_COLUMNS: &str =
 
 /// Finds a token by its public id.
 #[instrument(skip_all)]
-pub async fn find(conn: &mut Conn, id: &str) -> Result<Option<TokenRecord>, StoreError> {
+pub async fn find(db: &mut impl Db, id: &str) -> Result<Option<TokenRecord>, StoreError> {
     let sql = format!(
         "SELECT {TOKEN_COLUMNS} FROM release_tokens rt JOIN consents c ON c.id = rt.consent_id \
          WHERE rt.id = $1"
     );
-    let row = sqlx::query(&sql).bind(id).fetch_optional(conn).await?;
-    row.as_ref().map(token_from_row).transpose()
+    let mut found = None;
+    db.for_each(&sql, vec![Param::Text(id.to_string())], |row| {
+        found = Some(token_from_row(row)?);
+        Ok(())
+    })
+    .await?;
+    Ok(found)
 }
 
 /// A token read with [`TOKEN_COLUMNS`].
-pub(crate) fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenRecord, StoreError> {
-    let used_at: Option<i64> = row.get("used_at");
-    let revoked_at: Option<i64> = row.get("revoked_at");
-    let delivery: String = row.get("token_delivery");
-    let channels: String = row.get("channels");
+pub(crate) fn token_from_row(row: &impl Columns) -> Result<TokenRecord, StoreError> {
+    let used_at: Option<i64> = row.value("used_at");
+    let revoked_at: Option<i64> = row.value("revoked_at");
+    let delivery: String = row.value("token_delivery");
+    let channels: String = row.value("channels");
     Ok(TokenRecord {
-        id: row.get("token_id"),
-        secret_hash: row.get("secret_hash"),
-        airline_id: row.get("airline_id"),
-        agency_id: row.get("token_agency_id"),
-        consent_id: row.get("token_consent_id"),
-        traveller_id: row.get("token_traveller_id"),
-        booking_id: row.get("token_booking_id"),
-        purpose: row.get("purpose"),
-        event_category: row.get("event_category"),
-        event_reference: row.get("event_reference"),
-        flight: row.get("flight"),
-        issued_at: from_millis(row.get("issued_at"))?,
-        expires_at: from_millis(row.get("expires_at"))?,
+        id: row.value("token_id"),
+        secret_hash: row.value("secret_hash"),
+        airline_id: row.value("airline_id"),
+        agency_id: row.value("token_agency_id"),
+        consent_id: row.value("token_consent_id"),
+        traveller_id: row.value("token_traveller_id"),
+        booking_id: row.value("token_booking_id"),
+        purpose: row.value("purpose"),
+        event_category: row.value("event_category"),
+        event_reference: row.value("event_reference"),
+        flight: row.value("flight"),
+        issued_at: from_millis(row.value("issued_at"))?,
+        expires_at: from_millis(row.value("expires_at"))?,
         used_at: used_at.map(from_millis).transpose()?,
         channels: Channel::split(&channels),
-        uses_left: row.get("uses_left"),
+        uses_left: row.value("uses_left"),
         delivery: Delivery::from_word(&delivery)
             .ok_or_else(|| StoreError::Corrupt(format!("delivery {delivery}")))?,
         revoked_at: revoked_at.map(from_millis).transpose()?,
@@ -166,7 +170,7 @@ pub async fn take_use(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<
 /// token, which held a disruption to 150 uses a second.
 #[instrument(skip_all)]
 pub async fn take_uses_if_unchanged(
-    conn: &mut Conn,
+    db: &mut impl Db,
     ids: &[&str],
     now: OffsetDateTime,
 ) -> Result<HashSet<String>, StoreError> {
@@ -185,9 +189,11 @@ pub async fn take_uses_if_unchanged(
              RETURNING id",
             list.join(", ")
         );
-        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            taken.insert(row.get("id"));
-        }
+        db.for_each(&sql, params, |row| {
+            taken.insert(row.value("id"));
+            Ok(())
+        })
+        .await?;
     }
     Ok(taken)
 }

@@ -8,10 +8,10 @@
 //! per segment of the booking, a few rows for one hand-off.
 
 use super::release::{facts_from_row, Itinerary, ReleaseFacts, TRAVELLER_COLUMNS};
+use super::row::Columns;
 use super::sealed::{sealed_from_row, SealedRecord};
 use super::tokens::{token_from_row, TokenRecord, TOKEN_COLUMNS};
-use super::{Conn, StoreError};
-use sqlx::Row;
+use super::{Conn, Store, StoreError};
 use std::sync::LazyLock;
 use tracing::instrument;
 
@@ -39,26 +39,68 @@ static FOR_USE: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Reads a token by its public id with everything a use of it is decided on; `None`
-/// for an unknown token.
+/// Reads a token by its public id with everything a use of it is decided on, in the
+/// caller's connection or transaction; `None` for an unknown token.
 #[instrument(skip_all)]
 pub async fn for_use(conn: &mut Conn, token_id: &str) -> Result<Option<UseFacts>, StoreError> {
     let rows = sqlx::query(&FOR_USE).bind(token_id).fetch_all(conn).await?;
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut facts = facts_from_row(first)?;
-    let mut itinerary = Itinerary::default();
+    let mut read = Reading::default();
     for row in &rows {
-        if let Some(carrier) = row.get::<Option<String>, _>("segment_carrier") {
-            let date: String = row.get("segment_date");
-            itinerary.add(carrier, &date)?;
-        }
+        read.add(row)?;
     }
-    itinerary.apply(&mut facts);
-    Ok(Some(UseFacts {
-        token: token_from_row(first)?,
-        facts,
-        sealed: sealed_from_row(first, false),
-    }))
+    Ok(read.finish())
+}
+
+/// [`for_use`] outside any transaction, as the readers see it: on the SQLite file
+/// directly when it can (the read every release and relay makes first, see
+/// [`super::direct`]), else through the pool.
+#[instrument(skip_all)]
+pub async fn for_use_on_read(
+    store: &Store,
+    token_id: &str,
+) -> Result<Option<UseFacts>, StoreError> {
+    let direct = store.read_direct(|conn| {
+        let mut statement = conn.prepare_cached(&FOR_USE)?;
+        let mut rows = statement.query([token_id])?;
+        let mut read = Reading::default();
+        while let Some(row) = rows.next()? {
+            read.add(row)?;
+        }
+        Ok(read.finish())
+    });
+    match direct {
+        Some(read) => read,
+        None => for_use(&mut *store.reader().acquire().await?, token_id).await,
+    }
+}
+
+/// The rows of [`FOR_USE`] gathered: the token and its traveller from the first, the
+/// itinerary from every one (a row per segment).
+#[derive(Default)]
+struct Reading {
+    first: Option<UseFacts>,
+    itinerary: Itinerary,
+}
+
+impl Reading {
+    fn add(&mut self, row: &impl Columns) -> Result<(), StoreError> {
+        if self.first.is_none() {
+            self.first = Some(UseFacts {
+                token: token_from_row(row)?,
+                facts: facts_from_row(row)?,
+                sealed: sealed_from_row(row, false),
+            });
+        }
+        if let Some(carrier) = row.value::<Option<String>>("segment_carrier") {
+            let date: String = row.value("segment_date");
+            self.itinerary.add(carrier, &date)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Option<UseFacts> {
+        let mut read = self.first?;
+        self.itinerary.apply(&mut read.facts);
+        Some(read)
+    }
 }

@@ -9,7 +9,9 @@ pub use checkpoints::*;
 pub use scan::{LogScan, Page};
 pub use search::*;
 
-use super::{arg, bind_all, to_millis, values_rows, Conn, Param, Placeholders, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{arg, to_millis, values_rows, Conn, Param, StoreError};
 use crate::audit::merkle::{self, Frontier, Hash, NodeId};
 use crate::audit::proof::{self, InclusionProof};
 use crate::audit::{AuditEntry, NewEntry};
@@ -42,7 +44,7 @@ const NODE_ROWS: usize = 180;
 /// whenever a transaction that appended is rolled back.
 #[instrument(skip_all)]
 pub async fn append_many(
-    conn: &mut Conn,
+    db: &mut impl Db,
     right_edge: &mut Option<Frontier>,
     news: Vec<NewEntry>,
 ) -> Result<Vec<AuditEntry>, StoreError> {
@@ -50,15 +52,21 @@ pub async fn append_many(
         return Ok(Vec::new());
     }
     let count = news.len() as i64;
-    let row = sqlx::query("UPDATE audit_head SET size = size + $1 WHERE id = 1 RETURNING size")
-        .bind(count)
-        .fetch_one(&mut *conn)
-        .await?;
-    let size: i64 = row.get("size");
+    let mut size = None;
+    db.for_each(
+        "UPDATE audit_head SET size = size + $1 WHERE id = 1 RETURNING size",
+        vec![Param::Int(count)],
+        |row| {
+            size = Some(row.value::<i64>("size"));
+            Ok(())
+        },
+    )
+    .await?;
+    let size = size.ok_or_else(|| StoreError::Corrupt("the audit log has no head".into()))?;
     let first = size - count;
     let mut frontier = match right_edge.take() {
         Some(kept) if kept.size() == first as u64 => kept,
-        _ => read_frontier(conn, first as u64).await?,
+        _ => read_frontier(db, first as u64).await?,
     };
     let mut entries = Vec::with_capacity(news.len());
     let mut times = Vec::with_capacity(news.len());
@@ -74,19 +82,19 @@ pub async fn append_many(
         entries.push(entry);
     }
     for (chunk, start) in entries.chunks(ENTRY_ROWS).zip((0..).step_by(ENTRY_ROWS)) {
-        insert_entries(conn, chunk, &times[start..], &leaves[start..]).await?;
+        insert_entries(db, chunk, &times[start..], &leaves[start..]).await?;
     }
     for chunk in nodes.chunks(NODE_ROWS) {
-        insert_nodes(conn, chunk).await?;
+        insert_nodes(db, chunk).await?;
     }
     *right_edge = Some(frontier);
     Ok(entries)
 }
 
 /// The tree's frontier at `size`, from the stored subtrees it is made of.
-async fn read_frontier(conn: &mut Conn, size: u64) -> Result<Frontier, StoreError> {
+async fn read_frontier(db: &mut impl Db, size: u64) -> Result<Frontier, StoreError> {
     let parts: BTreeSet<NodeId> = Frontier::parts(size).into_iter().collect();
-    let fetched = fetch_nodes(conn, &parts).await?;
+    let fetched = fetch_nodes(db, &parts).await?;
     let mut lookup = merkle::Lookup::new(&fetched);
     let frontier = Frontier::from_parts(size, &mut |id| lookup.get(id));
     match lookup.missing() {
@@ -95,9 +103,14 @@ async fn read_frontier(conn: &mut Conn, size: u64) -> Result<Frontier, StoreErro
     }
 }
 
+/// A text column that may be empty.
+fn text(value: &Option<String>) -> Param {
+    value.clone().map_or(Param::Null, Param::Text)
+}
+
 /// Inserts entries with their stored times and leaf hashes, in one statement.
 async fn insert_entries(
-    conn: &mut Conn,
+    db: &mut impl Db,
     entries: &[AuditEntry],
     times: &[i64],
     leaves: &[Hash],
@@ -106,54 +119,56 @@ async fn insert_entries(
         "INSERT INTO audit_entries (idx, at, request_id, actor_kind, actor_id, action, outcome, reason, agency_id, \
          airline_id, booking_id, traveller_id, consent_id, token_id, purpose, event_category, event_reference, flight, \
          message_id, channel, policies, policy_digest, leaf_hash) VALUES {}",
-        values_rows(Placeholders::of(conn), entries.len(), 23)
+        values_rows(db.placeholders(), entries.len(), 23)
     );
-    let mut query = sqlx::query(&sql);
+    let mut params = Vec::with_capacity(entries.len() * 23);
     for ((entry, at), leaf) in entries.iter().zip(times).zip(leaves) {
-        query = query
-            .bind(entry.index)
-            .bind(*at)
-            .bind(&entry.request_id)
-            .bind(&entry.actor_kind)
-            .bind(&entry.actor_id)
-            .bind(&entry.action)
-            .bind(&entry.outcome)
-            .bind(&entry.reason)
-            .bind(&entry.agency_id)
-            .bind(&entry.airline_id)
-            .bind(&entry.booking_id)
-            .bind(&entry.traveller_id)
-            .bind(&entry.consent_id)
-            .bind(&entry.token_id)
-            .bind(&entry.purpose)
-            .bind(&entry.event_category)
-            .bind(&entry.event_reference)
-            .bind(&entry.flight)
-            .bind(&entry.message_id)
-            .bind(&entry.channel)
-            .bind(&entry.policies)
-            .bind(&entry.policy_digest)
-            .bind(leaf.as_slice());
+        params.extend([
+            Param::Int(entry.index),
+            Param::Int(*at),
+            Param::Text(entry.request_id.clone()),
+            Param::Text(entry.actor_kind.clone()),
+            Param::Text(entry.actor_id.clone()),
+            Param::Text(entry.action.clone()),
+            Param::Text(entry.outcome.clone()),
+            text(&entry.reason),
+            text(&entry.agency_id),
+            text(&entry.airline_id),
+            text(&entry.booking_id),
+            text(&entry.traveller_id),
+            text(&entry.consent_id),
+            text(&entry.token_id),
+            text(&entry.purpose),
+            text(&entry.event_category),
+            text(&entry.event_reference),
+            text(&entry.flight),
+            text(&entry.message_id),
+            text(&entry.channel),
+            text(&entry.policies),
+            text(&entry.policy_digest),
+            Param::Bytes(leaf.to_vec()),
+        ]);
     }
-    query.execute(conn).await?;
+    db.execute(&sql, params).await?;
     Ok(())
 }
 
 /// Stores completed subtrees, in one statement.
-async fn insert_nodes(conn: &mut Conn, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+async fn insert_nodes(db: &mut impl Db, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
     let sql = format!(
         "INSERT INTO audit_nodes (level, idx, last_leaf, hash) VALUES {}",
-        values_rows(Placeholders::of(conn), nodes.len(), 4)
+        values_rows(db.placeholders(), nodes.len(), 4)
     );
-    let mut query = sqlx::query(&sql);
+    let mut params = Vec::with_capacity(nodes.len() * 4);
     for (id, hash) in nodes {
-        query = query
-            .bind(id.level as i32)
-            .bind(id.index as i64)
-            .bind(id.last_leaf() as i64)
-            .bind(hash.as_slice());
+        params.extend([
+            Param::Int(i64::from(id.level)),
+            Param::Int(id.index as i64),
+            Param::Int(id.last_leaf() as i64),
+            Param::Bytes(hash.to_vec()),
+        ]);
     }
-    query.execute(conn).await?;
+    db.execute(&sql, params).await?;
     Ok(())
 }
 
@@ -172,7 +187,7 @@ pub(super) fn to_hash(bytes: Vec<u8>) -> Result<Hash, StoreError> {
 
 /// The stored hashes of `ids`: leaves from the entries, higher levels from the nodes.
 pub async fn fetch_nodes(
-    conn: &mut Conn,
+    db: &mut impl Db,
     ids: &BTreeSet<NodeId>,
 ) -> Result<HashMap<NodeId, Hash>, StoreError> {
     let mut found = HashMap::with_capacity(ids.len());
@@ -187,16 +202,16 @@ pub async fn fetch_nodes(
             "SELECT idx, leaf_hash FROM audit_entries WHERE idx IN ({})",
             list.join(", ")
         );
-        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            let index: i64 = row.get("idx");
-            found.insert(
-                NodeId {
-                    level: 0,
-                    index: index as u64,
-                },
-                to_hash(row.get("leaf_hash"))?,
-            );
-        }
+        db.for_each(&sql, params, |row| {
+            let index: i64 = row.value("idx");
+            let id = NodeId {
+                level: 0,
+                index: index as u64,
+            };
+            found.insert(id, to_hash(row.value("leaf_hash"))?);
+            Ok(())
+        })
+        .await?;
     }
     if !nodes.is_empty() {
         let mut params = Vec::new();
@@ -212,17 +227,17 @@ pub async fn fetch_nodes(
             "SELECT level, idx, hash FROM audit_nodes WHERE {}",
             clauses.join(" OR ")
         );
-        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            let level: i32 = row.get("level");
-            let index: i64 = row.get("idx");
-            found.insert(
-                NodeId {
-                    level: level as u32,
-                    index: index as u64,
-                },
-                to_hash(row.get("hash"))?,
-            );
-        }
+        db.for_each(&sql, params, |row| {
+            let level: i64 = row.value("level");
+            let index: i64 = row.value("idx");
+            let id = NodeId {
+                level: level as u32,
+                index: index as u64,
+            };
+            found.insert(id, to_hash(row.value("hash"))?);
+            Ok(())
+        })
+        .await?;
     }
     Ok(found)
 }

@@ -132,10 +132,24 @@ pub async fn deliver_messages_due(
 ) -> Result<usize, Error> {
     let messages = delivery::claim_messages(state, ROUND).await?;
     let attempted = messages.len();
+    // Outcomes are recorded as they come, those ready together in one write: one
+    // slow gateway answer does not hold back the record of the others.
     futures_util::stream::iter(messages)
-        .for_each_concurrent(MESSAGES_AT_ONCE, |message| async move {
-            if let Err(error) = deliver_message(state, transports, &message).await {
-                tracing::error!(%error, message = %message.id, "could not record a delivery; it will be retried when its lease ends");
+        .map(|message| async move {
+            match attempt(state, transports, &message).await {
+                Ok(attempt) => Some((message, attempt)),
+                Err(error) => {
+                    tracing::error!(%error, message = %message.id, "could not attempt a delivery; it will be retried when its lease ends");
+                    None
+                }
+            }
+        })
+        .buffer_unordered(MESSAGES_AT_ONCE)
+        .ready_chunks(MESSAGES_AT_ONCE)
+        .for_each(|ready| async move {
+            let outcomes = ready.into_iter().flatten().collect();
+            if let Err(error) = delivery::record_message_attempts(state, outcomes).await {
+                tracing::error!(%error, "could not record deliveries; they will be retried when their leases end");
             }
         })
         .await;
@@ -167,16 +181,6 @@ pub async fn deliver_pushes_due(state: &AppState, transports: &Transports) -> Re
         })
         .await;
     Ok(claimed)
-}
-
-/// Delivers one message and records the outcome with its audit entry.
-async fn deliver_message(
-    state: &AppState,
-    transports: &Transports,
-    message: &Message,
-) -> Result<(), Error> {
-    let attempt = attempt(state, transports, message).await?;
-    delivery::record_message_attempt(state, message, &attempt).await
 }
 
 /// One attempt: checks the consent, opens the recipient and the text, sends.

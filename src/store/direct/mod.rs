@@ -1,0 +1,57 @@
+//! SQLite without sqlx's worker thread, for what a disruption does by the thousand.
+//!
+//! Through sqlx, every SQLite statement is sent to the connection's worker thread and
+//! its rows sent back: two thread switches, and under load the wait for the worker to
+//! be scheduled, for statements SQLite itself runs in microseconds. Profiled during a
+//! disruption, those hand-offs were most of what a release cost, and the writer spent
+//! more time handing statements over than running them. So, on SQLite with a file:
+//!
+//! - the hottest point reads run on the calling thread ([`reads`]);
+//! - the hottest writes ([`Write`]) run whole on one connection of the file, on a
+//!   blocking thread they are handed to once ([`writer`]): every statement of the
+//!   write runs there, one after the other, then the commit.
+//!
+//! rusqlite links the same `libsqlite3-sys` as sqlx, so both drive one SQLite. The
+//! direct writer and sqlx's writer never write at once: the direct writer writes only
+//! while holding the group commit's lock, after committing any batch sqlx had open
+//! (see `super::group`). On PostgreSQL, and for an in-memory database, there is none
+//! of this: the same writes run in a group-commit transaction of the pool.
+
+pub(crate) mod reads;
+pub(crate) mod writer;
+
+use super::db::Direct;
+use super::{StoreError, Tx};
+use crate::audit::merkle::Frontier;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+/// A write that runs whole: on SQLite by the direct writer, elsewhere in a group-commit
+/// transaction. Both ways usually call one function over [`super::db::Db`].
+pub trait Write: Send + 'static {
+    /// What the write answers.
+    type Output: Send + 'static;
+
+    /// Runs in the caller's group-commit transaction, which the store then commits.
+    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>>;
+
+    /// Runs inside the direct writer's transaction, with the audit tree's right edge as
+    /// the writer keeps it (see `super::audit::append_many`).
+    fn direct(
+        self,
+        db: &mut Direct<'_>,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Self::Output, StoreError>;
+}
+
+/// Drives a write over [`Direct`] to its end: its statements never wait, so its future
+/// is ready at the first poll.
+pub fn run_now<T>(
+    write: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    write.now_or_never().unwrap_or_else(|| {
+        Err(StoreError::File(
+            "a direct write waited on something other than SQLite".into(),
+        ))
+    })
+}
