@@ -258,8 +258,44 @@ impl Policies {
         traveller: &TravellerFacts<'_>,
         context: &ReleaseContext<'_>,
     ) -> Verdict {
-        let (resource, entity) = traveller_entity(traveller);
-        self.decide(airline, action.name(), resource, entity, context)
+        self.traveller_question(airline, action, context)
+            .decide(traveller)
+    }
+
+    /// The same question about many travellers (a flight's): the airline, the action
+    /// and the context are built for Cedar once, and each decision adds only its
+    /// traveller. Building them is a third of a decision's time.
+    pub fn traveller_question(
+        &self,
+        airline: &AirlineFacts<'_>,
+        action: TravellerAction,
+        context: &ReleaseContext<'_>,
+    ) -> TravellerQuestion<'_> {
+        let asked = (|| {
+            let principal = uid("Airline", airline.id);
+            let airline_entity = Entity::new(
+                principal.clone(),
+                HashMap::from([("designator".into(), string(airline.designator))]),
+                HashSet::new(),
+            )
+            .map_err(|e| e.to_string())?;
+            let known = self
+                .actions
+                .clone()
+                .add_entities([airline_entity], None)
+                .map_err(|e| e.to_string())?;
+            let context = question_context(context)?;
+            Ok(Asked {
+                principal,
+                action: uid_action(action.name()),
+                known,
+                context,
+            })
+        })();
+        TravellerQuestion {
+            policies: self,
+            asked,
+        }
     }
 
     /// May a party of `kind` do a read action on the broker (`read_policies`,
@@ -671,6 +707,14 @@ fn question(
         Known::Actions(actions) => (actions.clone().add_entities(facts, None), None),
     };
     let entities = entities.map_err(|e| e.to_string())?;
+    let context = question_context(context)?;
+    let request = Request::new(principal, uid_action(action), resource, context, schema)
+        .map_err(|e| e.to_string())?;
+    Ok((request, entities))
+}
+
+/// A question's context: the purpose, the event, now, and a grant's disruption.
+fn question_context(context: &ReleaseContext<'_>) -> Result<Context, String> {
     let mut pairs = vec![
         ("purpose".to_string(), string(context.purpose)),
         ("event_category".to_string(), string(context.event_category)),
@@ -689,10 +733,61 @@ fn question(
             ),
         ]);
     }
-    let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
-    let request = Request::new(principal, uid_action(action), resource, context, schema)
-        .map_err(|e| e.to_string())?;
-    Ok((request, entities))
+    Context::from_pairs(pairs).map_err(|e| e.to_string())
+}
+
+/// A question about travellers, built once and asked of each (see
+/// [`Policies::traveller_question`]).
+pub struct TravellerQuestion<'p> {
+    policies: &'p Policies,
+    /// The question's parts, or why Cedar would not build them (a bug: every
+    /// decision then refuses).
+    asked: Result<Asked, String>,
+}
+
+/// The parts of a question every traveller shares.
+struct Asked {
+    principal: EntityUid,
+    action: EntityUid,
+    /// The schema's actions and the airline.
+    known: Entities,
+    context: Context,
+}
+
+impl TravellerQuestion<'_> {
+    /// May the airline do the action for this traveller?
+    pub fn decide(&self, traveller: &TravellerFacts<'_>) -> Verdict {
+        let asked = self.asked.as_ref().map_err(String::clone);
+        let built = asked.and_then(|asked| {
+            let (resource, entity) = traveller_entity(traveller);
+            let entity = entity.map_err(|e| e.to_string())?;
+            let entities = asked
+                .known
+                .clone()
+                .add_entities([entity], None)
+                .map_err(|e| e.to_string())?;
+            let request = Request::new(
+                asked.principal.clone(),
+                asked.action.clone(),
+                resource,
+                asked.context.clone(),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            Ok((request, entities))
+        });
+        match built {
+            Ok((request, entities)) => self.policies.verdict(request, entities),
+            Err(error) => {
+                // The broker built facts Cedar rejects: a bug, refused safely.
+                tracing::error!(%error, "release question could not be built");
+                Verdict {
+                    refusal: Some(Refusal::NotPermitted),
+                    policies: Vec::new(),
+                }
+            }
+        }
+    }
 }
 
 fn string(value: &str) -> RestrictedExpression {

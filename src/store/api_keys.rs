@@ -1,10 +1,11 @@
 //! API keys: each stored as the hash of its secret, with its party, expiry and
 //! revocation; revoking a key ends the pages' sessions opened with it.
 
+use super::db::Db;
 use super::parties::party_from_row;
 use super::row::Columns;
-use super::Store;
 use super::{from_millis, to_millis, Conn, StoreError};
+use super::{Param, Store};
 use crate::crypto::secret::IssuedSecret;
 use crate::domain::party::Party;
 use sqlx::Row;
@@ -190,25 +191,27 @@ pub async fn api_key(
     key_id: &str,
     now: OffsetDateTime,
 ) -> Result<Option<(Vec<u8>, Party)>, StoreError> {
-    const LIVE_KEY: &str = "SELECT k.secret_hash, p.id, p.kind, p.code FROM api_keys k \
+    crate::store::direct::read_now!(store, |db| live_key_of(db, key_id, now))
+}
+
+async fn live_key_of(
+    db: &mut impl Db,
+    key_id: &str,
+    now: OffsetDateTime,
+) -> Result<Option<(Vec<u8>, Party)>, StoreError> {
+    let mut found = None;
+    db.for_each(
+        "SELECT k.secret_hash, p.id, p.kind, p.code FROM api_keys k \
          JOIN parties p ON p.id = k.party_id \
-         WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)";
-    let direct = store.read_direct(|conn| {
-        let mut statement = conn.prepare_cached(LIVE_KEY)?;
-        let mut rows = statement.query((key_id, to_millis(now)))?;
-        rows.next()?.map(live_key).transpose()
-    });
-    match direct {
-        Some(found) => found,
-        None => {
-            let row = sqlx::query(LIVE_KEY)
-                .bind(key_id)
-                .bind(to_millis(now))
-                .fetch_optional(store.reader())
-                .await?;
-            row.as_ref().map(live_key).transpose()
-        }
-    }
+         WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)",
+        vec![Param::Text(key_id.to_string()), Param::Int(to_millis(now))],
+        |row| {
+            found = Some(live_key(row)?);
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 /// A live key's hash and party, from a row of `api_key`'s statement.

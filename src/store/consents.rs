@@ -1,6 +1,7 @@
 //! Consent records: their versions, what each allows (its scope), the agency's
 //! listing, and withdrawal by code.
 
+use super::db::Db;
 use super::row::Columns;
 use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
 use crate::crypto::keyring::WrappedKey;
@@ -131,7 +132,7 @@ pub struct NewConsent<'a> {
 /// Whether every one of these records is still current: neither withdrawn,
 /// superseded nor purged. The guard for grants decided on an earlier read.
 #[instrument(skip_all)]
-pub async fn all_current(conn: &mut Conn, ids: &[&str]) -> Result<bool, StoreError> {
+pub async fn all_current(db: &mut impl Db, ids: &[&str]) -> Result<bool, StoreError> {
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
@@ -147,7 +148,12 @@ pub async fn all_current(conn: &mut Conn, ids: &[&str]) -> Result<bool, StoreErr
              AND withdrawn_at IS NULL AND superseded_by IS NULL AND purged_at IS NULL",
             list.join(", ")
         );
-        let n: i64 = bind_all(&sql, params).fetch_one(&mut *conn).await?.get("n");
+        let mut n = 0i64;
+        db.for_each(&sql, params, |row| {
+            n = row.value("n");
+            Ok(())
+        })
+        .await?;
         if n != chunk.len() as i64 {
             return Ok(false);
         }

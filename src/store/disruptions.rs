@@ -3,12 +3,12 @@
 //! Every read is scoped to the party asking: an airline sees its own, an agency those
 //! carrying a flight one of its bookings is on, an officer all of them.
 
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{from_millis, to_millis, Conn, Param, StoreError};
 use crate::domain::booking::{CarrierCode, Flight, FlightDate, FlightNumber};
 use crate::domain::disruption::{Disruption, DisruptionState};
 use crate::domain::purpose::EventCategory;
-use sqlx::any::AnyRow;
-use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -88,21 +88,24 @@ pub async fn id_by_reference(
 /// The disruption with this id, if `seen` may see it.
 #[instrument(skip_all)]
 pub async fn by_id(
-    conn: &mut Conn,
+    db: &mut impl Db,
     seen: Seen<'_>,
     id: &str,
 ) -> Result<Option<Disruption>, StoreError> {
     let (scope, party) = scope(seen, "$2");
     let sql = format!("SELECT {COLUMNS} FROM disruptions d WHERE d.id = $1{scope}");
-    let mut query = sqlx::query(&sql).bind(id);
-    if let Some(party) = party {
-        query = query.bind(party);
-    }
-    let Some(row) = query.fetch_optional(&mut *conn).await? else {
+    let mut params = vec![Param::Text(id.to_string())];
+    params.extend(party.map(|p| Param::Text(p.to_string())));
+    let mut found = None;
+    db.for_each(&sql, params, |row| {
+        found = Some(from_row(row)?);
+        Ok(())
+    })
+    .await?;
+    let Some(mut found) = found else {
         return Ok(None);
     };
-    let mut found = from_row(&row)?;
-    found.flights = flights_of(conn, &found.id).await?;
+    found.flights = flights_of(db, &found.id).await?;
     Ok(Some(found))
 }
 
@@ -153,16 +156,21 @@ pub async fn list(
 /// that what a grant was decided on still holds.
 #[instrument(skip_all)]
 pub async fn state_of(
-    conn: &mut Conn,
+    db: &mut impl Db,
     id: &str,
 ) -> Result<Option<(DisruptionState, i64)>, StoreError> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT state, revision FROM disruptions WHERE id = $1")
-            .bind(id)
-            .fetch_optional(conn)
-            .await?;
-    row.map(|(state, revision)| Ok((parse_state(&state)?, revision)))
-        .transpose()
+    let mut found = None;
+    db.for_each(
+        "SELECT state, revision FROM disruptions WHERE id = $1",
+        vec![Param::Text(id.to_string())],
+        |row| {
+            let state: String = row.value("state");
+            found = Some((parse_state(&state)?, row.value("revision")));
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 /// Writes a disruption's new category, time, note and state as its next revision,
@@ -246,24 +254,29 @@ fn scope<'a>(seen: Seen<'a>, slot: &str) -> (String, Option<&'a str>) {
     }
 }
 
-async fn flights_of(conn: &mut Conn, id: &str) -> Result<Vec<Flight>, StoreError> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+async fn flights_of(db: &mut impl Db, id: &str) -> Result<Vec<Flight>, StoreError> {
+    let mut flights = Vec::new();
+    db.for_each(
         "SELECT carrier, flight_number, departure_date FROM disruption_flights \
          WHERE disruption_id = $1 ORDER BY departure_date, carrier, flight_number",
-    )
-    .bind(id)
-    .fetch_all(conn)
-    .await?;
-    rows.into_iter()
-        .map(|(carrier, number, date)| {
+        vec![Param::Text(id.to_string())],
+        |row| {
             let corrupt = |what: &str| StoreError::Corrupt(format!("disruption flight {what}"));
-            Ok(Flight {
+            let (carrier, number, date): (String, String, String) = (
+                row.value("carrier"),
+                row.value("flight_number"),
+                row.value("departure_date"),
+            );
+            flights.push(Flight {
                 carrier: CarrierCode::parse(&carrier).map_err(|_| corrupt("carrier"))?,
                 flight_number: FlightNumber::parse(&number).map_err(|_| corrupt("number"))?,
                 date: FlightDate::parse(&date).map_err(|_| corrupt("date"))?,
-            })
-        })
-        .collect()
+            });
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(flights)
 }
 
 fn parse_state(word: &str) -> Result<DisruptionState, StoreError> {
@@ -271,24 +284,24 @@ fn parse_state(word: &str) -> Result<DisruptionState, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("disruption state {word}")))
 }
 
-fn from_row(row: &AnyRow) -> Result<Disruption, StoreError> {
-    let category: String = row.get("category");
-    let state: String = row.get("state");
-    let new_departure: Option<i64> = row.get("new_departure");
-    let closed_at: Option<i64> = row.get("closed_at");
+fn from_row(row: &impl Columns) -> Result<Disruption, StoreError> {
+    let category: String = row.value("category");
+    let state: String = row.value("state");
+    let new_departure: Option<i64> = row.value("new_departure");
+    let closed_at: Option<i64> = row.value("closed_at");
     Ok(Disruption {
-        id: row.get("id"),
-        airline_id: row.get("airline_id"),
+        id: row.value("id"),
+        airline_id: row.value("airline_id"),
         category: EventCategory::from_word(&category)
             .ok_or_else(|| StoreError::Corrupt(format!("disruption category {category}")))?,
-        reference: row.get("reference"),
-        occurred_at: from_millis(row.get("occurred_at"))?,
+        reference: row.value("reference"),
+        occurred_at: from_millis(row.value("occurred_at"))?,
         new_departure: new_departure.map(from_millis).transpose()?,
-        note: row.get("note"),
+        note: row.value("note"),
         state: parse_state(&state)?,
-        revision: row.get("revision"),
-        declared_at: from_millis(row.get("declared_at"))?,
-        updated_at: from_millis(row.get("updated_at"))?,
+        revision: row.value("revision"),
+        declared_at: from_millis(row.value("declared_at"))?,
+        updated_at: from_millis(row.value("updated_at"))?,
         closed_at: closed_at.map(from_millis).transpose()?,
         flights: Vec::new(),
     })

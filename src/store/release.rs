@@ -4,12 +4,12 @@
 //! their bookings' segments.
 
 use super::consents::scope_from_row;
+use super::db::Db;
 use super::row::Columns;
-use super::{arg, bind_all, from_millis, Conn, Param, StoreError};
+use super::{arg, from_millis, Conn, Param, StoreError};
 use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::scope::ConsentScope;
-use sqlx::Row;
 use std::collections::BTreeMap;
 use time::{Date, OffsetDateTime};
 use tracing::instrument;
@@ -79,35 +79,46 @@ const TRAVELLER_JOINS: &str = "FROM travellers t JOIN bookings b ON b.id = t.boo
 /// Every traveller the broker holds on `flight`, in a stable order (booking, then
 /// traveller).
 #[instrument(skip_all)]
-pub async fn on_flight(conn: &mut Conn, flight: &Flight) -> Result<Vec<ReleaseFacts>, StoreError> {
+pub async fn on_flight(db: &mut impl Db, flight: &Flight) -> Result<Vec<ReleaseFacts>, StoreError> {
     let sql = format!(
         "SELECT {TRAVELLER_COLUMNS} {TRAVELLER_JOINS} \
          WHERE t.booking_id IN (SELECT booking_id FROM segments \
          WHERE carrier = $1 AND flight_number = $2 AND departure_date = $3) \
          ORDER BY b.id, t.id"
     );
-    let rows = sqlx::query(&sql)
-        .bind(flight.carrier.as_str())
-        .bind(flight.flight_number.as_str())
-        .bind(flight.date.as_string())
-        .fetch_all(&mut *conn)
-        .await?;
-    complete(conn, rows).await
+    let mut travellers = Vec::new();
+    db.for_each(&sql, flight_params(flight), |row| {
+        travellers.push(facts_from_row(row)?);
+        Ok(())
+    })
+    .await?;
+    complete(db, travellers).await
+}
+
+/// A flight's carrier, number and date, as statements bind them.
+fn flight_params(flight: &Flight) -> Vec<Param> {
+    vec![
+        Param::Text(flight.carrier.as_str().to_string()),
+        Param::Text(flight.flight_number.as_str().to_string()),
+        Param::Text(flight.date.as_string()),
+    ]
 }
 
 /// How many travellers the broker holds on `flight`: what asking for its tokens costs
 /// an airline's budget.
 #[instrument(skip_all)]
-pub async fn count_on_flight(conn: &mut Conn, flight: &Flight) -> Result<i64, StoreError> {
-    let (n,): (i64,) = sqlx::query_as(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM travellers t WHERE t.booking_id IN \
+pub async fn count_on_flight(db: &mut impl Db, flight: &Flight) -> Result<i64, StoreError> {
+    let mut n = 0;
+    db.for_each(
+        "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM travellers t WHERE t.booking_id IN \
          (SELECT booking_id FROM segments WHERE carrier = $1 AND flight_number = $2 \
          AND departure_date = $3)",
+        flight_params(flight),
+        |row| {
+            n = row.value("n");
+            Ok(())
+        },
     )
-    .bind(flight.carrier.as_str())
-    .bind(flight.flight_number.as_str())
-    .bind(flight.date.as_string())
-    .fetch_one(&mut *conn)
     .await?;
     Ok(n)
 }
@@ -134,19 +145,19 @@ pub async fn named(
         .bind(flight.date.as_string())
         .fetch_all(&mut *conn)
         .await?;
-    complete(conn, rows).await
-}
-
-/// Reads the rows and adds each booking's itinerary.
-async fn complete(
-    conn: &mut Conn,
-    rows: Vec<sqlx::any::AnyRow>,
-) -> Result<Vec<ReleaseFacts>, StoreError> {
-    let mut travellers = rows
+    let travellers = rows
         .iter()
         .map(facts_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    let itineraries = itineraries(conn, &travellers).await?;
+    complete(conn, travellers).await
+}
+
+/// Adds each booking's itinerary to the travellers read.
+async fn complete(
+    db: &mut impl Db,
+    mut travellers: Vec<ReleaseFacts>,
+) -> Result<Vec<ReleaseFacts>, StoreError> {
+    let itineraries = itineraries(db, &travellers).await?;
     for traveller in &mut travellers {
         if let Some(itinerary) = itineraries.get(&traveller.booking_id) {
             itinerary.apply(traveller);
@@ -220,7 +231,7 @@ impl Itinerary {
 
 /// Each booking's itinerary, in one query.
 async fn itineraries(
-    conn: &mut Conn,
+    db: &mut impl Db,
     travellers: &[ReleaseFacts],
 ) -> Result<BTreeMap<String, Itinerary>, StoreError> {
     let mut bookings: Vec<&str> = travellers.iter().map(|t| t.booking_id.as_str()).collect();
@@ -238,13 +249,14 @@ async fn itineraries(
             "SELECT booking_id, carrier, departure_date FROM segments WHERE booking_id IN ({})",
             placeholders.join(", ")
         );
-        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            let date: String = row.get("departure_date");
+        db.for_each(&sql, params, |row| {
+            let date: String = row.value("departure_date");
             found
-                .entry(row.get("booking_id"))
+                .entry(row.value("booking_id"))
                 .or_default()
-                .add(row.get("carrier"), &date)?;
-        }
+                .add(row.value("carrier"), &date)
+        })
+        .await?;
     }
     Ok(found)
 }

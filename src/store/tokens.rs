@@ -2,7 +2,7 @@
 
 use super::db::Db;
 use super::row::Columns;
-use super::{arg, from_millis, to_millis, values_rows, Conn, Param, Placeholders, StoreError};
+use super::{arg, from_millis, to_millis, values_rows, Conn, Param, StoreError};
 use crate::domain::delivery::{Channel, Delivery};
 use std::collections::HashSet;
 use time::OffsetDateTime;
@@ -55,35 +55,36 @@ const TOKEN_ROWS: usize = 48;
 
 /// Stores newly granted tokens, with multi-row statements.
 #[instrument(skip_all)]
-pub async fn insert_many(conn: &mut Conn, tokens: &[TokenRecord]) -> Result<(), StoreError> {
+pub async fn insert_many(db: &mut impl Db, tokens: &[TokenRecord]) -> Result<(), StoreError> {
     const COLUMNS: usize = 15;
     for chunk in tokens.chunks(TOKEN_ROWS) {
         let sql = format!(
             "INSERT INTO release_tokens (id, secret_hash, airline_id, consent_id, traveller_id, booking_id, purpose, \
              event_category, event_reference, flight, issued_at, expires_at, channels, uses_left, delivery) \
              VALUES {}",
-            values_rows(Placeholders::of(conn), chunk.len(), COLUMNS)
+            values_rows(db.placeholders(), chunk.len(), COLUMNS)
         );
-        let mut query = sqlx::query(&sql);
+        let mut params = Vec::with_capacity(chunk.len() * COLUMNS);
         for token in chunk {
-            query = query
-                .bind(&token.id)
-                .bind(token.secret_hash.as_slice())
-                .bind(&token.airline_id)
-                .bind(&token.consent_id)
-                .bind(&token.traveller_id)
-                .bind(&token.booking_id)
-                .bind(&token.purpose)
-                .bind(&token.event_category)
-                .bind(&token.event_reference)
-                .bind(&token.flight)
-                .bind(to_millis(token.issued_at))
-                .bind(to_millis(token.expires_at))
-                .bind(Channel::join(&token.channels))
-                .bind(token.uses_left)
-                .bind(token.delivery.as_str());
+            params.extend([
+                Param::Text(token.id.clone()),
+                Param::Bytes(token.secret_hash.clone()),
+                Param::Text(token.airline_id.clone()),
+                Param::Text(token.consent_id.clone()),
+                Param::Text(token.traveller_id.clone()),
+                Param::Text(token.booking_id.clone()),
+                Param::Text(token.purpose.clone()),
+                Param::Text(token.event_category.clone()),
+                Param::Text(token.event_reference.clone()),
+                Param::Text(token.flight.clone()),
+                Param::Int(to_millis(token.issued_at)),
+                Param::Int(to_millis(token.expires_at)),
+                Param::Text(Channel::join(&token.channels)),
+                Param::Int(token.uses_left),
+                Param::Text(token.delivery.as_str().to_string()),
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        db.execute(&sql, params).await?;
     }
     Ok(())
 }

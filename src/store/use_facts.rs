@@ -7,11 +7,12 @@
 //! the database's worker and back; joined, the row repeats the token and traveller once
 //! per segment of the booking, a few rows for one hand-off.
 
+use super::db::Db;
 use super::release::{facts_from_row, Itinerary, ReleaseFacts, TRAVELLER_COLUMNS};
 use super::row::Columns;
 use super::sealed::{sealed_from_row, SealedRecord};
 use super::tokens::{token_from_row, TokenRecord, TOKEN_COLUMNS};
-use super::{Conn, Store, StoreError};
+use super::{Param, Store, StoreError};
 use std::sync::LazyLock;
 use tracing::instrument;
 
@@ -42,12 +43,12 @@ static FOR_USE: LazyLock<String> = LazyLock::new(|| {
 /// Reads a token by its public id with everything a use of it is decided on, in the
 /// caller's connection or transaction; `None` for an unknown token.
 #[instrument(skip_all)]
-pub async fn for_use(conn: &mut Conn, token_id: &str) -> Result<Option<UseFacts>, StoreError> {
-    let rows = sqlx::query(&FOR_USE).bind(token_id).fetch_all(conn).await?;
+pub async fn for_use(db: &mut impl Db, token_id: &str) -> Result<Option<UseFacts>, StoreError> {
     let mut read = Reading::default();
-    for row in &rows {
-        read.add(row)?;
-    }
+    db.for_each(&FOR_USE, vec![Param::Text(token_id.to_string())], |row| {
+        read.add(row)
+    })
+    .await?;
     Ok(read.finish())
 }
 
@@ -59,19 +60,7 @@ pub async fn for_use_on_read(
     store: &Store,
     token_id: &str,
 ) -> Result<Option<UseFacts>, StoreError> {
-    let direct = store.read_direct(|conn| {
-        let mut statement = conn.prepare_cached(&FOR_USE)?;
-        let mut rows = statement.query([token_id])?;
-        let mut read = Reading::default();
-        while let Some(row) = rows.next()? {
-            read.add(row)?;
-        }
-        Ok(read.finish())
-    });
-    match direct {
-        Some(read) => read,
-        None => for_use(&mut *store.reader().acquire().await?, token_id).await,
-    }
+    crate::store::direct::read_now!(store, |db| for_use(db, token_id))
 }
 
 /// The rows of [`FOR_USE`] gathered: the token and its traveller from the first, the

@@ -3,6 +3,7 @@
 //! entry completed; a refusal is returned with the entry it leaves.
 
 use super::*;
+use crate::policy::engine::TravellerQuestion;
 use crate::policy::facts::DisruptionFacts;
 
 pub(super) fn context<'a>(ask: &'a Ask<'_>, now: OffsetDateTime) -> ReleaseContext<'a> {
@@ -56,22 +57,32 @@ pub fn traveller_facts(traveller: &ReleaseFacts) -> TravellerFacts<'_> {
     }
 }
 
+/// The question every traveller of a grant is asked.
+pub(super) fn grant_question<'p>(
+    state: &'p AppState,
+    airline: &Party,
+    ask: &Ask<'_>,
+    now: OffsetDateTime,
+) -> TravellerQuestion<'p> {
+    state.settings.policies.traveller_question(
+        &AirlineFacts::of(airline),
+        TravellerAction::GrantToken,
+        &context(ask, now),
+    )
+}
+
 /// Decides one traveller and, if allowed, issues their token. Returns the grant (or
 /// the refusing verdict) and the audit entry to append; the caller stores the tokens.
 pub(super) fn decide_and_issue(
     state: &AppState,
+    question: &TravellerQuestion<'_>,
     airline: &Party,
     traveller: &ReleaseFacts,
     ask: &Ask<'_>,
     mut entry: NewEntry,
     now: OffsetDateTime,
 ) -> (Result<Grant, Verdict>, NewEntry) {
-    let mut verdict = state.settings.policies.decide_traveller(
-        &AirlineFacts::of(airline),
-        TravellerAction::GrantToken,
-        &traveller_facts(traveller),
-        &context(ask, now),
-    );
+    let mut verdict = question.decide(&traveller_facts(traveller));
     let e = &mut entry.entry;
     e.agency_id = Some(traveller.agency_id.clone());
     e.booking_id = Some(traveller.booking_id.clone());

@@ -8,9 +8,11 @@
 //! event, traveller, channels, expiry and uses left; it never outlives its consent.
 
 mod decide;
+mod flight;
 
 pub use decide::traveller_facts;
-use decide::{context, decide_and_issue};
+use decide::{context, decide_and_issue, grant_question};
+pub(crate) use flight::grant_flight;
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
@@ -31,10 +33,11 @@ use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::consents;
+use crate::store::db::Db;
 use crate::store::disruptions::{self, Seen};
 use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
-use crate::store::Tx;
+use crate::store::{StoreError, Tx};
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -224,7 +227,8 @@ pub async fn request(
         let entry = base.refused(refusal.reason());
         return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
     };
-    match decide_and_issue(state, airline, &traveller, &ask, base, now) {
+    let question = grant_question(state, airline, &ask, now);
+    match decide_and_issue(state, &question, airline, &traveller, &ask, base, now) {
         (Ok((granted, record)), entry) => {
             tokens::insert_many(&mut tx, &[record]).await?;
             let index = state.commit_with_audit(tx, entry).await?;
@@ -259,165 +263,6 @@ pub async fn request_for_flight(
     request: FlightTokenRequest,
 ) -> Result<FlightTokens, Error> {
     Ok(grant_flight(state, request_id, airline, request).await?.0)
-}
-
-/// A flight's grant, with each granted traveller's language (that of the notice they
-/// were shown), for the broker to write to them in it.
-pub(crate) async fn grant_flight(
-    state: &AppState,
-    request_id: &str,
-    airline: &Party,
-    request: FlightTokenRequest,
-) -> Result<(FlightTokens, Vec<Option<String>>), Error> {
-    let now = state.clock.now();
-    check_channels(request.channels.as_deref())?;
-    let mut reader = state.store.reader().acquire().await?;
-    let on_board = release::count_on_flight(&mut reader, &request.flight).await?;
-    drop(reader);
-    charge(state, airline, on_board.max(1)).await?;
-    let mut reader = state.store.reader().acquire().await?;
-    let disruption = declared(
-        &mut reader,
-        airline,
-        &request.disruption_id,
-        &request.flight,
-    )
-    .await?;
-    let disruption = match disruption {
-        Ok(disruption) => disruption,
-        Err(refusal) => {
-            drop(reader);
-            let named = Named {
-                purpose: request.purpose,
-                disruption_id: request.disruption_id.as_str(),
-                flight: &request.flight,
-            };
-            let entry = named.entry(state, request_id, airline, now);
-            return Err(refuse_unbegun(state, entry, refusal).await);
-        }
-    };
-    let ask = Ask {
-        flight: &request.flight,
-        purpose: request.purpose,
-        disruption: &disruption,
-        channels: request.channels.as_deref(),
-    };
-    let base = base_entry(state, request_id, airline, &ask, now);
-    let mut travellers = release::on_flight(&mut reader, &request.flight).await?;
-    drop(reader);
-    let mut decided = Decided::of(state, airline, &travellers, &ask, &base, now);
-    let mut tx = begin(state, airline, &ask, base.clone(), now).await?;
-    let changed = still_current(&mut tx, airline, &disruption).await?;
-    let ask = Ask {
-        disruption: changed.as_ref().unwrap_or(&disruption),
-        ..ask
-    };
-    if changed.is_some() || !consents::all_current(&mut tx, &decided.granted_under()).await? {
-        travellers = release::on_flight(&mut tx, &request.flight).await?;
-        decided = Decided::of(state, airline, &travellers, &ask, &base, now);
-    }
-    let Decided {
-        mut granted,
-        languages,
-        records,
-        mut refused,
-        entries,
-        was_granted,
-    } = decided;
-    tokens::insert_many(&mut tx, &records).await?;
-    let indexes = state.commit_with_audits(tx, entries).await?;
-    // Entries were appended in traveller order; hand each answer its index.
-    let (mut g, mut r) = (granted.iter_mut(), refused.iter_mut());
-    for (granted, index) in was_granted.into_iter().zip(indexes) {
-        let slot = if granted {
-            g.next().map(|t| &mut t.audit_index)
-        } else {
-            r.next().map(|t| &mut t.audit_index)
-        };
-        if let Some(slot) = slot {
-            *slot = index;
-        }
-    }
-    let counts = FlightCounts {
-        travellers: travellers.len(),
-        granted: granted.len(),
-        refused: refused.len(),
-    };
-    let answer = FlightTokens {
-        flight: request.flight.label(),
-        purpose: request.purpose,
-        granted,
-        refused,
-        counts,
-    };
-    Ok((answer, languages))
-}
-
-/// A flight's travellers decided: the answers, the tokens to store and the entries to
-/// append, in traveller order.
-struct Decided {
-    granted: Vec<TokenGranted>,
-    /// Each granted traveller's language, beside `granted`.
-    languages: Vec<Option<String>>,
-    records: Vec<TokenRecord>,
-    refused: Vec<TokenRefused>,
-    entries: Vec<NewEntry>,
-    /// For each entry, whether it is a grant.
-    was_granted: Vec<bool>,
-}
-
-impl Decided {
-    /// Decides every traveller and issues the tokens granted.
-    fn of(
-        state: &AppState,
-        airline: &Party,
-        travellers: &[ReleaseFacts],
-        ask: &Ask<'_>,
-        base: &NewEntry,
-        now: OffsetDateTime,
-    ) -> Self {
-        let mut decided = Self {
-            granted: Vec::new(),
-            languages: Vec::new(),
-            records: Vec::new(),
-            refused: Vec::new(),
-            entries: Vec::with_capacity(travellers.len()),
-            was_granted: Vec::with_capacity(travellers.len()),
-        };
-        for traveller in travellers {
-            let (outcome, entry) =
-                decide_and_issue(state, airline, traveller, ask, base.clone(), now);
-            decided.was_granted.push(outcome.is_ok());
-            match outcome {
-                Ok((token, record)) => {
-                    decided.granted.push(token);
-                    decided
-                        .languages
-                        .push(traveller.consent.as_ref().and_then(|c| c.language.clone()));
-                    decided.records.push(record);
-                }
-                Err(verdict) => {
-                    let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
-                    let problem = refusal_problem(refusal, &verdict.policies);
-                    decided.refused.push(TokenRefused {
-                        traveller_id: traveller.traveller_id.clone(),
-                        record_locator: traveller.record_locator.clone(),
-                        reason: refusal.reason().to_string(),
-                        type_uri: problem.kind().type_uri(),
-                        rule: rule_name(refusal, &verdict.policies),
-                        audit_index: 0,
-                    })
-                }
-            }
-            decided.entries.push(entry);
-        }
-        decided
-    }
-
-    /// The records the tokens are granted under.
-    fn granted_under(&self) -> Vec<&str> {
-        self.records.iter().map(|r| r.consent_id.as_str()).collect()
-    }
 }
 
 /// Takes what a request asks for from the airline's budget (the travellers it
@@ -456,12 +301,12 @@ async fn begin(
 /// The airline's disruption a grant names, if it declared it and it carries the
 /// flight; otherwise the refusal (another airline's disruption reads as unknown).
 async fn declared(
-    conn: &mut crate::store::Conn,
+    db: &mut impl Db,
     airline: &Party,
     id: &DisruptionId,
     flight: &Flight,
-) -> Result<Result<Disruption, Refusal>, Error> {
-    let found = disruptions::by_id(conn, Seen::Airline(&airline.id), id.as_str()).await?;
+) -> Result<Result<Disruption, Refusal>, StoreError> {
+    let found = disruptions::by_id(db, Seen::Airline(&airline.id), id.as_str()).await?;
     Ok(match found {
         None => Err(Refusal::DisruptionNotFound),
         Some(d) if !d.carries(flight) => Err(Refusal::FlightNotInDisruption),
@@ -472,13 +317,13 @@ async fn declared(
 /// The disruption as the writer sees it, if it changed (an update, a closing) since
 /// the grant read it; `None` when it did not.
 async fn still_current(
-    tx: &mut Tx,
+    db: &mut impl Db,
     airline: &Party,
     read: &Disruption,
-) -> Result<Option<Disruption>, Error> {
-    match disruptions::state_of(tx, &read.id).await? {
+) -> Result<Option<Disruption>, StoreError> {
+    match disruptions::state_of(db, &read.id).await? {
         Some((_, revision)) if revision == read.revision => Ok(None),
-        _ => Ok(disruptions::by_id(tx, Seen::Airline(&airline.id), &read.id).await?),
+        _ => disruptions::by_id(db, Seen::Airline(&airline.id), &read.id).await,
     }
 }
 
@@ -560,10 +405,29 @@ async fn ask_about_flight(
     tx: Tx,
     airline: &Party,
     ask: &Ask<'_>,
-    mut entry: NewEntry,
+    entry: NewEntry,
     now: OffsetDateTime,
 ) -> Result<Result<Tx, Error>, Error> {
-    let verdict = state.settings.policies.decide_flight(
+    let verdict = flight_verdict(state, airline, ask, now);
+    let Some(refusal) = verdict.refusal else {
+        return Ok(Ok(tx));
+    };
+    let entry = entry
+        .policies(verdict.policy_list())
+        .refused(refusal.reason());
+    Ok(Err(state
+        .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
+        .await))
+}
+
+/// What the policies say of the flight-level question.
+fn flight_verdict(
+    state: &AppState,
+    airline: &Party,
+    ask: &Ask<'_>,
+    now: OffsetDateTime,
+) -> Verdict {
+    state.settings.policies.decide_flight(
         &AirlineFacts::of(airline),
         ask.flight.carrier.as_str(),
         &format!(
@@ -573,15 +437,7 @@ async fn ask_about_flight(
         ),
         &ask.flight.date.as_string(),
         &context(ask, now),
-    );
-    let Some(refusal) = verdict.refusal else {
-        return Ok(Ok(tx));
-    };
-    entry = entry.policies(verdict.policy_list());
-    let entry = entry.refused(refusal.reason());
-    Ok(Err(state
-        .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
-        .await))
+    )
 }
 
 /// A token granted: the answer for the airline and the record to store.

@@ -55,3 +55,31 @@ pub fn run_now<T>(
         ))
     })
 }
+
+/// Runs a read over [`super::db::Db`] as the readers see it: on the SQLite file on
+/// this thread when it can (see [`reads`]), else on a connection of the pool.
+/// `read_now!(store, |db| store::release::on_flight(db, flight))` is the read's
+/// result either way; the caller's error type takes a `StoreError`.
+macro_rules! read_now {
+    ($store:expr, |$db:ident| $read:expr) => {{
+        let store: &$crate::store::Store = $store;
+        let direct = store.read_direct(|connection| {
+            let $db = &mut $crate::store::db::Direct(connection);
+            $crate::store::direct::run_now($read)
+        });
+        match direct {
+            Some(read) => read,
+            None => {
+                let mut pooled = store
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err($crate::store::StoreError::from)?;
+                let $db = &mut *pooled;
+                $read.await
+            }
+        }
+    }};
+}
+
+pub(crate) use read_now;

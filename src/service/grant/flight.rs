@@ -1,0 +1,329 @@
+//! A whole flight's grant: every traveller of the flight decided, a token for each
+//! whom the policies allow, an audit entry for each, in one write.
+//!
+//! The travellers are read and decided on what the readers see, before the grant
+//! takes the writer: a flight's Cedar decisions and token issuing take milliseconds
+//! per hundred travellers, which every other write would otherwise wait for, and they
+//! are shared among the cores (a flight of 400 is the day's largest question). The
+//! write ([`GrantFlight`]) then checks, in one statement, that every record a token is
+//! granted under is still current (neither withdrawn, superseded nor purged: a
+//! withdrawal revokes only the tokens already stored) and that the disruption has not
+//! moved on; if either changed, the flight is read and decided again inside the write,
+//! where it is exact. A refusal decided on the read stands: it is the answer as of the
+//! read.
+
+use super::*;
+use crate::audit::merkle::Frontier;
+use crate::service::audit_log::{append_with_pushes, Audited};
+use crate::store::db::Direct;
+use crate::store::direct::{run_now, Write};
+use futures_util::future::BoxFuture;
+
+/// Travellers decided on one thread at least; a smaller flight is decided where it is
+/// asked.
+const PER_THREAD: usize = 64;
+
+/// A flight's grant, with each granted traveller's language (that of the notice they
+/// were shown), for the broker to write to them in it.
+pub(crate) async fn grant_flight(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: FlightTokenRequest,
+) -> Result<(FlightTokens, Vec<Option<String>>), Error> {
+    let now = state.clock.now();
+    check_channels(request.channels.as_deref())?;
+    let flight = &request.flight;
+    let on_board =
+        crate::store::direct::read_now!(&state.store, |db| release::count_on_flight(db, flight))?;
+    charge(state, airline, on_board.max(1)).await?;
+    let id = &request.disruption_id;
+    let disruption =
+        crate::store::direct::read_now!(&state.store, |db| declared(db, airline, id, flight))?;
+    let disruption = match disruption {
+        Ok(disruption) => disruption,
+        Err(refusal) => {
+            let named = Named {
+                purpose: request.purpose,
+                disruption_id: request.disruption_id.as_str(),
+                flight,
+            };
+            let entry = named.entry(state, request_id, airline, now);
+            return Err(refuse_unbegun(state, entry, refusal).await);
+        }
+    };
+    let asked = Asked {
+        flight: request.flight.clone(),
+        purpose: request.purpose,
+        disruption,
+        channels: request.channels.clone(),
+    };
+    let base = base_entry(state, request_id, airline, &asked.ask(), now);
+    let verdict = flight_verdict(state, airline, &asked.ask(), now);
+    if let Some(refusal) = verdict.refusal {
+        let entry = base
+            .policies(verdict.policy_list())
+            .refused(refusal.reason());
+        let problem = refusal_problem(refusal, &verdict.policies);
+        let tx = state.store.begin().await?;
+        return Err(state.refuse(tx, entry, problem).await);
+    }
+    let travellers =
+        crate::store::direct::read_now!(&state.store, |db| release::on_flight(db, flight))?;
+    let on_flight = travellers.len();
+    let decided = decide_all(state, airline, travellers, &asked, &base, now).await?;
+    let grant = GrantFlight {
+        state: state.clone(),
+        airline: airline.clone(),
+        asked,
+        base,
+        decided,
+        on_flight,
+        now,
+    };
+    let written = state.write_audited(grant).await?;
+    let (decided, on_flight) = written.output;
+    let Decided {
+        mut granted,
+        languages,
+        mut refused,
+        was_granted,
+        ..
+    } = decided;
+    // Entries were appended in traveller order; hand each answer its index.
+    let (mut g, mut r) = (granted.iter_mut(), refused.iter_mut());
+    for (granted, entry) in was_granted.into_iter().zip(&written.entries) {
+        let slot = if granted {
+            g.next().map(|t| &mut t.audit_index)
+        } else {
+            r.next().map(|t| &mut t.audit_index)
+        };
+        if let Some(slot) = slot {
+            *slot = entry.index;
+        }
+    }
+    let counts = FlightCounts {
+        travellers: on_flight,
+        granted: granted.len(),
+        refused: refused.len(),
+    };
+    let answer = FlightTokens {
+        flight: request.flight.label(),
+        purpose: request.purpose,
+        granted,
+        refused,
+        counts,
+    };
+    Ok((answer, languages))
+}
+
+/// What a flight's grant asks, owned, so that it can be decided on other threads and
+/// written by the writer.
+struct Asked {
+    flight: Flight,
+    purpose: Purpose,
+    disruption: Disruption,
+    channels: Option<Vec<Channel>>,
+}
+
+impl Asked {
+    fn ask(&self) -> Ask<'_> {
+        Ask {
+            flight: &self.flight,
+            purpose: self.purpose,
+            disruption: &self.disruption,
+            channels: self.channels.as_deref(),
+        }
+    }
+}
+
+/// Decides every traveller, a share of them on each core for a large flight; the
+/// answers keep the travellers' order.
+async fn decide_all(
+    state: &AppState,
+    airline: &Party,
+    travellers: Vec<ReleaseFacts>,
+    asked: &Asked,
+    base: &NewEntry,
+    now: OffsetDateTime,
+) -> Result<Decided, Error> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let shares = (travellers.len() / PER_THREAD).clamp(1, cores);
+    if shares == 1 {
+        return Ok(Decided::of(
+            state,
+            airline,
+            &travellers,
+            &asked.ask(),
+            base,
+            now,
+        ));
+    }
+    let asked = std::sync::Arc::new(Asked {
+        flight: asked.flight.clone(),
+        purpose: asked.purpose,
+        disruption: asked.disruption.clone(),
+        channels: asked.channels.clone(),
+    });
+    let size = travellers.len().div_ceil(shares);
+    let mut travellers = travellers.into_iter();
+    let mut deciding = Vec::with_capacity(shares);
+    loop {
+        let share: Vec<ReleaseFacts> = travellers.by_ref().take(size).collect();
+        if share.is_empty() {
+            break;
+        }
+        let (state, airline, asked, base) =
+            (state.clone(), airline.clone(), asked.clone(), base.clone());
+        deciding.push(tokio::task::spawn_blocking(move || {
+            Decided::of(&state, &airline, &share, &asked.ask(), &base, now)
+        }));
+    }
+    let mut decided = Decided::default();
+    for share in deciding {
+        let share = share
+            .await
+            .map_err(|e| Error::internal(format!("deciding a flight's share stopped: {e}")))?;
+        decided.extend(share);
+    }
+    Ok(decided)
+}
+
+/// A flight's travellers decided: the answers, the tokens to store and the entries to
+/// append, in traveller order.
+#[derive(Default)]
+struct Decided {
+    granted: Vec<TokenGranted>,
+    /// Each granted traveller's language, beside `granted`.
+    languages: Vec<Option<String>>,
+    records: Vec<TokenRecord>,
+    refused: Vec<TokenRefused>,
+    entries: Vec<NewEntry>,
+    /// For each entry, whether it is a grant.
+    was_granted: Vec<bool>,
+}
+
+impl Decided {
+    /// Decides every traveller and issues the tokens granted.
+    fn of(
+        state: &AppState,
+        airline: &Party,
+        travellers: &[ReleaseFacts],
+        ask: &Ask<'_>,
+        base: &NewEntry,
+        now: OffsetDateTime,
+    ) -> Self {
+        let mut decided = Self {
+            entries: Vec::with_capacity(travellers.len()),
+            was_granted: Vec::with_capacity(travellers.len()),
+            ..Self::default()
+        };
+        let question = grant_question(state, airline, ask, now);
+        for traveller in travellers {
+            let (outcome, entry) =
+                decide_and_issue(state, &question, airline, traveller, ask, base.clone(), now);
+            decided.was_granted.push(outcome.is_ok());
+            match outcome {
+                Ok((token, record)) => {
+                    decided.granted.push(token);
+                    decided
+                        .languages
+                        .push(traveller.consent.as_ref().and_then(|c| c.language.clone()));
+                    decided.records.push(record);
+                }
+                Err(verdict) => {
+                    let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
+                    let problem = refusal_problem(refusal, &verdict.policies);
+                    decided.refused.push(TokenRefused {
+                        traveller_id: traveller.traveller_id.clone(),
+                        record_locator: traveller.record_locator.clone(),
+                        reason: refusal.reason().to_string(),
+                        type_uri: problem.kind().type_uri(),
+                        rule: rule_name(refusal, &verdict.policies),
+                        audit_index: 0,
+                    })
+                }
+            }
+            decided.entries.push(entry);
+        }
+        decided
+    }
+
+    /// Adds the travellers decided after these.
+    fn extend(&mut self, next: Decided) {
+        self.granted.extend(next.granted);
+        self.languages.extend(next.languages);
+        self.records.extend(next.records);
+        self.refused.extend(next.refused);
+        self.entries.extend(next.entries);
+        self.was_granted.extend(next.was_granted);
+    }
+
+    /// The records the tokens are granted under.
+    fn granted_under(&self) -> Vec<&str> {
+        self.records.iter().map(|r| r.consent_id.as_str()).collect()
+    }
+}
+
+/// The flight's write: the guard, the tokens, the entries and their pushes. Answers
+/// the flight as decided (again, if the guard found a change) with its number of
+/// travellers.
+struct GrantFlight {
+    state: AppState,
+    airline: Party,
+    asked: Asked,
+    base: NewEntry,
+    decided: Decided,
+    on_flight: usize,
+    now: OffsetDateTime,
+}
+
+impl GrantFlight {
+    async fn write(
+        self,
+        db: &mut impl Db,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Audited<(Decided, usize)>, StoreError> {
+        let Self {
+            state,
+            airline,
+            mut asked,
+            base,
+            mut decided,
+            mut on_flight,
+            now,
+        } = self;
+        let changed = still_current(db, &airline, &asked.disruption).await?;
+        let moved_on = changed.is_some();
+        if let Some(disruption) = changed {
+            asked.disruption = disruption;
+        }
+        if moved_on || !consents::all_current(db, &decided.granted_under()).await? {
+            let travellers = release::on_flight(db, &asked.flight).await?;
+            on_flight = travellers.len();
+            decided = Decided::of(&state, &airline, &travellers, &asked.ask(), &base, now);
+        }
+        tokens::insert_many(db, &decided.records).await?;
+        let entries = std::mem::take(&mut decided.entries);
+        append_with_pushes(db, right_edge, (decided, on_flight), entries, now).await
+    }
+}
+
+impl Write for GrantFlight {
+    type Output = Audited<(Decided, usize)>;
+
+    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
+        Box::pin(async move {
+            let (connection, right_edge) = tx.connection_and_right_edge();
+            self.write(connection, right_edge).await
+        })
+    }
+
+    fn direct(
+        self,
+        db: &mut Direct<'_>,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Self::Output, StoreError> {
+        run_now(self.write(db, right_edge))
+    }
+}
