@@ -1,10 +1,11 @@
 //! The audit log benchmark: audited appends per second through the group-committed
 //! write path (single process, SQLite with synchronous=FULL and PostgreSQL), then
-//! `audit verify` over a log of a million entries and the time to answer an
-//! inclusion and a consistency proof on it.
+//! `audit verify` over a log of ten million entries (beside its target of a million
+//! entries a second) and the time to answer inclusion proofs (beside their target, a
+//! p99 under a millisecond) and a consistency proof on it.
 //!
 //! `cargo bench --bench audit_log`
-//! (`-- --log-entries 1000000 --appends 20000 --concurrency 64`; PostgreSQL at
+//! (`-- --log-entries 10000000 --appends 20000 --concurrency 64`; PostgreSQL at
 //! `--postgres-url`, default the local test database; skipped when unreachable.)
 
 use clap::Parser;
@@ -27,8 +28,9 @@ struct Args {
     /// Concurrent writers (requests in flight).
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
-    /// Entries in the log that is verified and proved on (SQLite).
-    #[arg(long, default_value_t = 1_000_000)]
+    /// Entries in the log that is verified and proved on (SQLite): the ten million
+    /// `audit verify` is held to.
+    #[arg(long, default_value_t = 10_000_000)]
     log_entries: usize,
     /// PostgreSQL for the append figure.
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
@@ -187,34 +189,39 @@ async fn main() {
         .await
         .expect("verify runs");
     assert!(report.finding.is_none(), "{}", report.summary());
+    let rate = report.entries as f64 / report.elapsed.as_secs_f64();
     println!(
-        "  audit verify: {} entries in {:.2} s = {:.0} entries/s",
+        "  audit verify: {} entries in {:.2} s = {rate:.0} entries/s (target at least 1,000,000: {})",
         report.entries,
         report.elapsed.as_secs_f64(),
-        report.entries as f64 / report.elapsed.as_secs_f64()
+        if rate >= 1_000_000.0 { "met" } else { "MISSED" }
     );
 
+    // Inclusion proofs as the broker reads them (on the SQLite file directly).
     let size = checkpoint.tree_size;
-    let mut conn = store.reader().acquire().await.expect("connection");
     let samples = 1000u64;
-    let mut worst = Duration::ZERO;
-    let started = Instant::now();
+    let mut took = Vec::with_capacity(samples as usize);
     for s in 0..samples {
         let index = (s * 7_919 * 104_729) % size;
         let one = Instant::now();
-        let proof = stored::inclusion_proof(&mut conn, index, &checkpoint)
+        let proof = stored::inclusion_proof_now(&store, index, &checkpoint)
             .await
             .expect("proof")
             .expect("covered");
-        worst = worst.max(one.elapsed());
+        took.push(one.elapsed());
         assert!(proof.hashes.len() <= 64 - (size - 1).leading_zeros() as usize);
     }
+    took.sort();
+    let p99 = took[took.len() * 99 / 100];
     println!(
-        "  inclusion proof on {size} entries: {:.0} µs mean, {:.0} µs worst (at most {} hashes, {samples} proofs)",
-        started.elapsed().as_secs_f64() * 1e6 / samples as f64,
-        worst.as_secs_f64() * 1e6,
+        "  inclusion proof on {size} entries: p50 {:.0} µs, p99 {:.0} µs (target under 1,000 µs: {}), worst {:.0} µs (at most {} hashes, {samples} proofs)",
+        took[took.len() / 2].as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        if p99 < Duration::from_millis(1) { "met" } else { "MISSED" },
+        took[took.len() - 1].as_secs_f64() * 1e6,
         64 - (size - 1).leading_zeros()
     );
+    let mut conn = store.reader().acquire().await.expect("connection");
     let started = Instant::now();
     let proof = stored::consistency_proof(&mut conn, size / 3, size)
         .await

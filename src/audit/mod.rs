@@ -354,6 +354,81 @@ impl NewEntry {
 impl AuditEntry {
     /// The RFC 9162 leaf hash of this entry.
     pub fn leaf_hash(&self) -> [u8; 32] {
+        self.fields().leaf_hash()
+    }
+
+    /// Appends the entry's RFC 8785 form, the JSON object the API returns, to `out`.
+    pub fn write_canonical(&self, out: &mut Vec<u8>) {
+        self.fields().write_canonical(out)
+    }
+
+    /// The entry's fields, borrowed.
+    pub fn fields(&self) -> EntryFields<'_> {
+        fn text(value: &Option<String>) -> Option<&[u8]> {
+            value.as_deref().map(str::as_bytes)
+        }
+        EntryFields {
+            index: self.index,
+            at: self.at.as_bytes(),
+            request_id: self.request_id.as_bytes(),
+            actor_kind: self.actor_kind.as_bytes(),
+            actor_id: self.actor_id.as_bytes(),
+            action: self.action.as_bytes(),
+            outcome: self.outcome.as_bytes(),
+            reason: text(&self.reason),
+            agency_id: text(&self.agency_id),
+            airline_id: text(&self.airline_id),
+            booking_id: text(&self.booking_id),
+            traveller_id: text(&self.traveller_id),
+            consent_id: text(&self.consent_id),
+            token_id: text(&self.token_id),
+            purpose: text(&self.purpose),
+            event_category: text(&self.event_category),
+            event_reference: text(&self.event_reference),
+            flight: text(&self.flight),
+            message_id: text(&self.message_id),
+            channel: text(&self.channel),
+            policies: text(&self.policies),
+            policy_digest: text(&self.policy_digest),
+        }
+    }
+}
+
+/// An entry's fields, borrowed from wherever they are (an [`AuditEntry`], or a row of
+/// the database read by `audit verify`, which hashes entries without copying them), as
+/// the UTF-8 bytes of their text: verifying takes them as stored, without checking
+/// they are UTF-8 again (an entry changed into anything else cannot match its hash).
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub struct EntryFields<'a> {
+    pub index: i64,
+    /// The time as the API shows it (RFC 3339, milliseconds, UTC).
+    pub at: &'a [u8],
+    pub request_id: &'a [u8],
+    pub actor_kind: &'a [u8],
+    pub actor_id: &'a [u8],
+    pub action: &'a [u8],
+    pub outcome: &'a [u8],
+    pub reason: Option<&'a [u8]>,
+    pub agency_id: Option<&'a [u8]>,
+    pub airline_id: Option<&'a [u8]>,
+    pub booking_id: Option<&'a [u8]>,
+    pub traveller_id: Option<&'a [u8]>,
+    pub consent_id: Option<&'a [u8]>,
+    pub token_id: Option<&'a [u8]>,
+    pub purpose: Option<&'a [u8]>,
+    pub event_category: Option<&'a [u8]>,
+    pub event_reference: Option<&'a [u8]>,
+    pub flight: Option<&'a [u8]>,
+    pub message_id: Option<&'a [u8]>,
+    pub channel: Option<&'a [u8]>,
+    pub policies: Option<&'a [u8]>,
+    pub policy_digest: Option<&'a [u8]>,
+}
+
+impl EntryFields<'_> {
+    /// The RFC 9162 leaf hash: SHA-256 of 0x00 and the canonical form.
+    pub fn leaf_hash(&self) -> [u8; 32] {
         let mut bytes = Vec::with_capacity(512);
         bytes.push(0x00);
         self.write_canonical(&mut bytes);
@@ -367,34 +442,33 @@ impl AuditEntry {
     /// one, and the general path spends most of its time building and sorting a map.
     /// The keys are ASCII, so UTF-16 order is byte order, listed here sorted; the one
     /// number is an integer far below 2^53, whose ECMAScript form is its decimal
-    /// digits; and serde_json escapes a string exactly as RFC 8785 asks (`"`, `\\`,
-    /// the short escapes, `\u00xx` in lower case for other controls, nothing else).
-    /// The tests hold it to the general canonicalizer.
+    /// digits; and a string is escaped as RFC 8785 asks (see [`write_string`]). The
+    /// tests hold it to the general canonicalizer.
     pub fn write_canonical(&self, out: &mut Vec<u8>) {
         let before_index = [
-            ("action", Some(&self.action[..])),
-            ("actor_id", Some(&self.actor_id)),
-            ("actor_kind", Some(&self.actor_kind)),
-            ("agency_id", self.agency_id.as_deref()),
-            ("airline_id", self.airline_id.as_deref()),
-            ("at", Some(&self.at)),
-            ("booking_id", self.booking_id.as_deref()),
-            ("channel", self.channel.as_deref()),
-            ("consent_id", self.consent_id.as_deref()),
-            ("event_category", self.event_category.as_deref()),
-            ("event_reference", self.event_reference.as_deref()),
-            ("flight", self.flight.as_deref()),
+            ("action", Some(self.action)),
+            ("actor_id", Some(self.actor_id)),
+            ("actor_kind", Some(self.actor_kind)),
+            ("agency_id", self.agency_id),
+            ("airline_id", self.airline_id),
+            ("at", Some(self.at)),
+            ("booking_id", self.booking_id),
+            ("channel", self.channel),
+            ("consent_id", self.consent_id),
+            ("event_category", self.event_category),
+            ("event_reference", self.event_reference),
+            ("flight", self.flight),
         ];
         let after_index = [
-            ("message_id", self.message_id.as_deref()),
-            ("outcome", Some(&self.outcome[..])),
-            ("policies", self.policies.as_deref()),
-            ("policy_digest", self.policy_digest.as_deref()),
-            ("purpose", self.purpose.as_deref()),
-            ("reason", self.reason.as_deref()),
-            ("request_id", Some(&self.request_id)),
-            ("token_id", self.token_id.as_deref()),
-            ("traveller_id", self.traveller_id.as_deref()),
+            ("message_id", self.message_id),
+            ("outcome", Some(self.outcome)),
+            ("policies", self.policies),
+            ("policy_digest", self.policy_digest),
+            ("purpose", self.purpose),
+            ("reason", self.reason),
+            ("request_id", Some(self.request_id)),
+            ("token_id", self.token_id),
+            ("traveller_id", self.traveller_id),
         ];
         out.push(b'{');
         let mut first = true;
@@ -407,13 +481,56 @@ impl AuditEntry {
 }
 
 /// Writes `"key":"value"` for each field that is set, in the order given.
-fn write_strings(out: &mut Vec<u8>, fields: &[(&str, Option<&str>)], first: &mut bool) {
+fn write_strings(out: &mut Vec<u8>, fields: &[(&str, Option<&[u8]>)], first: &mut bool) {
     for (key, value) in fields {
         if let Some(value) = value {
             write_key(out, key, first);
-            serde_json::to_writer(&mut *out, value).expect("a string serializes");
+            write_string(out, value);
         }
     }
+}
+
+/// Writes a JSON string as RFC 8785 asks (and as serde_json writes it): `"` and `\`
+/// escaped, the control characters as their short escape or `\u00xx` in lower case,
+/// every other byte as it is (UTF-8 passes through, `/` and DEL included).
+fn write_string(out: &mut Vec<u8>, value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    // Ids and codes need no escape: tell at once (a loop without an early exit, which
+    // the compiler runs many bytes at a time), and copy them whole.
+    let escapes = value.iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !escapes {
+        out.extend_from_slice(value);
+        out.push(b'"');
+        return;
+    }
+    let mut plain = 0;
+    for (at, &byte) in value.iter().enumerate() {
+        let short: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&value[plain..at]);
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        plain = at + 1;
+    }
+    out.extend_from_slice(&value[plain..]);
+    out.push(b'"');
 }
 
 /// Writes `"key":`, after a comma unless it is the object's first.

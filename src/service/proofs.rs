@@ -17,6 +17,8 @@ use crate::service::checkpoints::SignError;
 use crate::service::input::page_limit;
 use crate::service::{AppState, Error, ErrorKind};
 use crate::store::audit::{self, StoredCheckpoint};
+use crate::store::db::Db;
+use crate::store::StoreError;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -179,43 +181,75 @@ pub async fn inclusion(
         .as_deref()
         .map(|t| parse_index(t, "tree_size"))
         .transpose()?;
-    let mut conn = state.store.reader().acquire().await?;
     let not_found = || Error::of(ErrorKind::EntryNotFound);
-    let (entry, _) = audit::entry_at(&mut conn, index)
-        .await?
-        .ok_or_else(not_found)?;
+    let proved =
+        crate::store::direct::read_now!(&state.store, |db| prove(db, party, index, tree_size))?;
+    match proved {
+        Proved::Proof(proof) => Ok(*proof),
+        Proved::NotFound => Err(not_found()),
+        Proved::NoCheckpointOfSize => Err(Error::field(
+            ErrorKind::InvalidField,
+            "tree_size",
+            "no checkpoint of this size was signed; see GET /v1/audit/checkpoints",
+        )),
+        Proved::NotCheckpointedYet => Err(not_checkpointed_yet(state, index)),
+        Proved::NotCovered => Err(Error::field(
+            ErrorKind::InvalidField,
+            "tree_size",
+            "the checkpoint does not cover this entry",
+        )),
+    }
+}
+
+/// What an inclusion proof's reads found.
+enum Proved {
+    Proof(Box<InclusionProof>),
+    /// No such entry, or one the party may not see (its existence is not disclosed).
+    NotFound,
+    NoCheckpointOfSize,
+    NotCheckpointedYet,
+    NotCovered,
+}
+
+/// The reads of an inclusion proof: the entry, the checkpoint, the tree's hashes. On
+/// SQLite they run on the file directly (see `store::direct`): an officer checking a
+/// disruption's uses asks for hundreds.
+async fn prove(
+    db: &mut impl Db,
+    party: &Party,
+    index: u64,
+    tree_size: Option<u64>,
+) -> Result<Proved, StoreError> {
+    let Some((entry, _)) = audit::entry_at(db, index).await? else {
+        return Ok(Proved::NotFound);
+    };
     // Another party's entry is answered as absent: its existence is not disclosed.
     if !may_see(
         party,
         entry.agency_id.as_deref(),
         entry.airline_id.as_deref(),
     ) {
-        return Err(not_found());
+        return Ok(Proved::NotFound);
     }
     let checkpoint = match tree_size {
-        Some(size) => audit::checkpoint_of(&mut conn, size)
-            .await?
-            .ok_or_else(|| {
-                Error::field(
-                    ErrorKind::InvalidField,
-                    "tree_size",
-                    "no checkpoint of this size was signed; see GET /v1/audit/checkpoints",
-                )
-            })?,
-        None => audit::checkpoint_covering(&mut conn, index)
-            .await?
-            .ok_or_else(|| not_checkpointed_yet(state, index))?,
+        Some(size) => match audit::checkpoint_of(db, size).await? {
+            Some(checkpoint) => checkpoint,
+            None => return Ok(Proved::NoCheckpointOfSize),
+        },
+        None => match audit::checkpoint_covering(db, index).await? {
+            Some(checkpoint) => checkpoint,
+            None => return Ok(Proved::NotCheckpointedYet),
+        },
     };
     if index >= checkpoint.tree_size {
-        return Err(Error::field(
-            ErrorKind::InvalidField,
-            "tree_size",
-            "the checkpoint does not cover this entry",
-        ));
+        return Ok(Proved::NotCovered);
     }
-    audit::inclusion_proof(&mut conn, index, &checkpoint)
-        .await?
-        .ok_or_else(not_found)
+    Ok(
+        match audit::inclusion_proof(db, index, &checkpoint).await? {
+            Some(proof) => Proved::Proof(Box::new(proof)),
+            None => Proved::NotFound,
+        },
+    )
 }
 
 /// Query of a consistency proof.

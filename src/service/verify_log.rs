@@ -147,32 +147,30 @@ pub async fn verify_with_progress(
     let mut last_matched = 0u64;
     'pages: loop {
         let from = frontier.size();
-        let page = scan
-            .page(from.checked_sub(1).map(|i| i as i64), PAGE)
-            .await?;
+        let page = scan.page(from, PAGE).await?;
         progress(from, head);
-        if page.entries.is_empty() {
+        if page.leaves.is_empty() {
             break;
         }
         let nodes = page.nodes;
-        for (entry, stored_leaf) in page.entries {
+        for read in page.leaves {
             let index = frontier.size();
             if index == head {
                 // Appended since the run began.
                 break 'pages;
             }
-            if entry.index as u64 != index {
+            if read.index != index {
                 report.finding = Some(found(
                     Some(index),
                     format!(
                         "entry {index} is missing (the next stored entry is {}): entries were deleted or renumbered",
-                        entry.index
+                        read.index
                     ),
                 ));
                 break 'pages;
             }
-            let leaf = entry.leaf_hash();
-            if stored_leaf != leaf {
+            let leaf = read.hash;
+            if !read.as_stored {
                 report.finding = Some(found(
                     Some(index),
                     "the entry does not match its leaf hash: it was changed or moved after it was written".into(),
@@ -181,8 +179,7 @@ pub async fn verify_with_progress(
             }
             let mut bad_node = None;
             frontier.push(leaf, |id, hash| {
-                if bad_node.is_none() && nodes.get(&id).map(Vec::as_slice) != Some(hash.as_slice())
-                {
+                if bad_node.is_none() && nodes.get(&id) != Some(hash) {
                     bad_node = Some(id);
                 }
             });

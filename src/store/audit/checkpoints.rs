@@ -2,33 +2,37 @@
 
 use super::to_hash;
 use crate::audit::merkle::Hash;
-use crate::store::{from_millis, to_millis, Conn, StoreError};
-use sqlx::Row;
+use crate::store::db::Db;
+use crate::store::row::Columns;
+use crate::store::{from_millis, to_millis, Conn, Param, StoreError};
 use time::OffsetDateTime;
 
 /// Up to `limit` checkpoints with a tree larger than `after`, smallest first.
 pub async fn checkpoints_after(
-    conn: &mut Conn,
+    db: &mut impl Db,
     after: u64,
     limit: i64,
 ) -> Result<Vec<StoredCheckpoint>, StoreError> {
-    let rows = sqlx::query(
+    let mut found = Vec::new();
+    db.for_each(
         "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size > $1 \
          ORDER BY tree_size LIMIT $2",
+        vec![Param::Int(after as i64), Param::Int(limit)],
+        |row| {
+            found.push(checkpoint_from(row)?);
+            Ok(())
+        },
     )
-    .bind(after as i64)
-    .bind(limit)
-    .fetch_all(conn)
     .await?;
-    rows.iter().map(checkpoint_from).collect()
+    Ok(found)
 }
 
 /// The smallest checkpoint covering entry `index`, if one was signed.
 pub async fn checkpoint_covering(
-    conn: &mut Conn,
+    db: &mut impl Db,
     index: u64,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
-    Ok(checkpoints_after(conn, index, 1).await?.pop())
+    Ok(checkpoints_after(db, index, 1).await?.pop())
 }
 
 /// A signed checkpoint as stored.
@@ -62,12 +66,12 @@ pub async fn insert_checkpoint(
     Ok(())
 }
 
-fn checkpoint_from(row: &sqlx::any::AnyRow) -> Result<StoredCheckpoint, StoreError> {
+fn checkpoint_from(row: &impl Columns) -> Result<StoredCheckpoint, StoreError> {
     Ok(StoredCheckpoint {
-        tree_size: row.get::<i64, _>("tree_size") as u64,
-        root: to_hash(row.get("root"))?,
-        signed_at: from_millis(row.get("signed_at"))?,
-        note: row.get("note"),
+        tree_size: row.value::<i64>("tree_size") as u64,
+        root: to_hash(row.value("root"))?,
+        signed_at: from_millis(row.value("signed_at"))?,
+        note: row.value("note"),
     })
 }
 
@@ -83,16 +87,20 @@ pub async fn latest_checkpoint(conn: &mut Conn) -> Result<Option<StoredCheckpoin
 
 /// The checkpoint of exactly `tree_size` entries, if one was signed.
 pub async fn checkpoint_of(
-    conn: &mut Conn,
+    db: &mut impl Db,
     tree_size: u64,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let row = sqlx::query(
+    let mut found = None;
+    db.for_each(
         "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size = $1",
+        vec![Param::Int(tree_size as i64)],
+        |row| {
+            found = Some(checkpoint_from(row)?);
+            Ok(())
+        },
     )
-    .bind(tree_size as i64)
-    .fetch_optional(conn)
     .await?;
-    row.as_ref().map(checkpoint_from).transpose()
+    Ok(found)
 }
 
 /// Every stored checkpoint, smallest tree first.

@@ -245,11 +245,11 @@ pub async fn fetch_nodes(
 /// Runs a tree computation over the stored hashes it needs: one recording pass to
 /// learn which, one fetch, one real pass. Fails if a needed hash is not stored.
 pub async fn over_tree<T>(
-    conn: &mut Conn,
+    db: &mut impl Db,
     compute: impl Fn(&mut dyn FnMut(NodeId) -> Hash) -> T,
 ) -> Result<T, StoreError> {
     let ids = merkle::needed(&compute);
-    let hashes = fetch_nodes(conn, &ids).await?;
+    let hashes = fetch_nodes(db, &ids).await?;
     let mut lookup = merkle::Lookup::new(&hashes);
     let result = compute(&mut |id| lookup.get(id));
     match lookup.missing() {
@@ -259,8 +259,8 @@ pub async fn over_tree<T>(
 }
 
 /// The tree head of the first `size` entries.
-pub async fn root_at(conn: &mut Conn, size: u64) -> Result<Hash, StoreError> {
-    over_tree(conn, |get| merkle::root(size, get)).await
+pub async fn root_at(db: &mut impl Db, size: u64) -> Result<Hash, StoreError> {
+    over_tree(db, |get| merkle::root(size, get)).await
 }
 
 /// Stores the subtrees of a log written before they were kept: does nothing unless
@@ -354,17 +354,17 @@ pub async fn nodes_completed_in(
 
 /// The entry at `index`, with its stored leaf hash.
 pub async fn entry_at(
-    conn: &mut Conn,
+    db: &mut impl Db,
     index: u64,
 ) -> Result<Option<(AuditEntry, Vec<u8>)>, StoreError> {
-    let mut rows = list(conn, (index as i64).checked_sub(1), 1).await?;
+    let mut rows = list(db, (index as i64).checked_sub(1), 1).await?;
     Ok(rows.pop().filter(|(e, _)| e.index as u64 == index))
 }
 
 /// The inclusion proof of entry `index` against `checkpoint`, or `None` when the
 /// checkpoint does not cover it or the entry is not stored.
 pub async fn inclusion_proof(
-    conn: &mut Conn,
+    db: &mut impl Db,
     index: u64,
     checkpoint: &StoredCheckpoint,
 ) -> Result<Option<InclusionProof>, StoreError> {
@@ -372,10 +372,10 @@ pub async fn inclusion_proof(
     if index >= size {
         return Ok(None);
     }
-    let Some((entry, leaf)) = entry_at(&mut *conn, index).await? else {
+    let Some((entry, leaf)) = entry_at(db, index).await? else {
         return Ok(None);
     };
-    let hashes = over_tree(conn, |get| merkle::inclusion_proof(index, size, get)).await?;
+    let hashes = over_tree(db, |get| merkle::inclusion_proof(index, size, get)).await?;
     Ok(Some(InclusionProof {
         entry,
         leaf_hash: crate::domain::ids::hex(&leaf),
@@ -385,14 +385,24 @@ pub async fn inclusion_proof(
     }))
 }
 
+/// [`inclusion_proof`] as the readers see it, on the SQLite file directly when it can
+/// be (see `store::direct`).
+pub async fn inclusion_proof_now(
+    store: &crate::store::Store,
+    index: u64,
+    checkpoint: &StoredCheckpoint,
+) -> Result<Option<InclusionProof>, StoreError> {
+    crate::store::direct::read_now!(store, |db| inclusion_proof(db, index, checkpoint))
+}
+
 /// The consistency proof between the trees of `from` and `to` entries (`from ≤ to ≤`
 /// the log's size).
 pub async fn consistency_proof(
-    conn: &mut Conn,
+    db: &mut impl Db,
     from: u64,
     to: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    over_tree(conn, |get| merkle::consistency_proof(from, to, get)).await
+    over_tree(db, |get| merkle::consistency_proof(from, to, get)).await
 }
 
 /// Number of entries in the log.

@@ -1,75 +1,92 @@
-//! Reading the whole log in index order, page by page, for `audit verify`.
+//! Reading the whole log in index order, page by page, for `audit verify`: each entry
+//! as its recomputed leaf hash (and whether it is the one stored), with the subtrees
+//! its page completes.
 //!
-//! On SQLite the pages are read straight from the database file with rusqlite, on a
-//! blocking thread, rather than through the pool: sqlx's SQLite driver hands every
-//! row from its worker thread to the runtime through a channel, and at ten thousand
-//! rows a page that hand-off (a wake-up and an allocation per row, then a conversion
-//! to its `Any` row) was most of the time a verification took. rusqlite links the
-//! same `libsqlite3-sys` as sqlx, and the file is opened read-only, so a broker may
-//! keep writing while it is read (WAL). On PostgreSQL the pool's reads are used.
+//! On SQLite the pages are read straight from the database file with rusqlite, on
+//! blocking threads, rather than through the pool: sqlx's SQLite driver hands every row
+//! from its worker thread to the runtime through a channel, and at ten thousand rows a
+//! page that hand-off (a wake-up and an allocation per row, then a conversion to its
+//! `Any` row) was most of the time a verification took. Each reading thread also hashes
+//! the entries it reads, from the row's own bytes (no entry is copied out of it), and
+//! one page is read on each core while the caller checks the one before: a verification
+//! is those hashes, and they are shared among the cores. rusqlite links the same
+//! `libsqlite3-sys` as sqlx, and the file is opened read-only, so a broker may keep
+//! writing while it is read (WAL). On PostgreSQL the pool's reads are used.
 
-use super::search::ENTRY_COLUMNS;
-use crate::audit::merkle::NodeId;
-use crate::audit::AuditEntry;
+use crate::audit::merkle::{Hash, NodeId};
+use crate::audit::EntryFields;
 use crate::domain::time::format_time;
 use crate::store::{from_millis, Store, StoreError};
 use rusqlite::OpenFlags;
 use sqlx::AnyPool;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
-/// One page of the log: its entries with their stored leaf hashes, and every stored
-/// subtree whose last leaf is among them.
+/// One entry as read: its index, its leaf hash recomputed from its columns, and
+/// whether that is the leaf hash stored beside it.
+#[derive(Debug, Clone, Copy)]
+pub struct Leaf {
+    /// The entry's index.
+    pub index: u64,
+    /// Its leaf hash, recomputed.
+    pub hash: Hash,
+    /// Whether the stored leaf hash is the same.
+    pub as_stored: bool,
+}
+
+/// One page of the log: its entries' leaves, and every stored subtree whose last leaf
+/// is among them.
 pub struct Page {
-    /// The entries, in index order.
-    pub entries: Vec<(AuditEntry, Vec<u8>)>,
-    /// The subtrees they complete, by id.
-    pub nodes: HashMap<NodeId, Vec<u8>>,
+    /// The leaves, in index order.
+    pub leaves: Vec<Leaf>,
+    /// The subtrees they complete, by id, as stored (a stored value that is not a hash
+    /// reads as zeros, which no subtree hashes to).
+    pub nodes: HashMap<NodeId, Hash>,
 }
 
 /// Where the pages come from.
 enum Source {
-    /// The SQLite file, through its own read-only connection.
+    /// The SQLite file, through read-only connections of its own.
     File(FileScan),
     /// The pool, on PostgreSQL (or an SQLite database with no file).
     Pool(AnyPool),
 }
 
-/// A page being read on the blocking thread, handing back the connection with it.
+/// A page being read on a blocking thread, handing back the connection with it.
 type Reading = tokio::task::JoinHandle<(rusqlite::Connection, Result<Page, StoreError>)>;
 
-/// The file's connection, or the read it is lent to: the page after the one last
-/// handed out is read while the caller checks that one (two cores, two jobs).
+/// The file's connections, and the pages being read ahead on them: the pages after the
+/// one asked are read while the caller checks it, one on each connection, assuming the
+/// log is dense (it is, unless entries were deleted, which the caller then finds at the
+/// first page that does not start where it should).
 struct FileScan {
-    idle: Option<rusqlite::Connection>,
-    /// The page being read ahead: its first index, its size, the read.
-    ahead: Option<(i64, i64, Reading)>,
+    idle: Vec<rusqlite::Connection>,
+    /// Pages being read: their first index and the read.
+    ahead: VecDeque<(i64, Reading)>,
+    /// The first index of the next page to read ahead.
+    next: i64,
 }
 
 impl FileScan {
     async fn page(&mut self, from: i64, limit: i64) -> Result<Page, StoreError> {
-        let reading = match self.ahead.take() {
-            Some((f, l, reading)) if (f, l) == (from, limit) => reading,
-            Some((_, _, other)) => {
-                let (conn, _) = joined(other).await?;
-                read_ahead(conn, from, limit)
+        if self.ahead.front().map(|(first, _)| *first) != Some(from) {
+            // Not the page read ahead (the first one, or a gap): start again from here.
+            while let Some((_, reading)) = self.ahead.pop_front() {
+                let (conn, _) = joined(reading).await?;
+                self.idle.push(conn);
             }
-            None => read_ahead(self.idle.take().ok_or_else(lost)?, from, limit),
-        };
-        let (conn, page) = joined(reading).await?;
-        let page = page?;
-        match page.entries.last() {
-            // A full page: the next one is likely there too; read it meanwhile.
-            Some((last, _)) if page.entries.len() as i64 == limit => {
-                self.ahead = Some((
-                    last.index + 1,
-                    limit,
-                    read_ahead(conn, last.index + 1, limit),
-                ));
-            }
-            _ => self.idle = Some(conn),
+            self.next = from;
         }
-        Ok(page)
+        while let Some(conn) = self.idle.pop() {
+            let first = self.next;
+            self.ahead
+                .push_back((first, read_ahead(conn, first, limit)));
+            self.next += limit;
+        }
+        let (_, reading) = self.ahead.pop_front().ok_or_else(lost)?;
+        let (conn, page) = joined(reading).await?;
+        self.idle.push(conn);
+        page
     }
 }
 
@@ -89,7 +106,7 @@ async fn joined(
 }
 
 fn lost() -> StoreError {
-    StoreError::File("the file's connection was lost with a failed read".into())
+    StoreError::File("the file's connections were lost with failed reads".into())
 }
 
 /// A reader of the whole log.
@@ -99,52 +116,72 @@ impl LogScan {
     /// Opens a reader of the log in `store`.
     pub fn open(store: &Store) -> Result<Self, StoreError> {
         Ok(LogScan(match store.sqlite_file() {
-            Some(path) => Source::File(FileScan {
-                idle: Some(open_file(path)?),
-                ahead: None,
-            }),
+            Some(path) => {
+                let readers = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let idle = (0..readers.clamp(1, 4))
+                    .map(|_| open_file(path.clone()))
+                    .collect::<Result<_, _>>()?;
+                Source::File(FileScan {
+                    idle,
+                    ahead: VecDeque::new(),
+                    next: 0,
+                })
+            }
             None => Source::Pool(store.reader().clone()),
         }))
     }
 
-    /// Up to `limit` entries after index `after` (from the start for `None`), and the
-    /// subtrees they complete.
-    pub async fn page(&mut self, after: Option<i64>, limit: i64) -> Result<Page, StoreError> {
-        let from = after.map_or(0, |a| a + 1);
+    /// Up to `limit` entries from index `from` on, and the subtrees they complete.
+    pub async fn page(&mut self, from: u64, limit: i64) -> Result<Page, StoreError> {
+        let from = from as i64;
         match &mut self.0 {
             Source::Pool(pool) => {
                 let mut conn = pool.acquire().await?;
-                let entries = super::list(&mut conn, after, limit).await?;
+                let entries = super::list(&mut *conn, from.checked_sub(1), limit).await?;
                 let to = entries.last().map_or(from, |(e, _)| e.index + 1);
                 let nodes = super::nodes_completed_in(&mut conn, from as u64, to as u64)
                     .await?
                     .into_iter()
+                    .map(|(id, hash)| (id, as_hash(&hash)))
                     .collect();
-                Ok(Page { entries, nodes })
+                let leaves = entries
+                    .iter()
+                    .map(|(entry, stored)| {
+                        let hash = entry.leaf_hash();
+                        Leaf {
+                            index: entry.index as u64,
+                            hash,
+                            as_stored: stored.as_slice() == hash.as_slice(),
+                        }
+                    })
+                    .collect();
+                Ok(Page { leaves, nodes })
             }
             Source::File(file) => file.page(from, limit).await,
         }
     }
 }
 
+/// Pages of the file read through a memory map rather than copied in by `pread`: a
+/// verification reads the whole log once, and the map is the command's, not the
+/// broker's.
+const MAP_BYTES: i64 = 1 << 40;
+
 fn open_file(path: PathBuf) -> Result<rusqlite::Connection, StoreError> {
-    rusqlite::Connection::open_with_flags(
+    let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(file_error)
+    )?;
+    conn.pragma_update(None, "mmap_size", MAP_BYTES)?;
+    Ok(conn)
 }
 
-fn file_error(err: rusqlite::Error) -> StoreError {
-    StoreError::File(err.to_string())
-}
-
-/// Reads a page on the calling (blocking) thread.
+/// Reads and hashes a page on the calling (blocking) thread.
 fn read_page(conn: &rusqlite::Connection, from: i64, limit: i64) -> Result<Page, StoreError> {
     // One read transaction, so the entries and their subtrees are one snapshot.
-    conn.execute_batch("BEGIN").map_err(file_error)?;
+    conn.execute_batch("BEGIN")?;
     let page = read_in_snapshot(conn, from, limit);
-    conn.execute_batch("COMMIT").map_err(file_error)?;
+    conn.execute_batch("COMMIT")?;
     page
 }
 
@@ -153,78 +190,111 @@ fn read_in_snapshot(
     from: i64,
     limit: i64,
 ) -> Result<Page, StoreError> {
-    let mut entries = Vec::with_capacity(limit.clamp(0, 100_000) as usize);
-    let mut statement = conn
-        .prepare_cached(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2"
-        ))
-        .map_err(file_error)?;
-    let mut rows = statement.query((from, limit)).map_err(file_error)?;
-    while let Some(row) = rows.next().map_err(file_error)? {
-        entries.push(entry_from_row(row).map_err(|e| match e {
-            RowError::File(e) => file_error(e),
-            RowError::Store(e) => e,
-        })?);
+    let mut leaves = Vec::with_capacity(limit.clamp(0, 100_000) as usize);
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {} FROM audit_entries WHERE idx >= ?1 ORDER BY idx LIMIT ?2",
+        super::search::ENTRY_COLUMNS
+    ))?;
+    let mut rows = statement.query((from, limit))?;
+    let mut canonical = Vec::with_capacity(1024);
+    let mut at = Shown::default();
+    while let Some(row) = rows.next()? {
+        leaves.push(leaf_of(row, &mut canonical, &mut at)?);
     }
-    let to = entries.last().map_or(from, |(e, _)| e.index + 1);
-    let mut nodes = HashMap::new();
-    let mut statement = conn
-        .prepare_cached(
-            "SELECT level, idx, hash FROM audit_nodes WHERE last_leaf >= ?1 AND last_leaf < ?2",
-        )
-        .map_err(file_error)?;
-    let mut rows = statement.query((from, to)).map_err(file_error)?;
-    while let Some(row) = rows.next().map_err(file_error)? {
-        let level: i64 = row.get(0).map_err(file_error)?;
-        let index: i64 = row.get(1).map_err(file_error)?;
-        nodes.insert(
-            NodeId {
-                level: level as u32,
-                index: index as u64,
-            },
-            row.get(2).map_err(file_error)?,
-        );
+    let to = leaves.last().map_or(from, |l| l.index as i64 + 1);
+    let mut nodes = HashMap::with_capacity(leaves.len());
+    let mut statement = conn.prepare_cached(
+        "SELECT level, idx, hash FROM audit_nodes WHERE last_leaf >= ?1 AND last_leaf < ?2",
+    )?;
+    let mut rows = statement.query((from, to))?;
+    while let Some(row) = rows.next()? {
+        let level: i64 = row.get(0)?;
+        let index: i64 = row.get(1)?;
+        let id = NodeId {
+            level: level as u32,
+            index: index as u64,
+        };
+        let hash = row.get_ref(2)?.as_blob().map_err(rusqlite::Error::from)?;
+        nodes.insert(id, as_hash(hash));
     }
-    Ok(Page { entries, nodes })
+    Ok(Page { leaves, nodes })
 }
 
-enum RowError {
-    File(rusqlite::Error),
-    Store(StoreError),
+/// A stored hash, or zeros for a value of another length (which then matches nothing).
+fn as_hash(stored: &[u8]) -> Hash {
+    stored.try_into().unwrap_or([0; 32])
 }
 
-impl From<rusqlite::Error> for RowError {
-    fn from(e: rusqlite::Error) -> Self {
-        RowError::File(e)
+/// The last time shown, by its stored milliseconds: entries appended together share
+/// their time, and formatting it is a tenth of an entry's hashing.
+#[derive(Default)]
+struct Shown {
+    millis: Option<i64>,
+    text: String,
+}
+
+impl Shown {
+    fn of(&mut self, millis: i64) -> Result<&str, StoreError> {
+        if self.millis != Some(millis) {
+            self.text = format_time(from_millis(millis)?);
+            self.millis = Some(millis);
+        }
+        Ok(&self.text)
     }
 }
 
-/// An entry from its row, the columns in [`ENTRY_COLUMNS`] order.
-fn entry_from_row(r: &rusqlite::Row<'_>) -> Result<(AuditEntry, Vec<u8>), RowError> {
-    let at = from_millis(r.get(1)?).map_err(RowError::Store)?;
-    let entry = AuditEntry {
-        index: r.get(0)?,
-        at: format_time(at),
-        request_id: r.get(2)?,
-        actor_kind: r.get(3)?,
-        actor_id: r.get(4)?,
-        action: r.get(5)?,
-        outcome: r.get(6)?,
-        reason: r.get(7)?,
-        agency_id: r.get(8)?,
-        airline_id: r.get(9)?,
-        booking_id: r.get(10)?,
-        traveller_id: r.get(11)?,
-        consent_id: r.get(12)?,
-        token_id: r.get(13)?,
-        purpose: r.get(14)?,
-        event_category: r.get(15)?,
-        event_reference: r.get(16)?,
-        flight: r.get(17)?,
-        message_id: r.get(18)?,
-        channel: r.get(19)?,
-        policies: r.get(20)?,
-        policy_digest: r.get(21)?,
+/// An entry's leaf, hashed from the row's own bytes (the columns in
+/// `search::ENTRY_COLUMNS` order); `canonical` is a buffer reused from row to row.
+fn leaf_of(
+    r: &rusqlite::Row<'_>,
+    canonical: &mut Vec<u8>,
+    shown: &mut Shown,
+) -> Result<Leaf, StoreError> {
+    let text = |i: usize| -> Result<Option<&[u8]>, StoreError> {
+        Ok(r.get_ref(i)?
+            .as_bytes_or_null()
+            .map_err(rusqlite::Error::from)?)
     };
-    Ok((entry, r.get(22)?))
+    let required = |i: usize| -> Result<&[u8], StoreError> {
+        text(i)?.ok_or_else(|| StoreError::Corrupt(format!("audit column {i} is empty")))
+    };
+    let index: i64 = r.get(0)?;
+    let at = shown.of(r.get(1)?)?;
+    let fields = EntryFields {
+        index,
+        at: at.as_bytes(),
+        request_id: required(2)?,
+        actor_kind: required(3)?,
+        actor_id: required(4)?,
+        action: required(5)?,
+        outcome: required(6)?,
+        reason: text(7)?,
+        agency_id: text(8)?,
+        airline_id: text(9)?,
+        booking_id: text(10)?,
+        traveller_id: text(11)?,
+        consent_id: text(12)?,
+        token_id: text(13)?,
+        purpose: text(14)?,
+        event_category: text(15)?,
+        event_reference: text(16)?,
+        flight: text(17)?,
+        message_id: text(18)?,
+        channel: text(19)?,
+        policies: text(20)?,
+        policy_digest: text(21)?,
+    };
+    canonical.clear();
+    canonical.push(0x00);
+    fields.write_canonical(canonical);
+    let hash = crate::crypto::sha256(canonical);
+    let stored = r
+        .get_ref(22)?
+        .as_blob_or_null()
+        .map_err(rusqlite::Error::from)?;
+    Ok(Leaf {
+        index: index as u64,
+        hash,
+        as_stored: stored == Some(hash.as_slice()),
+    })
 }

@@ -2,6 +2,8 @@
 
 use crate::audit::AuditEntry;
 use crate::domain::time::format_time;
+use crate::store::db::Db;
+use crate::store::row::Columns;
 use crate::store::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -44,11 +46,11 @@ pub(super) const ENTRY_COLUMNS: &str = "idx, at, request_id, actor_kind, actor_i
 /// with its stored leaf hash.
 #[instrument(skip_all)]
 pub async fn list(
-    conn: &mut Conn,
+    db: &mut impl Db,
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
-    list_filtered(conn, &EntryFilter::default(), after, limit).await
+    list_filtered(db, &EntryFilter::default(), after, limit).await
 }
 
 /// The SQL conditions of `filter` (after `WHERE`), its values pushed to `params`.
@@ -103,7 +105,7 @@ pub async fn count_filtered(conn: &mut Conn, filter: &EntryFilter) -> Result<i64
 /// Up to `limit` entries matching `filter` after index `after`, in log order.
 #[instrument(skip_all)]
 pub async fn list_filtered(
-    conn: &mut Conn,
+    db: &mut impl Db,
     filter: &EntryFilter,
     after: Option<i64>,
     limit: i64,
@@ -113,34 +115,40 @@ pub async fn list_filtered(
     let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM audit_entries WHERE idx > {first} AND ");
     sql.push_str(&conditions(filter, &mut params));
     sql.push_str(&format!(" ORDER BY idx LIMIT {limit}"));
-    let rows = bind_all(&sql, params).fetch_all(conn).await?;
-    rows.iter()
-        .map(|r| {
-            let entry = AuditEntry {
-                index: r.get("idx"),
-                at: format_time(from_millis(r.get("at"))?),
-                request_id: r.get("request_id"),
-                actor_kind: r.get("actor_kind"),
-                actor_id: r.get("actor_id"),
-                action: r.get("action"),
-                outcome: r.get("outcome"),
-                reason: r.get("reason"),
-                agency_id: r.get("agency_id"),
-                airline_id: r.get("airline_id"),
-                booking_id: r.get("booking_id"),
-                traveller_id: r.get("traveller_id"),
-                consent_id: r.get("consent_id"),
-                token_id: r.get("token_id"),
-                purpose: r.get("purpose"),
-                event_category: r.get("event_category"),
-                event_reference: r.get("event_reference"),
-                flight: r.get("flight"),
-                message_id: r.get("message_id"),
-                channel: r.get("channel"),
-                policies: r.get("policies"),
-                policy_digest: r.get("policy_digest"),
-            };
-            Ok((entry, r.get("leaf_hash")))
-        })
-        .collect()
+    let mut entries = Vec::new();
+    db.for_each(&sql, params, |row| {
+        entries.push(entry_from_row(row)?);
+        Ok(())
+    })
+    .await?;
+    Ok(entries)
+}
+
+/// An entry read with [`ENTRY_COLUMNS`], with its stored leaf hash.
+pub(super) fn entry_from_row(r: &impl Columns) -> Result<(AuditEntry, Vec<u8>), StoreError> {
+    let entry = AuditEntry {
+        index: r.value("idx"),
+        at: format_time(from_millis(r.value("at"))?),
+        request_id: r.value("request_id"),
+        actor_kind: r.value("actor_kind"),
+        actor_id: r.value("actor_id"),
+        action: r.value("action"),
+        outcome: r.value("outcome"),
+        reason: r.value("reason"),
+        agency_id: r.value("agency_id"),
+        airline_id: r.value("airline_id"),
+        booking_id: r.value("booking_id"),
+        traveller_id: r.value("traveller_id"),
+        consent_id: r.value("consent_id"),
+        token_id: r.value("token_id"),
+        purpose: r.value("purpose"),
+        event_category: r.value("event_category"),
+        event_reference: r.value("event_reference"),
+        flight: r.value("flight"),
+        message_id: r.value("message_id"),
+        channel: r.value("channel"),
+        policies: r.value("policies"),
+        policy_digest: r.value("policy_digest"),
+    };
+    Ok((entry, r.value("leaf_hash")))
 }
