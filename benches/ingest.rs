@@ -1,7 +1,7 @@
 //! The ingest benchmark: loads signed consent records into a real broker over HTTP on
-//! loopback, in NDJSON batches, and prints records per second next to the Ed25519
-//! verifications per second this machine does in the same run (the ceiling ingest is
-//! measured against).
+//! loopback, in NDJSON batches, and prints records per second next to its crypto
+//! floor measured in the same run: one Ed25519 verification and one countersignature
+//! per record, on every core.
 //!
 //! `cargo bench --bench ingest -- --records 100000`
 //! (add `--database-url postgres://…` for PostgreSQL; default: a SQLite file in a
@@ -71,26 +71,30 @@ fn statement(i: usize, date: &str) -> serde_json::Value {
     })
 }
 
-/// Ed25519 verifications per second on one core and on every core, measured now.
-fn verification_limit(jwk: &Jwk, lines: &[(Vec<u8>, String)]) -> (f64, f64) {
+/// Ingest's crypto floor on one core and on every core, measured now: records per
+/// second when each costs one Ed25519 verification (the agency's signature) and one
+/// Ed25519 signature (the broker's countersigned receipt, here over the statement).
+fn crypto_floor(jwk: &Jwk, lines: &[(Vec<u8>, String)]) -> (f64, f64) {
     let public = jwk.public_key_bytes().expect("key");
+    let broker = Jwk::generate("floor");
     let sample = &lines[..lines.len().min(20_000)];
-    let verify = |items: &[(Vec<u8>, String)]| {
+    let verify_and_sign = |items: &[(Vec<u8>, String)]| {
         for (payload, signature) in items {
             jws::parse(signature)
                 .unwrap()
                 .verify(&public, payload)
                 .unwrap();
+            std::hint::black_box(broker.sign_detached(payload).unwrap());
         }
     };
     let start = Instant::now();
-    verify(sample);
+    verify_and_sign(sample);
     let one = sample.len() as f64 / start.elapsed().as_secs_f64();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = Instant::now();
     std::thread::scope(|s| {
         for chunk in sample.chunks(sample.len().div_ceil(threads)) {
-            s.spawn(move || verify(chunk));
+            s.spawn(|| verify_and_sign(chunk));
         }
     });
     let all = sample.len() as f64 / start.elapsed().as_secs_f64();
@@ -133,7 +137,7 @@ async fn main() -> anyhow::Result<()> {
             (payload, signature)
         })
         .collect();
-    let (one_core, all_cores) = verification_limit(&jwk, &lines);
+    let (one_core, all_cores) = crypto_floor(&jwk, &lines);
 
     let client = reqwest::Client::new();
     let start = Instant::now();
@@ -177,11 +181,11 @@ async fn main() -> anyhow::Result<()> {
         args.batch
     );
     println!("ingest                              {rate:.0} records/s (signature checked, sealed, audited, receipt countersigned)");
-    println!("Ed25519 verify, one core            {one_core:.0} /s");
-    println!("Ed25519 verify, all cores           {all_cores:.0} /s");
+    println!("crypto floor, one core              {one_core:.0} records/s (a verification and a countersignature each)");
+    println!("crypto floor, all cores             {all_cores:.0} records/s");
     println!(
-        "ingest / verify limit (all cores)   {:.1} %",
-        100.0 * rate / all_cores
+        "ingest beside its floor             {:.3} (target at least 0.50)",
+        rate / all_cores
     );
     store.close().await;
     std::fs::remove_dir_all(&dir).ok();

@@ -28,6 +28,16 @@ pub struct Audited<T> {
     pushed: bool,
 }
 
+impl<T> Audited<Vec<T>> {
+    /// Adds what a later part of the same write appended.
+    pub fn merge(&mut self, later: Audited<Vec<T>>) {
+        self.output.extend(later.output);
+        self.entries.extend(later.entries);
+        self.labels.extend(later.labels);
+        self.pushed |= later.pushed;
+    }
+}
+
 /// Appends `entries` and queues their webhook pushes, inside a write over `db`: the
 /// last step of every whole audited write.
 pub async fn append_with_pushes<T>(

@@ -1,9 +1,10 @@
 //! Bookings, their segments and travellers, as consent records name them.
 
-use super::{to_millis, values_rows, Conn, Placeholders, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{to_millis, values_rows, Conn, Param, StoreError};
 use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::ids::{new_id, BOOKING, TRAVELLER};
-use sqlx::Row;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -20,7 +21,7 @@ const UPSERT_ROWS: usize = 150;
 /// were two.
 #[instrument(skip_all)]
 pub async fn upsert_bookings(
-    conn: &mut Conn,
+    db: &mut impl Db,
     agency_id: &str,
     locators: &[&RecordLocator],
     now: OffsetDateTime,
@@ -31,41 +32,48 @@ pub async fn upsert_bookings(
             "INSERT INTO bookings (id, agency_id, record_locator, created_at) VALUES {} \
              ON CONFLICT (agency_id, record_locator) DO UPDATE SET record_locator = excluded.record_locator \
              RETURNING id, record_locator",
-            values_rows(Placeholders::of(conn), chunk.len(), 4)
+            values_rows(db.placeholders(), chunk.len(), 4)
         );
-        let mut query = sqlx::query(&sql);
+        let mut params = Vec::with_capacity(chunk.len() * 4);
         for locator in chunk {
-            query = query
-                .bind(new_id(BOOKING))
-                .bind(agency_id)
-                .bind(locator.as_str())
-                .bind(to_millis(now));
+            params.extend([
+                Param::Text(new_id(BOOKING)),
+                Param::Text(agency_id.to_string()),
+                Param::Text(locator.as_str().to_string()),
+                Param::Int(to_millis(now)),
+            ]);
         }
-        for row in query.fetch_all(&mut *conn).await? {
-            ids.insert(row.get("record_locator"), row.get("id"));
-        }
+        db.for_each(&sql, params, |row| {
+            ids.insert(row.value("record_locator"), row.value("id"));
+            Ok(())
+        })
+        .await?;
     }
     Ok(ids)
 }
 
 /// Adds segments to bookings, keeping those already there.
 #[instrument(skip_all)]
-pub async fn add_segments(conn: &mut Conn, segments: &[(&str, &Flight)]) -> Result<(), StoreError> {
+pub async fn add_segments(
+    db: &mut impl Db,
+    segments: &[(&str, &Flight)],
+) -> Result<(), StoreError> {
     for chunk in segments.chunks(UPSERT_ROWS) {
         let sql = format!(
             "INSERT INTO segments (booking_id, carrier, flight_number, departure_date) VALUES {} \
              ON CONFLICT DO NOTHING",
-            values_rows(Placeholders::of(conn), chunk.len(), 4)
+            values_rows(db.placeholders(), chunk.len(), 4)
         );
-        let mut query = sqlx::query(&sql);
+        let mut params = Vec::with_capacity(chunk.len() * 4);
         for (booking_id, segment) in chunk {
-            query = query
-                .bind(*booking_id)
-                .bind(segment.carrier.as_str())
-                .bind(segment.flight_number.as_str())
-                .bind(segment.date.as_string());
+            params.extend([
+                Param::Text((*booking_id).to_string()),
+                Param::Text(segment.carrier.as_str().to_string()),
+                Param::Text(segment.flight_number.as_str().to_string()),
+                Param::Text(segment.date.as_string()),
+            ]);
         }
-        query.execute(&mut *conn).await?;
+        db.execute(&sql, params).await?;
     }
     Ok(())
 }
@@ -85,7 +93,7 @@ pub struct TravellerRow {
 /// key.
 #[instrument(skip_all)]
 pub async fn upsert_travellers(
-    conn: &mut Conn,
+    db: &mut impl Db,
     travellers: &[(&str, &[u8])],
     now: OffsetDateTime,
 ) -> Result<HashMap<(String, Vec<u8>), TravellerRow>, StoreError> {
@@ -96,27 +104,29 @@ pub async fn upsert_travellers(
             "INSERT INTO travellers (id, booking_id, name_index, sealed_name, created_at) VALUES {} \
              ON CONFLICT (booking_id, name_index) DO UPDATE SET name_index = excluded.name_index \
              RETURNING id, booking_id, name_index",
-            values_rows(Placeholders::of(conn), chunk.len(), 5)
+            values_rows(db.placeholders(), chunk.len(), 5)
         );
-        let mut query = sqlx::query(&sql);
+        let mut params = Vec::with_capacity(chunk.len() * 5);
         for ((booking_id, name_index), id) in chunk.iter().zip(&proposed) {
-            query = query
-                .bind(id)
-                .bind(*booking_id)
-                .bind(*name_index)
-                .bind(Vec::<u8>::new())
-                .bind(to_millis(now));
+            params.extend([
+                Param::Text(id.clone()),
+                Param::Text((*booking_id).to_string()),
+                Param::Bytes(name_index.to_vec()),
+                Param::Bytes(Vec::new()),
+                Param::Int(to_millis(now)),
+            ]);
         }
-        let rows = query.fetch_all(&mut *conn).await?;
         let proposed: std::collections::HashSet<&String> = proposed.iter().collect();
-        for row in rows {
-            let id: String = row.get("id");
+        db.for_each(&sql, params, |row| {
+            let id: String = row.value("id");
             let created = proposed.contains(&id);
             found.insert(
-                (row.get("booking_id"), row.get("name_index")),
+                (row.value("booking_id"), row.value("name_index")),
                 TravellerRow { id, created },
             );
-        }
+            Ok(())
+        })
+        .await?;
     }
     Ok(found)
 }

@@ -3,7 +3,7 @@
 
 use super::db::Db;
 use super::row::Columns;
-use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
+use super::{arg, from_millis, to_millis, Conn, Param, StoreError};
 use crate::crypto::keyring::WrappedKey;
 use crate::domain::booking::CarrierCode;
 use crate::domain::consent::{DataCategory, Decision};
@@ -18,7 +18,7 @@ use tracing::instrument;
 /// record's id: uploading one again is a duplicate. One query per 500 hashes.
 #[instrument(skip_all)]
 pub async fn find_duplicates(
-    conn: &mut Conn,
+    db: &mut impl Db,
     agency_id: &str,
     statement_hashes: &[[u8; 32]],
 ) -> Result<HashMap<[u8; 32], String>, StoreError> {
@@ -33,12 +33,14 @@ pub async fn find_duplicates(
             "SELECT id, statement_sha256 FROM consents WHERE agency_id = $1 AND statement_sha256 IN ({})",
             list.join(", ")
         );
-        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            let hash: Vec<u8> = row.get("statement_sha256");
+        db.for_each(&sql, params, |row| {
+            let hash: Vec<u8> = row.value("statement_sha256");
             if let Ok(hash) = hash.try_into() {
-                found.insert(hash, row.get("id"));
+                found.insert(hash, row.value("id"));
             }
-        }
+            Ok(())
+        })
+        .await?;
     }
     Ok(found)
 }
@@ -48,7 +50,7 @@ pub async fn find_duplicates(
 /// One query per 500 ids.
 #[instrument(skip_all)]
 pub async fn latest_versions(
-    conn: &mut Conn,
+    db: &mut impl Db,
     agency_id: &str,
     agency_record_ids: &[&str],
 ) -> Result<HashMap<String, i64>, StoreError> {
@@ -64,9 +66,11 @@ pub async fn latest_versions(
              WHERE agency_id = $1 AND agency_record_id IN ({}) GROUP BY agency_record_id",
             list.join(", ")
         );
-        for row in bind_all(&sql, params).fetch_all(&mut *conn).await? {
-            latest.insert(row.get("agency_record_id"), row.get::<i64, _>("v"));
-        }
+        db.for_each(&sql, params, |row| {
+            latest.insert(row.value("agency_record_id"), row.value::<i64>("v"));
+            Ok(())
+        })
+        .await?;
     }
     Ok(latest)
 }
@@ -163,31 +167,65 @@ pub async fn all_current(db: &mut impl Db, ids: &[&str]) -> Result<bool, StoreEr
 
 /// The traveller's current record(s): those a new record would supersede.
 #[instrument(skip_all)]
-pub async fn current_ids(conn: &mut Conn, traveller_id: &str) -> Result<Vec<String>, StoreError> {
-    Ok(sqlx::query(
+pub async fn current_ids(db: &mut impl Db, traveller_id: &str) -> Result<Vec<String>, StoreError> {
+    let mut ids = Vec::new();
+    db.for_each(
         "SELECT id FROM consents WHERE traveller_id = $1 AND superseded_by IS NULL ORDER BY created_at",
+        vec![Param::Text(traveller_id.to_string())],
+        |row| {
+            ids.push(row.value("id"));
+            Ok(())
+        },
     )
-    .bind(traveller_id)
-    .fetch_all(conn)
-    .await?
-    .iter()
-    .map(|r| r.get("id"))
-    .collect())
+    .await?;
+    Ok(ids)
+}
+
+/// The current record(s) of each of these travellers (those a new record would
+/// supersede), oldest first; a traveller with none is absent. One query per 500.
+#[instrument(skip_all)]
+pub async fn current_ids_of(
+    db: &mut impl Db,
+    traveller_ids: &[&str],
+) -> Result<HashMap<String, Vec<String>>, StoreError> {
+    let mut current: HashMap<String, Vec<String>> = HashMap::new();
+    for chunk in traveller_ids.chunks(500) {
+        let mut params = Vec::with_capacity(chunk.len());
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
+            .collect();
+        let sql = format!(
+            "SELECT traveller_id, id FROM consents WHERE traveller_id IN ({}) \
+             AND superseded_by IS NULL ORDER BY traveller_id, created_at, id",
+            list.join(", ")
+        );
+        db.for_each(&sql, params, |row| {
+            current
+                .entry(row.value("traveller_id"))
+                .or_default()
+                .push(row.value("id"));
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(current)
 }
 
 /// Stores a consent and marks the traveller's current records (`supersedes`, read
 /// with [`current_ids`] in the same transaction) superseded by it.
 #[instrument(skip_all)]
 pub async fn insert(
-    conn: &mut Conn,
+    db: &mut impl Db,
     consent: NewConsent<'_>,
     supersedes: &[String],
 ) -> Result<(), StoreError> {
     let (code_id, code_hash) = match consent.withdrawal_code {
-        Some((id, hash)) => (Some(id), Some(hash.to_vec())),
-        None => (None, None),
+        Some((id, hash)) => (Param::Text(id.to_string()), Param::Bytes(hash.to_vec())),
+        None => (Param::NullText, Param::NullBytes),
     };
-    sqlx::query(
+    let text = |value: &str| Param::Text(value.to_string());
+    db.execute(
         "INSERT INTO consents (id, traveller_id, agency_id, agency_record_id, version, statement_sha256, \
          schema_version, decision, purposes, carriers, recipients, data_categories, jurisdiction, collected_at, \
          valid_until, notice_version, notice_language, notice_sha256, collection_method, key_id, \
@@ -195,54 +233,54 @@ pub async fn insert(
          withdrawal_code_hash, created_at, purge_after) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
          $21, $22, $23, $24, $25, $26, $27, $28)",
+        vec![
+            text(consent.id),
+            text(consent.traveller_id),
+            text(consent.agency_id),
+            text(consent.agency_record_id),
+            Param::Int(consent.version),
+            Param::Bytes(consent.statement_sha256.to_vec()),
+            text(consent.schema_version),
+            text(consent.decision.as_str()),
+            Param::Text(join(consent.purposes.iter().map(|p| p.as_str()))),
+            Param::Text(join(consent.carriers.iter().map(|c| c.as_str()))),
+            text(consent.recipients),
+            Param::Text(join(consent.data_categories.iter().map(|c| c.as_str()))),
+            text(consent.jurisdiction),
+            Param::Int(to_millis(consent.collected_at)),
+            Param::int(consent.valid_until.map(to_millis)),
+            text(consent.notice[0]),
+            text(consent.notice[1]),
+            text(consent.notice[2]),
+            text(consent.collection_method),
+            text(consent.key_id),
+            Param::Text(consent.wrapped_key.master),
+            Param::Bytes(consent.wrapped_key.wrapped),
+            Param::bytes(consent.sealed_mobile),
+            Param::bytes(consent.sealed_email),
+            code_id,
+            code_hash,
+            Param::Int(to_millis(consent.now)),
+            Param::Int(to_millis(consent.purge_after)),
+        ],
     )
-    .bind(consent.id)
-    .bind(consent.traveller_id)
-    .bind(consent.agency_id)
-    .bind(consent.agency_record_id)
-    .bind(consent.version)
-    .bind(consent.statement_sha256)
-    .bind(consent.schema_version)
-    .bind(consent.decision.as_str())
-    .bind(join(consent.purposes.iter().map(|p| p.as_str())))
-    .bind(join(consent.carriers.iter().map(|c| c.as_str())))
-    .bind(consent.recipients)
-    .bind(join(consent.data_categories.iter().map(|c| c.as_str())))
-    .bind(consent.jurisdiction)
-    .bind(to_millis(consent.collected_at))
-    .bind(consent.valid_until.map(to_millis))
-    .bind(consent.notice[0])
-    .bind(consent.notice[1])
-    .bind(consent.notice[2])
-    .bind(consent.collection_method)
-    .bind(consent.key_id)
-    .bind(consent.wrapped_key.master)
-    .bind(consent.wrapped_key.wrapped)
-    .bind(consent.sealed_mobile)
-    .bind(consent.sealed_email)
-    .bind(code_id)
-    .bind(code_hash)
-    .bind(to_millis(consent.now))
-    .bind(to_millis(consent.purge_after))
-    .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    db.execute(
         "INSERT INTO consent_documents (consent_id, signature, sealed_statement, receipt) \
          VALUES ($1, $2, $3, $4)",
+        vec![
+            text(consent.id),
+            text(consent.signature),
+            Param::Bytes(consent.sealed_statement),
+            text(consent.receipt),
+        ],
     )
-    .bind(consent.id)
-    .bind(consent.signature)
-    .bind(consent.sealed_statement)
-    .bind(consent.receipt)
-    .execute(&mut *conn)
     .await?;
     if !supersedes.is_empty() {
-        sqlx::query(
+        db.execute(
             "UPDATE consents SET superseded_by = $1 WHERE traveller_id = $2 AND superseded_by IS NULL AND id <> $1",
+            vec![text(consent.id), text(consent.traveller_id)],
         )
-        .bind(consent.id)
-        .bind(consent.traveller_id)
-        .execute(conn)
         .await?;
     }
     Ok(())

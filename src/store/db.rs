@@ -80,7 +80,7 @@ impl rusqlite::ToSql for Param {
             Param::Text(text) => ValueRef::Text(text.as_bytes()),
             Param::Int(n) => ValueRef::Integer(*n),
             Param::Bytes(bytes) => ValueRef::Blob(bytes),
-            Param::Null => ValueRef::Null,
+            Param::NullText | Param::NullInt | Param::NullBytes => ValueRef::Null,
         }))
     }
 }

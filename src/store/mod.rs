@@ -326,8 +326,29 @@ pub enum Param {
     Int(i64),
     /// A byte string.
     Bytes(Vec<u8>),
-    /// No value (a text column left empty).
-    Null,
+    /// No text.
+    NullText,
+    /// No integer.
+    NullInt,
+    /// No byte string.
+    NullBytes,
+}
+
+impl Param {
+    /// A text that may be absent.
+    pub fn text(value: Option<String>) -> Self {
+        value.map_or(Self::NullText, Self::Text)
+    }
+
+    /// An integer that may be absent.
+    pub fn int(value: Option<i64>) -> Self {
+        value.map_or(Self::NullInt, Self::Int)
+    }
+
+    /// A byte string that may be absent.
+    pub fn bytes(value: Option<Vec<u8>>) -> Self {
+        value.map_or(Self::NullBytes, Self::Bytes)
+    }
 }
 
 /// How a statement's parameters are written.
@@ -396,7 +417,10 @@ pub(crate) fn bind_all(
             Param::Text(t) => query.bind(t),
             Param::Int(n) => query.bind(n),
             Param::Bytes(b) => query.bind(b),
-            Param::Null => query.bind(None::<String>),
+            // PostgreSQL takes a NULL only of the column's type.
+            Param::NullText => query.bind(None::<String>),
+            Param::NullInt => query.bind(None::<i64>),
+            Param::NullBytes => query.bind(None::<Vec<u8>>),
         };
     }
     query

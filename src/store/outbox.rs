@@ -316,7 +316,7 @@ pub async fn finish(
     );
     let params = vec![
         Param::Text(status.to_string()),
-        error.map_or(Param::Null, |e| Param::Text(e.to_string())),
+        Param::text(error.map(str::to_string)),
         Param::Int(i64::from(attempted)),
         Param::Int(to_millis(now)),
         Param::Text(id.to_string()),

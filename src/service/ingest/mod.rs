@@ -21,7 +21,7 @@ mod verify;
 mod write;
 
 pub use verify::{verify, verify_checked, Verifieds};
-pub use write::{process, purge_after};
+pub use write::{purge_after, StoreVerified};
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::countersign::{self, Countersigned};
@@ -136,17 +136,6 @@ pub struct RecordResult {
     pub outcome: RecordOutcome,
 }
 
-/// A batch's results, and the refusals to audit (appended by the caller, in this
-/// transaction or, if it rolls back, in a new one).
-pub struct BatchResults {
-    /// One per submission, in order.
-    pub results: Vec<RecordResult>,
-    /// Audit entries of refused signatures.
-    pub refusals: Vec<NewEntry>,
-    /// (action, outcome, reason) of the entries already appended, for the metrics.
-    pub appended: Vec<(&'static str, &'static str, &'static str)>,
-}
-
 /// A record that passed the checks needing no database: its canonical form (what the
 /// agency signed), its record id and its signature parsed. What a batch keeps of a
 /// record while it reads the rest: neither the JSON it came as nor its typed
@@ -169,9 +158,11 @@ struct Parsed {
 
 impl Checked {
     /// The statement, read again from the canonical form that passed the checks.
-    fn parse(self) -> Result<Parsed, Error> {
+    fn parse(self) -> Result<Parsed, crate::store::StoreError> {
         let statement = serde_json::from_slice(&self.canonical).map_err(|e| {
-            Error::internal(format!("a checked statement does not read again: {e}"))
+            crate::store::StoreError::Corrupt(format!(
+                "a checked statement does not read again: {e}"
+            ))
         })?;
         Ok(Parsed {
             statement,

@@ -7,7 +7,7 @@ use super::report::{
     bounded, not_stored, with_statement, BatchReport, Counts, RecordReport, Reported,
 };
 use super::turns::Turn;
-use super::{BatchResults, Checked, RecordOutcome, Submission, Uploader, Verifieds};
+use super::{Checked, RecordOutcome, StoreVerified, Submission, Uploader, Verifieds};
 use crate::service::ingest;
 use crate::service::settings::BatchLimits;
 use crate::service::{AppState, Error, ErrorKind};
@@ -164,7 +164,7 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Stores a verified batch: a chunk per transaction, or all in one when atomic.
+/// Stores a verified batch: a chunk per write, or all in one when atomic.
 async fn store(
     state: &AppState,
     uploader: &Uploader,
@@ -177,22 +177,20 @@ async fn store(
         counts: Counts::default(),
         results: Vec::new(),
     };
-    let mut atomic_tx = None;
-    let mut labels = Vec::new();
-    for chunk in verified.into_chunks(CHUNK) {
-        let mut tx = match atomic_tx.take() {
-            Some(tx) => tx,
-            None => state.store.begin().await?,
+    let chunks = verified.into_chunks(CHUNK);
+    let writes: Vec<Vec<Verifieds>> = if atomic {
+        vec![chunks]
+    } else {
+        chunks.into_iter().map(|chunk| vec![chunk]).collect()
+    };
+    for chunks in writes {
+        let write = StoreVerified {
+            state: state.clone(),
+            uploader: uploader.clone(),
+            chunks,
         };
-        let BatchResults {
-            results,
-            refusals,
-            appended,
-        } = ingest::process(state, uploader, &mut tx, chunk).await?;
-        labels.extend(appended);
-        labels.extend(refusals.iter().map(crate::audit::NewEntry::labels));
-        state.append_audits(&mut tx, refusals).await?;
-        for result in results {
+        let written = state.write_audited(write).await?;
+        for result in written.output {
             let index = report.results.len();
             let line = match result.outcome {
                 RecordOutcome::Stored(s) => {
@@ -225,17 +223,6 @@ async fn store(
                 ..line
             });
         }
-        if atomic {
-            atomic_tx = Some(tx);
-        } else {
-            state.commit_audited(tx).await?;
-        }
-    }
-    if let Some(tx) = atomic_tx {
-        state.commit_audited(tx).await?;
-    }
-    for (action, outcome, reason) in labels {
-        state.metrics.observe_decision(action, outcome, reason);
     }
     Ok(report)
 }

@@ -79,18 +79,17 @@ pub async fn upload(
         signature: Some(body.signature),
     };
     let verified = ingest::verify(state, &uploader, vec![submission]).await?;
-    let mut tx = state.store.begin().await?;
-    let mut batch = ingest::process(state, &uploader, &mut tx, verified).await?;
-    let result = batch.results.pop().expect("one submission, one result");
+    let write = ingest::StoreVerified {
+        state: state.clone(),
+        uploader,
+        chunks: vec![verified],
+    };
+    // A refused signature's entry is appended in the same write.
+    let mut written = state.write_audited(write).await?;
+    let result = written.output.pop().expect("one submission, one result");
     match result.outcome {
-        RecordOutcome::Rejected(problem) => {
-            let Some(refusal) = batch.refusals.pop() else {
-                return Err(problem);
-            };
-            Err(state.refuse(tx, refusal, problem).await)
-        }
+        RecordOutcome::Rejected(problem) => Err(problem),
         RecordOutcome::Duplicate { consent_id } => {
-            tx.rollback().await.ok();
             let mut conn = state.store.reader().acquire().await?;
             let row = crate::store::records::get(&mut conn, &agency.id, &consent_id)
                 .await?
@@ -113,10 +112,6 @@ pub async fn upload(
             Ok(recorded)
         }
         RecordOutcome::Stored(stored) => {
-            state.commit_audited(tx).await?;
-            for (action, outcome, reason) in batch.appended {
-                state.metrics.observe_decision(action, outcome, reason);
-            }
             let recorded = ConsentRecorded {
                 outcome: Recorded::Stored,
                 consent_id: stored.consent_id,

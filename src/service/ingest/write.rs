@@ -4,14 +4,73 @@
 
 use super::verify::{Rejection, Verifieds};
 use super::*;
+use crate::audit::merkle::Frontier;
+use crate::service::audit_log::{append_with_pushes, Audited};
+use crate::store::db::{Db, Direct};
+use crate::store::direct::{run_now, Write};
+use crate::store::StoreError;
+use futures_util::future::BoxFuture;
 
-/// Stores a verified batch in `tx`.
-pub async fn process(
+/// Verified records to store in one write: a batch's chunk, a whole atomic batch (its
+/// chunks one after the other, in one transaction) or one upload. Answers each
+/// record's result, in order, with the entries appended (each stored record's upload
+/// and each audited refusal).
+pub struct StoreVerified {
+    /// The broker.
+    pub state: AppState,
+    /// Who uploads.
+    pub uploader: Uploader,
+    /// The records, a chunk at a time (each chunk's statements typed only while it is
+    /// stored).
+    pub chunks: Vec<Verifieds>,
+}
+
+impl StoreVerified {
+    async fn write(
+        self,
+        db: &mut impl Db,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Audited<Vec<RecordResult>>, StoreError> {
+        let mut written: Option<Audited<Vec<RecordResult>>> = None;
+        for chunk in self.chunks {
+            let stored = process(&self.state, &self.uploader, db, right_edge, chunk).await?;
+            match &mut written {
+                Some(written) => written.merge(stored),
+                None => written = Some(stored),
+            }
+        }
+        written.ok_or_else(|| StoreError::Corrupt("a write of no records".into()))
+    }
+}
+
+impl Write for StoreVerified {
+    type Output = Audited<Vec<RecordResult>>;
+
+    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
+        Box::pin(async move {
+            let (connection, right_edge) = tx.connection_and_right_edge();
+            self.write(connection, right_edge).await
+        })
+    }
+
+    fn direct(
+        self,
+        db: &mut Direct<'_>,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Self::Output, StoreError> {
+        run_now(self.write(db, right_edge))
+    }
+}
+
+/// Stores verified records over `db`: each a duplicate or stored with its receipt;
+/// appends their entries and those of the refused signatures.
+async fn process(
     state: &AppState,
     uploader: &Uploader,
-    tx: &mut Tx,
+    db: &mut impl Db,
+    right_edge: &mut Option<Frontier>,
     Verifieds(verified): Verifieds,
-) -> Result<BatchResults, Error> {
+) -> Result<Audited<Vec<RecordResult>>, StoreError> {
     let data_keys = state.keys.keys();
     let verified: Vec<Result<Parsed, Box<Rejection>>> = verified
         .into_iter()
@@ -19,13 +78,10 @@ pub async fn process(
             Ok(checked) => checked.parse().map(Ok),
             Err(rejection) => Ok(Err(rejection)),
         })
-        .collect::<Result<_, Error>>()?;
+        .collect::<Result<_, StoreError>>()?;
 
-    let mut out = BatchResults {
-        results: Vec::with_capacity(verified.len()),
-        refusals: Vec::new(),
-        appended: Vec::new(),
-    };
+    let mut results = Vec::with_capacity(verified.len());
+    let mut refusals = Vec::new();
     // Each stored record's entry, appended with the others' after the last record.
     let mut uploads = Vec::new();
     // Statements already stored, looked up at once, then those stored from this batch.
@@ -34,8 +90,12 @@ pub async fn process(
         .map(|item| item.as_ref().ok().map(|c| sha256(&c.canonical)))
         .collect();
     let looked_up: Vec<[u8; 32]> = hashes.iter().flatten().copied().collect();
-    let mut stored_already = consents::find_duplicates(tx, &uploader.agency.id, &looked_up).await?;
-    let mut places = Places::of(tx, &data_keys, uploader, &verified).await?;
+    let mut stored_already = consents::find_duplicates(db, &uploader.agency.id, &looked_up).await?;
+    let mut places = Places::of(db, &data_keys, uploader, &verified).await?;
+    // The current records of the travellers already known, read at once.
+    let known: Vec<&str> = places.known_travellers();
+    let current = consents::current_ids_of(db, &known).await?;
+    let mut prepared = Vec::new();
     for (item, hash) in verified.into_iter().zip(hashes) {
         let (record_id, outcome) = match item {
             Err(rejection) => {
@@ -45,7 +105,7 @@ pub async fn process(
                     audit_reason,
                 } = *rejection;
                 if let Some(reason) = audit_reason {
-                    out.refusals.push(upload_entry(uploader).refused(reason));
+                    refusals.push(upload_entry(uploader).refused(reason));
                 }
                 (record_id, RecordOutcome::Rejected(problem))
             }
@@ -60,27 +120,39 @@ pub async fn process(
                         },
                     ),
                     None => {
-                        let (stored, entry) =
-                            store(state, &data_keys, uploader, tx, parsed, &hash, &mut places)
-                                .await?;
-                        stored_already.insert(hash, stored.consent_id.clone());
-                        out.appended.push(entry.labels());
-                        uploads.push((out.results.len(), entry));
-                        (record_id, RecordOutcome::Stored(Box::new(stored)))
+                        let record =
+                            prepare(state, &data_keys, parsed, hash, &mut places, &current)?;
+                        stored_already.insert(hash, record.consent_id.clone());
+                        prepared.push((results.len(), record));
+                        // Filled in once the record is stored.
+                        (
+                            record_id,
+                            RecordOutcome::Duplicate {
+                                consent_id: String::new(),
+                            },
+                        )
                     }
                 }
             }
         };
-        out.results.push(RecordResult { record_id, outcome });
+        results.push(RecordResult { record_id, outcome });
     }
-    let (positions, entries): (Vec<usize>, Vec<NewEntry>) = uploads.into_iter().unzip();
-    let appended = state.append_audits(tx, entries).await?;
-    for (position, entry) in positions.into_iter().zip(appended) {
-        if let RecordOutcome::Stored(stored) = &mut out.results[position].outcome {
+    let (positions, mut records): (Vec<usize>, Vec<Prepared>) = prepared.into_iter().unzip();
+    sign_receipts(state, uploader, &mut records);
+    for (position, record) in positions.into_iter().zip(records) {
+        let (stored, entry) = insert(db, uploader, record).await?;
+        results[position].outcome = RecordOutcome::Stored(Box::new(stored));
+        uploads.push((position, entry));
+    }
+    let (positions, mut entries): (Vec<usize>, Vec<NewEntry>) = uploads.into_iter().unzip();
+    entries.extend(refusals);
+    let mut written = append_with_pushes(db, right_edge, results, entries, uploader.now).await?;
+    for (position, entry) in positions.into_iter().zip(&written.entries) {
+        if let RecordOutcome::Stored(stored) = &mut written.output[position].outcome {
             stored.audit_index = entry.index;
         }
     }
-    Ok(out)
+    Ok(written)
 }
 
 /// The moment a record's contact must be destroyed: the end of the day of its last
@@ -118,81 +190,180 @@ fn name_index(keys: &Keys, statement: &ConsentStatement) -> Vec<u8> {
         .to_vec()
 }
 
-/// Stores one verified record and its receipt; returns it with its audit entry, for
-/// the caller to append (its `audit_index` is set then).
-async fn store(
+/// A new record made ready to store: its ids, version and supersessions decided, its
+/// values sealed; its receipt is signed next, with the others' (see [`sign_receipts`]).
+struct Prepared {
+    parsed: Parsed,
+    hash: [u8; 32],
+    consent_id: String,
+    booking_id: String,
+    traveller_id: String,
+    version: i64,
+    supersedes: Vec<String>,
+    wrapped_key: crate::crypto::keyring::WrappedKey,
+    sealed_statement: Vec<u8>,
+    sealed_mobile: Option<Vec<u8>>,
+    sealed_email: Option<Vec<u8>>,
+    code: Option<secret::IssuedSecret>,
+    carriers: Vec<crate::domain::booking::CarrierCode>,
+    purge_after: OffsetDateTime,
+    receipt: Option<Countersigned>,
+}
+
+/// Decides a new record's ids, version and the records it supersedes (those stored
+/// before, `current` for a traveller already known, or the batch's own), and seals
+/// its values.
+fn prepare(
     state: &AppState,
     keys: &Keys,
-    uploader: &Uploader,
-    tx: &mut Tx,
     checked: Parsed,
-    hash: &[u8; 32],
+    hash: [u8; 32],
     places: &mut Places,
-) -> Result<(StoredRecord, NewEntry), Error> {
+    current: &HashMap<String, Vec<String>>,
+) -> Result<Prepared, StoreError> {
     let statement = &checked.statement;
-    let now = uploader.now;
-    let agency_id = &uploader.agency.id;
-    let (booking_id, traveller_id, new_traveller) = places.of_record(keys, statement)?;
-    let record_id = statement.record_id.as_str();
-    let version = places.next_version(record_id);
+    let (booking_id, traveller_id, _) = places.of_record(keys, statement)?;
+    let version = places.next_version(statement.record_id.as_str());
     let supersedes = match places.current.get(&traveller_id) {
         Some(stored_here) => stored_here.clone(),
-        None if new_traveller => Vec::new(),
-        None => consents::current_ids(tx, &traveller_id).await?,
+        None => current.get(&traveller_id).cloned().unwrap_or_default(),
     };
-
     let consent_id = new_id(CONSENT);
+    places
+        .current
+        .insert(traveller_id.clone(), vec![consent_id.clone()]);
     let (record_key, wrapped_key) = keys.new_record_key(&consent_id);
     let slot = |column| Slot {
         table: "consents",
         column,
         row_id: &consent_id,
     };
+    let sealed_statement = record_key.seal(slot("statement"), &checked.canonical);
+    let sealed_mobile = statement
+        .traveller
+        .mobile
+        .as_ref()
+        .map(|m| record_key.seal(slot("mobile"), m.as_str().as_bytes()));
+    let sealed_email = statement
+        .traveller
+        .email
+        .as_ref()
+        .map(|e| record_key.seal(slot("email"), e.as_str().as_bytes()));
     let code =
         (statement.decision == Decision::Given).then(|| secret::issue(WITHDRAWAL_CODE_PREFIX));
-    let code_hash = code.as_ref().map(|c| hex(&sha256(c.plaintext.as_bytes())));
     let carriers = statement.carriers();
     let purge_after = purge_after(
         statement,
         state.settings.policies.tunables.retention.contact_days,
     );
-    let statement_sha256 = hex(hash);
+    Ok(Prepared {
+        hash,
+        consent_id,
+        booking_id,
+        traveller_id,
+        version,
+        supersedes,
+        wrapped_key,
+        sealed_statement,
+        sealed_mobile,
+        sealed_email,
+        code,
+        carriers,
+        purge_after,
+        receipt: None,
+        parsed: checked,
+    })
+}
+
+/// Builds and countersigns each prepared record's receipt, a share of them on each
+/// core: an Ed25519 signature each, the largest part of storing a record.
+fn sign_receipts(state: &AppState, uploader: &Uploader, records: &mut [Prepared]) {
     let traveller_page = crate::service::settings::page_link(&state.settings.public_url);
     let withdrawal_url = format!(
         "{}/v1/withdrawals",
         state.settings.public_url.trim_end_matches('/')
     );
-    let receipt = countersign::countersign(
-        &state.broker_key,
-        receipt::build(&ReceiptFacts {
-            consent_id: &consent_id,
-            version,
-            supersedes: &supersedes,
-            traveller_id: &traveller_id,
-            agency_name: &uploader.name,
-            statement,
-            carriers: &carriers,
-            agency_key_id: &checked.kid,
-            statement_sha256: &statement_sha256,
-            withdrawal_code_sha256: code_hash.as_deref(),
-            withdrawal_url: &withdrawal_url,
-            traveller_page: &traveller_page,
-            retention_days: state.settings.policies.tunables.retention.contact_days,
-            purge_after,
-            recorded_at: now,
-        }),
-    );
+    let retention_days = state.settings.policies.tunables.retention.contact_days;
+    let sign = |record: &mut Prepared| {
+        let statement_sha256 = hex(&record.hash);
+        let code_hash = record
+            .code
+            .as_ref()
+            .map(|c| hex(&sha256(c.plaintext.as_bytes())));
+        record.receipt = Some(countersign::countersign(
+            &state.broker_key,
+            receipt::build(&ReceiptFacts {
+                consent_id: &record.consent_id,
+                version: record.version,
+                supersedes: &record.supersedes,
+                traveller_id: &record.traveller_id,
+                agency_name: &uploader.name,
+                statement: &record.parsed.statement,
+                carriers: &record.carriers,
+                agency_key_id: &record.parsed.kid,
+                statement_sha256: &statement_sha256,
+                withdrawal_code_sha256: code_hash.as_deref(),
+                withdrawal_url: &withdrawal_url,
+                traveller_page: &traveller_page,
+                retention_days,
+                purge_after: record.purge_after,
+                recorded_at: uploader.now,
+            }),
+        ));
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let share = records.len().div_ceil(cores).max(SIGNED_PER_THREAD);
+    if records.len() <= share {
+        records.iter_mut().for_each(sign);
+        return;
+    }
+    std::thread::scope(|scope| {
+        for part in records.chunks_mut(share) {
+            scope.spawn(|| part.iter_mut().for_each(sign));
+        }
+    });
+}
+
+/// Receipts signed on one thread at least: fewer are signed where they are asked.
+const SIGNED_PER_THREAD: usize = 16;
+
+/// Stores a prepared record with its receipt; returns it with its audit entry, for
+/// the caller to append (its `audit_index` is set then).
+async fn insert(
+    db: &mut impl Db,
+    uploader: &Uploader,
+    record: Prepared,
+) -> Result<(StoredRecord, NewEntry), StoreError> {
+    let Prepared {
+        parsed,
+        hash,
+        consent_id,
+        booking_id,
+        traveller_id,
+        version,
+        supersedes,
+        wrapped_key,
+        sealed_statement,
+        sealed_mobile,
+        sealed_email,
+        code,
+        carriers,
+        purge_after,
+        receipt,
+    } = record;
+    let receipt = receipt.ok_or_else(|| StoreError::Corrupt("a receipt was not signed".into()))?;
     let receipt_text = serde_json::to_string(&receipt).expect("a receipt serializes");
+    let statement = &parsed.statement;
     let terms = &statement.consent;
     consents::insert(
-        tx,
+        db,
         consents::NewConsent {
             id: &consent_id,
             traveller_id: &traveller_id,
-            agency_id,
-            agency_record_id: record_id,
+            agency_id: &uploader.agency.id,
+            agency_record_id: statement.record_id.as_str(),
             version,
-            statement_sha256: hash,
+            statement_sha256: &hash,
             schema_version: statement.schema_version.as_str(),
             decision: statement.decision,
             purposes: &terms.purposes,
@@ -211,33 +382,21 @@ async fn store(
                 terms.notice.sha256.as_str(),
             ],
             collection_method: terms.collection_method.as_str(),
-            key_id: &checked.kid,
-            signature: &checked.signature,
+            key_id: &parsed.kid,
+            signature: &parsed.signature,
             wrapped_key,
-            sealed_statement: record_key.seal(slot("statement"), &checked.canonical),
-            sealed_mobile: statement
-                .traveller
-                .mobile
-                .as_ref()
-                .map(|m| record_key.seal(slot("mobile"), m.as_str().as_bytes())),
-            sealed_email: statement
-                .traveller
-                .email
-                .as_ref()
-                .map(|e| record_key.seal(slot("email"), e.as_str().as_bytes())),
+            sealed_statement,
+            sealed_mobile,
+            sealed_email,
             withdrawal_code: code.as_ref().map(|c| (c.id.as_str(), c.hash)),
             receipt: &receipt_text,
             purge_after,
-            now,
+            now: uploader.now,
         },
         &supersedes,
     )
     .await?;
-    places
-        .current
-        .insert(traveller_id.clone(), vec![consent_id.clone()]);
-    let mut entry = upload_entry(uploader);
-    entry = entry
+    let entry = upload_entry(uploader)
         .booking(booking_id.clone())
         .traveller(traveller_id.clone())
         .consent(consent_id.clone());
@@ -249,7 +408,7 @@ async fn store(
             traveller_id,
             supersedes,
             decision: statement.decision,
-            key_id: checked.kid,
+            key_id: parsed.kid,
             withdrawal_code: code.map(|c| c.plaintext),
             receipt,
             audit_index: 0,
@@ -264,11 +423,11 @@ impl Places {
     /// latest version of their record ids. A duplicate record's places exist already,
     /// so upserting them again changes nothing.
     async fn of(
-        tx: &mut Tx,
+        db: &mut impl Db,
         keys: &Keys,
         uploader: &Uploader,
         verified: &[Result<Parsed, Box<Rejection>>],
-    ) -> Result<Self, Error> {
+    ) -> Result<Self, StoreError> {
         let agency_id = &uploader.agency.id;
         let statements: Vec<&ConsentStatement> =
             verified.iter().flatten().map(|c| &c.statement).collect();
@@ -279,12 +438,12 @@ impl Places {
         locators.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         locators.dedup_by(|a, b| a.as_str() == b.as_str());
         let bookings =
-            crate::store::bookings::upsert_bookings(tx, agency_id, &locators, uploader.now).await?;
-        let booking_of = |s: &ConsentStatement| -> Result<String, Error> {
+            crate::store::bookings::upsert_bookings(db, agency_id, &locators, uploader.now).await?;
+        let booking_of = |s: &ConsentStatement| -> Result<String, StoreError> {
             bookings
                 .get(s.booking.record_locator.as_str())
                 .cloned()
-                .ok_or_else(|| Error::internal("a booking upserted was not returned"))
+                .ok_or_else(|| StoreError::Corrupt("a booking upserted was not returned".into()))
         };
         let mut segments = Vec::new();
         let mut names = Vec::new();
@@ -297,7 +456,7 @@ impl Places {
         }
         let segments: Vec<(&str, &Flight)> =
             segments.iter().map(|(b, f)| (b.as_str(), *f)).collect();
-        crate::store::bookings::add_segments(tx, &segments).await?;
+        crate::store::bookings::add_segments(db, &segments).await?;
         names.sort_unstable();
         names.dedup();
         let names: Vec<(&str, &[u8])> = names
@@ -305,9 +464,9 @@ impl Places {
             .map(|(b, n)| (b.as_str(), n.as_slice()))
             .collect();
         let travellers =
-            crate::store::bookings::upsert_travellers(tx, &names, uploader.now).await?;
+            crate::store::bookings::upsert_travellers(db, &names, uploader.now).await?;
         let record_ids: Vec<&str> = statements.iter().map(|s| s.record_id.as_str()).collect();
-        let versions = consents::latest_versions(tx, agency_id, &record_ids).await?;
+        let versions = consents::latest_versions(db, agency_id, &record_ids).await?;
         Ok(Self {
             bookings,
             travellers,
@@ -316,13 +475,23 @@ impl Places {
         })
     }
 
+    /// The travellers found already stored (not created by this batch).
+    fn known_travellers(&self) -> Vec<&str> {
+        self.travellers
+            .values()
+            .filter(|t| !t.created)
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+
     /// The booking id, traveller id and whether the traveller is new, for a record.
     fn of_record(
         &self,
         keys: &Keys,
         statement: &ConsentStatement,
-    ) -> Result<(String, String, bool), Error> {
-        let missing = || Error::internal("a record's booking or traveller was not upserted");
+    ) -> Result<(String, String, bool), StoreError> {
+        let missing =
+            || StoreError::Corrupt("a record's booking or traveller was not upserted".into());
         let booking_id = self
             .bookings
             .get(statement.booking.record_locator.as_str())

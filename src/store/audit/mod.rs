@@ -105,7 +105,7 @@ async fn read_frontier(db: &mut impl Db, size: u64) -> Result<Frontier, StoreErr
 
 /// A text column that may be empty.
 fn text(value: &Option<String>) -> Param {
-    value.clone().map_or(Param::Null, Param::Text)
+    Param::text(value.clone())
 }
 
 /// Inserts entries with their stored times and leaf hashes, in one statement.
