@@ -4,7 +4,8 @@
 //!
 //! Declaring or updating one tells its travellers at once (`service::telling`): the
 //! broker relays the airline's template to those whose agency chose relay and answers
-//! with the tokens of the others. Tokens are granted only under an open disruption the
+//! with the tokens of the others; each agency with clients on its flights gets a
+//! signed webhook event in the same second (`service::disruption_events`). Tokens are granted only under an open disruption the
 //! airline declared that carries the flight (`service::grant`); closing one revokes
 //! the tokens still usable under it.
 
@@ -18,6 +19,7 @@ use crate::domain::party::{Party, PartyKind};
 use crate::domain::purpose::EventCategory;
 use crate::domain::template::TemplateEvent;
 use crate::domain::time::format_time;
+use crate::service::disruption_events::{self as events, Change as EventChange};
 use crate::service::input::{decode_cursor, encode_cursor, page_limit};
 use crate::service::telling::{self, Told};
 use crate::service::AppState;
@@ -150,11 +152,13 @@ pub async fn declare(
     } else {
         None
     };
-    Ok(DisruptionView {
+    let view = DisruptionView {
         audit_index: Some(index),
         told,
         ..DisruptionView::of(&disruption)
-    })
+    };
+    events::queue(state, EventChange::Declared, &view, view.told.as_ref()).await;
+    Ok(view)
 }
 
 /// Changes an open disruption of the airline: a new category, time or note.
@@ -196,11 +200,13 @@ pub async fn update(
     entry.reason = Some("disruption_updated");
     let index = state.commit_with_audit(tx, entry).await?;
     let told = telling::tell(state, request_id, airline, &changed, TemplateEvent::Update).await?;
-    Ok(DisruptionView {
+    let view = DisruptionView {
         audit_index: Some(index),
         told: Some(told),
         ..DisruptionView::of(&changed)
-    })
+    };
+    events::queue(state, EventChange::Updated, &view, view.told.as_ref()).await;
+    Ok(view)
 }
 
 /// Closes an open disruption of the airline and revokes the tokens still usable
@@ -236,11 +242,13 @@ pub async fn close(
     );
     entry.reason = Some("disruption_closed");
     let index = state.commit_with_audit(tx, entry).await?;
-    Ok(DisruptionView {
+    let view = DisruptionView {
         audit_index: Some(index),
         tokens_revoked: Some(revoked),
         ..DisruptionView::of(&closed)
-    })
+    };
+    events::queue(state, EventChange::Updated, &view, None).await;
+    Ok(view)
 }
 
 /// Reads one disruption the caller may see: an airline its own, an agency one that

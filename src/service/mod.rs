@@ -14,6 +14,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod checkpoints;
 pub mod delivery;
+pub mod disruption_events;
 pub mod disruptions;
 pub mod error;
 pub mod export;

@@ -107,8 +107,10 @@ pub struct RefusalRow {
 pub struct DisruptionRow {
     /// The airline.
     pub airline: Option<String>,
-    /// Its disruption reference.
+    /// Its disruption reference (a declared disruption's id).
     pub event_reference: String,
+    /// When the disruption was declared (absent for an event not declared here).
+    pub declared_at: Option<String>,
     /// First token request under it.
     pub first_request_at: Option<String>,
     /// First contact revealed or message accepted.
@@ -119,6 +121,19 @@ pub struct DisruptionRow {
     pub seconds_to_first_release: Option<f64>,
     /// Seconds from the first request to the last release.
     pub seconds_to_last_release: Option<f64>,
+    /// First relayed message a gateway accepted.
+    pub first_message_delivered_at: Option<String>,
+    /// Last one.
+    pub last_message_delivered_at: Option<String>,
+    /// Last contact revealed to the airline.
+    pub last_redeemed_at: Option<String>,
+    /// The time to tell (Regulation 261/2004 art. 5 and 14): seconds from the
+    /// declaration to the first message a gateway accepted.
+    pub seconds_to_first_message: Option<f64>,
+    /// Seconds from the declaration to the last message a gateway accepted.
+    pub seconds_to_last_message: Option<f64>,
+    /// Seconds from the declaration to the last contact revealed.
+    pub seconds_to_last_redemption: Option<f64>,
     /// Releases under the reference.
     pub releases: i64,
 }
@@ -244,6 +259,13 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
         .map(|d| DisruptionRow {
             seconds_to_first_release: seconds_between(d.first_request, d.first_release),
             seconds_to_last_release: seconds_between(d.first_request, d.last_release),
+            seconds_to_first_message: seconds_between(d.declared, d.first_delivered),
+            seconds_to_last_message: seconds_between(d.declared, d.last_delivered),
+            seconds_to_last_redemption: seconds_between(d.declared, d.last_redeemed),
+            declared_at: millis_text(d.declared),
+            first_message_delivered_at: millis_text(d.first_delivered),
+            last_message_delivered_at: millis_text(d.last_delivered),
+            last_redeemed_at: millis_text(d.last_redeemed),
             first_request_at: millis_text(d.first_request),
             first_release_at: millis_text(d.first_release),
             last_release_at: millis_text(d.last_release),

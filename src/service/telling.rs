@@ -14,13 +14,13 @@ use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::disruption::{Disruption, DisruptionId};
 use crate::domain::party::Party;
 use crate::domain::template::{self, Slots, TemplateEvent};
-use crate::service::grant::{self, FlightTokenRequest, TokenGranted, TokenRefused};
+use crate::service::grant::{self, FlightGrant, FlightTokenRequest, TokenGranted, TokenRefused};
 use crate::service::relay::{self, RelayRequest};
 use crate::service::templates::Choice;
 use crate::service::{AppState, Error};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// What was done for the travellers of a disruption's flights.
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -46,6 +46,10 @@ pub struct FlightTold {
     /// `rate-limited` flight can be asked again at `/v1/flights/release-tokens`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<FlightError>,
+    /// The agency of each traveller above, by traveller id: never shown to the
+    /// airline, it says which agency's webhook event names the traveller.
+    #[serde(skip)]
+    pub agencies: HashMap<String, String>,
 }
 
 /// A traveller the broker relayed the airline's template to.
@@ -66,7 +70,7 @@ pub struct Relayed {
 }
 
 /// One message queued.
-#[derive(Serialize, Deserialize, Debug)]
+#[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct RelayedMessage {
     /// `sms` or `email`.
     pub channel: Channel,
@@ -139,7 +143,11 @@ async fn tell_flight(
         disruption_id: id.clone(),
         channels: None,
     };
-    let (tokens, languages) = match grant::grant_flight(state, request_id, airline, request).await {
+    let FlightGrant {
+        tokens,
+        languages,
+        agencies,
+    } = match grant::grant_flight(state, request_id, airline, request).await {
         Ok(done) => done,
         Err(error) => {
             return FlightTold {
@@ -151,6 +159,7 @@ async fn tell_flight(
                     type_uri: error.kind().type_uri(),
                     detail: error.detail().to_string(),
                 }),
+                agencies: HashMap::new(),
             }
         }
     };
@@ -170,6 +179,7 @@ async fn tell_flight(
         relayed: join_all(relays).await,
         refused: tokens.refused,
         error: None,
+        agencies,
     }
 }
 

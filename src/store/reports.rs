@@ -34,16 +34,25 @@ pub struct Count {
     pub count: i64,
 }
 
-/// From an airline's first token request under a disruption reference to its
-/// releases (contacts revealed or messages accepted).
+/// From a disruption's declaration and the airline's first token request under it to
+/// its releases (contacts revealed or messages accepted), to the messages the gateways
+/// accepted and to the last contact revealed: the time to tell.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disruption {
     /// The airline's designator.
     pub airline: Option<String>,
     /// Its disruption reference.
     pub event_reference: String,
+    /// The declaration (Unix ms).
+    pub declared: Option<i64>,
     /// First token request (Unix ms).
     pub first_request: Option<i64>,
+    /// First message a gateway accepted (Unix ms).
+    pub first_delivered: Option<i64>,
+    /// Last one (Unix ms).
+    pub last_delivered: Option<i64>,
+    /// Last contact revealed (Unix ms).
+    pub last_redeemed: Option<i64>,
     /// First release (Unix ms).
     pub first_release: Option<i64>,
     /// Last release (Unix ms).
@@ -138,18 +147,24 @@ pub async fn count_entries(
         .collect())
 }
 
-/// Per airline and disruption reference: first request, first and last release.
+/// Per airline and disruption reference: declaration, first request, first and last
+/// release, first and last message delivered, last contact revealed.
 pub async fn disruptions(conn: &mut Conn, period: Period) -> Result<Vec<Disruption>, StoreError> {
     let released = "e.outcome IN ('released', 'queued')";
+    let delivered = "e.action = 'message_delivery' AND e.outcome = 'delivered'";
     let sql = format!(
         "SELECT p.code AS airline, e.event_reference, \
+         MIN(CASE WHEN e.action = 'disruption_declaration' THEN e.at END) AS declared, \
          MIN(CASE WHEN e.action = 'token_request' THEN e.at END) AS first_request, \
+         MIN(CASE WHEN {delivered} THEN e.at END) AS first_delivered, \
+         MAX(CASE WHEN {delivered} THEN e.at END) AS last_delivered, \
+         MAX(CASE WHEN e.action = 'token_redemption' AND e.outcome = 'released' THEN e.at END) AS last_redeemed, \
          MIN(CASE WHEN {released} THEN e.at END) AS first_release, \
          MAX(CASE WHEN {released} THEN e.at END) AS last_release, \
          SUM(CASE WHEN {released} THEN 1 ELSE 0 END) AS releases \
          FROM audit_entries e LEFT JOIN parties p ON p.id = e.airline_id \
          WHERE e.event_reference IS NOT NULL AND e.at >= $1 AND e.at < $2 \
-         GROUP BY p.code, e.event_reference ORDER BY first_request, e.event_reference"
+         GROUP BY p.code, e.event_reference ORDER BY MIN(e.at), e.event_reference"
     );
     let rows = sqlx::query(&sql)
         .bind(to_millis(period.since))
@@ -161,7 +176,11 @@ pub async fn disruptions(conn: &mut Conn, period: Period) -> Result<Vec<Disrupti
         .map(|r| Disruption {
             airline: r.get("airline"),
             event_reference: r.get("event_reference"),
+            declared: r.get("declared"),
             first_request: r.get("first_request"),
+            first_delivered: r.get("first_delivered"),
+            last_delivered: r.get("last_delivered"),
+            last_redeemed: r.get("last_redeemed"),
             first_release: r.get("first_release"),
             last_release: r.get("last_release"),
             releases: r.get("releases"),

@@ -504,14 +504,24 @@ async fn the_agency_reads_every_use_and_its_webhook_gets_each_signed(engine: Eng
     )
     .await;
 
-    // The webhook got each use once delivered, signed, the failed push retried.
+    // The webhook got the disruption and each use once delivered, signed, the failed
+    // push (the first: the disruption's) retried.
     let pushes = hook.received();
-    assert_eq!(pushes.len(), 4, "three uses, one retried");
+    assert_eq!(pushes.len(), 5, "the disruption, retried, and three uses");
     let ids: std::collections::BTreeSet<_> = pushes
         .iter()
         .map(|p| p.headers["passerelle-delivery"].clone())
         .collect();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.len(), 4);
+    let told = pushes
+        .iter()
+        .filter(|p| p.body.contains("\"disruption.declared\""))
+        .count();
+    assert_eq!(told, 2, "the disruption's push, failed once then delivered");
+    let pushes: Vec<_> = pushes
+        .into_iter()
+        .filter(|p| p.body.contains("\"passerelle.use\""))
+        .collect();
     for push in &pushes {
         let header = push.headers["passerelle-signature"].to_str().unwrap();
         let at: i64 = header

@@ -3,6 +3,7 @@
 //! relay, and the airline gets the tokens of the others; an update relays the update
 //! template.
 
+use crate::fakes::FakeHttp;
 use crate::helpers::{assert_problem, Engine, TestApp, FLIGHT_DATE, MOBILE, OTHER_AGENCY_IATA};
 use crate::relay::with_relay;
 use passerelle::policy::engine::Policies;
@@ -136,6 +137,7 @@ async fn a_declared_cancellation_tells_every_traveller_as_their_agency_chose(eng
     assert_eq!(luc["messages"].as_array().unwrap().len(), 2);
     assert!(!told.to_string().contains("+33611111111"));
 
+    app.clock.advance(time::Duration::seconds(4));
     assert_eq!(r.deliver().await, 3);
     let texts: Vec<Value> = r
         .gateway
@@ -181,6 +183,29 @@ async fn a_declared_cancellation_tells_every_traveller_as_their_agency_chose(eng
     assert!(relays
         .iter()
         .all(|e| e["event_reference"] == declared["id"]));
+
+    // The officer reads the time to tell: from the declaration to the messages the
+    // gateways accepted, and to the last contact revealed.
+    let report = app
+        .get_json(
+            "/v1/audit/reports?since=2026-11-01T00:00:00Z&until=2027-12-31T00:00:00Z",
+            &app.officer.api_key,
+        )
+        .await;
+    let timing = report["disruptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["event_reference"] == declared["id"])
+        .unwrap_or_else(|| panic!("the disruption is reported: {report}"));
+    assert_eq!(timing["airline"], "AF");
+    assert_eq!(timing["declared_at"], declared["declared_at"]);
+    assert_eq!(timing["seconds_to_first_message"], 4.0, "{timing}");
+    assert_eq!(timing["seconds_to_last_message"], 4.0);
+    assert_eq!(
+        timing["seconds_to_last_redemption"], 0.0,
+        "Marie's, at once"
+    );
 }
 
 async fn an_update_relays_the_update_template(engine: Engine) {
@@ -309,8 +334,171 @@ async fn a_template_is_checked_when_registered(engine: Engine) {
     );
 }
 
+/// Registers a webhook for the agency of `key`; answers its secret.
+async fn webhook_of(app: &TestApp, key: &str, hook: &FakeHttp) -> String {
+    let registered = app
+        .put("/v1/agency/webhook", key, &json!({"url": hook.url}))
+        .await;
+    assert_eq!(registered.status(), 201);
+    let registered: Value = registered.json().await.unwrap();
+    registered["secret"].as_str().unwrap().to_string()
+}
+
+/// The disruption events an agency's webhook received, each checked against its
+/// signature, in the order pushed.
+fn disruption_events(hook: &FakeHttp, secret: &str) -> Vec<Value> {
+    hook.received()
+        .iter()
+        .filter(|push| push.body.contains("\"disruption."))
+        .map(|push| {
+            let header = push.headers["passerelle-signature"].to_str().unwrap();
+            let at: i64 = header.split(',').next().unwrap()[2..].parse().unwrap();
+            assert!(passerelle::workers::relay::webhook::verify(
+                secret.as_bytes(),
+                header,
+                &push.body,
+                at,
+                300
+            ));
+            serde_json::from_str(&push.body).unwrap()
+        })
+        .collect()
+}
+
+async fn each_agency_is_told_of_the_disruption_with_its_own_clients_only(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    af_templates(app).await;
+    a_mixed_flight(app).await;
+    let (reveal_hook, relay_hook) = (FakeHttp::start().await, FakeHttp::start().await);
+    let reveal_secret = webhook_of(app, &app.agency.party.api_key, &reveal_hook).await;
+    let relay_secret = webhook_of(app, &app.other_agency.party.api_key, &relay_hook).await;
+    let declared = declare(app, cancellation()).await;
+    r.deliver().await;
+
+    // The revealing agency: Marie, whose token went to the airline.
+    let events = disruption_events(&reveal_hook, &reveal_secret);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event["type"], "disruption.declared");
+    assert_eq!(event["disruption"]["id"], declared["id"]);
+    assert_eq!(event["disruption"]["reference"], "IRR-SNOW-1");
+    assert_eq!(event["disruption"]["audit_index"], declared["audit_index"]);
+    assert!(event["disruption"].get("told").is_none());
+    assert_eq!(
+        event["clients"],
+        json!([{
+            "traveller_id": declared["told"]["flights"][0]["granted"][0]["traveller_id"],
+            "record_locator": "ABC123",
+            "flight": format!("AF1234/{FLIGHT_DATE}"),
+            "done": "token_granted"
+        }])
+    );
+    let token = declared["told"]["flights"][0]["granted"][0]["token"]
+        .as_str()
+        .unwrap();
+    assert!(!event.to_string().contains(token), "never the token itself");
+
+    // The relaying agency: Jan and Luc relayed, Eva refused; nobody else's client.
+    let events = disruption_events(&relay_hook, &relay_secret);
+    assert_eq!(events.len(), 1, "{events:?}");
+    let mut done: Vec<(String, String)> = events[0]["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["record_locator"].as_str().unwrap().to_string(),
+                c["done"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    done.sort();
+    assert_eq!(
+        done,
+        [
+            ("RELAY1".to_string(), "relayed".to_string()),
+            ("RELAY2".to_string(), "relayed".to_string()),
+            ("RELAY3".to_string(), "refused".to_string()),
+        ]
+    );
+    let luc = events[0]["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["record_locator"] == "RELAY2")
+        .unwrap();
+    assert_eq!(luc["messages"].as_array().unwrap().len(), 2);
+    let eva = events[0]["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["record_locator"] == "RELAY3")
+        .unwrap();
+    assert_eq!(eva["reason"], "consent_refused");
+    for push in relay_hook.received().iter().chain(&reveal_hook.received()) {
+        assert!(!push.body.contains("+336"), "never a contact");
+        assert!(!push.body.contains("Leroy"), "never a name");
+    }
+
+    // An update, then the closing: each a `disruption.updated` to both agencies.
+    let id = declared["id"].as_str().unwrap();
+    let updated = app
+        .post(
+            &format!("/v1/disruptions/{id}/updates"),
+            &app.airline.api_key,
+            &json!({"note": "Passengers rebooked on AF1236."}),
+        )
+        .await;
+    assert_eq!(updated.status(), 200, "{}", updated.text().await.unwrap());
+    let closed = app
+        .post(
+            &format!("/v1/disruptions/{id}/closing"),
+            &app.airline.api_key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(closed.status(), 200, "{}", closed.text().await.unwrap());
+    r.deliver().await;
+    for (hook, secret) in [(&reveal_hook, &reveal_secret), (&relay_hook, &relay_secret)] {
+        // Pushes may arrive in any order (retries, several workers): the revision
+        // orders them.
+        let mut events = disruption_events(hook, secret);
+        events.sort_by_key(|e| e["disruption"]["revision"].as_i64());
+        let seen: Vec<(&str, &str)> = events
+            .iter()
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap(),
+                    e["disruption"]["state"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("disruption.declared", "open"),
+                ("disruption.updated", "updated"),
+                ("disruption.updated", "closed"),
+            ]
+        );
+        assert_eq!(
+            events[1]["disruption"]["note"],
+            "Passengers rebooked on AF1236."
+        );
+        assert!(events[2]["clients"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["done"] == "not_told"));
+    }
+}
+
 crate::on_both_engines_with_engine!(
     a_declared_cancellation_tells_every_traveller_as_their_agency_chose,
     an_update_relays_the_update_template,
     a_template_is_checked_when_registered,
+    each_agency_is_told_of_the_disruption_with_its_own_clients_only,
 );

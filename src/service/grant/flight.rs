@@ -18,19 +18,32 @@ use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::store::db::Direct;
 use crate::store::direct::{run_now, Write};
 use futures_util::future::BoxFuture;
+use std::collections::HashMap;
 
 /// Travellers decided on one thread at least; a smaller flight is decided where it is
 /// asked.
 const PER_THREAD: usize = 64;
 
-/// A flight's grant, with each granted traveller's language (that of the notice they
-/// were shown), for the broker to write to them in it.
+/// A flight's grant as the broker itself uses it when it tells a disruption's
+/// travellers: the airline's answer, and what the answer does not show.
+pub(crate) struct FlightGrant {
+    /// The answer the airline gets.
+    pub tokens: FlightTokens,
+    /// Each granted traveller's language (that of the notice they were shown), beside
+    /// `tokens.granted`, for the broker to write to them in it.
+    pub languages: Vec<Option<String>>,
+    /// The agency of each traveller decided (granted or refused), by traveller id:
+    /// whom the disruption's webhook event tells of that traveller.
+    pub agencies: HashMap<String, String>,
+}
+
+/// A flight's grant, with what the broker needs to tell its travellers and agencies.
 pub(crate) async fn grant_flight(
     state: &AppState,
     request_id: &str,
     airline: &Party,
     request: FlightTokenRequest,
-) -> Result<(FlightTokens, Vec<Option<String>>), Error> {
+) -> Result<FlightGrant, Error> {
     let now = state.clock.now();
     check_channels(request.channels.as_deref())?;
     let flight = &request.flight;
@@ -90,6 +103,11 @@ pub(crate) async fn grant_flight(
         was_granted,
         ..
     } = decided;
+    let agencies = written
+        .entries
+        .iter()
+        .filter_map(|e| Some((e.traveller_id.clone()?, e.agency_id.clone()?)))
+        .collect();
     // Entries were appended in traveller order; hand each answer its index.
     let (mut g, mut r) = (granted.iter_mut(), refused.iter_mut());
     for (granted, entry) in was_granted.into_iter().zip(&written.entries) {
@@ -114,7 +132,11 @@ pub(crate) async fn grant_flight(
         refused,
         counts,
     };
-    Ok((answer, languages))
+    Ok(FlightGrant {
+        tokens: answer,
+        languages,
+        agencies,
+    })
 }
 
 /// What a flight's grant asks, owned, so that it can be decided on other threads and

@@ -12,7 +12,7 @@ mod flight;
 
 pub use decide::traveller_facts;
 use decide::{context, decide_and_issue, grant_question};
-pub(crate) use flight::grant_flight;
+pub(crate) use flight::{grant_flight, FlightGrant};
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
@@ -262,7 +262,9 @@ pub async fn request_for_flight(
     airline: &Party,
     request: FlightTokenRequest,
 ) -> Result<FlightTokens, Error> {
-    Ok(grant_flight(state, request_id, airline, request).await?.0)
+    Ok(grant_flight(state, request_id, airline, request)
+        .await?
+        .tokens)
 }
 
 /// Takes what a request asks for from the airline's budget (the travellers it

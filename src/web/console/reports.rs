@@ -268,11 +268,18 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
             let mut out = header(&[
                 "airline",
                 "event_reference",
+                "declared_at",
                 "first_request_at",
                 "first_release_at",
                 "last_release_at",
                 "seconds_to_first_release",
                 "seconds_to_last_release",
+                "first_message_delivered_at",
+                "last_message_delivered_at",
+                "last_redeemed_at",
+                "seconds_to_first_message",
+                "seconds_to_last_message",
+                "seconds_to_last_redemption",
                 "releases",
             ]);
             let secs = |v: Option<f64>| v.map(|s| format!("{s:.3}")).unwrap_or_default();
@@ -280,11 +287,18 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
                 vec![
                     text(&d.airline),
                     d.event_reference.clone(),
+                    text(&d.declared_at),
                     text(&d.first_request_at),
                     text(&d.first_release_at),
                     text(&d.last_release_at),
                     secs(d.seconds_to_first_release),
                     secs(d.seconds_to_last_release),
+                    text(&d.first_message_delivered_at),
+                    text(&d.last_message_delivered_at),
+                    text(&d.last_redeemed_at),
+                    secs(d.seconds_to_first_message),
+                    secs(d.seconds_to_last_message),
+                    secs(d.seconds_to_last_redemption),
                     d.releases.to_string(),
                 ]
             }));
