@@ -88,6 +88,9 @@ fn iata(k: usize) -> String {
     format!("{seven:07}{}", seven % 7)
 }
 
+/// An agency that chose relay for all its clients (every fourth, see `run`).
+const RELAYING_AGENCY: usize = 3;
+
 /// The flight number of the one flight every traveller of [`LARGE_FLIGHT`] is on
 /// (no flight of the population has it).
 const LARGE_FLIGHT_NUMBER: &str = "4000";
@@ -115,8 +118,9 @@ fn population(args: &Args, date: &str) -> Vec<Traveller> {
             traveller(i, &format!("D{booking:06}"), segment, booking % args.agencies, state)
         })
         .collect();
-    // The large flight: every traveller consents, booked through the first agency
-    // (which reveals).
+    // The large flight: every traveller consents, half booked through the first agency
+    // (which reveals), half through the fourth (relay-only), so that declaring its
+    // cancellation relays the airline's template to half of them.
     travellers.extend((0..LARGE_FLIGHT).map(|k| {
         let segment =
             json!({"carrier": AIRLINES[0], "flight_number": LARGE_FLIGHT_NUMBER, "date": date});
@@ -124,7 +128,11 @@ fn population(args: &Args, date: &str) -> Vec<Traveller> {
             args.travellers + k,
             &format!("L{:05}", k / 2),
             segment,
-            0,
+            if k % 2 == 0 {
+                0
+            } else {
+                RELAYING_AGENCY % args.agencies
+            },
             0,
         )
     }));
@@ -601,6 +609,8 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
 
     // One flight of 400 travellers, granted on an idle broker, one grant at a time.
     let large_grants = large_flight_grants(&client, &broker.url, &airline_keys[0], &date).await;
+    // Then its cancellation declared, each time telling every traveller at once.
+    let told = told_declarations(&client, &broker.url, &airline_keys[0], &officer_key, &date).await;
 
     // The storm: a tenth of the flights cancelled at once.
     let target = Target {
@@ -660,6 +670,22 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     println!(
         "  p50                             {}",
         under(quantile(&large_grants, 0.5), 25.0, "ms")
+    );
+    println!(
+        "the {LARGE_FLIGHT} declared cancelled, told {}",
+        percentiles(told.declared.clone())
+    );
+    println!(
+        "  (each: {} tokens for the airline, {} messages queued durably)",
+        told.tokens, told.messages
+    );
+    println!(
+        "  p50                             {}",
+        under(quantile(&told.declared, 0.5), 100.0, "ms")
+    );
+    println!(
+        "  declaration to last message accepted by the gateway: {}",
+        seconds(&told.to_last_message)
     );
     println!(
         "storm: flights cancelled          {} ({} flight token requests, {travellers_per_flight:.0} tokens each on average)",
@@ -787,6 +813,147 @@ async fn large_flight_grants(
         );
     }
     took
+}
+
+/// What declaring the large flight's cancellation, telling its travellers, took.
+struct Told {
+    /// Milliseconds of each declaration, answered with every relay message queued.
+    declared: Vec<f64>,
+    /// Tokens and messages of one declaration.
+    tokens: u64,
+    messages: u64,
+    /// Seconds from each declaration to its last message accepted by the gateway, as
+    /// the officer's report shows it.
+    to_last_message: Vec<f64>,
+}
+
+/// Declares the large flight cancelled [`LARGE_FLIGHT_GRANTS`] times on an idle broker
+/// (each a new disruption, so each tells every traveller again), the broker relaying
+/// the airline's template to the relay half and answering the tokens of the others;
+/// then waits for the gateway to accept every message and reads the time to tell from
+/// the officer's report.
+async fn told_declarations(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    officer_key: &str,
+    date: &str,
+) -> Told {
+    for (language, sms) in [
+        (
+            "en",
+            "Flight {flight} on {date} is cancelled. Ref {reference}.",
+        ),
+        ("fr", "Vol {flight} du {date} annulé. Réf. {reference}."),
+    ] {
+        let r = client
+            .put(format!(
+                "{url}/v1/airline/templates/cancellation/{language}"
+            ))
+            .bearer_auth(key)
+            .json(&json!({ "sms": sms }))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().is_success(),
+            "the {language} template is registered"
+        );
+    }
+    let flight =
+        json!({"carrier": AIRLINES[0], "flight_number": LARGE_FLIGHT_NUMBER, "date": date});
+    let mut told = Told {
+        declared: Vec::new(),
+        tokens: 0,
+        messages: 0,
+        to_last_message: Vec::new(),
+    };
+    let mut ids = Vec::new();
+    let since = passerelle::domain::time::format_time(time::OffsetDateTime::now_utc());
+    for k in 0..LARGE_FLIGHT_GRANTS {
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{url}/v1/disruptions"))
+            .bearer_auth(key)
+            .json(&json!({
+                "flights": [flight],
+                "category": "cancellation",
+                "reference": format!("SNOW-{k}"),
+                "occurred_at": passerelle::domain::time::format_time(time::OffsetDateTime::now_utc()),
+            }))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let declared: Value = response.json().await.unwrap();
+        told.declared.push(sent.elapsed().as_secs_f64() * 1000.0);
+        assert!(
+            status.is_success(),
+            "the cancellation is declared: {declared}"
+        );
+        let counts = &declared["told"]["counts"];
+        assert_eq!(counts["travellers"], LARGE_FLIGHT, "{counts}");
+        told.tokens = counts["tokens"].as_u64().unwrap_or_default();
+        told.messages = counts["messages"].as_u64().unwrap_or_default();
+        assert!(told.messages > 0, "the relay half is written to: {counts}");
+        ids.push(declared["id"].as_str().unwrap().to_string());
+    }
+    // The relay worker drains the outbox; the report says when each was told.
+    let report_url = format!("{url}/v1/audit/reports?since={since}");
+    for _ in 0..600 {
+        let report: Value = client
+            .get(&report_url)
+            .bearer_auth(officer_key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = report["disruptions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let last: Vec<f64> = rows
+            .iter()
+            .filter(|row| ids.iter().any(|id| row["event_reference"] == id.as_str()))
+            .filter_map(|row| row["seconds_to_last_message"].as_f64())
+            .collect();
+        if last.len() == ids.len() && all_sent(&report, &ids, told.messages) {
+            told.to_last_message = last;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !told.to_last_message.is_empty(),
+        "every declaration's messages were accepted by the gateway within a minute"
+    );
+    told
+}
+
+/// Whether the report counts every message of the declarations `ids` delivered.
+fn all_sent(report: &Value, ids: &[String], messages_each: u64) -> bool {
+    let delivered: u64 = report["relay"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| r["outcome"] == "delivered")
+                .filter_map(|r| r["count"].as_u64())
+                .sum()
+        })
+        .unwrap_or_default();
+    delivered >= messages_each * ids.len() as u64
+}
+
+/// Seconds, as median and maximum.
+fn seconds(v: &[f64]) -> String {
+    let max = v.iter().copied().fold(0.0, f64::max);
+    format!(
+        "p50 {:.2} s, max {max:.2} s ({} declarations)",
+        quantile(v, 0.5),
+        v.len()
+    )
 }
 
 /// Declares a disruption of one flight and returns its id.

@@ -48,7 +48,8 @@ pub enum Done {
     TokenGranted,
     /// Nothing could be sent or granted (see `reason`).
     Refused,
-    /// Nothing was sent by this change (a declaration without telling, a closing).
+    /// Nothing was sent by this change (a declaration without telling, a closing, a
+    /// flight the airline's rate limit left ungranted).
     NotTold,
 }
 
@@ -102,7 +103,22 @@ async fn try_queue(
     told: Option<&Told>,
 ) -> Result<(), Error> {
     let clients = match told {
-        Some(told) => clients_told(told),
+        Some(told) => {
+            let mut clients = clients_told(told);
+            // A flight that could not be granted (a rate limit) told nobody: its
+            // travellers are listed as such, from the flight as stored.
+            let untold: Vec<Flight> = disruption
+                .flights
+                .iter()
+                .zip(&told.flights)
+                .filter(|(_, flight)| flight.error.is_some())
+                .map(|(flight, _)| flight.clone())
+                .collect();
+            for (agency, more) in clients_on(state, &untold).await? {
+                clients.entry(agency).or_default().extend(more);
+            }
+            clients
+        }
         None => clients_on(state, &disruption.flights).await?,
     };
     if clients.is_empty() {

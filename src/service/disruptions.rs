@@ -74,7 +74,7 @@ pub struct DisruptionView {
 }
 
 impl DisruptionView {
-    fn of(d: &Disruption) -> Self {
+    pub(crate) fn of(d: &Disruption) -> Self {
         Self {
             id: d.id.clone(),
             airline_id: d.airline_id.clone(),

@@ -7,6 +7,7 @@
 //! core.
 
 pub mod agency;
+pub mod agency_disruptions;
 pub mod airline;
 pub mod audit_entries;
 pub mod audit_health;

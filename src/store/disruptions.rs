@@ -306,3 +306,63 @@ fn from_row(row: &impl Columns) -> Result<Disruption, StoreError> {
         flights: Vec::new(),
     })
 }
+
+/// The last audited step under a disruption for one traveller: a grant or its
+/// refusal, a relayed message, its delivery, a release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastStep {
+    /// When.
+    pub at: OffsetDateTime,
+    /// The entry's action (`token_request`, `message_relay`, …).
+    pub action: String,
+    /// Its outcome (`granted`, `refused`, `queued`, `delivered`, …).
+    pub outcome: String,
+    /// Why, for a refusal or a failure.
+    pub reason: Option<String>,
+}
+
+/// Travellers looked up per statement.
+const TRAVELLERS_PER_READ: usize = 500;
+
+/// The last step under disruption `id` of each of `travellers` (of `agency_id`), by
+/// traveller id; a traveller with none is left out. Read through each traveller's
+/// entries (indexed by traveller), never by scanning the agency's.
+pub async fn last_steps(
+    db: &mut impl Db,
+    id: &str,
+    agency_id: &str,
+    travellers: &[&str],
+) -> Result<std::collections::HashMap<String, LastStep>, StoreError> {
+    let mut found = std::collections::HashMap::with_capacity(travellers.len());
+    for chunk in travellers.chunks(TRAVELLERS_PER_READ) {
+        // Placeholders numbered in the order they appear (SQLite numbers `$N` so).
+        let mut params = Vec::with_capacity(chunk.len() + 2);
+        let list: Vec<String> = chunk
+            .iter()
+            .map(|t| super::arg(&mut params, Param::Text((*t).to_string())))
+            .collect();
+        let reference = super::arg(&mut params, Param::Text(id.to_string()));
+        let agency = super::arg(&mut params, Param::Text(agency_id.to_string()));
+        let sql = format!(
+            "SELECT traveller_id, at, action, outcome, reason FROM audit_entries WHERE idx IN \
+             (SELECT MAX(idx) FROM audit_entries WHERE traveller_id IN ({}) \
+             AND event_reference = {reference} AND agency_id = {agency} GROUP BY traveller_id)",
+            list.join(", ")
+        );
+        db.for_each(&sql, params, |row| {
+            let traveller: String = row.value("traveller_id");
+            found.insert(
+                traveller,
+                LastStep {
+                    at: from_millis(row.value("at"))?,
+                    action: row.value("action"),
+                    outcome: row.value("outcome"),
+                    reason: row.value("reason"),
+                },
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(found)
+}

@@ -1,5 +1,6 @@
-//! The agency's view: its records (each with its countersigned receipt) and every use
-//! of its clients' data (the receipts feed); uploads are `upload.rs`. Contacts are
+//! The agency's view: its records (each with its countersigned receipt), every use
+//! of its clients' data (the receipts feed) and the open disruptions touching its
+//! clients; uploads are `upload.rs`. Contacts are
 //! never shown here: the agency holds them already, and a page is one more place they
 //! could leak from.
 
@@ -10,6 +11,7 @@ use super::{ok, problem_page, search_refused, Frame, Search};
 use crate::domain::scope::ConsentState;
 use crate::service;
 use crate::service::agency::{ReceiptPage, ReceiptQuery};
+use crate::service::agency_disruptions::AgencyDisruption;
 use crate::service::records::{self, ListQuery, RecordPage, RecordView};
 use crate::service::uses::UseReceipt;
 use crate::service::AppState;
@@ -213,5 +215,27 @@ pub async fn receipts(
             ok(&page)
         }
         Err(problem) => search_refused(page, problem),
+    }
+}
+
+/// `GET /agency/disruptions`: the open disruptions touching the agency's clients.
+#[derive(Template)]
+#[template(path = "agency/disruptions.html")]
+pub struct DisruptionsPage {
+    frame: Frame,
+    disruptions: Vec<AgencyDisruption>,
+}
+
+/// Each open disruption with the agency's clients on its flights and the last step
+/// under it for each.
+pub async fn disruptions(
+    State(state): State<AppState>,
+    lang: Lang,
+    AgencySession(session): AgencySession,
+) -> Response {
+    let frame = Frame::new(lang, "/agency/disruptions", Some(&session), "disruptions");
+    match service::agency_disruptions::open_for(&state, &session.party).await {
+        Ok(disruptions) => ok(&DisruptionsPage { frame, disruptions }),
+        Err(problem) => problem_page(frame, problem),
     }
 }

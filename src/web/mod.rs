@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/agency", get(agency::records))
         .route("/agency/records/{id}", get(agency::record))
         .route("/agency/receipts", get(agency::receipts))
+        .route("/agency/disruptions", get(agency::disruptions))
         .route(
             "/agency/upload",
             get(upload::upload_form).post(upload::upload),

@@ -396,6 +396,24 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
     );
     assert!(uses.contains("Air France (AF)"));
     browser.screenshot("3-receipts").await;
+
+    // The disruption is open: the agency follows it from the menu, with its client
+    // and the last step under it, then every use under it.
+    browser.click("a[href='/agency/disruptions']").await;
+    let disruption = app.disruption().await;
+    let section = browser.text(&format!("section[id='{disruption}']")).await;
+    assert!(
+        section.contains("WEB123") && section.contains("token_redemption"),
+        "{section}"
+    );
+    browser.screenshot("4-open-disruptions").await;
+    browser
+        .click(&format!(
+            "a[href='/agency/receipts?event_reference={disruption}']"
+        ))
+        .await;
+    let under = browser.text("#receipts tbody").await;
+    assert!(under.contains("token_redemption"), "{under}");
     browser.close().await;
 }
 

@@ -24,6 +24,7 @@ on_both_engines!(
     guessing_codes_or_keys_at_speed_is_refused,
     withdrawing_from_the_page_needs_the_confirmation,
     an_agency_sees_only_its_own_records,
+    an_agency_sees_the_open_disruptions_touching_its_clients_and_what_was_done,
     every_report_table_downloads_as_csv,
     an_upload_that_cannot_be_read_names_the_field_and_stores_nothing,
     a_pnrs_contact_elements_upload_from_the_page,
@@ -352,6 +353,7 @@ async fn pages_need_a_session_of_the_right_kind_of_party(app: TestApp) {
         "/console/integrity",
         "/agency",
         "/agency/upload",
+        "/agency/disruptions",
         "/",
     ] {
         let response = stranger.get(path).await;
@@ -633,6 +635,54 @@ async fn withdrawing_from_the_page_needs_the_confirmation(app: TestApp) {
     let record = app.get_json(&consent, &app.agency.party.api_key).await;
     assert_eq!(record["state"], "withdrawn");
     assert_eq!(record["withdrawn_by"], "traveller");
+}
+
+async fn an_agency_sees_the_open_disruptions_touching_its_clients_and_what_was_done(app: TestApp) {
+    app.upload_default().await;
+    let disruption = app.disruption().await;
+    let mut own = Visitor::new(&app);
+    own.sign_in(&app.agency.party.api_key).await;
+    let page = own.get("/agency/disruptions").await.text().await.unwrap();
+    assert!(
+        page.contains(&disruption),
+        "the disruption is listed: {page}"
+    );
+    assert!(page.contains("ABC123"), "with the client on its flight");
+    assert!(page.contains("1 clients shown of 1"), "{page}");
+
+    // A token granted for Marie is the client's last step.
+    let granted = app
+        .request_token(&app.airline.api_key, &app.token_request().await)
+        .await;
+    assert_eq!(granted.status(), 201);
+    let page = own.get("/agency/disruptions").await.text().await.unwrap();
+    assert!(
+        page.contains("<td>token_request</td><td>granted</td>"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("/agency/receipts?event_reference={disruption}")));
+    assert!(
+        !page.contains(MOBILE) && !page.contains(EMAIL),
+        "never a contact"
+    );
+
+    // Another agency has no client on the flight: nothing to see.
+    let mut other = Visitor::new(&app);
+    other.sign_in(&app.other_agency.party.api_key).await;
+    let theirs = other.get("/agency/disruptions").await.text().await.unwrap();
+    assert!(!theirs.contains(&disruption) && theirs.contains("id=\"no-disruption\""));
+
+    // Once closed, it leaves the page.
+    let closed = app
+        .post(
+            &format!("/v1/disruptions/{disruption}/closing"),
+            &app.airline.api_key,
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(closed.status(), 200);
+    let page = own.get("/agency/disruptions").await.text().await.unwrap();
+    assert!(!page.contains(&disruption) && page.contains("id=\"no-disruption\""));
 }
 
 async fn an_agency_sees_only_its_own_records(app: TestApp) {
