@@ -18,9 +18,9 @@ use crate::service::grant::{self, FlightGrant, FlightTokenRequest, TokenGranted,
 use crate::service::relay::{self, RelayRequest};
 use crate::service::templates::Choice;
 use crate::service::{AppState, Error};
-use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// What was done for the travellers of a disruption's flights.
 #[derive(Serialize, Deserialize, Debug, Default)]
@@ -115,28 +115,42 @@ pub async fn tell(
     disruption: &Disruption,
     event: TemplateEvent,
 ) -> Result<Told, Error> {
-    let templates = Choice::of(state, airline, event).await?;
+    let templates = Arc::new(Choice::of(state, airline, event).await?);
     let id = DisruptionId::parse(&disruption.id).map_err(Error::internal)?;
     let mut told = Told::default();
     for flight in &disruption.flights {
-        let one = tell_flight(
-            state, request_id, airline, disruption, &id, flight, &templates,
-        )
-        .await;
-        told.add(one);
+        let telling = Arc::new(Telling {
+            state: state.clone(),
+            request_id: request_id.to_string(),
+            airline: airline.clone(),
+            disruption: disruption.clone(),
+            flight: flight.clone(),
+            templates: templates.clone(),
+        });
+        told.add(tell_flight(telling, &id).await);
     }
     Ok(told)
 }
 
-async fn tell_flight(
-    state: &AppState,
-    request_id: &str,
-    airline: &Party,
-    disruption: &Disruption,
-    id: &DisruptionId,
-    flight: &Flight,
-    templates: &Choice,
-) -> FlightTold {
+/// What every relay of one flight's telling shares.
+struct Telling {
+    state: AppState,
+    request_id: String,
+    airline: Party,
+    disruption: Disruption,
+    flight: Flight,
+    templates: Arc<Choice>,
+}
+
+async fn tell_flight(telling: Arc<Telling>, id: &DisruptionId) -> FlightTold {
+    let Telling {
+        state,
+        request_id,
+        airline,
+        disruption,
+        flight,
+        ..
+    } = &*telling;
     let request = FlightTokenRequest {
         flight: flight.clone(),
         purpose: disruption.category.notification(),
@@ -168,15 +182,29 @@ async fn tell_flight(
     for (token, language) in tokens.granted.into_iter().zip(languages) {
         match token.delivery {
             Delivery::Reveal => granted.push(token),
-            Delivery::Relay => relays.push(relay_template(
-                state, request_id, airline, disruption, flight, templates, token, language,
-            )),
+            // Each traveller's relay on a task of its own: checking, deciding and
+            // sealing a message is work for every core, and the use batches gather
+            // the writes.
+            Delivery::Relay => {
+                let telling = telling.clone();
+                relays.push(tokio::spawn(async move {
+                    relay_template(&telling, token, language).await
+                }));
+            }
         }
+    }
+    let mut relayed = Vec::with_capacity(relays.len());
+    for relay in relays {
+        relayed.push(
+            relay
+                .await
+                .unwrap_or_else(|stopped| std::panic::resume_unwind(stopped.into_panic())),
+        );
     }
     FlightTold {
         flight: tokens.flight,
         granted,
-        relayed: join_all(relays).await,
+        relayed,
         refused: tokens.refused,
         error: None,
         agencies,
@@ -184,17 +212,19 @@ async fn tell_flight(
 }
 
 /// Relays the airline's template to one traveller, on each channel their token covers.
-#[allow(clippy::too_many_arguments)]
 async fn relay_template(
-    state: &AppState,
-    request_id: &str,
-    airline: &Party,
-    disruption: &Disruption,
-    flight: &Flight,
-    templates: &Choice,
+    telling: &Telling,
     token: TokenGranted,
     language: Option<String>,
 ) -> Relayed {
+    let Telling {
+        state,
+        request_id,
+        airline,
+        disruption,
+        flight,
+        templates,
+    } = telling;
     let mut relayed = Relayed {
         traveller_id: token.traveller_id.clone(),
         record_locator: token.record_locator.clone(),
