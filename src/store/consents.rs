@@ -135,6 +135,12 @@ pub struct NewConsent<'a> {
 
 /// Whether every one of these records is still current: neither withdrawn,
 /// superseded nor purged. The guard for grants decided on an earlier read.
+///
+/// The records are read by primary key alone and judged here: with the state
+/// conditions in its `WHERE`, PostgreSQL without fresh statistics (after a bulk load,
+/// before autovacuum's analyze) chose to intersect the partial indexes on those
+/// columns, reading every record of the table: 1.5 s for a flight of 160 instead of
+/// 10 ms.
 #[instrument(skip_all)]
 pub async fn all_current(db: &mut impl Db, ids: &[&str]) -> Result<bool, StoreError> {
     let mut ids = ids.to_vec();
@@ -148,17 +154,18 @@ pub async fn all_current(db: &mut impl Db, ids: &[&str]) -> Result<bool, StoreEr
             .map(|id| arg(&mut params, Param::Text((*id).to_string())))
             .collect();
         let sql = format!(
-            "SELECT CAST(COUNT(*) AS BIGINT) AS n FROM consents WHERE id IN ({}) \
-             AND withdrawn_at IS NULL AND superseded_by IS NULL AND purged_at IS NULL",
+            "SELECT CASE WHEN withdrawn_at IS NULL AND superseded_by IS NULL \
+             AND purged_at IS NULL THEN 1 ELSE 0 END AS current \
+             FROM consents WHERE id IN ({})",
             list.join(", ")
         );
-        let mut n = 0i64;
+        let mut current = 0usize;
         db.for_each(&sql, params, |row| {
-            n = row.value("n");
+            current += usize::from(row.value::<i64>("current") == 1);
             Ok(())
         })
         .await?;
-        if n != chunk.len() as i64 {
+        if current != chunk.len() {
             return Ok(false);
         }
     }
