@@ -29,7 +29,7 @@ pub use crate::store::outbox::{Message, Queue, WebhookDelivery};
 const LEASE: time::Duration = time::Duration::minutes(2);
 
 /// How one attempt ended.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Attempt {
     /// Handed over.
     Delivered,

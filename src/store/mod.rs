@@ -146,8 +146,18 @@ impl Store {
                 })
             }
             Engine::Postgres => {
-                let pool = AnyPoolOptions::new()
+                let reader = AnyPoolOptions::new()
                     .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(5))
+                    .test_before_acquire(false)
+                    .connect_with(options.clone())
+                    .await?;
+                // The group commit's own connections: with one pool for both, requests
+                // holding a read connection while they waited for the writer took every
+                // connection the writer needed to open its batch, until acquiring timed
+                // out (seen as `503 audit-unavailable` under a disruption's load).
+                let writer = AnyPoolOptions::new()
+                    .max_connections(2)
                     .acquire_timeout(Duration::from_secs(5))
                     .test_before_acquire(false)
                     .connect_with(options)
@@ -158,9 +168,9 @@ impl Store {
                     direct: None,
                     direct_writer: None,
                     sqlite_file: None,
-                    reader: pool.clone(),
-                    group: group::GroupCommit::new(pool.clone()),
-                    writer: pool,
+                    reader,
+                    group: group::GroupCommit::new(writer.clone()),
+                    writer,
                 })
             }
         }

@@ -137,23 +137,46 @@ pub async fn deliver_messages_due(
     futures_util::stream::iter(messages)
         .map(|message| async move {
             match attempt(state, transports, &message).await {
-                Ok(attempt) => Some((message, attempt)),
+                Ok(attempt) => (message, attempt),
+                // Nothing was sent (the broker could not open the message): tried again
+                // after the first backoff, not left leased for the lease's length.
                 Err(error) => {
-                    tracing::error!(%error, message = %message.id, "could not attempt a delivery; it will be retried when its lease ends");
-                    None
+                    tracing::error!(%error, message = %message.id, "could not attempt a delivery; it is deferred");
+                    (message, Attempt::Transient("broker_error".into()))
                 }
             }
         })
         .buffer_unordered(MESSAGES_AT_ONCE)
         .ready_chunks(MESSAGES_AT_ONCE)
-        .for_each(|ready| async move {
-            let outcomes = ready.into_iter().flatten().collect();
-            if let Err(error) = delivery::record_message_attempts(state, outcomes).await {
-                tracing::error!(%error, "could not record deliveries; they will be retried when their leases end");
-            }
-        })
+        .for_each(|outcomes| async move { record(state, outcomes).await })
         .await;
     Ok(attempted)
+}
+
+/// Records a chunk of outcomes, asking again twice if the write fails: a message the
+/// gateway took but whose outcome is not recorded would be sent again once its lease
+/// ends.
+async fn record(state: &AppState, outcomes: Vec<(Message, Attempt)>) {
+    let mut outcomes = Some(outcomes);
+    for pause in [
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+        Duration::ZERO,
+    ] {
+        let Some(these) = outcomes.take() else { return };
+        let kept = these.clone();
+        match delivery::record_message_attempts(state, these).await {
+            Ok(()) => return,
+            Err(error) if pause.is_zero() => {
+                tracing::error!(%error, "could not record deliveries; they will be retried when their leases end");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not record deliveries; asking again");
+                outcomes = Some(kept);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
 }
 
 /// One round of webhook pushes: one agency's pushes in order, one at a time, several
