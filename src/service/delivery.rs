@@ -16,10 +16,8 @@ use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::service::sealed::{body_slot, open_contacts, Contacts, MessageBody};
 use crate::service::uses::webhook_secret_slot;
 use crate::service::{AppState, Error};
-use crate::store::db::{Db, Direct};
-use crate::store::direct::{run_now, Write};
-use crate::store::{consents, outbox, parties, tokens, StoreError, Tx};
-use futures_util::future::BoxFuture;
+use crate::store::db::Db;
+use crate::store::{consents, outbox, parties, tokens, StoreError};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -148,24 +146,7 @@ impl RecordAttempts {
     }
 }
 
-impl Write for RecordAttempts {
-    type Output = Audited<()>;
-
-    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
-        Box::pin(async move {
-            let (connection, right_edge) = tx.connection_and_right_edge();
-            self.record(connection, right_edge).await
-        })
-    }
-
-    fn direct(
-        self,
-        db: &mut Direct<'_>,
-        right_edge: &mut Option<Frontier>,
-    ) -> Result<Self::Output, StoreError> {
-        run_now(self.record(db, right_edge))
-    }
-}
+crate::store::direct::write_over_db!(RecordAttempts, Audited<()>, record);
 
 /// Records one attempt on its message and returns its audit entry.
 async fn record_attempt(

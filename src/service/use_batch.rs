@@ -17,11 +17,9 @@ use crate::audit::NewEntry;
 use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::service::AppState;
 use crate::service::Error;
-use crate::store::db::{Db, Direct};
-use crate::store::direct::{run_now, Write};
+use crate::store::db::Db;
 use crate::store::outbox::{self, Message};
-use crate::store::{tokens, StoreError, Tx};
-use futures_util::future::BoxFuture;
+use crate::store::{tokens, StoreError};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use time::OffsetDateTime;
@@ -237,21 +235,4 @@ impl TakeUses {
     }
 }
 
-impl Write for TakeUses {
-    type Output = Audited<Vec<bool>>;
-
-    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
-        Box::pin(async move {
-            let (connection, right_edge) = tx.connection_and_right_edge();
-            self.take(connection, right_edge).await
-        })
-    }
-
-    fn direct(
-        self,
-        db: &mut Direct<'_>,
-        right_edge: &mut Option<Frontier>,
-    ) -> Result<Self::Output, StoreError> {
-        run_now(self.take(db, right_edge))
-    }
-}
+crate::store::direct::write_over_db!(TakeUses, Audited<Vec<bool>>, take);

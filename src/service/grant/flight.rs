@@ -15,9 +15,6 @@
 use super::*;
 use crate::audit::merkle::Frontier;
 use crate::service::audit_log::{append_with_pushes, Audited};
-use crate::store::db::Direct;
-use crate::store::direct::{run_now, Write};
-use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 
 /// Travellers decided on one thread at least; a smaller flight is decided where it is
@@ -331,21 +328,4 @@ impl GrantFlight {
     }
 }
 
-impl Write for GrantFlight {
-    type Output = Audited<(Decided, usize)>;
-
-    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
-        Box::pin(async move {
-            let (connection, right_edge) = tx.connection_and_right_edge();
-            self.write(connection, right_edge).await
-        })
-    }
-
-    fn direct(
-        self,
-        db: &mut Direct<'_>,
-        right_edge: &mut Option<Frontier>,
-    ) -> Result<Self::Output, StoreError> {
-        run_now(self.write(db, right_edge))
-    }
-}
+crate::store::direct::write_over_db!(GrantFlight, Audited<(Decided, usize)>, write);

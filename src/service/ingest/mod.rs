@@ -36,7 +36,7 @@ use crate::domain::receipt::{self, ReceiptFacts};
 use crate::service::input::parse_value;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::{consents, parties, Tx};
+use crate::store::{consents, parties};
 use serde_json::Value;
 use std::collections::HashMap;
 use time::OffsetDateTime;

@@ -6,10 +6,8 @@ use super::verify::{Rejection, Verifieds};
 use super::*;
 use crate::audit::merkle::Frontier;
 use crate::service::audit_log::{append_with_pushes, Audited};
-use crate::store::db::{Db, Direct};
-use crate::store::direct::{run_now, Write};
+use crate::store::db::Db;
 use crate::store::StoreError;
-use futures_util::future::BoxFuture;
 
 /// Verified records to store in one write: a batch's chunk, a whole atomic batch (its
 /// chunks one after the other, in one transaction) or one upload. Answers each
@@ -43,24 +41,7 @@ impl StoreVerified {
     }
 }
 
-impl Write for StoreVerified {
-    type Output = Audited<Vec<RecordResult>>;
-
-    fn in_transaction(self, tx: &mut Tx) -> BoxFuture<'_, Result<Self::Output, StoreError>> {
-        Box::pin(async move {
-            let (connection, right_edge) = tx.connection_and_right_edge();
-            self.write(connection, right_edge).await
-        })
-    }
-
-    fn direct(
-        self,
-        db: &mut Direct<'_>,
-        right_edge: &mut Option<Frontier>,
-    ) -> Result<Self::Output, StoreError> {
-        run_now(self.write(db, right_edge))
-    }
-}
+crate::store::direct::write_over_db!(StoreVerified, Audited<Vec<RecordResult>>, write);
 
 /// Stores verified records over `db`: each a duplicate or stored with its receipt;
 /// appends their entries and those of the refused signatures.

@@ -44,6 +44,38 @@ pub trait Write: Send + 'static {
     ) -> Result<Self::Output, StoreError>;
 }
 
+/// Implements [`Write`] for a write whose body runs the same over any [`Db`](crate::store::db::Db):
+/// `$method(self, db, right_edge)`, awaited in a group-commit transaction and driven
+/// at once by the direct writer. One adapter for every whole write.
+macro_rules! write_over_db {
+    ($write:ty, $output:ty, $method:ident) => {
+        impl $crate::store::direct::Write for $write {
+            type Output = $output;
+
+            fn in_transaction(
+                self,
+                tx: &mut $crate::store::Tx,
+            ) -> futures_util::future::BoxFuture<'_, Result<Self::Output, $crate::store::StoreError>>
+            {
+                Box::pin(async move {
+                    let (connection, right_edge) = tx.connection_and_right_edge();
+                    self.$method(connection, right_edge).await
+                })
+            }
+
+            fn direct(
+                self,
+                db: &mut $crate::store::db::Direct<'_>,
+                right_edge: &mut Option<$crate::audit::merkle::Frontier>,
+            ) -> Result<Self::Output, $crate::store::StoreError> {
+                $crate::store::direct::run_now(self.$method(db, right_edge))
+            }
+        }
+    };
+}
+
+pub(crate) use write_over_db;
+
 /// Drives a write over [`Direct`] to its end: its statements never wait, so its future
 /// is ready at the first poll.
 pub fn run_now<T>(
