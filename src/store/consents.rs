@@ -57,14 +57,11 @@ pub async fn latest_versions(
     let mut latest = HashMap::new();
     for chunk in agency_record_ids.chunks(500) {
         let mut params = vec![Param::Text(agency_id.to_string())];
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
-            .collect();
+        let list = super::text_list(&mut params, chunk);
         let sql = format!(
             "SELECT agency_record_id, MAX(version) AS v FROM consents \
              WHERE agency_id = $1 AND agency_record_id IN ({}) GROUP BY agency_record_id",
-            list.join(", ")
+            list
         );
         db.for_each(&sql, params, |row| {
             latest.insert(row.value("agency_record_id"), row.value::<i64>("v"));
@@ -149,15 +146,12 @@ pub async fn all_current(db: &mut impl Db, ids: &[&str]) -> Result<bool, StoreEr
     // Within the parameter limits of both engines, with room to spare.
     for chunk in ids.chunks(500) {
         let mut params = Vec::with_capacity(chunk.len());
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
-            .collect();
+        let list = super::text_list(&mut params, chunk);
         let sql = format!(
             "SELECT CASE WHEN withdrawn_at IS NULL AND superseded_by IS NULL \
              AND purged_at IS NULL THEN 1 ELSE 0 END AS current \
              FROM consents WHERE id IN ({})",
-            list.join(", ")
+            list
         );
         let mut current = 0usize;
         db.for_each(&sql, params, |row| {
@@ -198,14 +192,11 @@ pub async fn current_ids_of(
     let mut current: HashMap<String, Vec<String>> = HashMap::new();
     for chunk in traveller_ids.chunks(500) {
         let mut params = Vec::with_capacity(chunk.len());
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
-            .collect();
+        let list = super::text_list(&mut params, chunk);
         let sql = format!(
             "SELECT traveller_id, id FROM consents WHERE traveller_id IN ({}) \
              AND superseded_by IS NULL ORDER BY traveller_id, created_at, id",
-            list.join(", ")
+            list
         );
         db.for_each(&sql, params, |row| {
             current

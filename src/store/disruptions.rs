@@ -337,17 +337,14 @@ pub async fn last_steps(
     for chunk in travellers.chunks(TRAVELLERS_PER_READ) {
         // Placeholders numbered in the order they appear (SQLite numbers `$N` so).
         let mut params = Vec::with_capacity(chunk.len() + 2);
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|t| super::arg(&mut params, Param::Text((*t).to_string())))
-            .collect();
+        let list = super::text_list(&mut params, chunk);
         let reference = super::arg(&mut params, Param::Text(id.to_string()));
         let agency = super::arg(&mut params, Param::Text(agency_id.to_string()));
         let sql = format!(
             "SELECT traveller_id, at, action, outcome, reason FROM audit_entries WHERE idx IN \
              (SELECT MAX(idx) FROM audit_entries WHERE traveller_id IN ({}) \
              AND event_reference = {reference} AND agency_id = {agency} GROUP BY traveller_id)",
-            list.join(", ")
+            list
         );
         db.for_each(&sql, params, |row| {
             let traveller: String = row.value("traveller_id");

@@ -416,6 +416,16 @@ pub(crate) fn arg(params: &mut Vec<Param>, param: Param) -> String {
     format!("${}", params.len())
 }
 
+/// Pushes each of `values` as a text parameter and answers their placeholders joined
+/// for an `IN (…)` list, numbered after those already in `params`.
+pub(crate) fn text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
+    values
+        .iter()
+        .map(|value| arg(params, Param::Text((*value).to_string())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The statement with its parameters bound in order.
 pub(crate) fn bind_all(
     sql: &str,

@@ -3,7 +3,7 @@
 
 use super::db::Db;
 use super::row::Columns;
-use super::{arg, to_millis, Conn, Param, StoreError};
+use super::{to_millis, Conn, Param, StoreError};
 use crate::domain::delivery::Delivery;
 use crate::domain::ids::new_id;
 use crate::domain::links::LinkDomain;
@@ -167,14 +167,11 @@ pub async fn with_webhooks(
     let mut found = std::collections::HashSet::new();
     for chunk in agency_ids.chunks(500) {
         let mut params = Vec::new();
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
-            .collect();
+        let list = super::text_list(&mut params, chunk);
         let sql = format!(
             "SELECT id FROM parties WHERE id IN ({}) AND webhook_url IS NOT NULL \
              AND sealed_webhook_secret IS NOT NULL",
-            list.join(", ")
+            list
         );
         db.for_each(&sql, params, |row| {
             found.insert(row.value("id"));

@@ -2,7 +2,7 @@
 
 use super::db::Db;
 use super::row::Columns;
-use super::{arg, from_millis, to_millis, values_rows, Conn, Param, StoreError};
+use super::{from_millis, to_millis, values_rows, Conn, Param, StoreError};
 use crate::domain::delivery::{Channel, Delivery};
 use std::collections::HashSet;
 use time::OffsetDateTime;
@@ -178,17 +178,14 @@ pub async fn take_uses_if_unchanged(
     let mut taken = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let mut params = vec![Param::Int(to_millis(now))];
-        let list: Vec<String> = chunk
-            .iter()
-            .map(|id| arg(&mut params, Param::Text((*id).to_string())))
-            .collect();
+        let list = super::text_list(&mut params, chunk);
         let sql = format!(
             "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
              WHERE id IN ({}) AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1 \
              AND (SELECT c.withdrawn_at IS NULL AND c.superseded_by IS NULL AND c.purged_at IS NULL \
              FROM consents c WHERE c.id = release_tokens.consent_id) \
              RETURNING id",
-            list.join(", ")
+            list
         );
         db.for_each(&sql, params, |row| {
             taken.insert(row.value("id"));
