@@ -128,8 +128,25 @@ impl Browser {
         self.wait_for(css).await.text().await.unwrap()
     }
 
+    /// Clicks a link or a submit button and waits for the next page: every click in
+    /// these pages navigates (they run no script), and reading before the new document
+    /// replaced the old one would find the old page's element of the same id.
     async fn click(&self, css: &str) {
+        let before = self
+            .client
+            .find(Locator::Css("html"))
+            .await
+            .expect("a page is open");
         self.wait_for(css).await.click().await.unwrap();
+        let started = Instant::now();
+        // The old document's root goes stale once the new one replaced it.
+        while before.tag_name().await.is_ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "clicking {css} opened no new page"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn type_into(&self, css: &str, text: &str) {
