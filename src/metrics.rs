@@ -26,6 +26,7 @@ struct Registry {
     requests: BTreeMap<(String, String, u16), u64>,
     latency: BTreeMap<(String, String), Histogram>,
     decisions: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    budget_alerts: BTreeMap<&'static str, u64>,
 }
 
 /// The broker's counters and histograms.
@@ -69,6 +70,13 @@ impl Metrics {
             .decisions
             .entry((action, outcome, reason))
             .or_default() += 1;
+    }
+
+    /// Counts an airline's daily budget passing its alert level (`reveals`,
+    /// `disrupted_flights`), as this broker raised it.
+    pub fn observe_budget_alert(&self, budget: &'static str) {
+        let mut registry = self.registry.lock().expect("metrics lock");
+        *registry.budget_alerts.entry(budget).or_default() += 1;
     }
 
     /// The Prometheus text exposition.
@@ -139,6 +147,15 @@ impl Metrics {
                 "passerelle_refusals_total{{action=\"{action}\",reason=\"{reason}\"}} {n}"
             );
         }
+        out.push_str("# HELP passerelle_budget_alerts_total Airlines' daily budgets that passed their alert level, by budget (officers: see the report's budget_alerts).\n");
+        out.push_str("# TYPE passerelle_budget_alerts_total counter\n");
+        for budget in ["disrupted_flights", "reveals"] {
+            let n = registry.budget_alerts.get(budget).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "passerelle_budget_alerts_total{{budget=\"{budget}\"}} {n}"
+            );
+        }
         out
     }
 }
@@ -162,5 +179,9 @@ mod tests {
         ));
         assert!(text.contains("passerelle_releases_total 1"));
         assert!(text.contains("passerelle_grants_total 0"));
+        metrics.observe_budget_alert("reveals");
+        let text = metrics.render();
+        assert!(text.contains("passerelle_budget_alerts_total{budget=\"reveals\"} 1"));
+        assert!(text.contains("passerelle_budget_alerts_total{budget=\"disrupted_flights\"} 0"));
     }
 }

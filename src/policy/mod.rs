@@ -58,6 +58,10 @@ pub enum Refusal {
     FlightNotInDisruption,
     /// The disruption named is closed.
     DisruptionClosed,
+    /// The airline's disruptions of the day would cover more flights than its budget.
+    DisruptionBudgetSpent,
+    /// The airline's reveals of the day would pass its budget.
+    RevealBudgetSpent,
 }
 
 impl Refusal {
@@ -101,6 +105,8 @@ impl Refusal {
             Self::DisruptionNotFound => "disruption_not_found",
             Self::FlightNotInDisruption => "flight_not_in_disruption",
             Self::DisruptionClosed => "disruption_closed",
+            Self::DisruptionBudgetSpent => "disruption_budget_exceeded",
+            Self::RevealBudgetSpent => "reveal_budget_exceeded",
         }
     }
 
@@ -135,6 +141,8 @@ impl Refusal {
             Self::ChannelNotCovered => Some("token-channels"),
             Self::DisruptionNotFound => Some("disruption-declared"),
             Self::FlightNotInDisruption => Some("disruption-carries-the-flight"),
+            Self::DisruptionBudgetSpent => Some("disrupted-flights-per-day"),
+            Self::RevealBudgetSpent => Some("reveals-per-day"),
             _ => None,
         }
     }

@@ -22,6 +22,8 @@ pub struct Tunables {
     pub relay: Relay,
     /// Agency webhooks.
     pub webhooks: Webhooks,
+    /// Per-airline daily budgets against pretext harvesting.
+    pub budgets: Budgets,
 }
 
 /// Release tokens.
@@ -105,6 +107,41 @@ pub struct Webhooks {
     pub signature_tolerance_seconds: u64,
 }
 
+/// What an airline may take in one UTC day, over every broker: how much of its schedule
+/// it may declare disrupted, and how many contacts it may have revealed. A disruption
+/// is how an airline gets contacts, so a harvest would look like disruptions declared
+/// for flights with nothing wrong, or like reveals far beyond any real day's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budgets {
+    /// Flights put under the disruptions an airline declares in a day, as a
+    /// percentage of the flights it operates that the broker knows of, departing
+    /// from that day to `window_days` later.
+    pub disrupted_flights_percent: u32,
+    /// The fewest flights the budget allows, however small the schedule.
+    pub disrupted_flights_min: u32,
+    /// Days after the declaration's day whose departures count as the schedule.
+    pub window_days: u32,
+    /// Reveal tokens an airline may be granted in a day (relay tokens reveal nothing).
+    pub reveals_per_day: u32,
+    /// The percentage of either budget at which officers and agencies are alerted.
+    pub alert_percent: u32,
+}
+
+impl Budgets {
+    /// The flights an airline may put under disruptions today, when it operates
+    /// `operated` flights in the window.
+    pub fn disrupted_flights(&self, operated: i64) -> i64 {
+        let share = operated.saturating_mul(i64::from(self.disrupted_flights_percent)) / 100;
+        share.max(i64::from(self.disrupted_flights_min))
+    }
+
+    /// The use of a budget of `limit` at which it alerts.
+    pub fn alert_level(&self, limit: i64) -> i64 {
+        (limit.saturating_mul(i64::from(self.alert_percent)) / 100).max(1)
+    }
+}
+
 /// A retry schedule: `first`, doubling, capped at `max`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -139,7 +176,7 @@ impl Tunables {
     }
 
     fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(&'static str, bool, &'static str); 17] = [
+        let checks: [(&'static str, bool, &'static str); 22] = [
             (
                 "lifetime_seconds",
                 (10..=86_400).contains(&self.tokens.lifetime_seconds),
@@ -226,6 +263,31 @@ impl Tunables {
                 "signature_tolerance_seconds",
                 (30..=3600).contains(&self.webhooks.signature_tolerance_seconds),
                 "must be 30 to 3600 seconds",
+            ),
+            (
+                "disrupted_flights_percent",
+                (1..=1000).contains(&self.budgets.disrupted_flights_percent),
+                "must be 1 to 1000 (percent of the flights operated)",
+            ),
+            (
+                "disrupted_flights_min",
+                self.budgets.disrupted_flights_min >= 1,
+                "must be at least 1",
+            ),
+            (
+                "window_days",
+                (0..=30).contains(&self.budgets.window_days),
+                "must be 0 to 30 days",
+            ),
+            (
+                "reveals_per_day",
+                self.budgets.reveals_per_day >= 1,
+                "must be at least 1",
+            ),
+            (
+                "alert_percent",
+                (1..=100).contains(&self.budgets.alert_percent),
+                "must be 1 to 100",
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
@@ -331,6 +393,22 @@ mod tests {
             let (_, message) = Tunables::parse(&text).unwrap_err();
             assert!(message.contains(key), "{message}");
         }
+    }
+
+    #[test]
+    fn a_disruption_budget_is_a_share_of_the_schedule_with_a_floor() {
+        let mut b = Tunables::parse(SHIPPED).unwrap().budgets;
+        b.disrupted_flights_percent = 50;
+        b.disrupted_flights_min = 10;
+        b.alert_percent = 25;
+        assert_eq!(b.disrupted_flights(1000), 500);
+        assert_eq!(
+            b.disrupted_flights(4),
+            10,
+            "a small schedule keeps the floor"
+        );
+        assert_eq!(b.alert_level(500), 125);
+        assert_eq!(b.alert_level(2), 1, "an alert level is at least one");
     }
 
     #[test]

@@ -8,12 +8,14 @@
 //! with the count of all; the receipts page, filtered by the disruption, lists
 //! every use.
 
+use super::budgets::{self, BudgetAlert};
 use super::disruptions::DisruptionView;
 use super::{AppState, Error};
 use crate::domain::party::Party;
 use crate::domain::time::format_time;
 use crate::store::disruptions::{self, Seen};
 use crate::store::release;
+use std::collections::HashMap;
 
 /// Open disruptions shown, newest declared first.
 pub const DISRUPTIONS_SHOWN: i64 = 20;
@@ -30,6 +32,9 @@ pub struct AgencyDisruption {
     pub clients: Vec<ClientStep>,
     /// How many of the agency's travellers its flights carry.
     pub clients_total: usize,
+    /// The declaring airline's daily budgets past their alert level on the day it was
+    /// declared: a flag that the airline may be declaring pretexts.
+    pub budget_alerts: Vec<BudgetAlert>,
 }
 
 /// One client on a disrupted flight and the last step under the disruption.
@@ -70,7 +75,19 @@ pub async fn open_for(state: &AppState, agency: &Party) -> Result<Vec<AgencyDisr
     )
     .await?;
     let mut shown = Vec::with_capacity(open.len());
+    let mut alerts_of: HashMap<(String, String), Vec<BudgetAlert>> = HashMap::new();
     for disruption in open {
+        let (since, until) = budgets::day_span(disruption.declared_at);
+        let key = (disruption.airline_id.clone(), budgets::day_of(since));
+        let budget_alerts = match alerts_of.get(&key) {
+            Some(alerts) => alerts.clone(),
+            None => {
+                let alerts =
+                    budgets::alerts(&mut *conn, Some(&disruption.airline_id), since, until).await?;
+                alerts_of.insert(key, alerts.clone());
+                alerts
+            }
+        };
         let mut clients = Vec::new();
         let mut clients_total = 0;
         for flight in &disruption.flights {
@@ -102,6 +119,7 @@ pub async fn open_for(state: &AppState, agency: &Party) -> Result<Vec<AgencyDisr
             disruption: DisruptionView::of(&disruption),
             clients,
             clients_total,
+            budget_alerts,
         });
     }
     Ok(shown)

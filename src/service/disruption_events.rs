@@ -9,6 +9,7 @@
 //! signature, retries and circuit breaker). Each agency reads only its own clients,
 //! by pseudonymous id and record locator: never a name or a contact.
 
+use super::budgets;
 use super::disruptions::DisruptionView;
 use super::telling::{RelayedMessage, Told};
 use super::{AppState, Error};
@@ -131,6 +132,13 @@ async fn try_queue(
     }
     let audit_index = disruption.audit_index.unwrap_or_default();
     let now = state.clock.now();
+    // The airline's budgets past their alert level today: each agency is told with
+    // the event (no pretext harvesting goes unseen by those whose clients it reaches).
+    let alerts = {
+        let mut reader = state.store.reader().acquire().await?;
+        let (since, until) = budgets::day_span(now);
+        budgets::alerts(&mut reader, Some(&disruption.airline_id), since, until).await?
+    };
     let mut tx = state.store.begin().await?;
     let agencies: Vec<&str> = clients.keys().map(String::as_str).collect();
     let with = parties::with_webhooks(&mut tx, &agencies).await?;
@@ -145,6 +153,7 @@ async fn try_queue(
                 "type": change.event_type(),
                 "disruption": shown,
                 "clients": clients,
+                "budget_alerts": alerts,
             })
             .to_string(),
             attempts: 0,

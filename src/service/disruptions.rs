@@ -19,11 +19,14 @@ use crate::domain::party::{Party, PartyKind};
 use crate::domain::purpose::EventCategory;
 use crate::domain::template::TemplateEvent;
 use crate::domain::time::format_time;
+use crate::policy::Refusal;
+use crate::service::budgets;
 use crate::service::disruption_events::{self as events, Change as EventChange};
 use crate::service::input::{decode_cursor, encode_cursor, page_limit};
 use crate::service::telling::{self, Told};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
+use crate::store::budgets::Budget;
 use crate::store::disruptions::{self, Seen};
 use crate::store::to_millis;
 use serde::{Deserialize, Serialize};
@@ -122,7 +125,25 @@ pub async fn declare(
         closed_at: None,
         flights: body.flights,
     };
+    // The day's budget of disrupted flights, taken in the declaration's transaction.
+    let limit = budgets::disrupted_flights_limit(state, airline, now).await?;
+    let flights = disruption.flights.len() as i64;
     let mut tx = state.store.begin().await?;
+    let used = budgets::used_today(&mut tx, airline, Budget::DisruptedFlights, now).await?;
+    if used.saturating_add(flights) > limit {
+        let refusal = Refusal::DisruptionBudgetSpent;
+        let entry = entry(
+            state,
+            request_id,
+            airline,
+            &disruption,
+            Action::DisruptionDeclaration,
+            now,
+        )
+        .refused(refusal.reason());
+        let problem = budgets::spent(refusal, used, limit, now);
+        return Err(state.refuse(tx, entry, problem).await);
+    }
     if !disruptions::insert(&mut tx, &disruption).await? {
         let existing =
             disruptions::id_by_reference(&mut tx, &airline.id, &disruption.reference).await?;
@@ -145,7 +166,18 @@ pub async fn declare(
         Action::DisruptionDeclaration,
         now,
     );
+    let charged = budgets::take(
+        &mut tx,
+        state,
+        &airline.id,
+        Budget::DisruptedFlights,
+        flights,
+        limit,
+        now,
+    )
+    .await?;
     let index = state.commit_with_audit(tx, entry).await?;
+    budgets::raised(state, airline, Budget::DisruptedFlights, charged);
     let told = if tell {
         let event = TemplateEvent::Declared(disruption.category);
         Some(telling::tell(state, request_id, airline, &disruption, event).await?)

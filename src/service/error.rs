@@ -83,6 +83,8 @@ error_kinds! {
     DisruptionAlreadyDeclared => (409, "disruption-already-declared", "Your airline already declared a disruption with this reference"),
     DisruptionChanged => (409, "disruption-changed", "The disruption changed while this request was handled"),
     RateLimited => (429, "rate-limited", "Too many requests from your airline"),
+    DisruptionBudgetExceeded => (429, "disruption-budget-exceeded", "Your airline's disruptions today passed its daily budget"),
+    RevealBudgetExceeded => (429, "reveal-budget-exceeded", "Your airline's reveals today passed its daily budget"),
     CsrfRejected => (403, "csrf-rejected", "The form did not come from this site"),
     Internal => (500, "internal", "Internal error"),
     Unavailable => (503, "unavailable", "The service is not ready"),

@@ -40,6 +40,8 @@ pub fn refusal_problem(refusal: Refusal, policies: &[String]) -> Error {
         Refusal::DisruptionNotFound => (ErrorKind::DisruptionNotFound, "Tokens are granted only under a disruption your airline declared (POST /v1/disruptions); name its id in `disruption_id`."),
         Refusal::FlightNotInDisruption => (ErrorKind::FlightNotInDisruption, "The disruption named does not carry this flight; declare the flight, or name the disruption that carries it."),
         Refusal::DisruptionClosed => (ErrorKind::DisruptionClosed, "The disruption named is closed: no token is granted under it any more."),
+        Refusal::DisruptionBudgetSpent => (ErrorKind::DisruptionBudgetExceeded, "Your airline's disruptions declared today would cover more flights than its daily budget (policies/tunables.toml [budgets]); officers are alerted."),
+        Refusal::RevealBudgetSpent => (ErrorKind::RevealBudgetExceeded, "Your airline's reveals today would pass its daily budget (policies/tunables.toml [budgets]); relayed messages are not counted."),
     };
     let mut problem = Error::new(kind, detail).with_rule(rule_name(refusal, policies));
     problem = problem.with_extension("reason", serde_json::Value::from(refusal.reason()));

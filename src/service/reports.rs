@@ -7,6 +7,7 @@
 //! its releases, and the relay's deliveries and failures.
 
 use crate::domain::time::format_time;
+use crate::service::budgets::{self, BudgetAlert};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::reports;
@@ -170,6 +171,9 @@ pub struct Report {
     pub disruptions: Vec<DisruptionRow>,
     /// Relay deliveries and failures.
     pub relay: Vec<RelayRow>,
+    /// Airlines' daily budgets that passed their alert level in the period (see
+    /// `policies/tunables.toml` `[budgets]`), newest first.
+    pub budget_alerts: Vec<BudgetAlert>,
 }
 
 fn coverage_rows(rows: Vec<reports::Coverage>) -> Vec<CoverageRow> {
@@ -293,6 +297,7 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
         }
     })
     .collect();
+    let budget_alerts = budgets::alerts(&mut conn, None, period.since, period.until).await?;
     Ok(Report {
         since: format_time(period.since),
         until: format_time(period.until),
@@ -305,6 +310,7 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
         refusals,
         disruptions,
         relay,
+        budget_alerts,
     })
 }
 

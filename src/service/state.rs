@@ -47,6 +47,8 @@ pub struct Shared {
     pub verifications: Verifications,
     /// Token uses decided on a read, waiting to be taken by the writer together.
     pub use_batches: UseBatches,
+    /// The airlines' schedule counts their disruption budgets are a share of.
+    pub schedules: super::budgets::Schedules,
 }
 
 /// The application state, cheap to clone.
@@ -74,6 +76,7 @@ impl AppState {
             audit_health: AuditHealth::default(),
             verifications: Default::default(),
             use_batches: Default::default(),
+            schedules: Default::default(),
             store,
             keys,
             broker_key,

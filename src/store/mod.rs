@@ -18,6 +18,7 @@ pub mod agency_keys;
 pub mod api_keys;
 pub mod audit;
 pub mod bookings;
+pub mod budgets;
 mod checkpoint;
 pub mod consents;
 pub mod db;

@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod brokers;
 mod browser;
+mod budgets;
 mod bulk;
 mod cli;
 mod compliance;

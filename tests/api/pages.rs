@@ -32,14 +32,14 @@ on_both_engines!(
 );
 
 /// A browser, as far as these tests need one: cookies kept, redirects not followed.
-struct Visitor {
+pub(crate) struct Visitor {
     url: String,
     client: reqwest::Client,
     cookies: BTreeMap<String, String>,
 }
 
 impl Visitor {
-    fn new(app: &TestApp) -> Self {
+    pub(crate) fn new(app: &TestApp) -> Self {
         Self {
             url: app.url.clone(),
             client: reqwest::Client::builder()
@@ -70,7 +70,7 @@ impl Visitor {
             .join("; ")
     }
 
-    async fn get(&mut self, path: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, path: &str) -> reqwest::Response {
         let response = self
             .client
             .get(format!("{}{path}", self.url))
@@ -135,7 +135,7 @@ impl Visitor {
     }
 
     /// Signs in with a key; returns the answer to the form.
-    async fn sign_in(&mut self, key: &str) -> reqwest::Response {
+    pub(crate) async fn sign_in(&mut self, key: &str) -> reqwest::Response {
         let form = self.get("/sign-in").await;
         assert_eq!(form.status(), 200);
         let csrf = self.cookies.get("passerelle_sign_in").cloned().unwrap();

@@ -335,7 +335,7 @@ async fn a_template_is_checked_when_registered(engine: Engine) {
 }
 
 /// Registers a webhook for the agency of `key`; answers its secret.
-async fn webhook_of(app: &TestApp, key: &str, hook: &FakeHttp) -> String {
+pub(crate) async fn webhook_of(app: &TestApp, key: &str, hook: &FakeHttp) -> String {
     let registered = app
         .put("/v1/agency/webhook", key, &json!({"url": hook.url}))
         .await;
@@ -346,7 +346,7 @@ async fn webhook_of(app: &TestApp, key: &str, hook: &FakeHttp) -> String {
 
 /// The disruption events an agency's webhook received, each checked against its
 /// signature, in the order pushed.
-fn disruption_events(hook: &FakeHttp, secret: &str) -> Vec<Value> {
+pub(crate) fn disruption_events(hook: &FakeHttp, secret: &str) -> Vec<Value> {
     hook.received()
         .iter()
         .filter(|push| push.body.contains("\"disruption."))

@@ -15,6 +15,8 @@
 use super::*;
 use crate::audit::merkle::Frontier;
 use crate::service::audit_log::{append_with_pushes, Audited};
+use crate::service::budgets;
+use crate::store::budgets::{Budget, Charged};
 use std::collections::HashMap;
 
 /// Travellers decided on one thread at least; a smaller flight is decided where it is
@@ -82,6 +84,22 @@ pub(crate) async fn grant_flight(
         crate::store::direct::read_now!(&state.store, |db| release::on_flight(db, flight))?;
     let on_flight = travellers.len();
     let decided = decide_all(state, airline, travellers, &asked, &base, now).await?;
+    // The day's reveal budget, as the readers see it; the write takes what it grants.
+    let reveals = decided.reveals();
+    let used = crate::store::direct::read_now!(&state.store, |db| budgets::used_today(
+        db,
+        airline,
+        Budget::Reveals,
+        now
+    ))?;
+    let limit = budgets::reveals_limit(state);
+    if reveals > 0 && used.saturating_add(reveals) > limit {
+        let refusal = Refusal::RevealBudgetSpent;
+        let entry = base.refused(refusal.reason());
+        let tx = state.store.begin().await?;
+        let problem = budgets::spent(refusal, used, limit, now);
+        return Err(state.refuse(tx, entry, problem).await);
+    }
     let grant = GrantFlight {
         state: state.clone(),
         airline: airline.clone(),
@@ -93,6 +111,9 @@ pub(crate) async fn grant_flight(
     };
     let written = state.write_audited(grant).await?;
     let (decided, on_flight) = written.output;
+    if let Some(charged) = decided.reveals_charged {
+        budgets::raised(state, airline, Budget::Reveals, charged);
+    }
     let Decided {
         mut granted,
         languages,
@@ -220,6 +241,8 @@ struct Decided {
     entries: Vec<NewEntry>,
     /// For each entry, whether it is a grant.
     was_granted: Vec<bool>,
+    /// What the write took of the day's reveal budget.
+    reveals_charged: Option<Charged>,
 }
 
 impl Decided {
@@ -278,6 +301,14 @@ impl Decided {
         self.was_granted.extend(next.was_granted);
     }
 
+    /// The reveal tokens granted: what the day's reveal budget is charged.
+    fn reveals(&self) -> i64 {
+        self.records
+            .iter()
+            .filter(|r| r.delivery == Delivery::Reveal)
+            .count() as i64
+    }
+
     /// The records the tokens are granted under.
     fn granted_under(&self) -> Vec<&str> {
         self.records.iter().map(|r| r.consent_id.as_str()).collect()
@@ -323,6 +354,21 @@ impl GrantFlight {
             decided = Decided::of(&state, &airline, &travellers, &asked.ask(), &base, now);
         }
         tokens::insert_many(db, &decided.records).await?;
+        let reveals = decided.reveals();
+        if reveals > 0 {
+            let limit = budgets::reveals_limit(&state);
+            let charged = budgets::take(
+                db,
+                &state,
+                &airline.id,
+                Budget::Reveals,
+                reveals,
+                limit,
+                now,
+            )
+            .await?;
+            decided.reveals_charged = Some(charged);
+        }
         let entries = std::mem::take(&mut decided.entries);
         append_with_pushes(db, right_edge, (decided, on_flight), entries, now).await
     }

@@ -28,10 +28,12 @@ use crate::policy::facts::{
     AirlineFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
 use crate::policy::Refusal;
-use crate::service::ratelimit::Budget;
+use crate::service::budgets;
+use crate::service::ratelimit::Budget as RateBudget;
 use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
+use crate::store::budgets::Budget;
 use crate::store::consents;
 use crate::store::db::Db;
 use crate::store::disruptions::{self, Seen};
@@ -230,8 +232,30 @@ pub async fn request(
     let question = grant_question(state, airline, &ask, now);
     match decide_and_issue(state, &question, airline, &traveller, &ask, base, now) {
         (Ok((granted, record)), entry) => {
+            let charged = if record.delivery == Delivery::Reveal {
+                let limit = budgets::reveals_limit(state);
+                let used = budgets::used_today(&mut tx, airline, Budget::Reveals, now).await?;
+                if used >= limit {
+                    let refusal = Refusal::RevealBudgetSpent;
+                    // The token was issued on the decision, never stored: the
+                    // refusal names none.
+                    let mut entry = entry.refused(refusal.reason());
+                    entry.entry.token_id = None;
+                    let problem = budgets::spent(refusal, used, limit, now);
+                    return Err(state.refuse(tx, entry, problem).await);
+                }
+                let charged =
+                    budgets::take(&mut tx, state, &airline.id, Budget::Reveals, 1, limit, now)
+                        .await?;
+                Some(charged)
+            } else {
+                None
+            };
             tokens::insert_many(&mut tx, &[record]).await?;
             let index = state.commit_with_audit(tx, entry).await?;
+            if let Some(charged) = charged {
+                budgets::raised(state, airline, Budget::Reveals, charged);
+            }
             Ok(TokenGranted {
                 audit_index: index,
                 ..granted
@@ -273,13 +297,13 @@ async fn charge(state: &AppState, airline: &Party, travellers: i64) -> Result<()
     let limit = &state.settings.policies.tunables.rate_limit;
     state
         .limiter
-        .check(&airline.id, Budget::Asks, limit, Instant::now())?;
+        .check(&airline.id, RateBudget::Asks, limit, Instant::now())?;
     state
         .limiter
         .take(
             &state.store,
             &airline.id,
-            Budget::Asks,
+            RateBudget::Asks,
             travellers as f64,
             limit,
         )

@@ -316,6 +316,20 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
             }));
             out
         }
+        "budget-alerts" => {
+            let mut out = header(&["airline", "day", "budget", "used", "limit", "alerted_at"]);
+            out.extend(report.budget_alerts.iter().map(|a| {
+                vec![
+                    a.airline_id.clone(),
+                    a.day.clone(),
+                    a.budget.as_str().to_string(),
+                    a.used.to_string(),
+                    a.limit.to_string(),
+                    a.alerted_at.clone(),
+                ]
+            }));
+            out
+        }
         _ => return None,
     })
 }

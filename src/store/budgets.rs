@@ -1,0 +1,203 @@
+//! The airlines' daily budgets against pretext harvesting (`airline_budgets`): what
+//! each airline took today of the flights it may declare disrupted and of the reveals
+//! it may be granted, counted in the transaction that takes them, so that every
+//! broker on the database counts the same; and the schedule the first is a share of.
+
+use super::db::Db;
+use super::row::Columns;
+use super::{from_millis, to_millis, Conn, Param, StoreError};
+use time::OffsetDateTime;
+use tracing::instrument;
+
+/// Which daily budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Budget {
+    /// Flights put under the disruptions the airline declared.
+    DisruptedFlights,
+    /// Reveal tokens granted to the airline.
+    Reveals,
+}
+
+impl Budget {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::DisruptedFlights => "disrupted_flights",
+            Self::Reveals => "reveals",
+        }
+    }
+
+    fn parse(name: &str) -> Result<Self, StoreError> {
+        match name {
+            "disrupted_flights" => Ok(Self::DisruptedFlights),
+            "reveals" => Ok(Self::Reveals),
+            other => Err(StoreError::Corrupt(format!("unknown budget {other:?}"))),
+        }
+    }
+}
+
+/// What a charge did to a day's budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charged {
+    /// The use after the charge.
+    pub used: i64,
+    /// Whether this charge took the use past the alert level (once a day per budget).
+    pub alerted: bool,
+}
+
+/// A day's budget that passed its alert level.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// The airline.
+    pub airline_id: String,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// Which budget.
+    pub budget: Budget,
+    /// The use so far.
+    pub used: i64,
+    /// The budget as it stood at the last charge.
+    pub limit: i64,
+    /// When the use passed the alert level.
+    pub alerted_at: OffsetDateTime,
+}
+
+/// The airline's use of a budget on `day` (0 when it took none).
+#[instrument(skip_all)]
+pub async fn used(
+    db: &mut impl Db,
+    airline_id: &str,
+    day: &str,
+    budget: Budget,
+) -> Result<i64, StoreError> {
+    let mut used = 0;
+    db.for_each(
+        "SELECT used FROM airline_budgets WHERE airline_id = $1 AND day = $2 AND budget = $3",
+        vec![
+            Param::Text(airline_id.to_string()),
+            Param::Text(day.to_string()),
+            Param::Text(budget.as_str().to_string()),
+        ],
+        |row| {
+            used = row.value("used");
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(used)
+}
+
+/// Adds `amount` to the airline's use of a budget on `day`, recording `limit` as the
+/// budget; marks the day alerted when the use reaches `alert_level` for the first
+/// time. Runs in the caller's transaction: the charge stands or falls with the
+/// declaration or grant it pays for.
+#[instrument(skip_all)]
+#[allow(clippy::too_many_arguments)]
+pub async fn charge(
+    db: &mut impl Db,
+    airline_id: &str,
+    day: &str,
+    budget: Budget,
+    amount: i64,
+    limit: i64,
+    alert_level: i64,
+    now: OffsetDateTime,
+) -> Result<Charged, StoreError> {
+    // SQLite numbers `$n` parameters in the order they appear, so each statement
+    // names them in order.
+    let key = || {
+        [
+            Param::Text(airline_id.to_string()),
+            Param::Text(day.to_string()),
+            Param::Text(budget.as_str().to_string()),
+        ]
+    };
+    let mut params = Vec::from(key());
+    params.extend([Param::Int(amount), Param::Int(limit)]);
+    db.execute(
+        "INSERT INTO airline_budgets (airline_id, day, budget, used, budget_limit) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (airline_id, day, budget) DO UPDATE \
+         SET used = airline_budgets.used + excluded.used, budget_limit = excluded.budget_limit",
+        params,
+    )
+    .await?;
+    let mut params = vec![Param::Int(to_millis(now))];
+    params.extend(key());
+    params.push(Param::Int(alert_level));
+    let alerted = db
+        .execute(
+            "UPDATE airline_budgets SET alerted_at = $1 \
+             WHERE airline_id = $2 AND day = $3 AND budget = $4 \
+             AND alerted_at IS NULL AND used >= $5",
+            params,
+        )
+        .await?
+        == 1;
+    let used = used(db, airline_id, day, budget).await?;
+    Ok(Charged { used, alerted })
+}
+
+/// The budgets that passed their alert level from `since` to before `until` (newest
+/// first, at most `limit`), of one airline or of all.
+#[instrument(skip_all)]
+pub async fn alerts(
+    db: &mut impl Db,
+    airline_id: Option<&str>,
+    since: OffsetDateTime,
+    until: OffsetDateTime,
+    limit: i64,
+) -> Result<Vec<Alert>, StoreError> {
+    let mut params = vec![Param::Int(to_millis(since)), Param::Int(to_millis(until))];
+    let scope = match airline_id {
+        Some(id) => {
+            params.push(Param::Text(id.to_string()));
+            " AND airline_id = $3"
+        }
+        None => "",
+    };
+    params.push(Param::Int(limit));
+    let sql = format!(
+        "SELECT airline_id, day, budget, used, budget_limit, alerted_at FROM airline_budgets \
+         WHERE alerted_at IS NOT NULL AND alerted_at >= $1 AND alerted_at < $2{scope} \
+         ORDER BY alerted_at DESC, airline_id, budget LIMIT ${}",
+        params.len()
+    );
+    let mut found = Vec::new();
+    db.for_each(&sql, params, |row| {
+        let budget: String = row.value("budget");
+        found.push(Alert {
+            airline_id: row.value("airline_id"),
+            day: row.value("day"),
+            budget: Budget::parse(&budget)?,
+            used: row.value("used"),
+            limit: row.value("budget_limit"),
+            alerted_at: from_millis(row.value("alerted_at"))?,
+        });
+        Ok(())
+    })
+    .await?;
+    Ok(found)
+}
+
+/// The distinct flights of `carrier` departing from `from` to `to` (dates,
+/// `YYYY-MM-DD`, inclusive) that any booking in the broker holds: the airline's
+/// schedule as the broker knows it.
+#[instrument(skip_all)]
+pub async fn flights_operated(
+    conn: &mut Conn,
+    carrier: &str,
+    from: &str,
+    to: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT flight_number, departure_date FROM segments \
+         WHERE carrier = $1 AND departure_date >= $2 AND departure_date <= $3) AS flights",
+    )
+    .bind(carrier)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await?)
+}
