@@ -129,21 +129,6 @@ pub async fn declare(
     let limit = budgets::disrupted_flights_limit(state, airline, now).await?;
     let flights = disruption.flights.len() as i64;
     let mut tx = state.store.begin().await?;
-    let used = budgets::used_today(&mut tx, airline, Budget::DisruptedFlights, now).await?;
-    if used.saturating_add(flights) > limit {
-        let refusal = Refusal::DisruptionBudgetSpent;
-        let entry = entry(
-            state,
-            request_id,
-            airline,
-            &disruption,
-            Action::DisruptionDeclaration,
-            now,
-        )
-        .refused(refusal.reason());
-        let problem = budgets::spent(refusal, used, limit, now);
-        return Err(state.refuse(tx, entry, problem).await);
-    }
     if !disruptions::insert(&mut tx, &disruption).await? {
         let existing =
             disruptions::id_by_reference(&mut tx, &airline.id, &disruption.reference).await?;
@@ -166,6 +151,8 @@ pub async fn declare(
         Action::DisruptionDeclaration,
         now,
     );
+    // Charged, then checked: the charge holds the day's row until this transaction
+    // ends, so declarations at several brokers at once are counted one after another.
     let charged = budgets::take(
         &mut tx,
         state,
@@ -176,6 +163,15 @@ pub async fn declare(
         now,
     )
     .await?;
+    if charged.used > limit {
+        tx.rollback().await.ok();
+        let refusal = Refusal::DisruptionBudgetSpent;
+        let problem = budgets::spent(refusal, charged.used - flights, limit, now);
+        let tx = state.store.begin().await?;
+        return Err(state
+            .refuse(tx, entry.refused(refusal.reason()), problem)
+            .await);
+    }
     let index = state.commit_with_audit(tx, entry).await?;
     budgets::raised(state, airline, Budget::DisruptedFlights, charged);
     let told = if tell {

@@ -15,6 +15,7 @@ use std::sync::Arc;
 crate::on_both_engines_with_engine!(
     an_airline_declaring_beyond_its_days_budget_is_refused_and_officers_and_agencies_are_alerted,
     a_grant_beyond_the_days_reveal_budget_is_refused_whole,
+    brokers_on_one_database_count_one_budget,
 );
 
 /// The shipped policies with a small schedule's budgets: two disrupted flights a day
@@ -200,4 +201,47 @@ async fn a_grant_beyond_the_days_reveal_budget_is_refused_whole(engine: Engine) 
             .any(|a| a["budget"] == "reveals" && a["used"] == 2 && a["limit"] == 2),
         "{alerts:?}"
     );
+}
+
+/// A declaration of flight `number` as AF, at the broker at `url`.
+async fn declare_at(app: &TestApp, url: &str, number: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{url}/v1/disruptions"))
+        .bearer_auth(&app.airline.api_key)
+        .json(&json!({
+            "flights": [af(number)],
+            "category": "cancellation",
+            "reference": format!("IRR-{number}"),
+            "occurred_at": "2026-11-24T09:00:00Z",
+            "tell": false
+        }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn brokers_on_one_database_count_one_budget(engine: Engine) {
+    let settings = Settings {
+        policies: Arc::new(tight(1000)),
+        ..crate::helpers::test_settings()
+    };
+    let Some(app) = TestApp::with(engine, settings).await else {
+        return;
+    };
+    let (second, _) = app.another_broker().await;
+    // Three declarations at once, at two brokers, against a budget of two flights.
+    let (a, b, c) = tokio::join!(
+        declare_at(&app, &app.url, "1234"),
+        declare_at(&app, &second, "1240"),
+        declare_at(&app, &second, "1250"),
+    );
+    let mut statuses = [
+        a.status().as_u16(),
+        b.status().as_u16(),
+        c.status().as_u16(),
+    ];
+    statuses.sort();
+    assert_eq!(statuses, [201, 201, 429], "exactly the budget is declared");
+    let listed = app.get_json("/v1/disruptions", &app.airline.api_key).await;
+    assert_eq!(listed["disruptions"].as_array().unwrap().len(), 2);
 }

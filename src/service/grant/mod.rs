@@ -233,20 +233,22 @@ pub async fn request(
     match decide_and_issue(state, &question, airline, &traveller, &ask, base, now) {
         (Ok((granted, record)), entry) => {
             let charged = if record.delivery == Delivery::Reveal {
+                // Charged, then checked, as a declaration is (`service::disruptions`).
                 let limit = budgets::reveals_limit(state);
-                let used = budgets::used_today(&mut tx, airline, Budget::Reveals, now).await?;
-                if used >= limit {
+                let charged =
+                    budgets::take(&mut tx, state, &airline.id, Budget::Reveals, 1, limit, now)
+                        .await?;
+                if charged.used > limit {
+                    tx.rollback().await.ok();
                     let refusal = Refusal::RevealBudgetSpent;
                     // The token was issued on the decision, never stored: the
                     // refusal names none.
                     let mut entry = entry.refused(refusal.reason());
                     entry.entry.token_id = None;
-                    let problem = budgets::spent(refusal, used, limit, now);
+                    let problem = budgets::spent(refusal, charged.used - 1, limit, now);
+                    let tx = state.store.begin().await?;
                     return Err(state.refuse(tx, entry, problem).await);
                 }
-                let charged =
-                    budgets::take(&mut tx, state, &airline.id, Budget::Reveals, 1, limit, now)
-                        .await?;
                 Some(charged)
             } else {
                 None
