@@ -5,16 +5,21 @@
 //! of several airlines; consents given, refused, withdrawn and expired; a quarter of
 //! the agencies relay-only; one flight of 400), starts the release binary on loopback
 //! with the shipped policies and tunables, times grants of the large flight one at a
-//! time, then cancels a tenth of the flights: the airlines ask for each flight's
-//! tokens and wrk, an outside load generator, redeems or relays each token once.
-//! `/healthz` is then driven by the same wrk client for as long, the ceiling releases
-//! are held to. On another tenth of the flights, releases are sent at a fixed rate
+//! time and declarations of its cancellation, each telling all 400, then cancels a
+//! tenth of the flights: the airlines declare each flight's disruption at once, each
+//! declaration telling its travellers (the broker relays the airline's template to the
+//! relay half, the airline gets the others' tokens), and wrk, an outside load
+//! generator, redeems each token once while the broker relays. `/healthz` is then
+//! driven by the same wrk client for as long, the ceiling releases are held to. On
+//! another tenth of the flights, declared delayed, releases are sent at a fixed rate
 //! (open loop) to read the latency at that rate, timed from when each was due.
 //!
 //! It prints, each beside its target and measured in the same run: consents ingested
 //! per second beside their crypto floor (a verification and a countersignature each,
 //! on every core); releases
-//! per second beside `/healthz`; the large flight's grant time; the paced p99;
+//! per second beside `/healthz`; the large flight's grant and declaration times; the
+//! time from each declaration to its last message accepted by the gateway, for the
+//! large flight and across the storm; the paced p99;
 //! `audit verify`'s entries per second and inclusion proofs' latency; the broker's
 //! memory before and after; and, with `--postgres-url`, PostgreSQL beside SQLite.
 //!
@@ -115,7 +120,12 @@ fn population(args: &Args, date: &str) -> Vec<Traveller> {
                 _ => 0,
             };
             let segment = json!({"carrier": AIRLINES[flight % args.airlines], "flight_number": format!("{}", 100 + flight / args.airlines), "date": date});
-            traveller(i, &format!("D{booking:06}"), segment, booking % args.agencies, state)
+            // The agency, decorrelated from the flight too: with `booking % agencies`
+            // a flight's bookings all fell to the agencies of its own residue, and the
+            // storm's flights never carried a relay-only agency's clients.
+            let agency = ((booking as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize
+                % args.agencies;
+            traveller(i, &format!("D{booking:06}"), segment, agency, state)
         })
         .collect();
     // The large flight: every traveller consents, half booked through the first agency
@@ -607,6 +617,8 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         t.await.unwrap();
     }
 
+    // Every airline's templates, for the broker to tell the relay half of each flight.
+    register_templates(&client, &broker.url, &airline_keys).await;
     // One flight of 400 travellers, granted on an idle broker, one grant at a time.
     let large_grants = large_flight_grants(&client, &broker.url, &airline_keys[0], &date).await;
     // Then its cancellation declared, each time telling every traveller at once.
@@ -624,6 +636,18 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     let storm_started = Instant::now();
     let outcome = storm(args, &target, |f| f % 10 == 0, "cancellation", None).await;
     let storm_seconds = storm_started.elapsed().as_secs_f64();
+    // Every storm traveller of the relay half told: from each declaration to its last
+    // message accepted by the gateway.
+    let storm_told = &outcome.told;
+    let storm_to_tell = time_to_tell(
+        &client,
+        &broker.url,
+        &officer_key,
+        &storm_told.since,
+        &storm_told.ids,
+        storm_told.messages,
+    )
+    .await;
     let audit_after = audit_size(&store).await;
     let appended = (audit_after - audit_before) as f64;
 
@@ -688,16 +712,21 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         seconds(&told.to_last_message)
     );
     println!(
-        "storm: flights cancelled          {} ({} flight token requests, {travellers_per_flight:.0} tokens each on average)",
+        "storm: flights cancelled          {} (each declared, telling its travellers: {travellers_per_flight:.0} tokens each on average, {} messages queued in all, {} flights not granted)",
         outcome.flights,
-        outcome.requests.len()
+        storm_told.messages,
+        storm_told.flights_failed
     );
     println!(
-        "  flight token requests           {} (under the storm's load)",
+        "  declarations, all at once       {} (under the storm's load)",
         percentiles(outcome.requests.clone())
     );
     println!(
-        "  releases and relays (wrk, {} threads, {} connections): {} answered 2xx, {} not, in {:.2} s: {:.0} /s; p50 {:.2} ms, p99 {:.2} ms",
+        "  declaration to last message accepted by the gateway: {}",
+        seconds(&storm_to_tell)
+    );
+    println!(
+        "  releases of the tokens (wrk, {} threads, {} connections): {} answered 2xx, {} not, in {:.2} s: {:.0} /s; p50 {:.2} ms, p99 {:.2} ms",
         wrk::THREADS,
         wrk::CONNECTIONS,
         once.ok,
@@ -839,27 +868,6 @@ async fn told_declarations(
     officer_key: &str,
     date: &str,
 ) -> Told {
-    for (language, sms) in [
-        (
-            "en",
-            "Flight {flight} on {date} is cancelled. Ref {reference}.",
-        ),
-        ("fr", "Vol {flight} du {date} annulé. Réf. {reference}."),
-    ] {
-        let r = client
-            .put(format!(
-                "{url}/v1/airline/templates/cancellation/{language}"
-            ))
-            .bearer_auth(key)
-            .json(&json!({ "sms": sms }))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "the {language} template is registered"
-        );
-    }
     let flight =
         json!({"carrier": AIRLINES[0], "flight_number": LARGE_FLIGHT_NUMBER, "date": date});
     let mut told = Told {
@@ -898,9 +906,73 @@ async fn told_declarations(
         assert!(told.messages > 0, "the relay half is written to: {counts}");
         ids.push(declared["id"].as_str().unwrap().to_string());
     }
-    // The relay worker drains the outbox; the report says when each was told.
+    told.to_last_message = time_to_tell(
+        client,
+        url,
+        officer_key,
+        &since,
+        &ids,
+        told.messages * ids.len() as u64,
+    )
+    .await;
+    told
+}
+
+/// Every airline's SMS templates of the categories the bench declares, in English and
+/// French: what the broker relays to the relay half of each flight.
+async fn register_templates(client: &reqwest::Client, url: &str, airline_keys: &[String]) {
+    for key in airline_keys {
+        for (category, language, sms) in [
+            (
+                "cancellation",
+                "en",
+                "Flight {flight} on {date} is cancelled. Ref {reference}.",
+            ),
+            (
+                "cancellation",
+                "fr",
+                "Vol {flight} du {date} annulé. Réf. {reference}.",
+            ),
+            (
+                "delay",
+                "en",
+                "Flight {flight} on {date} is delayed. Ref {reference}.",
+            ),
+            (
+                "delay",
+                "fr",
+                "Vol {flight} du {date} retardé. Réf. {reference}.",
+            ),
+        ] {
+            let r = client
+                .put(format!("{url}/v1/airline/templates/{category}/{language}"))
+                .bearer_auth(key)
+                .json(&json!({ "sms": sms }))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().is_success(),
+                "the {category} template in {language} is registered"
+            );
+        }
+    }
+}
+
+/// Waits until the gateway accepted every message the declarations `ids` queued
+/// (`messages` in all) and answers, for each, the seconds from its declaration to its
+/// last message accepted, as the officer's report shows them.
+async fn time_to_tell(
+    client: &reqwest::Client,
+    url: &str,
+    officer_key: &str,
+    since: &str,
+    ids: &[String],
+    messages: u64,
+) -> Vec<f64> {
     let report_url = format!("{url}/v1/audit/reports?since={since}");
-    for _ in 0..600 {
+    let mut seen = (0, 0);
+    for _ in 0..1200 {
         let report: Value = client
             .get(&report_url)
             .bearer_auth(officer_key)
@@ -919,22 +991,24 @@ async fn told_declarations(
             .filter(|row| ids.iter().any(|id| row["event_reference"] == id.as_str()))
             .filter_map(|row| row["seconds_to_last_message"].as_f64())
             .collect();
-        if last.len() == ids.len() && all_sent(&report, &ids, told.messages) {
-            told.to_last_message = last;
-            break;
+        seen = (last.len(), delivered(&report));
+        if last.len() == ids.len() && seen.1 >= messages {
+            return last;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(
-        !told.to_last_message.is_empty(),
-        "every declaration's messages were accepted by the gateway within a minute"
+    panic!(
+        "the gateway did not accept every declaration's messages within two minutes: \
+         {} of {} declarations with a last message, {} of {messages} messages",
+        seen.0,
+        ids.len(),
+        seen.1
     );
-    told
 }
 
-/// Whether the report counts every message of the declarations `ids` delivered.
-fn all_sent(report: &Value, ids: &[String], messages_each: u64) -> bool {
-    let delivered: u64 = report["relay"]
+/// The messages the report counts delivered (accepted by the gateway).
+fn delivered(report: &Value) -> u64 {
+    report["relay"]
         .as_array()
         .map(|rows| {
             rows.iter()
@@ -942,8 +1016,7 @@ fn all_sent(report: &Value, ids: &[String], messages_each: u64) -> bool {
                 .filter_map(|r| r["count"].as_u64())
                 .sum()
         })
-        .unwrap_or_default();
-    delivered >= messages_each * ids.len() as u64
+        .unwrap_or_default()
 }
 
 /// Seconds, as median and maximum.
@@ -1107,15 +1180,30 @@ struct Storm {
     failed: BTreeMap<String, usize>,
     /// The releases sent by wrk, when not paced.
     once: Option<wrk::Once>,
+    /// What the declarations told.
+    told: Telling,
+}
+
+/// The declarations of a phase: which, and the messages they queued.
+struct Telling {
+    /// When the phase began, for the officer's report.
+    since: String,
+    /// The declarations that queued messages.
+    ids: Vec<String>,
+    messages: u64,
+    /// Flights a declaration could not grant (a rate limit), so told nobody.
+    flights_failed: u64,
 }
 
 /// Most paced releases in flight: beyond it a release waits in the client, its latency
 /// still counted from when it was due (more would only run out of sockets).
 const PACED_IN_FLIGHT: usize = 1_024;
 
-/// The airlines ask for each chosen flight's tokens, then redeem (or relay) every
-/// token: as fast as `concurrency` allows, or at `rate` per second (latency measured
-/// from when each release was due, so a late broker is not flattered).
+/// The airlines declare each chosen flight's disruption, each declaration telling
+/// every traveller at once (the broker relays the airline's template to the relay
+/// half and answers the reveal half's tokens), then redeem every token: as fast as
+/// wrk sends them, or at `rate` per second (latency measured from when each release
+/// was due, so a late broker is not flattered).
 async fn storm(
     args: &Args,
     broker: &Target<'_>,
@@ -1132,25 +1220,18 @@ async fn storm(
     let date = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
         .date()
         .to_string();
+    let since = passerelle::domain::time::format_time(time::OffsetDateTime::now_utc());
     let flights: Vec<usize> = (0..args.flights).filter(|f| chosen(*f)).collect();
     let slots = Arc::new(Semaphore::new(args.concurrency));
     let mut asks = Vec::new();
     for &f in &flights {
         let airline = f % args.airlines;
         let flight = json!({"carrier": AIRLINES[airline], "flight_number": format!("{}", 100 + f / args.airlines), "date": date});
-        let disruption = declare(
-            client,
-            url,
-            &airline_keys[airline],
-            &flight,
-            event,
-            &format!("ASH-{event}-{f}"),
-        )
-        .await;
         let body = json!({
-            "flight": flight,
-            "purpose": event,
-            "disruption_id": disruption
+            "flights": [flight],
+            "category": event,
+            "reference": format!("ASH-{event}-{f}"),
+            "occurred_at": passerelle::domain::time::format_time(time::OffsetDateTime::now_utc()),
         });
         let (client, url, key, slots) = (
             client.clone(),
@@ -1161,53 +1242,65 @@ async fn storm(
         asks.push(tokio::spawn(async move {
             let _slot = slots.acquire().await.unwrap();
             let sent = Instant::now();
-            let grant: Value = client
-                .post(format!("{url}/v1/flights/release-tokens"))
+            let response = client
+                .post(format!("{url}/v1/disruptions"))
                 .bearer_auth(&key)
                 .json(&body)
                 .send()
                 .await
-                .unwrap()
-                .json()
-                .await
                 .unwrap();
+            let status = response.status();
+            let declared: Value = response.json().await.unwrap();
             let took = sent.elapsed().as_secs_f64() * 1000.0;
-            let granted: Vec<(String, String, String)> = grant["granted"]
+            assert!(
+                status.is_success(),
+                "the disruption is declared: {declared}"
+            );
+            let told = &declared["told"];
+            let granted: Vec<(String, String)> = told["flights"]
                 .as_array()
-                .map(|g| {
-                    g.iter()
-                        .map(|t| {
-                            (
-                                t["token"].as_str().unwrap().to_string(),
-                                t["delivery"].as_str().unwrap_or("reveal").to_string(),
-                                key.clone(),
-                            )
-                        })
-                        .collect()
-                })
+                .into_iter()
+                .flatten()
+                .flat_map(|flight| flight["granted"].as_array().cloned().unwrap_or_default())
+                .map(|t| (t["token"].as_str().unwrap().to_string(), key.clone()))
+                .collect();
+            let messages = told["counts"]["messages"].as_u64().unwrap_or_default();
+            let failed = told["counts"]["flights_failed"]
+                .as_u64()
                 .unwrap_or_default();
-            (took, granted)
+            let id = declared["id"].as_str().unwrap().to_string();
+            (took, granted, messages, failed, id)
         }));
     }
     let mut requests = Vec::new();
     let mut tokens = Vec::new();
+    let mut told = Telling {
+        since,
+        ids: Vec::new(),
+        messages: 0,
+        flights_failed: 0,
+    };
     for a in asks {
-        let (took, granted) = a.await.unwrap();
+        let (took, granted, messages, failed, id) = a.await.unwrap();
         requests.push(took);
         tokens.extend(granted);
+        told.messages += messages;
+        told.flights_failed += failed;
+        // A flight with no relay traveller sends nothing: no time to tell.
+        if messages > 0 {
+            told.ids.push(id);
+        }
     }
     if rate.is_none() {
         // As fast as the broker answers, from wrk's own process: each token used once.
         let uses: Vec<(String, String, String)> = tokens
             .into_iter()
-            .map(|(token, delivery, key)| {
-                if delivery == "relay" {
-                    let body = json!({"token": token, "channel": "sms", "category": event,
-                        "text": "Your flight is affected by the ash cloud; see the airline's app."});
-                    ("/v1/messages".to_string(), key, body.to_string())
-                } else {
-                    ("/v1/releases".to_string(), key, json!({"token": token}).to_string())
-                }
+            .map(|(token, key)| {
+                (
+                    "/v1/releases".to_string(),
+                    key,
+                    json!({"token": token}).to_string(),
+                )
             })
             .collect();
         let (url, dir) = (url.to_string(), dir.to_path_buf());
@@ -1225,20 +1318,20 @@ async fn storm(
             achieved: once.rate(),
             failed,
             once: Some(once),
+            told,
         };
     }
     let started = Instant::now();
     let mut releases = Vec::new();
     let mut tasks = Vec::new();
     let paced_slots = Arc::new(Semaphore::new(PACED_IN_FLIGHT));
-    for (n, (token, delivery, key)) in tokens.into_iter().enumerate() {
+    for (n, (token, key)) in tokens.into_iter().enumerate() {
         let due = rate.map(|r| started + Duration::from_secs_f64(n as f64 / r as f64));
         let (client, url) = (client.clone(), url.to_string());
         let slots = match due {
             Some(_) => paced_slots.clone(),
             None => slots.clone(),
         };
-        let event = event.to_string();
         tasks.push(tokio::spawn(async move {
             let (sent, _slot) = match due {
                 Some(due) => {
@@ -1250,13 +1343,12 @@ async fn storm(
                     (Instant::now(), slot)
                 }
             };
-            let response = if delivery == "relay" {
-                client.post(format!("{url}/v1/messages")).bearer_auth(&key)
-                    .json(&json!({"token": token, "channel": "sms", "category": event, "text": "Your flight is affected by the ash cloud; see the airline's app."}))
-                    .send().await
-            } else {
-                client.post(format!("{url}/v1/releases")).bearer_auth(&key).json(&json!({"token": token})).send().await
-            };
+            let response = client
+                .post(format!("{url}/v1/releases"))
+                .bearer_auth(&key)
+                .json(&json!({"token": token}))
+                .send()
+                .await;
             let outcome = match response {
                 Ok(r) if r.status().is_success() => Ok(()),
                 Ok(r) => Err(r.status().as_u16().to_string()),
@@ -1281,5 +1373,6 @@ async fn storm(
         achieved,
         failed,
         once: None,
+        told,
     }
 }

@@ -7,13 +7,15 @@ use crate::crypto::secret;
 use crate::domain::delivery::Delivery;
 use crate::domain::party::Party;
 use crate::domain::party::PartyKind;
+use crate::domain::time::format_time;
 use crate::service::audit_entries::party_id;
 use crate::service::input::page_limit;
 use crate::service::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::audit::{self, EntryFilter};
-use crate::store::parties;
+use crate::store::disruptions::{self, Seen};
+use crate::store::{from_millis, parties, reports, to_millis};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -248,6 +250,72 @@ pub struct ReceiptPage {
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_after: Option<i64>,
+    /// When the receipts are those of one disruption (`event_reference`): how long
+    /// the agency's clients waited to be told.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_to_tell: Option<TimeToTell>,
+}
+
+/// How long an agency's clients waited to be told of a disruption, from its
+/// declaration: what an airline must show under Regulation 261/2004 (art. 5 and 14),
+/// seen from the agency's side.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct TimeToTell {
+    /// The disruption.
+    pub disruption_id: String,
+    /// When the airline declared it.
+    pub declared_at: String,
+    /// The first message to one of the agency's clients a gateway accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_message_delivered_at: Option<String>,
+    /// The last one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message_delivered_at: Option<String>,
+    /// The last of the agency's clients' contacts the airline had revealed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_redeemed_at: Option<String>,
+    /// From the declaration to the first message accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_to_first_message: Option<f64>,
+    /// From the declaration to the last message accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_to_last_message: Option<f64>,
+    /// From the declaration to the last contact revealed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds_to_last_redemption: Option<f64>,
+    /// Messages to the agency's clients accepted by a gateway.
+    pub messages_delivered: i64,
+    /// The agency's clients' contacts revealed to the airline.
+    pub contacts_revealed: i64,
+}
+
+/// The time to tell the agency's clients of the disruption `id`, if it is one the
+/// agency may see.
+async fn time_to_tell(
+    conn: &mut crate::store::Conn,
+    agency: &Party,
+    id: &str,
+) -> Result<Option<TimeToTell>, Error> {
+    let Some(disruption) = disruptions::by_id(&mut *conn, Seen::Agency(&agency.id), id).await?
+    else {
+        return Ok(None);
+    };
+    let declared = to_millis(disruption.declared_at);
+    let told = reports::clients_told(conn, &agency.id, id, declared).await?;
+    let at = |ms: Option<i64>| ms.and_then(|ms| from_millis(ms).ok()).map(format_time);
+    let after = |ms: Option<i64>| ms.map(|ms| (ms - declared) as f64 / 1000.0);
+    Ok(Some(TimeToTell {
+        disruption_id: disruption.id.clone(),
+        declared_at: format_time(disruption.declared_at),
+        first_message_delivered_at: at(told.first_delivered),
+        last_message_delivered_at: at(told.last_delivered),
+        last_redeemed_at: at(told.last_redeemed),
+        seconds_to_first_message: after(told.first_delivered),
+        seconds_to_last_message: after(told.last_delivered),
+        seconds_to_last_redemption: after(told.last_redeemed),
+        messages_delivered: told.delivered,
+        contacts_revealed: told.redeemed,
+    }))
 }
 
 /// Every use of the agency's clients' data, filtered and paginated.
@@ -270,6 +338,7 @@ pub async fn receipts(
         return Ok(ReceiptPage {
             receipts: Vec::new(),
             next_after: None,
+            time_to_tell: None,
         });
     };
     let actions = match query.kind {
@@ -304,8 +373,15 @@ pub async fn receipts(
     } else {
         None
     };
+    let time_to_tell = match query.event_reference.as_deref() {
+        Some(id) if id.starts_with(crate::domain::disruption::ID_PREFIX) => {
+            time_to_tell(&mut conn, agency, id).await?
+        }
+        _ => None,
+    };
     Ok(ReceiptPage {
         receipts,
         next_after,
+        time_to_tell,
     })
 }

@@ -115,27 +115,39 @@ pub async fn charge(
     };
     let mut params = Vec::from(key());
     params.extend([Param::Int(amount), Param::Int(limit)]);
-    db.execute(
+    let mut charged = None;
+    db.for_each(
         "INSERT INTO airline_budgets (airline_id, day, budget, used, budget_limit) \
          VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (airline_id, day, budget) DO UPDATE \
-         SET used = airline_budgets.used + excluded.used, budget_limit = excluded.budget_limit",
+         SET used = airline_budgets.used + excluded.used, budget_limit = excluded.budget_limit \
+         RETURNING used, alerted_at",
         params,
+        |row| {
+            charged = Some((
+                row.value::<i64>("used"),
+                row.value::<Option<i64>>("alerted_at"),
+            ));
+            Ok(())
+        },
     )
     .await?;
-    let mut params = vec![Param::Int(to_millis(now))];
-    params.extend(key());
-    params.push(Param::Int(alert_level));
-    let alerted = db
-        .execute(
-            "UPDATE airline_budgets SET alerted_at = $1 \
-             WHERE airline_id = $2 AND day = $3 AND budget = $4 \
-             AND alerted_at IS NULL AND used >= $5",
-            params,
-        )
-        .await?
-        == 1;
-    let used = used(db, airline_id, day, budget).await?;
+    let (used, alerted_at) =
+        charged.ok_or_else(|| StoreError::Corrupt("a budget's charge returned no row".into()))?;
+    // The alert is marked once: by the charge that reaches its level first.
+    let alerted = alerted_at.is_none()
+        && used >= alert_level
+        && db
+            .execute(
+                "UPDATE airline_budgets SET alerted_at = $1 \
+                 WHERE airline_id = $2 AND day = $3 AND budget = $4 AND alerted_at IS NULL",
+                [Param::Int(to_millis(now))]
+                    .into_iter()
+                    .chain(key())
+                    .collect(),
+            )
+            .await?
+            == 1;
     Ok(Charged { used, alerted })
 }
 

@@ -188,6 +188,55 @@ pub async fn disruptions(conn: &mut Conn, period: Period) -> Result<Vec<Disrupti
         .collect())
 }
 
+/// When one agency's clients were told of a disruption: its messages accepted by a
+/// gateway and its contacts revealed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientsTold {
+    /// First message a gateway accepted (Unix ms).
+    pub first_delivered: Option<i64>,
+    /// Last one (Unix ms).
+    pub last_delivered: Option<i64>,
+    /// Last contact revealed (Unix ms).
+    pub last_redeemed: Option<i64>,
+    /// Messages accepted.
+    pub delivered: i64,
+    /// Contacts revealed.
+    pub redeemed: i64,
+}
+
+/// How the agency's clients were told of the disruption `event_reference`, from the
+/// entries at or after `since` (its declaration).
+pub async fn clients_told(
+    conn: &mut Conn,
+    agency_id: &str,
+    event_reference: &str,
+    since: i64,
+) -> Result<ClientsTold, StoreError> {
+    let delivered = "action = 'message_delivery' AND outcome = 'delivered'";
+    let redeemed = "action = 'token_redemption' AND outcome = 'released'";
+    let sql = format!(
+        "SELECT MIN(CASE WHEN {delivered} THEN at END) AS first_delivered, \
+         MAX(CASE WHEN {delivered} THEN at END) AS last_delivered, \
+         MAX(CASE WHEN {redeemed} THEN at END) AS last_redeemed, \
+         SUM(CASE WHEN {delivered} THEN 1 ELSE 0 END) AS delivered, \
+         SUM(CASE WHEN {redeemed} THEN 1 ELSE 0 END) AS redeemed \
+         FROM audit_entries WHERE agency_id = $1 AND event_reference = $2 AND at >= $3"
+    );
+    let row = sqlx::query(&sql)
+        .bind(agency_id)
+        .bind(event_reference)
+        .bind(since)
+        .fetch_one(conn)
+        .await?;
+    Ok(ClientsTold {
+        first_delivered: row.get("first_delivered"),
+        last_delivered: row.get("last_delivered"),
+        last_redeemed: row.get("last_redeemed"),
+        delivered: row.get::<Option<i64>, _>("delivered").unwrap_or(0),
+        redeemed: row.get::<Option<i64>, _>("redeemed").unwrap_or(0),
+    })
+}
+
 /// Releases (contacts revealed and messages accepted) per UTC day and event category.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DailyReleases {

@@ -10,7 +10,7 @@ use super::session::AgencySession;
 use super::{ok, problem_page, search_refused, Frame, Search};
 use crate::domain::scope::ConsentState;
 use crate::service;
-use crate::service::agency::{ReceiptPage, ReceiptQuery};
+use crate::service::agency::{ReceiptPage, ReceiptQuery, TimeToTell};
 use crate::service::agency_disruptions::AgencyDisruption;
 use crate::service::records::{self, ListQuery, RecordPage, RecordView};
 use crate::service::uses::UseReceipt;
@@ -164,6 +164,7 @@ pub struct ReceiptsPage {
     receipts: Vec<UseReceipt>,
     next: Option<String>,
     first: Option<String>,
+    time_to_tell: Option<TimeToTell>,
 }
 
 impl ReceiptsPage {
@@ -187,6 +188,7 @@ impl ReceiptsPage {
             receipts: Vec::new(),
             next: None,
             first: None,
+            time_to_tell: None,
         }
     }
 }
@@ -209,8 +211,10 @@ pub async fn receipts(
         Ok(ReceiptPage {
             receipts,
             next_after,
+            time_to_tell,
         }) => {
             page.receipts = receipts;
+            page.time_to_tell = time_to_tell;
             (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
         }

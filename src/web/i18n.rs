@@ -157,6 +157,7 @@ texts! {
     to_last_message => ("Last message accepted (s)", "Dernier message accepté (s)"),
     to_last_redemption => ("Last contact revealed (s)", "Dernier contact révélé (s)"),
     download_csv => ("Download this table as CSV", "Télécharger ce tableau en CSV"),
+    time_to_tell => ("Time to tell your clients, from the declaration", "Délai pour prévenir vos clients, depuis la déclaration"),
     budget_alerts => ("Budget alerts: airlines past the alert level of a daily budget", "Alertes de budget : compagnies au-delà du seuil d'alerte d'un budget journalier"),
     budget_alerts_explained => ("A disruption is how an airline gets contacts: each day it may declare only a share of its schedule disrupted and have only so many contacts revealed (policies/tunables.toml). Past the alert level, look at what it declared.", "Une perturbation est ce qui donne des contacts à une compagnie : chaque jour, elle ne peut déclarer perturbée qu'une part de son programme et ne se faire révéler qu'un nombre limité de contacts (policies/tunables.toml). Au-delà du seuil d'alerte, examinez ce qu'elle a déclaré."),
     no_budget_alerts => ("No airline passed an alert level in this period.", "Aucune compagnie n'a dépassé de seuil d'alerte sur la période."),

@@ -431,6 +431,10 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
         .await;
     let under = browser.text("#receipts tbody").await;
     assert!(under.contains("token_redemption"), "{under}");
+    // Above them, how long its clients waited to be told: one contact revealed.
+    let waited = browser.text("#time-to-tell").await;
+    assert!(waited.contains("(1)"), "{waited}");
+    browser.screenshot("5-time-to-tell").await;
     browser.close().await;
 }
 

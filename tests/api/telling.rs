@@ -206,6 +206,27 @@ async fn a_declared_cancellation_tells_every_traveller_as_their_agency_chose(eng
         timing["seconds_to_last_redemption"], 0.0,
         "Marie's, at once"
     );
+
+    // Each agency reads the time to tell its own clients with the disruption's
+    // receipts: the relaying one its three messages, the revealing one Marie's contact.
+    let id = declared["id"].as_str().unwrap();
+    let receipts = format!("/v1/receipts?event_reference={id}");
+    let relaying = app
+        .get_json(&receipts, &app.other_agency.party.api_key)
+        .await;
+    let theirs = &relaying["time_to_tell"];
+    assert_eq!(theirs["disruption_id"], id, "{relaying}");
+    assert_eq!(theirs["declared_at"], declared["declared_at"]);
+    assert_eq!(theirs["seconds_to_first_message"], 4.0);
+    assert_eq!(theirs["seconds_to_last_message"], 4.0);
+    assert_eq!(theirs["messages_delivered"], 3);
+    assert_eq!(theirs["contacts_revealed"], 0);
+    let revealing = app.get_json(&receipts, &app.agency.party.api_key).await;
+    let ours = &revealing["time_to_tell"];
+    assert_eq!(ours["contacts_revealed"], 1, "{revealing}");
+    assert_eq!(ours["seconds_to_last_redemption"], 0.0);
+    assert_eq!(ours["messages_delivered"], 0);
+    assert!(ours.get("seconds_to_last_message").is_none());
 }
 
 async fn an_update_relays_the_update_template(engine: Engine) {
