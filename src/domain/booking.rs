@@ -47,6 +47,26 @@ impl CarrierCode {
 }
 string_serde!(CarrierCode);
 
+/// A three-letter IATA airport (location) code (`CDG`, `JFK`), stored upper case.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Airport(String);
+
+impl Airport {
+    /// Parses an airport code: three letters.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let value = raw.trim().to_ascii_uppercase();
+        if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err("must be a three-letter IATA airport code".into());
+        }
+        Ok(Self(value))
+    }
+    /// The canonical upper-case form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+string_serde!(Airport);
+
 /// A flight number: 1 to 4 digits and an optional operational suffix letter.
 /// Leading zeros are dropped, so `0012` and `12` are the same flight.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -140,6 +160,36 @@ impl Flight {
     }
 }
 
+/// A flight segment of an itinerary: the flight, and where it flies from and to when
+/// the agency's PNR says (an airport closure reaches the flights through them).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// The carrier whose designator the flight number belongs to.
+    pub carrier: CarrierCode,
+    /// The flight number.
+    pub flight_number: FlightNumber,
+    /// The local departure date.
+    pub date: FlightDate,
+    /// The airport it departs from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Airport>,
+    /// The airport it arrives at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Airport>,
+}
+
+impl Segment {
+    /// The flight, without its airports.
+    pub fn flight(&self) -> Flight {
+        Flight {
+            carrier: self.carrier.clone(),
+            flight_number: self.flight_number.clone(),
+            date: self.date,
+        }
+    }
+}
+
 /// The booking part of a consent statement.
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -147,7 +197,7 @@ pub struct Booking {
     /// The agency's record locator.
     pub record_locator: RecordLocator,
     /// The flight segments of the itinerary (at least one, at most 32, no repeats).
-    pub segments: Vec<Flight>,
+    pub segments: Vec<Segment>,
 }
 
 /// The most segments one booking may list; real itineraries have far fewer.
@@ -170,7 +220,10 @@ impl Booking {
             ));
         }
         for (i, segment) in self.segments.iter().enumerate() {
-            if self.segments[..i].contains(segment) {
+            if self.segments[..i]
+                .iter()
+                .any(|s| s.flight() == segment.flight())
+            {
                 return Err((
                     format!("segments[{i}]"),
                     "repeats an earlier segment".into(),

@@ -6,7 +6,7 @@
 //! Now a grant names a disruption the airline declared (audited, budgeted, seen by the
 //! agencies of the travellers it affects), and the policies decide on its facts.
 
-use super::booking::Flight;
+use super::booking::{Airport, Flight, FlightDate};
 use super::purpose::{EventCategory, EventReference};
 use std::collections::BTreeSet;
 use time::OffsetDateTime;
@@ -148,6 +148,47 @@ pub struct Disruption {
     pub closed_at: Option<OffsetDateTime>,
     /// The flights it carries.
     pub flights: Vec<Flight>,
+    /// The airport closure it was declared as, if it was.
+    pub closure: Option<Closure>,
+}
+
+/// An airport's closure: every flight of the airline from or to `airport` departing
+/// from `from` to `until` (local departure dates, inclusive), as the agencies'
+/// segments name their airports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Closure {
+    /// The airport closed.
+    pub airport: Airport,
+    /// The first departure date it disrupts.
+    pub from: FlightDate,
+    /// The last.
+    pub until: FlightDate,
+}
+
+/// The longest closure one declaration covers, in days of departures.
+pub const MAX_CLOSURE_DAYS: i64 = 3;
+
+impl Closure {
+    /// Checks the window: in order, and at most [`MAX_CLOSURE_DAYS`] days.
+    pub fn check(&self) -> Result<(), Unfit> {
+        let days = (self.until.date() - self.from.date()).whole_days();
+        if days < 0 {
+            return Err(Unfit {
+                field: "closure.until".into(),
+                reason: "must not be before `from`".into(),
+            });
+        }
+        if days >= MAX_CLOSURE_DAYS {
+            return Err(Unfit {
+                field: "closure.until".into(),
+                reason: format!(
+                    "must be within {MAX_CLOSURE_DAYS} days of departures from `from`: declare a longer closure again as it goes on"
+                ),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Disruption {
@@ -161,8 +202,14 @@ impl Disruption {
 #[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Declaration {
-    /// The flights it carries, each operated by the declaring airline.
+    /// The flights it carries, each operated by the declaring airline (or none, for
+    /// a `closure`).
+    #[serde(default)]
     pub flights: Vec<Flight>,
+    /// Instead of flights: an airport's closure, which carries every flight of the
+    /// airline from or to the airport in the window that the broker knows of.
+    #[serde(default)]
+    pub closure: Option<Closure>,
     /// What happened.
     pub category: EventCategory,
     /// The airline's own reference, one disruption per reference.

@@ -10,9 +10,9 @@
 //! the tokens still usable under it.
 
 use crate::audit::{Action, NewEntry, Outcome};
-use crate::domain::booking::Flight;
+use crate::domain::booking::{CarrierCode, Flight, FlightDate, FlightNumber};
 use crate::domain::disruption::{
-    self, Change, Declaration, Disruption, DisruptionId, DisruptionState, Unfit,
+    self, Change, Closure, Declaration, Disruption, DisruptionId, DisruptionState, Unfit,
 };
 use crate::domain::ids::new_id;
 use crate::domain::party::{Party, PartyKind};
@@ -26,6 +26,7 @@ use crate::service::input::{decode_cursor, encode_cursor, page_limit};
 use crate::service::telling::{self, Told};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
+use crate::store::bookings;
 use crate::store::budgets::Budget;
 use crate::store::disruptions::{self, Seen};
 use crate::store::to_millis;
@@ -45,6 +46,9 @@ pub struct DisruptionView {
     pub reference: String,
     /// The flights it carries.
     pub flights: Vec<Flight>,
+    /// The airport closure it was declared as, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closure: Option<Closure>,
     /// When it happened.
     pub occurred_at: String,
     /// The new departure time, if given.
@@ -84,6 +88,7 @@ impl DisruptionView {
             category: d.category,
             reference: d.reference.clone(),
             flights: d.flights.clone(),
+            closure: d.closure.clone(),
             occurred_at: format_time(d.occurred_at),
             new_departure: d.new_departure.map(format_time),
             note: d.note.clone(),
@@ -108,6 +113,18 @@ pub async fn declare(
 ) -> Result<DisruptionView, Error> {
     let now = state.clock.now();
     let designator = airline.code.as_deref().unwrap_or_default();
+    let mut body = body;
+    if let Some(closure) = &body.closure {
+        if !body.flights.is_empty() {
+            return Err(Error::field(
+                ErrorKind::InvalidField,
+                "closure",
+                "name the flights or an airport's closure, not both",
+            ));
+        }
+        closure.check().map_err(unfit)?;
+        body.flights = closure_flights(state, designator, closure).await?;
+    }
     body.check(designator, now).map_err(unfit)?;
     let tell = body.tell;
     let disruption = Disruption {
@@ -124,6 +141,7 @@ pub async fn declare(
         updated_at: now,
         closed_at: None,
         flights: body.flights,
+        closure: body.closure,
     };
     // The day's budget of disrupted flights, taken in the declaration's transaction.
     let limit = budgets::disrupted_flights_limit(state, airline, now).await?;
@@ -187,6 +205,53 @@ pub async fn declare(
     };
     events::queue(state, EventChange::Declared, &view, view.told.as_ref()).await;
     Ok(view)
+}
+
+/// The airline's flights an airport's closure carries: those from or to the airport
+/// departing in the window, as the agencies' segments name their airports.
+async fn closure_flights(
+    state: &AppState,
+    designator: &str,
+    closure: &Closure,
+) -> Result<Vec<Flight>, Error> {
+    let mut reader = state.store.reader().acquire().await?;
+    let found = bookings::flights_at_airport(
+        &mut reader,
+        designator,
+        closure.airport.as_str(),
+        &closure.from.as_string(),
+        &closure.until.as_string(),
+        disruption::MAX_FLIGHTS as i64 + 1,
+    )
+    .await?;
+    if found.is_empty() {
+        return Err(Error::field(
+            ErrorKind::InvalidField,
+            "closure.airport",
+            "no flight of yours from or to this airport departs in the window, as the agencies' bookings name their airports; declare the flights themselves",
+        ));
+    }
+    if found.len() > disruption::MAX_FLIGHTS {
+        return Err(Error::field(
+            ErrorKind::InvalidField,
+            "closure",
+            format!(
+                "carries more than {} of your flights: declare the window in parts",
+                disruption::MAX_FLIGHTS
+            ),
+        ));
+    }
+    let corrupt = |e: String| Error::internal(format!("a stored segment does not parse: {e}"));
+    found
+        .iter()
+        .map(|(number, date)| {
+            Ok(Flight {
+                carrier: CarrierCode::parse(designator).map_err(corrupt)?,
+                flight_number: FlightNumber::parse(number).map_err(corrupt)?,
+                date: FlightDate::parse(date).map_err(corrupt)?,
+            })
+        })
+        .collect()
 }
 
 /// Changes an open disruption of the airline: a new category, time or note.

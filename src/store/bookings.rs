@@ -3,8 +3,9 @@
 use super::db::Db;
 use super::row::Columns;
 use super::{to_millis, values_rows, Conn, Param, StoreError};
-use crate::domain::booking::{Flight, RecordLocator};
+use crate::domain::booking::{Airport, RecordLocator, Segment};
 use crate::domain::ids::{new_id, BOOKING, TRAVELLER};
+use sqlx::Row;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -52,30 +53,95 @@ pub async fn upsert_bookings(
     Ok(ids)
 }
 
-/// Adds segments to bookings, keeping those already there.
+/// Adds segments to bookings, keeping those already there; a segment listed again
+/// with its airports gains those it lacked.
 #[instrument(skip_all)]
 pub async fn add_segments(
     db: &mut impl Db,
-    segments: &[(&str, &Flight)],
+    segments: &[(&str, &Segment)],
 ) -> Result<(), StoreError> {
-    for chunk in segments.chunks(UPSERT_ROWS) {
-        let sql = format!(
-            "INSERT INTO segments (booking_id, carrier, flight_number, departure_date) VALUES {} \
-             ON CONFLICT DO NOTHING",
-            values_rows(db.placeholders(), chunk.len(), 4)
+    const COLUMNS: usize = 6;
+    // Each segment once, with the airports any of its listings gave: PostgreSQL
+    // refuses an upsert that changes one row twice, and the travellers of one booking
+    // list the same segments.
+    let mut rows: Vec<[Param; COLUMNS]> = Vec::with_capacity(segments.len());
+    let mut at = std::collections::HashMap::new();
+    for (booking_id, s) in segments {
+        let key = (
+            *booking_id,
+            s.carrier.as_str(),
+            s.flight_number.as_str(),
+            s.date,
         );
-        let mut params = Vec::with_capacity(chunk.len() * 4);
-        for (booking_id, segment) in chunk {
-            params.extend([
-                Param::Text((*booking_id).to_string()),
-                Param::Text(segment.carrier.as_str().to_string()),
-                Param::Text(segment.flight_number.as_str().to_string()),
-                Param::Text(segment.date.as_string()),
-            ]);
+        let airport = |a: &Option<Airport>| Param::text(a.as_ref().map(|a| a.as_str().to_string()));
+        match at.get(&key) {
+            Some(&i) => {
+                let row: &mut [Param; COLUMNS] = &mut rows[i];
+                if matches!(row[4], Param::NullText) {
+                    row[4] = airport(&s.origin);
+                }
+                if matches!(row[5], Param::NullText) {
+                    row[5] = airport(&s.destination);
+                }
+            }
+            None => {
+                at.insert(key, rows.len());
+                rows.push([
+                    Param::Text((*booking_id).to_string()),
+                    Param::Text(s.carrier.as_str().to_string()),
+                    Param::Text(s.flight_number.as_str().to_string()),
+                    Param::Text(s.date.as_string()),
+                    airport(&s.origin),
+                    airport(&s.destination),
+                ]);
+            }
         }
+    }
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<[Param; COLUMNS]> = rows.by_ref().take(UPSERT_ROWS).collect();
+        let sql = format!(
+            "INSERT INTO segments (booking_id, carrier, flight_number, departure_date, origin, destination) \
+             VALUES {} ON CONFLICT (booking_id, carrier, flight_number, departure_date) DO UPDATE \
+             SET origin = COALESCE(excluded.origin, segments.origin), \
+             destination = COALESCE(excluded.destination, segments.destination)",
+            values_rows(db.placeholders(), chunk.len(), COLUMNS)
+        );
+        let params: Vec<Param> = chunk.into_iter().flatten().collect();
         db.execute(&sql, params).await?;
     }
     Ok(())
+}
+
+/// The airline's flights (`carrier`) departing from `from` to `until` (dates,
+/// inclusive) that fly from or to `airport`, as the bookings' segments say: what an
+/// airport's closure disrupts. At most `limit`, in date and number order.
+#[instrument(skip_all)]
+pub async fn flights_at_airport(
+    conn: &mut Conn,
+    carrier: &str,
+    airport: &str,
+    from: &str,
+    until: &str,
+    limit: i64,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT flight_number, departure_date FROM segments \
+         WHERE carrier = $1 AND departure_date >= $2 AND departure_date <= $3 \
+         AND (origin = $4 OR destination = $4) \
+         ORDER BY departure_date, flight_number LIMIT $5",
+    )
+    .bind(carrier)
+    .bind(from)
+    .bind(until)
+    .bind(airport)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("flight_number"), r.get("departure_date")))
+        .collect())
 }
 
 /// A traveller as [`upsert_travellers`] found or created them.

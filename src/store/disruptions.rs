@@ -6,8 +6,8 @@
 use super::db::Db;
 use super::row::Columns;
 use super::{from_millis, to_millis, Conn, Param, StoreError};
-use crate::domain::booking::{CarrierCode, Flight, FlightDate, FlightNumber};
-use crate::domain::disruption::{Disruption, DisruptionState};
+use crate::domain::booking::{Airport, CarrierCode, Flight, FlightDate, FlightNumber};
+use crate::domain::disruption::{Closure, Disruption, DisruptionState};
 use crate::domain::purpose::EventCategory;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -25,7 +25,8 @@ pub enum Seen<'a> {
 
 const COLUMNS: &str =
     "d.id, d.airline_id, d.category, d.reference, d.occurred_at, d.new_departure, \
-     d.note, d.state, d.revision, d.declared_at, d.updated_at, d.closed_at";
+     d.note, d.state, d.revision, d.declared_at, d.updated_at, d.closed_at, \
+     d.closure_airport, d.closure_from, d.closure_until";
 
 /// Stores a new disruption and its flights. `false`, storing nothing, when the
 /// airline already declared one with this reference.
@@ -33,8 +34,9 @@ const COLUMNS: &str =
 pub async fn insert(conn: &mut Conn, d: &Disruption) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "INSERT INTO disruptions (id, airline_id, category, reference, occurred_at, new_departure, \
-         note, state, revision, declared_at, updated_at, closed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         note, state, revision, declared_at, updated_at, closed_at, \
+         closure_airport, closure_from, closure_until) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
          ON CONFLICT (airline_id, reference) DO NOTHING",
     )
     .bind(&d.id)
@@ -49,6 +51,9 @@ pub async fn insert(conn: &mut Conn, d: &Disruption) -> Result<bool, StoreError>
     .bind(to_millis(d.declared_at))
     .bind(to_millis(d.updated_at))
     .bind(d.closed_at.map(to_millis))
+    .bind(d.closure.as_ref().map(|c| c.airport.as_str().to_string()))
+    .bind(d.closure.as_ref().map(|c| c.from.as_string()))
+    .bind(d.closure.as_ref().map(|c| c.until.as_string()))
     .execute(&mut *conn)
     .await?;
     if done.rows_affected() == 0 {
@@ -304,7 +309,26 @@ fn from_row(row: &impl Columns) -> Result<Disruption, StoreError> {
         updated_at: from_millis(row.value("updated_at"))?,
         closed_at: closed_at.map(from_millis).transpose()?,
         flights: Vec::new(),
+        closure: closure_of(row)?,
     })
+}
+
+/// The closure a disruption was declared as, if it was.
+fn closure_of(row: &impl Columns) -> Result<Option<Closure>, StoreError> {
+    let airport: Option<String> = row.value("closure_airport");
+    let Some(airport) = airport else {
+        return Ok(None);
+    };
+    let corrupt = |e: String| StoreError::Corrupt(format!("a disruption's closure: {e}"));
+    let date = |column: &str| {
+        let text: Option<String> = row.value(column);
+        FlightDate::parse(&text.unwrap_or_default()).map_err(corrupt)
+    };
+    Ok(Some(Closure {
+        airport: Airport::parse(&airport).map_err(corrupt)?,
+        from: date("closure_from")?,
+        until: date("closure_until")?,
+    }))
 }
 
 /// The last audited step under a disruption for one traveller: a grant or its

@@ -461,4 +461,114 @@ crate::on_both_engines!(
     closing_a_disruption_revokes_its_tokens_and_refuses_new_grants,
     a_disruption_closed_while_the_grant_waits_for_the_writer_grants_nothing,
     listing_pages_newest_first,
+    an_airports_closure_carries_the_airlines_flights_from_or_to_it_in_the_window,
 );
+
+/// Marie's booking as a two-way trip through CDG: AF1234 CDG-JFK on the flight date,
+/// AF1235 JFK-CDG two days later, and KL1002 AMS-CDG (another airline's).
+fn a_trip_through_cdg(app: &TestApp) -> Value {
+    let mut statement = app.statement();
+    let back = "2026-12-03";
+    statement["booking"]["segments"] = json!([
+        {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE, "origin": "CDG", "destination": "JFK"},
+        {"carrier": "AF", "flight_number": "1235", "date": back, "origin": "jfk", "destination": "cdg"},
+        {"carrier": "KL", "flight_number": "1002", "date": FLIGHT_DATE, "origin": "AMS", "destination": "CDG"}
+    ]);
+    statement
+}
+
+async fn an_airports_closure_carries_the_airlines_flights_from_or_to_it_in_the_window(
+    app: TestApp,
+) {
+    let uploaded = app.upload(&a_trip_through_cdg(&app)).await;
+    assert_eq!(uploaded.status(), 201, "segments may name their airports");
+    let closure = |from: &str, until: &str, reference: &str| {
+        json!({
+            "closure": {"airport": "CDG", "from": from, "until": until},
+            "category": "cancellation",
+            "reference": reference,
+            "occurred_at": "2026-11-24T09:00:00Z",
+            "tell": false
+        })
+    };
+
+    // CDG closed over both days: AF's two flights through it, never KLM's.
+    let declared = app
+        .post(
+            "/v1/disruptions",
+            &app.airline.api_key,
+            &closure(FLIGHT_DATE, "2026-12-03", "CDG-SNOW"),
+        )
+        .await;
+    assert_eq!(declared.status(), 201);
+    let declared: Value = declared.json().await.unwrap();
+    assert_eq!(
+        declared["flights"],
+        json!([
+            {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+            {"carrier": "AF", "flight_number": "1235", "date": "2026-12-03"}
+        ])
+    );
+    assert_eq!(declared["closure"]["airport"], "CDG");
+    let id = declared["id"].as_str().unwrap();
+    let read = app
+        .get_json(&format!("/v1/disruptions/{id}"), &app.airline.api_key)
+        .await;
+    assert_eq!(read["closure"], declared["closure"], "the closure is kept");
+
+    // It carries the flights like any declaration: a grant under it reaches Marie.
+    let granted = app
+        .request_token(
+            &app.airline.api_key,
+            &json!({
+                "record_locator": "ABC123",
+                "traveller": {"surname": "DUPONT", "given_name": "MARIE"},
+                "flight": {"carrier": "AF", "flight_number": "1235", "date": "2026-12-03"},
+                "purpose": "cancellation",
+                "disruption_id": id
+            }),
+        )
+        .await;
+    assert_eq!(granted.status(), 201);
+
+    // A window with none of its flights, a window too long, and flights beside a
+    // closure are each refused by field.
+    let none = app
+        .post(
+            "/v1/disruptions",
+            &app.airline.api_key,
+            &closure("2026-12-05", "2026-12-06", "CDG-LATER"),
+        )
+        .await;
+    let problem = assert_problem(none, 422, "invalid-field").await;
+    assert_eq!(problem["errors"][0]["field"], "closure.airport");
+    let long = app
+        .post(
+            "/v1/disruptions",
+            &app.airline.api_key,
+            &closure(FLIGHT_DATE, "2026-12-09", "CDG-WEEK"),
+        )
+        .await;
+    let problem = assert_problem(long, 422, "invalid-field").await;
+    assert_eq!(problem["errors"][0]["field"], "closure.until");
+    let mut both = closure(FLIGHT_DATE, FLIGHT_DATE, "CDG-BOTH");
+    both["flights"] = json!([{"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE}]);
+    let both = app
+        .post("/v1/disruptions", &app.airline.api_key, &both)
+        .await;
+    let problem = assert_problem(both, 422, "invalid-field").await;
+    assert_eq!(problem["errors"][0]["field"], "closure");
+    let bad = app
+        .post(
+            "/v1/disruptions",
+            &app.airline.api_key,
+            &json!({
+                "closure": {"airport": "PARIS", "from": FLIGHT_DATE, "until": FLIGHT_DATE},
+                "category": "cancellation",
+                "reference": "CDG-BAD",
+                "occurred_at": "2026-11-24T09:00:00Z"
+            }),
+        )
+        .await;
+    assert_problem(bad, 422, "invalid-field").await;
+}

@@ -28,7 +28,7 @@ use crate::crypto::countersign::{self, Countersigned};
 use crate::crypto::keyring::Keys;
 use crate::crypto::seal::{Slot, TRAVELLER_NAME_INDEX};
 use crate::crypto::{canonical, jws, secret, sha256};
-use crate::domain::booking::{Flight, RecordLocator};
+use crate::domain::booking::{RecordLocator, Segment};
 use crate::domain::consent::{ConsentStatement, Decision, Recipients};
 use crate::domain::ids::{hex, new_id, CONSENT};
 use crate::domain::party::{IataAgencyNumber, Party};

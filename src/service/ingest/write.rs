@@ -435,7 +435,7 @@ impl Places {
             }
             names.push((booking_id, name_index(keys, statement)));
         }
-        let segments: Vec<(&str, &Flight)> =
+        let segments: Vec<(&str, &Segment)> =
             segments.iter().map(|(b, f)| (b.as_str(), *f)).collect();
         crate::store::bookings::add_segments(db, &segments).await?;
         names.sort_unstable();
