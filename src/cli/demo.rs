@@ -141,6 +141,19 @@ In another shell, from the same directory:
        --data "{{\"token\":\"$RELAY\",\"channel\":\"sms\",\"category\":\"cancellation\",\"text\":\"Flight {DEMO_AIRLINE}1234 is cancelled; you are rebooked on the next flight.\"}}"
   curl -s $PASSERELLE_URL/v1/receipts -H "Authorization: Bearer $AGENCY_KEY"
 
+  # 5b. The flight is delayed: one call tells everyone. The airline registers its
+  #     templates, the agency its webhook; the declaration relays the template in the
+  #     traveller's language and pushes a signed event to the agency
+  curl -s -X PUT $PASSERELLE_URL/v1/airline/templates/delay/fr -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data '{{"sms":"Vol {{flight}} du {{date}} retardé, départ {{new_departure}}. Réf. {{reference}}."}}'
+  curl -s -X PUT $PASSERELLE_URL/v1/airline/templates/delay/en -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data '{{"sms":"Flight {{flight}} on {{date}} is delayed to {{new_departure}}. Ref {{reference}}."}}'
+  curl -s -X PUT $PASSERELLE_URL/v1/agency/webhook -H "Authorization: Bearer $AGENCY_KEY" \
+       -H 'Content-Type: application/json' --data '{{"url":"http://127.0.0.1:9099/hook"}}'
+  curl -s -X POST $PASSERELLE_URL/v1/disruptions -H "Authorization: Bearer $AIRLINE_KEY" \
+       -H 'Content-Type: application/json' --data @{d}/delay.json
+  curl -s "$PASSERELLE_URL/v1/audit/reports?since=2026-01-01T00:00:00Z" -H "Authorization: Bearer $OFFICER_KEY"
+
   # 6. The traveller withdraws with the code from the receipt; the next request is refused
   #    (in a browser: open {url}/t, type the code, and press Withdraw)
   CODE=$(sed -n 's/.*"withdrawal_code":"\([^"]*\)".*/\1/p' {d}/recorded.json)
@@ -174,7 +187,8 @@ const DEMO_NOTICE: &str =
 only so that they can warn you of a cancellation, delay, schedule or gate change.";
 
 /// Writes `consent.json` (a statement to sign), `token-request.json`,
-/// `flight-request.json`, for a flight a week from now, and `upload.csv` (three signed
+/// `flight-request.json`, `disruption.json` and `delay.json` (declarations), for a
+/// flight a week from now, and `upload.csv` (three signed
 /// records for the agency's upload page, one of them with a number that is not a
 /// mobile, to show a rejection).
 fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::Result<()> {
@@ -229,6 +243,18 @@ fn write_examples(dir: &Path, now: OffsetDateTime, agency_key: &Jwk) -> anyhow::
     std::fs::write(
         dir.join("disruption.json"),
         serde_json::to_string_pretty(&disruption)? + "\n",
+    )?;
+    // The walkthrough's last declaration: one call, and the broker tells everyone.
+    let delay = json!({
+        "flights": [{"carrier": DEMO_AIRLINE, "flight_number": "1234", "date": date}],
+        "category": "delay",
+        "reference": "IRR-DEMO-0002",
+        "occurred_at": crate::domain::time::format_time(now),
+        "new_departure": format!("{date}T18:30:00Z")
+    });
+    std::fs::write(
+        dir.join("delay.json"),
+        serde_json::to_string_pretty(&delay)? + "\n",
     )?;
     std::fs::write(
         dir.join("consent.json"),
