@@ -482,6 +482,32 @@ async fn an_airports_closure_carries_the_airlines_flights_from_or_to_it_in_the_w
 ) {
     let uploaded = app.upload(&a_trip_through_cdg(&app)).await;
     assert_eq!(uploaded.status(), 201, "segments may name their airports");
+    // A CSV row names them too: `AF1236/2026-12-01/ORY-CDG`.
+    let mut luc = app.statement_for("CRM-0002", "Martin", "+33622222222");
+    luc["booking"] = json!({"record_locator": "XYZ789", "segments": [
+        {"carrier": "AF", "flight_number": "1236", "date": FLIGHT_DATE, "origin": "ORY", "destination": "CDG"}
+    ]});
+    let signature = app.signed(&app.agency.jwk, &luc)["signature"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = passerelle::service::ingest::csv::csv_record(&luc, &signature);
+    assert_eq!(row[2], format!("AF1236/{FLIGHT_DATE}/ORY-CDG"));
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(passerelle::service::ingest::csv::CSV_HEADER)
+        .unwrap();
+    csv.write_record(&row).unwrap();
+    let body = String::from_utf8(csv.into_inner().unwrap()).unwrap();
+    let stored = app
+        .post_raw(
+            "/v1/consents/batch",
+            &app.agency.party.api_key,
+            "text/csv",
+            body,
+        )
+        .await;
+    let stored: Value = stored.json().await.unwrap();
+    assert_eq!(stored["counts"]["stored"], 1, "{stored}");
     let closure = |from: &str, until: &str, reference: &str| {
         json!({
             "closure": {"airport": "CDG", "from": from, "until": until},
@@ -506,6 +532,7 @@ async fn an_airports_closure_carries_the_airlines_flights_from_or_to_it_in_the_w
         declared["flights"],
         json!([
             {"carrier": "AF", "flight_number": "1234", "date": FLIGHT_DATE},
+            {"carrier": "AF", "flight_number": "1236", "date": FLIGHT_DATE},
             {"carrier": "AF", "flight_number": "1235", "date": "2026-12-03"}
         ])
     );

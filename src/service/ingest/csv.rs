@@ -150,12 +150,21 @@ pub fn csv_record(statement: &Value, signature: &str) -> Vec<String> {
             segments
                 .iter()
                 .map(|s| {
-                    format!(
+                    let flight = format!(
                         "{}{}/{}",
                         text(&s["carrier"]),
                         text(&s["flight_number"]),
                         text(&s["date"])
-                    )
+                    );
+                    // `AF1234/2026-12-01/CDG-JFK` when the segment names its airports.
+                    match (s.get("origin"), s.get("destination")) {
+                        (None, None) => flight,
+                        (origin, destination) => format!(
+                            "{flight}/{}-{}",
+                            origin.map(text).unwrap_or_default(),
+                            destination.map(text).unwrap_or_default()
+                        ),
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join(" ")
@@ -200,15 +209,35 @@ fn csv_submission(
             Error::field(
                 ErrorKind::InvalidField,
                 format!("[{index}].segments"),
-                format!("segment {} must read like AF1234/2026-12-01", i + 1),
+                format!(
+                    "segment {} must read like AF1234/2026-12-01, or AF1234/2026-12-01/CDG-JFK with its airports",
+                    i + 1
+                ),
             )
         };
-        let (flight, date) = label.split_once('/').ok_or_else(bad)?;
-        if flight.len() < 3 {
+        let mut parts = label.split('/');
+        let (Some(flight), Some(date)) = (parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let airports = parts.next();
+        if flight.len() < 3 || parts.next().is_some() {
             return Err(bad());
         }
         let (carrier, number) = flight.split_at(2);
-        segments.push(json!({"carrier": carrier, "flight_number": number, "date": date}));
+        let mut segment = json!({"carrier": carrier, "flight_number": number, "date": date});
+        if let Some(airports) = airports {
+            let (origin, destination) = airports.split_once('-').ok_or_else(bad)?;
+            if origin.is_empty() && destination.is_empty() {
+                return Err(bad());
+            }
+            if !origin.is_empty() {
+                segment["origin"] = json!(origin);
+            }
+            if !destination.is_empty() {
+                segment["destination"] = json!(destination);
+            }
+        }
+        segments.push(segment);
     }
     let mut traveller = json!({"surname": cell("surname"), "given_name": cell("given_name")});
     for column in ["mobile", "email", "language"] {
