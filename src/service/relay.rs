@@ -19,10 +19,11 @@ use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::outbox::{self, Message};
 use crate::store::tokens::TokenRecord;
+use crate::store::use_facts;
 use serde::{Deserialize, Serialize};
 
 /// A message to relay.
-#[derive(Deserialize, Serialize, Debug)]
+#[derive(Deserialize, Serialize, Debug, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct RelayRequest {
     /// The release token (relay or reveal).
@@ -95,8 +96,93 @@ pub async fn relay(
     airline: &Party,
     request: RelayRequest,
 ) -> Result<MessageStatus, Error> {
-    let (subject, text) = check_text(state, &request)?;
-    check_links(state, airline, &request).await?;
+    let checked = checked(state, airline, &request).await?;
+    let (ask, entry) = token_use::ask(
+        state,
+        request_id,
+        airline,
+        &request.token,
+        TokenUse::Relay,
+        Some(request.channel),
+    )?;
+    if let Some(ready) = token_use::decide_on_read(state, &ask, &entry).await? {
+        if let Some(queued) = queue_decided(state, airline, &request, &checked, ready).await? {
+            return Ok(queued);
+        }
+    }
+    relay_in_writer(state, airline, &request, &checked, &ask, entry).await
+}
+
+/// Many messages at once, each on its own token (a disruption's telling: one per
+/// traveller of a flight): the tokens read in one statement, each message decided on
+/// that read, and all of them handed to the use batch together, so that they are
+/// taken in as few writes as the batch allows. A message the read could not settle is
+/// relayed alone, as [`relay`] does; each answer is its message's, in order.
+pub async fn relay_many(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    requests: &[RelayRequest],
+) -> Vec<Result<MessageStatus, Error>> {
+    let mut asked = Vec::with_capacity(requests.len());
+    for request in requests {
+        let prepared = match checked(state, airline, request).await {
+            Ok(checked) => token_use::ask(
+                state,
+                request_id,
+                airline,
+                &request.token,
+                TokenUse::Relay,
+                Some(request.channel),
+            )
+            .map(|(ask, entry)| (checked, ask, entry)),
+            Err(problem) => Err(problem),
+        };
+        asked.push(prepared);
+    }
+    let ids: Vec<&str> = asked
+        .iter()
+        .filter_map(|a| a.as_ref().ok().map(|(_, ask, _)| ask.token_id()))
+        .collect();
+    // When the read fails, each message is read and decided alone.
+    let mut read = use_facts::for_uses_on_read(&state.store, &ids).await.ok();
+    let each = requests.iter().zip(asked).map(|(request, prepared)| {
+        let facts = match (&prepared, read.as_mut()) {
+            (Ok((_, ask, _)), Some(read)) => Some(read.remove(ask.token_id())),
+            _ => None,
+        };
+        async move {
+            let (checked, ask, entry) = prepared?;
+            let ready = match facts {
+                Some(facts) => token_use::decide_read(state, &ask, &entry, facts),
+                None => token_use::decide_on_read(state, &ask, &entry).await?,
+            };
+            if let Some(ready) = ready {
+                if let Some(queued) =
+                    queue_decided(state, airline, request, &checked, ready).await?
+                {
+                    return Ok(queued);
+                }
+            }
+            relay_in_writer(state, airline, request, &checked, &ask, entry).await
+        }
+    });
+    futures_util::future::join_all(each).await
+}
+
+/// A relay request's text, checked, with its links and its channel's transport.
+struct Checked {
+    subject: Option<String>,
+    text: String,
+}
+
+async fn checked(
+    state: &AppState,
+    airline: &Party,
+    request: &RelayRequest,
+) -> Result<Checked, Error> {
+    let (subject, text) = check_text(state, request)?;
+    check_links(state, airline, request).await?;
     let configured = match request.channel {
         Channel::Email => state.settings.relay.smtp_url.is_some(),
         Channel::Sms => state.settings.relay.sms_gateway_url.is_some(),
@@ -110,52 +196,78 @@ pub async fn relay(
             ),
         ));
     }
-    let body = |token: &TokenRecord| MessageBody {
-        subject: subject.clone(),
-        text: text.clone(),
-        flight: token.flight.clone(),
-    };
-    let (ask, entry) = token_use::ask(
-        state,
-        request_id,
-        airline,
-        &request.token,
-        TokenUse::Relay,
-        Some(request.channel),
-    )?;
-    if let Some(ready) = token_use::decide_on_read(state, &ask, &entry).await? {
-        same_category(&request, &ready.token)?;
-        let message = new_message(
-            state,
-            airline,
-            &ready.token,
-            request.channel,
-            &body(&ready.token),
-        );
-        let mut entry = ready.entry;
-        entry = entry.message(message.id.clone());
-        let taking = use_batch::DecidedUse {
-            token_id: ready.token.id.clone(),
-            entry,
-            message: Some(message.clone()),
-        };
-        let outcome = state.use_batches.take(state, taking).await?;
-        if let use_batch::Taking::Taken { audit_index } = outcome {
-            state.message_wake.notify_one();
-            return Ok(MessageStatus::of(&message, Some(audit_index)));
+    Ok(Checked { subject, text })
+}
+
+impl Checked {
+    fn body(&self, token: &TokenRecord) -> MessageBody {
+        MessageBody {
+            subject: self.subject.clone(),
+            text: self.text.clone(),
+            flight: token.flight.clone(),
         }
     }
+}
+
+/// Hands a use decided on a read to the use batch with its message; `None` when the
+/// batch found the state changed since the read (decide again in the writer).
+async fn queue_decided(
+    state: &AppState,
+    airline: &Party,
+    request: &RelayRequest,
+    checked: &Checked,
+    ready: token_use::Ready,
+) -> Result<Option<MessageStatus>, Error> {
+    same_category(request, &ready.token)?;
+    let message = new_message(
+        state,
+        airline,
+        &ready.token,
+        request.channel,
+        &checked.body(&ready.token),
+    );
+    let entry = ready.entry.message(message.id.clone());
+    let taking = use_batch::DecidedUse {
+        token_id: ready.token.id.clone(),
+        entry,
+        message: Some(message.clone()),
+    };
+    match state.use_batches.take(state, taking).await? {
+        use_batch::Taking::Taken { audit_index } => {
+            state.message_wake.notify_one();
+            Ok(Some(MessageStatus::of(&message, Some(audit_index))))
+        }
+        use_batch::Taking::Changed => Ok(None),
+    }
+}
+
+/// Decides the use inside the writer's transaction, where it is exact, and queues the
+/// message with its audit entry (or audits the refusal).
+async fn relay_in_writer(
+    state: &AppState,
+    airline: &Party,
+    request: &RelayRequest,
+    checked: &Checked,
+    ask: &token_use::UseAsked<'_>,
+    entry: crate::audit::NewEntry,
+) -> Result<MessageStatus, Error> {
     let Taken {
         mut tx,
         token,
         mut entry,
         ..
-    } = token_use::take_in_writer(state, &ask, entry).await?;
-    if let Err(problem) = same_category(&request, &token) {
+    } = token_use::take_in_writer(state, ask, entry).await?;
+    if let Err(problem) = same_category(request, &token) {
         tx.rollback().await.ok();
         return Err(problem);
     }
-    let message = new_message(state, airline, &token, request.channel, &body(&token));
+    let message = new_message(
+        state,
+        airline,
+        &token,
+        request.channel,
+        &checked.body(&token),
+    );
     outbox::enqueue_message(&mut tx, &message).await?;
     entry = entry.message(message.id.clone());
     let audit_index = state.commit_with_audit(tx, entry).await?;

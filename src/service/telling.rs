@@ -178,29 +178,19 @@ async fn tell_flight(telling: Arc<Telling>, id: &DisruptionId) -> FlightTold {
         }
     };
     let mut granted = Vec::new();
-    let mut relays = Vec::new();
+    let mut relayed = Vec::new();
+    let mut pending = Vec::new();
     for (token, language) in tokens.granted.into_iter().zip(languages) {
         match token.delivery {
             Delivery::Reveal => granted.push(token),
-            // Each traveller's relay on a task of its own: checking, deciding and
-            // sealing a message is work for every core, and the use batches gather
-            // the writes.
             Delivery::Relay => {
-                let telling = telling.clone();
-                relays.push(tokio::spawn(async move {
-                    relay_template(&telling, token, language).await
-                }));
+                let (told, messages) = fill_template(&telling, &token, language);
+                relayed.push(told);
+                pending.push(messages);
             }
         }
     }
-    let mut relayed = Vec::with_capacity(relays.len());
-    for relay in relays {
-        relayed.push(
-            relay
-                .await
-                .unwrap_or_else(|stopped| std::panic::resume_unwind(stopped.into_panic())),
-        );
-    }
+    relay_all(&telling, &mut relayed, pending).await;
     FlightTold {
         flight: tokens.flight,
         granted,
@@ -211,19 +201,19 @@ async fn tell_flight(telling: Arc<Telling>, id: &DisruptionId) -> FlightTold {
     }
 }
 
-/// Relays the airline's template to one traveller, on each channel their token covers.
-async fn relay_template(
+/// The airline's template for one relay traveller, filled, on each channel their
+/// token covers: what is told of them so far (nothing sent yet, the channels with no
+/// template), and the messages to send.
+fn fill_template(
     telling: &Telling,
-    token: TokenGranted,
+    token: &TokenGranted,
     language: Option<String>,
-) -> Relayed {
+) -> (Relayed, Vec<RelayRequest>) {
     let Telling {
-        state,
-        request_id,
-        airline,
         disruption,
         flight,
         templates,
+        ..
     } = telling;
     let mut relayed = Relayed {
         traveller_id: token.traveller_id.clone(),
@@ -238,7 +228,7 @@ async fn relay_template(
                 .not_sent
                 .insert(channel.as_str().to_string(), "no_template".into());
         }
-        return relayed;
+        return (relayed, Vec::new());
     };
     relayed.language = Some(chosen.to_string());
     let slots = Slots {
@@ -254,6 +244,7 @@ async fn relay_template(
         ),
         reference: disruption.reference.clone(),
     };
+    let mut messages = Vec::new();
     for &channel in &token.channels {
         let texts = match channel {
             Channel::Sms => template.sms.as_ref().map(|text| (None, text)),
@@ -268,28 +259,78 @@ async fn relay_template(
                 .insert(channel.as_str().to_string(), "no_template".into());
             continue;
         };
-        let message = RelayRequest {
+        messages.push(RelayRequest {
             token: token.token.clone(),
             channel,
             category: disruption.category.as_str().to_string(),
             subject: subject.map(|s| template::fill(s, &slots)),
             text: template::fill(text, &slots),
-        };
-        match relay::relay(state, request_id, airline, message).await {
-            Ok(status) => relayed.messages.push(RelayedMessage {
-                channel,
-                message_id: status.message_id,
-            }),
-            Err(error) => {
-                relayed.not_sent.insert(
-                    channel.as_str().to_string(),
-                    error.kind().slug().to_string(),
-                );
+        });
+    }
+    (relayed, messages)
+}
+
+/// Relays every traveller's messages: in rounds, the first channel of each traveller
+/// in the first (each token once in a round, so that a round is one use of each),
+/// each round's messages shared among the cores and handed to the use batch together
+/// (`relay::relay_many`).
+async fn relay_all(
+    telling: &Arc<Telling>,
+    relayed: &mut [Relayed],
+    pending: Vec<Vec<RelayRequest>>,
+) {
+    let rounds = pending.iter().map(Vec::len).max().unwrap_or(0);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for round in 0..rounds {
+        let asked: Vec<(usize, RelayRequest)> = pending
+            .iter()
+            .enumerate()
+            .filter_map(|(who, messages)| Some((who, messages.get(round)?.clone())))
+            .collect();
+        let size = asked.len().div_ceil(cores).max(RELAYS_PER_TASK);
+        let mut shares = Vec::new();
+        for share in asked.chunks(size) {
+            let (who, requests): (Vec<usize>, Vec<RelayRequest>) = share.iter().cloned().unzip();
+            let telling = telling.clone();
+            shares.push((
+                who,
+                requests.iter().map(|r| r.channel).collect::<Vec<_>>(),
+                tokio::spawn(async move {
+                    let Telling {
+                        state,
+                        request_id,
+                        airline,
+                        ..
+                    } = &*telling;
+                    relay::relay_many(state, request_id, airline, &requests).await
+                }),
+            ));
+        }
+        for (who, channels, share) in shares {
+            let answers = share
+                .await
+                .unwrap_or_else(|stopped| std::panic::resume_unwind(stopped.into_panic()));
+            for ((who, channel), answer) in who.into_iter().zip(channels).zip(answers) {
+                let told = &mut relayed[who];
+                match answer {
+                    Ok(status) => told.messages.push(RelayedMessage {
+                        channel,
+                        message_id: status.message_id,
+                    }),
+                    Err(error) => {
+                        told.not_sent.insert(
+                            channel.as_str().to_string(),
+                            error.kind().slug().to_string(),
+                        );
+                    }
+                }
             }
         }
     }
-    relayed
 }
+
+/// Relays handed to one task at least: below it, a flight's relays are not split.
+const RELAYS_PER_TASK: usize = 32;
 
 impl Told {
     fn add(&mut self, flight: FlightTold) {

@@ -105,26 +105,37 @@ pub async fn decide_on_read(
     entry: &NewEntry,
 ) -> Result<Option<Ready>, Error> {
     let read = use_facts::for_use_on_read(&state.store, ask.presented.id).await?;
+    Ok(decide_read(state, ask, entry, read))
+}
+
+/// [`decide_on_read`] on facts already read (several uses' at once, see
+/// `use_facts::for_uses_on_read`).
+pub fn decide_read(
+    state: &AppState,
+    ask: &UseAsked<'_>,
+    entry: &NewEntry,
+    read: Option<UseFacts>,
+) -> Option<Ready> {
     let Checked::Allowed(token, verdict, sealed) = check(state, read, ask) else {
-        return Ok(None);
+        return None;
     };
     let contact = match ask.wanted {
         TokenUse::Reveal => {
             // A contact that cannot be opened here is left to the writer's check.
             match crate::service::sealed::open_contacts(state, &token.consent_id, &sealed) {
                 Ok(Some(contact)) => Some(contact),
-                _ => return Ok(None),
+                _ => return None,
             }
         }
         TokenUse::Relay => None,
     };
     let mut entry = entry.clone();
     describe(state, &mut entry, &token, Some(&verdict));
-    Ok(Some(Ready {
+    Some(Ready {
         token,
         entry,
         contact,
-    }))
+    })
 }
 
 /// Decides a use inside the writer's transaction and takes it, or audits the refusal
@@ -228,6 +239,11 @@ pub struct UseAsked<'a> {
 }
 
 impl UseAsked<'_> {
+    /// The public id of the token presented.
+    pub fn token_id(&self) -> &str {
+        self.presented.id
+    }
+
     fn action(&self) -> Action {
         match self.wanted {
             TokenUse::Reveal => Action::TokenRedemption,

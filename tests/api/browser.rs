@@ -251,15 +251,20 @@ async fn an_officer_signs_in_filters_the_trail_opens_a_proof_and_verifies_the_lo
     browser.click("#verify").await;
     let started = Instant::now();
     let result = loop {
+        // The page refreshes itself: an element found just before a refresh is gone
+        // when read, and is looked for again.
         if let Ok(found) = browser
             .client
             .find(Locator::Css("#verification-result"))
             .await
         {
-            break found.text().await.unwrap();
+            if let Ok(text) = found.text().await {
+                break text;
+            }
         }
+        // A liveness bound, not a timing: the whole suite shares two cores with it.
         assert!(
-            started.elapsed() < Duration::from_secs(20),
+            started.elapsed() < Duration::from_secs(60),
             "the verification ends"
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
