@@ -146,27 +146,65 @@ pub async fn relay_many(
         .collect();
     // When the read fails, each message is read and decided alone.
     let mut read = use_facts::for_uses_on_read(&state.store, &ids).await.ok();
-    let each = requests.iter().zip(asked).map(|(request, prepared)| {
-        let facts = match (&prepared, read.as_mut()) {
-            (Ok((_, ask, _)), Some(read)) => Some(read.remove(ask.token_id())),
-            _ => None,
-        };
-        async move {
-            let (checked, ask, entry) = prepared?;
-            let ready = match facts {
-                Some(facts) => token_use::decide_read(state, &ask, &entry, facts),
-                None => token_use::decide_on_read(state, &ask, &entry).await?,
-            };
-            if let Some(ready) = ready {
-                if let Some(queued) =
-                    queue_decided(state, airline, request, &checked, ready).await?
-                {
-                    return Ok(queued);
+    // Decided on the read: the messages ready to queue, handed to the batch together.
+    let mut pending = Vec::with_capacity(requests.len());
+    let mut uses = Vec::new();
+    let mut at = Vec::new();
+    for (request, prepared) in requests.iter().zip(asked) {
+        let mut message = None;
+        if let Ok((checked, ask, entry)) = &prepared {
+            let ready = match read.as_mut() {
+                Some(read) => {
+                    let facts = read.remove(ask.token_id());
+                    token_use::decide_read(state, ask, entry, facts)
                 }
+                None => token_use::decide_on_read(state, ask, entry)
+                    .await
+                    .ok()
+                    .flatten(),
+            };
+            if let Some(ready) = ready.filter(|r| same_category(request, &r.token).is_ok()) {
+                let queued = new_message(
+                    state,
+                    airline,
+                    &ready.token,
+                    request.channel,
+                    &checked.body(&ready.token),
+                );
+                uses.push(use_batch::DecidedUse {
+                    token_id: ready.token.id.clone(),
+                    entry: ready.entry.message(queued.id.clone()),
+                    message: Some(queued.clone()),
+                });
+                at.push(pending.len());
+                message = Some(queued);
             }
-            relay_in_writer(state, airline, request, &checked, &ask, entry).await
         }
-    });
+        pending.push((request, prepared, message, None));
+    }
+    let outcomes = state.use_batches.take_all(state, uses).await;
+    for (i, outcome) in at.into_iter().zip(outcomes) {
+        pending[i].3 = Some(outcome);
+    }
+    if pending
+        .iter()
+        .any(|(.., taken)| matches!(taken, Some(Ok(use_batch::Taking::Taken { .. }))))
+    {
+        state.message_wake.notify_one();
+    }
+    // What the read or the batch could not settle is decided in the writer, alone.
+    let each = pending
+        .into_iter()
+        .map(|(request, prepared, message, taken)| async move {
+            let (checked, ask, entry) = prepared?;
+            match (taken, message) {
+                (Some(Ok(use_batch::Taking::Taken { audit_index })), Some(message)) => {
+                    Ok(MessageStatus::of(&message, Some(audit_index)))
+                }
+                (Some(Err(problem)), _) => Err(problem),
+                _ => relay_in_writer(state, airline, request, &checked, &ask, entry).await,
+            }
+        });
     futures_util::future::join_all(each).await
 }
 

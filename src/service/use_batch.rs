@@ -88,10 +88,28 @@ impl Default for UseBatches {
 impl UseBatches {
     /// Takes a use with the others queued, and answers once it is durable.
     pub async fn take(&self, state: &AppState, request: DecidedUse) -> Result<Taking, Error> {
-        let (reply, answer) = oneshot::channel();
+        let mut answers = self.take_all(state, vec![request]).await;
+        answers
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("a use taken without an answer")))
+    }
+
+    /// Takes many uses queued at once (a flight's relays), so that they go to the
+    /// writer in as few batches as [`MAX_BATCH`] allows; answers each, in order, once
+    /// durable.
+    pub async fn take_all(
+        &self,
+        state: &AppState,
+        requests: Vec<DecidedUse>,
+    ) -> Vec<Result<Taking, Error>> {
+        let mut answers = Vec::with_capacity(requests.len());
         let leads = {
             let mut queue = self.queue.lock().expect("use queue lock");
-            queue.jobs.push(Job { request, reply });
+            for request in requests {
+                let (reply, answer) = oneshot::channel();
+                queue.jobs.push(Job { request, reply });
+                answers.push(answer);
+            }
             let leads = queue.leads < LEADS;
             if leads {
                 queue.leads += 1;
@@ -117,9 +135,15 @@ impl UseBatches {
                 }
             });
         }
-        answer
-            .await
-            .map_err(|_| Error::internal("the batch taking a token use ended without an answer"))?
+        let mut taken = Vec::with_capacity(answers.len());
+        for answer in answers {
+            taken.push(answer.await.unwrap_or_else(|_| {
+                Err(Error::internal(
+                    "the batch taking a token use ended without an answer",
+                ))
+            }));
+        }
+        taken
     }
 
     /// The next batch, or `None` (and this lead given up) when nothing is queued.
