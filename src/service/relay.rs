@@ -145,7 +145,13 @@ pub async fn relay_many(
         .filter_map(|a| a.as_ref().ok().map(|(_, ask, _)| ask.token_id()))
         .collect();
     // When the read fails, each message is read and decided alone.
-    let mut read = use_facts::for_uses_on_read(&state.store, &ids).await.ok();
+    let mut read = match use_facts::for_uses_on_read(&state.store, &ids).await {
+        Ok(read) => Some(read),
+        Err(error) => {
+            tracing::warn!(%error, "reading a flight's relay tokens at once failed; each is read alone");
+            None
+        }
+    };
     // Decided on the read: the messages ready to queue, handed to the batch together.
     let mut pending = Vec::with_capacity(requests.len());
     let mut uses = Vec::new();
