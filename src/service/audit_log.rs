@@ -29,6 +29,16 @@ pub struct Audited<T> {
 }
 
 impl<T> Audited<Vec<T>> {
+    /// A write that appended nothing (an empty upload).
+    pub fn nothing() -> Self {
+        Self {
+            output: Vec::new(),
+            entries: Vec::new(),
+            labels: Vec::new(),
+            pushed: false,
+        }
+    }
+
     /// Adds what a later part of the same write appended.
     pub fn merge(&mut self, later: Audited<Vec<T>>) {
         self.output.extend(later.output);

@@ -202,6 +202,16 @@ async fn a_body_that_is_not_an_array_is_refused_and_nothing_is_kept(app: TestApp
         empty["counts"],
         json!({"stored": 0, "duplicate": 0, "rejected": 0})
     );
+    // All or nothing of nothing is nothing, not a fault of the audit log.
+    let atomic = batch(&app, "?atomic=true", "application/json", "[]".into()).await;
+    assert_eq!(atomic.status(), 200);
+    let atomic: Value = atomic.json().await.unwrap();
+    assert_eq!(
+        atomic["counts"],
+        json!({"stored": 0, "duplicate": 0, "rejected": 0})
+    );
+    let after = batch(&app, "", "application/json", "[]".into()).await;
+    assert_eq!(after.status(), 200, "the broker still takes uploads");
 }
 
 async fn csv_with_the_documented_header_is_stored_row_by_row(app: TestApp) {

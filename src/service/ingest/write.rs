@@ -37,7 +37,8 @@ impl StoreVerified {
                 None => written = Some(stored),
             }
         }
-        written.ok_or_else(|| StoreError::Corrupt("a write of no records".into()))
+        // An empty upload (`[]`, atomic or not) stores nothing and appends nothing.
+        Ok(written.unwrap_or_else(Audited::nothing))
     }
 }
 
