@@ -94,6 +94,7 @@ pub fn routes() -> Routes {
         .post("/v1/releases", releases::redeem)
         .post("/v1/messages", messages::relay)
         .get("/v1/messages/{id}", messages::status)
+        .post("/v1/gateway/sms/receipts", messages::receipt)
         .get("/v1/policies", policies::read)
         .get("/v1/audit/entries", audit::list)
         .get("/v1/audit/entries/{index}", audit::read)

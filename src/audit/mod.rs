@@ -41,11 +41,13 @@ pub enum Action {
     DisruptionDeclaration,
     /// An airline updated or closed a disruption.
     DisruptionUpdate,
+    /// The SMS gateway said what became of a message it accepted.
+    MessageReceipt,
 }
 
 impl Action {
     /// Every action, in the order the console lists them.
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 12] = [
         Self::ConsentUpload,
         Self::TokenRequest,
         Self::TokenRedemption,
@@ -57,6 +59,7 @@ impl Action {
         Self::ApiKeyChange,
         Self::DisruptionDeclaration,
         Self::DisruptionUpdate,
+        Self::MessageReceipt,
     ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
@@ -72,6 +75,7 @@ impl Action {
             Self::ApiKeyChange => "api_key_change",
             Self::DisruptionDeclaration => "disruption_declaration",
             Self::DisruptionUpdate => "disruption_update",
+            Self::MessageReceipt => "message_receipt",
         }
     }
 }

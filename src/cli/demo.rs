@@ -22,7 +22,12 @@ pub const DEMO_AIRLINE: &str = "AF";
 const DEMO_OFFICER: &str = "Demo Compliance Officer";
 
 /// Provisions the demo and prints the next steps.
-pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
+pub async fn provision(
+    store: &Store,
+    data_dir: &Path,
+    address: SocketAddr,
+    receipt_secret: Option<&str>,
+) -> anyhow::Result<()> {
     let dir = data_dir.join("passerelle-demo");
     crate::crypto::keyfile::create_private_dir(&dir)?;
     let now = OffsetDateTime::now_utc();
@@ -65,10 +70,15 @@ pub async fn provision(store: &Store, data_dir: &Path, address: SocketAddr) -> a
     };
 
     let url = format!("http://{address}");
-    let env = format!(
+    let mut env = format!(
         "export PASSERELLE_URL={url}\nexport AGENCY_KEY={}\nexport AIRLINE_KEY={}\nexport OFFICER_KEY={}",
         agency.api_key, airline.api_key, officer.api_key
     );
+    // What the SMS gateway signs its delivery receipts with (the demo's own, unless
+    // PASSERELLE_SMS_GATEWAY_RECEIPT_SECRET set one).
+    if let Some(secret) = receipt_secret {
+        env.push_str(&format!("\nexport SMS_GATEWAY_RECEIPT_SECRET={secret}"));
+    }
     let env_path = dir.join("demo.env");
     std::fs::remove_file(&env_path).ok();
     write_secret_file(&env_path, &env)?;

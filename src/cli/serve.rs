@@ -148,6 +148,13 @@ pub async fn command(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<(
         mail_from: args.mail_from.clone(),
         sms_gateway_url: args.sms_gateway_url.clone(),
         sms_gateway_token: std::env::var("PASSERELLE_SMS_GATEWAY_TOKEN").ok(),
+        // The demo makes one for its own gateway and writes it to `demo.env`.
+        sms_gateway_receipt_secret: std::env::var("PASSERELLE_SMS_GATEWAY_RECEIPT_SECRET")
+            .ok()
+            .or_else(|| {
+                args.demo
+                    .then(|| crate::crypto::secret::issue("pas_gwr_").plaintext)
+            }),
     };
     let outbound = if args.allow_insecure_outbound || args.demo {
         tracing::warn!("outbound requests may use plain http and reach private addresses (--allow-insecure-outbound or --demo)");
@@ -191,7 +198,13 @@ pub async fn command(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<(
         },
     };
     if args.demo {
-        super::demo::provision(&store, &storage.data_dir, address).await?;
+        super::demo::provision(
+            &store,
+            &storage.data_dir,
+            address,
+            settings.relay.sms_gateway_receipt_secret.as_deref(),
+        )
+        .await?;
     }
     tracing::info!(%address, "passerelle listening");
     serve(

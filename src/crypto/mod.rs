@@ -8,6 +8,7 @@ pub mod keyfile;
 pub mod keyring;
 pub mod seal;
 pub mod secret;
+pub mod signed_body;
 
 use ring::digest;
 

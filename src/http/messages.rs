@@ -1,12 +1,16 @@
 //! `POST /v1/messages` and `GET /v1/messages/{id}`: an airline has the broker relay a
-//! message under a relay token, and follows its delivery (`service::relay`).
+//! message under a relay token, and follows its delivery (`service::relay`);
+//! `POST /v1/gateway/sms/receipts`: the SMS gateway says, signed, what became of one
+//! (`service::gateway_receipts`).
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::Problem;
+use crate::service::gateway_receipts::{self, ReceiptRecorded, SIGNATURE_HEADER};
 use crate::service::relay::{self, MessageStatus, RelayRequest};
 use crate::service::AppState;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 
 /// Accepts a message for relay: checks the text, takes one use of the token, and
@@ -28,4 +32,19 @@ pub async fn status(
     Path(id): Path<String>,
 ) -> Result<Json<MessageStatus>, Problem> {
     Ok(Json(relay::status(&state, &airline, id).await?))
+}
+
+/// A delivery receipt from the SMS gateway, authenticated by its signature over the
+/// raw body (no API key: the gateway is no party).
+pub async fn receipt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ReceiptRecorded>, Problem> {
+    let signature = headers
+        .get(SIGNATURE_HEADER)
+        .and_then(|value| value.to_str().ok());
+    Ok(Json(
+        gateway_receipts::record(&state, signature, &body).await?,
+    ))
 }

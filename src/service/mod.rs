@@ -20,6 +20,7 @@ pub mod disruption_events;
 pub mod disruptions;
 pub mod error;
 pub mod export;
+pub mod gateway_receipts;
 pub mod grant;
 pub mod idempotency;
 pub mod ingest;

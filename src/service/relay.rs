@@ -68,6 +68,22 @@ pub struct MessageStatus {
     /// The audit entry recording its acceptance (only in the answer to the POST).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_index: Option<i64>,
+    /// What the SMS gateway said became of it, once it said (`status` only says the
+    /// gateway accepted it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<MessageReceipt>,
+}
+
+/// A gateway's delivery receipt of a message.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct MessageReceipt {
+    /// `delivered`, `undeliverable` or `expired`.
+    pub status: String,
+    /// The gateway's reason, for an undeliverable message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the broker received it.
+    pub at: String,
 }
 
 impl MessageStatus {
@@ -84,6 +100,7 @@ impl MessageStatus {
             created_at: format_time(m.created_at),
             finished_at: m.finished_at.map(format_time),
             audit_index,
+            receipt: None,
         }
     }
 }
@@ -374,7 +391,17 @@ pub async fn status(state: &AppState, airline: &Party, id: String) -> Result<Mes
         .await?
         .filter(|m| m.airline_id == airline.id)
         .ok_or_else(|| Error::of(ErrorKind::MessageNotFound))?;
-    Ok(MessageStatus::of(&message, None))
+    let receipt = outbox::receipt_of(&mut conn, &message.id)
+        .await?
+        .map(|r| MessageReceipt {
+            status: r.status,
+            reason: r.reason,
+            at: format_time(r.at),
+        });
+    Ok(MessageStatus {
+        receipt,
+        ..MessageStatus::of(&message, None)
+    })
 }
 
 /// A message may link only to the domains its airline registered

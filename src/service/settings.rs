@@ -70,6 +70,9 @@ pub struct RelaySettings {
     pub sms_gateway_url: Option<String>,
     /// Sent as `Authorization: Bearer …` to the SMS gateway, if set.
     pub sms_gateway_token: Option<String>,
+    /// The secret the SMS gateway signs its delivery receipts with; without it the
+    /// broker takes none (`POST /v1/gateway/sms/receipts` answers 503).
+    pub sms_gateway_receipt_secret: Option<String>,
 }
 
 /// The limits of bulk requests, set with `serve`'s flags.

@@ -147,6 +147,59 @@ pub async fn message(conn: &mut Conn, id: &str) -> Result<Option<Message>, Store
     row.as_ref().map(message_from_row).transpose()
 }
 
+/// What the SMS gateway said became of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// `delivered`, `undeliverable` or `expired`.
+    pub status: String,
+    /// The gateway's reason, for an undeliverable message.
+    pub reason: Option<String>,
+    /// When the broker received it.
+    pub at: OffsetDateTime,
+}
+
+/// The receipt of a message, if the gateway sent one.
+#[instrument(skip_all)]
+pub async fn receipt_of(conn: &mut Conn, id: &str) -> Result<Option<Receipt>, StoreError> {
+    let row = sqlx::query(
+        "SELECT receipt_status, receipt_reason, receipt_at FROM messages \
+         WHERE id = $1 AND receipt_status IS NOT NULL",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(Receipt {
+            status: r.get("receipt_status"),
+            reason: r.get("receipt_reason"),
+            at: super::from_millis(r.get("receipt_at"))?,
+        })
+    })
+    .transpose()
+}
+
+/// Records a receipt of an SMS the gateway accepted, unless it already holds this
+/// one; `false` when nothing changed.
+#[instrument(skip_all)]
+pub async fn record_receipt(
+    conn: &mut Conn,
+    id: &str,
+    receipt: &Receipt,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE messages SET receipt_status = $1, receipt_reason = $2, receipt_at = $3 \
+         WHERE id = $4 AND channel = 'sms' AND status = 'delivered' \
+         AND (receipt_status IS NULL OR receipt_status <> $1)",
+    )
+    .bind(&receipt.status)
+    .bind(&receipt.reason)
+    .bind(to_millis(receipt.at))
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Claims up to `limit` due messages until `lease_until`.
 #[instrument(skip_all)]
 pub async fn claim_messages(

@@ -58,6 +58,8 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ),
     ("POST", "/v1/withdrawals", PUBLIC),
     ("POST", "/v1/traveller/uses", PUBLIC),
+    // Signed with the SMS gateway's secret: no party's key opens it (see below).
+    ("POST", "/v1/gateway/sms/receipts", PUBLIC),
     ("POST", "/v1/disruptions", &[Airline]),
     ("GET", "/v1/disruptions", ANY),
     ("GET", "/v1/disruptions/{id}", ANY),
@@ -86,6 +88,7 @@ async fn relay_app(engine: Engine) -> Option<(TestApp, FakeHttp)> {
     let settings = Settings {
         relay: RelaySettings {
             sms_gateway_url: Some(gateway.url.clone()),
+            sms_gateway_receipt_secret: Some("gw-receipts".into()),
             ..RelaySettings::default()
         },
         ..crate::helpers::test_settings()
@@ -141,6 +144,16 @@ async fn every_route_answers_only_the_kinds_of_party_it_is_for(engine: Engine) {
                 },
             )
             .replace("{index}", "0");
+        if template.starts_with("/v1/gateway/") {
+            // The gateway's receipts: signed with its secret, so refused to everyone
+            // else, whatever key they hold (a party cannot touch its messages' receipts).
+            for kind in [None, Some(Agency), Some(Airline), Some(Officer)] {
+                let key = kind.map(key_of);
+                let answer = call(&app, method, &path, key.as_deref()).await;
+                assert_eq!(answer.status(), 401, "{method} {template} as {kind:?}");
+            }
+            continue;
+        }
         if kinds.is_empty() {
             let answer = call(&app, method, &path, None).await;
             assert_ne!(answer.status(), 401, "{method} {template} is public");

@@ -4,6 +4,7 @@
 
 use crate::fakes::{FakeHttp, FakeSmtp};
 use crate::helpers::{assert_problem, Engine, TestApp, EMAIL, MOBILE};
+use passerelle::clock::Clock;
 use passerelle::policy::engine::Policies;
 use passerelle::service::{RelaySettings, Settings};
 use passerelle::workers::relay::{self, Transports};
@@ -17,6 +18,9 @@ pub(crate) struct Relay {
     transports: Transports,
 }
 
+/// The secret the test gateway signs its delivery receipts with.
+const RECEIPT_SECRET: &str = "gw-receipts";
+
 pub(crate) async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
     let smtp = FakeSmtp::start().await;
     let gateway = FakeHttp::start().await;
@@ -27,6 +31,7 @@ pub(crate) async fn with_relay(engine: Engine, policies: Policies) -> Option<Rel
             mail_from: "Passerelle <relay@passerelle.test>".into(),
             sms_gateway_url: Some(gateway.url.clone()),
             sms_gateway_token: Some("gw-secret".into()),
+            sms_gateway_receipt_secret: Some(RECEIPT_SECRET.into()),
         },
         ..crate::helpers::test_settings()
     };
@@ -611,7 +616,118 @@ crate::on_both_engines_with_engine!(
     the_agency_reads_every_use_and_its_webhook_gets_each_signed,
     the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw,
     a_relayed_message_links_only_to_its_airlines_domains,
+    the_gateways_signed_receipt_says_what_became_of_an_sms,
 );
+
+impl Relay {
+    /// Posts a receipt signed with `secret` at `at` (Unix seconds).
+    async fn receipt(&self, body: &Value, secret: &str, at: i64) -> reqwest::Response {
+        let body = body.to_string();
+        let signature = passerelle::crypto::signed_body::signature(secret.as_bytes(), at, &body);
+        self.app
+            .client
+            .post(format!("{}/v1/gateway/sms/receipts", self.app.url))
+            .header("Passerelle-Gateway-Signature", signature)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+async fn the_gateways_signed_receipt_says_what_became_of_an_sms(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let token = r.relay_token().await;
+    let sent = r
+        .accepted(
+            token["token"].as_str().unwrap(),
+            "sms",
+            "AF1234 is cancelled.",
+        )
+        .await;
+    let id = sent["message_id"].as_str().unwrap().to_string();
+    let now = r.app.clock.now().unix_timestamp();
+    let delivered = json!({"message_id": id, "status": "delivered"});
+
+    // Before the gateway took it, there is nothing to say of it.
+    let early = r.receipt(&delivered, RECEIPT_SECRET, now).await;
+    let problem = assert_problem(early, 422, "invalid-field").await;
+    assert_eq!(problem["errors"][0]["field"], "message_id");
+
+    // Once it is accepted, a signed receipt says it reached the phone: on the message,
+    // audited, once.
+    r.deliver().await;
+    assert_eq!(r.status(&id).await["status"], "delivered");
+    assert!(
+        r.status(&id).await.get("receipt").is_none(),
+        "accepted, not yet received"
+    );
+    let first = r.receipt(&delivered, RECEIPT_SECRET, now).await;
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["recorded"], true);
+    let message = r.status(&id).await;
+    assert_eq!(message["receipt"]["status"], "delivered", "{message}");
+    let again: Value = r
+        .receipt(&delivered, RECEIPT_SECRET, now)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["recorded"], false, "a retry is recorded once");
+    let entries: Vec<Value> = r
+        .app
+        .audit_entries()
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "message_receipt")
+        .collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["outcome"], "delivered");
+    assert_eq!(entries[0]["message_id"], id.as_str());
+
+    // A forged receipt, a replayed one, and one for no message are each refused.
+    let undeliverable =
+        json!({"message_id": id, "status": "undeliverable", "reason": "number out of service"});
+    let forged = r.receipt(&undeliverable, "not-the-secret", now).await;
+    assert_problem(forged, 401, "unauthorized").await;
+    let replayed = r.receipt(&undeliverable, RECEIPT_SECRET, now - 3_600).await;
+    assert_problem(replayed, 401, "unauthorized").await;
+    let unsigned = r
+        .app
+        .client
+        .post(format!("{}/v1/gateway/sms/receipts", r.app.url))
+        .body(undeliverable.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(unsigned, 401, "unauthorized").await;
+    let nobody = json!({"message_id": "msg_0000", "status": "delivered"});
+    let nobody = r.receipt(&nobody, RECEIPT_SECRET, now).await;
+    assert_problem(nobody, 404, "message-not-found").await;
+    assert_eq!(r.status(&id).await["receipt"]["status"], "delivered");
+
+    // A later receipt that it could not be delivered after all is recorded with the
+    // gateway's reason, never written to the audit log.
+    let bounced = r.receipt(&undeliverable, RECEIPT_SECRET, now).await;
+    assert_eq!(bounced.status(), 200);
+    let message = r.status(&id).await;
+    assert_eq!(message["receipt"]["status"], "undeliverable");
+    assert_eq!(message["receipt"]["reason"], "number out of service");
+    let entries = r.app.audit_entries().await;
+    let last = entries
+        .iter()
+        .rfind(|e| e["action"] == "message_receipt")
+        .unwrap();
+    assert_eq!(last["outcome"], "failed");
+    assert_eq!(last["reason"], "undeliverable");
+    assert!(!serde_json::to_string(&entries)
+        .unwrap()
+        .contains("out of service"));
+}
 
 async fn a_relayed_message_links_only_to_its_airlines_domains(engine: Engine) {
     let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {

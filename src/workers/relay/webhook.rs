@@ -13,48 +13,8 @@ use super::Transports;
 use crate::service::delivery::{self, WebhookDelivery};
 use crate::service::uses::SIGNATURE_HEADER;
 use crate::service::{AppState, Error};
-use ring::hmac;
 
-/// The header value for `body` signed at `timestamp`.
-pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let tag = hmac::sign(&key, format!("{timestamp}.{body}").as_bytes());
-    format!("t={timestamp},v1={}", crate::domain::ids::hex(tag.as_ref()))
-}
-
-/// Checks a header value against `body`, within `tolerance` seconds of `now`.
-pub fn verify(secret: &[u8], header: &str, body: &str, now: i64, tolerance: i64) -> bool {
-    let mut timestamp = None;
-    let mut tags = Vec::new();
-    for part in header.split(',') {
-        match part.trim().split_once('=') {
-            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
-            Some(("v1", v)) => tags.push(v.to_string()),
-            _ => {}
-        }
-    }
-    let Some(timestamp) = timestamp else {
-        return false;
-    };
-    if (now - timestamp).abs() > tolerance {
-        return false;
-    }
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret);
-    let message = format!("{timestamp}.{body}");
-    tags.iter().any(|tag| {
-        decode_hex(tag).is_some_and(|tag| hmac::verify(&key, message.as_bytes(), &tag).is_ok())
-    })
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+pub use crate::crypto::signed_body::{signature, verify};
 
 /// Pushes one delivery and records the outcome; failures are retried with the
 /// webhooks' backoff, and the release it reports never waits for it. While the
