@@ -171,8 +171,8 @@ pub async fn record(
     })
 }
 
-/// A gateway's reason: short, printable text (it is shown to the agency, never to the
-/// traveller, and never written to the audit log).
+/// A gateway's reason: short, printable text (shown with the message to the airline
+/// that sent it, never written to the audit log).
 fn checked_reason(reason: &str) -> Result<String, Error> {
     let reason = reason.trim();
     if reason.is_empty()
