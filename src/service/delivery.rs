@@ -179,8 +179,32 @@ async fn record_attempt(
             (Outcome::Failed, Some(why.clone()))
         }
     };
+    let mut entry = message_entry(
+        db,
+        message,
+        "relay-worker",
+        Action::MessageDelivery,
+        outcome,
+        now,
+    )
+    .await?;
+    entry.reason = reason.as_deref().map(reason_code);
+    Ok(entry)
+}
+
+/// The broker's audit entry of something that became of a relayed message (an
+/// attempt, the gateway's receipt): whom it concerns, and the purpose, disruption and
+/// flight of the token it was sent under. `work` names what recorded it.
+pub(crate) async fn message_entry(
+    db: &mut impl Db,
+    message: &Message,
+    work: &str,
+    action: Action,
+    outcome: Outcome,
+    now: OffsetDateTime,
+) -> Result<NewEntry, StoreError> {
     let token = tokens::find(db, &message.token_id).await?;
-    let mut entry = NewEntry::by_broker(now, "relay-worker", Action::MessageDelivery, outcome)
+    let mut entry = NewEntry::by_broker(now, work, action, outcome)
         .agency(message.agency_id.clone())
         .airline(message.airline_id.clone())
         .traveller(message.traveller_id.clone())
@@ -189,7 +213,6 @@ async fn record_attempt(
         .event_category(message.category.clone())
         .message(message.id.clone())
         .channel(message.channel.as_str());
-    entry.reason = reason.as_deref().map(reason_code);
     if let Some(token) = token {
         entry = entry
             .booking(token.booking_id)

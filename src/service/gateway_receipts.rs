@@ -8,8 +8,9 @@
 //! reason, or `expired`) with its audit entry. A forged receipt, or one replayed
 //! outside the tolerance, is refused; the same receipt twice is recorded once.
 
-use crate::audit::{Action, NewEntry, Outcome};
+use crate::audit::{Action, Outcome};
 use crate::crypto::signed_body;
+use crate::service::delivery::message_entry;
 use crate::service::input::parse_json;
 use crate::service::{AppState, Error, ErrorKind};
 use crate::store::outbox::{self, Receipt};
@@ -148,15 +149,15 @@ pub async fn record(
         ReceiptStatus::Delivered => Outcome::Delivered,
         ReceiptStatus::Undeliverable | ReceiptStatus::Expired => Outcome::Failed,
     };
-    let mut entry = NewEntry::by_broker(now, "sms-gateway", Action::MessageReceipt, outcome)
-        .agency(message.agency_id.clone())
-        .airline(message.airline_id.clone())
-        .traveller(message.traveller_id.clone())
-        .consent(message.consent_id.clone())
-        .token(message.token_id.clone())
-        .event_category(message.category.clone())
-        .message(message.id.clone())
-        .channel(message.channel.as_str());
+    let mut entry = message_entry(
+        &mut tx,
+        &message,
+        "sms-gateway",
+        Action::MessageReceipt,
+        outcome,
+        now,
+    )
+    .await?;
     entry.reason = match receipt.status {
         ReceiptStatus::Delivered => None,
         ReceiptStatus::Undeliverable => Some("undeliverable"),

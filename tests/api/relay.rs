@@ -688,6 +688,13 @@ async fn the_gateways_signed_receipt_says_what_became_of_an_sms(engine: Engine) 
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0]["outcome"], "delivered");
     assert_eq!(entries[0]["message_id"], id.as_str());
+    assert!(
+        entries[0]["event_reference"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("dis_")),
+        "the receipt is filed under the disruption: {}",
+        entries[0]
+    );
 
     // A forged receipt, a replayed one, and one for no message are each refused.
     let undeliverable =
