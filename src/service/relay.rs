@@ -113,15 +113,7 @@ pub async fn relay(
     airline: &Party,
     request: RelayRequest,
 ) -> Result<MessageStatus, Error> {
-    let checked = checked(state, airline, &request).await?;
-    let (ask, entry) = token_use::ask(
-        state,
-        request_id,
-        airline,
-        &request.token,
-        TokenUse::Relay,
-        Some(request.channel),
-    )?;
+    let (checked, ask, entry) = prepare(state, request_id, airline, &request).await?;
     if let Some(ready) = token_use::decide_on_read(state, &ask, &entry).await? {
         if let Some(queued) = queue_decided(state, airline, &request, &checked, ready).await? {
             return Ok(queued);
@@ -143,19 +135,7 @@ pub async fn relay_many(
 ) -> Vec<Result<MessageStatus, Error>> {
     let mut asked = Vec::with_capacity(requests.len());
     for request in requests {
-        let prepared = match checked(state, airline, request).await {
-            Ok(checked) => token_use::ask(
-                state,
-                request_id,
-                airline,
-                &request.token,
-                TokenUse::Relay,
-                Some(request.channel),
-            )
-            .map(|(ask, entry)| (checked, ask, entry)),
-            Err(problem) => Err(problem),
-        };
-        asked.push(prepared);
+        asked.push(prepare(state, request_id, airline, request).await);
     }
     let ids: Vec<&str> = asked
         .iter()
@@ -186,19 +166,10 @@ pub async fn relay_many(
                     .ok()
                     .flatten(),
             };
-            if let Some(ready) = ready.filter(|r| same_category(request, &r.token).is_ok()) {
-                let queued = new_message(
-                    state,
-                    airline,
-                    &ready.token,
-                    request.channel,
-                    &checked.body(&ready.token),
-                );
-                uses.push(use_batch::DecidedUse {
-                    token_id: ready.token.id.clone(),
-                    entry: ready.entry.message(queued.id.clone()),
-                    message: Some(queued.clone()),
-                });
+            // A message of another category is left to the writer, which refuses it.
+            let decided = ready.and_then(|r| decided_use(state, airline, request, checked, r).ok());
+            if let Some((decided, queued)) = decided {
+                uses.push(decided);
                 at.push(pending.len());
                 message = Some(queued);
             }
@@ -229,6 +200,26 @@ pub async fn relay_many(
             }
         });
     futures_util::future::join_all(each).await
+}
+
+/// A relay request checked (its text, links and transport) and its token use asked,
+/// with the use's audit entry begun.
+async fn prepare<'a>(
+    state: &AppState,
+    request_id: &str,
+    airline: &'a Party,
+    request: &'a RelayRequest,
+) -> Result<(Checked, token_use::UseAsked<'a>, crate::audit::NewEntry), Error> {
+    let checked = checked(state, airline, request).await?;
+    let (ask, entry) = token_use::ask(
+        state,
+        request_id,
+        airline,
+        &request.token,
+        TokenUse::Relay,
+        Some(request.channel),
+    )?;
+    Ok((checked, ask, entry))
 }
 
 /// A relay request's text, checked, with its links and its channel's transport.
@@ -270,6 +261,31 @@ impl Checked {
     }
 }
 
+/// A use decided on a read, with its new message, ready for the use batch; refused
+/// when the message's category is not its token's.
+fn decided_use(
+    state: &AppState,
+    airline: &Party,
+    request: &RelayRequest,
+    checked: &Checked,
+    ready: token_use::Ready,
+) -> Result<(use_batch::DecidedUse, Message), Error> {
+    same_category(request, &ready.token)?;
+    let message = new_message(
+        state,
+        airline,
+        &ready.token,
+        request.channel,
+        &checked.body(&ready.token),
+    );
+    let decided = use_batch::DecidedUse {
+        token_id: ready.token.id.clone(),
+        entry: ready.entry.message(message.id.clone()),
+        message: Some(message.clone()),
+    };
+    Ok((decided, message))
+}
+
 /// Hands a use decided on a read to the use batch with its message; `None` when the
 /// batch found the state changed since the read (decide again in the writer).
 async fn queue_decided(
@@ -279,20 +295,7 @@ async fn queue_decided(
     checked: &Checked,
     ready: token_use::Ready,
 ) -> Result<Option<MessageStatus>, Error> {
-    same_category(request, &ready.token)?;
-    let message = new_message(
-        state,
-        airline,
-        &ready.token,
-        request.channel,
-        &checked.body(&ready.token),
-    );
-    let entry = ready.entry.message(message.id.clone());
-    let taking = use_batch::DecidedUse {
-        token_id: ready.token.id.clone(),
-        entry,
-        message: Some(message.clone()),
-    };
+    let (taking, message) = decided_use(state, airline, request, checked, ready)?;
     match state.use_batches.take(state, taking).await? {
         use_batch::Taking::Taken { audit_index } => {
             state.message_wake.notify_one();

@@ -30,6 +30,15 @@ fn tight(reveals: u32) -> Policies {
     policies
 }
 
+/// A broker with [`tight`] budgets.
+async fn tight_broker(engine: Engine, reveals: u32) -> Option<TestApp> {
+    let settings = Settings {
+        policies: Arc::new(tight(reveals)),
+        ..crate::helpers::test_settings()
+    };
+    TestApp::with(engine, settings).await
+}
+
 fn af(number: &str) -> Value {
     json!({"carrier": "AF", "flight_number": number, "date": FLIGHT_DATE})
 }
@@ -148,11 +157,7 @@ async fn an_airline_declaring_beyond_its_days_budget_is_refused_and_officers_and
 }
 
 async fn a_grant_beyond_the_days_reveal_budget_is_refused_whole(engine: Engine) {
-    let settings = Settings {
-        policies: Arc::new(tight(2)),
-        ..crate::helpers::test_settings()
-    };
-    let Some(app) = TestApp::with(engine, settings).await else {
+    let Some(app) = tight_broker(engine, 2).await else {
         return;
     };
     app.upload_default().await;
@@ -221,11 +226,7 @@ async fn declare_at(app: &TestApp, url: &str, number: &str) -> reqwest::Response
 }
 
 async fn brokers_on_one_database_count_one_budget(engine: Engine) {
-    let settings = Settings {
-        policies: Arc::new(tight(1000)),
-        ..crate::helpers::test_settings()
-    };
-    let Some(app) = TestApp::with(engine, settings).await else {
+    let Some(app) = tight_broker(engine, 1000).await else {
         return;
     };
     let (second, _) = app.another_broker().await;
