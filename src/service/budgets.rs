@@ -104,7 +104,7 @@ pub async fn disrupted_flights_limit(
         Some(n) => n,
         None => {
             let mut reader = state.store.reader().acquire().await?;
-            let n = budgets::flights_operated(
+            let n = crate::store::bookings::flights_operated(
                 &mut reader,
                 &carrier,
                 &from.to_string(),

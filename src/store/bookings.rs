@@ -113,6 +113,27 @@ pub async fn add_segments(
     Ok(())
 }
 
+/// The distinct flights of `carrier` departing from `from` to `to` (dates,
+/// `YYYY-MM-DD`, inclusive) that any booking in the broker holds: the airline's
+/// schedule as the broker knows it.
+#[instrument(skip_all)]
+pub async fn flights_operated(
+    conn: &mut Conn,
+    carrier: &str,
+    from: &str,
+    to: &str,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT DISTINCT flight_number, departure_date FROM segments \
+         WHERE carrier = $1 AND departure_date >= $2 AND departure_date <= $3) AS flights",
+    )
+    .bind(carrier)
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 /// The airline's flights (`carrier`) departing from `from` to `until` (dates,
 /// inclusive) that fly from or to `airport`, as the bookings' segments say: what an
 /// airport's closure disrupts. At most `limit`, in date and number order.

@@ -1,11 +1,11 @@
 //! The airlines' daily budgets against pretext harvesting (`airline_budgets`): what
 //! each airline took today of the flights it may declare disrupted and of the reveals
 //! it may be granted, counted in the transaction that takes them, so that every
-//! broker on the database counts the same; and the schedule the first is a share of.
+//! broker on the database counts the same.
 
 use super::db::Db;
 use super::row::Columns;
-use super::{from_millis, to_millis, Conn, Param, StoreError};
+use super::{from_millis, to_millis, Param, StoreError};
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -191,25 +191,4 @@ pub async fn alerts(
     })
     .await?;
     Ok(found)
-}
-
-/// The distinct flights of `carrier` departing from `from` to `to` (dates,
-/// `YYYY-MM-DD`, inclusive) that any booking in the broker holds: the airline's
-/// schedule as the broker knows it.
-#[instrument(skip_all)]
-pub async fn flights_operated(
-    conn: &mut Conn,
-    carrier: &str,
-    from: &str,
-    to: &str,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT flight_number, departure_date FROM segments \
-         WHERE carrier = $1 AND departure_date >= $2 AND departure_date <= $3) AS flights",
-    )
-    .bind(carrier)
-    .bind(from)
-    .bind(to)
-    .fetch_one(&mut *conn)
-    .await?)
 }
