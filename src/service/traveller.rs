@@ -11,6 +11,7 @@ use crate::service::withdraw::{code_holder, current_version, WithdrawalRequest};
 use crate::service::AppState;
 use crate::service::Error;
 use crate::store::audit::{self, EntryFilter};
+use crate::store::disruptions::{self, Seen};
 use serde::{Deserialize, Serialize};
 
 /// Most uses listed.
@@ -41,6 +42,27 @@ pub struct TravellerUse {
     pub audit_index: i64,
 }
 
+/// A disruption of the traveller's trip, as they see it.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct TravellerDisruption {
+    /// What happened (`cancellation`, `delay`, …).
+    pub category: String,
+    /// The flights it carries (`AF1234/2026-12-01`); none listed for an airport's
+    /// closure, which may carry hundreds.
+    pub flights: Vec<String>,
+    /// The airport closed, for a closure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_airport: Option<String>,
+    /// The new departure time, if the airline gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_departure: Option<String>,
+    /// When the airline declared it.
+    pub declared_at: String,
+}
+
+/// The most disruptions the traveller's view lists.
+const DISRUPTIONS_SHOWN: i64 = 20;
+
 /// What the traveller sees.
 #[derive(Serialize, Deserialize, Debug)]
 pub struct TravellerView {
@@ -57,6 +79,9 @@ pub struct TravellerView {
     pub valid_until: Option<String>,
     /// Every use of their contact, oldest first.
     pub uses: Vec<TravellerUse>,
+    /// The open disruptions of their booking's flights, newest first: what the
+    /// airline declared, never its note for agencies and officers.
+    pub disruptions: Vec<TravellerDisruption>,
     /// Where the same code withdraws the consent.
     pub withdraw: String,
 }
@@ -98,6 +123,26 @@ pub async fn uses(state: &AppState, body: WithdrawalRequest) -> Result<Traveller
             audit_index: receipt.audit_index,
         });
     }
+    let disruptions = disruptions::list(
+        &mut conn,
+        Seen::Traveller(&holder.traveller_id),
+        true,
+        None,
+        DISRUPTIONS_SHOWN,
+    )
+    .await?
+    .into_iter()
+    .map(|d| TravellerDisruption {
+        category: d.category.as_str().to_string(),
+        flights: match d.closure {
+            Some(_) => Vec::new(),
+            None => d.flights.iter().map(|f| f.label()).collect(),
+        },
+        closed_airport: d.closure.map(|c| c.airport.as_str().to_string()),
+        new_departure: d.new_departure.map(format_time),
+        declared_at: format_time(d.declared_at),
+    })
+    .collect();
     Ok(TravellerView {
         consent_id: row.id.clone(),
         state: row.state(now),
@@ -115,6 +160,7 @@ pub async fn uses(state: &AppState, body: WithdrawalRequest) -> Result<Traveller
             .collect(),
         valid_until: row.scope.valid_until.map(format_time),
         uses,
+        disruptions,
         withdraw: "POST /v1/withdrawals with the same code".into(),
     })
 }

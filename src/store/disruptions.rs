@@ -19,6 +19,8 @@ pub enum Seen<'a> {
     Airline(&'a str),
     /// Those carrying a flight a booking of the agency is on.
     Agency(&'a str),
+    /// Those carrying a flight of the traveller's booking.
+    Traveller(&'a str),
     /// All of them.
     Officer,
 }
@@ -252,6 +254,16 @@ fn scope<'a>(seen: Seen<'a>, slot: &str) -> (String, Option<&'a str>) {
                  AND s.departure_date = f.departure_date \
                  JOIN bookings b ON b.id = s.booking_id \
                  WHERE f.disruption_id = d.id AND b.agency_id = {slot})"
+            ),
+            Some(id),
+        ),
+        Seen::Traveller(id) => (
+            format!(
+                " AND EXISTS (SELECT 1 FROM disruption_flights f JOIN segments s \
+                 ON s.carrier = f.carrier AND s.flight_number = f.flight_number \
+                 AND s.departure_date = f.departure_date \
+                 JOIN travellers t ON t.booking_id = s.booking_id \
+                 WHERE f.disruption_id = d.id AND t.id = {slot})"
             ),
             Some(id),
         ),

@@ -24,7 +24,7 @@ async fn declare(app: &TestApp, key: &str, body: &Value) -> reqwest::Response {
 }
 
 async fn a_declared_disruption_is_open_audited_and_seen_by_the_agencies_it_affects(app: TestApp) {
-    app.upload_default().await;
+    let uploaded = app.upload_default().await;
     let response = declare(
         &app,
         &app.airline.api_key,
@@ -61,6 +61,23 @@ async fn a_declared_disruption_is_open_audited_and_seen_by_the_agencies_it_affec
         let listed: Value = app.get_json("/v1/disruptions?state=open", key).await;
         assert_eq!(listed["disruptions"][0]["id"], id, "{listed}");
     }
+
+    // The traveller sees it on their page, without the note meant for agencies.
+    let code = uploaded["withdrawal_code"].as_str().unwrap();
+    let view = app
+        .post("/v1/traveller/uses", "", &json!({"code": code}))
+        .await;
+    let view: Value = view.json().await.unwrap();
+    assert_eq!(
+        view["disruptions"],
+        json!([{
+            "category": "cancellation",
+            "flights": [format!("AF1234/{FLIGHT_DATE}")],
+            "declared_at": declared["declared_at"]
+        }]),
+        "{view}"
+    );
+    assert!(!view.to_string().contains("Snow at CDG"));
 }
 
 async fn nobody_else_sees_a_disruption(app: TestApp) {
