@@ -3,7 +3,7 @@
 //! list serves the server and the test that holds `openapi.yaml` to it.
 
 use crate::http::{
-    agency, airline, audit, batch, consents, disruptions, export, health, keys, messages,
+    agency, airline, audit, batch, consents, disruptions, erasures, export, health, keys, messages,
     middleware, policies, proofs, releases, reports, tokens, traveller, withdrawals,
 };
 use crate::service::AppState;
@@ -77,6 +77,8 @@ pub fn routes() -> Routes {
         .get("/v1/receipts", agency::receipts)
         .get("/v1/airline/link-domains", airline::link_domains)
         .put("/v1/airline/link-domains", airline::set_link_domains)
+        .put("/v1/airline/webhook", airline::set_webhook)
+        .delete("/v1/airline/webhook", airline::remove_webhook)
         .get("/v1/airline/templates", airline::templates)
         .put(
             "/v1/airline/templates/{event}/{language}",
@@ -94,6 +96,11 @@ pub fn routes() -> Routes {
         .post("/v1/releases", releases::redeem)
         .post("/v1/messages", messages::relay)
         .get("/v1/messages/{id}", messages::status)
+        .get("/v1/erasure-requests", erasures::list)
+        .post(
+            "/v1/erasure-requests/{id}/acknowledgement",
+            erasures::acknowledge,
+        )
         .post("/v1/gateway/sms/receipts", messages::receipt)
         .get("/v1/policies", policies::read)
         .get("/v1/audit/entries", audit::list)

@@ -43,11 +43,15 @@ pub enum Action {
     DisruptionUpdate,
     /// The SMS gateway said what became of a message it accepted.
     MessageReceipt,
+    /// The broker asked an airline to erase a contact it was shown.
+    ErasureRequest,
+    /// An airline acknowledged that it erased a contact.
+    ErasureAcknowledgement,
 }
 
 impl Action {
     /// Every action, in the order the console lists them.
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 14] = [
         Self::ConsentUpload,
         Self::TokenRequest,
         Self::TokenRedemption,
@@ -60,6 +64,8 @@ impl Action {
         Self::DisruptionDeclaration,
         Self::DisruptionUpdate,
         Self::MessageReceipt,
+        Self::ErasureRequest,
+        Self::ErasureAcknowledgement,
     ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
@@ -76,6 +82,8 @@ impl Action {
             Self::DisruptionDeclaration => "disruption_declaration",
             Self::DisruptionUpdate => "disruption_update",
             Self::MessageReceipt => "message_receipt",
+            Self::ErasureRequest => "erasure_request",
+            Self::ErasureAcknowledgement => "erasure_acknowledgement",
         }
     }
 }

@@ -3,9 +3,7 @@
 
 use super::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
 use super::problem::Problem;
-use crate::service::agency::{
-    DeliverySetting, ReceiptPage, ReceiptQuery, RecordDelivery, WebhookRegistered, WebhookRequest,
-};
+use crate::service::agency::{DeliverySetting, ReceiptPage, ReceiptQuery, RecordDelivery};
 use crate::service::{self, AppState};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -43,9 +41,9 @@ pub async fn set_webhook(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     AgencyCaller(agency): AgencyCaller,
-    ApiJson(body): ApiJson<WebhookRequest>,
-) -> Result<(StatusCode, Json<WebhookRegistered>), Problem> {
-    let answer = service::agency::set_webhook(&state, &request_id, &agency, body).await?;
+    ApiJson(body): ApiJson<service::webhooks::WebhookRequest>,
+) -> Result<(StatusCode, Json<service::webhooks::WebhookRegistered>), Problem> {
+    let answer = service::webhooks::set_webhook(&state, &request_id, &agency, body).await?;
     Ok((StatusCode::CREATED, Json(answer)))
 }
 
@@ -55,7 +53,7 @@ pub async fn remove_webhook(
     RequestId(request_id): RequestId,
     AgencyCaller(agency): AgencyCaller,
 ) -> Result<StatusCode, Problem> {
-    service::agency::remove_webhook(&state, &request_id, &agency).await?;
+    service::webhooks::remove_webhook(&state, &request_id, &agency).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,6 +1,7 @@
 //! `/v1/airline/…`: the domains an airline's relayed messages may link to
-//! (`service::airline`) and the message templates the broker relays for it when it
-//! declares a disruption (`service::templates`).
+//! (`service::airline`), the message templates the broker relays for it when it
+//! declares a disruption (`service::templates`), and its webhook, where it is asked to
+//! erase contacts it was shown (`service::webhooks`).
 
 use super::extract::{AirlineCaller, ApiJson, RequestId};
 use super::problem::Problem;
@@ -9,6 +10,7 @@ use crate::service::airline::LinkDomains;
 use crate::service::templates::{TemplateList, TemplateView};
 use crate::service::{self, AppState};
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 
 /// `GET /v1/airline/link-domains`.
@@ -52,4 +54,27 @@ pub async fn set_template(
     Ok(Json(
         service::templates::set(&state, &request_id, &airline, &event, &language, body).await?,
     ))
+}
+
+/// `PUT /v1/airline/webhook`: registers (or replaces, with a new secret) the airline's
+/// webhook, where its erasure requests are pushed.
+pub async fn set_webhook(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    AirlineCaller(airline): AirlineCaller,
+    ApiJson(body): ApiJson<service::webhooks::WebhookRequest>,
+) -> Result<(StatusCode, Json<service::webhooks::WebhookRegistered>), Problem> {
+    let answer = service::webhooks::set_webhook(&state, &request_id, &airline, body).await?;
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+/// `DELETE /v1/airline/webhook`: its erasure requests are then read at
+/// `GET /v1/erasure-requests` only.
+pub async fn remove_webhook(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    AirlineCaller(airline): AirlineCaller,
+) -> Result<StatusCode, Problem> {
+    service::webhooks::remove_webhook(&state, &request_id, &airline).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

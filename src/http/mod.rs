@@ -10,6 +10,7 @@ pub mod batch;
 pub mod client_ip;
 pub mod consents;
 pub mod disruptions;
+pub mod erasures;
 pub mod export;
 pub mod extract;
 pub mod health;

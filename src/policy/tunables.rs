@@ -73,6 +73,9 @@ pub struct Retention {
     pub release_days: u32,
     /// Days a contact is kept after the booking's last flight.
     pub contact_days: u32,
+    /// Hours an airline has to acknowledge that it erased a revealed contact, once the
+    /// broker asks it to (a withdrawal, a changed contact, a purge).
+    pub erasure_deadline_hours: u32,
 }
 
 /// Relayed messages.
@@ -176,7 +179,7 @@ impl Tunables {
     }
 
     fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(&'static str, bool, &'static str); 22] = [
+        let checks: [(&'static str, bool, &'static str); 23] = [
             (
                 "lifetime_seconds",
                 (10..=86_400).contains(&self.tokens.lifetime_seconds),
@@ -226,6 +229,11 @@ impl Tunables {
                 "contact_days",
                 (0..=3650).contains(&self.retention.contact_days),
                 "must be 0 to 3650 days",
+            ),
+            (
+                "erasure_deadline_hours",
+                (1..=720).contains(&self.retention.erasure_deadline_hours),
+                "must be 1 to 720 hours",
             ),
             (
                 "sms_max_chars",

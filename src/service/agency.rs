@@ -1,16 +1,16 @@
 //! What an agency controls and sees of the release path: how its clients are reached
-//! (reveal or relay-only, for all its records or per record), its webhook, and the
-//! receipts feed of every use of its clients' data.
+//! (reveal or relay-only, for all its records or per record) and the receipts feed of
+//! every use of its clients' data, with the erasure requests airlines have let pass
+//! their deadline (its webhook is in `service::webhooks`).
 
 use crate::audit::{Action, NewEntry, Outcome};
-use crate::crypto::secret;
 use crate::domain::delivery::Delivery;
 use crate::domain::party::Party;
 use crate::domain::party::PartyKind;
 use crate::domain::time::format_time;
 use crate::service::audit_entries::party_id;
 use crate::service::input::page_limit;
-use crate::service::uses::{webhook_secret_slot, Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
+use crate::service::uses::{Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::audit::{self, EntryFilter};
@@ -96,83 +96,6 @@ pub async fn set_record_delivery(
     Ok(body)
 }
 
-/// A webhook to register.
-#[derive(Deserialize, Serialize, Debug)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookRequest {
-    /// Where to push: `https://…` (or `http://` on loopback, for testing).
-    pub url: String,
-}
-
-/// A registered webhook with its secret, shown once.
-#[derive(Deserialize, Serialize, Debug)]
-pub struct WebhookRegistered {
-    /// Where pushes go.
-    pub url: String,
-    /// The HMAC-SHA256 key that signs every push; keep it, it is not shown again.
-    pub secret: String,
-    /// The header that carries the signature.
-    pub signature_header: String,
-    /// How old a signed timestamp to accept, in seconds.
-    pub tolerance_seconds: u64,
-}
-
-/// Registers (or replaces, with a new secret) the agency's webhook.
-pub async fn set_webhook(
-    state: &AppState,
-    request_id: &str,
-    agency: &Party,
-    body: WebhookRequest,
-) -> Result<WebhookRegistered, Error> {
-    let url = check_webhook_url(state, &body.url).await?;
-    let secret = secret::issue("whsec_").plaintext;
-    let sealed_secret = state
-        .keys
-        .keys()
-        .root()
-        .seal(webhook_secret_slot(&agency.id), secret.as_bytes());
-    let mut tx = state.store.begin().await?;
-    parties::set_webhook(
-        &mut tx,
-        &agency.id,
-        Some(&parties::Webhook {
-            url: url.clone(),
-            sealed_secret,
-        }),
-    )
-    .await?;
-    let mut entry = settings_entry(state, request_id, agency);
-    entry = entry
-        .agency(agency.id.clone())
-        .because("webhook_registered");
-    state.commit_with_audit(tx, entry).await?;
-    Ok(WebhookRegistered {
-        url,
-        secret,
-        signature_header: crate::service::uses::SIGNATURE_HEADER.into(),
-        tolerance_seconds: state
-            .settings
-            .policies
-            .tunables
-            .webhooks
-            .signature_tolerance_seconds,
-    })
-}
-
-/// Removes the agency's webhook; pushes still queued fail.
-pub async fn remove_webhook(
-    state: &AppState,
-    request_id: &str,
-    agency: &Party,
-) -> Result<(), Error> {
-    let mut tx = state.store.begin().await?;
-    parties::set_webhook(&mut tx, &agency.id, None).await?;
-    let mut entry = settings_entry(state, request_id, agency);
-    entry = entry.agency(agency.id.clone()).because("webhook_removed");
-    state.commit_with_audit(tx, entry).await?;
-    Ok(())
-}
-
 fn settings_entry(
     state: &AppState,
     request_id: &str,
@@ -185,19 +108,6 @@ fn settings_entry(
         Action::SettingsChange,
         Outcome::Changed,
     )
-}
-
-/// A webhook URL the outbound rule allows: `https://`, without credentials, on a host
-/// that is and resolves to a public address (see `crate::outbound`); it is checked
-/// again at every push.
-async fn check_webhook_url(state: &AppState, raw: &str) -> Result<String, Error> {
-    let invalid = |refused: crate::outbound::Refused| {
-        Error::field(ErrorKind::InvalidField, "url", refused.to_string())
-    };
-    let outbound = state.settings.outbound;
-    let url = outbound.parse(raw).map_err(invalid)?;
-    outbound.check_resolved(&url).await.map_err(invalid)?;
-    Ok(url.to_string())
 }
 
 /// Filters of the receipts feed.
@@ -254,6 +164,9 @@ pub struct ReceiptPage {
     /// the agency's clients waited to be told.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_to_tell: Option<TimeToTell>,
+    /// Erasure requests about the agency's clients that airlines have not acknowledged
+    /// by their deadline, as of now, newest first.
+    pub erasures_overdue: Vec<crate::service::erasures::ErasureRequest>,
 }
 
 /// How long an agency's clients waited to be told of a disruption, from its
@@ -333,12 +246,15 @@ pub async fn receipts(
     }
     let limit = page_limit(query.limit, 100, 1000)?;
     let mut conn = state.store.reader().acquire().await?;
+    let erasures_overdue =
+        crate::service::erasures::overdue(state, &mut conn, Some(&agency.id)).await?;
     let Some(airline_id) = party_id(&mut conn, &query.airline, PartyKind::Airline).await? else {
         // An unknown airline has used nothing.
         return Ok(ReceiptPage {
             receipts: Vec::new(),
             next_after: None,
             time_to_tell: None,
+            erasures_overdue,
         });
     };
     let actions = match query.kind {
@@ -383,5 +299,6 @@ pub async fn receipts(
         receipts,
         next_after,
         time_to_tell,
+        erasures_overdue,
     })
 }

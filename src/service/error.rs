@@ -78,6 +78,7 @@ error_kinds! {
     AuditUnavailable => (503, "audit-unavailable", "The audit log cannot be written; nothing was done"),
     LogInconsistent => (500, "log-inconsistent", "The audit log does not extend its last checkpoint"),
     DisruptionNotFound => (404, "disruption-not-found", "No such disruption of yours"),
+    ErasureRequestNotFound => (404, "erasure-request-not-found", "No such erasure request of yours"),
     FlightNotInDisruption => (422, "flight-not-in-disruption", "The disruption does not carry this flight"),
     DisruptionClosed => (409, "disruption-closed", "The disruption is closed"),
     DisruptionAlreadyDeclared => (409, "disruption-already-declared", "Your airline already declared a disruption with this reference"),

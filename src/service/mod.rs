@@ -18,6 +18,7 @@ pub mod checkpoints;
 pub mod delivery;
 pub mod disruption_events;
 pub mod disruptions;
+pub mod erasures;
 pub mod error;
 pub mod export;
 pub mod gateway_receipts;
@@ -50,6 +51,7 @@ pub mod use_batch;
 pub mod uses;
 pub mod verifications;
 pub mod verify_log;
+pub mod webhooks;
 pub mod withdraw;
 
 pub use error::{Error, ErrorKind};

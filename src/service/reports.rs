@@ -174,6 +174,9 @@ pub struct Report {
     /// Airlines' daily budgets that passed their alert level in the period (see
     /// `policies/tunables.toml` `[budgets]`), newest first.
     pub budget_alerts: Vec<BudgetAlert>,
+    /// Erasure requests airlines have not acknowledged by their deadline, as of now
+    /// (whatever the period), newest first.
+    pub erasures_overdue: Vec<crate::service::erasures::ErasureRequest>,
 }
 
 fn coverage_rows(rows: Vec<reports::Coverage>) -> Vec<CoverageRow> {
@@ -298,6 +301,7 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
     })
     .collect();
     let budget_alerts = budgets::alerts(&mut conn, None, period.since, period.until).await?;
+    let erasures_overdue = crate::service::erasures::overdue(state, &mut conn, None).await?;
     Ok(Report {
         since: format_time(period.since),
         until: format_time(period.until),
@@ -311,6 +315,7 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
         disruptions,
         relay,
         budget_alerts,
+        erasures_overdue,
     })
 }
 

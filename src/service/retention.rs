@@ -9,6 +9,8 @@
 //! them purge (and audit) a record.
 
 use crate::audit::{Action, NewEntry, Outcome};
+use crate::domain::erasure::ErasureReason;
+use crate::service::erasures;
 use crate::service::{AppState, Error};
 use crate::store::{idempotency, sessions};
 
@@ -39,7 +41,14 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
             entries.push(entry);
         }
         purged += entries.len();
-        state.commit_with_audits(tx, entries).await?;
+        // Every airline shown a purged contact is asked to erase it.
+        let consents: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.entry.consent_id.as_deref())
+            .collect();
+        let owed =
+            erasures::owed_for_consents(&mut tx, &consents, ErasureReason::RecordPurged).await?;
+        erasures::commit_with_erasures(state, tx, entries, owed, "retention-sweep").await?;
         if (due.len() as i64) < BATCH {
             break;
         }

@@ -8,10 +8,11 @@
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::secret;
+use crate::domain::erasure::ErasureReason;
 use crate::domain::party::Party;
 use crate::domain::scope::ConsentState;
 use crate::domain::time::format_time;
-use crate::service::AppState;
+use crate::service::{erasures, AppState};
 use crate::service::{Error, ErrorKind};
 use crate::store::consents::{self, CodeHolder};
 use crate::store::records::RecordRow;
@@ -146,7 +147,13 @@ async fn withdraw(
         .booking(row.booking_id.clone())
         .traveller(row.traveller_id.clone())
         .consent(row.id.clone());
-    let audit_index = state.commit_with_audit(tx, entry).await?;
+    // Every airline shown the contact is asked to erase it, in the same transaction.
+    let owed =
+        erasures::owed_for_traveller(&mut tx, &row.traveller_id, ErasureReason::ConsentWithdrawn)
+            .await?;
+    let request_id = entry.entry.request_id.clone();
+    let indexes = erasures::commit_with_erasures(state, tx, vec![entry], owed, &request_id).await?;
+    let audit_index = indexes[0];
     Ok(Withdrawn {
         consent_id: row.id,
         state: ConsentState::Withdrawn,

@@ -24,6 +24,7 @@ pub mod consents;
 pub mod db;
 pub mod direct;
 pub mod disruptions;
+pub mod erasures;
 pub mod group;
 pub mod idempotency;
 pub mod keys;

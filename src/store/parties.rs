@@ -182,19 +182,20 @@ pub async fn with_webhooks(
     Ok(found)
 }
 
-/// Registers (or, with `None`, removes) an agency's webhook.
+/// Registers (or, with `None`, removes) an agency's or an airline's webhook.
 #[instrument(skip_all)]
 pub async fn set_webhook(
     conn: &mut Conn,
-    agency_id: &str,
+    party_id: &str,
     webhook: Option<&Webhook>,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE parties SET webhook_url = $1, sealed_webhook_secret = $2 WHERE id = $3 AND kind = 'agency'",
+        "UPDATE parties SET webhook_url = $1, sealed_webhook_secret = $2 \
+         WHERE id = $3 AND kind IN ('agency', 'airline')",
     )
     .bind(webhook.map(|w| w.url.clone()))
     .bind(webhook.map(|w| w.sealed_secret.clone()))
-    .bind(agency_id)
+    .bind(party_id)
     .execute(conn)
     .await?;
     Ok(())

@@ -165,6 +165,7 @@ pub struct ReceiptsPage {
     next: Option<String>,
     first: Option<String>,
     time_to_tell: Option<TimeToTell>,
+    erasures_overdue: Vec<crate::service::erasures::ErasureRequest>,
 }
 
 impl ReceiptsPage {
@@ -189,6 +190,7 @@ impl ReceiptsPage {
             next: None,
             first: None,
             time_to_tell: None,
+            erasures_overdue: Vec::new(),
         }
     }
 }
@@ -212,9 +214,11 @@ pub async fn receipts(
             receipts,
             next_after,
             time_to_tell,
+            erasures_overdue,
         }) => {
             page.receipts = receipts;
             page.time_to_tell = time_to_tell;
+            page.erasures_overdue = erasures_overdue;
             (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
         }

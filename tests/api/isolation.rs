@@ -50,6 +50,8 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("GET", "/v1/receipts", &[Agency]),
     ("GET", "/v1/airline/link-domains", &[Airline]),
     ("PUT", "/v1/airline/link-domains", &[Airline]),
+    ("PUT", "/v1/airline/webhook", &[Airline]),
+    ("DELETE", "/v1/airline/webhook", &[Airline]),
     ("GET", "/v1/airline/templates", &[Airline]),
     (
         "PUT",
@@ -70,6 +72,12 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("POST", "/v1/releases", &[Airline]),
     ("POST", "/v1/messages", &[Airline]),
     ("GET", "/v1/messages/{id}", &[Airline]),
+    ("GET", "/v1/erasure-requests", &[Airline]),
+    (
+        "POST",
+        "/v1/erasure-requests/{id}/acknowledgement",
+        &[Airline],
+    ),
     ("GET", "/v1/policies", &[Officer]),
     ("GET", "/v1/audit/entries", &[Officer]),
     ("GET", "/v1/audit/entries/{index}", &[Officer]),

@@ -17,6 +17,7 @@ mod consents;
 mod crash;
 mod disruptions;
 mod edges;
+mod erasures;
 mod fakes;
 mod flights;
 mod hostile;
