@@ -92,6 +92,54 @@ pub(crate) async fn owed_for_consents(
     Ok(owed.into_iter().map(|o| (o, reason)).collect())
 }
 
+/// Asks every airline shown a contact that an agency has since replaced with another
+/// to erase it (`contact_changed`): after an upload, for the travellers it superseded;
+/// from the sweeper, for all (so that a broker stopped between an upload and this
+/// catches up). Answers how many were asked.
+pub async fn ask_for_changed_contacts(
+    state: &AppState,
+    work: &str,
+    traveller_ids: Option<&[&str]>,
+) -> Result<usize, Error> {
+    if traveller_ids.is_some_and(|t| t.is_empty()) {
+        return Ok(0);
+    }
+    // Found on a reader, so that the sweeper's scan never holds the writer; then read
+    // again in the writer's transaction, for those travellers only, where it is exact.
+    let found = {
+        let mut reader = state.store.reader().acquire().await?;
+        erasures::owed_for_changed_contacts(&mut reader, traveller_ids).await?
+    };
+    let mut travellers: Vec<&str> = found.iter().map(|o| o.traveller_id.as_str()).collect();
+    travellers.sort_unstable();
+    travellers.dedup();
+    if travellers.is_empty() {
+        return Ok(0);
+    }
+    let mut tx = state.store.begin().await?;
+    let owed = erasures::owed_for_changed_contacts(&mut tx, Some(&travellers)).await?;
+    if owed.is_empty() {
+        tx.rollback().await.ok();
+        return Ok(0);
+    }
+    let asked = owed.len();
+    let owed = owed
+        .into_iter()
+        .map(|o| (o, ErasureReason::ContactChanged))
+        .collect();
+    commit_with_erasures(state, tx, Vec::new(), owed, work).await?;
+    Ok(asked)
+}
+
+/// After an upload is durable: asks for the erasure of the contacts it replaced, for
+/// the travellers whose records it superseded. A failure here leaves the upload as it
+/// is (it is durable already) and the sweeper's catch-up asks instead.
+pub async fn after_upload(state: &AppState, request_id: &str, superseding: &[&str]) {
+    if let Err(error) = ask_for_changed_contacts(state, request_id, Some(superseding)).await {
+        tracing::warn!(error = %error.detail(), "asking airlines to erase replaced contacts failed; the sweeper will ask");
+    }
+}
+
 /// Commits `tx` with its `entries` and the erasure requests `owed` (each with its own
 /// entry, stored and pushed to its airline's webhook in the same transaction). Answers
 /// the indexes of `entries`.

@@ -53,6 +53,9 @@ pub async fn sweep(state: &AppState) -> Result<usize, Error> {
             break;
         }
     }
+    // Contacts replaced by an upload whose own asking did not happen (a broker stopped
+    // in between): asked now.
+    erasures::ask_for_changed_contacts(state, "retention-sweep", None).await?;
     let mut tx = state.store.begin().await?;
     idempotency::expire(&mut tx, now).await?;
     sessions::sweep(&mut tx, now).await?;

@@ -86,6 +86,39 @@ pub async fn owed_for_consents(
     Ok(owed)
 }
 
+/// The contacts airlines were shown under a record since replaced by one with another
+/// contact (no current record of the traveller holds the same digest): of these
+/// travellers, or of all (`None`, the sweeper's catch-up).
+pub async fn owed_for_changed_contacts(
+    conn: &mut Conn,
+    traveller_ids: Option<&[&str]>,
+) -> Result<Vec<Owed>, StoreError> {
+    let changed = format!(
+        "{OWED} AND c.superseded_by IS NOT NULL AND c.contact_digest IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM consents cur WHERE cur.traveller_id = rt.traveller_id \
+         AND cur.superseded_by IS NULL AND cur.contact_digest = c.contact_digest)"
+    );
+    let Some(travellers) = traveller_ids else {
+        let sql = format!("{changed} ORDER BY rt.id");
+        let rows = sqlx::query(&sql).fetch_all(conn).await?;
+        return Ok(rows.iter().map(owed_of).collect());
+    };
+    let mut owed = Vec::new();
+    for chunk in travellers.chunks(500) {
+        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "{changed} AND rt.traveller_id IN ({}) ORDER BY rt.id",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        owed.extend(query.fetch_all(&mut *conn).await?.iter().map(owed_of));
+    }
+    Ok(owed)
+}
+
 fn owed_of(row: &sqlx::any::AnyRow) -> Owed {
     Owed {
         token_id: row.get("token_id"),

@@ -1,5 +1,6 @@
 //! Erasure pushed to every recipient: an airline shown a contact is asked to erase it
-//! when the traveller withdraws or the record is purged, acknowledges it once, and an
+//! when the traveller withdraws, the agency replaces the contact or the record is
+//! purged, acknowledges it once, and an
 //! unacknowledged request past its deadline is listed to officers and the agency.
 
 use crate::fakes::FakeHttp;
@@ -13,6 +14,7 @@ crate::on_both_engines_with_engine!(
     a_withdrawal_after_a_reveal_asks_the_airline_to_erase_and_it_acknowledges_once,
     an_unacknowledged_request_is_listed_to_officers_and_the_agency_past_its_deadline,
     a_purge_asks_the_airline_to_erase_what_it_was_shown,
+    a_new_version_with_another_contact_asks_the_airline_to_erase_the_old_one,
 );
 
 /// The period of the officer's report around the test clock.
@@ -239,4 +241,38 @@ async fn a_purge_asks_the_airline_to_erase_what_it_was_shown(engine: Engine) {
     assert!(requests_of(app, &app.other_airline.api_key)
         .await
         .is_empty());
+}
+
+async fn a_new_version_with_another_contact_asks_the_airline_to_erase_the_old_one(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let token_id = revealed(app).await;
+
+    // A new version with the same contact (a later validity) asks nothing.
+    let mut same = app.statement();
+    same["consent"]["valid_until"] = json!("2027-06-01T00:00:00Z");
+    let stored = app.upload(&same).await;
+    assert_eq!(stored.status(), 201);
+    let stored: Value = stored.json().await.unwrap();
+    assert_eq!(stored["supersedes"].as_array().unwrap().len(), 1);
+    assert!(requests_of(app, &app.airline.api_key).await.is_empty());
+
+    // A new number: the airline holds the old one, and is asked to erase it, once.
+    let mut moved = app.statement();
+    moved["traveller"]["mobile"] = json!("+33698765432");
+    assert_eq!(app.upload(&moved).await.status(), 201);
+    let listed = requests_of(app, &app.airline.api_key).await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["reason"], "contact_changed");
+    assert_eq!(listed[0]["token_id"], token_id.as_str());
+    passerelle::workers::sweeper::sweep(&app.state)
+        .await
+        .unwrap();
+    assert_eq!(
+        requests_of(app, &app.airline.api_key).await.len(),
+        1,
+        "the sweeper's catch-up asks nothing twice"
+    );
 }

@@ -190,6 +190,17 @@ async fn store(
             chunks,
         };
         let written = state.write_audited(write).await?;
+        let superseding: Vec<&str> = written
+            .output
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                RecordOutcome::Stored(s) if !s.supersedes.is_empty() => {
+                    Some(s.traveller_id.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        crate::service::erasures::after_upload(state, &uploader.request_id, &superseding).await;
         for result in written.output {
             let index = report.results.len();
             let line = match result.outcome {

@@ -112,6 +112,10 @@ pub async fn upload(
             Ok(recorded)
         }
         RecordOutcome::Stored(stored) => {
+            if !stored.supersedes.is_empty() {
+                let traveller = [stored.traveller_id.as_str()];
+                crate::service::erasures::after_upload(state, request_id, &traveller).await;
+            }
             let recorded = ConsentRecorded {
                 outcome: Recorded::Stored,
                 consent_id: stored.consent_id,

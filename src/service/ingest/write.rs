@@ -186,6 +186,7 @@ struct Prepared {
     sealed_statement: Vec<u8>,
     sealed_mobile: Option<Vec<u8>>,
     sealed_email: Option<Vec<u8>>,
+    contact_digest: Option<Vec<u8>>,
     code: Option<secret::IssuedSecret>,
     carriers: Vec<crate::domain::booking::CarrierCode>,
     purge_after: OffsetDateTime,
@@ -231,6 +232,7 @@ fn prepare(
         .email
         .as_ref()
         .map(|e| record_key.seal(slot("email"), e.as_str().as_bytes()));
+    let contact_digest = contact_digest(keys, statement);
     let code =
         (statement.decision == Decision::Given).then(|| secret::issue(WITHDRAWAL_CODE_PREFIX));
     let carriers = statement.carriers();
@@ -249,12 +251,31 @@ fn prepare(
         sealed_statement,
         sealed_mobile,
         sealed_email,
+        contact_digest,
         code,
         carriers,
         purge_after,
         receipt: None,
         parsed: checked,
     })
+}
+
+/// The keyed digest of a statement's contact, mobile and email together: a new version
+/// whose digest differs changed the contact. `None` when it holds neither.
+fn contact_digest(
+    keys: &Keys,
+    statement: &crate::domain::consent::ConsentStatement,
+) -> Option<Vec<u8>> {
+    let traveller = &statement.traveller;
+    if traveller.mobile.is_none() && traveller.email.is_none() {
+        return None;
+    }
+    let contact = format!(
+        "{}\n{}",
+        traveller.mobile.as_ref().map_or("", |m| m.as_str()),
+        traveller.email.as_ref().map_or("", |e| e.as_str())
+    );
+    Some(keys.root().blind_index("contact", &contact))
 }
 
 /// Builds and countersigns each prepared record's receipt, a share of them on each
@@ -328,6 +349,7 @@ async fn insert(
         sealed_statement,
         sealed_mobile,
         sealed_email,
+        contact_digest,
         code,
         carriers,
         purge_after,
@@ -370,6 +392,7 @@ async fn insert(
             sealed_statement,
             sealed_mobile,
             sealed_email,
+            contact_digest,
             withdrawal_code: code.as_ref().map(|c| (c.id.as_str(), c.hash)),
             receipt: &receipt_text,
             purge_after,
