@@ -150,6 +150,27 @@ impl DataKey {
     }
 }
 
+/// The keyed digests of a contact, one per channel (`blind_index` labels `mobile` and
+/// `email`): whether two records hold the same contact, and whether what the broker
+/// learnt of a channel is about the contact a record holds now, without opening either.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactDigests {
+    /// Of the mobile number, as stored (E.164).
+    pub mobile: Option<Vec<u8>>,
+    /// Of the email address, as stored.
+    pub email: Option<Vec<u8>>,
+}
+
+impl ContactDigests {
+    /// The digests of a contact under `key`.
+    pub fn of(key: &DataKey, mobile: Option<&str>, email: Option<&str>) -> Self {
+        Self {
+            mobile: mobile.map(|m| key.blind_index("mobile", m)),
+            email: email.map(|e| key.blind_index("email", e)),
+        }
+    }
+}
+
 impl SealingKey {
     fn new(key: LessSafeKey) -> Self {
         Self {

@@ -120,8 +120,8 @@ pub struct NewConsent<'a> {
     pub sealed_mobile: Option<Vec<u8>>,
     /// The email address, sealed under the record key.
     pub sealed_email: Option<Vec<u8>>,
-    /// The keyed digest of the contact (mobile and email), to tell a changed contact.
-    pub contact_digest: Option<Vec<u8>>,
+    /// The keyed digests of the mobile and the email, to tell a changed contact.
+    pub digests: crate::crypto::seal::ContactDigests,
     /// The withdrawal code's lookup id and hash, if one was issued.
     pub withdrawal_code: Option<(&'a str, [u8; 32])>,
     /// The countersigned receipt (JSON text).
@@ -230,9 +230,9 @@ pub async fn insert(
          schema_version, decision, purposes, carriers, recipients, data_categories, jurisdiction, collected_at, \
          valid_until, notice_version, notice_language, notice_sha256, collection_method, key_id, \
          key_master, wrapped_key, sealed_mobile, sealed_email, withdrawal_code_id, \
-         withdrawal_code_hash, created_at, purge_after, contact_digest) \
+         withdrawal_code_hash, created_at, purge_after, mobile_digest, email_digest) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
-         $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+         $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
         vec![
             text(consent.id),
             text(consent.traveller_id),
@@ -262,7 +262,8 @@ pub async fn insert(
             code_hash,
             Param::Int(to_millis(consent.now)),
             Param::Int(to_millis(consent.purge_after)),
-            Param::bytes(consent.contact_digest),
+            Param::bytes(consent.digests.mobile),
+            Param::bytes(consent.digests.email),
         ],
     )
     .await?;

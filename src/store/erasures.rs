@@ -87,16 +87,20 @@ pub async fn owed_for_consents(
 }
 
 /// The contacts airlines were shown under a record since replaced by one with another
-/// contact (no current record of the traveller holds the same digest): of these
+/// contact (no current record of the traveller holds the same mobile and email, by
+/// their digests): of these
 /// travellers, or of all (`None`, the sweeper's catch-up).
 pub async fn owed_for_changed_contacts(
     conn: &mut Conn,
     traveller_ids: Option<&[&str]>,
 ) -> Result<Vec<Owed>, StoreError> {
     let changed = format!(
-        "{OWED} AND c.superseded_by IS NOT NULL AND c.contact_digest IS NOT NULL \
+        "{OWED} AND c.superseded_by IS NOT NULL \
+         AND (c.mobile_digest IS NOT NULL OR c.email_digest IS NOT NULL) \
          AND NOT EXISTS (SELECT 1 FROM consents cur WHERE cur.traveller_id = rt.traveller_id \
-         AND cur.superseded_by IS NULL AND cur.contact_digest = c.contact_digest)"
+         AND cur.superseded_by IS NULL \
+         AND (cur.mobile_digest = c.mobile_digest OR (cur.mobile_digest IS NULL AND c.mobile_digest IS NULL)) \
+         AND (cur.email_digest = c.email_digest OR (cur.email_digest IS NULL AND c.email_digest IS NULL)))"
     );
     let Some(travellers) = traveller_ids else {
         let sql = format!("{changed} ORDER BY rt.id");

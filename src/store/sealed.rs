@@ -91,7 +91,7 @@ pub async fn purge(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE consents SET purged_at = $1, key_master = NULL, wrapped_key = NULL, \
-         sealed_mobile = NULL, sealed_email = NULL, contact_digest = NULL \
+         sealed_mobile = NULL, sealed_email = NULL, mobile_digest = NULL, email_digest = NULL \
          WHERE id = $2 AND purged_at IS NULL",
     )
     .bind(to_millis(now))

@@ -186,7 +186,7 @@ struct Prepared {
     sealed_statement: Vec<u8>,
     sealed_mobile: Option<Vec<u8>>,
     sealed_email: Option<Vec<u8>>,
-    contact_digest: Option<Vec<u8>>,
+    digests: crate::crypto::seal::ContactDigests,
     code: Option<secret::IssuedSecret>,
     carriers: Vec<crate::domain::booking::CarrierCode>,
     purge_after: OffsetDateTime,
@@ -232,7 +232,7 @@ fn prepare(
         .email
         .as_ref()
         .map(|e| record_key.seal(slot("email"), e.as_str().as_bytes()));
-    let contact_digest = contact_digest(keys, statement);
+    let digests = contact_digests(keys, statement);
     let code =
         (statement.decision == Decision::Given).then(|| secret::issue(WITHDRAWAL_CODE_PREFIX));
     let carriers = statement.carriers();
@@ -251,7 +251,7 @@ fn prepare(
         sealed_statement,
         sealed_mobile,
         sealed_email,
-        contact_digest,
+        digests,
         code,
         carriers,
         purge_after,
@@ -260,22 +260,17 @@ fn prepare(
     })
 }
 
-/// The keyed digest of a statement's contact, mobile and email together: a new version
-/// whose digest differs changed the contact. `None` when it holds neither.
-fn contact_digest(
+/// The keyed digests of a statement's mobile and email.
+fn contact_digests(
     keys: &Keys,
     statement: &crate::domain::consent::ConsentStatement,
-) -> Option<Vec<u8>> {
+) -> crate::crypto::seal::ContactDigests {
     let traveller = &statement.traveller;
-    if traveller.mobile.is_none() && traveller.email.is_none() {
-        return None;
-    }
-    let contact = format!(
-        "{}\n{}",
-        traveller.mobile.as_ref().map_or("", |m| m.as_str()),
-        traveller.email.as_ref().map_or("", |e| e.as_str())
-    );
-    Some(keys.root().blind_index("contact", &contact))
+    crate::crypto::seal::ContactDigests::of(
+        keys.root(),
+        traveller.mobile.as_ref().map(|m| m.as_str()),
+        traveller.email.as_ref().map(|e| e.as_str()),
+    )
 }
 
 /// Builds and countersigns each prepared record's receipt, a share of them on each
@@ -349,7 +344,7 @@ async fn insert(
         sealed_statement,
         sealed_mobile,
         sealed_email,
-        contact_digest,
+        digests,
         code,
         carriers,
         purge_after,
@@ -392,7 +387,7 @@ async fn insert(
             sealed_statement,
             sealed_mobile,
             sealed_email,
-            contact_digest,
+            digests,
             withdrawal_code: code.as_ref().map(|c| (c.id.as_str(), c.hash)),
             receipt: &receipt_text,
             purge_after,
