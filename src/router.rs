@@ -74,6 +74,7 @@ pub fn routes() -> Routes {
         .put("/v1/agency/delivery", agency::set_delivery)
         .put("/v1/agency/webhook", agency::set_webhook)
         .delete("/v1/agency/webhook", agency::remove_webhook)
+        .get("/v1/agency/contacts-to-fix", agency::contacts_to_fix)
         .get("/v1/receipts", agency::receipts)
         .get("/v1/airline/link-domains", airline::link_domains)
         .put("/v1/airline/link-domains", airline::set_link_domains)

@@ -118,6 +118,10 @@ impl FlightDate {
     pub fn date(&self) -> Date {
         self.0
     }
+    /// A calendar date as a flight date (today's, say).
+    pub fn of(date: Date) -> Self {
+        Self(date)
+    }
     /// The `YYYY-MM-DD` form.
     pub fn as_string(&self) -> String {
         self.0.format(DATE_FORMAT).expect("a date always formats")

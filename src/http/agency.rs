@@ -67,3 +67,12 @@ pub async fn receipts(
         service::agency::receipts(&state, &agency, query).await?,
     ))
 }
+
+/// `GET /v1/agency/contacts-to-fix`: the agency's clients whose current record holds a
+/// contact known not to reach them, soonest departure first.
+pub async fn contacts_to_fix(
+    State(state): State<AppState>,
+    AgencyCaller(agency): AgencyCaller,
+) -> Result<Json<service::reachability::ContactsToFix>, Problem> {
+    Ok(Json(service::reachability::to_fix(&state, &agency).await?))
+}

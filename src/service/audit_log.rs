@@ -12,6 +12,7 @@ use crate::audit::merkle::Frontier;
 use crate::audit::{AuditEntry, NewEntry};
 use crate::store::db::Db;
 use crate::store::direct::Write;
+use crate::store::outbox::WebhookDelivery;
 use crate::store::{self, StoreError, Tx};
 use time::OffsetDateTime;
 
@@ -109,22 +110,37 @@ impl AppState {
     /// transaction, for the agency's webhook if it registered one (see `uses`).
     pub async fn commit_with_audits(
         &self,
-        mut tx: Tx,
+        tx: Tx,
         entries: Vec<NewEntry>,
     ) -> Result<Vec<i64>, Error> {
+        let stored = self.commit_with_pushes(tx, entries, |_| Vec::new()).await?;
+        Ok(stored.iter().map(|entry| entry.index).collect())
+    }
+
+    /// [`AppState::commit_with_audits`], also queueing in the same transaction the
+    /// webhook events `events_of` makes of the entries as stored (an event names the
+    /// entry that records it). Returns the entries.
+    pub async fn commit_with_pushes(
+        &self,
+        mut tx: Tx,
+        entries: Vec<NewEntry>,
+        events_of: impl FnOnce(&[AuditEntry]) -> Vec<WebhookDelivery>,
+    ) -> Result<Vec<AuditEntry>, Error> {
         let labels: Vec<_> = entries.iter().map(NewEntry::labels).collect();
         let stored = self.append_audits(&mut tx, entries).await?;
+        let now = self.clock.now();
         let mut pushes = Pushes::default();
-        pushes.queue_all(&mut tx, &stored, self.clock.now()).await?;
+        pushes.queue_all(&mut tx, &stored, now).await?;
+        let events = events_of(&stored);
+        store::outbox::enqueue_webhooks(&mut tx, &events, now).await?;
         self.commit_audited(tx).await?;
-        let indexes = stored.iter().map(|entry| entry.index).collect();
         for (action, outcome, reason) in labels {
             self.metrics.observe_decision(action, outcome, reason);
         }
-        if pushes.queued() {
+        if pushes.queued() || !events.is_empty() {
             self.webhook_wake.notify_one();
         }
-        Ok(indexes)
+        Ok(stored)
     }
 
     /// Appends audit entries in `tx`, in order, in one go; when the log cannot be

@@ -5,13 +5,16 @@
 //! (`crypto::signed_body`: an HMAC-SHA256 over the timestamp and the raw body with the
 //! secret the broker was given, `PASSERELLE_SMS_GATEWAY_RECEIPT_SECRET`), and the
 //! broker records it on the message (`delivered`, `undeliverable` with the gateway's
-//! reason, or `expired`) with its audit entry. A forged receipt, or one replayed
-//! outside the tolerance, is refused; the same receipt twice is recorded once.
+//! reason, or `expired`) with its audit entry, and what it says of the number
+//! (`service::reachability`: undeliverable marks it unreachable and tells the agency,
+//! delivered marks it reachable). A forged receipt, or one replayed outside the
+//! tolerance, is refused; the same receipt twice is recorded once.
 
 use crate::audit::{Action, Outcome};
 use crate::crypto::signed_body;
 use crate::service::delivery::message_entry;
 use crate::service::input::parse_json;
+use crate::service::reachability::{self, Heard};
 use crate::service::{AppState, Error, ErrorKind};
 use crate::store::outbox::{self, Receipt};
 use serde::{Deserialize, Serialize};
@@ -163,7 +166,20 @@ pub async fn record(
         ReceiptStatus::Undeliverable => Some("undeliverable"),
         ReceiptStatus::Expired => Some("expired"),
     };
-    let audit_index = state.commit_with_audit(tx, entry).await?;
+    // What the receipt says of the number, and the agency's event if it stopped
+    // reaching the traveller, in the same transaction.
+    let heard = match receipt.status {
+        ReceiptStatus::Delivered => Heard::Delivered,
+        ReceiptStatus::Undeliverable => Heard::Unreachable("undeliverable"),
+        ReceiptStatus::Expired => Heard::Nothing,
+    };
+    let became = reachability::learn(&mut tx, &message.id, heard, now).await?;
+    let stored = state
+        .commit_with_pushes(tx, vec![entry], |stored| {
+            reachability::events_of(became.as_ref(), stored)
+        })
+        .await?;
+    let audit_index = stored[0].index;
     Ok(ReceiptRecorded {
         message_id: message.id,
         status: receipt.status,

@@ -31,6 +31,7 @@ pub mod parties;
 pub mod policies;
 pub mod proofs;
 pub mod ratelimit;
+pub mod reachability;
 pub mod records;
 pub mod refusal;
 pub mod relay;

@@ -31,6 +31,7 @@ pub mod keys;
 pub mod outbox;
 pub mod parties;
 pub mod rate_budgets;
+pub mod reachability;
 pub mod records;
 pub mod release;
 pub mod reports;

@@ -247,3 +247,28 @@ pub async fn disruptions(
         Err(problem) => problem_page(frame, problem),
     }
 }
+
+/// `GET /agency/contacts`: the contacts to fix before the trip.
+#[derive(Template)]
+#[template(path = "agency/contacts.html")]
+pub struct ContactsPage {
+    frame: Frame,
+    contacts: Vec<service::reachability::ContactToFix>,
+}
+
+/// The agency's clients whose contact is known not to reach them, soonest departure
+/// first: what to fix before the trip.
+pub async fn contacts(
+    State(state): State<AppState>,
+    lang: Lang,
+    AgencySession(session): AgencySession,
+) -> Response {
+    let frame = Frame::new(lang, "/agency/contacts", Some(&session), "contacts");
+    match service::reachability::to_fix(&state, &session.party).await {
+        Ok(listed) => ok(&ContactsPage {
+            frame,
+            contacts: listed.contacts,
+        }),
+        Err(problem) => problem_page(frame, problem),
+    }
+}

@@ -58,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .route("/agency/records/{id}", get(agency::record))
         .route("/agency/receipts", get(agency::receipts))
         .route("/agency/disruptions", get(agency::disruptions))
+        .route("/agency/contacts", get(agency::contacts))
         .route(
             "/agency/upload",
             get(upload::upload_form).post(upload::upload),

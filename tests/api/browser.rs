@@ -440,6 +440,11 @@ async fn an_agency_uploads_a_csv_and_sees_each_records_outcome(app: TestApp) {
     let waited = browser.text("#time-to-tell").await;
     assert!(waited.contains("(1)"), "{waited}");
     browser.screenshot("5-time-to-tell").await;
+    // Every contact tried so far reached its traveller: nothing to fix before the trip.
+    browser.click("a[href='/agency/contacts']").await;
+    let none = browser.text("#no-contact-to-fix").await;
+    assert!(none.contains("No contact to fix"), "{none}");
+    browser.screenshot("6-contacts-to-fix").await;
     browser.close().await;
 }
 

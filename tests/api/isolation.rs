@@ -47,6 +47,7 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("PUT", "/v1/agency/delivery", &[Agency]),
     ("PUT", "/v1/agency/webhook", &[Agency]),
     ("DELETE", "/v1/agency/webhook", &[Agency]),
+    ("GET", "/v1/agency/contacts-to-fix", &[Agency]),
     ("GET", "/v1/receipts", &[Agency]),
     ("GET", "/v1/airline/link-domains", &[Airline]),
     ("PUT", "/v1/airline/link-domains", &[Airline]),

@@ -354,6 +354,7 @@ async fn pages_need_a_session_of_the_right_kind_of_party(app: TestApp) {
         "/agency",
         "/agency/upload",
         "/agency/disruptions",
+        "/agency/contacts",
         "/",
     ] {
         let response = stranger.get(path).await;

@@ -617,6 +617,7 @@ crate::on_both_engines_with_engine!(
     the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw,
     a_relayed_message_links_only_to_its_airlines_domains,
     the_gateways_signed_receipt_says_what_became_of_an_sms,
+    an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_replaced,
 );
 
 impl Relay {
@@ -818,4 +819,113 @@ async fn a_relayed_message_links_only_to_its_airlines_domains(engine: Engine) {
         )
         .await;
     assert_problem(bad, 422, "invalid-field").await;
+}
+
+impl Relay {
+    /// Relays an SMS under `token`, delivers it, and posts the gateway's receipt.
+    async fn sms_with_receipt(&self, token: &str, status: &str) -> String {
+        let sent = self.accepted(token, "sms", "AF1234 is cancelled.").await;
+        let id = sent["message_id"].as_str().unwrap().to_string();
+        self.deliver().await;
+        let mut receipt = json!({"message_id": id, "status": status});
+        if status == "undeliverable" {
+            receipt["reason"] = json!("number out of service");
+        }
+        let now = self.app.clock.now().unix_timestamp();
+        let answer = self.receipt(&receipt, RECEIPT_SECRET, now).await;
+        assert_eq!(answer.status(), 200);
+        id
+    }
+
+    async fn contacts_to_fix(&self) -> Vec<Value> {
+        let listed = self
+            .app
+            .get_json("/v1/agency/contacts-to-fix", &self.app.agency.party.api_key)
+            .await;
+        listed["contacts"].as_array().unwrap().clone()
+    }
+}
+
+async fn an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_replaced(
+    engine: Engine,
+) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let hook = FakeHttp::start().await;
+    let secret = crate::telling::webhook_of(app, &app.agency.party.api_key, &hook).await;
+    let token = r.relay_token().await;
+    let token = token["token"].as_str().unwrap().to_string();
+    let unreachable_events = || {
+        hook.received()
+            .into_iter()
+            .filter(|p| p.body.contains("contact.unreachable"))
+            .collect::<Vec<_>>()
+    };
+
+    // The gateway cannot reach Marie's number: it is a contact to fix, and the agency
+    // is told, signed, without the number.
+    let first = r.sms_with_receipt(&token, "undeliverable").await;
+    let listed = r.contacts_to_fix().await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["channel"], "sms");
+    assert_eq!(listed[0]["reason"], "undeliverable");
+    assert_eq!(listed[0]["record_locator"], "ABC123");
+    assert_eq!(listed[0]["record_id"], "CRM-0001");
+    assert_eq!(listed[0]["departs"], crate::helpers::FLIGHT_DATE);
+    r.deliver().await;
+    let events = unreachable_events();
+    assert_eq!(events.len(), 1);
+    let header = events[0].headers["passerelle-signature"].to_str().unwrap();
+    let at: i64 = header.split(',').next().unwrap()[2..].parse().unwrap();
+    assert!(passerelle::workers::relay::webhook::verify(
+        secret.as_bytes(),
+        header,
+        &events[0].body,
+        at,
+        300
+    ));
+    assert!(!events[0].body.contains(MOBILE), "never the number");
+    let event: Value = serde_json::from_str(&events[0].body).unwrap();
+    assert_eq!(event["contact"]["channel"], "sms");
+    assert_eq!(event["contact"]["message_id"], first.as_str());
+    assert_eq!(event["contact"]["traveller_id"], listed[0]["traveller_id"]);
+    // The agency's page lists it too, under its record.
+    let mut agency = crate::pages::Visitor::new(app);
+    agency.sign_in(&app.agency.party.api_key).await;
+    let page = agency.get("/agency/contacts").await.text().await.unwrap();
+    assert!(
+        page.contains("ABC123") && page.contains("CRM-0001") && page.contains("undeliverable"),
+        "{page}"
+    );
+    assert!(!page.contains(MOBILE), "never the number");
+    assert!(r
+        .app
+        .get_json(
+            "/v1/agency/contacts-to-fix",
+            &app.other_agency.party.api_key
+        )
+        .await["contacts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // A later message delivered: reachable again.
+    r.sms_with_receipt(&token, "delivered").await;
+    assert!(r.contacts_to_fix().await.is_empty());
+
+    // Undeliverable again, then the agency uploads a new number: off the list.
+    r.sms_with_receipt(&token, "undeliverable").await;
+    assert_eq!(r.contacts_to_fix().await.len(), 1);
+    r.deliver().await;
+    assert_eq!(
+        unreachable_events().len(),
+        2,
+        "told each time it stops reaching"
+    );
+    let mut moved = app.statement();
+    moved["traveller"]["mobile"] = json!("+33698765432");
+    assert_eq!(app.upload(&moved).await.status(), 201);
+    assert!(r.contacts_to_fix().await.is_empty());
 }
