@@ -150,6 +150,8 @@ pub enum UseKind {
     Relay,
     /// A relayed message delivered, failed or cancelled.
     Delivery,
+    /// The SMS gateway's receipt: what reached the phone (or not).
+    Receipt,
 }
 
 /// A page of receipts.
@@ -263,6 +265,7 @@ pub async fn receipts(
         Some(UseKind::Release) => vec!["token_redemption"],
         Some(UseKind::Relay) => vec!["message_relay"],
         Some(UseKind::Delivery) => vec!["message_delivery"],
+        Some(UseKind::Receipt) => vec!["message_receipt"],
     };
     let filter = EntryFilter {
         agency_id: Some(agency.id.clone()),

@@ -108,6 +108,8 @@ pub async fn uses(state: &AppState, body: WithdrawalRequest) -> Result<Traveller
             ("token_request", _) => "token_granted",
             ("token_redemption", _) => "contact_revealed",
             ("message_relay", _) => "message_accepted",
+            ("message_receipt", "delivered") => "message_received",
+            ("message_receipt", _) => "message_not_received",
             (_, "delivered") => "message_delivered",
             (_, "cancelled") => "message_cancelled",
             _ => "message_failed",

@@ -15,12 +15,15 @@ use time::OffsetDateTime;
 /// The signature header's name.
 pub const SIGNATURE_HEADER: &str = "Passerelle-Signature";
 
-/// Actions that are uses of a client's data.
-pub const USE_ACTIONS: [&str; 4] = [
+/// Actions that are uses of a client's data (and the gateway's receipt of a relayed
+/// message: what reached the traveller's phone, which the agency and the traveller
+/// see beside the message).
+pub const USE_ACTIONS: [&str; 5] = [
     "token_request",
     "token_redemption",
     "message_relay",
     "message_delivery",
+    "message_receipt",
 ];
 
 /// Outcomes that are uses (a refusal used nothing; a deferred attempt is followed by

@@ -159,7 +159,7 @@ pub struct ReceiptFilters {
 pub struct ReceiptsPage {
     frame: Frame,
     filters: ReceiptFilters,
-    kinds: [&'static str; 4],
+    kinds: [&'static str; 5],
     error: Option<String>,
     receipts: Vec<UseReceipt>,
     next: Option<String>,
@@ -184,7 +184,7 @@ impl ReceiptsPage {
                 consent_id: f("consent_id"),
                 traveller_id: f("traveller_id"),
             },
-            kinds: ["grant", "release", "relay", "delivery"],
+            kinds: ["grant", "release", "relay", "delivery", "receipt"],
             error: None,
             receipts: Vec::new(),
             next: None,

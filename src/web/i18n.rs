@@ -352,6 +352,15 @@ impl Texts {
                 "vous a écrit par Passerelle",
             )),
             "message_delivered" => Some(("message delivered", "message remis")),
+            "message_received" => Some((
+                "message received on your phone",
+                "message reçu sur votre téléphone",
+            )),
+            "message_not_received" => Some((
+                "message did not reach your phone",
+                "message non reçu sur votre téléphone",
+            )),
+            "receipt" => Some(("phone network receipt", "accusé du réseau")),
             "consent_withdrawn" => Some(("consent withdrawn", "consentement retiré")),
             "contact_changed" => Some(("contact changed", "contact changé")),
             "record_purged" => Some(("record purged", "dossier purgé")),

@@ -911,6 +911,15 @@ async fn an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_rep
         .unwrap()
         .is_empty());
 
+    // The receipt is in the agency's feed of uses, and on the traveller's page.
+    let feed = app
+        .get_json("/v1/receipts?kind=receipt", &app.agency.party.api_key)
+        .await;
+    let receipts = feed["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 1, "{feed}");
+    assert_eq!(receipts[0]["action"], "message_receipt");
+    assert_eq!(receipts[0]["outcome"], "failed");
+
     // A later message delivered: reachable again.
     r.sms_with_receipt(&token, "delivered").await;
     assert!(r.contacts_to_fix().await.is_empty());
@@ -926,6 +935,32 @@ async fn an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_rep
     );
     let mut moved = app.statement();
     moved["traveller"]["mobile"] = json!("+33698765432");
-    assert_eq!(app.upload(&moved).await.status(), 201);
+    let stored = app.upload(&moved).await;
+    assert_eq!(stored.status(), 201);
     assert!(r.contacts_to_fix().await.is_empty());
+
+    // Marie's page shows what reached her phone and what did not.
+    let stored: Value = stored.json().await.unwrap();
+    let code = stored["withdrawal_code"].as_str().unwrap();
+    let view: Value = app
+        .post_json("/v1/traveller/uses", "", &json!({"code": code}))
+        .await;
+    let what: Vec<&str> = view["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["what"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        what.iter()
+            .filter(|w| **w == "message_not_received")
+            .count(),
+        2,
+        "{what:?}"
+    );
+    assert_eq!(
+        what.iter().filter(|w| **w == "message_received").count(),
+        1,
+        "{what:?}"
+    );
 }
