@@ -157,6 +157,15 @@ pub struct ServeArgs {
         default_value = "Passerelle <noreply@passerelle.invalid>"
     )]
     pub mail_from: String,
+    /// The domain of relayed emails' return paths: each email goes out with the
+    /// envelope sender `bounce+<message id>@<domain>`, and that domain's mail (its MX)
+    /// must reach `--smtp-listen`, where the broker reads the bounces.
+    #[arg(long, env = "PASSERELLE_BOUNCE_DOMAIN")]
+    pub bounce_domain: Option<String>,
+    /// Where the broker listens for bounces (SMTP, plain; behind the domain's MX).
+    /// Off unless set; the demo listens on 127.0.0.1:2525.
+    #[arg(long, env = "PASSERELLE_SMTP_LISTEN")]
+    pub smtp_listen: Option<std::net::SocketAddr>,
     /// SMS gateway URL: the broker POSTs `{"message_id", "to", "text"}` as JSON.
     #[arg(long, env = "PASSERELLE_SMS_GATEWAY_URL")]
     pub sms_gateway_url: Option<String>,

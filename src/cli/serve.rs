@@ -155,7 +155,31 @@ pub async fn command(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<(
                 args.demo
                     .then(|| crate::crypto::secret::issue("pas_gwr_").plaintext)
             }),
+        bounce_domain: args
+            .bounce_domain
+            .clone()
+            .or_else(|| args.demo.then(|| DEMO_BOUNCE_DOMAIN.to_string())),
     };
+    // The bounce listener: where it was asked to listen, or on loopback in the demo.
+    let smtp_listen = args.smtp_listen.or_else(|| {
+        args.demo
+            .then(|| DEMO_SMTP_LISTEN.parse().expect("a socket address"))
+    });
+    let bounce_listener = match smtp_listen {
+        None => None,
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(listener) => Some(listener),
+            Err(error) if args.smtp_listen.is_none() => {
+                tracing::warn!(%at, %error, "the demo's bounce listener could not start; bounces are not read");
+                None
+            }
+            Err(error) => return Err(error).with_context(|| format!("--smtp-listen {at}")),
+        },
+    };
+    anyhow::ensure!(
+        bounce_listener.is_none() || relay.bounce_domain.is_some(),
+        "--smtp-listen reads bounces to --bounce-domain: set it too"
+    );
     let outbound = if args.allow_insecure_outbound || args.demo {
         tracing::warn!("outbound requests may use plain http and reach private addresses (--allow-insecure-outbound or --demo)");
         Outbound::allow_insecure()
@@ -207,15 +231,24 @@ pub async fn command(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<(
         .await?;
     }
     tracing::info!(%address, "passerelle listening");
+    let state = state(store, keys, broker_key, settings);
+    if let Some(bounces) = bounce_listener {
+        tracing::info!(address = %bounces.local_addr()?, "reading bounces");
+        tokio::spawn(crate::workers::bounces::run(state.clone(), bounces));
+    }
     serve(
         listener,
-        state(store, keys, broker_key, settings),
+        state,
         transports,
         Duration::from_secs(args.purge_interval_seconds.max(1)),
         shutdown_signal(),
     )
     .await
 }
+
+/// The demo's return-path domain (a name that cannot exist) and bounce listener.
+const DEMO_BOUNCE_DOMAIN: &str = "bounces.passerelle.invalid";
+const DEMO_SMTP_LISTEN: &str = "127.0.0.1:2525";
 
 /// The keyring: from PASSERELLE_DATA_KEY (fixed), or from its file (reread when
 /// `keys rotate` changes it), which others may not read.

@@ -10,6 +10,7 @@ pub mod consent;
 pub mod contact;
 pub mod delivery;
 pub mod disruption;
+pub mod dsn;
 pub mod erasure;
 pub mod ids;
 pub mod language;

@@ -131,7 +131,7 @@ pub async fn record(
         reason,
         at: now,
     };
-    if !outbox::record_receipt(&mut tx, &message.id, &held).await? {
+    if !outbox::record_receipt(&mut tx, &message.id, "sms", &held).await? {
         tx.rollback().await.ok();
         let already = message.channel.as_str() == "sms" && message.status == "delivered";
         if !already {

@@ -13,6 +13,7 @@ pub mod audit_entries;
 pub mod audit_health;
 pub mod audit_log;
 pub mod auth;
+pub mod bounces;
 pub mod budgets;
 pub mod checkpoints;
 pub mod delivery;

@@ -73,6 +73,10 @@ pub struct RelaySettings {
     /// The secret the SMS gateway signs its delivery receipts with; without it the
     /// broker takes none (`POST /v1/gateway/sms/receipts` answers 503).
     pub sms_gateway_receipt_secret: Option<String>,
+    /// The domain of relayed emails' return paths (`bounce+<message id>@<domain>`),
+    /// whose mail (the bounces) reaches the broker's SMTP listener; without it emails
+    /// go out with the From address as their return path and bounces are not read.
+    pub bounce_domain: Option<String>,
 }
 
 /// The limits of bulk requests, set with `serve`'s flags.

@@ -178,23 +178,25 @@ pub async fn receipt_of(conn: &mut Conn, id: &str) -> Result<Option<Receipt>, St
     .transpose()
 }
 
-/// Records a receipt of an SMS the gateway accepted, unless it already holds this
-/// one; `false` when nothing changed.
+/// Records a receipt of a message its transport accepted (the SMS gateway's receipt,
+/// an email's bounce), unless it already holds this one; `false` when nothing changed.
 #[instrument(skip_all)]
 pub async fn record_receipt(
     conn: &mut Conn,
     id: &str,
+    channel: &str,
     receipt: &Receipt,
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE messages SET receipt_status = $1, receipt_reason = $2, receipt_at = $3 \
-         WHERE id = $4 AND channel = 'sms' AND status = 'delivered' \
-         AND (receipt_status IS NULL OR receipt_status <> $1)",
+         WHERE id = $4 AND channel = $5 AND status = 'delivered' \
+         AND (receipt_status IS NULL OR receipt_status <> $1 OR receipt_reason IS DISTINCT FROM $2)",
     )
     .bind(&receipt.status)
     .bind(&receipt.reason)
     .bind(to_millis(receipt.at))
     .bind(id)
+    .bind(channel)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

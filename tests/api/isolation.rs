@@ -98,6 +98,7 @@ async fn relay_app(engine: Engine) -> Option<(TestApp, FakeHttp)> {
         relay: RelaySettings {
             sms_gateway_url: Some(gateway.url.clone()),
             sms_gateway_receipt_secret: Some("gw-receipts".into()),
+            bounce_domain: None,
             ..RelaySettings::default()
         },
         ..crate::helpers::test_settings()

@@ -20,6 +20,8 @@ pub(crate) struct Relay {
 
 /// The secret the test gateway signs its delivery receipts with.
 const RECEIPT_SECRET: &str = "gw-receipts";
+/// Where relayed emails' bounces go.
+const BOUNCE_DOMAIN: &str = "bounces.passerelle.test";
 
 pub(crate) async fn with_relay(engine: Engine, policies: Policies) -> Option<Relay> {
     let smtp = FakeSmtp::start().await;
@@ -32,6 +34,7 @@ pub(crate) async fn with_relay(engine: Engine, policies: Policies) -> Option<Rel
             sms_gateway_url: Some(gateway.url.clone()),
             sms_gateway_token: Some("gw-secret".into()),
             sms_gateway_receipt_secret: Some(RECEIPT_SECRET.into()),
+            bounce_domain: Some(BOUNCE_DOMAIN.into()),
         },
         ..crate::helpers::test_settings()
     };
@@ -618,6 +621,7 @@ crate::on_both_engines_with_engine!(
     a_relayed_message_links_only_to_its_airlines_domains,
     the_gateways_signed_receipt_says_what_became_of_an_sms,
     an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_replaced,
+    a_bounced_email_marks_the_address_unreachable_and_tells_the_agency,
 );
 
 impl Relay {
@@ -963,4 +967,139 @@ async fn an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_rep
         1,
         "{what:?}"
     );
+}
+
+/// A delivery-status notification, as a receiving server sends one back.
+fn dsn(action: &str, status: &str) -> String {
+    format!(
+        "From: MAILER-DAEMON@mx.example.net\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n\
+         --r\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\
+         --r\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; mx.example.net\r\n\r\n\
+         Final-Recipient: rfc822; {EMAIL}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n\
+         --r--\r\n"
+    )
+}
+
+/// Sends `raw` to `to` at the bounce listener on `port`, as a mail server does (null
+/// sender), with lettre.
+async fn send_to_listener(
+    port: u16,
+    to: &str,
+    raw: &str,
+) -> Result<(), lettre::transport::smtp::Error> {
+    use lettre::AsyncTransport;
+    let transport =
+        lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::builder_dangerous("127.0.0.1")
+            .port(port)
+            .build();
+    let envelope = lettre::address::Envelope::new(None, vec![to.parse().unwrap()]).unwrap();
+    transport
+        .send_raw(&envelope, raw.as_bytes())
+        .await
+        .map(|_| ())
+}
+
+async fn a_bounced_email_marks_the_address_unreachable_and_tells_the_agency(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(passerelle::workers::bounces::run(
+        app.state.clone(),
+        listener,
+    ));
+    let hook = FakeHttp::start().await;
+    crate::telling::webhook_of(app, &app.agency.party.api_key, &hook).await;
+    let token = r.relay_token().await;
+    let token = token["token"].as_str().unwrap().to_string();
+
+    // The email goes out with its own return path.
+    let sent = r.accepted(&token, "email", "AF1234 is cancelled.").await;
+    let id = sent["message_id"].as_str().unwrap().to_string();
+    r.deliver().await;
+    let return_path = format!("bounce+{id}@{BOUNCE_DOMAIN}");
+    let mail = r.smtp.mails().pop().expect("the email was sent");
+    assert!(mail.from.contains(&return_path), "{}", mail.from);
+    assert_eq!(mail.to, [EMAIL]);
+
+    // The listener takes mail only for return paths of its domain.
+    let elsewhere = send_to_listener(
+        port,
+        &format!("postmaster@{BOUNCE_DOMAIN}"),
+        &dsn("failed", "5.1.1"),
+    )
+    .await;
+    assert!(
+        elsewhere.is_err_and(|e| e.is_permanent()),
+        "not an open mailbox"
+    );
+
+    // A line longer than SMTP allows ends the session: a peer cannot make it hold more.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut greeting = [0u8; 256];
+        let _ = raw.read(&mut greeting).await.unwrap();
+        raw.write_all(&[b'A'; 4000]).await.unwrap();
+        raw.write_all(b"\r\n").await.unwrap();
+        let mut answer = String::new();
+        raw.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("500"), "{answer}");
+    }
+
+    // A soft bounce is recorded on the message and changes nothing else.
+    send_to_listener(port, &return_path, &dsn("delayed", "4.4.7"))
+        .await
+        .unwrap();
+    let message = wait_for_receipt(&r, &id, "soft 4.4.7").await;
+    assert_eq!(message["receipt"]["status"], "bounced");
+    assert!(r.contacts_to_fix().await.is_empty());
+
+    // The hard bounce: the address is unreachable, the agency told.
+    send_to_listener(port, &return_path, &dsn("failed", "5.1.1"))
+        .await
+        .unwrap();
+    wait_for_receipt(&r, &id, "hard 5.1.1").await;
+    let listed = r.contacts_to_fix().await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["channel"], "email");
+    assert_eq!(listed[0]["reason"], "hard_bounce");
+    r.deliver().await;
+    let events: Vec<Value> = hook
+        .received()
+        .into_iter()
+        .filter(|p| p.body.contains("contact.unreachable"))
+        .map(|p| serde_json::from_str(&p.body).unwrap())
+        .collect();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["contact"]["channel"], "email");
+    assert!(!events[0].to_string().contains(EMAIL), "never the address");
+    let entries = app.audit_entries().await;
+    let bounces: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "message_receipt" && e["message_id"] == id.as_str())
+        .collect();
+    assert_eq!(bounces.len(), 2);
+    assert_eq!(bounces[0]["reason"], "soft_bounce");
+    assert_eq!(bounces[1]["reason"], "hard_bounce");
+}
+
+/// The message once its receipt reads `reason` (the listener records in the
+/// background).
+async fn wait_for_receipt(r: &Relay, id: &str, reason: &str) -> Value {
+    for _ in 0..100 {
+        let message = r.status(id).await;
+        if message["receipt"]["reason"] == reason {
+            return message;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no receipt `{reason}` on {id}: {}", r.status(id).await);
 }

@@ -53,7 +53,9 @@ impl Transports {
             smtp: settings
                 .smtp_url
                 .as_deref()
-                .map(|url| smtp::Smtp::new(url, &settings.mail_from))
+                .map(|url| {
+                    smtp::Smtp::new(url, &settings.mail_from, settings.bounce_domain.as_deref())
+                })
                 .transpose()?,
             sms: settings
                 .sms_gateway_url

@@ -1,0 +1,72 @@
+//! Email bounces: a delivery-status notification received for a relayed email, on the
+//! broker's own SMTP listener (`workers::bounces`), recorded on its message.
+//!
+//! The report reached `bounce+<message id>@<bounce domain>`, the return path the
+//! email was sent with (`domain::dsn`), so it names its message by where it was
+//! delivered, not by what its text claims. A hard bounce (`5.x.x`) marks the address
+//! unreachable (`service::reachability`, the agency told); a soft one is recorded and
+//! changes nothing else. Each is on the message (`GET /v1/messages/{id}`: `bounced`,
+//! `hard 5.1.1`) and audited (`message_receipt`, `failed`, `hard_bounce` or
+//! `soft_bounce`).
+
+use crate::audit::{Action, Outcome};
+use crate::domain::dsn::Bounce;
+use crate::service::delivery::message_entry;
+use crate::service::reachability::{self, Heard};
+use crate::service::{AppState, Error};
+use crate::store::outbox::{self, Receipt};
+
+/// Records a bounce of `message_id`. Answers the audit entry's index, or `None` when
+/// there was nothing to record (no such email, not yet sent, or the same report again).
+pub async fn record(
+    state: &AppState,
+    message_id: &str,
+    bounce: &Bounce,
+) -> Result<Option<i64>, Error> {
+    let now = state.clock.now();
+    let mut tx = state.store.begin().await?;
+    let Some(message) = outbox::message(&mut tx, message_id).await? else {
+        tx.rollback().await.ok();
+        return Ok(None);
+    };
+    let (reason, heard, word) = match bounce {
+        Bounce::Hard { status } => (
+            format!("hard {status}"),
+            Heard::Unreachable("hard_bounce"),
+            "hard_bounce",
+        ),
+        Bounce::Soft { status } => (
+            status
+                .as_deref()
+                .map_or_else(|| "soft".to_string(), |s| format!("soft {s}")),
+            Heard::Nothing,
+            "soft_bounce",
+        ),
+    };
+    let held = Receipt {
+        status: "bounced".into(),
+        reason: Some(reason),
+        at: now,
+    };
+    if !outbox::record_receipt(&mut tx, &message.id, "email", &held).await? {
+        tx.rollback().await.ok();
+        return Ok(None);
+    }
+    let mut entry = message_entry(
+        &mut tx,
+        &message,
+        "smtp-bounces",
+        Action::MessageReceipt,
+        Outcome::Failed,
+        now,
+    )
+    .await?;
+    entry.reason = Some(word);
+    let became = reachability::learn(&mut tx, &message.id, heard, now).await?;
+    let stored = state
+        .commit_with_pushes(tx, vec![entry], |stored| {
+            reachability::events_of(became.as_ref(), stored)
+        })
+        .await?;
+    Ok(Some(stored[0].index))
+}
