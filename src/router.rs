@@ -94,6 +94,7 @@ pub fn routes() -> Routes {
         .post("/v1/disruptions/{id}/closing", disruptions::close)
         .post("/v1/release-tokens", tokens::request)
         .post("/v1/flights/release-tokens", tokens::request_for_flight)
+        .get("/v1/flights/coverage", airline::flight_coverage)
         .post("/v1/releases", releases::redeem)
         .post("/v1/messages", messages::relay)
         .get("/v1/messages/{id}", messages::status)

@@ -3,7 +3,7 @@
 //! declares a disruption (`service::templates`), and its webhook, where it is asked to
 //! erase contacts it was shown (`service::webhooks`).
 
-use super::extract::{AirlineCaller, ApiJson, RequestId};
+use super::extract::{AirlineCaller, ApiJson, ApiQuery, RequestId};
 use super::problem::Problem;
 use crate::domain::template::Template;
 use crate::service::airline::LinkDomains;
@@ -77,4 +77,16 @@ pub async fn remove_webhook(
 ) -> Result<StatusCode, Problem> {
     service::webhooks::remove_webhook(&state, &request_id, &airline).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/flights/coverage?carrier=&flight_number=&date=`: how many of one of the
+/// airline's flights' travellers it could reach (never who), before a disruption.
+pub async fn flight_coverage(
+    State(state): State<AppState>,
+    AirlineCaller(airline): AirlineCaller,
+    ApiQuery(flight): ApiQuery<crate::domain::booking::Flight>,
+) -> Result<Json<service::reachability::FlightCoverage>, Problem> {
+    Ok(Json(
+        service::reachability::flight_coverage(&state, &airline, flight).await?,
+    ))
 }

@@ -94,6 +94,9 @@ pub struct Relay {
     pub first_retry_seconds: u64,
     /// Longest backoff.
     pub max_backoff_seconds: u64,
+    /// A contact delivered to within this many days counts as reached in the coverage
+    /// reports.
+    pub reached_within_days: u32,
 }
 
 /// Agency webhooks.
@@ -179,7 +182,7 @@ impl Tunables {
     }
 
     fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(&'static str, bool, &'static str); 23] = [
+        let checks: [(&'static str, bool, &'static str); 24] = [
             (
                 "lifetime_seconds",
                 (10..=86_400).contains(&self.tokens.lifetime_seconds),
@@ -234,6 +237,11 @@ impl Tunables {
                 "erasure_deadline_hours",
                 (1..=720).contains(&self.retention.erasure_deadline_hours),
                 "must be 1 to 720 hours",
+            ),
+            (
+                "reached_within_days",
+                (1..=3650).contains(&self.relay.reached_within_days),
+                "must be 1 to 3650 days",
             ),
             (
                 "sms_max_chars",

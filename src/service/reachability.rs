@@ -18,6 +18,7 @@ use crate::domain::time::format_time;
 use crate::service::{AppState, Error};
 use crate::store::outbox::WebhookDelivery;
 use crate::store::reachability::{self, Learnt, MessageContact};
+use crate::store::reports::{self, CoverageOf, Period};
 use crate::store::{parties, Conn};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -150,17 +151,73 @@ pub struct ContactToFix {
 pub struct ContactsToFix {
     /// Soonest departure first; those with no departure ahead last.
     pub contacts: Vec<ContactToFix>,
+    /// The agency's clients flying in the next 30 days: with a consent in force, reached
+    /// lately, known unreachable.
+    pub coverage: Coverage,
 }
+
+/// How many travellers can be reached: counts only, never who.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Coverage {
+    /// Travellers flying.
+    pub travellers: i64,
+    /// Of those, with a consent in force that holds a contact.
+    pub with_contact: i64,
+    /// Of those, delivered to at the contact their record holds now, within
+    /// `relay.reached_within_days`.
+    pub reached: i64,
+    /// Of those, with a contact known not to reach them.
+    pub unreachable: i64,
+}
+
+impl Coverage {
+    fn of(rows: Vec<reports::Coverage>) -> Self {
+        rows.into_iter().fold(
+            Self {
+                travellers: 0,
+                with_contact: 0,
+                reached: 0,
+                unreachable: 0,
+            },
+            |sum, row| Self {
+                travellers: sum.travellers + row.travellers,
+                with_contact: sum.with_contact + row.with_contact,
+                reached: sum.reached + row.reached,
+                unreachable: sum.unreachable + row.unreachable,
+            },
+        )
+    }
+}
+
+/// Days ahead the agency's coverage counts.
+const AHEAD_DAYS: i64 = 30;
 
 /// Most contacts listed at once.
 pub const MAX_LISTED: i64 = 1000;
 
 /// The agency's clients whose current record holds a contact known not to reach them.
 pub async fn to_fix(state: &AppState, agency: &Party) -> Result<ContactsToFix, Error> {
-    let today = crate::domain::booking::FlightDate::of(state.clock.now().date()).as_string();
+    let now = state.clock.now();
+    let today = crate::domain::booking::FlightDate::of(now.date()).as_string();
     let mut conn = state.store.reader().acquire().await?;
     let rows = reachability::to_fix(&mut conn, &agency.id, &today, MAX_LISTED).await?;
+    let ahead = Period {
+        since: now.replace_time(time::Time::MIDNIGHT),
+        until: now.replace_time(time::Time::MIDNIGHT) + time::Duration::days(AHEAD_DAYS),
+    };
+    let reached_since = crate::service::reports::reached_since(state, now);
+    let coverage = Coverage::of(
+        reports::coverage(
+            &mut conn,
+            ahead,
+            CoverageOf::Agency(&agency.id),
+            now,
+            reached_since,
+        )
+        .await?,
+    );
     Ok(ContactsToFix {
+        coverage,
         contacts: rows
             .into_iter()
             .map(|r| ContactToFix {
@@ -174,5 +231,56 @@ pub async fn to_fix(state: &AppState, agency: &Party) -> Result<ContactsToFix, E
                 departs: r.departs,
             })
             .collect(),
+    })
+}
+
+/// A flight's coverage, as its airline may ask before a disruption.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct FlightCoverage {
+    /// `AF1234/2026-12-01`.
+    pub flight: String,
+    /// Its travellers: with a consent in force naming the airline, reached lately, known
+    /// unreachable.
+    #[serde(flatten)]
+    pub coverage: Coverage,
+}
+
+/// How many of a flight's travellers the airline could reach: counts only, for one of
+/// its own flights.
+pub async fn flight_coverage(
+    state: &AppState,
+    airline: &Party,
+    flight: crate::domain::booking::Flight,
+) -> Result<FlightCoverage, Error> {
+    if airline.code.as_deref() != Some(flight.carrier.as_str()) {
+        return Err(Error::field(
+            crate::service::ErrorKind::InvalidField,
+            "carrier",
+            "is not your airline's designator: ask about your own flights",
+        ));
+    }
+    let now = state.clock.now();
+    let day = flight.date.date().midnight().assume_utc();
+    let period = Period {
+        since: day,
+        until: day + time::Duration::days(1),
+    };
+    let (carrier, number, date) = (
+        flight.carrier.as_str(),
+        flight.flight_number.as_str(),
+        flight.date.as_string(),
+    );
+    let mut conn = state.store.reader().acquire().await?;
+    let rows = reports::coverage(
+        &mut conn,
+        period,
+        CoverageOf::Flight(carrier, number, &date),
+        now,
+        crate::service::reports::reached_since(state, now),
+    )
+    .await?;
+    Ok(FlightCoverage {
+        flight: flight.label(),
+        coverage: Coverage::of(rows),
     })
 }

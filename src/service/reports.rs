@@ -10,8 +10,8 @@ use crate::domain::time::format_time;
 use crate::service::budgets::{self, BudgetAlert};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::reports;
 pub use crate::store::reports::Period;
+use crate::store::reports::{self, CoverageOf};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use time::{Duration, OffsetDateTime};
@@ -55,6 +55,12 @@ pub struct CoverageRow {
     pub with_contact: i64,
     /// `with_contact / travellers`, 0 to 1.
     pub share: f64,
+    /// Of those with a contact, travellers a message was delivered to lately (within
+    /// `relay.reached_within_days`), at the contact their record holds now.
+    pub reached: i64,
+    /// Of those with a contact, travellers one of whose contacts is known not to reach
+    /// them (an undeliverable SMS, a hard bounce).
+    pub unreachable: i64,
 }
 
 /// Coverage both ways.
@@ -179,7 +185,7 @@ pub struct Report {
     pub erasures_overdue: Vec<crate::service::erasures::ErasureRequest>,
 }
 
-fn coverage_rows(rows: Vec<reports::Coverage>) -> Vec<CoverageRow> {
+pub(crate) fn coverage_rows(rows: Vec<reports::Coverage>) -> Vec<CoverageRow> {
     rows.into_iter()
         .map(|c| CoverageRow {
             share: if c.travellers == 0 {
@@ -190,6 +196,8 @@ fn coverage_rows(rows: Vec<reports::Coverage>) -> Vec<CoverageRow> {
             party: c.party,
             travellers: c.travellers,
             with_contact: c.with_contact,
+            reached: c.reached,
+            unreachable: c.unreachable,
         })
         .collect()
 }
@@ -203,12 +211,23 @@ fn seconds_between(from: Option<i64>, to: Option<i64>) -> Option<f64> {
     Some((to? - from?) as f64 / 1000.0)
 }
 
+/// The oldest delivery that still counts a contact as reached.
+pub(crate) fn reached_since(state: &AppState, now: OffsetDateTime) -> OffsetDateTime {
+    let days = state.settings.policies.tunables.relay.reached_within_days;
+    now - time::Duration::days(i64::from(days))
+}
+
 /// Builds the report of a period.
 pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
     let now = state.clock.now();
     let mut conn = state.store.reader().acquire().await?;
-    let by_agency = coverage_rows(reports::coverage(&mut conn, period, false, now).await?);
-    let by_airline = coverage_rows(reports::coverage(&mut conn, period, true, now).await?);
+    let reached_since = reached_since(state, now);
+    let by_agency = coverage_rows(
+        reports::coverage(&mut conn, period, CoverageOf::ByAgency, now, reached_since).await?,
+    );
+    let by_airline = coverage_rows(
+        reports::coverage(&mut conn, period, CoverageOf::ByAirline, now, reached_since).await?,
+    );
     let uses = reports::count_entries(
         &mut conn,
         period,

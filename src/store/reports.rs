@@ -23,6 +23,25 @@ pub struct Coverage {
     pub travellers: i64,
     /// Of those, travellers with a consent in force that holds a contact.
     pub with_contact: i64,
+    /// Of those, travellers one of whose contacts was delivered to lately (a
+    /// gateway's receipt), as it stands in their record now.
+    pub reached: i64,
+    /// Of those, travellers one of whose contacts is known not to reach them.
+    pub unreachable: i64,
+}
+
+/// Whose travellers coverage counts, and how it groups them.
+#[derive(Debug, Clone, Copy)]
+pub enum CoverageOf<'a> {
+    /// Every agency's, by agency.
+    ByAgency,
+    /// Every operating carrier's, by carrier.
+    ByAirline,
+    /// One agency's (by its party id), in one row.
+    Agency(&'a str),
+    /// One flight's (carrier, number, date), in one row: travellers on it, and consent
+    /// in force naming the carrier.
+    Flight(&'a str, &'a str, &'a str),
 }
 
 /// A count under a few labels.
@@ -75,46 +94,83 @@ fn day(at: OffsetDateTime) -> String {
     )
 }
 
-/// Contact coverage by agency, or by operating airline, for travellers flying in
-/// the period; consents judged as they stand at `now`.
+/// Contact coverage (consent in force, reached lately, known unreachable) of the
+/// travellers flying in the period, grouped as `of` says; consents judged as they stand
+/// at `now`, a contact reached if delivered to at or after `reached_since`.
 pub async fn coverage(
     conn: &mut Conn,
     period: Period,
-    by_airline: bool,
+    of: CoverageOf<'_>,
     now: OffsetDateTime,
+    reached_since: OffsetDateTime,
 ) -> Result<Vec<Coverage>, StoreError> {
-    let sql = if by_airline {
-        format!(
-            "SELECT s.carrier AS party, COUNT(DISTINCT t.id) AS travellers, \
-             COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS with_contact \
-             FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
-             LEFT JOIN consents c ON {CONSENT_IN_FORCE} \
-             WHERE s.departure_date >= $1 AND s.departure_date < $2 \
-             GROUP BY s.carrier ORDER BY s.carrier"
-        )
-    } else {
-        format!(
-            "SELECT p.code AS party, COUNT(DISTINCT t.id) AS travellers, \
-             COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS with_contact \
-             FROM travellers t JOIN bookings b ON b.id = t.booking_id JOIN parties p ON p.id = b.agency_id \
-             LEFT JOIN consents c ON {CONSENT_IN_FORCE} \
-             WHERE EXISTS (SELECT 1 FROM segments s WHERE s.booking_id = b.id \
-             AND s.departure_date >= $1 AND s.departure_date < $2) \
-             GROUP BY p.code ORDER BY p.code"
-        )
+    let counts = "COUNT(DISTINCT t.id) AS travellers, \
+         COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS with_contact, \
+         COUNT(DISTINCT CASE WHEN r.state = 'reachable' AND r.delivered_at >= $4 THEN t.id END) AS reached, \
+         COUNT(DISTINCT CASE WHEN r.state = 'unreachable' THEN t.id END) AS unreachable";
+    // What is known of a channel counts only for the contact the record holds now.
+    let reach = "LEFT JOIN channel_reachability r ON c.id IS NOT NULL AND r.traveller_id = t.id \
+         AND ((r.channel = 'sms' AND r.digest = c.mobile_digest) \
+           OR (r.channel = 'email' AND r.digest = c.email_digest))";
+    let flying = "s.departure_date >= $1 AND s.departure_date < $2";
+    let (sql, extra): (String, Vec<&str>) = match of {
+        CoverageOf::ByAirline => (
+            format!(
+                "SELECT s.carrier AS party, {counts} \
+                 FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
+                 LEFT JOIN consents c ON {CONSENT_IN_FORCE} {reach} \
+                 WHERE {flying} GROUP BY s.carrier ORDER BY s.carrier"
+            ),
+            Vec::new(),
+        ),
+        CoverageOf::ByAgency | CoverageOf::Agency(_) => {
+            let one = if matches!(of, CoverageOf::Agency(_)) {
+                "AND b.agency_id = $5"
+            } else {
+                ""
+            };
+            (
+                format!(
+                    "SELECT p.code AS party, {counts} \
+                     FROM travellers t JOIN bookings b ON b.id = t.booking_id JOIN parties p ON p.id = b.agency_id \
+                     LEFT JOIN consents c ON {CONSENT_IN_FORCE} {reach} \
+                     WHERE EXISTS (SELECT 1 FROM segments s WHERE s.booking_id = b.id AND {flying}) {one} \
+                     GROUP BY p.code ORDER BY p.code"
+                ),
+                match of {
+                    CoverageOf::Agency(id) => vec![id],
+                    _ => Vec::new(),
+                },
+            )
+        }
+        CoverageOf::Flight(carrier, number, date) => (
+            format!(
+                "SELECT s.carrier AS party, {counts} \
+                 FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
+                 LEFT JOIN consents c ON {CONSENT_IN_FORCE} AND (',' || c.carriers || ',') LIKE ('%,' || s.carrier || ',%') {reach} \
+                 WHERE {flying} AND s.carrier = $5 AND s.flight_number = $6 AND s.departure_date = $7 \
+                 GROUP BY s.carrier"
+            ),
+            vec![carrier, number, date],
+        ),
     };
-    let rows = sqlx::query(&sql)
+    let mut query = sqlx::query(&sql)
         .bind(day(period.since))
         .bind(day(period.until))
         .bind(to_millis(now))
-        .fetch_all(conn)
-        .await?;
+        .bind(to_millis(reached_since));
+    for value in extra {
+        query = query.bind(value);
+    }
+    let rows = query.fetch_all(conn).await?;
     Ok(rows
         .iter()
         .map(|r| Coverage {
             party: r.get("party"),
             travellers: r.get("travellers"),
             with_contact: r.get("with_contact"),
+            reached: r.get("reached"),
+            unreachable: r.get("unreachable"),
         })
         .collect())
 }

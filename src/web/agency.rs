@@ -254,6 +254,7 @@ pub async fn disruptions(
 pub struct ContactsPage {
     frame: Frame,
     contacts: Vec<service::reachability::ContactToFix>,
+    coverage: service::reachability::Coverage,
 }
 
 /// The agency's clients whose contact is known not to reach them, soonest departure
@@ -268,6 +269,7 @@ pub async fn contacts(
         Ok(listed) => ok(&ContactsPage {
             frame,
             contacts: listed.contacts,
+            coverage: listed.coverage,
         }),
         Err(problem) => problem_page(frame, problem),
     }

@@ -70,6 +70,7 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("POST", "/v1/disruptions/{id}/closing", &[Airline]),
     ("POST", "/v1/release-tokens", &[Airline]),
     ("POST", "/v1/flights/release-tokens", &[Airline]),
+    ("GET", "/v1/flights/coverage", &[Airline]),
     ("POST", "/v1/releases", &[Airline]),
     ("POST", "/v1/messages", &[Airline]),
     ("GET", "/v1/messages/{id}", &[Airline]),

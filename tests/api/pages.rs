@@ -769,7 +769,7 @@ async fn every_report_table_downloads_as_csv(app: TestApp) {
         .unwrap();
     assert_eq!(
         airlines.lines().next(),
-        Some("party,travellers,with_contact,share")
+        Some("party,travellers,with_contact,share,reached,unreachable")
     );
     assert!(
         airlines.lines().any(|l| l.starts_with("AF,1,1,")),

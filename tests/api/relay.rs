@@ -924,9 +924,61 @@ async fn an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_rep
     assert_eq!(receipts[0]["action"], "message_receipt");
     assert_eq!(receipts[0]["outcome"], "failed");
 
-    // A later message delivered: reachable again.
+    // Counted, never named: the airline before a disruption, the agency, officers.
+    let flight = format!(
+        "/v1/flights/coverage?carrier=AF&flight_number=1234&date={}",
+        crate::helpers::FLIGHT_DATE
+    );
+    let counts = app.get_json(&flight, &app.airline.api_key).await;
+    assert_eq!(
+        (
+            &counts["travellers"],
+            &counts["with_contact"],
+            &counts["reached"],
+            &counts["unreachable"]
+        ),
+        (&json!(1), &json!(1), &json!(0), &json!(1)),
+        "{counts}"
+    );
+    assert!(!counts.to_string().contains("trv_"), "never who");
+    assert_problem(
+        app.get(&flight, &app.other_airline.api_key).await,
+        422,
+        "invalid-field",
+    )
+    .await;
+    let agency = app
+        .get_json("/v1/agency/contacts-to-fix", &app.agency.party.api_key)
+        .await;
+    assert_eq!(agency["coverage"]["unreachable"], 1, "{agency}");
+    let report = app
+        .get_json(
+            "/v1/audit/reports?since=2026-11-01T00:00:00Z&until=2026-12-31T00:00:00Z",
+            &app.officer.api_key,
+        )
+        .await;
+    let af = report["coverage"]["by_airline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["party"] == "AF")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (&af["unreachable"], &af["reached"]),
+        (&json!(1), &json!(0)),
+        "{af}"
+    );
+
+    // A later message delivered: reachable again, and reached.
     r.sms_with_receipt(&token, "delivered").await;
     assert!(r.contacts_to_fix().await.is_empty());
+    let counts = app.get_json(&flight, &app.airline.api_key).await;
+    assert_eq!(
+        (&counts["reached"], &counts["unreachable"]),
+        (&json!(1), &json!(0)),
+        "{counts}"
+    );
 
     // Undeliverable again, then the agency uploads a new number: off the list.
     r.sms_with_receipt(&token, "undeliverable").await;

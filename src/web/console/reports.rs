@@ -215,6 +215,8 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
             "travellers".into(),
             "with_contact".into(),
             "share".into(),
+            "reached".into(),
+            "unreachable".into(),
         ]];
         out.extend(rows.iter().map(|r| {
             vec![
@@ -222,6 +224,8 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
                 r.travellers.to_string(),
                 r.with_contact.to_string(),
                 format!("{:.4}", r.share),
+                r.reached.to_string(),
+                r.unreachable.to_string(),
             ]
         }));
         out
