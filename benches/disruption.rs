@@ -309,6 +309,7 @@ async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
             "--allow-insecure-outbound",
         ])
         .env("PASSERELLE_LOG", "warn")
+        .env("PASSERELLE_SMS_GATEWAY_RECEIPT_SECRET", RECEIPT_SECRET)
         .stdout(Stdio::null())
         // Its warnings and errors (never a contact or a key), shown if a step fails.
         .stderr(std::fs::File::create(dir.join("broker.log")).expect("the broker's log"))
@@ -336,13 +337,89 @@ async fn start_broker(dir: &Path, database_url: &str, sink: &str) -> Broker {
     panic!("the broker did not become ready");
 }
 
-/// An SMS gateway that accepts everything, for relay-only agencies' messages.
-async fn sms_sink() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/sms", listener.local_addr().unwrap());
-    let router = axum::Router::new().route("/sms", axum::routing::post(|| async { "ok" }));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    url
+/// The secret the bench's gateway signs its delivery receipts with.
+const RECEIPT_SECRET: &str = "bench-gateway-receipts";
+
+/// An SMS gateway on loopback that accepts every message and, like a real one, then
+/// posts a signed delivery receipt (`delivered`) back to the broker; it keeps when each
+/// receipt was recorded, for the delivered-per-second figure.
+struct Gateway {
+    url: String,
+    broker: Arc<std::sync::OnceLock<String>>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+    recorded: Arc<std::sync::Mutex<Vec<Instant>>>,
+}
+
+impl Gateway {
+    async fn start() -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/sms", listener.local_addr().unwrap());
+        let broker: Arc<std::sync::OnceLock<String>> = Arc::default();
+        let recorded: Arc<std::sync::Mutex<Vec<Instant>>> = Arc::default();
+        let accepted: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let client = reqwest::Client::new();
+        // Receipts posted at most this many at once, as a gateway's callback pool.
+        let posting = Arc::new(Semaphore::new(16));
+        let (to, kept, taken) = (broker.clone(), recorded.clone(), accepted.clone());
+        let router = axum::Router::new().route(
+            "/sms",
+            axum::routing::post(move |body: axum::Json<Value>| {
+                let (to, kept, client, posting) =
+                    (to.clone(), kept.clone(), client.clone(), posting.clone());
+                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                async move {
+                    let id = body["message_id"].as_str().unwrap_or_default().to_string();
+                    tokio::spawn(async move {
+                        let _slot = posting.acquire().await.unwrap();
+                        let Some(broker) = to.get() else { return };
+                        let receipt = json!({"message_id": id, "status": "delivered"}).to_string();
+                        let at = time::OffsetDateTime::now_utc().unix_timestamp();
+                        let signature = passerelle::crypto::signed_body::signature(
+                            RECEIPT_SECRET.as_bytes(),
+                            at,
+                            &receipt,
+                        );
+                        let answer = client
+                            .post(format!("{broker}/v1/gateway/sms/receipts"))
+                            .header("Passerelle-Gateway-Signature", signature)
+                            .header("Content-Type", "application/json")
+                            .body(receipt)
+                            .send()
+                            .await;
+                        if answer.is_ok_and(|a| a.status().is_success()) {
+                            kept.lock().unwrap().push(Instant::now());
+                        }
+                    });
+                    "ok"
+                }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Gateway {
+            url,
+            broker,
+            accepted,
+            recorded,
+        }
+    }
+
+    /// Waits (a minute at most) until every message taken so far has its receipt.
+    async fn drained(&self) {
+        for _ in 0..600 {
+            let taken = self.accepted.load(std::sync::atomic::Ordering::Relaxed);
+            if self.recorded.lock().unwrap().len() >= taken {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Receipts recorded at or after `since`, and when the last was.
+    fn recorded_since(&self, since: Instant) -> (usize, Option<Instant>) {
+        let recorded = self.recorded.lock().unwrap();
+        let after: Vec<&Instant> = recorded.iter().filter(|at| **at >= since).collect();
+        (after.len(), after.iter().map(|at| **at).max())
+    }
 }
 
 #[tokio::main]
@@ -457,8 +534,9 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         .await
         .unwrap()
         .api_key;
-    let sink = sms_sink().await;
-    let broker = start_broker(dir.path(), &database_url, &sink).await;
+    let gateway = Gateway::start().await;
+    let broker = start_broker(dir.path(), &database_url, &gateway.url).await;
+    gateway.broker.set(broker.url.clone()).unwrap();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency * 2)
         .build()
@@ -631,6 +709,8 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         airline_keys: &airline_keys,
         dir: dir.path(),
     };
+    // Every receipt of the messages so far recorded, so that the storm's are its own.
+    gateway.drained().await;
     let audit_before = audit_size(&store).await;
     let memory_before = broker.memory().0 as f64 / 1024.0;
     let storm_started = Instant::now();
@@ -648,6 +728,21 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         storm_told.messages,
     )
     .await;
+    // Delivered, not only accepted: every storm message's receipt recorded.
+    let storm_delivered = {
+        let mut waited = 0;
+        loop {
+            let (n, last) = gateway.recorded_since(storm_started);
+            if n as u64 >= storm_told.messages || waited >= 600 {
+                break (
+                    n,
+                    last.map(|l| l.duration_since(storm_started).as_secs_f64()),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += 1;
+        }
+    };
     let audit_after = audit_size(&store).await;
     let appended = (audit_after - audit_before) as f64;
 
@@ -724,6 +819,13 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     println!(
         "  declaration to last message accepted by the gateway: {}",
         seconds(&storm_to_tell)
+    );
+    let (delivered, delivered_in) = storm_delivered;
+    println!(
+        "  delivered (the gateway's receipts recorded): {delivered} of {} messages, the last {:.2} s after the storm began: {:.0} /s",
+        storm_told.messages,
+        delivered_in.unwrap_or(f64::NAN),
+        delivered as f64 / delivered_in.unwrap_or(f64::NAN)
     );
     println!(
         "  releases of the tokens (wrk, {} threads, {} connections): {} answered 2xx, {} not, in {:.2} s: {:.0} /s; p50 {:.2} ms, p99 {:.2} ms",

@@ -132,8 +132,11 @@ pub async fn record(
         at: now,
     };
     if !outbox::record_receipt(&mut tx, &message.id, "sms", &held).await? {
+        // The same receipt again (a gateway's retry), or no message it could be about.
+        let held_now = outbox::receipt_of(&mut tx, &message.id).await?;
         tx.rollback().await.ok();
-        let already = message.channel.as_str() == "sms" && message.status == "delivered";
+        let already = message.channel.as_str() == "sms"
+            && held_now.is_some_and(|r| r.status == held.status && r.reason == held.reason);
         if !already {
             return Err(Error::field(
                 ErrorKind::InvalidField,

@@ -180,6 +180,9 @@ pub async fn receipt_of(conn: &mut Conn, id: &str) -> Result<Option<Receipt>, St
 
 /// Records a receipt of a message its transport accepted (the SMS gateway's receipt,
 /// an email's bounce), unless it already holds this one; `false` when nothing changed.
+/// A message still being handed over (leased, not yet recorded delivered) takes it
+/// too: a fast gateway's receipt can arrive before the broker has written down that
+/// the gateway took the message.
 #[instrument(skip_all)]
 pub async fn record_receipt(
     conn: &mut Conn,
@@ -189,7 +192,8 @@ pub async fn record_receipt(
 ) -> Result<bool, StoreError> {
     let done = sqlx::query(
         "UPDATE messages SET receipt_status = $1, receipt_reason = $2, receipt_at = $3 \
-         WHERE id = $4 AND channel = $5 AND status = 'delivered' \
+         WHERE id = $4 AND channel = $5 \
+         AND (status = 'delivered' OR (status = 'queued' AND lease_until > $3)) \
          AND (receipt_status IS NULL OR receipt_status <> $1 OR receipt_reason IS DISTINCT FROM $2)",
     )
     .bind(&receipt.status)

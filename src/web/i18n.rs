@@ -162,6 +162,8 @@ texts! {
     new_departure => ("new departure", "nouveau départ"),
     erasures_overdue => ("Erasure requests past their deadline: airlines that were shown a client's contact and have not acknowledged erasing it", "Demandes d'effacement échues : compagnies qui ont reçu le contact d'un client et n'ont pas confirmé l'avoir effacé"),
     requested => ("Requested", "Demandée"),
+    erasures_overdue_officer => ("Erasure requests past their deadline: airlines that were shown a contact and have not acknowledged erasing it", "Demandes d'effacement échues : compagnies qui ont reçu un contact et n'ont pas confirmé l'avoir effacé"),
+    no_erasures_overdue => ("Every airline asked to erase a contact acknowledged it in time.", "Chaque compagnie à qui l'effacement d'un contact a été demandé l'a confirmé à temps."),
     deadline => ("Deadline", "Échéance"),
     time_to_tell => ("Time to tell your clients, from the declaration", "Délai pour prévenir vos clients, depuis la déclaration"),
     budget_alerts => ("Budget alerts: airlines past the alert level of a daily budget", "Alertes de budget : compagnies au-delà du seuil d'alerte d'un budget journalier"),

@@ -214,6 +214,35 @@ async fn an_unacknowledged_request_is_listed_to_officers_and_the_agency_past_its
         "only its own clients"
     );
 
+    // The officer's console lists it too, and its table downloads.
+    let mut officer = crate::pages::Visitor::new(app);
+    officer.sign_in(&app.officer.api_key).await;
+    let period = "since=2026-11-01&until=2027-01-31";
+    let page = officer
+        .get(&format!("/console/reports?{period}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let section = page
+        .split("id=\"erasures-overdue\"")
+        .nth(1)
+        .expect("the section");
+    assert!(
+        section.contains(overdue[0]["traveller_id"].as_str().unwrap()),
+        "{section}"
+    );
+    let csv = officer
+        .get(&format!("/console/reports/erasures-overdue.csv?{period}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.contains(overdue[0]["token_id"].as_str().unwrap()),
+        "{csv}"
+    );
+
     // Acknowledged late, it leaves the lists.
     assert_eq!(
         acknowledge(app, &app.airline.api_key, &id).await.status(),

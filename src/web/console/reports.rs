@@ -334,6 +334,29 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
             }));
             out
         }
+        "erasures-overdue" => {
+            let mut out = header(&[
+                "airline_id",
+                "traveller_id",
+                "token_id",
+                "reason",
+                "requested_at",
+                "deadline",
+                "audit_index",
+            ]);
+            out.extend(report.erasures_overdue.iter().map(|e| {
+                vec![
+                    e.airline_id.clone(),
+                    e.traveller_id.clone(),
+                    e.token_id.clone(),
+                    e.reason.as_str().to_string(),
+                    e.requested_at.clone(),
+                    e.deadline.clone(),
+                    e.audit_index.to_string(),
+                ]
+            }));
+            out
+        }
         _ => return None,
     })
 }
