@@ -403,6 +403,18 @@ impl Gateway {
         }
     }
 
+    /// Waits (a minute at most) until the gateway has taken `at_least` messages and
+    /// recorded the receipt of each.
+    async fn settled(&self, at_least: usize) {
+        for _ in 0..600 {
+            if self.accepted.load(std::sync::atomic::Ordering::Relaxed) >= at_least {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.drained().await;
+    }
+
     /// Waits (a minute at most) until every message taken so far has its receipt.
     async fn drained(&self) {
         for _ in 0..600 {
@@ -700,7 +712,15 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     // One flight of 400 travellers, granted on an idle broker, one grant at a time.
     let large_grants = large_flight_grants(&client, &broker.url, &airline_keys[0], &date).await;
     // Then its cancellation declared, each time telling every traveller at once.
-    let told = told_declarations(&client, &broker.url, &airline_keys[0], &officer_key, &date).await;
+    let told = told_declarations(
+        &client,
+        &broker.url,
+        &airline_keys[0],
+        &officer_key,
+        &date,
+        &gateway,
+    )
+    .await;
 
     // The storm: a tenth of the flights cancelled at once.
     let target = Target {
@@ -969,6 +989,7 @@ async fn told_declarations(
     key: &str,
     officer_key: &str,
     date: &str,
+    gateway: &Gateway,
 ) -> Told {
     let flight =
         json!({"carrier": AIRLINES[0], "flight_number": LARGE_FLIGHT_NUMBER, "date": date});
@@ -980,6 +1001,7 @@ async fn told_declarations(
     };
     let mut ids = Vec::new();
     let since = passerelle::domain::time::format_time(time::OffsetDateTime::now_utc());
+    let base = gateway.accepted.load(std::sync::atomic::Ordering::Relaxed);
     for k in 0..LARGE_FLIGHT_GRANTS {
         let sent = Instant::now();
         let response = client
@@ -1007,6 +1029,11 @@ async fn told_declarations(
         told.messages = counts["messages"].as_u64().unwrap_or_default();
         assert!(told.messages > 0, "the relay half is written to: {counts}");
         ids.push(declared["id"].as_str().unwrap().to_string());
+        // Each declaration on an idle broker: its messages sent and their receipts
+        // recorded before the next.
+        gateway
+            .settled(base + told.messages as usize * ids.len())
+            .await;
     }
     told.to_last_message = time_to_tell(
         client,
