@@ -26,8 +26,10 @@ const MAX_LINE: usize = 1000;
 const MAX_MESSAGE: usize = 256 * 1024;
 /// How long the listener waits for the peer's next line.
 const LINE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Reports received and not yet recorded; past it the peer is asked to retry later.
-const QUEUED_REPORTS: usize = 256;
+/// Reports received and not yet recorded; past it the peer is asked to retry later
+/// (`451`). With the sessions' own buffers, the listener holds at most
+/// (32 + 32) × 256 KiB, 16 MiB, whatever its peers send.
+const QUEUED_REPORTS: usize = 32;
 
 /// A report taken: the message its return path names, and its text.
 struct Report {
@@ -201,5 +203,27 @@ impl Handler for Taker {
             Ok(()) => mailin::response::OK,
             Err(_) => mailin::response::INTERNAL_ERROR,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_null_sender_is_named_and_any_other_line_left_as_it_is() {
+        assert_eq!(
+            &*null_sender_named(b"MAIL FROM:<> BODY=8BITMIME\r\n"),
+            b"MAIL FROM:<null-sender@invalid> BODY=8BITMIME\r\n"
+        );
+        assert_eq!(
+            &*null_sender_named(b"mail from:<>\r\n"),
+            b"MAIL FROM:<null-sender@invalid>\r\n"
+        );
+        assert_eq!(
+            &*null_sender_named(b"MAIL FROM:<a@b.example>\r\n"),
+            b"MAIL FROM:<a@b.example>\r\n"
+        );
+        assert_eq!(&*null_sender_named(b"RCPT TO:<>\r\n"), b"RCPT TO:<>\r\n");
     }
 }

@@ -250,13 +250,13 @@ async fn a_report_counts_coverage_releases_refusals_disruptions_and_relay_outcom
         .await;
     assert_eq!(
         report["coverage"]["by_agency"],
-        json!([{"party": AGENCY_IATA, "travellers": 2, "with_contact": 1, "share": 0.5}])
+        json!([{"party": AGENCY_IATA, "travellers": 2, "with_contact": 1, "share": 0.5, "reached": 0, "unreachable": 0}])
     );
     assert_eq!(
         report["coverage"]["by_airline"],
         json!([
-            {"party": "AF", "travellers": 2, "with_contact": 1, "share": 0.5},
-            {"party": "KL", "travellers": 2, "with_contact": 1, "share": 0.5}
+            {"party": "AF", "travellers": 2, "with_contact": 1, "share": 0.5, "reached": 0, "unreachable": 0},
+            {"party": "KL", "travellers": 2, "with_contact": 1, "share": 0.5, "reached": 0, "unreachable": 0}
         ])
     );
     assert_eq!(

@@ -1106,6 +1106,17 @@ async fn a_bounced_email_marks_the_address_unreachable_and_tells_the_agency(engi
         assert!(answer.starts_with("500"), "{answer}");
     }
 
+    // Nor a report larger than any bounce is: refused, and nothing recorded.
+    let padding = "X".repeat(900);
+    let huge = format!(
+        "{}{}",
+        dsn("failed", "5.1.1"),
+        format!("{padding}\r\n").repeat(320)
+    );
+    let refused = send_to_listener(port, &return_path, &huge).await;
+    assert!(refused.is_err_and(|e| e.is_permanent()), "552: too large");
+    assert!(r.status(&id).await.get("receipt").is_none());
+
     // A soft bounce is recorded on the message and changes nothing else.
     send_to_listener(port, &return_path, &dsn("delayed", "4.4.7"))
         .await
