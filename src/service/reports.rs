@@ -70,7 +70,13 @@ pub struct CoverageReport {
     pub by_agency: Vec<CoverageRow>,
     /// By operating carrier.
     pub by_airline: Vec<CoverageRow>,
+    /// By flight (`AF1234/2026-12-01`, counting consents that name its carrier), those
+    /// whose travellers can least be reached first; at most [`FLIGHTS_LISTED`].
+    pub by_flight: Vec<CoverageRow>,
 }
+
+/// Most flights the report's coverage lists.
+pub const FLIGHTS_LISTED: i64 = 500;
 
 /// Uses under one purpose and event category.
 #[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
@@ -228,6 +234,16 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
     let by_airline = coverage_rows(
         reports::coverage(&mut conn, period, CoverageOf::ByAirline, now, reached_since).await?,
     );
+    let by_flight = coverage_rows(
+        reports::coverage(
+            &mut conn,
+            period,
+            CoverageOf::ByFlight(FLIGHTS_LISTED),
+            now,
+            reached_since,
+        )
+        .await?,
+    );
     let uses = reports::count_entries(
         &mut conn,
         period,
@@ -327,6 +343,7 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
         coverage: CoverageReport {
             by_agency,
             by_airline,
+            by_flight,
         },
         releases: releases.into_values().collect(),
         releases_by_day,

@@ -42,6 +42,10 @@ pub enum CoverageOf<'a> {
     /// One flight's (carrier, number, date), in one row: travellers on it, and consent
     /// in force naming the carrier.
     Flight(&'a str, &'a str, &'a str),
+    /// Every flight's, by flight (`AF1234/2026-12-01`), as [`CoverageOf::Flight`]
+    /// counts each: those whose travellers can least be reached first, at most this
+    /// many.
+    ByFlight(i64),
 }
 
 /// A count under a few labels.
@@ -143,6 +147,17 @@ pub async fn coverage(
                 },
             )
         }
+        CoverageOf::ByFlight(_) => (
+            format!(
+                "SELECT s.carrier || s.flight_number || '/' || s.departure_date AS party, {counts} \
+                 FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
+                 LEFT JOIN consents c ON {CONSENT_IN_FORCE} AND (',' || c.carriers || ',') LIKE ('%,' || s.carrier || ',%') {reach} \
+                 WHERE {flying} GROUP BY s.carrier, s.flight_number, s.departure_date \
+                 ORDER BY CAST(COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS REAL) / COUNT(DISTINCT t.id), \
+                 party LIMIT $5"
+            ),
+            Vec::new(),
+        ),
         CoverageOf::Flight(carrier, number, date) => (
             format!(
                 "SELECT s.carrier AS party, {counts} \
@@ -161,6 +176,9 @@ pub async fn coverage(
         .bind(to_millis(reached_since));
     for value in extra {
         query = query.bind(value);
+    }
+    if let CoverageOf::ByFlight(limit) = of {
+        query = query.bind(limit);
     }
     let rows = query.fetch_all(conn).await?;
     Ok(rows

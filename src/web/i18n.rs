@@ -219,6 +219,7 @@ texts! {
     nav_disruptions => ("Disruptions", "Perturbations"),
     nav_contacts => ("Contacts to fix", "Contacts à corriger"),
     reached => ("Reached lately", "Joints récemment"),
+    coverage_by_flight => ("By flight: those whose travellers can least be reached first", "Par vol : ceux dont les voyageurs sont les moins joignables d'abord"),
     unreachable => ("Unreachable", "Injoignables"),
     your_coverage => ("Your clients flying in the next 30 days", "Vos clients qui voyagent dans les 30 prochains jours"),
     contacts_title => ("Contacts to fix before the trip", "Contacts à corriger avant le voyage"),

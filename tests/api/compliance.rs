@@ -1,7 +1,7 @@
 //! What compliance officers ask of the log: searches with totals, exports with their
 //! checkpoint, and reports over a period. Nothing personal appears in any of them.
 
-use crate::helpers::{assert_problem, TestApp, AGENCY_IATA, EMAIL, MOBILE};
+use crate::helpers::{assert_problem, TestApp, AGENCY_IATA, EMAIL, FLIGHT_DATE, MOBILE};
 use crate::log::{busy_log, log_key};
 use crate::on_both_engines;
 use base64::Engine;
@@ -251,6 +251,15 @@ async fn a_report_counts_coverage_releases_refusals_disruptions_and_relay_outcom
     assert_eq!(
         report["coverage"]["by_agency"],
         json!([{"party": AGENCY_IATA, "travellers": 2, "with_contact": 1, "share": 0.5, "reached": 0, "unreachable": 0}])
+    );
+    // By flight, a consent counts only where it names the carrier (Marie's names AF, not
+    // KL), and the flights whose travellers can least be reached come first.
+    assert_eq!(
+        report["coverage"]["by_flight"],
+        json!([
+            {"party": format!("KL1002/{FLIGHT_DATE}"), "travellers": 2, "with_contact": 0, "share": 0.0, "reached": 0, "unreachable": 0},
+            {"party": format!("AF1234/{FLIGHT_DATE}"), "travellers": 2, "with_contact": 1, "share": 0.5, "reached": 0, "unreachable": 0}
+        ])
     );
     assert_eq!(
         report["coverage"]["by_airline"],

@@ -739,6 +739,7 @@ async fn every_report_table_downloads_as_csv(app: TestApp) {
     for table in [
         "coverage-by-agency",
         "coverage-by-airline",
+        "coverage-by-flight",
         "releases",
         "releases-by-day",
         "refusals",

@@ -234,6 +234,7 @@ fn report_table(report: &Report, name: &str) -> Option<Vec<Vec<String>>> {
     Some(match name {
         "coverage-by-agency" => coverage(&report.coverage.by_agency),
         "coverage-by-airline" => coverage(&report.coverage.by_airline),
+        "coverage-by-flight" => coverage(&report.coverage.by_flight),
         "releases" => {
             let mut out = header(&["purpose", "event_category", "grants", "releases", "relays"]);
             out.extend(report.releases.iter().map(|r| {
