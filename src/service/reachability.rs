@@ -8,8 +8,9 @@
 //! contact is kept either way: the agency decides.
 //!
 //! When a channel becomes unreachable the agency gets a signed webhook event,
-//! `contact.unreachable` (the traveller's pseudonymous id, the record, the channel and
-//! why; never the contact), in the transaction that records what was learnt.
+//! `contact.unreachable` (the traveller's pseudonymous id, the channel, why, and the
+//! message that told; never the contact), in the transaction that records what was
+//! learnt.
 
 use crate::audit::AuditEntry;
 use crate::domain::ids::new_id;
