@@ -70,6 +70,15 @@ pub async fn append_with_pushes<T>(
     })
 }
 
+/// Entries appended in an open transaction, with the agencies' use pushes queued
+/// beside them (see [`AppState::append_with_use_pushes`]).
+pub struct Appended {
+    /// The entries, as stored.
+    pub entries: Vec<AuditEntry>,
+    labels: Vec<(&'static str, &'static str, &'static str)>,
+    pushed: bool,
+}
+
 impl AppState {
     /// Runs a whole write that appends audit entries (through [`append_with_pushes`]):
     /// on SQLite by the direct writer, elsewhere in a group-commit transaction (see
@@ -126,21 +135,48 @@ impl AppState {
         entries: Vec<NewEntry>,
         events_of: impl FnOnce(&[AuditEntry]) -> Vec<WebhookDelivery>,
     ) -> Result<Vec<AuditEntry>, Error> {
+        let appended = self.append_with_use_pushes(&mut tx, entries).await?;
+        let events = events_of(&appended.entries);
+        self.commit_appended(tx, appended, events).await
+    }
+
+    /// Appends `entries` in `tx` and queues the agencies' pushes of those that are uses,
+    /// leaving the transaction open for what must name the entries' indexes (a row
+    /// that keeps its entry, an event); [`AppState::commit_appended`] finishes it.
+    pub async fn append_with_use_pushes(
+        &self,
+        tx: &mut Tx,
+        entries: Vec<NewEntry>,
+    ) -> Result<Appended, Error> {
         let labels: Vec<_> = entries.iter().map(NewEntry::labels).collect();
-        let stored = self.append_audits(&mut tx, entries).await?;
-        let now = self.clock.now();
+        let stored = self.append_audits(tx, entries).await?;
         let mut pushes = Pushes::default();
-        pushes.queue_all(&mut tx, &stored, now).await?;
-        let events = events_of(&stored);
-        store::outbox::enqueue_webhooks(&mut tx, &events, now).await?;
+        pushes.queue_all(tx, &stored, self.clock.now()).await?;
+        Ok(Appended {
+            entries: stored,
+            labels,
+            pushed: pushes.queued(),
+        })
+    }
+
+    /// Queues `events` for their parties' webhooks and commits what
+    /// [`AppState::append_with_use_pushes`] appended; once it is durable, counts the
+    /// decisions and wakes the webhook worker. Returns the entries.
+    pub async fn commit_appended(
+        &self,
+        mut tx: Tx,
+        appended: Appended,
+        events: Vec<WebhookDelivery>,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        store::outbox::enqueue_webhooks(&mut tx, &events, self.clock.now()).await?;
         self.commit_audited(tx).await?;
-        for (action, outcome, reason) in labels {
+        for (action, outcome, reason) in appended.labels {
             self.metrics.observe_decision(action, outcome, reason);
         }
-        if pushes.queued() || !events.is_empty() {
+        if appended.pushed || !events.is_empty() {
             self.webhook_wake.notify_one();
         }
-        Ok(stored)
+        Ok(appended.entries)
     }
 
     /// Appends audit entries in `tx`, in order, in one go; when the log cannot be

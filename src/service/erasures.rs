@@ -10,15 +10,14 @@
 //! unacknowledged past its deadline (`retention.erasure_deadline_hours`) is listed to
 //! officers in the report and to the agency with its receipts.
 
-use crate::audit::{Action, AuditEntry, NewEntry, Outcome};
+use crate::audit::{Action, NewEntry, Outcome};
 use crate::domain::erasure::{self, ErasureReason};
 use crate::domain::ids::new_id;
 use crate::domain::party::Party;
 use crate::domain::time::format_time;
-use crate::service::uses::Pushes;
 use crate::service::{AppState, Error, ErrorKind};
 use crate::store::erasures::{self, ErasureRow, Owed, Whose};
-use crate::store::outbox::{self, WebhookDelivery};
+use crate::store::outbox::WebhookDelivery;
 use crate::store::{parties, Conn, Tx};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -173,14 +172,13 @@ pub(crate) async fn commit_with_erasures(
                 .token(o.token_id.clone()),
         );
     }
-    let labels: Vec<_> = entries.iter().map(NewEntry::labels).collect();
-    let stored = state.append_audits(&mut tx, entries).await?;
+    let appended = state.append_with_use_pushes(&mut tx, entries).await?;
     let mut airlines: Vec<&str> = owed.iter().map(|(o, _)| o.airline_id.as_str()).collect();
     airlines.sort_unstable();
     airlines.dedup();
     let hooked = parties::with_webhooks(&mut tx, &airlines).await?;
     let mut deliveries = Vec::new();
-    for ((o, reason), entry) in owed.iter().zip(&stored[own..]) {
+    for ((o, reason), entry) in owed.iter().zip(&appended.entries[own..]) {
         let row = ErasureRow {
             id: new_id(erasure::ID_PREFIX),
             airline_id: o.airline_id.clone(),
@@ -200,17 +198,8 @@ pub(crate) async fn commit_with_erasures(
         }
         deliveries.push(push_of(&row, now)?);
     }
-    outbox::enqueue_webhooks(&mut tx, &deliveries, now).await?;
-    let mut pushes = Pushes::default();
-    pushes.queue_all(&mut tx, &stored[..own], now).await?;
-    state.commit_audited(tx).await?;
-    for (action, outcome, reason) in labels {
-        state.metrics.observe_decision(action, outcome, reason);
-    }
-    if pushes.queued() || !deliveries.is_empty() {
-        state.webhook_wake.notify_one();
-    }
-    Ok(stored[..own].iter().map(|e: &AuditEntry| e.index).collect())
+    let stored = state.commit_appended(tx, appended, deliveries).await?;
+    Ok(stored[..own].iter().map(|e| e.index).collect())
 }
 
 /// The signed event an airline's webhook gets for a request.

@@ -70,26 +70,12 @@ pub async fn owed_for_consents(
     conn: &mut Conn,
     consent_ids: &[&str],
 ) -> Result<Vec<Owed>, StoreError> {
-    let mut owed = Vec::new();
-    for chunk in consent_ids.chunks(500) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "{OWED} AND rt.consent_id IN ({}) ORDER BY rt.id",
-            list.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        owed.extend(query.fetch_all(&mut *conn).await?.iter().map(owed_of));
-    }
-    Ok(owed)
+    owed_among(conn, OWED, "rt.consent_id", consent_ids).await
 }
 
 /// The contacts airlines were shown under a record since replaced by one with another
 /// contact (no current record of the traveller holds the same mobile and email, by
-/// their digests): of these
-/// travellers, or of all (`None`, the sweeper's catch-up).
+/// their digests): of these travellers, or of all (`None`, the sweeper's catch-up).
 pub async fn owed_for_changed_contacts(
     conn: &mut Conn,
     traveller_ids: Option<&[&str]>,
@@ -107,20 +93,26 @@ pub async fn owed_for_changed_contacts(
         let rows = sqlx::query(&sql).fetch_all(conn).await?;
         return Ok(rows.iter().map(owed_of).collect());
     };
-    let mut owed = Vec::new();
-    for chunk in travellers.chunks(500) {
-        let list: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "{changed} AND rt.traveller_id IN ({}) ORDER BY rt.id",
-            list.join(", ")
-        );
-        let mut query = sqlx::query(&sql);
-        for id in chunk {
-            query = query.bind(*id);
-        }
-        owed.extend(query.fetch_all(&mut *conn).await?.iter().map(owed_of));
+    owed_among(conn, &changed, "rt.traveller_id", travellers).await
+}
+
+/// The rows of `owed` (a query over [`OWED`]) whose `column` is one of `ids`, a few
+/// hundred ids per statement.
+async fn owed_among(
+    conn: &mut Conn,
+    owed: &str,
+    column: &str,
+    ids: &[&str],
+) -> Result<Vec<Owed>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        let mut params = Vec::with_capacity(chunk.len());
+        let list = super::text_list(&mut params, chunk);
+        let sql = format!("{owed} AND {column} IN ({list}) ORDER BY rt.id");
+        let rows = super::bind_all(&sql, params).fetch_all(&mut *conn).await?;
+        found.extend(rows.iter().map(owed_of));
     }
-    Ok(owed)
+    Ok(found)
 }
 
 fn owed_of(row: &sqlx::any::AnyRow) -> Owed {

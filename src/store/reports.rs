@@ -117,6 +117,12 @@ pub async fn coverage(
          AND ((r.channel = 'sms' AND r.digest = c.mobile_digest) \
            OR (r.channel = 'email' AND r.digest = c.email_digest))";
     let flying = "s.departure_date >= $1 AND s.departure_date < $2";
+    // A flight's travellers, with a consent in force only where it names its carrier.
+    let on_flights = format!(
+        "FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
+         LEFT JOIN consents c ON {CONSENT_IN_FORCE} \
+         AND (',' || c.carriers || ',') LIKE ('%,' || s.carrier || ',%') {reach}"
+    );
     let (sql, extra): (String, Vec<&str>) = match of {
         CoverageOf::ByAirline => (
             format!(
@@ -150,9 +156,7 @@ pub async fn coverage(
         CoverageOf::ByFlight(_) => (
             format!(
                 "SELECT s.carrier || s.flight_number || '/' || s.departure_date AS party, {counts} \
-                 FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
-                 LEFT JOIN consents c ON {CONSENT_IN_FORCE} AND (',' || c.carriers || ',') LIKE ('%,' || s.carrier || ',%') {reach} \
-                 WHERE {flying} GROUP BY s.carrier, s.flight_number, s.departure_date \
+                 {on_flights} WHERE {flying} GROUP BY s.carrier, s.flight_number, s.departure_date \
                  ORDER BY CAST(COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS REAL) / COUNT(DISTINCT t.id), \
                  party LIMIT $5"
             ),
@@ -161,9 +165,7 @@ pub async fn coverage(
         CoverageOf::Flight(carrier, number, date) => (
             format!(
                 "SELECT s.carrier AS party, {counts} \
-                 FROM segments s JOIN travellers t ON t.booking_id = s.booking_id \
-                 LEFT JOIN consents c ON {CONSENT_IN_FORCE} AND (',' || c.carriers || ',') LIKE ('%,' || s.carrier || ',%') {reach} \
-                 WHERE {flying} AND s.carrier = $5 AND s.flight_number = $6 AND s.departure_date = $7 \
+                 {on_flights} WHERE {flying} AND s.carrier = $5 AND s.flight_number = $6 AND s.departure_date = $7 \
                  GROUP BY s.carrier"
             ),
             vec![carrier, number, date],

@@ -29,21 +29,6 @@ async fn revealed(app: &TestApp) -> String {
     released["token_id"].as_str().unwrap().to_string()
 }
 
-async fn withdraw_by_agency(app: &TestApp) {
-    let listed = app
-        .get_json("/v1/consents", &app.agency.party.api_key)
-        .await;
-    let id = listed["records"][0]["consent_id"].as_str().unwrap();
-    let withdrawn = app
-        .post(
-            &format!("/v1/consents/{id}/withdrawal"),
-            &app.agency.party.api_key,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(withdrawn.status(), 200);
-}
-
 async fn requests_of(app: &TestApp, key: &str) -> Vec<Value> {
     let listed = app.get_json("/v1/erasure-requests", key).await;
     listed["erasure_requests"].as_array().unwrap().clone()
@@ -78,7 +63,7 @@ async fn a_withdrawal_after_a_reveal_asks_the_airline_to_erase_and_it_acknowledg
     let secret = secret["secret"].as_str().unwrap().to_string();
     let token_id = revealed(app).await;
 
-    withdraw_by_agency(app).await;
+    app.withdraw_first_record().await;
     r.deliver().await;
 
     // The airline's webhook gets one signed event: the token, the traveller's
@@ -186,7 +171,7 @@ async fn an_unacknowledged_request_is_listed_to_officers_and_the_agency_past_its
     let agency_hook = FakeHttp::start().await;
     webhook_of(app, &app.agency.party.api_key, &agency_hook).await;
     revealed(app).await;
-    withdraw_by_agency(app).await;
+    app.withdraw_first_record().await;
     let id = requests_of(app, &app.airline.api_key).await[0]["id"]
         .as_str()
         .unwrap()

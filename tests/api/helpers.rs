@@ -435,6 +435,22 @@ impl TestApp {
         body["token"].as_str().unwrap().to_string()
     }
 
+    /// The agency withdraws its first record (the traveller asked it to).
+    pub async fn withdraw_first_record(&self) {
+        let listed = self
+            .get_json("/v1/consents", &self.agency.party.api_key)
+            .await;
+        let id = listed["records"][0]["consent_id"].as_str().unwrap();
+        let withdrawn = self
+            .post(
+                &format!("/v1/consents/{id}/withdrawal"),
+                &self.agency.party.api_key,
+                &json!({}),
+            )
+            .await;
+        assert_eq!(withdrawn.status(), StatusCode::OK);
+    }
+
     /// Redeems a token with a key.
     pub async fn redeem(&self, key: &str, token: &str) -> Response {
         self.post("/v1/releases", key, &json!({"token": token}))

@@ -246,18 +246,7 @@ async fn uses_refused_by_the_travellers_withdrawal_spend_no_budget(engine: Engin
         return;
     };
     let token = app.granted_token().await;
-    let consents: Value = app
-        .get_json("/v1/consents", &app.agency.party.api_key)
-        .await;
-    let id = consents["records"][0]["consent_id"].as_str().unwrap();
-    let withdrawn = app
-        .post(
-            &format!("/v1/consents/{id}/withdrawal"),
-            &app.agency.party.api_key,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(withdrawn.status(), 200);
+    app.withdraw_first_record().await;
     for _ in 0..3 {
         assert_problem(
             app.redeem(&app.airline.api_key, &token).await,
