@@ -3,8 +3,9 @@
 //! list serves the server and the test that holds `openapi.yaml` to it.
 
 use crate::http::{
-    agency, airline, audit, batch, consents, disruptions, erasures, export, health, keys, messages,
-    middleware, policies, proofs, releases, reports, tokens, traveller, withdrawals,
+    agency, airline, audit, batch, consents, contact_verifications, disruptions, erasures, export,
+    health, keys, messages, middleware, policies, proofs, releases, reports, tokens, traveller,
+    withdrawals,
 };
 use crate::service::AppState;
 use crate::web;
@@ -71,6 +72,18 @@ pub fn routes() -> Routes {
         .get("/v1/consents/{id}/ssr", consents::export_ssr)
         .post("/v1/consents/{id}/withdrawal", withdrawals::by_agency)
         .put("/v1/consents/{id}/delivery", agency::set_record_delivery)
+        .post(
+            "/v1/consents/{id}/verifications",
+            contact_verifications::request,
+        )
+        .get(
+            "/v1/contact-verifications/{id}",
+            contact_verifications::read,
+        )
+        .post(
+            "/v1/contact-verifications/{id}/confirmation",
+            contact_verifications::confirm,
+        )
         .put("/v1/agency/delivery", agency::set_delivery)
         .put("/v1/agency/webhook", agency::set_webhook)
         .delete("/v1/agency/webhook", agency::remove_webhook)

@@ -47,11 +47,16 @@ pub enum Action {
     ErasureRequest,
     /// An airline acknowledged that it erased a contact.
     ErasureAcknowledgement,
+    /// An agency asked the broker to verify a record's contact, or the relay tried to
+    /// send the code.
+    ContactVerification,
+    /// The traveller answered a verification (or the agency for them, with the code).
+    ContactConfirmation,
 }
 
 impl Action {
     /// Every action, in the order the console lists them.
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 16] = [
         Self::ConsentUpload,
         Self::TokenRequest,
         Self::TokenRedemption,
@@ -66,6 +71,8 @@ impl Action {
         Self::MessageReceipt,
         Self::ErasureRequest,
         Self::ErasureAcknowledgement,
+        Self::ContactVerification,
+        Self::ContactConfirmation,
     ];
     /// The stored word.
     pub fn as_str(self) -> &'static str {
@@ -84,6 +91,8 @@ impl Action {
             Self::MessageReceipt => "message_receipt",
             Self::ErasureRequest => "erasure_request",
             Self::ErasureAcknowledgement => "erasure_acknowledgement",
+            Self::ContactVerification => "contact_verification",
+            Self::ContactConfirmation => "contact_confirmation",
         }
     }
 }

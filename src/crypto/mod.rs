@@ -6,6 +6,7 @@ pub mod countersign;
 pub mod jws;
 pub mod keyfile;
 pub mod keyring;
+pub mod one_time;
 pub mod seal;
 pub mod secret;
 pub mod signed_body;

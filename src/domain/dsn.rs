@@ -19,7 +19,8 @@ pub fn return_path(message_id: &str, domain: &str) -> String {
     format!("{PREFIX}{message_id}@{domain}")
 }
 
-/// The message a return path names, if it is one of ours on `domain`.
+/// The message a return path names, if it is one of ours on `domain`: a relayed
+/// message (`msg_…`) or a contact verification's link (`cvf_…`).
 pub fn message_of(address: &str, domain: &str) -> Option<String> {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>');
     let (local, host) = address.rsplit_once('@')?;
@@ -27,8 +28,9 @@ pub fn message_of(address: &str, domain: &str) -> Option<String> {
         return None;
     }
     let id = local.strip_prefix(PREFIX)?;
-    let well_formed =
-        id.starts_with("msg_") && id.len() <= 64 && id[4..].chars().all(|c| c.is_ascii_hexdigit());
+    let well_formed = (id.starts_with("msg_") || id.starts_with("cvf_"))
+        && id.len() <= 64
+        && id[4..].chars().all(|c| c.is_ascii_hexdigit());
     well_formed.then(|| id.to_string())
 }
 
@@ -198,6 +200,14 @@ mod tests {
             Some("msg_ab12".into())
         );
         assert_eq!(message_of(&path, "other.example"), None);
+        assert_eq!(
+            message_of("bounce+cvf_cd34@bounces.example", "bounces.example"),
+            Some("cvf_cd34".into())
+        );
+        assert_eq!(
+            message_of("bounce+trv_cd34@bounces.example", "bounces.example"),
+            None
+        );
         assert_eq!(
             message_of("bounce+msg_zz@bounces.example", "bounces.example"),
             None

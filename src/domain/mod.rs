@@ -8,6 +8,7 @@
 pub mod booking;
 pub mod consent;
 pub mod contact;
+pub mod contact_verification;
 pub mod delivery;
 pub mod disruption;
 pub mod dsn;

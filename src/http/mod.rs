@@ -9,6 +9,7 @@ pub mod audit;
 pub mod batch;
 pub mod client_ip;
 pub mod consents;
+pub mod contact_verifications;
 pub mod disruptions;
 pub mod erasures;
 pub mod export;

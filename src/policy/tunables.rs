@@ -24,6 +24,8 @@ pub struct Tunables {
     pub webhooks: Webhooks,
     /// Per-airline daily budgets against pretext harvesting.
     pub budgets: Budgets,
+    /// Contact verifications an agency asks for.
+    pub verification: Verification,
 }
 
 /// Release tokens.
@@ -94,8 +96,8 @@ pub struct Relay {
     pub first_retry_seconds: u64,
     /// Longest backoff.
     pub max_backoff_seconds: u64,
-    /// A contact delivered to within this many days counts as reached in the coverage
-    /// reports.
+    /// A contact delivered to or verified within this many days counts as reached in
+    /// the coverage reports.
     pub reached_within_days: u32,
 }
 
@@ -148,6 +150,18 @@ impl Budgets {
     }
 }
 
+/// Contact verifications: a code by SMS or a link by email that the traveller answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// Minutes a code or a link works after it is asked for.
+    pub expires_minutes: u32,
+    /// Wrong codes after which a verification accepts no more.
+    pub max_wrong_codes: u32,
+    /// Verifications of one record's channel an agency may ask for in 24 hours.
+    pub requests_per_day: u32,
+}
+
 /// A retry schedule: `first`, doubling, capped at `max`.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
@@ -182,7 +196,7 @@ impl Tunables {
     }
 
     fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(&'static str, bool, &'static str); 24] = [
+        let checks: [(&'static str, bool, &'static str); 27] = [
             (
                 "lifetime_seconds",
                 (10..=86_400).contains(&self.tokens.lifetime_seconds),
@@ -304,6 +318,21 @@ impl Tunables {
                 "alert_percent",
                 (1..=100).contains(&self.budgets.alert_percent),
                 "must be 1 to 100",
+            ),
+            (
+                "expires_minutes",
+                (1..=1440).contains(&self.verification.expires_minutes),
+                "must be 1 to 1440 minutes",
+            ),
+            (
+                "max_wrong_codes",
+                (1..=10).contains(&self.verification.max_wrong_codes),
+                "must be 1 to 10",
+            ),
+            (
+                "requests_per_day",
+                (1..=20).contains(&self.verification.requests_per_day),
+                "must be 1 to 20",
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {

@@ -9,9 +9,9 @@
 //! `hard 5.1.1`) and audited (`message_receipt`, `failed`, `hard_bounce` or
 //! `soft_bounce`).
 
-use crate::audit::{Action, Outcome};
+use crate::audit::Outcome;
 use crate::domain::dsn::Bounce;
-use crate::service::delivery::message_entry;
+use crate::service::delivery::reported;
 use crate::service::reachability::{self, Heard};
 use crate::service::{AppState, Error};
 use crate::store::outbox::{self, Receipt};
@@ -25,7 +25,9 @@ pub async fn record(
 ) -> Result<Option<i64>, Error> {
     let now = state.clock.now();
     let mut tx = state.store.begin().await?;
-    let Some(message) = outbox::message(&mut tx, message_id).await? else {
+    // A relayed email, or a verification's link: both went out with their own return path.
+    let Some(message) = reported(&mut tx, message_id, "smtp-bounces", Outcome::Failed, now).await?
+    else {
         tx.rollback().await.ok();
         return Ok(None);
     };
@@ -48,19 +50,11 @@ pub async fn record(
         reason: Some(reason),
         at: now,
     };
-    if !outbox::record_receipt(&mut tx, &message.id, "email", &held).await? {
+    if !outbox::record_receipt(&mut tx, message.queue, &message.id, "email", &held).await? {
         tx.rollback().await.ok();
         return Ok(None);
     }
-    let mut entry = message_entry(
-        &mut tx,
-        &message,
-        "smtp-bounces",
-        Action::MessageReceipt,
-        Outcome::Failed,
-        now,
-    )
-    .await?;
+    let mut entry = message.entry;
     entry.reason = Some(word);
     let became = reachability::learn(&mut tx, &message.id, heard, now).await?;
     let stored = state

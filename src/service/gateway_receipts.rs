@@ -10,9 +10,9 @@
 //! delivered marks it reachable). A forged receipt, or one replayed outside the
 //! tolerance, is refused; the same receipt twice is recorded once.
 
-use crate::audit::{Action, Outcome};
+use crate::audit::Outcome;
 use crate::crypto::signed_body;
-use crate::service::delivery::message_entry;
+use crate::service::delivery::reported;
 use crate::service::input::parse_json;
 use crate::service::reachability::{self, Heard};
 use crate::service::{AppState, Error, ErrorKind};
@@ -122,8 +122,13 @@ pub async fn record(
         }
         (_, None) => None,
     };
+    let outcome = match receipt.status {
+        ReceiptStatus::Delivered => Outcome::Delivered,
+        ReceiptStatus::Undeliverable | ReceiptStatus::Expired => Outcome::Failed,
+    };
     let mut tx = state.store.begin().await?;
-    let message = outbox::message(&mut tx, &receipt.message_id)
+    // A relayed message, or a verification's code: both went through the gateway.
+    let message = reported(&mut tx, &receipt.message_id, "sms-gateway", outcome, now)
         .await?
         .ok_or_else(|| Error::of(ErrorKind::MessageNotFound))?;
     let held = Receipt {
@@ -131,9 +136,9 @@ pub async fn record(
         reason,
         at: now,
     };
-    if !outbox::record_receipt(&mut tx, &message.id, "sms", &held).await? {
+    if !outbox::record_receipt(&mut tx, message.queue, &message.id, "sms", &held).await? {
         // The same receipt again (a gateway's retry), or no message it could be about.
-        let held_now = outbox::receipt_of(&mut tx, &message.id).await?;
+        let held_now = outbox::receipt_of(&mut tx, message.queue, &message.id).await?;
         tx.rollback().await.ok();
         let already = message.channel.as_str() == "sms"
             && held_now.is_some_and(|r| r.status == held.status && r.reason == held.reason);
@@ -151,19 +156,7 @@ pub async fn record(
             audit_index: None,
         });
     }
-    let outcome = match receipt.status {
-        ReceiptStatus::Delivered => Outcome::Delivered,
-        ReceiptStatus::Undeliverable | ReceiptStatus::Expired => Outcome::Failed,
-    };
-    let mut entry = message_entry(
-        &mut tx,
-        &message,
-        "sms-gateway",
-        Action::MessageReceipt,
-        outcome,
-        now,
-    )
-    .await?;
+    let mut entry = message.entry;
     entry.reason = match receipt.status {
         ReceiptStatus::Delivered => None,
         ReceiptStatus::Undeliverable => Some("undeliverable"),

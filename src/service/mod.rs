@@ -16,6 +16,7 @@ pub mod auth;
 pub mod bounces;
 pub mod budgets;
 pub mod checkpoints;
+pub mod contact_verifications;
 pub mod delivery;
 pub mod disruption_events;
 pub mod disruptions;

@@ -77,6 +77,7 @@ pub async fn learn(
         reason,
         message_id,
         at: now,
+        verified: false,
     };
     reachability::record(conn, &learnt).await?;
     let already = known.is_some_and(|k| k.state == "unreachable" && k.digest == digest);
@@ -164,8 +165,8 @@ pub struct Coverage {
     pub travellers: i64,
     /// Of those, with a consent in force that holds a contact.
     pub with_contact: i64,
-    /// Of those, delivered to at the contact their record holds now, within
-    /// `relay.reached_within_days`.
+    /// Of those, delivered to (or confirmed by the traveller, a verification) at the
+    /// contact their record holds now, within `relay.reached_within_days`.
     pub reached: i64,
     /// Of those, with a contact known not to reach them.
     pub unreachable: i64,

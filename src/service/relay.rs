@@ -17,7 +17,7 @@ use crate::service::token_use::{self, Taken, TokenUse};
 use crate::service::use_batch;
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::outbox::{self, Message};
+use crate::store::outbox::{self, Message, Queue};
 use crate::store::tokens::TokenRecord;
 use crate::store::use_facts;
 use serde::{Deserialize, Serialize};
@@ -394,7 +394,7 @@ pub async fn status(state: &AppState, airline: &Party, id: String) -> Result<Mes
         .await?
         .filter(|m| m.airline_id == airline.id)
         .ok_or_else(|| Error::of(ErrorKind::MessageNotFound))?;
-    let receipt = outbox::receipt_of(&mut conn, &message.id)
+    let receipt = outbox::receipt_of(&mut conn, Queue::Messages, &message.id)
         .await?
         .map(|r| MessageReceipt {
             status: r.status,

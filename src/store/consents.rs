@@ -296,7 +296,7 @@ pub(super) fn split(words: &str) -> impl Iterator<Item = &str> {
     words.split(',').filter(|w| !w.is_empty())
 }
 
-const SCOPE_COLUMNS: &str =
+pub(crate) const SCOPE_COLUMNS: &str =
     "c.decision, c.superseded_by, c.withdrawn_at, c.purposes, c.carriers, c.valid_until";
 
 /// What a stored consent allows now, read fresh (for redemption time).

@@ -21,6 +21,7 @@ pub mod bookings;
 pub mod budgets;
 mod checkpoint;
 pub mod consents;
+pub mod contact_verifications;
 pub mod db;
 pub mod direct;
 pub mod disruptions;

@@ -13,13 +13,15 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
 
-/// The two queues.
+/// The queues.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Queue {
     /// Relayed messages (`messages`).
     Messages,
     /// Webhook pushes (`webhook_deliveries`).
     Webhooks,
+    /// Verification codes and links to send (`contact_verifications`).
+    Verifications,
 }
 
 impl Queue {
@@ -27,6 +29,7 @@ impl Queue {
         match self {
             Self::Messages => "messages",
             Self::Webhooks => "webhook_deliveries",
+            Self::Verifications => "contact_verifications",
         }
     }
 }
@@ -158,13 +161,19 @@ pub struct Receipt {
     pub at: OffsetDateTime,
 }
 
-/// The receipt of a message, if the gateway sent one.
+/// The receipt of a message of `queue` (a relayed message, or a verification's code),
+/// if the gateway or a bounce sent one.
 #[instrument(skip_all)]
-pub async fn receipt_of(conn: &mut Conn, id: &str) -> Result<Option<Receipt>, StoreError> {
-    let row = sqlx::query(
-        "SELECT receipt_status, receipt_reason, receipt_at FROM messages \
+pub async fn receipt_of(
+    conn: &mut Conn,
+    queue: Queue,
+    id: &str,
+) -> Result<Option<Receipt>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT receipt_status, receipt_reason, receipt_at FROM {} \
          WHERE id = $1 AND receipt_status IS NOT NULL",
-    )
+        queue.table()
+    ))
     .bind(id)
     .fetch_optional(conn)
     .await?;
@@ -178,24 +187,27 @@ pub async fn receipt_of(conn: &mut Conn, id: &str) -> Result<Option<Receipt>, St
     .transpose()
 }
 
-/// Records a receipt of a message its transport accepted (the SMS gateway's receipt,
-/// an email's bounce), unless it already holds this one; `false` when nothing changed.
+/// Records a receipt of a message of `queue` its transport accepted (the SMS
+/// gateway's receipt, an email's bounce), unless it already holds this one; `false`
+/// when nothing changed.
 /// A message still being handed over (leased, not yet recorded delivered) takes it
 /// too: a fast gateway's receipt can arrive before the broker has written down that
 /// the gateway took the message.
 #[instrument(skip_all)]
 pub async fn record_receipt(
     conn: &mut Conn,
+    queue: Queue,
     id: &str,
     channel: &str,
     receipt: &Receipt,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(
-        "UPDATE messages SET receipt_status = $1, receipt_reason = $2, receipt_at = $3 \
+    let done = sqlx::query(&format!(
+        "UPDATE {} SET receipt_status = $1, receipt_reason = $2, receipt_at = $3 \
          WHERE id = $4 AND channel = $5 \
          AND (status = 'delivered' OR (status = 'queued' AND lease_until > $3)) \
          AND (receipt_status IS NULL OR receipt_status <> $1 OR receipt_reason IS DISTINCT FROM $2)",
-    )
+        queue.table()
+    ))
     .bind(&receipt.status)
     .bind(&receipt.reason)
     .bind(to_millis(receipt.at))
@@ -303,7 +315,7 @@ pub async fn claim_webhooks(
 
 /// The lease statement. The outer condition repeats the inner one so that, on
 /// PostgreSQL, a row another broker claimed meanwhile is re-checked and skipped.
-fn claim_sql(queue: Queue, columns: &str) -> String {
+pub(crate) fn claim_sql(queue: Queue, columns: &str) -> String {
     let table = queue.table();
     format!(
         "UPDATE {table} SET lease_until = $1 WHERE id IN (SELECT id FROM {table} \

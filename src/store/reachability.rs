@@ -1,5 +1,6 @@
 //! Whether a traveller's channel reaches them (`channel_reachability`), as the broker
-//! last learnt from a delivery receipt or a bounce, and the agency's contacts to fix.
+//! last learnt from a delivery receipt, a bounce or the traveller's own confirmation,
+//! and the agency's contacts to fix.
 
 use super::{from_millis, to_millis, Conn, StoreError};
 use sqlx::Row;
@@ -19,7 +20,8 @@ pub struct MessageContact {
     pub digest: Option<Vec<u8>>,
 }
 
-/// The contact of a message: its record's digest of the channel it went by.
+/// The contact of a message: its record's digest of the channel it went by. A
+/// verification's code is a message too: its contact is the one it checks.
 pub async fn message_contact(
     conn: &mut Conn,
     message_id: &str,
@@ -27,7 +29,8 @@ pub async fn message_contact(
     let row = sqlx::query(
         "SELECT m.traveller_id, m.agency_id, m.channel, \
          CASE WHEN m.channel = 'sms' THEN c.mobile_digest ELSE c.email_digest END AS digest \
-         FROM messages m JOIN consents c ON c.id = m.consent_id WHERE m.id = $1",
+         FROM messages m JOIN consents c ON c.id = m.consent_id WHERE m.id = $1 \
+         UNION ALL SELECT traveller_id, agency_id, channel, digest FROM contact_verifications WHERE id = $1",
     )
     .bind(message_id)
     .fetch_optional(conn)
@@ -79,22 +82,32 @@ pub struct Learnt<'a> {
     pub state: &'static str,
     /// Why it is unreachable (`undeliverable`, `hard_bounce`).
     pub reason: Option<&'static str>,
-    /// The message that told.
+    /// The message that told (a relayed message, or the verification that carried the
+    /// code).
     pub message_id: &'a str,
     /// When.
     pub at: OffsetDateTime,
+    /// Whether the traveller confirmed the contact (a verification) rather than a
+    /// gateway or a mail server reporting on a message.
+    pub verified: bool,
 }
 
-/// Records what was learnt of a channel, replacing what was known of it.
+/// Records what was learnt of a channel, replacing what was known of it. When and
+/// whether it was last delivered to or verified carry over only for the same contact.
 pub async fn record(conn: &mut Conn, learnt: &Learnt<'_>) -> Result<(), StoreError> {
-    let delivered = (learnt.state == "reachable").then(|| to_millis(learnt.at));
+    let reachable = learnt.state == "reachable";
+    let delivered = (reachable && !learnt.verified).then(|| to_millis(learnt.at));
+    let verified = (reachable && learnt.verified).then(|| to_millis(learnt.at));
     sqlx::query(
         "INSERT INTO channel_reachability (traveller_id, channel, agency_id, digest, state, reason, \
-         message_id, changed_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         message_id, changed_at, delivered_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (traveller_id, channel) DO UPDATE SET agency_id = excluded.agency_id, \
          digest = excluded.digest, state = excluded.state, reason = excluded.reason, \
          message_id = excluded.message_id, changed_at = excluded.changed_at, \
-         delivered_at = COALESCE(excluded.delivered_at, channel_reachability.delivered_at)",
+         delivered_at = CASE WHEN channel_reachability.digest = excluded.digest \
+           THEN COALESCE(excluded.delivered_at, channel_reachability.delivered_at) ELSE excluded.delivered_at END, \
+         verified_at = CASE WHEN channel_reachability.digest = excluded.digest \
+           THEN COALESCE(excluded.verified_at, channel_reachability.verified_at) ELSE excluded.verified_at END",
     )
     .bind(&learnt.contact.traveller_id)
     .bind(&learnt.contact.channel)
@@ -105,6 +118,7 @@ pub async fn record(conn: &mut Conn, learnt: &Learnt<'_>) -> Result<(), StoreErr
     .bind(learnt.message_id)
     .bind(to_millis(learnt.at))
     .bind(delivered)
+    .bind(verified)
     .execute(conn)
     .await?;
     Ok(())

@@ -100,7 +100,8 @@ fn day(at: OffsetDateTime) -> String {
 
 /// Contact coverage (consent in force, reached lately, known unreachable) of the
 /// travellers flying in the period, grouped as `of` says; consents judged as they stand
-/// at `now`, a contact reached if delivered to at or after `reached_since`.
+/// at `now`, a contact reached if delivered to, or confirmed by the traveller, at or
+/// after `reached_since`.
 pub async fn coverage(
     conn: &mut Conn,
     period: Period,
@@ -110,7 +111,7 @@ pub async fn coverage(
 ) -> Result<Vec<Coverage>, StoreError> {
     let counts = "COUNT(DISTINCT t.id) AS travellers, \
          COUNT(DISTINCT CASE WHEN c.id IS NOT NULL THEN t.id END) AS with_contact, \
-         COUNT(DISTINCT CASE WHEN r.state = 'reachable' AND r.delivered_at >= $4 THEN t.id END) AS reached, \
+         COUNT(DISTINCT CASE WHEN r.state = 'reachable' AND (r.delivered_at >= $4 OR r.verified_at >= $4) THEN t.id END) AS reached, \
          COUNT(DISTINCT CASE WHEN r.state = 'unreachable' THEN t.id END) AS unreachable";
     // What is known of a channel counts only for the contact the record holds now.
     let reach = "LEFT JOIN channel_reachability r ON c.id IS NOT NULL AND r.traveller_id = t.id \

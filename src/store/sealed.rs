@@ -81,7 +81,9 @@ pub async fn due_for_purge(
 
 /// Destroys a record's key and sealed data (crypto-shredding), keeping its metadata.
 /// A name sealed before record keys existed goes too once none of the traveller's
-/// records is unpurged.
+/// records is unpurged, and so does what the broker learnt of their contacts (whether
+/// a channel reaches them, kept by the contact's keyed digest). The record's contact
+/// verifications go with it: each holds a digest of the contact and its sealed code.
 #[instrument(skip_all)]
 pub async fn purge(
     conn: &mut Conn,
@@ -102,12 +104,23 @@ pub async fn purge(
         .bind(consent_id)
         .execute(&mut *conn)
         .await?;
+    sqlx::query("DELETE FROM contact_verifications WHERE consent_id = $1")
+        .bind(consent_id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "UPDATE travellers SET sealed_name = $2 WHERE id = $1 AND NOT EXISTS \
          (SELECT 1 FROM consents WHERE traveller_id = $1 AND purged_at IS NULL)",
     )
     .bind(traveller_id)
     .bind(Vec::<u8>::new())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DELETE FROM channel_reachability WHERE traveller_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM consents WHERE traveller_id = $1 AND purged_at IS NULL)",
+    )
+    .bind(traveller_id)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -16,6 +16,7 @@ pub mod i18n;
 pub mod session;
 pub mod traveller;
 pub mod upload;
+pub mod verify;
 
 use crate::http::problem::Problem;
 use crate::service::AppState;
@@ -66,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/t", get(traveller::form).post(traveller::page))
         .route("/t/", get(traveller::form))
         .route("/t/withdraw", post(traveller::withdraw))
+        .route("/verify", get(verify::page).post(verify::confirm))
         .route("/t/{old_link}", get(traveller::form))
         .layer(middleware::from_fn(page_headers))
 }
@@ -148,6 +150,13 @@ impl Frame {
             session: session.cloned(),
             current,
         }
+    }
+
+    /// The link that shows this page in language `code`: the page's path, keeping the
+    /// query it was opened with (the verification page's link), with `lang` added.
+    pub fn lang_href(&self, code: &str) -> String {
+        let joint = if self.path.contains('?') { '&' } else { '?' };
+        format!("{}{joint}lang={code}", self.path)
     }
 
     /// Whether the signed-in party is a compliance officer.

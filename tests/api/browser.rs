@@ -21,6 +21,7 @@ on_both_engines!(
     an_officer_signs_in_filters_the_trail_opens_a_proof_and_verifies_the_log,
     an_agency_uploads_a_csv_and_sees_each_records_outcome,
     a_traveller_withdraws_from_their_page_and_the_airline_is_refused,
+    a_traveller_confirms_their_address_from_the_emailed_link,
 );
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -506,4 +507,48 @@ async fn a_traveller_withdraws_from_their_page_and_the_airline_is_refused(app: T
         "consent-inactive",
     )
     .await;
+}
+
+async fn a_traveller_confirms_their_address_from_the_emailed_link(app: TestApp) {
+    // The same engine, with a relay that sends the email.
+    let engine = match app.sqlite_path {
+        Some(_) => crate::helpers::Engine::Sqlite,
+        None => crate::helpers::Engine::Postgres,
+    };
+    drop(app);
+    let policies = passerelle::policy::engine::Policies::built_in().unwrap();
+    let Some(r) = crate::relay::with_relay(engine, policies).await else {
+        return;
+    };
+    let uploaded = r.app.upload_default().await;
+    let id = r
+        .asked_email(uploaded["consent_id"].as_str().unwrap())
+        .await;
+    let (path, _) = r.emailed_link(&id);
+    let Some(browser) = Browser::start(&r.app, "verify").await else {
+        return;
+    };
+    browser.client.set_window_size(412, 915).await.unwrap();
+    browser.goto(&format!("{}/verify{path}", r.app.url)).await;
+    browser.wait_for("#confirm-contact").await;
+    let title = browser.text("h1").await;
+    assert!(title.contains("Confirmez"), "in Marie's language: {title}");
+    browser.screenshot("0-confirm-address").await;
+    // In English, the page still confirms.
+    browser.click("a[hreflang='en']").await;
+    let title = browser.text("h1").await;
+    assert!(title.contains("Confirm your email"), "{title}");
+    browser.click("#confirm-contact").await;
+    browser.wait_for("#contact-confirmed").await;
+    browser.screenshot("1-address-confirmed").await;
+    assert_eq!(browser.path().await, "/verify", "the answer is posted");
+    browser.close().await;
+    let verification = r
+        .app
+        .get_json(
+            &format!("/v1/contact-verifications/{id}"),
+            &r.app.agency.party.api_key,
+        )
+        .await;
+    assert_eq!(verification["state"], "confirmed");
 }

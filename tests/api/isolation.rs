@@ -44,6 +44,13 @@ const ROUTES: &[(&str, &str, &[Kind])] = &[
     ("GET", "/v1/consents/{id}/ssr", &[Agency]),
     ("POST", "/v1/consents/{id}/withdrawal", &[Agency]),
     ("PUT", "/v1/consents/{id}/delivery", &[Agency]),
+    ("POST", "/v1/consents/{id}/verifications", &[Agency]),
+    ("GET", "/v1/contact-verifications/{id}", &[Agency]),
+    (
+        "POST",
+        "/v1/contact-verifications/{id}/confirmation",
+        &[Agency],
+    ),
     ("PUT", "/v1/agency/delivery", &[Agency]),
     ("PUT", "/v1/agency/webhook", &[Agency]),
     ("DELETE", "/v1/agency/webhook", &[Agency]),
@@ -233,6 +240,7 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
         ("GET", "/ssr"),
         ("POST", "/withdrawal"),
         ("PUT", "/delivery"),
+        ("POST", "/verifications"),
     ] {
         let theirs = seen(
             call(
@@ -262,6 +270,49 @@ async fn a_second_party_of_the_same_kind_learns_nothing(engine: Engine) {
     }
     let listed = app.get_json("/v1/consents", other).await;
     assert!(listed["records"].as_array().unwrap().is_empty());
+
+    // Nor its verifications: asked for by Marie's agency, they are to the other as
+    // verifications that do not exist, and its answers change nothing.
+    let asked = app
+        .post(
+            &format!("/v1/consents/{consent}/verifications"),
+            &app.agency.party.api_key,
+            &json!({"channel": "sms"}),
+        )
+        .await;
+    assert_eq!(asked.status(), 202);
+    let asked: Value = asked.json().await.unwrap();
+    let verification = asked["id"].as_str().unwrap();
+    let none = "cvf_00000000000000000000000000000000";
+    for (method, suffix) in [("GET", ""), ("POST", "/confirmation")] {
+        let ask = |id: String| {
+            let app = &app;
+            async move {
+                let path = format!("/v1/contact-verifications/{id}{suffix}");
+                match method {
+                    "GET" => app.get(&path, other).await,
+                    _ => app.post(&path, other, &json!({"code": "123456"})).await,
+                }
+            }
+        };
+        let theirs = seen(ask(verification.to_string()).await).await;
+        let nobodys = seen(ask(none.to_string()).await).await;
+        assert_eq!(
+            theirs, nobodys,
+            "{method} /v1/contact-verifications/…{suffix}"
+        );
+        assert_eq!(theirs.0, 404);
+    }
+    let still = app
+        .get_json(
+            &format!("/v1/contact-verifications/{verification}"),
+            &app.agency.party.api_key,
+        )
+        .await;
+    assert_eq!(
+        still["tries_left"], 5,
+        "the other agency's code was not counted"
+    );
     let still = app
         .get_json(
             &format!("/v1/consents/{consent}"),

@@ -34,4 +34,5 @@ mod relay;
 mod releases;
 mod telling;
 mod tokens;
+mod verifications;
 mod withdrawals;

@@ -19,7 +19,7 @@ pub(crate) struct Relay {
 }
 
 /// The secret the test gateway signs its delivery receipts with.
-const RECEIPT_SECRET: &str = "gw-receipts";
+pub(crate) const RECEIPT_SECRET: &str = "gw-receipts";
 /// Where relayed emails' bounces go.
 const BOUNCE_DOMAIN: &str = "bounces.passerelle.test";
 
@@ -626,7 +626,7 @@ crate::on_both_engines_with_engine!(
 
 impl Relay {
     /// Posts a receipt signed with `secret` at `at` (Unix seconds).
-    async fn receipt(&self, body: &Value, secret: &str, at: i64) -> reqwest::Response {
+    pub(crate) async fn receipt(&self, body: &Value, secret: &str, at: i64) -> reqwest::Response {
         let body = body.to_string();
         let signature = passerelle::crypto::signed_body::signature(secret.as_bytes(), at, &body);
         self.app
@@ -841,7 +841,7 @@ impl Relay {
         id
     }
 
-    async fn contacts_to_fix(&self) -> Vec<Value> {
+    pub(crate) async fn contacts_to_fix(&self) -> Vec<Value> {
         let listed = self
             .app
             .get_json("/v1/agency/contacts-to-fix", &self.app.agency.party.api_key)

@@ -22,7 +22,7 @@ use crate::domain::delivery::Channel;
 use crate::outbound::Outbound;
 pub use crate::service::delivery::Attempt;
 use crate::service::delivery::{self, Message, Queue, WebhookDelivery};
-use crate::service::{AppState, Error, RelaySettings};
+use crate::service::{contact_verifications, AppState, Error, RelaySettings};
 use futures_util::StreamExt;
 use std::time::Duration;
 
@@ -75,9 +75,13 @@ impl Transports {
 pub async fn run(state: AppState, transports: Transports) {
     let messages = async {
         loop {
-            let busy = match deliver_messages_due(&state, &transports).await {
-                Ok(n) => n > 0,
-                Err(error) => {
+            let (messages, codes) = tokio::join!(
+                deliver_messages_due(&state, &transports),
+                deliver_verifications_due(&state, &transports)
+            );
+            let busy = match (messages, codes) {
+                (Ok(m), Ok(c)) => m + c > 0,
+                (Err(error), _) | (_, Err(error)) => {
                     tracing::error!(%error, "message round failed; retrying");
                     false
                 }
@@ -106,25 +110,70 @@ pub async fn run(state: AppState, transports: Transports) {
 
 /// Waits until the queue's next row is due (at least 50 ms, at most a second, so rows
 /// queued by other brokers on the same database are found within a second) or until
-/// a request wakes the worker.
+/// a request wakes the worker. The messages' worker also sends verification codes, so
+/// it waits for the earlier of both queues.
 async fn idle(state: &AppState, queue: Queue, wake: &tokio::sync::Notify) {
-    let wait = delivery::next_wait(state, queue)
-        .await
-        .unwrap_or(Duration::from_secs(1));
+    let next = |queue| async move {
+        delivery::next_wait(state, queue)
+            .await
+            .unwrap_or(Duration::from_secs(1))
+    };
+    let wait = match queue {
+        Queue::Messages => next(Queue::Messages)
+            .await
+            .min(next(Queue::Verifications).await),
+        queue => next(queue).await,
+    };
     tokio::select! {
         () = wake.notified() => {}
         () = tokio::time::sleep(wait) => {}
     }
 }
 
-/// One round of each queue: every message and push due now. Returns how many were
-/// attempted or postponed.
+/// One round of each queue: every message, verification code and push due now.
+/// Returns how many were attempted or postponed.
 pub async fn deliver_due(state: &AppState, transports: &Transports) -> Result<usize, Error> {
-    let (messages, pushes) = tokio::join!(
+    let (messages, codes, pushes) = tokio::join!(
         deliver_messages_due(state, transports),
+        deliver_verifications_due(state, transports),
         deliver_pushes_due(state, transports)
     );
-    Ok(messages? + pushes?)
+    Ok(messages? + codes? + pushes?)
+}
+
+/// One round of verification codes and links: few, so sent one after another, each
+/// outcome recorded as it comes.
+pub async fn deliver_verifications_due(
+    state: &AppState,
+    transports: &Transports,
+) -> Result<usize, Error> {
+    let due = contact_verifications::claim_due(state, ROUND).await?;
+    for verification in &due {
+        let attempt = match contact_verifications::open_outgoing(state, verification).await {
+            Ok(Ok(outgoing)) => {
+                send(
+                    transports,
+                    verification.channel,
+                    &outgoing.to,
+                    outgoing.subject.as_deref(),
+                    &outgoing.text,
+                    &verification.id,
+                )
+                .await
+            }
+            Ok(Err(cancelled)) => Attempt::Cancelled(cancelled),
+            Err(error) => {
+                tracing::error!(%error, verification = %verification.id, "could not open a verification; it is deferred");
+                Attempt::Transient("broker_error".into())
+            }
+        };
+        if let Err(error) =
+            contact_verifications::record_attempt(state, verification, &attempt).await
+        {
+            tracing::error!(%error, verification = %verification.id, "could not record a verification's sending; it will be retried when its lease ends");
+        }
+    }
+    Ok(due.len())
 }
 
 /// One round of messages, several at once.
@@ -219,29 +268,49 @@ async fn attempt(
         Ok(opened) => opened,
         Err(cancelled) => return Ok(Attempt::Cancelled(cancelled)),
     };
-    Ok(match message.channel {
-        Channel::Email => match (&transports.smtp, opened.email) {
-            (None, _) => Attempt::Transient("transport_unconfigured".into()),
-            (_, None) => Attempt::Cancelled("no_contact"),
-            (Some(smtp), Some(to)) => {
-                let subject = body.subject.clone().unwrap_or_else(|| {
-                    format!(
-                        "Flight {}: {}",
-                        body.flight,
-                        message.category.replace('_', " ")
-                    )
-                });
-                smtp.send(&to, &subject, &body.text, &message.id).await
-            }
+    let to = match message.channel {
+        Channel::Email => opened.email,
+        Channel::Sms => opened.mobile,
+    };
+    let Some(to) = to else {
+        return Ok(Attempt::Cancelled("no_contact"));
+    };
+    let subject = body.subject.clone().unwrap_or_else(|| {
+        format!(
+            "Flight {}: {}",
+            body.flight,
+            message.category.replace('_', " ")
+        )
+    });
+    Ok(send(
+        transports,
+        message.channel,
+        &to,
+        Some(&subject),
+        &body.text,
+        &message.id,
+    )
+    .await)
+}
+
+/// Sends one text by its channel's transport; `id` names it to the gateway (its
+/// idempotency key and receipts) or the mail server (its Message-ID and return path).
+async fn send(
+    transports: &Transports,
+    channel: Channel,
+    to: &str,
+    subject: Option<&str>,
+    text: &str,
+    id: &str,
+) -> Attempt {
+    match channel {
+        Channel::Email => match &transports.smtp {
+            None => Attempt::Transient("transport_unconfigured".into()),
+            Some(smtp) => smtp.send(to, subject.unwrap_or_default(), text, id).await,
         },
-        Channel::Sms => match (&transports.sms, opened.mobile) {
-            (None, _) => Attempt::Transient("transport_unconfigured".into()),
-            (_, None) => Attempt::Cancelled("no_contact"),
-            (Some(gateway), Some(to)) => {
-                gateway
-                    .send(&transports.http, &to, &body.text, &message.id)
-                    .await
-            }
+        Channel::Sms => match &transports.sms {
+            None => Attempt::Transient("transport_unconfigured".into()),
+            Some(gateway) => gateway.send(&transports.http, to, text, id).await,
         },
-    })
+    }
 }
