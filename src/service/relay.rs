@@ -6,12 +6,14 @@
 //! outbox); the worker (`crate::workers::relay`) delivers it afterwards with retries, and the
 //! airline reads its status at `GET /v1/messages/{id}`.
 
+use crate::crypto::secret;
 use crate::domain::delivery::Channel;
 use crate::domain::ids::new_id;
 use crate::domain::links;
 use crate::domain::party::Party;
 use crate::domain::purpose::EventCategory;
 use crate::domain::time::format_time;
+use crate::service::grant::TOKEN_PREFIX;
 use crate::service::sealed::{body_slot, MessageBody};
 use crate::service::token_use::{self, Taken, TokenUse};
 use crate::service::use_batch;
@@ -21,6 +23,7 @@ use crate::store::outbox::{self, Message, Queue};
 use crate::store::tokens::TokenRecord;
 use crate::store::use_facts;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 /// A message to relay.
 #[derive(Deserialize, Serialize, Debug, Clone)]
@@ -124,79 +127,95 @@ pub async fn relay(
 
 /// Many messages at once, each on its own token (a disruption's telling: one per
 /// traveller of a flight): the tokens read in one statement, each message decided on
-/// that read, and all of them handed to the use batch together, so that they are
-/// taken in as few writes as the batch allows. A message the read could not settle is
-/// relayed alone, as [`relay`] does; each answer is its message's, in order.
+/// that read ([`decide_ahead`]), and all of them handed to the use batch together
+/// ([`take_decided`]). Each answer is its message's, in order.
 pub async fn relay_many(
     state: &AppState,
     request_id: &str,
     airline: &Party,
     requests: &[RelayRequest],
 ) -> Vec<Result<MessageStatus, Error>> {
-    let mut asked = Vec::with_capacity(requests.len());
-    for request in requests {
-        asked.push(prepare(state, request_id, airline, request).await);
-    }
-    let ids: Vec<&str> = asked
+    let ids: Vec<&str> = requests
         .iter()
-        .filter_map(|a| a.as_ref().ok().map(|(_, ask, _)| ask.token_id()))
+        .filter_map(|r| secret::parse(TOKEN_PREFIX, r.token.trim()).map(|p| p.id))
         .collect();
-    // When the read fails, each message is read and decided alone.
+    // When the read fails, each message is decided alone, in the writer.
     let mut read = match use_facts::for_uses_on_read(&state.store, &ids).await {
-        Ok(read) => Some(read),
+        Ok(read) => read,
         Err(error) => {
             tracing::warn!(%error, "reading a flight's relay tokens at once failed; each is read alone");
-            None
+            HashMap::new()
         }
     };
-    // Decided on the read: the messages ready to queue, handed to the batch together.
-    let mut pending = Vec::with_capacity(requests.len());
-    let mut uses = Vec::new();
-    let mut at = Vec::new();
-    for (request, prepared) in requests.iter().zip(asked) {
-        let mut message = None;
-        if let Ok((checked, ask, entry)) = &prepared {
-            let ready = match read.as_mut() {
-                Some(read) => {
-                    let facts = read.remove(ask.token_id());
-                    token_use::decide_read(state, ask, entry, facts)
-                }
-                None => token_use::decide_on_read(state, ask, entry)
-                    .await
-                    .ok()
-                    .flatten(),
-            };
-            // A message of another category is left to the writer, which refuses it.
-            let decided = ready.and_then(|r| decided_use(state, airline, request, checked, r).ok());
-            if let Some((decided, queued)) = decided {
-                uses.push(decided);
-                at.push(pending.len());
-                message = Some(queued);
-            }
-        }
-        pending.push((request, prepared, message, None));
+    let mut ahead = Vec::with_capacity(requests.len());
+    for request in requests {
+        let facts =
+            secret::parse(TOKEN_PREFIX, request.token.trim()).and_then(|p| read.remove(p.id));
+        ahead.push(decide_ahead(state, request_id, airline, request, facts).await);
     }
-    let outcomes = state.use_batches.take_all(state, uses).await;
-    for (i, outcome) in at.into_iter().zip(outcomes) {
-        pending[i].3 = Some(outcome);
+    take_decided(state, request_id, airline, requests, ahead).await
+}
+
+/// A relay decided before its use is taken: the use with its new message, for the
+/// use batch.
+pub(crate) type Ahead = Option<(use_batch::DecidedUse, Message)>;
+
+/// Decides one relay on facts at hand (its token as read, or as the grant that made it
+/// was decided on, which spares reading back a token just written): the use and its
+/// message, ready for the use batch, or `None` when these facts do not allow it or
+/// the request fails a check (the writer then decides it alone, exactly, and answers
+/// the refusal). Nothing is written here.
+pub(crate) async fn decide_ahead(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: &RelayRequest,
+    facts: Option<use_facts::UseFacts>,
+) -> Ahead {
+    let (checked, ask, entry) = prepare(state, request_id, airline, request).await.ok()?;
+    let ready = token_use::decide_read(state, &ask, &entry, facts)?;
+    // A message of another category is left to the writer, which refuses it.
+    decided_use(state, airline, request, &checked, ready).ok()
+}
+
+/// Takes the relays decided ahead in the use batch, together, under its guard; each one
+/// not taken there (not decided ahead, or changed since the facts it was decided on) is
+/// relayed alone, where it is exact. Each answer is its request's, in order.
+pub(crate) async fn take_decided(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    requests: &[RelayRequest],
+    ahead: Vec<Ahead>,
+) -> Vec<Result<MessageStatus, Error>> {
+    let (mut uses, mut messages) = (Vec::new(), Vec::with_capacity(ahead.len()));
+    for decided in ahead {
+        messages.push(decided.map(|(decided, message)| {
+            uses.push(decided);
+            message
+        }));
     }
-    if pending
+    let mut outcomes = state.use_batches.take_all(state, uses).await.into_iter();
+    let taken: Vec<_> = messages
+        .into_iter()
+        .map(|message| message.map(|m| (m, outcomes.next())))
+        .collect();
+    if taken
         .iter()
-        .any(|(.., taken)| matches!(taken, Some(Ok(use_batch::Taking::Taken { .. }))))
+        .any(|t| matches!(t, Some((_, Some(Ok(use_batch::Taking::Taken { .. }))))))
     {
         state.message_wake.notify_one();
     }
-    // What the read or the batch could not settle is decided in the writer, alone.
-    let each = pending
-        .into_iter()
-        .map(|(request, prepared, message, taken)| async move {
-            let (checked, ask, entry) = prepared?;
-            match (taken, message) {
-                (Some(Ok(use_batch::Taking::Taken { audit_index })), Some(message)) => {
+    let each = requests
+        .iter()
+        .zip(taken)
+        .map(|(request, taken)| async move {
+            match taken {
+                Some((message, Some(Ok(use_batch::Taking::Taken { audit_index })))) => {
                     Ok(MessageStatus::of(&message, Some(audit_index)))
                 }
-                (Some(Err(problem)), _) => Err(problem),
-                _ => relay_in_writer(state, airline, request, &checked, &ask, entry).await,
+                Some((_, Some(Err(problem)))) => Err(problem),
+                _ => relay(state, request_id, airline, request.clone()).await,
             }
         });
     futures_util::future::join_all(each).await

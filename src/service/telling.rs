@@ -9,6 +9,7 @@
 //! a relay like `POST /v1/messages` (checked, queued durably with its token use and
 //! audit entry); the answer counts what was done and why not, by reason.
 
+use crate::crypto::secret;
 use crate::domain::booking::Flight;
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::disruption::{Disruption, DisruptionId};
@@ -18,6 +19,7 @@ use crate::service::grant::{self, FlightGrant, FlightTokenRequest, TokenGranted,
 use crate::service::relay::{self, RelayRequest};
 use crate::service::templates::Choice;
 use crate::service::{AppState, Error};
+use crate::store::use_facts::UseFacts;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -142,6 +144,11 @@ struct Telling {
     templates: Arc<Choice>,
 }
 
+/// Grants one flight under the disruption and tells its travellers. The relays are
+/// decided while the grant is written, on the facts the grant was decided on (its
+/// tokens are new: nothing about them can have changed but what the use batch's guard
+/// checks), and taken once the grant is durable; if the write decided the flight
+/// again, they are decided again on the tokens it wrote.
 async fn tell_flight(telling: Arc<Telling>, id: &DisruptionId) -> FlightTold {
     let Telling {
         state,
@@ -157,40 +164,42 @@ async fn tell_flight(telling: Arc<Telling>, id: &DisruptionId) -> FlightTold {
         disruption_id: id.clone(),
         channels: None,
     };
+    let prepared = match grant::prepare_flight(state, request_id, airline, request).await {
+        Ok(prepared) => prepared,
+        Err(error) => return not_granted(flight, &error),
+    };
+    let (relayed, pending) = relays_of(&telling, prepared.granted());
+    let early = decide_rounds(&telling, &pending, &prepared.relay_facts());
     let FlightGrant {
         tokens,
         languages,
         agencies,
-    } = match grant::grant_flight(state, request_id, airline, request).await {
+        relay_facts,
+        decided_again,
+    } = match prepared.write(state).await {
         Ok(done) => done,
         Err(error) => {
-            return FlightTold {
-                flight: flight.label(),
-                granted: Vec::new(),
-                relayed: Vec::new(),
-                refused: Vec::new(),
-                error: Some(FlightError {
-                    type_uri: error.kind().type_uri(),
-                    detail: error.detail().to_string(),
-                }),
-                agencies: HashMap::new(),
-            }
+            early.abort();
+            return not_granted(flight, &error);
         }
     };
-    let mut granted = Vec::new();
-    let mut relayed = Vec::new();
-    let mut pending = Vec::new();
-    for (token, language) in tokens.granted.into_iter().zip(languages) {
-        match token.delivery {
-            Delivery::Reveal => granted.push(token),
-            Delivery::Relay => {
-                let (told, messages) = fill_template(&telling, &token, language);
-                relayed.push(told);
-                pending.push(messages);
-            }
-        }
-    }
-    relay_all(&telling, &mut relayed, pending).await;
+    let (mut relayed, rounds) = if decided_again {
+        early.abort();
+        let written = tokens.granted.iter();
+        let (relayed, pending) = relays_of(
+            &telling,
+            written.zip(languages.iter().map(Option::as_deref)),
+        );
+        (relayed, decide_rounds(&telling, &pending, &relay_facts))
+    } else {
+        (relayed, early)
+    };
+    take_rounds(&telling, &mut relayed, rounds).await;
+    let granted = tokens
+        .granted
+        .into_iter()
+        .filter(|token| token.delivery == Delivery::Reveal)
+        .collect();
     FlightTold {
         flight: tokens.flight,
         granted,
@@ -199,6 +208,39 @@ async fn tell_flight(telling: Arc<Telling>, id: &DisruptionId) -> FlightTold {
         error: None,
         agencies,
     }
+}
+
+/// A flight that could not be granted at all.
+fn not_granted(flight: &Flight, error: &Error) -> FlightTold {
+    FlightTold {
+        flight: flight.label(),
+        granted: Vec::new(),
+        relayed: Vec::new(),
+        refused: Vec::new(),
+        error: Some(FlightError {
+            type_uri: error.kind().type_uri(),
+            detail: error.detail().to_string(),
+        }),
+        agencies: HashMap::new(),
+    }
+}
+
+/// The relay travellers among the tokens granted (with each traveller's language):
+/// what is told of each so far, and the messages to send them.
+fn relays_of<'a>(
+    telling: &Telling,
+    granted: impl Iterator<Item = (&'a TokenGranted, Option<&'a str>)>,
+) -> (Vec<Relayed>, Vec<Vec<RelayRequest>>) {
+    let mut relayed = Vec::new();
+    let mut pending = Vec::new();
+    for (token, language) in granted {
+        if token.delivery == Delivery::Relay {
+            let (told, messages) = fill_template(telling, token, language.map(str::to_string));
+            relayed.push(told);
+            pending.push(messages);
+        }
+    }
+    (relayed, pending)
 }
 
 /// The airline's template for one relay traveller, filled, on each channel their
@@ -270,17 +312,41 @@ fn fill_template(
     (relayed, messages)
 }
 
-/// Relays every traveller's messages: in rounds, the first channel of each traveller
-/// in the first (each token once in a round, so that a round is one use of each),
-/// each round's messages shared among the cores and handed to the use batch together
-/// (`relay::relay_many`).
-async fn relay_all(
+/// The relays of a flight, round by round: the first channel of each traveller in the
+/// first (each token once in a round, so that a round is one use of each), each
+/// round's messages shared among the cores, each share being decided on `facts` (see
+/// `relay::decide_ahead`) in a task of its own as soon as this is called.
+struct Rounds {
+    rounds: Vec<Vec<Share>>,
+}
+
+/// One task's share of a round: whose messages (their index in the flight's relay
+/// travellers), the messages, and their decisions under way.
+struct Share {
+    who: Vec<usize>,
+    requests: Arc<Vec<RelayRequest>>,
+    deciding: tokio::task::JoinHandle<Vec<relay::Ahead>>,
+}
+
+impl Rounds {
+    /// Stops the decisions under way: their tokens are not the ones written.
+    fn abort(&self) {
+        for share in self.rounds.iter().flatten() {
+            share.deciding.abort();
+        }
+    }
+}
+
+/// Starts deciding every relay of `pending` (each traveller's messages) on `facts`,
+/// by token id.
+fn decide_rounds(
     telling: &Arc<Telling>,
-    relayed: &mut [Relayed],
-    pending: Vec<Vec<RelayRequest>>,
-) {
+    pending: &[Vec<RelayRequest>],
+    facts: &HashMap<String, UseFacts>,
+) -> Rounds {
     let rounds = pending.iter().map(Vec::len).max().unwrap_or(0);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut all = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let asked: Vec<(usize, RelayRequest)> = pending
             .iter()
@@ -291,22 +357,73 @@ async fn relay_all(
         let mut shares = Vec::new();
         for share in asked.chunks(size) {
             let (who, requests): (Vec<usize>, Vec<RelayRequest>) = share.iter().cloned().unzip();
-            let telling = telling.clone();
-            shares.push((
+            let known: Vec<Option<UseFacts>> = requests
+                .iter()
+                .map(|r| {
+                    let id = secret::parse(grant::TOKEN_PREFIX, &r.token)?.id;
+                    facts.get(id).map(UseFacts::for_relay)
+                })
+                .collect();
+            let requests = Arc::new(requests);
+            let (telling, mine) = (telling.clone(), requests.clone());
+            let deciding = tokio::spawn(async move {
+                let Telling {
+                    state,
+                    request_id,
+                    airline,
+                    ..
+                } = &*telling;
+                let mut ahead = Vec::with_capacity(mine.len());
+                for (request, facts) in mine.iter().zip(known) {
+                    ahead.push(
+                        relay::decide_ahead(state, request_id, airline, request, facts).await,
+                    );
+                }
+                ahead
+            });
+            shares.push(Share {
                 who,
-                requests.iter().map(|r| r.channel).collect::<Vec<_>>(),
+                requests,
+                deciding,
+            });
+        }
+        all.push(shares);
+    }
+    Rounds { rounds: all }
+}
+
+/// Takes the rounds' relays, once their tokens are durable: a round after the other,
+/// each round's shares together (`relay::take_decided`), and records what became of
+/// each message in `relayed`.
+async fn take_rounds(telling: &Arc<Telling>, relayed: &mut [Relayed], rounds: Rounds) {
+    for shares in rounds.rounds {
+        let mut taking = Vec::with_capacity(shares.len());
+        for Share {
+            who,
+            requests,
+            deciding,
+        } in shares
+        {
+            let telling = telling.clone();
+            let channels: Vec<Channel> = requests.iter().map(|r| r.channel).collect();
+            taking.push((
+                who,
+                channels,
                 tokio::spawn(async move {
+                    let ahead = deciding
+                        .await
+                        .unwrap_or_else(|stopped| std::panic::resume_unwind(stopped.into_panic()));
                     let Telling {
                         state,
                         request_id,
                         airline,
                         ..
                     } = &*telling;
-                    relay::relay_many(state, request_id, airline, &requests).await
+                    relay::take_decided(state, request_id, airline, &requests, ahead).await
                 }),
             ));
         }
-        for (who, channels, share) in shares {
+        for (who, channels, share) in taking {
             let answers = share
                 .await
                 .unwrap_or_else(|stopped| std::panic::resume_unwind(stopped.into_panic()));

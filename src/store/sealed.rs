@@ -9,8 +9,9 @@ use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
 
-/// A record's sealed personal data and the key that opens it.
-#[derive(Debug)]
+/// A record's sealed personal data and the key that opens it (`Default`: nothing, as a
+/// relay decides without opening anything).
+#[derive(Debug, Default)]
 pub struct SealedRecord {
     /// The record key, wrapped; `None` once purged, or for records sealed directly
     /// under the root key before record keys existed.

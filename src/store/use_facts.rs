@@ -28,6 +28,18 @@ pub struct UseFacts {
     pub sealed: SealedRecord,
 }
 
+impl UseFacts {
+    /// The same token and facts, without the sealed contacts: what a relay is decided
+    /// on (it opens nothing), once per message sent under the token.
+    pub fn for_relay(&self) -> UseFacts {
+        UseFacts {
+            token: self.token.clone(),
+            facts: self.facts.clone(),
+            sealed: SealedRecord::default(),
+        }
+    }
+}
+
 /// The statement, written once: a use is the hottest read there is.
 static FOR_USE: LazyLock<String> = LazyLock::new(|| {
     format!(

@@ -17,6 +17,8 @@ use crate::audit::merkle::Frontier;
 use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::service::budgets;
 use crate::store::budgets::{Budget, Charged};
+use crate::store::sealed::SealedRecord;
+use crate::store::use_facts::UseFacts;
 use std::collections::HashMap;
 
 /// Travellers decided on one thread at least; a smaller flight is decided where it is
@@ -34,6 +36,41 @@ pub(crate) struct FlightGrant {
     /// The agency of each traveller decided (granted or refused), by traveller id:
     /// whom the disruption's webhook event tells of that traveller.
     pub agencies: HashMap<String, String>,
+    /// What a use of each relay token granted is decided on, by token id: the facts
+    /// the grant was decided on, so that the broker's own relays need not read back
+    /// the tokens it just wrote (the use batch's guard still checks them).
+    pub relay_facts: HashMap<String, UseFacts>,
+    /// Whether the write decided the flight again (a record or the disruption changed
+    /// since the read): the tokens are then not those [`FlightPrepared`] showed.
+    pub decided_again: bool,
+}
+
+/// A flight's grant decided on the readers' view, not yet written: what it will grant
+/// if nothing changes before the write (see [`FlightPrepared::write`]).
+pub(crate) struct FlightPrepared {
+    request: FlightTokenRequest,
+    grant: GrantFlight,
+}
+
+impl FlightPrepared {
+    /// The tokens it grants, each with its traveller's language.
+    pub fn granted(&self) -> impl Iterator<Item = (&TokenGranted, Option<&str>)> {
+        let decided = &self.grant.decided;
+        decided
+            .granted
+            .iter()
+            .zip(decided.languages.iter().map(Option::as_deref))
+    }
+
+    /// What a use of each relay token it grants is decided on.
+    pub fn relay_facts(&self) -> HashMap<String, UseFacts> {
+        self.grant.decided.relay_facts()
+    }
+
+    /// Writes the grant (deciding it again inside the write if anything changed).
+    pub async fn write(self, state: &AppState) -> Result<FlightGrant, Error> {
+        write_flight(state, self).await
+    }
 }
 
 /// A flight's grant, with what the broker needs to tell its travellers and agencies.
@@ -43,6 +80,21 @@ pub(crate) async fn grant_flight(
     airline: &Party,
     request: FlightTokenRequest,
 ) -> Result<FlightGrant, Error> {
+    prepare_flight(state, request_id, airline, request)
+        .await?
+        .write(state)
+        .await
+}
+
+/// Reads and decides a flight's grant, charging the airline's rate budget and checking
+/// its reveal budget, without writing it: a refusal of the whole flight is audited and
+/// answered from here.
+pub(crate) async fn prepare_flight(
+    state: &AppState,
+    request_id: &str,
+    airline: &Party,
+    request: FlightTokenRequest,
+) -> Result<FlightPrepared, Error> {
     let now = state.clock.now();
     check_channels(request.channels.as_deref())?;
     let flight = &request.flight;
@@ -107,13 +159,22 @@ pub(crate) async fn grant_flight(
         base,
         decided,
         on_flight,
+        decided_again: false,
         now,
     };
+    Ok(FlightPrepared { request, grant })
+}
+
+/// Writes a prepared grant and hands each answer its audit entry's index.
+async fn write_flight(state: &AppState, prepared: FlightPrepared) -> Result<FlightGrant, Error> {
+    let FlightPrepared { request, grant } = prepared;
+    let airline = grant.airline.clone();
     let written = state.write_audited(grant).await?;
-    let (decided, on_flight) = written.output;
+    let (decided, on_flight, decided_again) = written.output;
     if let Some(charged) = decided.reveals_charged {
-        budgets::raised(state, airline, Budget::Reveals, charged);
+        budgets::raised(state, &airline, Budget::Reveals, charged);
     }
+    let relay_facts = decided.relay_facts();
     let Decided {
         mut granted,
         languages,
@@ -154,6 +215,8 @@ pub(crate) async fn grant_flight(
         tokens: answer,
         languages,
         agencies,
+        relay_facts,
+        decided_again,
     })
 }
 
@@ -237,6 +300,8 @@ struct Decided {
     /// Each granted traveller's language, beside `granted`.
     languages: Vec<Option<String>>,
     records: Vec<TokenRecord>,
+    /// The facts each token in `records` was granted on.
+    facts: Vec<ReleaseFacts>,
     refused: Vec<TokenRefused>,
     entries: Vec<NewEntry>,
     /// For each entry, whether it is a grant.
@@ -272,6 +337,7 @@ impl Decided {
                         .languages
                         .push(traveller.consent.as_ref().and_then(|c| c.language.clone()));
                     decided.records.push(record);
+                    decided.facts.push(traveller.clone());
                 }
                 Err(verdict) => {
                     let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
@@ -296,6 +362,7 @@ impl Decided {
         self.granted.extend(next.granted);
         self.languages.extend(next.languages);
         self.records.extend(next.records);
+        self.facts.extend(next.facts);
         self.refused.extend(next.refused);
         self.entries.extend(next.entries);
         self.was_granted.extend(next.was_granted);
@@ -309,6 +376,24 @@ impl Decided {
             .count() as i64
     }
 
+    /// What a use of each relay token is decided on: the token and the facts it was
+    /// granted on, nothing sealed (a relay opens nothing to decide).
+    fn relay_facts(&self) -> HashMap<String, UseFacts> {
+        self.records
+            .iter()
+            .zip(&self.facts)
+            .filter(|(record, _)| record.delivery == Delivery::Relay)
+            .map(|(record, facts)| {
+                let use_facts = UseFacts {
+                    token: record.clone(),
+                    facts: facts.clone(),
+                    sealed: SealedRecord::default(),
+                };
+                (record.id.clone(), use_facts)
+            })
+            .collect()
+    }
+
     /// The records the tokens are granted under.
     fn granted_under(&self) -> Vec<&str> {
         self.records.iter().map(|r| r.consent_id.as_str()).collect()
@@ -317,7 +402,7 @@ impl Decided {
 
 /// The flight's write: the guard, the tokens, the entries and their pushes. Answers
 /// the flight as decided (again, if the guard found a change) with its number of
-/// travellers.
+/// travellers and whether it was decided again.
 struct GrantFlight {
     state: AppState,
     airline: Party,
@@ -325,6 +410,7 @@ struct GrantFlight {
     base: NewEntry,
     decided: Decided,
     on_flight: usize,
+    decided_again: bool,
     now: OffsetDateTime,
 }
 
@@ -333,7 +419,7 @@ impl GrantFlight {
         self,
         db: &mut impl Db,
         right_edge: &mut Option<Frontier>,
-    ) -> Result<Audited<(Decided, usize)>, StoreError> {
+    ) -> Result<Audited<(Decided, usize, bool)>, StoreError> {
         let Self {
             state,
             airline,
@@ -341,6 +427,7 @@ impl GrantFlight {
             base,
             mut decided,
             mut on_flight,
+            mut decided_again,
             now,
         } = self;
         let changed = still_current(db, &airline, &asked.disruption).await?;
@@ -352,6 +439,7 @@ impl GrantFlight {
             let travellers = release::on_flight(db, &asked.flight).await?;
             on_flight = travellers.len();
             decided = Decided::of(&state, &airline, &travellers, &asked.ask(), &base, now);
+            decided_again = true;
         }
         tokens::insert_many(db, &decided.records).await?;
         let reveals = decided.reveals();
@@ -370,8 +458,9 @@ impl GrantFlight {
             decided.reveals_charged = Some(charged);
         }
         let entries = std::mem::take(&mut decided.entries);
-        append_with_pushes(db, right_edge, (decided, on_flight), entries, now).await
+        let output = (decided, on_flight, decided_again);
+        append_with_pushes(db, right_edge, output, entries, now).await
     }
 }
 
-crate::store::direct::write_over_db!(GrantFlight, Audited<(Decided, usize)>, write);
+crate::store::direct::write_over_db!(GrantFlight, Audited<(Decided, usize, bool)>, write);

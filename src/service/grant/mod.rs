@@ -12,7 +12,7 @@ mod flight;
 
 pub use decide::traveller_facts;
 use decide::{context, decide_and_issue, grant_question};
-pub(crate) use flight::{grant_flight, FlightGrant};
+pub(crate) use flight::{grant_flight, prepare_flight, FlightGrant};
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
