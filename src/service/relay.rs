@@ -6,14 +6,12 @@
 //! outbox); the worker (`crate::workers::relay`) delivers it afterwards with retries, and the
 //! airline reads its status at `GET /v1/messages/{id}`.
 
-use crate::crypto::secret;
 use crate::domain::delivery::Channel;
 use crate::domain::ids::new_id;
 use crate::domain::links;
 use crate::domain::party::Party;
 use crate::domain::purpose::EventCategory;
 use crate::domain::time::format_time;
-use crate::service::grant::TOKEN_PREFIX;
 use crate::service::sealed::{body_slot, MessageBody};
 use crate::service::token_use::{self, Taken, TokenUse};
 use crate::service::use_batch;
@@ -23,7 +21,6 @@ use crate::store::outbox::{self, Message, Queue};
 use crate::store::tokens::TokenRecord;
 use crate::store::use_facts;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// A message to relay.
 #[derive(Deserialize, Serialize, Debug, Clone)]
@@ -123,37 +120,6 @@ pub async fn relay(
         }
     }
     relay_in_writer(state, airline, &request, &checked, &ask, entry).await
-}
-
-/// Many messages at once, each on its own token (a disruption's telling: one per
-/// traveller of a flight): the tokens read in one statement, each message decided on
-/// that read ([`decide_ahead`]), and all of them handed to the use batch together
-/// ([`take_decided`]). Each answer is its message's, in order.
-pub async fn relay_many(
-    state: &AppState,
-    request_id: &str,
-    airline: &Party,
-    requests: &[RelayRequest],
-) -> Vec<Result<MessageStatus, Error>> {
-    let ids: Vec<&str> = requests
-        .iter()
-        .filter_map(|r| secret::parse(TOKEN_PREFIX, r.token.trim()).map(|p| p.id))
-        .collect();
-    // When the read fails, each message is decided alone, in the writer.
-    let mut read = match use_facts::for_uses_on_read(&state.store, &ids).await {
-        Ok(read) => read,
-        Err(error) => {
-            tracing::warn!(%error, "reading a flight's relay tokens at once failed; each is read alone");
-            HashMap::new()
-        }
-    };
-    let mut ahead = Vec::with_capacity(requests.len());
-    for request in requests {
-        let facts =
-            secret::parse(TOKEN_PREFIX, request.token.trim()).and_then(|p| read.remove(p.id));
-        ahead.push(decide_ahead(state, request_id, airline, request, facts).await);
-    }
-    take_decided(state, request_id, airline, requests, ahead).await
 }
 
 /// A relay decided before its use is taken: the use with its new message, for the

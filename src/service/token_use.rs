@@ -108,8 +108,8 @@ pub async fn decide_on_read(
     Ok(decide_read(state, ask, entry, read))
 }
 
-/// [`decide_on_read`] on facts already read (several uses' at once, see
-/// `use_facts::for_uses_on_read`).
+/// [`decide_on_read`] on facts already at hand (the facts a disruption's grant was
+/// decided on, for its relays: see `relay::decide_ahead`).
 pub fn decide_read(
     state: &AppState,
     ask: &UseAsked<'_>,

@@ -13,7 +13,6 @@ use super::row::Columns;
 use super::sealed::{sealed_from_row, SealedRecord};
 use super::tokens::{token_from_row, TokenRecord, TOKEN_COLUMNS};
 use super::{Param, Store, StoreError};
-use std::collections::HashMap;
 use std::sync::LazyLock;
 use tracing::instrument;
 
@@ -74,44 +73,6 @@ pub async fn for_use_on_read(
     token_id: &str,
 ) -> Result<Option<UseFacts>, StoreError> {
     crate::store::direct::read_now!(store, |db| for_use(db, token_id))
-}
-
-/// Most tokens one [`for_uses`] statement reads.
-const USES_READ: usize = 200;
-
-/// [`for_use`] for many tokens at once, as the readers see them: the facts of each
-/// token found, by id. What a disruption's telling reads for a flight's relays, in a
-/// statement per [`USES_READ`] tokens instead of one per token.
-#[instrument(skip_all)]
-pub async fn for_uses_on_read(
-    store: &Store,
-    token_ids: &[&str],
-) -> Result<HashMap<String, UseFacts>, StoreError> {
-    let mut found = HashMap::with_capacity(token_ids.len());
-    for chunk in token_ids.chunks(USES_READ) {
-        let read = crate::store::direct::read_now!(store, |db| for_uses(db, chunk))?;
-        found.extend(read);
-    }
-    Ok(found)
-}
-
-async fn for_uses(
-    db: &mut impl Db,
-    token_ids: &[&str],
-) -> Result<HashMap<String, UseFacts>, StoreError> {
-    let mut params = Vec::with_capacity(token_ids.len());
-    let list = super::text_list(&mut params, token_ids);
-    let sql = FOR_USE.replace("WHERE rt.id = $1", &format!("WHERE rt.id IN ({list})"));
-    let mut readings: HashMap<String, Reading> = HashMap::with_capacity(token_ids.len());
-    db.for_each(&sql, params, |row| {
-        let id: String = row.value("token_id");
-        readings.entry(id).or_default().add(row)
-    })
-    .await?;
-    Ok(readings
-        .into_iter()
-        .filter_map(|(id, read)| Some((id, read.finish()?)))
-        .collect())
 }
 
 /// The rows of [`FOR_USE`] gathered: the token and its traveller from the first, the
