@@ -1,24 +1,32 @@
-//! The agency's view: its records (each with its countersigned receipt), every use
-//! of its clients' data (the receipts feed) and the open disruptions touching its
-//! clients; uploads are `upload.rs`. Contacts are
+//! The agency's view: its records (each with its countersigned receipt, and the
+//! buttons that ask the broker to verify its contacts), every use of its clients' data
+//! (the receipts feed) and the open disruptions touching its clients; uploads are
+//! `upload.rs`. Contacts are
 //! never shown here: the agency holds them already, and a page is one more place they
 //! could leak from.
 
 use super::form;
 use super::i18n::Lang;
-use super::session::AgencySession;
+use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, search_refused, Frame, Search};
+use crate::domain::delivery::Channel;
 use crate::domain::scope::ConsentState;
+use crate::http::extract::RequestId;
 use crate::service;
 use crate::service::agency::{ReceiptPage, ReceiptQuery, TimeToTell};
 use crate::service::agency_disruptions::AgencyDisruption;
+use crate::service::contact_verifications::{
+    self, Answerer, ContactVerification, VerificationRequest,
+};
 use crate::service::records::{self, ListQuery, RecordPage, RecordView};
 use crate::service::uses::UseReceipt;
 use crate::service::AppState;
 use askama::Template;
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::response::Response;
+use serde::Deserialize;
 
 /// Records per page.
 const PAGE: i64 = 50;
@@ -106,13 +114,20 @@ impl Search for ReceiptsPage {
     }
 }
 
-/// `GET /agency/records/{id}`: one record and its countersigned receipt.
+/// `GET /agency/records/{id}`: one record and its countersigned receipt, and, while
+/// it is in force, the buttons that ask the broker to verify its contacts.
 #[derive(Template)]
 #[template(path = "agency/record.html")]
 pub struct RecordDetailPage {
     frame: Frame,
     record: RecordView,
     receipt: String,
+    csrf: String,
+    /// The channels whose contact can be verified (`sms`, `email`).
+    channels: Vec<&'static str>,
+    /// The verification just asked for or answered, and what went wrong with it.
+    verification: Option<ContactVerification>,
+    error: Option<String>,
 }
 
 /// One record.
@@ -122,22 +137,145 @@ pub async fn record(
     AgencySession(session): AgencySession,
     Path(id): Path<String>,
 ) -> Response {
+    record_page(&state, lang, &session, id, None, None).await
+}
+
+/// The record page, with the outcome of a verification's request or answer.
+async fn record_page(
+    state: &AppState,
+    lang: Lang,
+    session: &PageSession,
+    id: String,
+    verification: Option<ContactVerification>,
+    error: Option<String>,
+) -> Response {
     let frame = Frame::new(
         lang,
         &format!("/agency/records/{id}"),
-        Some(&session),
+        Some(session),
         "records",
     );
     let agency = &session.party;
-    let detail = records::read(&state, agency, id.clone()).await;
-    let receipt = records::receipt(&state, agency, id).await;
+    let detail = records::read(state, agency, id.clone()).await;
+    let receipt = records::receipt(state, agency, id).await;
     match (detail, receipt) {
-        (Ok(detail), Ok(receipt)) => ok(&RecordDetailPage {
-            frame,
-            record: detail.record,
-            receipt: serde_json::to_string_pretty(&receipt).unwrap_or_default(),
-        }),
+        (Ok(detail), Ok(receipt)) => {
+            let record = detail.record;
+            let held = |category: &str| record.data_categories.iter().any(|c| c == category);
+            let channels = [("mobile", "sms"), ("email", "email")]
+                .into_iter()
+                .filter(|(category, _)| record.state == ConsentState::Given && held(category))
+                .map(|(_, channel)| channel)
+                .collect();
+            ok(&RecordDetailPage {
+                frame,
+                record,
+                receipt: serde_json::to_string_pretty(&receipt).unwrap_or_default(),
+                csrf: session.csrf_token.clone(),
+                channels,
+                verification,
+                error,
+            })
+        }
         (Err(problem), _) | (_, Err(problem)) => problem_page(frame, problem),
+    }
+}
+
+/// The form that asks for a verification: `channel`.
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    csrf: String,
+    channel: Channel,
+}
+
+/// `POST /agency/records/{id}/verifications`: the broker sends the traveller a code or
+/// a link (`service::contact_verifications`), and the page shows it on its way.
+pub async fn ask_verification(
+    State(state): State<AppState>,
+    lang: Lang,
+    RequestId(request_id): RequestId,
+    AgencySession(session): AgencySession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let asked = async {
+        let form: VerifyForm = form::parse(&body)?;
+        session.check_csrf(&form.csrf)?;
+        let request = VerificationRequest {
+            channel: form.channel,
+        };
+        contact_verifications::request(&state, &request_id, &session.party, &id, request).await
+    };
+    match asked.await {
+        Ok(verification) => record_page(&state, lang, &session, id, Some(verification), None).await,
+        Err(problem) => {
+            record_page(
+                &state,
+                lang,
+                &session,
+                id,
+                None,
+                Some(problem.detail().to_string()),
+            )
+            .await
+        }
+    }
+}
+
+/// The form that answers a verification: the code the traveller read.
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+/// `POST /agency/verifications/{id}/confirmation`: the agency types the code the
+/// traveller read to it.
+pub async fn confirm_verification(
+    State(state): State<AppState>,
+    lang: Lang,
+    RequestId(request_id): RequestId,
+    AgencySession(session): AgencySession,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let frame = || Frame::new(lang, "/agency", Some(&session), "records");
+    let form = match form::parse::<CodeForm>(&body)
+        .and_then(|form| session.check_csrf(&form.csrf).map(|()| form))
+    {
+        Ok(form) => form,
+        Err(problem) => return problem_page(frame(), problem),
+    };
+    let by = Answerer::Agency(&session.party);
+    match contact_verifications::confirm(&state, &request_id, by, &id, &form.code).await {
+        Ok(confirmed) => {
+            let consent = confirmed.verification.consent_id.clone();
+            record_page(
+                &state,
+                lang,
+                &session,
+                consent,
+                Some(confirmed.verification),
+                None,
+            )
+            .await
+        }
+        Err(problem) => match contact_verifications::read(&state, &session.party, &id).await {
+            Ok(verification) => {
+                let consent = verification.consent_id.clone();
+                let why = problem.detail().to_string();
+                record_page(
+                    &state,
+                    lang,
+                    &session,
+                    consent,
+                    Some(verification),
+                    Some(why),
+                )
+                .await
+            }
+            Err(_) => problem_page(frame(), problem),
+        },
     }
 }
 

@@ -57,6 +57,14 @@ pub fn routes() -> Router<AppState> {
         .route("/console/policies", get(console::policies::policies))
         .route("/agency", get(agency::records))
         .route("/agency/records/{id}", get(agency::record))
+        .route(
+            "/agency/records/{id}/verifications",
+            post(agency::ask_verification),
+        )
+        .route(
+            "/agency/verifications/{id}/confirmation",
+            post(agency::confirm_verification),
+        )
         .route("/agency/receipts", get(agency::receipts))
         .route("/agency/disruptions", get(agency::disruptions))
         .route("/agency/contacts", get(agency::contacts))

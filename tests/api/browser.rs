@@ -21,7 +21,7 @@ on_both_engines!(
     an_officer_signs_in_filters_the_trail_opens_a_proof_and_verifies_the_log,
     an_agency_uploads_a_csv_and_sees_each_records_outcome,
     a_traveller_withdraws_from_their_page_and_the_airline_is_refused,
-    a_traveller_confirms_their_address_from_the_emailed_link,
+    a_contact_is_confirmed_from_the_agencys_page_and_from_the_emailed_link,
 );
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -509,8 +509,8 @@ async fn a_traveller_withdraws_from_their_page_and_the_airline_is_refused(app: T
     .await;
 }
 
-async fn a_traveller_confirms_their_address_from_the_emailed_link(app: TestApp) {
-    // The same engine, with a relay that sends the email.
+async fn a_contact_is_confirmed_from_the_agencys_page_and_from_the_emailed_link(app: TestApp) {
+    // The same engine, with a relay that sends the SMS and the email.
     let engine = match app.sqlite_path {
         Some(_) => crate::helpers::Engine::Sqlite,
         None => crate::helpers::Engine::Postgres,
@@ -521,26 +521,63 @@ async fn a_traveller_confirms_their_address_from_the_emailed_link(app: TestApp) 
         return;
     };
     let uploaded = r.app.upload_default().await;
-    let id = r
-        .asked_email(uploaded["consent_id"].as_str().unwrap())
-        .await;
-    let (path, _) = r.emailed_link(&id);
+    let consent = uploaded["consent_id"].as_str().unwrap().to_string();
     let Some(browser) = Browser::start(&r.app, "verify").await else {
         return;
     };
+
+    // The agency asks from the record's page; Marie reads the SMS's code to the agent.
+    browser.sign_in(&r.app, &r.app.agency.party.api_key).await;
+    browser
+        .goto(&format!("{}/agency/records/{consent}", r.app.url))
+        .await;
+    browser.click("#verify-sms").await;
+    let on_its_way = browser.text("#verification-state").await;
+    assert!(on_its_way.contains("sms"), "{on_its_way}");
+    r.deliver().await;
+    let sms: Value = serde_json::from_str(&r.gateway.received()[0].body).unwrap();
+    let code: String = sms["text"]
+        .as_str()
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    browser.type_into("#code", &code).await;
+    browser.screenshot("0-agency-types-the-code").await;
+    browser.click("#confirm-code").await;
+    let confirmed = browser.text("#verification-confirmed").await;
+    assert!(confirmed.contains("reaches the traveller"), "{confirmed}");
+    browser.screenshot("1-agency-contact-confirmed").await;
+
+    // The email's link opens a page in Marie's language, with one button.
+    browser.click("#verify-email").await;
+    let id = browser.text("#verification-state").await;
+    assert!(id.contains("email"), "{id}");
+    r.deliver().await;
+    let id = r
+        .app
+        .audit_entries()
+        .await
+        .iter()
+        .rev()
+        .find(|e| e["action"] == "contact_verification" && e["channel"] == "email")
+        .and_then(|e| e["message_id"].as_str().map(str::to_string))
+        .unwrap();
+    let (path, _) = r.emailed_link(&id);
     browser.client.set_window_size(412, 915).await.unwrap();
     browser.goto(&format!("{}/verify{path}", r.app.url)).await;
     browser.wait_for("#confirm-contact").await;
     let title = browser.text("h1").await;
     assert!(title.contains("Confirmez"), "in Marie's language: {title}");
-    browser.screenshot("0-confirm-address").await;
+    browser.screenshot("2-confirm-address").await;
     // In English, the page still confirms.
     browser.click("a[hreflang='en']").await;
     let title = browser.text("h1").await;
     assert!(title.contains("Confirm your email"), "{title}");
     browser.click("#confirm-contact").await;
     browser.wait_for("#contact-confirmed").await;
-    browser.screenshot("1-address-confirmed").await;
+    browser.screenshot("3-address-confirmed").await;
     assert_eq!(browser.path().await, "/verify", "the answer is posted");
     browser.close().await;
     let verification = r
