@@ -206,20 +206,11 @@ pub async fn ask_verification(
         };
         contact_verifications::request(&state, &request_id, &session.party, &id, request).await
     };
-    match asked.await {
-        Ok(verification) => record_page(&state, lang, &session, id, Some(verification), None).await,
-        Err(problem) => {
-            record_page(
-                &state,
-                lang,
-                &session,
-                id,
-                None,
-                Some(problem.detail().to_string()),
-            )
-            .await
-        }
-    }
+    let (verification, error) = match asked.await {
+        Ok(verification) => (Some(verification), None),
+        Err(problem) => (None, Some(problem.detail().to_string())),
+    };
+    record_page(&state, lang, &session, id, verification, error).await
 }
 
 /// The form that answers a verification: the code the traveller read.
