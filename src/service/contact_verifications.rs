@@ -493,8 +493,17 @@ fn event_of(row: &VerificationRow, stored: &[AuditEntry]) -> Vec<WebhookDelivery
 }
 
 /// Claims up to `round` verifications due for sending, leased to this broker.
+/// Verifications are few: the readers say first whether any is due, so that the
+/// messages' worker, which looks every round, takes the writer only when one is.
 pub async fn claim_due(state: &AppState, round: i64) -> Result<Vec<VerificationRow>, Error> {
     let now = state.clock.now();
+    let next = {
+        let mut conn = state.store.reader().acquire().await?;
+        outbox::next_due(&mut conn, Queue::Verifications).await?
+    };
+    if next.is_none_or(|at| at > now) {
+        return Ok(Vec::new());
+    }
     let mut tx = state.store.begin().await?;
     let claimed = store::claim(&mut tx, now, now + LEASE, round).await?;
     tx.commit().await?;
