@@ -535,14 +535,7 @@ async fn a_contact_is_confirmed_from_the_agencys_page_and_from_the_emailed_link(
     let on_its_way = browser.text("#verification-state").await;
     assert!(on_its_way.contains("sms"), "{on_its_way}");
     r.deliver().await;
-    let sms: Value = serde_json::from_str(&r.gateway.received()[0].body).unwrap();
-    let code: String = sms["text"]
-        .as_str()
-        .unwrap()
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() == 6)
-        .unwrap()
-        .to_string();
+    let code = r.last_code();
     browser.type_into("#code", &code).await;
     browser.screenshot("0-agency-types-the-code").await;
     browser.click("#confirm-code").await;

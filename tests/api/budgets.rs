@@ -111,8 +111,7 @@ async fn an_airline_declaring_beyond_its_days_budget_is_refused_and_officers_and
     let mut officer = Visitor::new(app);
     officer.sign_in(&app.officer.api_key).await;
     let period = "since=2026-11-01&until=2026-12-31";
-    let page = officer.get(&format!("/console/reports?{period}")).await;
-    let page = page.text().await.unwrap();
+    let page = officer.text(&format!("/console/reports?{period}")).await;
     let section = &page[page
         .find("id=\"budget-alerts\"")
         .expect("the alerts' section")..];

@@ -203,12 +203,7 @@ async fn an_unacknowledged_request_is_listed_to_officers_and_the_agency_past_its
     let mut officer = crate::pages::Visitor::new(app);
     officer.sign_in(&app.officer.api_key).await;
     let period = "since=2026-11-01&until=2027-01-31";
-    let page = officer
-        .get(&format!("/console/reports?{period}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = officer.text(&format!("/console/reports?{period}")).await;
     let section = page
         .split("id=\"erasures-overdue\"")
         .nth(1)

@@ -70,6 +70,11 @@ impl Visitor {
             .join("; ")
     }
 
+    /// The text of the page at `path`.
+    pub(crate) async fn text(&mut self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
     pub(crate) async fn get(&mut self, path: &str) -> reqwest::Response {
         let response = self
             .client
@@ -729,12 +734,7 @@ async fn every_report_table_downloads_as_csv(app: TestApp) {
     let mut officer = Visitor::new(&app);
     officer.sign_in(&app.officer.api_key).await;
     let period = "since=2026-11-01&until=2026-12-31";
-    let page = officer
-        .get(&format!("/console/reports?{period}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = officer.text(&format!("/console/reports?{period}")).await;
     assert_eq!(page.matches("<svg").count(), 4, "four charts");
     for table in [
         "coverage-by-agency",

@@ -578,12 +578,7 @@ async fn the_traveller_sees_which_airlines_used_their_contact_and_can_withdraw(e
         .post_json("/v1/traveller/uses", "", &json!({"code": code}))
         .await;
     assert_eq!(view["state"], "given");
-    let what: Vec<&str> = view["uses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["what"].as_str().unwrap())
-        .collect();
+    let what = uses_seen(&view);
     assert_eq!(what, ["token_granted", "contact_revealed"]);
     assert_eq!(view["uses"][1]["airline"]["name"], "Air France");
     assert_eq!(view["uses"][1]["purpose"], "cancellation");
@@ -1001,12 +996,7 @@ async fn an_undeliverable_number_is_a_contact_to_fix_until_it_delivers_or_is_rep
     let view: Value = app
         .post_json("/v1/traveller/uses", "", &json!({"code": code}))
         .await;
-    let what: Vec<&str> = view["uses"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["what"].as_str().unwrap())
-        .collect();
+    let what = uses_seen(&view);
     assert_eq!(
         what.iter()
             .filter(|w| **w == "message_not_received")
@@ -1165,4 +1155,14 @@ async fn wait_for_receipt(r: &Relay, id: &str, reason: &str) -> Value {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     panic!("no receipt `{reason}` on {id}: {}", r.status(id).await);
+}
+
+/// What each use the traveller's view lists was (`token_granted`, `contact_revealed`…).
+fn uses_seen(view: &Value) -> Vec<&str> {
+    view["uses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["what"].as_str().unwrap())
+        .collect()
 }

@@ -83,7 +83,7 @@ impl Relay {
     }
 
     /// The code in the last SMS the gateway took.
-    fn last_code(&self) -> String {
+    pub(crate) fn last_code(&self) -> String {
         let texts = self.gateway.received();
         let sent: Value = serde_json::from_str(&texts.last().expect("an SMS").body).unwrap();
         let text = sent["text"].as_str().unwrap();

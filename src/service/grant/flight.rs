@@ -36,9 +36,11 @@ pub(crate) struct FlightGrant {
     /// The agency of each traveller decided (granted or refused), by traveller id:
     /// whom the disruption's webhook event tells of that traveller.
     pub agencies: HashMap<String, String>,
-    /// What a use of each relay token granted is decided on, by token id: the facts
-    /// the grant was decided on, so that the broker's own relays need not read back
-    /// the tokens it just wrote (the use batch's guard still checks them).
+    /// When the write decided the flight again, what a use of each relay token it
+    /// wrote is decided on, by token id (the facts that grant was decided on), so that
+    /// the broker's own relays need not read back the tokens it just wrote (the use
+    /// batch's guard still checks them); empty otherwise, when
+    /// [`FlightPrepared::relay_facts`] already said it.
     pub relay_facts: HashMap<String, UseFacts>,
     /// Whether the write decided the flight again (a record or the disruption changed
     /// since the read): the tokens are then not those [`FlightPrepared`] showed.
@@ -174,7 +176,11 @@ async fn write_flight(state: &AppState, prepared: FlightPrepared) -> Result<Flig
     if let Some(charged) = decided.reveals_charged {
         budgets::raised(state, &airline, Budget::Reveals, charged);
     }
-    let relay_facts = decided.relay_facts();
+    let relay_facts = if decided_again {
+        decided.relay_facts()
+    } else {
+        HashMap::new()
+    };
     let Decided {
         mut granted,
         languages,
