@@ -16,12 +16,14 @@
 //!
 //! It prints, each beside its target and measured in the same run: consents ingested
 //! per second beside their crypto floor (a verification and a countersignature each,
-//! on every core); releases
-//! per second beside `/healthz`; the large flight's grant and declaration times; the
-//! time from each declaration to its last message accepted by the gateway, for the
-//! large flight and across the storm; the paced p99;
+//! on every core); releases per second beside `/healthz`; the large flight's grant and
+//! declaration times; the time from each declaration to its last message accepted by
+//! the gateway, for the large flight and across the storm; the paced p99;
 //! `audit verify`'s entries per second and inclusion proofs' latency; the broker's
 //! memory before and after; and, with `--postgres-url`, PostgreSQL beside SQLite.
+//! Beside a record's, a grant's, a release's and a `/healthz`'s rate it prints what
+//! each cost in CPU time, the broker's and PostgreSQL's server processes': what the
+//! ratios come down to on cores shared with the load generator.
 //!
 //! `cargo bench --bench disruption` (1,000,000 travellers, 5,000 flights);
 //! `-- --ci` is the small run `.ci/run` makes; `--postgres-url URL` runs on SQLite,
@@ -43,7 +45,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{fresh_postgres_schema, letters, Broker};
+use support::{fresh_postgres_schema, letters, Broker, Cpu};
 use tokio::sync::Semaphore;
 
 /// Options.
@@ -609,6 +611,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     }
 
     // Ingest: each agency's records in NDJSON batches of 10,000, agencies in parallel.
+    let cpu_before = Cpu::read(broker.child.id(), postgres_url.is_some());
     let ingest_started = Instant::now();
     let mut by_agency: Vec<Vec<String>> = vec![Vec::new(); args.agencies];
     for (payload, signature, agency) in &signed {
@@ -671,6 +674,8 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     }
     let ingest_seconds = ingest_started.elapsed().as_secs_f64();
     let ingest_rate = stored as f64 / ingest_seconds;
+    let ingest_cpu = Cpu::read(broker.child.id(), postgres_url.is_some())
+        .per_request_since(cpu_before, stored as u64);
     assert_eq!(stored, travellers.len(), "every record is stored");
 
     // Withdrawals: a twentieth of the travellers change their mind.
@@ -710,7 +715,10 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     // Every airline's templates, for the broker to tell the relay half of each flight.
     register_templates(&client, &broker.url, &airline_keys).await;
     // One flight of 400 travellers, granted on an idle broker, one grant at a time.
+    let cpu_before = Cpu::read(broker.child.id(), postgres_url.is_some());
     let large_grants = large_flight_grants(&client, &broker.url, &airline_keys[0], &date).await;
+    let large_grants_cpu = Cpu::read(broker.child.id(), postgres_url.is_some())
+        .per_request_since(cpu_before, large_grants.len() as u64);
     // Then its cancellation declared, each time telling every traveller at once.
     let told = told_declarations(
         &client,
@@ -728,6 +736,8 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         url: &broker.url,
         airline_keys: &airline_keys,
         dir: dir.path(),
+        pid: broker.child.id(),
+        postgres: postgres_url.is_some(),
     };
     // Every receipt of the messages so far recorded, so that the storm's are its own.
     gateway.drained().await;
@@ -769,13 +779,20 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     // Paced: another tenth, released at a fixed rate.
     let once = outcome.once.expect("the storm's releases went through wrk");
     // The HTTP stack's own ceiling: the same client, threads and connections, as long.
-    let healthz = {
+    let cpu_before = Cpu::read(broker.child.id(), false);
+    let (healthz, healthz_requests) = {
         let url = broker.url.clone();
         let seconds = once.seconds.ceil() as u64;
         tokio::task::spawn_blocking(move || wrk::ceiling(&url, "/healthz", seconds))
             .await
             .unwrap()
     };
+    let healthz_cpu =
+        Cpu::read(broker.child.id(), false).per_request_since(cpu_before, healthz_requests);
+    let releases_cpu = outcome
+        .cpu
+        .map(|(before, after)| after.per_request_since(before, once.ok + once.failed))
+        .unwrap_or_default();
 
     // Paced: another tenth, released at a fixed rate.
     let paced = storm(
@@ -802,6 +819,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         "  beside its crypto floor         {crypto_limit:.0} /s (a verification and a countersignature each, all cores) -> {}",
         against(ingest_rate / crypto_limit, 0.5)
     );
+    println!("  CPU per record                  {ingest_cpu}");
     println!(
         "a flight of {LARGE_FLIGHT} granted alone      {}",
         percentiles(large_grants.clone())
@@ -810,6 +828,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         "  p50                             {}",
         under(quantile(&large_grants, 0.5), 25.0, "ms")
     );
+    println!("  CPU per grant                   {large_grants_cpu}");
     println!(
         "the {LARGE_FLIGHT} declared cancelled, told {}",
         percentiles(told.declared.clone())
@@ -858,7 +877,11 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         once.p50_ms,
         once.p99_ms
     );
+    println!(
+        "  CPU per release                 {releases_cpu} (the relay worker's sending included)"
+    );
     println!("  /healthz, same client           {healthz:.0} /s");
+    println!("  CPU per /healthz                {healthz_cpu}");
     println!(
         "  releases beside /healthz        {}",
         against(once.rate() / healthz, 0.5)
@@ -1298,6 +1321,10 @@ struct Target<'a> {
     airline_keys: &'a [String],
     /// Where wrk's script and request list are written.
     dir: &'a Path,
+    /// The broker's process, and whether its database is PostgreSQL: whose CPU time a
+    /// release is charged.
+    pid: u32,
+    postgres: bool,
 }
 
 struct Storm {
@@ -1309,6 +1336,8 @@ struct Storm {
     failed: BTreeMap<String, usize>,
     /// The releases sent by wrk, when not paced.
     once: Option<wrk::Once>,
+    /// The CPU readings before and after wrk's releases, when not paced.
+    cpu: Option<(Cpu, Cpu)>,
     /// What the declarations told.
     told: Telling,
 }
@@ -1345,6 +1374,8 @@ async fn storm(
         url,
         airline_keys,
         dir,
+        pid,
+        postgres,
     } = *broker;
     let date = (time::OffsetDateTime::now_utc() + time::Duration::days(3))
         .date()
@@ -1433,9 +1464,11 @@ async fn storm(
             })
             .collect();
         let (url, dir) = (url.to_string(), dir.to_path_buf());
+        let before = Cpu::read(pid, postgres);
         let once = tokio::task::spawn_blocking(move || wrk::send_once(&url, &uses, &dir))
             .await
             .unwrap();
+        let after = Cpu::read(pid, postgres);
         let mut failed = BTreeMap::new();
         if once.failed > 0 {
             failed.insert("not 2xx".to_string(), once.failed as usize);
@@ -1447,6 +1480,7 @@ async fn storm(
             achieved: once.rate(),
             failed,
             once: Some(once),
+            cpu: Some((before, after)),
             told,
         };
     }
@@ -1502,6 +1536,7 @@ async fn storm(
         achieved,
         failed,
         once: None,
+        cpu: None,
         told,
     }
 }

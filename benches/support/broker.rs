@@ -82,6 +82,11 @@ impl Broker {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU seconds the broker has used so far, user and system, every thread.
+    pub fn cpu_seconds(&self) -> f64 {
+        process_cpu_seconds(self.child.id()).unwrap_or(0.0)
+    }
+
     /// SIGKILL: no shutdown, no flush, no final checkpoint.
     pub fn kill(mut self) {
         self.child.kill().unwrap();
@@ -174,4 +179,73 @@ pub async fn page_session(client: &reqwest::Client, url: &str, key: &str) -> Str
         .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
         .find(|c| c.starts_with("passerelle_session="))
         .expect("a session cookie")
+}
+
+/// The kernel's clock ticks in /proc's CPU times (USER_HZ: 100 on Linux, whatever the
+/// kernel's own tick).
+const USER_HZ: f64 = 100.0;
+
+/// CPU seconds of process `pid` so far (user and system, every thread), from
+/// `/proc/PID/stat`; `None` once it is gone.
+pub fn process_cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name may hold spaces: the fields after it are counted from its ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / USER_HZ)
+}
+
+/// CPU seconds of every PostgreSQL server process on this machine so far (its backends
+/// are processes of their own, named `postgres`): beside the broker's, what a release
+/// costs the database. Processes that ended since are not counted, so compare two
+/// readings across a phase whose connections stay open (the broker's pool).
+pub fn postgres_cpu_seconds() -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        })
+        .filter_map(process_cpu_seconds)
+        .sum()
+}
+
+/// CPU seconds used so far by the broker and by the database's own server processes
+/// (none for SQLite, which runs inside the broker): read before and after a phase, the
+/// difference over the phase's requests is what each one costs the machine, beside
+/// its wall-clock rate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cpu {
+    pub broker: f64,
+    pub database: f64,
+}
+
+impl Cpu {
+    /// The readings now, of broker `pid` and, when `postgres`, of PostgreSQL.
+    pub fn read(pid: u32, postgres: bool) -> Cpu {
+        Cpu {
+            broker: process_cpu_seconds(pid).unwrap_or(0.0),
+            database: if postgres {
+                postgres_cpu_seconds()
+            } else {
+                0.0
+            },
+        }
+    }
+
+    /// Microseconds of each of `requests` since `before`, as `broker µs (+ database µs)`.
+    pub fn per_request_since(&self, before: Cpu, requests: u64) -> String {
+        let n = requests.max(1) as f64;
+        let broker = (self.broker - before.broker) * 1e6 / n;
+        let database = (self.database - before.database) * 1e6 / n;
+        if database > 0.0 {
+            format!("{broker:.0} µs in the broker + {database:.0} µs in PostgreSQL")
+        } else {
+            format!("{broker:.0} µs in the broker")
+        }
+    }
 }

@@ -108,9 +108,9 @@ pub fn send_once(url: &str, requests: &[(String, String, String)], dir: &Path) -
     }
 }
 
-/// Requests per second `GET path` answers for `seconds`, with the same threads and
-/// connections.
-pub fn ceiling(url: &str, path: &str, seconds: u64) -> f64 {
+/// What `GET path` answered for `seconds`, with the same threads and connections:
+/// requests per second, and how many in all.
+pub fn ceiling(url: &str, path: &str, seconds: u64) -> (f64, u64) {
     let output = wrk()
         .args(["-t", &THREADS.to_string(), "-c", &CONNECTIONS.to_string()])
         .args(["-d", &format!("{}s", seconds.max(2))])
@@ -118,8 +118,16 @@ pub fn ceiling(url: &str, path: &str, seconds: u64) -> f64 {
         .output()
         .expect("wrk runs");
     let out = String::from_utf8_lossy(&output.stdout);
-    out.lines()
+    let rate = out
+        .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("wrk printed no rate: {out}"))
+        .unwrap_or_else(|| panic!("wrk printed no rate: {out}"));
+    // "  123456 requests in 10.00s, 12.34MB read"
+    let requests = out
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in "))
+        .and_then(|(n, _)| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("wrk printed no count: {out}"));
+    (rate, requests)
 }

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod merkle;
 pub mod proof;
 
+use crate::crypto::canonical::write_string;
 use crate::crypto::sha256;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -509,49 +510,6 @@ fn write_strings(out: &mut Vec<u8>, fields: &[(&str, Option<&[u8]>)], first: &mu
             write_string(out, value);
         }
     }
-}
-
-/// Writes a JSON string as RFC 8785 asks (and as serde_json writes it): `"` and `\`
-/// escaped, the control characters as their short escape or `\u00xx` in lower case,
-/// every other byte as it is (UTF-8 passes through, `/` and DEL included).
-fn write_string(out: &mut Vec<u8>, value: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    // Ids and codes need no escape: tell at once (a loop without an early exit, which
-    // the compiler runs many bytes at a time), and copy them whole.
-    let escapes = value.iter().fold(false, |any, &b| {
-        any | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if !escapes {
-        out.extend_from_slice(value);
-        out.push(b'"');
-        return;
-    }
-    let mut plain = 0;
-    for (at, &byte) in value.iter().enumerate() {
-        let short: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&value[plain..at]);
-        if short.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(byte >> 4)]);
-            out.push(HEX[usize::from(byte & 0xf)]);
-        } else {
-            out.extend_from_slice(short);
-        }
-        plain = at + 1;
-    }
-    out.extend_from_slice(&value[plain..]);
-    out.push(b'"');
 }
 
 /// Writes `"key":`, after a comma unless it is the object's first.
