@@ -744,7 +744,19 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     let audit_before = audit_size(&store).await;
     let memory_before = broker.memory().0 as f64 / 1024.0;
     let storm_started = Instant::now();
-    let outcome = storm(args, &target, |f| f % 10 == 0, "cancellation", None).await;
+    // A tenth of each airline's flights (flight f is the (f / airlines)-th of airline
+    // f % airlines): chosen as f % 10, with ten airlines every cancelled flight was the
+    // first airline's, and at a million travellers its 500 passed its daily disruption
+    // budget (every flight it operates, once).
+    let airlines = args.airlines;
+    let outcome = storm(
+        args,
+        &target,
+        |f| (f / airlines) % 10 == 0,
+        "cancellation",
+        None,
+    )
+    .await;
     let storm_seconds = storm_started.elapsed().as_secs_f64();
     // Every storm traveller of the relay half told: from each declaration to its last
     // message accepted by the gateway.
@@ -798,7 +810,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     let paced = storm(
         args,
         &target,
-        |f| f % 10 == 5,
+        |f| (f / airlines) % 10 == 5,
         "delay",
         Some(args.paced_rate),
     )
