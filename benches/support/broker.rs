@@ -82,11 +82,6 @@ impl Broker {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
-    /// CPU seconds the broker has used so far, user and system, every thread.
-    pub fn cpu_seconds(&self) -> f64 {
-        process_cpu_seconds(self.child.id()).unwrap_or(0.0)
-    }
-
     /// SIGKILL: no shutdown, no flush, no final checkpoint.
     pub fn kill(mut self) {
         self.child.kill().unwrap();

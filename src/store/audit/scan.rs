@@ -82,7 +82,7 @@ impl FileScan {
         let (conn, page) = joined(reading).await?;
         // The connection goes back to reading at once, while the caller checks this
         // page: handed back only at the next call, each reader sat idle for as long as
-        // the caller took (a seventh of a verification's time on two cores).
+        // the caller took (two cores were a sixth idle during a verification).
         self.idle.push(conn);
         self.start_reads(limit);
         page
