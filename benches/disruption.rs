@@ -743,6 +743,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     gateway.drained().await;
     let audit_before = audit_size(&store).await;
     let memory_before = broker.memory().0 as f64 / 1024.0;
+    let parts_before = broker.memory_parts();
     let storm_started = Instant::now();
     // A tenth of each airline's flights (flight f is the (f / airlines)-th of airline
     // f % airlines): chosen as f % 10, with ten airlines every cancelled flight was the
@@ -815,7 +816,13 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         Some(args.paced_rate),
     )
     .await;
+    let memory_at_end = broker.memory().0 as f64 / 1024.0;
+    let parts_at_end = broker.memory_parts();
+    // Once the storm has passed: the broker has given back what it freed (it does so on
+    // a timer, `workers::memory`), so what stays resident is what it holds.
+    tokio::time::sleep(passerelle::workers::memory::INTERVAL + Duration::from_secs(2)).await;
     let memory_after = broker.memory().0 as f64 / 1024.0;
+    let parts_after = broker.memory_parts();
 
     let log = audit_log_figures(&client, &broker, &database_url, &officer_key).await;
     let raw_rate = raw_insert_limit(&store, if args.ci { 50_000 } else { 200_000 }).await;
@@ -931,12 +938,29 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         under(quantile(&log.proofs, 0.99), 1.0, "ms")
     );
     println!(
-        "broker memory                     {memory_before:.1} MiB before the storm, {memory_after:.1} MiB after, peak {peak:.1} MiB"
+        "broker memory                     {memory_before:.1} MiB before the storm, {memory_at_end:.1} MiB as the paced load ends, {memory_after:.1} MiB once it has passed, peak {peak:.1} MiB"
     );
     println!(
         "  after beside before             {:.3} (target at most 1.20 over a 10-minute run at 5,000 /s)",
         memory_after / memory_before
     );
+    println!(
+        "  as the load ends beside before  {:.3} (what the requests in flight hold, and what is not yet given back)",
+        memory_at_end / memory_before
+    );
+    let mib = |kb: u64| kb as f64 / 1024.0;
+    for (when, (anon, file, shmem, threads)) in [
+        ("before", parts_before),
+        ("ends", parts_at_end),
+        ("after", parts_after),
+    ] {
+        println!(
+            "  {when:<6} anonymous {:.1}, file-backed {:.1}, shared {:.1} MiB; {threads} threads",
+            mib(anon),
+            mib(file),
+            mib(shmem)
+        );
+    }
     for (phase, failed) in [("storm", &outcome.failed), ("paced", &paced.failed)] {
         if !failed.is_empty() {
             println!("{phase}: releases failed            {failed:?}");

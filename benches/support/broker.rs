@@ -70,16 +70,35 @@ impl Broker {
 
     /// Resident and peak resident memory in kB, from /proc.
     pub fn memory(&self) -> (u64, u64) {
+        let field = self.status();
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Resident memory in kB by kind, from /proc: anonymous (the heap and the threads'
+    /// stacks: what the broker holds or its allocator keeps), file-backed and shared
+    /// (pages of files it maps, SQLite's WAL index among them, which the kernel may
+    /// drop or share); and its threads, each a stack and often an allocator arena.
+    pub fn memory_parts(&self) -> (u64, u64, u64, u64) {
+        let field = self.status();
+        (
+            field("RssAnon:"),
+            field("RssFile:"),
+            field("RssShmem:"),
+            field("Threads:"),
+        )
+    }
+
+    /// A reader of the broker's `/proc/PID/status` as it is now: a field's value in kB.
+    fn status(&self) -> impl Fn(&str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
-        let field = |name: &str| {
+        move |name: &str| {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
                 .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        }
     }
 
     /// SIGKILL: no shutdown, no flush, no final checkpoint.

@@ -34,7 +34,8 @@ pub fn state(store: Store, keys: Keyring, broker_key: Jwk, settings: Settings) -
 
 /// Serves `state` on `listener` until `shutdown` completes, then lets requests in
 /// flight finish and closes the database pools. The retention sweeper runs beside it
-/// every `purge_interval`, and the relay worker delivers the outbox.
+/// every `purge_interval`, the relay worker delivers the outbox, and the allocator's
+/// free memory is given back to the system every [`crate::workers::memory::INTERVAL`].
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -46,6 +47,9 @@ pub async fn serve(
     let sweeper = tokio::spawn(crate::workers::sweeper::run(state.clone(), purge_interval));
     let relay = tokio::spawn(crate::workers::relay::run(state.clone(), transports));
     let checkpoints = tokio::spawn(checkpoint_every_interval(state.clone()));
+    let memory = tokio::spawn(crate::workers::memory::run(
+        crate::workers::memory::INTERVAL,
+    ));
     let service =
         build_router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, service)
@@ -55,6 +59,7 @@ pub async fn serve(
     sweeper.abort();
     relay.abort();
     checkpoints.abort();
+    memory.abort();
     // A last checkpoint, so that what this broker wrote is pinned outside the database.
     if let Err(err) = state
         .checkpointer

@@ -49,6 +49,12 @@ pub struct Shared {
     pub use_batches: UseBatches,
     /// The airlines' schedule counts their disruption budgets are a share of.
     pub schedules: super::budgets::Schedules,
+    /// Turns of the blocking threads that decide large flights' shares, one per core.
+    /// A storm's declarations arrive together; given a thread each at once, their shares
+    /// would start as many threads as there are shares (the runtime allows 512), each
+    /// with its stack and often an allocator arena, for work that is all computation:
+    /// more threads than cores only wait.
+    pub deciding: Arc<tokio::sync::Semaphore>,
 }
 
 /// The application state, cheap to clone.
@@ -77,6 +83,9 @@ impl AppState {
             verifications: Default::default(),
             use_batches: Default::default(),
             schedules: Default::default(),
+            deciding: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
             store,
             keys,
             broker_key,

@@ -246,8 +246,9 @@ impl Asked {
     }
 }
 
-/// Decides every traveller, a share of them on each core for a large flight; the
-/// answers keep the travellers' order.
+/// Decides every traveller, a share of them on each core for a large flight, each share
+/// on a blocking thread once it has one of the cores' turns ([`AppState::deciding`]);
+/// the answers keep the travellers' order.
 async fn decide_all(
     state: &AppState,
     airline: &Party,
@@ -282,10 +283,18 @@ async fn decide_all(
         if share.is_empty() {
             break;
         }
+        let turn = state
+            .deciding
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Error::internal(format!("deciding a flight's share: {e}")))?;
         let (state, airline, asked, base) =
             (state.clone(), airline.clone(), asked.clone(), base.clone());
         deciding.push(tokio::task::spawn_blocking(move || {
-            Decided::of(&state, &airline, &share, &asked.ask(), &base, now)
+            let decided = Decided::of(&state, &airline, &share, &asked.ask(), &base, now);
+            drop(turn);
+            decided
         }));
     }
     let mut decided = Decided::default();
