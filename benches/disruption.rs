@@ -45,7 +45,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{fresh_postgres_schema, letters, Broker, Cpu};
+use support::{drop_postgres_schema, fresh_postgres_schema, letters, Broker, Cpu};
 use tokio::sync::Semaphore;
 
 /// Options.
@@ -972,6 +972,10 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
             outcome.failed.is_empty() && paced.failed.is_empty(),
             "every release succeeds"
         );
+    }
+    drop(broker);
+    if let Some(base) = postgres_url {
+        drop_postgres_schema(base, &database_url).await;
     }
     Figures {
         releases: once.rate(),

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{fresh_postgres_schema, letters, upload_batch, Broker};
+use support::{drop_postgres_schema, fresh_postgres_schema, letters, upload_batch, Broker};
 
 /// Options.
 #[derive(Parser)]
@@ -280,6 +280,10 @@ async fn main() {
         "{total} requests in {elapsed:.1} s: {:.0} requests/s",
         total as f64 / elapsed
     );
+    drop(broker);
+    if let Some(base) = &args.postgres_url {
+        drop_postgres_schema(base, &database_url).await;
+    }
     let mut latencies = latencies.lock().unwrap();
     for (k, name) in KINDS.iter().enumerate() {
         let v = &mut latencies[k];

@@ -4,9 +4,10 @@
 //!
 //! - The edges: [`router`] (the composition root: API routes, pages, middleware),
 //!   [`http`] (the API: extract, call a use case, answer in JSON or problem+json),
-//!   [`web`] (the pages, calling the same use cases), [`workers`] (relayed messages,
-//!   webhook pushes, the retention sweeper) and [`cli`] (the command line, the demo,
-//!   starting the broker).
+//!   [`web`] (the pages, calling the same use cases), [`wire`] (what those two share
+//!   and neither names of the other: problem answers, extractors, the client's
+//!   address), [`workers`] (relayed messages, webhook pushes, the retention sweeper)
+//!   and [`cli`] (the command line, the demo, starting the broker).
 //! - [`service`]: the use cases. Each takes typed input and returns a typed result or
 //!   a [`service::Error`], and owns its transaction and its audit entry, written
 //!   through [`service::audit_log`], the one way to change state.
@@ -44,4 +45,5 @@ pub mod router;
 pub mod service;
 pub mod store;
 pub mod web;
+pub mod wire;
 pub mod workers;

@@ -128,12 +128,14 @@ pub fn letters(mut i: usize) -> String {
 }
 
 /// A fresh schema `<prefix>_<pid>_<random>` on the PostgreSQL at `base`, and the URL
-/// that opens it (its `search_path`).
+/// that opens it (its `search_path`). Schemas of the same prefix that processes now
+/// gone left behind (a run that was killed) are dropped first.
 pub async fn fresh_postgres_schema(
     base: &str,
     prefix: &str,
 ) -> Result<String, passerelle::store::StoreError> {
     let admin = passerelle::store::Store::connect(base).await?;
+    drop_dead_schemas(&admin, prefix).await;
     let schema = format!(
         "{prefix}_{}_{}",
         std::process::id(),
@@ -147,6 +149,48 @@ pub async fn fresh_postgres_schema(
     Ok(format!(
         "{base}{separator}options=-c%20search_path%3D{schema}"
     ))
+}
+
+/// Drops the schema that `url` (from [`fresh_postgres_schema`]) opens, once a run is
+/// done with it: a full disruption run leaves gigabytes.
+pub async fn drop_postgres_schema(base: &str, url: &str) {
+    let Some((_, schema)) = url.split_once("search_path%3D") else {
+        return;
+    };
+    let Ok(admin) = passerelle::store::Store::connect(base).await else {
+        return;
+    };
+    if let Err(err) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(admin.reader())
+        .await
+    {
+        eprintln!("schema {schema} was left behind: {err}");
+    }
+    admin.close().await;
+}
+
+/// Drops the schemas `<prefix>_<pid>_…` whose process is gone: those of a run that was
+/// killed before it could drop its own.
+pub async fn drop_dead_schemas(admin: &passerelle::store::Store, prefix: &str) {
+    let rows: Vec<(String,)> =
+        sqlx::query_as("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)")
+            .bind(format!("{prefix}_"))
+            .fetch_all(admin.reader())
+            .await
+            .unwrap_or_default();
+    for (schema,) in rows {
+        let pid = schema[prefix.len() + 1..]
+            .split('_')
+            .next()
+            .and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(admin.reader())
+                .await
+                .ok();
+        }
+    }
 }
 
 /// Posts signed statements to `/v1/consents/batch` as NDJSON (`query`: `""` or

@@ -1,10 +1,10 @@
 //! What an agency controls and sees of the release path over HTTP: how its clients
 //! are reached, its webhook, and the receipts feed (`service::agency`).
 
-use super::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
-use super::problem::Problem;
 use crate::service::agency::{DeliverySetting, ReceiptPage, ReceiptQuery, RecordDelivery};
 use crate::service::{self, AppState};
+use crate::wire::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

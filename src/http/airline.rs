@@ -3,12 +3,12 @@
 //! declares a disruption (`service::templates`), and its webhook, where it is asked to
 //! erase contacts it was shown (`service::webhooks`).
 
-use super::extract::{AirlineCaller, ApiJson, ApiQuery, RequestId};
-use super::problem::Problem;
 use crate::domain::template::Template;
 use crate::service::airline::LinkDomains;
 use crate::service::templates::{TemplateList, TemplateView};
 use crate::service::{self, AppState};
+use crate::wire::extract::{AirlineCaller, ApiJson, ApiQuery, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -1,10 +1,10 @@
 //! `GET /v1/audit/entries`: compliance officers search the audit trail
 //! (`service::audit_entries`).
 
-use super::extract::{ApiQuery, OfficerCaller};
-use super::problem::Problem;
 use crate::service::audit_entries::{self, EntryPage, EntryQuery, ListedEntry};
 use crate::service::AppState;
+use crate::wire::extract::{ApiQuery, OfficerCaller};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::Json;
 

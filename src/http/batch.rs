@@ -2,12 +2,12 @@
 //! `POST /v1/consents/ssr` (a PNR's contact elements): take the agency's turn, hand
 //! the body to the batch run (`service::ingest::batch`), answer its report.
 
-use super::extract::{json_body, media_type, AgencyCaller, ApiQuery, RequestId};
-use super::problem::Problem;
 use crate::service::ingest::batch::{self, Format};
 use crate::service::ingest::report::{BatchQuery, BatchReport};
 use crate::service::ingest::ssr::{self, SsrImport};
 use crate::service::AppState;
+use crate::wire::extract::{json_body, media_type, AgencyCaller, ApiQuery, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -2,13 +2,13 @@
 //! record's countersigned receipt and its contact as PNR SSR lines
 //! (`service::records`).
 
-use super::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
-use super::problem::Problem;
 use crate::crypto::countersign::Countersigned;
 use crate::service::ingest::single::{self, ConsentRecorded, Recorded, SignedStatement};
 use crate::service::records::{self, ListQuery, RecordDetail, RecordPage};
 use crate::service::ssr_export::{self, SsrQuery};
 use crate::service::AppState;
+use crate::wire::extract::{AgencyCaller, ApiJson, ApiQuery, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -2,12 +2,12 @@
 //! verify a record's contact, reads where it stands, and posts the code the traveller
 //! read back to it. The link an email carries opens a page instead (`web::verify`).
 
-use super::extract::{AgencyCaller, ApiJson, RequestId};
-use super::problem::Problem;
 use crate::service::contact_verifications::{
     self, Answerer, Confirmed, ContactVerification, VerificationRequest,
 };
 use crate::service::AppState;
+use crate::wire::extract::{AgencyCaller, ApiJson, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

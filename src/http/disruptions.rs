@@ -2,11 +2,11 @@
 //! flights; airlines, the agencies it affects and officers read them
 //! (`service::disruptions`).
 
-use super::extract::{AirlineCaller, AnyCaller, ApiJson, ApiQuery, RequestId};
-use super::problem::Problem;
 use crate::domain::disruption::{Change, Declaration};
 use crate::service::disruptions::{self, DisruptionPage, DisruptionView, ListQuery};
 use crate::service::AppState;
+use crate::wire::extract::{AirlineCaller, AnyCaller, ApiJson, ApiQuery, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;

@@ -1,10 +1,10 @@
 //! `/v1/erasure-requests`: the contacts an airline was shown and is asked to erase
 //! (`service::erasures`), and its acknowledgement of each.
 
-use super::extract::{AirlineCaller, ApiQuery, RequestId};
-use super::problem::Problem;
 use crate::service::erasures::{Acknowledged, ErasureRequests};
 use crate::service::{self, AppState};
+use crate::wire::extract::{AirlineCaller, ApiQuery, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::Json;
 use serde::Deserialize;

@@ -1,10 +1,10 @@
 //! `GET /v1/audit/export`: a period of the log, streamed as NDJSON or CSV, with the
 //! signed checkpoint that covers it in the headers (`service::export`).
 
-use super::extract::{ApiQuery, OfficerCaller};
-use super::problem::Problem;
 use crate::service::export::{self, ExportQuery};
 use crate::service::AppState;
+use crate::wire::extract::{ApiQuery, OfficerCaller};
+use crate::wire::problem::Problem;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header;

@@ -1,8 +1,8 @@
 //! Liveness, readiness, metrics, and the answer for unknown routes.
 
-use super::extract::OfficerCaller;
-use super::problem::{Problem, ProblemKind};
 use crate::service::AppState;
+use crate::wire::extract::OfficerCaller;
+use crate::wire::problem::{Problem, ProblemKind};
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;

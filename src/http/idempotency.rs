@@ -14,10 +14,10 @@
 //! one-time withdrawal codes, could then not be kept. An answer that still passes it
 //! is sent, never replaced by an error, and the key let go.
 
-use super::extract::authenticate;
-use super::problem::{Problem, ProblemKind};
 use crate::service::idempotency::{self, Claimed, KeptAnswer};
 use crate::service::AppState;
+use crate::wire::extract::authenticate;
+use crate::wire::problem::{Problem, ProblemKind};
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};

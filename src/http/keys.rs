@@ -1,8 +1,8 @@
 //! `GET /.well-known/jwks.json`: the broker's public keys, current and earlier, so
 //! that anyone can verify a consent receipt offline (`service::keys`).
 
-use super::problem::Problem;
 use crate::service::{keys, AppState};
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;

@@ -3,11 +3,11 @@
 //! `POST /v1/gateway/sms/receipts`: the SMS gateway says, signed, what became of one
 //! (`service::gateway_receipts`).
 
-use super::extract::{AirlineCaller, ApiJson, RequestId};
-use super::problem::Problem;
 use crate::service::gateway_receipts::{self, ReceiptRecorded, SIGNATURE_HEADER};
 use crate::service::relay::{self, MessageStatus, RelayRequest};
 use crate::service::AppState;
+use crate::wire::extract::{AirlineCaller, ApiJson, RequestId};
+use crate::wire::problem::Problem;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};

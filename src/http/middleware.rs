@@ -3,9 +3,9 @@
 //! headers every response carries (`nosniff`, and HSTS when the broker is reached
 //! over https).
 
-use super::extract::REQUEST_ID;
-use super::problem::{self, InternalCause, Problem, ProblemKind, PROBLEM_JSON};
 use crate::service::AppState;
+use crate::wire::extract::REQUEST_ID;
+use crate::wire::problem::{self, InternalCause, Problem, ProblemKind, PROBLEM_JSON};
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Response};

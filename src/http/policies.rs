@@ -1,10 +1,10 @@
 //! `GET /v1/policies`: the release policies in force, verbatim, with their digest and
 //! tunables (`service::policies`).
 
-use super::extract::OfficerCaller;
-use super::problem::Problem;
 use crate::service::policies::{self, PoliciesInForce};
 use crate::service::AppState;
+use crate::wire::extract::OfficerCaller;
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::Json;
 

@@ -1,13 +1,13 @@
 //! The log's checkpoints and proofs over HTTP (`service::proofs`).
 
-use super::extract::{AnyCaller, ApiQuery, OfficerCaller};
-use super::problem::Problem;
 use crate::audit::proof::{ConsistencyProof, InclusionProof};
 use crate::service::proofs::{
     self, CheckpointList, CheckpointPage, CheckpointView, ConsistencyQuery, InclusionQuery,
     LogKeyView,
 };
 use crate::service::AppState;
+use crate::wire::extract::{AnyCaller, ApiQuery, OfficerCaller};
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

@@ -1,10 +1,10 @@
 //! `POST /v1/releases`: an airline redeems a reveal token and receives the contact,
 //! once (`service::reveal`).
 
-use super::extract::{AirlineCaller, ApiJson, RequestId};
-use super::problem::Problem;
 use crate::service::reveal::{self, Redemption, Released};
 use crate::service::AppState;
+use crate::wire::extract::{AirlineCaller, ApiJson, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::Json;
 

@@ -1,10 +1,10 @@
 //! `GET /v1/audit/reports`: what compliance officers ask of a period, as counts
 //! (`service::reports`).
 
-use super::extract::{ApiQuery, OfficerCaller};
-use super::problem::Problem;
 use crate::service::reports::{self, PeriodQuery, Report};
 use crate::service::AppState;
+use crate::wire::extract::{ApiQuery, OfficerCaller};
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::Json;
 

@@ -1,10 +1,10 @@
 //! `POST /v1/release-tokens` and `POST /v1/flights/release-tokens`: an airline asks
 //! for a traveller's token or a whole flight's (`service::grant`).
 
-use super::extract::{AirlineCaller, ApiJson, RequestId};
-use super::problem::Problem;
 use crate::service::grant::{self, FlightTokenRequest, FlightTokens, TokenGranted, TokenRequest};
 use crate::service::AppState;
+use crate::wire::extract::{AirlineCaller, ApiJson, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;

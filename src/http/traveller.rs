@@ -1,12 +1,12 @@
 //! `POST /v1/traveller/uses`: the traveller's own view of their record and every use
 //! of their contact, by withdrawal code (`service::traveller`).
 
-use super::client_ip::RateLimitedClient;
-use super::extract::ApiJson;
-use super::problem::Problem;
 use crate::service::traveller::{self, TravellerView};
 use crate::service::withdraw::WithdrawalRequest;
 use crate::service::AppState;
+use crate::wire::client_ip::RateLimitedClient;
+use crate::wire::extract::ApiJson;
+use crate::wire::problem::Problem;
 use axum::extract::State;
 use axum::Json;
 

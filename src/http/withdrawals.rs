@@ -2,11 +2,11 @@
 //! with their code alone (`POST /v1/withdrawals`), effective at once
 //! (`service::withdraw`).
 
-use super::client_ip::RateLimitedClient;
-use super::extract::{AgencyCaller, ApiJson, RequestId};
-use super::problem::Problem;
 use crate::service::withdraw::{self, WithdrawalRequest, Withdrawn};
 use crate::service::AppState;
+use crate::wire::client_ip::RateLimitedClient;
+use crate::wire::extract::{AgencyCaller, ApiJson, RequestId};
+use crate::wire::problem::Problem;
 use axum::extract::{Path, State};
 use axum::Json;
 

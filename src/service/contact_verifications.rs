@@ -29,6 +29,7 @@ use crate::service::delivery::{reason_code, Attempt};
 use crate::service::relay::MessageReceipt;
 use crate::service::sealed::record_contacts;
 use crate::service::{AppState, Error, ErrorKind};
+use crate::store::audit::hold_head;
 use crate::store::contact_verifications::{self as store, VerificationRow};
 use crate::store::outbox::{self, Queue, WebhookDelivery};
 use crate::store::reachability::{self, Learnt, MessageContact};
@@ -203,6 +204,9 @@ pub async fn request(
         ));
     }
     let day = time::Duration::days(1);
+    // Counted behind every other broker's audited writes, so that two brokers asked at
+    // once cannot both take the last request of the day.
+    hold_head(&mut tx).await?;
     let (asked, earliest) =
         store::asked_since(&mut tx, &subject.traveller_id, channel, now - day).await?;
     if asked >= i64::from(tunables.requests_per_day) {

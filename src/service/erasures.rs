@@ -16,6 +16,7 @@ use crate::domain::ids::new_id;
 use crate::domain::party::Party;
 use crate::domain::time::format_time;
 use crate::service::{AppState, Error, ErrorKind};
+use crate::store::audit::hold_head;
 use crate::store::erasures::{self, ErasureRow, Owed, Whose};
 use crate::store::outbox::WebhookDelivery;
 use crate::store::{parties, Conn, Tx};
@@ -71,11 +72,16 @@ impl ErasureRequest {
 }
 
 /// The contacts of a traveller that airlines were shown, to be erased for `reason`.
+///
+/// Like every read of what is owed in a writer's transaction, it is read behind the
+/// log's head (see [`hold_head`]): a request another broker committed meanwhile is
+/// seen, so no token gets a second `erasure_request` entry.
 pub(crate) async fn owed_for_traveller(
     conn: &mut Conn,
     traveller_id: &str,
     reason: ErasureReason,
 ) -> Result<Vec<(Owed, ErasureReason)>, Error> {
+    hold_head(conn).await?;
     let owed = erasures::owed_for_traveller(conn, traveller_id).await?;
     Ok(owed.into_iter().map(|o| (o, reason)).collect())
 }
@@ -87,6 +93,7 @@ pub(crate) async fn owed_for_consents(
     consent_ids: &[&str],
     reason: ErasureReason,
 ) -> Result<Vec<(Owed, ErasureReason)>, Error> {
+    hold_head(conn).await?;
     let owed = erasures::owed_for_consents(conn, consent_ids).await?;
     Ok(owed.into_iter().map(|o| (o, reason)).collect())
 }
@@ -116,6 +123,7 @@ pub async fn ask_for_changed_contacts(
         return Ok(0);
     }
     let mut tx = state.store.begin().await?;
+    hold_head(&mut tx).await?;
     let owed = erasures::owed_for_changed_contacts(&mut tx, Some(&travellers)).await?;
     if owed.is_empty() {
         tx.rollback().await.ok();
@@ -192,7 +200,8 @@ pub(crate) async fn commit_with_erasures(
             acknowledged_at: None,
             audit_index: entry.index,
         };
-        // Another broker asked about this token first: its request stands.
+        // Owed was read behind the log's head, so no other request for the token can
+        // have committed since; the unique token still guards the table.
         if !erasures::insert(&mut tx, &row).await? || !hooked.contains(&o.airline_id) {
             continue;
         }

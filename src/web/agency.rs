@@ -11,7 +11,6 @@ use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, search_refused, Frame, Search};
 use crate::domain::delivery::Channel;
 use crate::domain::scope::ConsentState;
-use crate::http::extract::RequestId;
 use crate::service;
 use crate::service::agency::{ReceiptPage, ReceiptQuery, TimeToTell};
 use crate::service::agency_disruptions::AgencyDisruption;
@@ -21,6 +20,7 @@ use crate::service::contact_verifications::{
 use crate::service::records::{self, ListQuery, RecordPage, RecordView};
 use crate::service::uses::UseReceipt;
 use crate::service::AppState;
+use crate::wire::extract::RequestId;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};

@@ -1,7 +1,7 @@
 //! Reading what a browser sends: urlencoded forms, filter forms in query strings, and
 //! cookies. Errors name the field, like the API's.
 
-use crate::http::problem::{Problem, ProblemKind};
+use crate::wire::problem::{Problem, ProblemKind};
 use axum::http::{header, HeaderMap};
 use serde::de::DeserializeOwned;
 

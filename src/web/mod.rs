@@ -18,8 +18,8 @@ pub mod traveller;
 pub mod upload;
 pub mod verify;
 
-use crate::http::problem::Problem;
 use crate::service::AppState;
+use crate::wire::problem::Problem;
 use askama::Template;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -219,7 +219,7 @@ pub trait Search: Template {
 /// A client error shows on the search page itself, with the status of the problem;
 /// anything else is an error page.
 pub fn search_refused(mut page: impl Search, problem: Problem) -> Response {
-    let status = crate::http::problem::status_of(problem.kind());
+    let status = crate::wire::problem::status_of(problem.kind());
     if status.is_client_error() {
         page.refused(problem.detail().to_string());
         render(status, &page)
@@ -245,7 +245,7 @@ pub struct ErrorPage {
 /// A problem from the API handlers, as a page in the same status. Internal causes are
 /// logged by the middleware, never shown.
 pub fn problem_page(frame: Frame, problem: Problem) -> Response {
-    let status = crate::http::problem::status_of(problem.kind());
+    let status = crate::wire::problem::status_of(problem.kind());
     let page = ErrorPage {
         title: problem.kind().title().to_string(),
         detail: if status.is_server_error() {
@@ -265,7 +265,7 @@ pub fn problem_page(frame: Frame, problem: Problem) -> Response {
     let mut response = render(status, &page);
     if let Some(cause) = api
         .extensions()
-        .get::<crate::http::problem::InternalCause>()
+        .get::<crate::wire::problem::InternalCause>()
     {
         response.extensions_mut().insert(cause.clone());
     }

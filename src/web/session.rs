@@ -18,11 +18,11 @@ use super::form::{self, cookie};
 use super::i18n::Lang;
 use super::{problem_page, render, Frame};
 use crate::domain::party::{Party, PartyKind};
-use crate::http::client_ip::RateLimitedClient;
-use crate::http::problem::Problem;
 use crate::service::auth::check_api_key;
 use crate::service::sessions::{self, LIFETIME};
 use crate::service::AppState;
+use crate::wire::client_ip::RateLimitedClient;
+use crate::wire::problem::Problem;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, OptionalFromRequestParts, State};
@@ -80,7 +80,7 @@ impl PageSession {
 
 fn csrf_refused() -> Problem {
     Problem::field(
-        crate::http::problem::ProblemKind::CsrfRejected,
+        crate::wire::problem::ProblemKind::CsrfRejected,
         "csrf",
         "the form is stale or did not come from this site; reload the page and try again",
     )

@@ -7,14 +7,14 @@ use super::i18n::Lang;
 use super::session::{AgencySession, PageSession};
 use super::{ok, problem_page, render, Frame};
 use crate::domain::party::Party;
-use crate::http::extract::RequestId;
-use crate::http::problem::{Problem, ProblemKind};
 use crate::service::ingest::batch::{self, Format};
 use crate::service::ingest::report::{BatchReport, Counts, RecordReport};
 use crate::service::ingest::ssr::{self, SsrImport};
 use crate::service::ingest::turns::Turn;
 use crate::service::input::parse_json;
 use crate::service::AppState;
+use crate::wire::extract::RequestId;
+use crate::wire::problem::{Problem, ProblemKind};
 use askama::Template;
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
@@ -241,7 +241,7 @@ async fn store_upload(
 }
 
 fn upload_error(mut page: UploadPage, problem: Problem) -> Response {
-    let status = crate::http::problem::status_of(problem.kind());
+    let status = crate::wire::problem::status_of(problem.kind());
     if status.is_server_error() {
         return problem_page(page.frame, problem);
     }

@@ -11,11 +11,11 @@
 
 use super::i18n::Lang;
 use super::{ok, problem_page, Frame};
-use crate::http::client_ip::RateLimitedClient;
-use crate::http::extract::RequestId;
-use crate::http::problem::Problem;
 use crate::service::contact_verifications::{self, Answerer};
 use crate::service::AppState;
+use crate::wire::client_ip::RateLimitedClient;
+use crate::wire::extract::RequestId;
+use crate::wire::problem::Problem;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
@@ -71,7 +71,7 @@ pub async fn page(
         Err(_) => problem_page(
             frame(lang),
             Problem::field(
-                crate::http::problem::ProblemKind::InvalidField,
+                crate::wire::problem::ProblemKind::InvalidField,
                 "code",
                 "the link is incomplete: open the whole link from the email",
             ),

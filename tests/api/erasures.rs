@@ -4,7 +4,7 @@
 //! unacknowledged request past its deadline is listed to officers and the agency.
 
 use crate::fakes::FakeHttp;
-use crate::helpers::{assert_problem, Engine, TestApp};
+use crate::helpers::{assert_problem, Engine, HeldLog, TestApp};
 use crate::relay::with_relay;
 use crate::telling::webhook_of;
 use passerelle::policy::engine::Policies;
@@ -283,5 +283,49 @@ async fn a_new_version_with_another_contact_asks_the_airline_to_erase_the_old_on
         requests_of(app, &app.airline.api_key).await.len(),
         1,
         "the sweeper's catch-up asks nothing twice"
+    );
+}
+
+/// The log's `erasure_request` entries about `token_id`.
+async fn erasure_entries(app: &TestApp, token_id: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_entries WHERE action = 'erasure_request' AND token_id = $1",
+    )
+    .bind(token_id)
+    .fetch_one(app.store.reader())
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn two_brokers_catching_up_at_once_ask_once_and_log_it_once() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    let (_, second) = app.another_broker().await;
+    let token_id = revealed(&app).await;
+    let mut moved = app.statement();
+    moved["traveller"]["mobile"] = json!("+33698765432");
+    assert_eq!(app.upload(&moved).await.status(), 201);
+    // As a broker stopped between the upload and its asking leaves it: not asked yet.
+    sqlx::query("DELETE FROM erasure_requests")
+        .execute(app.store.reader())
+        .await
+        .unwrap();
+    let logged = erasure_entries(&app, &token_id).await;
+
+    // Both brokers' catch-ups look while another write holds the log.
+    let held = HeldLog::take(&app).await;
+    let (a, b, ()) = tokio::join!(
+        passerelle::service::erasures::ask_for_changed_contacts(&app.state, "catch-up-a", None),
+        passerelle::service::erasures::ask_for_changed_contacts(&second, "catch-up-b", None),
+        held.release_once_waited_on(&app, 2)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "one of the two asks");
+    assert_eq!(requests_of(&app, &app.airline.api_key).await.len(), 1);
+    assert_eq!(
+        erasure_entries(&app, &token_id).await,
+        logged + 1,
+        "the log records the one request, not one per broker"
     );
 }

@@ -566,25 +566,8 @@ pub fn postgres_url() -> String {
 /// Drops test schemas left by test processes that are gone, once per process.
 async fn drop_stale_schemas(admin: &Store) {
     static ONCE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    ONCE.get_or_init(|| async {
-        let rows: Vec<(String,)> =
-            sqlx::query_as("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'passerelle_t_%'")
-                .fetch_all(admin.reader())
-                .await
-                .unwrap_or_default();
-        for (schema,) in rows {
-            let pid = schema.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
-            let alive =
-                pid.is_some_and(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
-            if !alive {
-                sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .execute(admin.reader())
-                    .await
-                    .ok();
-            }
-        }
-    })
-    .await;
+    ONCE.get_or_init(|| crate::broker::drop_dead_schemas(admin, "passerelle_t"))
+        .await;
 }
 
 /// A database for broker processes (the real binary): a SQLite file, or a fresh
@@ -661,4 +644,60 @@ macro_rules! on_both_engines {
             })*
         }
     };
+}
+
+/// The audit log's head held by a PostgreSQL transaction of the test's own, as another
+/// broker's long audited write would hold it: every audited write, at any broker, waits
+/// behind it. It lets a test bring concurrent requests to the same point before any of
+/// them can commit.
+pub struct HeldLog {
+    conn: sqlx::AnyConnection,
+    pid: i32,
+}
+
+impl HeldLog {
+    /// Takes the head on `app`'s database (PostgreSQL only).
+    pub async fn take(app: &TestApp) -> HeldLog {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::AnyConnection::connect(&app.database_url)
+            .await
+            .expect("a connection of the test's own");
+        conn.execute("BEGIN").await.unwrap();
+        conn.execute("UPDATE audit_head SET size = size WHERE id = 1")
+            .await
+            .unwrap();
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        HeldLog { conn, pid }
+    }
+
+    /// Waits until `count` transactions wait behind the head (directly, or behind one
+    /// that does), then lets them go.
+    pub async fn release_once_waited_on(mut self, app: &TestApp, count: i64) {
+        use sqlx::Executor;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM pg_stat_activity a \
+                 WHERE $1 = ANY(pg_blocking_pids(a.pid)) \
+                 OR EXISTS (SELECT 1 FROM unnest(pg_blocking_pids(a.pid)) AS b(pid) \
+                            WHERE $1 = ANY(pg_blocking_pids(b.pid)))",
+            )
+            .bind(self.pid)
+            .fetch_one(app.store.reader())
+            .await
+            .unwrap();
+            if waiting >= count {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{waiting} of {count} writes reached the log's head"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.conn.execute("ROLLBACK").await.unwrap();
+    }
 }

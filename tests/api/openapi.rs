@@ -1,8 +1,8 @@
 //! `openapi.yaml` is the contract: it must list exactly the routes the router serves,
 //! and every problem type the broker can return.
 
-use passerelle::http::problem::ProblemKind;
 use passerelle::router::routes;
+use passerelle::wire::problem::ProblemKind;
 use std::collections::BTreeSet;
 
 fn document() -> serde_yaml_ng::Value {

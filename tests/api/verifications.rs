@@ -3,7 +3,7 @@
 //! audited, counted as reached, and told to the agency's webhook.
 
 use crate::fakes::FakeHttp;
-use crate::helpers::{assert_problem, Engine, TestApp, EMAIL, MOBILE};
+use crate::helpers::{assert_problem, Engine, HeldLog, TestApp, EMAIL, MOBILE};
 use crate::relay::{with_relay, Relay, RECEIPT_SECRET};
 use passerelle::clock::Clock;
 use passerelle::policy::engine::Policies;
@@ -455,6 +455,44 @@ async fn a_traveller_is_not_flooded_with_codes(engine: Engine) {
     r.asked(consent, "email").await;
     app.clock.advance(time::Duration::hours(21));
     r.asked(consent, "sms").await;
+}
+
+#[tokio::test]
+async fn two_brokers_asked_at_once_send_the_days_last_code_once() {
+    let Some(r) = with_relay(Engine::Postgres, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    let app = &r.app;
+    let (second, _) = app.another_broker().await;
+    let uploaded = app.upload_default().await;
+    let consent = uploaded["consent_id"].as_str().unwrap();
+    r.asked(consent, "sms").await;
+    r.asked(consent, "sms").await;
+
+    // The third and last of the day is asked at both brokers while another write holds
+    // the log, so that both have looked before either can commit.
+    let held = HeldLog::take(app).await;
+    let ask_at = |url: &str| {
+        app.client
+            .post(format!("{url}/v1/consents/{consent}/verifications"))
+            .bearer_auth(&app.agency.party.api_key)
+            .json(&json!({"channel": "sms"}))
+            .send()
+    };
+    let (a, b, ()) = tokio::join!(
+        ask_at(&app.url),
+        ask_at(&second),
+        held.release_once_waited_on(app, 2)
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (sent, refused) = if a.status() == 202 { (a, b) } else { (b, a) };
+    assert_eq!(sent.status(), 202, "one of the two is sent");
+    assert_problem(refused, 429, "verification-limit-reached").await;
+    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contact_verifications")
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(queued, 3, "three codes in the day, not four");
 }
 
 async fn a_code_the_gateway_cannot_deliver_marks_the_number_to_fix(engine: Engine) {

@@ -405,6 +405,21 @@ pub async fn consistency_proof(
     over_tree(db, |get| merkle::consistency_proof(from, to, get)).await
 }
 
+/// Takes the log head's row lock now rather than at this transaction's append, for a
+/// write that checks before it acts ("asked fewer than N times today", "not asked to
+/// erase yet"). Every audited write holds that lock until it commits, so once this
+/// returns, the check's next statement reads what every other broker's audited writes
+/// committed, and none can commit between the check and this transaction's own entry.
+/// On PostgreSQL under read committed, each statement reads anew after the wait; on
+/// SQLite the one writer already orders writes and the update changes nothing.
+#[instrument(skip_all)]
+pub async fn hold_head(conn: &mut Conn) -> Result<(), StoreError> {
+    sqlx::query("UPDATE audit_head SET size = size WHERE id = 1")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Number of entries in the log.
 #[instrument(skip_all)]
 pub async fn size(conn: &mut Conn) -> Result<i64, StoreError> {

@@ -1,7 +1,6 @@
 //! `GET /console/reports`: the reports of a period as tables and charts, and each
 //! table as CSV.
 
-use crate::http::problem::{Problem, ProblemKind};
 use crate::service::export::spreadsheet_safe;
 use crate::service::reports::{self, CoverageRow, Period, PeriodQuery, Report};
 use crate::service::AppState;
@@ -10,6 +9,7 @@ use crate::web::form;
 use crate::web::i18n::Lang;
 use crate::web::session::OfficerSession;
 use crate::web::{ok, problem_page, Frame};
+use crate::wire::problem::{Problem, ProblemKind};
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode, Uri};
