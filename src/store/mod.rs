@@ -78,6 +78,16 @@ pub enum StoreError {
     UnsupportedUrl,
 }
 
+/// PostgreSQL's connection options, printed without what they hold (a password).
+#[derive(Clone)]
+pub struct PostgresOptions(pub sqlx::postgres::PgConnectOptions);
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PostgresOptions { .. }")
+    }
+}
+
 /// The database engine in use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -94,6 +104,9 @@ pub struct Store {
     /// The SQLite database file, for what reads it directly; `None` on PostgreSQL
     /// and for an in-memory database.
     sqlite_file: Option<std::path::PathBuf>,
+    /// How to open PostgreSQL's own connections, for what reads it without `Any`
+    /// (see `audit::LogScan`); `None` on SQLite.
+    postgres: Option<PostgresOptions>,
     reader: AnyPool,
     writer: AnyPool,
     group: group::GroupCommit,
@@ -144,6 +157,7 @@ impl Store {
                         .clone()
                         .map(|path| std::sync::Arc::new(direct::writer::Writer::new(path))),
                     sqlite_file: file,
+                    postgres: None,
                     reader,
                     group: group::GroupCommit::new(writer.clone()),
                     writer,
@@ -172,6 +186,9 @@ impl Store {
                     direct: None,
                     direct_writer: None,
                     sqlite_file: None,
+                    postgres: Some(PostgresOptions(sqlx::postgres::PgConnectOptions::from_str(
+                        url,
+                    )?)),
                     reader,
                     group: group::GroupCommit::new(writer.clone()),
                     writer,
@@ -205,6 +222,11 @@ impl Store {
     /// The SQLite database file, when there is one.
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         self.sqlite_file.clone()
+    }
+
+    /// PostgreSQL's connection options, when that is the engine.
+    pub fn postgres_options(&self) -> Option<&PostgresOptions> {
+        self.postgres.as_ref()
     }
 
     /// Starts a write transaction, which joins the current group-commit batch.
@@ -460,5 +482,15 @@ mod tests {
         assert_eq!(values_rows(numbered, 2, 3), "($1, $2, $3), ($4, $5, $6)");
         assert_eq!(values_rows(numbered, 1, 1), "($1)");
         assert_eq!(values_rows(Placeholders::Anonymous, 2, 2), "(?, ?), (?, ?)");
+    }
+
+    #[test]
+    fn postgresql_options_are_printed_without_the_password() {
+        use std::str::FromStr;
+        let options =
+            sqlx::postgres::PgConnectOptions::from_str("postgres://broker:s3cret@db.example/p")
+                .unwrap();
+        let printed = format!("{:?}", super::PostgresOptions(options));
+        assert!(!printed.contains("s3cret"), "{printed}");
     }
 }

@@ -11,14 +11,20 @@
 //! one page is read on each core while the caller checks the one before: a verification
 //! is those hashes, and they are shared among the cores. rusqlite links the same
 //! `libsqlite3-sys` as sqlx, and the file is opened read-only, so a broker may keep
-//! writing while it is read (WAL). On PostgreSQL the pool's reads are used.
+//! writing while it is read (WAL).
+//!
+//! On PostgreSQL the pages come through connections of sqlx's own PostgreSQL driver
+//! rather than `Any`, whose rows hold every column as an owned value: a page's rows
+//! are hashed from the bytes the server sent, on a blocking thread, while the next
+//! pages are already being read on other connections.
 
 use crate::audit::merkle::{Hash, NodeId};
 use crate::audit::EntryFields;
 use crate::domain::time::format_time;
 use crate::store::{from_millis, Store, StoreError};
 use rusqlite::OpenFlags;
-use sqlx::AnyPool;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AnyPool, Row, ValueRef};
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
@@ -48,7 +54,9 @@ pub struct Page {
 enum Source {
     /// The SQLite file, through read-only connections of its own.
     File(FileScan),
-    /// The pool, on PostgreSQL (or an SQLite database with no file).
+    /// PostgreSQL, through connections of its own driver.
+    Postgres(PostgresScan),
+    /// The pool, for an SQLite database with no file.
     Pool(AnyPool),
 }
 
@@ -114,6 +122,92 @@ async fn joined(
         .map_err(|e| StoreError::File(format!("the page reader stopped: {e}")))
 }
 
+/// A page being read from PostgreSQL and hashed.
+type PostgresReading = tokio::task::JoinHandle<Result<Page, StoreError>>;
+
+/// PostgreSQL's pages, read ahead like the file's: one in flight per connection of
+/// `pool` while the caller checks the one before.
+struct PostgresScan {
+    pool: PgPool,
+    /// Pages being read at once.
+    depth: usize,
+    /// Pages being read: their first index and the read.
+    ahead: VecDeque<(i64, PostgresReading)>,
+    /// The first index of the next page to read ahead.
+    next: i64,
+}
+
+impl PostgresScan {
+    async fn page(&mut self, from: i64, limit: i64) -> Result<Page, StoreError> {
+        if self.ahead.front().map(|(first, _)| *first) != Some(from) {
+            // Not the page read ahead (the first one, or a gap): start again from here.
+            for (_, reading) in self.ahead.drain(..) {
+                reading.abort();
+            }
+            self.next = from;
+        }
+        while self.ahead.len() < self.depth {
+            let first = self.next;
+            let pool = self.pool.clone();
+            self.ahead.push_back((
+                first,
+                tokio::spawn(async move { read_postgres_page(&pool, first, limit).await }),
+            ));
+            self.next += limit;
+        }
+        let (_, reading) = self.ahead.pop_front().ok_or_else(lost)?;
+        reading
+            .await
+            .map_err(|e| StoreError::File(format!("the page reader stopped: {e}")))?
+    }
+}
+
+/// Reads a page's entries and subtrees, then hashes the entries on a blocking thread.
+async fn read_postgres_page(pool: &PgPool, from: i64, limit: i64) -> Result<Page, StoreError> {
+    let mut conn = pool.acquire().await?;
+    let rows = sqlx::query(&format!(
+        "SELECT {} FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        super::search::ENTRY_COLUMNS
+    ))
+    .bind(from)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    let to = match rows.last() {
+        Some(last) => last.try_get::<i64, _>(0)? + 1,
+        None => from,
+    };
+    let stored = sqlx::query(
+        "SELECT level, idx, hash FROM audit_nodes WHERE last_leaf >= $1 AND last_leaf < $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(&mut *conn)
+    .await?;
+    drop(conn);
+    let mut nodes = HashMap::with_capacity(stored.len());
+    for row in &stored {
+        let level: i32 = row.try_get(0)?;
+        let index: i64 = row.try_get(1)?;
+        let hash: &[u8] = row.try_get(2)?;
+        let id = NodeId {
+            level: level as u32,
+            index: index as u64,
+        };
+        nodes.insert(id, as_hash(hash));
+    }
+    let leaves = tokio::task::spawn_blocking(move || {
+        let mut canonical = Vec::with_capacity(1024);
+        let mut shown = Shown::default();
+        rows.iter()
+            .map(|row| leaf_of(row, &mut canonical, &mut shown))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| StoreError::File(format!("the page hasher stopped: {e}")))??;
+    Ok(Page { leaves, nodes })
+}
+
 fn lost() -> StoreError {
     StoreError::File("the file's connections were lost with failed reads".into())
 }
@@ -136,7 +230,21 @@ impl LogScan {
                     next: 0,
                 })
             }
-            None => Source::Pool(store.reader().clone()),
+            None => match store.postgres_options() {
+                Some(options) => {
+                    let depth = std::thread::available_parallelism().map_or(1, |n| n.get());
+                    let depth = depth.clamp(2, 4);
+                    Source::Postgres(PostgresScan {
+                        pool: PgPoolOptions::new()
+                            .max_connections(depth as u32)
+                            .connect_lazy_with(options.0.clone()),
+                        depth,
+                        ahead: VecDeque::new(),
+                        next: 0,
+                    })
+                }
+                None => Source::Pool(store.reader().clone()),
+            },
         }))
     }
 
@@ -167,6 +275,7 @@ impl LogScan {
                 Ok(Page { leaves, nodes })
             }
             Source::File(file) => file.page(from, limit).await,
+            Source::Postgres(postgres) => postgres.page(from, limit).await,
         }
     }
 }
@@ -252,23 +361,66 @@ impl Shown {
     }
 }
 
+/// A row of `search::ENTRY_COLUMNS`, read as bytes where it is text, whichever driver
+/// read it.
+trait EntryRow {
+    fn int(&self, column: usize) -> Result<i64, StoreError>;
+    fn text(&self, column: usize) -> Result<Option<&[u8]>, StoreError>;
+    fn blob(&self, column: usize) -> Result<Option<&[u8]>, StoreError>;
+}
+
+impl EntryRow for rusqlite::Row<'_> {
+    fn int(&self, column: usize) -> Result<i64, StoreError> {
+        Ok(self.get(column)?)
+    }
+    fn text(&self, column: usize) -> Result<Option<&[u8]>, StoreError> {
+        Ok(self
+            .get_ref(column)?
+            .as_bytes_or_null()
+            .map_err(rusqlite::Error::from)?)
+    }
+    fn blob(&self, column: usize) -> Result<Option<&[u8]>, StoreError> {
+        Ok(self
+            .get_ref(column)?
+            .as_blob_or_null()
+            .map_err(rusqlite::Error::from)?)
+    }
+}
+
+/// Text and `bytea` columns are taken as the bytes the server sent (sqlx asks for
+/// binary results, in which both are their own bytes), without a type check or UTF-8
+/// validation per column: they are only hashed, and a byte changed anywhere changes
+/// the hash.
+impl EntryRow for PgRow {
+    fn int(&self, column: usize) -> Result<i64, StoreError> {
+        Ok(self.try_get(column)?)
+    }
+    fn text(&self, column: usize) -> Result<Option<&[u8]>, StoreError> {
+        let value = self.try_get_raw(column)?;
+        Ok(if value.is_null() {
+            None
+        } else {
+            Some(value.as_bytes().map_err(sqlx::Error::Decode)?)
+        })
+    }
+    fn blob(&self, column: usize) -> Result<Option<&[u8]>, StoreError> {
+        self.text(column)
+    }
+}
+
 /// An entry's leaf, hashed from the row's own bytes (the columns in
 /// `search::ENTRY_COLUMNS` order); `canonical` is a buffer reused from row to row.
 fn leaf_of(
-    r: &rusqlite::Row<'_>,
+    r: &impl EntryRow,
     canonical: &mut Vec<u8>,
     shown: &mut Shown,
 ) -> Result<Leaf, StoreError> {
-    let text = |i: usize| -> Result<Option<&[u8]>, StoreError> {
-        Ok(r.get_ref(i)?
-            .as_bytes_or_null()
-            .map_err(rusqlite::Error::from)?)
-    };
+    let text = |i: usize| r.text(i);
     let required = |i: usize| -> Result<&[u8], StoreError> {
         text(i)?.ok_or_else(|| StoreError::Corrupt(format!("audit column {i} is empty")))
     };
-    let index: i64 = r.get(0)?;
-    let at = shown.of(r.get(1)?)?;
+    let index = r.int(0)?;
+    let at = shown.of(r.int(1)?)?;
     let fields = EntryFields {
         index,
         at: at.as_bytes(),
@@ -297,10 +449,7 @@ fn leaf_of(
     canonical.push(0x00);
     fields.write_canonical(canonical);
     let hash = crate::crypto::sha256(canonical);
-    let stored = r
-        .get_ref(22)?
-        .as_blob_or_null()
-        .map_err(rusqlite::Error::from)?;
+    let stored = r.blob(22)?;
     Ok(Leaf {
         index: index as u64,
         hash,
