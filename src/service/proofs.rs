@@ -211,16 +211,16 @@ enum Proved {
     NotCovered,
 }
 
-/// The reads of an inclusion proof: the entry, the checkpoint, the tree's hashes. On
-/// SQLite they run on the file directly (see `store::direct`): an officer checking a
-/// disruption's uses asks for hundreds.
+/// The reads of an inclusion proof: the entry (once), the checkpoint, the tree's
+/// hashes. On SQLite they run on the file directly (see `store::direct`): an officer
+/// checking a disruption's uses asks for hundreds.
 async fn prove(
     db: &mut impl Db,
     party: &Party,
     index: u64,
     tree_size: Option<u64>,
 ) -> Result<Proved, StoreError> {
-    let Some((entry, _)) = audit::entry_at(db, index).await? else {
+    let Some((entry, leaf)) = audit::entry_at(db, index).await? else {
         return Ok(Proved::NotFound);
     };
     // Another party's entry is answered as absent: its existence is not disclosed.
@@ -244,12 +244,8 @@ async fn prove(
     if index >= checkpoint.tree_size {
         return Ok(Proved::NotCovered);
     }
-    Ok(
-        match audit::inclusion_proof(db, index, &checkpoint).await? {
-            Some(proof) => Proved::Proof(Box::new(proof)),
-            None => Proved::NotFound,
-        },
-    )
+    let proof = audit::proof_of_entry(db, entry, &leaf, &checkpoint).await?;
+    Ok(Proved::Proof(Box::new(proof)))
 }
 
 /// Query of a consistency proof.
