@@ -215,6 +215,7 @@ pub async fn verify_with_progress(
             }
         }
     }
+    scan.close().await;
     report.entries = frontier.size();
     report.root = frontier.root();
     progress(report.entries, head);

@@ -248,6 +248,17 @@ impl LogScan {
         }))
     }
 
+    /// Stops the pages read ahead and closes the connections opened for the scan, so
+    /// that PostgreSQL sees them end rather than reset.
+    pub async fn close(self) {
+        if let Source::Postgres(mut postgres) = self.0 {
+            for (_, reading) in postgres.ahead.drain(..) {
+                reading.abort();
+            }
+            postgres.pool.close().await;
+        }
+    }
+
     /// Up to `limit` entries from index `from` on, and the subtrees they complete.
     pub async fn page(&mut self, from: u64, limit: i64) -> Result<Page, StoreError> {
         let from = from as i64;
