@@ -75,6 +75,10 @@ struct Args {
     /// Run on a fresh schema of this PostgreSQL instead of a SQLite file.
     #[arg(long)]
     postgres_url: Option<String>,
+    /// Leave the PostgreSQL schema in place when the run ends, to look at its tables
+    /// and plans (its URL is printed; the next run drops it); dropped otherwise.
+    #[arg(long)]
+    keep_schema: bool,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -975,7 +979,11 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     }
     drop(broker);
     if let Some(base) = postgres_url {
-        drop_postgres_schema(base, &database_url).await;
+        if args.keep_schema {
+            println!("kept the schema of {database_url}");
+        } else {
+            drop_postgres_schema(base, &database_url).await;
+        }
     }
     Figures {
         releases: once.rate(),

@@ -226,23 +226,6 @@ pub async fn revoke_tokens(
     Ok(done.rows_affected())
 }
 
-/// How many disruptions the airline declared since `since`: what its daily budget
-/// counts.
-#[instrument(skip_all)]
-pub async fn declared_since(
-    conn: &mut Conn,
-    airline_id: &str,
-    since: OffsetDateTime,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT CAST(COUNT(*) AS BIGINT) FROM disruptions WHERE airline_id = $1 AND declared_at >= $2",
-    )
-    .bind(airline_id)
-    .bind(to_millis(since))
-    .fetch_one(conn)
-    .await?)
-}
-
 /// The clause that scopes a read to `seen`, with its parameter at `slot`.
 fn scope<'a>(seen: Seen<'a>, slot: &str) -> (String, Option<&'a str>) {
     match seen {
