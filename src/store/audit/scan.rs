@@ -165,12 +165,16 @@ impl PostgresScan {
 /// Reads a page's entries and subtrees, then hashes the entries on a blocking thread.
 async fn read_postgres_page(pool: &PgPool, from: i64, limit: i64) -> Result<Page, StoreError> {
     let mut conn = pool.acquire().await?;
+    // A range of indexes, not `idx >= $1 … LIMIT $2`: without statistics (a table
+    // never analysed) PostgreSQL planned that one as a scan of the whole table and a
+    // sort, at every page. The log is dense, so the range holds the page; a gap is
+    // what the caller reports.
     let rows = sqlx::query(&format!(
-        "SELECT {} FROM audit_entries WHERE idx >= $1 ORDER BY idx LIMIT $2",
+        "SELECT {} FROM audit_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx",
         super::search::ENTRY_COLUMNS
     ))
     .bind(from)
-    .bind(limit)
+    .bind(from.saturating_add(limit))
     .fetch_all(&mut *conn)
     .await?;
     let to = match rows.last() {
