@@ -10,6 +10,9 @@
 //! --concurrency 64`; PostgreSQL at `--postgres-url`, default the local test database;
 //! skipped when unreachable.)
 
+#[path = "support/broker.rs"]
+mod support;
+
 use clap::Parser;
 use passerelle::audit::merkle;
 use passerelle::audit::{Action, AuditEntry, NewEntry, Outcome};
@@ -170,21 +173,15 @@ async fn sqlite(dir: &std::path::Path, name: &str) -> Store {
     store
 }
 
-async fn postgres(url: &str) -> Option<(Store, Store, String)> {
-    let admin = Store::connect(url).await.ok()?;
-    let schema = format!("passerelle_bench_{}", std::process::id());
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(admin.reader())
+/// A store on a fresh schema of the PostgreSQL at `url`, and that schema's URL (to
+/// drop it after); `None` when PostgreSQL is unreachable.
+async fn postgres(url: &str) -> Option<(Store, String)> {
+    let on_schema = support::fresh_postgres_schema(url, "passerelle_bench")
         .await
         .ok()?;
-    let separator = if url.contains('?') { '&' } else { '?' };
-    let store = Store::connect(&format!(
-        "{url}{separator}options=-c%20search_path%3D{schema}"
-    ))
-    .await
-    .ok()?;
+    let store = Store::connect(&on_schema).await.ok()?;
     store.migrate().await.ok()?;
-    Some((admin, store, schema))
+    Some((store, on_schema))
 }
 
 #[tokio::main]
@@ -210,7 +207,7 @@ async fn main() {
 
     let postgres = postgres(&args.postgres_url).await;
     match &postgres {
-        Some((_, store, _)) => {
+        Some((store, _)) => {
             let rate = appends_per_second(store, args.appends, args.concurrency).await;
             println!(
                 "  PostgreSQL:                {rate:>9.0} audited appends/s ({} appends, {} concurrent writers)",
@@ -237,7 +234,7 @@ async fn main() {
         "    target at least 1,000,000 /s: {}",
         if rate >= 1_000_000.0 { "met" } else { "MISSED" }
     );
-    if let Some((admin, on_postgres, schema)) = postgres {
+    if let Some((on_postgres, on_schema)) = postgres {
         // The log of the appends above, grown to its size: read as `audit verify` reads
         // PostgreSQL, beside SQLite's rate.
         let have = stored::size(&mut on_postgres.reader().acquire().await.unwrap())
@@ -265,10 +262,7 @@ async fn main() {
             .expect("checkpoint");
         proof_times(&on_postgres, &on_its_log, "PostgreSQL").await;
         on_postgres.close().await;
-        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-            .execute(admin.reader())
-            .await
-            .ok();
+        support::drop_postgres_schema(&args.postgres_url, &on_schema).await;
     }
 
     // Inclusion proofs as the broker reads them (on the SQLite file directly).
