@@ -452,6 +452,25 @@ pub(crate) fn text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
         .join(", ")
 }
 
+/// Like [`text_list`], with the last value repeated up to the next power of two (at
+/// least 4), for an `IN (…)` list on a hot path, where a repeated value matches
+/// nothing more. A list of any length then takes one of a few statement shapes: each
+/// pooled connection prepares each shape once, and PostgreSQL settles on a generic
+/// plan for it after a few runs instead of planning every list afresh (1.3 ms for a
+/// release batch's guarded update of 27 tokens, half its execution). `values` must
+/// not be empty.
+pub(crate) fn padded_text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
+    let shape = values.len().next_power_of_two().max(4);
+    let last = values[values.len() - 1];
+    let padding = vec![last; shape - values.len()];
+    let mut list = text_list(params, values);
+    if !padding.is_empty() {
+        list.push_str(", ");
+        list.push_str(&text_list(params, &padding));
+    }
+    list
+}
+
 /// The statement with its parameters bound in order.
 pub(crate) fn bind_all(
     sql: &str,
@@ -474,7 +493,37 @@ pub(crate) fn bind_all(
 
 #[cfg(test)]
 mod tests {
-    use super::{values_rows, Placeholders};
+    use super::{padded_text_list, values_rows, Param, Placeholders};
+
+    #[test]
+    fn a_hot_list_is_padded_with_its_last_value_to_a_power_of_two() {
+        let texts = |params: &[Param]| -> Vec<String> {
+            params
+                .iter()
+                .map(|p| match p {
+                    Param::Text(t) => t.clone(),
+                    _ => panic!("a list binds text"),
+                })
+                .collect()
+        };
+        let mut params = vec![Param::Int(7)];
+        assert_eq!(
+            padded_text_list(&mut params, &["a", "b", "c", "d", "e"]),
+            "$2, $3, $4, $5, $6, $7, $8, $9"
+        );
+        assert_eq!(
+            texts(&params[1..]),
+            ["a", "b", "c", "d", "e", "e", "e", "e"]
+        );
+        let mut params = Vec::new();
+        assert_eq!(padded_text_list(&mut params, &["a"]), "$1, $2, $3, $4");
+        let mut params = Vec::new();
+        assert_eq!(
+            padded_text_list(&mut params, &["a", "b", "c", "d"]),
+            "$1, $2, $3, $4"
+        );
+        assert_eq!(texts(&params), ["a", "b", "c", "d"]);
+    }
 
     #[test]
     fn a_multi_row_values_list_numbers_placeholders_row_after_row() {

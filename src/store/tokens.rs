@@ -169,6 +169,9 @@ pub async fn take_use(conn: &mut Conn, id: &str, now: OffsetDateTime) -> Result<
 /// `EXISTS`, PostgreSQL planned it on tables not yet analysed (right after a bulk
 /// load, before autovacuum's first look) as a scan of every current record for each
 /// token, which held a disruption to 150 uses a second.
+///
+/// The list is padded (see [`super::padded_text_list`]): a batch's size varies with
+/// the load, and each new size was a statement planned afresh.
 #[instrument(skip_all)]
 pub async fn take_uses_if_unchanged(
     db: &mut impl Db,
@@ -178,7 +181,7 @@ pub async fn take_uses_if_unchanged(
     let mut taken = HashSet::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let mut params = vec![Param::Int(to_millis(now))];
-        let list = super::text_list(&mut params, chunk);
+        let list = super::padded_text_list(&mut params, chunk);
         let sql = format!(
             "UPDATE release_tokens SET uses_left = uses_left - 1, used_at = $1 \
              WHERE id IN ({}) AND uses_left > 0 AND revoked_at IS NULL AND expires_at > $1 \

@@ -110,6 +110,14 @@ async fn ndjson_larger_than_a_chunk_is_stored_whole(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(rows, count as i64);
+    // Each record went in with its own document, many to a statement.
+    let (matched,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM consents c JOIN consent_documents d ON d.consent_id = c.id",
+    )
+    .fetch_one(app.store.reader())
+    .await
+    .unwrap();
+    assert_eq!(matched, count as i64);
     let indexes: Vec<u64> = report["results"]
         .as_array()
         .unwrap()

@@ -121,10 +121,25 @@ async fn process(
     }
     let (positions, mut records): (Vec<usize>, Vec<Prepared>) = prepared.into_iter().unzip();
     sign_receipts(state, uploader, &mut records);
+    // The records that supersede nothing are each their traveller's first, so they go
+    // in together, before any record that supersedes: those follow one at a time, in
+    // order, each marking what its traveller's current records were.
+    let mut first_records = Vec::new();
+    let mut superseding = Vec::new();
     for (position, record) in positions.into_iter().zip(records) {
-        let (stored, entry) = insert(db, uploader, record).await?;
+        let (rows, stored, entry) = staged(uploader, record)?;
+        if stored.supersedes.is_empty() {
+            first_records.push(rows);
+        } else {
+            superseding.push((rows, stored.consent_id.clone(), stored.traveller_id.clone()));
+        }
         results[position].outcome = RecordOutcome::Stored(Box::new(stored));
         uploads.push((position, entry));
+    }
+    consents::insert_all(db, first_records).await?;
+    for (rows, consent_id, traveller_id) in superseding {
+        consents::insert_all(db, vec![rows]).await?;
+        consents::supersede_current(db, &consent_id, &traveller_id).await?;
     }
     let (positions, mut entries): (Vec<usize>, Vec<NewEntry>) = uploads.into_iter().unzip();
     entries.extend(refusals);
@@ -325,13 +340,12 @@ fn sign_receipts(state: &AppState, uploader: &Uploader, records: &mut [Prepared]
 /// Receipts signed on one thread at least: fewer are signed where they are asked.
 const SIGNED_PER_THREAD: usize = 16;
 
-/// Stores a prepared record with its receipt; returns it with its audit entry, for
-/// the caller to append (its `audit_index` is set then).
-async fn insert(
-    db: &mut impl Db,
+/// A prepared record's rows to insert, with what the upload answers for it and its
+/// audit entry, for the caller to store and append (its `audit_index` is set then).
+fn staged(
     uploader: &Uploader,
     record: Prepared,
-) -> Result<(StoredRecord, NewEntry), StoreError> {
+) -> Result<(consents::ConsentRows, StoredRecord, NewEntry), StoreError> {
     let Prepared {
         parsed,
         hash,
@@ -354,53 +368,49 @@ async fn insert(
     let receipt_text = serde_json::to_string(&receipt).expect("a receipt serializes");
     let statement = &parsed.statement;
     let terms = &statement.consent;
-    consents::insert(
-        db,
-        consents::NewConsent {
-            id: &consent_id,
-            traveller_id: &traveller_id,
-            agency_id: &uploader.agency.id,
-            agency_record_id: statement.record_id.as_str(),
-            version,
-            statement_sha256: &hash,
-            schema_version: statement.schema_version.as_str(),
-            decision: statement.decision,
-            purposes: &terms.purposes,
-            carriers: &carriers,
-            recipients: match terms.recipients {
-                Recipients::Itinerary => "itinerary",
-                Recipients::Carriers(_) => "named",
-            },
-            data_categories: &terms.data_categories,
-            jurisdiction: statement.jurisdiction.as_str(),
-            collected_at: terms.collected_at,
-            valid_until: terms.valid_until,
-            notice: [
-                terms.notice.version.as_str(),
-                terms.notice.language.as_str(),
-                terms.notice.sha256.as_str(),
-            ],
-            collection_method: terms.collection_method.as_str(),
-            key_id: &parsed.kid,
-            signature: &parsed.signature,
-            wrapped_key,
-            sealed_statement,
-            sealed_mobile,
-            sealed_email,
-            digests,
-            withdrawal_code: code.as_ref().map(|c| (c.id.as_str(), c.hash)),
-            receipt: &receipt_text,
-            purge_after,
-            now: uploader.now,
+    let rows = consents::ConsentRows::from(consents::NewConsent {
+        id: &consent_id,
+        traveller_id: &traveller_id,
+        agency_id: &uploader.agency.id,
+        agency_record_id: statement.record_id.as_str(),
+        version,
+        statement_sha256: &hash,
+        schema_version: statement.schema_version.as_str(),
+        decision: statement.decision,
+        purposes: &terms.purposes,
+        carriers: &carriers,
+        recipients: match terms.recipients {
+            Recipients::Itinerary => "itinerary",
+            Recipients::Carriers(_) => "named",
         },
-        &supersedes,
-    )
-    .await?;
+        data_categories: &terms.data_categories,
+        jurisdiction: statement.jurisdiction.as_str(),
+        collected_at: terms.collected_at,
+        valid_until: terms.valid_until,
+        notice: [
+            terms.notice.version.as_str(),
+            terms.notice.language.as_str(),
+            terms.notice.sha256.as_str(),
+        ],
+        collection_method: terms.collection_method.as_str(),
+        key_id: &parsed.kid,
+        signature: &parsed.signature,
+        wrapped_key,
+        sealed_statement,
+        sealed_mobile,
+        sealed_email,
+        digests,
+        withdrawal_code: code.as_ref().map(|c| (c.id.as_str(), c.hash)),
+        receipt: &receipt_text,
+        purge_after,
+        now: uploader.now,
+    });
     let entry = upload_entry(uploader)
         .booking(booking_id.clone())
         .traveller(traveller_id.clone())
         .consent(consent_id.clone());
     Ok((
+        rows,
         StoredRecord {
             consent_id,
             version,
