@@ -105,10 +105,12 @@ fn crypto_floor(jwk: &Jwk, lines: &[(Vec<u8>, String)]) -> (f64, f64) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile_dir()?;
-    let url = args
-        .database_url
-        .clone()
-        .unwrap_or_else(|| format!("sqlite://{}/bench.db?mode=rwc", dir.display()));
+    // PostgreSQL: a schema of the run's own, dropped at the end, so that runs neither
+    // meet each other's agency nor leave their records behind.
+    let url = match &args.database_url {
+        Some(base) => support::fresh_postgres_schema(base, "passerelle_ingest").await?,
+        None => format!("sqlite://{}/bench.db?mode=rwc", dir.display()),
+    };
     let store = Store::connect(&url).await?;
     store.migrate().await?;
     let now = time::OffsetDateTime::now_utc();
@@ -188,6 +190,9 @@ async fn main() -> anyhow::Result<()> {
         rate / all_cores
     );
     store.close().await;
+    if let Some(base) = &args.database_url {
+        support::drop_postgres_schema(base, &url).await;
+    }
     std::fs::remove_dir_all(&dir).ok();
     Ok(())
 }

@@ -121,26 +121,23 @@ async fn process(
     }
     let (positions, mut records): (Vec<usize>, Vec<Prepared>) = prepared.into_iter().unzip();
     sign_receipts(state, uploader, &mut records);
-    // The records that supersede nothing are each their traveller's first, so they go
-    // in together, before any record that supersedes: those follow one at a time, in
-    // order, each marking what its traveller's current records were.
-    let mut first_records = Vec::new();
-    let mut superseding = Vec::new();
+    // Stored in the upload's order, many to a statement: a record that supersedes goes
+    // in with those waiting before it, then marks its traveller's current records, so
+    // that it sees every record before it and none after.
+    let mut waiting = Vec::with_capacity(consents::INSERT_ROWS);
     for (position, record) in positions.into_iter().zip(records) {
         let (rows, stored, entry) = staged(uploader, record)?;
-        if stored.supersedes.is_empty() {
-            first_records.push(rows);
-        } else {
-            superseding.push((rows, stored.consent_id.clone(), stored.traveller_id.clone()));
+        waiting.push(rows);
+        if !stored.supersedes.is_empty() {
+            consents::insert_all(db, std::mem::take(&mut waiting)).await?;
+            consents::supersede_current(db, &stored.consent_id, &stored.traveller_id).await?;
+        } else if waiting.len() == consents::INSERT_ROWS {
+            consents::insert_all(db, std::mem::take(&mut waiting)).await?;
         }
         results[position].outcome = RecordOutcome::Stored(Box::new(stored));
         uploads.push((position, entry));
     }
-    consents::insert_all(db, first_records).await?;
-    for (rows, consent_id, traveller_id) in superseding {
-        consents::insert_all(db, vec![rows]).await?;
-        consents::supersede_current(db, &consent_id, &traveller_id).await?;
-    }
+    consents::insert_all(db, waiting).await?;
     let (positions, mut entries): (Vec<usize>, Vec<NewEntry>) = uploads.into_iter().unzip();
     entries.extend(refusals);
     let mut written = append_with_pushes(db, right_edge, results, entries, uploader.now).await?;
