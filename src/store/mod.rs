@@ -452,23 +452,27 @@ pub(crate) fn text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
         .join(", ")
 }
 
-/// Like [`text_list`], with the last value repeated up to the next power of two (at
-/// least 4), for an `IN (…)` list on a hot path, where a repeated value matches
-/// nothing more. A list of any length then takes one of a few statement shapes: each
-/// pooled connection prepares each shape once, and PostgreSQL settles on a generic
-/// plan for it after a few runs instead of planning every list afresh (1.3 ms for a
-/// release batch's guarded update of 27 tokens, half its execution). `values` must
-/// not be empty.
-pub(crate) fn padded_text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
+/// `values`, then its last repeated up to the next power of two (at least 4): the
+/// members of an `IN (…)` list on a hot path, where a repeated value matches nothing
+/// more. A list of any length then takes one of a few statement shapes: each pooled
+/// connection prepares each shape once, and PostgreSQL settles on a generic plan for
+/// it after a few runs instead of planning every list afresh (1.3 ms for a release
+/// batch's guarded update of 27 tokens, half its execution). `values` must not be
+/// empty.
+pub(crate) fn padded<T>(values: &[T]) -> impl Iterator<Item = &T> {
     let shape = values.len().next_power_of_two().max(4);
-    let last = values[values.len() - 1];
-    let padding = vec![last; shape - values.len()];
-    let mut list = text_list(params, values);
-    if !padding.is_empty() {
-        list.push_str(", ");
-        list.push_str(&text_list(params, &padding));
-    }
-    list
+    values.iter().chain(std::iter::repeat_n(
+        &values[values.len() - 1],
+        shape - values.len(),
+    ))
+}
+
+/// [`text_list`] over [`padded`] `values`.
+pub(crate) fn padded_text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
+    padded(values)
+        .map(|value| arg(params, Param::Text((*value).to_string())))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The statement with its parameters bound in order.
