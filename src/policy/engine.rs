@@ -10,13 +10,14 @@
 use super::facts::{
     AirlineFacts, DisruptionFacts, ReleaseContext, TravellerAction, TravellerFacts, Verdict,
 };
+use super::split::{self, Outcome};
 use super::tunables::{line_of, Tunables};
 use super::Refusal;
 use crate::crypto::sha256;
 use crate::domain::ids::hex;
 use cedar_policy::{
-    Authorizer, Context, Decision, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid,
-    PolicyId, PolicySet, Request, RestrictedExpression, Schema, ValidationMode, Validator,
+    Context, Effect, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet,
+    Request, RestrictedExpression, Schema, ValidationMode, Validator,
 };
 use miette::Diagnostic;
 use serde::Serialize;
@@ -85,6 +86,11 @@ pub struct Policies {
     /// `action in …` condition is evaluated against.
     actions: Entities,
     set: PolicySet,
+    /// The set's policies whose answer cannot depend on the traveller asked about,
+    /// decided once per [`TravellerQuestion`] (see [`split`]).
+    about_question: PolicySet,
+    /// The others, decided for each traveller of a [`TravellerQuestion`].
+    about_traveller: PolicySet,
     /// Forbid policies in file order, with their refusal.
     forbids: Vec<(PolicyId, Refusal)>,
     summaries: Vec<PolicySummary>,
@@ -185,6 +191,8 @@ impl Policies {
         }
         let (set, forbids, summaries) =
             name_policies(&parsed, policy_text).map_err(|(line, m)| fail(POLICY_FILE, line, m))?;
+        let (about_question, about_traveller) =
+            split::split(&set).map_err(|m| fail(POLICY_FILE, None, m))?;
         let tunables_text = text(TUNABLES_FILE);
         let tunables = Tunables::parse(tunables_text)
             .map_err(|(line, message)| fail(TUNABLES_FILE, line, message))?;
@@ -202,6 +210,8 @@ impl Policies {
             schema,
             actions,
             set,
+            about_question,
+            about_traveller,
             forbids,
             summaries,
             digest: hex(&sha256(&digest_input)),
@@ -258,13 +268,15 @@ impl Policies {
         traveller: &TravellerFacts<'_>,
         context: &ReleaseContext<'_>,
     ) -> Verdict {
-        self.traveller_question(airline, action, context)
-            .decide(traveller)
+        let (resource, entity) = traveller_entity(traveller);
+        self.decide(airline, action.name(), resource, entity, context)
     }
 
     /// The same question about many travellers (a flight's): the airline, the action
-    /// and the context are built for Cedar once, and each decision adds only its
-    /// traveller. Building them is a third of a decision's time.
+    /// and the context are built for Cedar once, the policies that cannot depend on
+    /// the traveller are decided once, and each decision adds only its traveller and
+    /// the policies about it. For a flight of 400 on the shipped policies that is
+    /// 10 policies a traveller instead of 16, without the permit's set literals.
     pub fn traveller_question(
         &self,
         airline: &AirlineFacts<'_>,
@@ -285,11 +297,24 @@ impl Policies {
                 .add_entities([airline_entity], None)
                 .map_err(|e| e.to_string())?;
             let context = question_context(context)?;
+            let action = uid_action(action.name());
+            // Whatever the traveller: these policies read only the question, and the
+            // resource's type, which is that of every traveller.
+            let anyone = Request::new(
+                principal.clone(),
+                action.clone(),
+                uid("Traveller", ""),
+                context.clone(),
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            let about_question = Outcome::of(&self.about_question, &anyone, &known);
             Ok(Asked {
                 principal,
-                action: uid_action(action.name()),
+                action,
                 known,
                 context,
+                about_question,
             })
         })();
         TravellerQuestion {
@@ -431,41 +456,37 @@ impl Policies {
     /// Cedar, which for a `forbid` would let through what it exists to stop: so any
     /// evaluation error denies (failing closed), naming the policies that failed.
     fn verdict(&self, request: Request, entities: Entities) -> Verdict {
-        let response = Authorizer::new().is_authorized(&request, &self.set, &entities);
-        let mut failing: HashSet<&PolicyId> = HashSet::new();
-        for error in response.diagnostics().errors() {
-            tracing::error!(%error, "a release policy failed to evaluate; the request is refused");
-            let cedar_policy::AuthorizationError::PolicyEvaluationError(failure) = error;
-            failing.insert(failure.policy_id());
-        }
-        if !failing.is_empty() {
+        self.verdict_of(&Outcome::of(&self.set, &request, &entities))
+    }
+
+    /// The verdict of what Cedar found: refused when a policy failed or a forbid held
+    /// (the first in file order names the refusal), allowed when a permit held,
+    /// refused as `not_permitted` otherwise.
+    fn verdict_of(&self, outcome: &Outcome) -> Verdict {
+        if !outcome.failing.is_empty() {
             return Verdict {
                 refusal: Some(Refusal::NotPermitted),
-                policies: self.in_file_order(&failing),
+                policies: self.in_file_order(&outcome.failing),
             };
         }
-        let deciding: HashSet<&PolicyId> = response.diagnostics().reason().collect();
-        match response.decision() {
-            Decision::Allow => Verdict {
-                refusal: None,
-                policies: self.in_file_order(&deciding),
-            },
-            Decision::Deny => {
-                let refusal = self
-                    .forbids
-                    .iter()
-                    .find(|(id, _)| deciding.contains(id))
-                    .map(|(_, refusal)| *refusal)
-                    .unwrap_or(Refusal::NotPermitted);
-                Verdict {
-                    refusal: Some(refusal),
-                    policies: self.in_file_order(&deciding),
-                }
-            }
+        if !outcome.forbids.is_empty() {
+            let refusal = self
+                .forbids
+                .iter()
+                .find(|(id, _)| outcome.forbids.contains(id))
+                .map_or(Refusal::NotPermitted, |(_, refusal)| *refusal);
+            return Verdict {
+                refusal: Some(refusal),
+                policies: self.in_file_order(&outcome.forbids),
+            };
+        }
+        Verdict {
+            refusal: (outcome.permits.is_empty()).then_some(Refusal::NotPermitted),
+            policies: self.in_file_order(&outcome.permits),
         }
     }
 
-    fn in_file_order(&self, ids: &HashSet<&PolicyId>) -> Vec<String> {
+    fn in_file_order(&self, ids: &[PolicyId]) -> Vec<String> {
         self.summaries
             .iter()
             .filter(|s| ids.iter().any(|id| id.as_ref() as &str == s.id))
@@ -752,6 +773,8 @@ struct Asked {
     /// The schema's actions and the airline.
     known: Entities,
     context: Context,
+    /// What the policies about the question found, the same for every traveller.
+    about_question: Outcome,
 }
 
 impl TravellerQuestion<'_> {
@@ -774,10 +797,14 @@ impl TravellerQuestion<'_> {
                 None,
             )
             .map_err(|e| e.to_string())?;
-            Ok((request, entities))
+            Ok((request, entities, &asked.about_question))
         });
         match built {
-            Ok((request, entities)) => self.policies.verdict(request, entities),
+            Ok((request, entities, about_question)) => {
+                let policies = self.policies;
+                let about_traveller = Outcome::of(&policies.about_traveller, &request, &entities);
+                policies.verdict_of(&about_question.and(&about_traveller))
+            }
             Err(error) => {
                 // The broker built facts Cedar rejects: a bug, refused safely.
                 tracing::error!(%error, "release question could not be built");
@@ -974,6 +1001,143 @@ mod tests {
             verdict.policies.contains(&"overflowing-forbid".to_string()),
             "the failing policy is named: {verdict:?}"
         );
+    }
+
+    #[test]
+    fn the_shipped_policies_split_into_those_about_the_question_and_those_about_the_traveller() {
+        let policies = Policies::built_in().unwrap();
+        let names = |set: &PolicySet| -> Vec<String> {
+            let mut names: Vec<String> = set.policies().map(|p| p.id().to_string()).collect();
+            names.sort();
+            names
+        };
+        let question = names(&policies.about_question);
+        let traveller = names(&policies.about_traveller);
+        for id in [
+            "airlines-operational-notifications",
+            "no-marketing",
+            "disruption-open",
+        ] {
+            assert!(question.contains(&id.to_string()), "{id} in {question:?}");
+        }
+        for id in [
+            "release-window",
+            "consent-exists",
+            "consent-covers-carrier",
+            "airline-carries-the-booking",
+        ] {
+            assert!(traveller.contains(&id.to_string()), "{id} in {traveller:?}");
+        }
+        assert_eq!(
+            question.len() + traveller.len(),
+            policies.summaries().len(),
+            "each policy is in one half"
+        );
+    }
+
+    /// Travellers whose facts pass and fail each of the shipped policies' tests, in
+    /// many combinations (each of the 96 differs from the others).
+    fn travellers_of_every_kind(now: OffsetDateTime) -> Vec<TravellerFacts<'static>> {
+        let day = time::Duration::days(1);
+        let mut all = Vec::new();
+        for consent in ["given", "refused", "none"] {
+            for flags in 0..32u8 {
+                let on = |bit: u8| flags & (1 << bit) != 0;
+                all.push(TravellerFacts {
+                    id: "trv_1",
+                    agency_id: "agy_1",
+                    carriers: vec![if on(0) { "AF" } else { "KL" }.into()],
+                    booked_at: if on(1) { now - day } else { now + day },
+                    travel_ends: if on(2) { now + day } else { now - 10 * day },
+                    consent,
+                    withdrawn: !on(3),
+                    superseded: !on(4),
+                    consent_valid_until: [None, Some(now + day), Some(now - day)]
+                        [usize::from(flags % 3)],
+                    consent_carriers: vec![if flags % 5 == 0 { "KL" } else { "AF" }.into()],
+                    consent_purposes: vec![if flags % 7 == 0 {
+                        "delay"
+                    } else {
+                        "cancellation"
+                    }
+                    .into()],
+                });
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_flights_question_decides_every_traveller_as_the_whole_set_does() {
+        let now = time::macros::datetime!(2026-11-24 10:15 UTC);
+        let travellers = travellers_of_every_kind(now);
+        let contexts = [
+            ("cancellation", "cancellation", Some(open_since(now))),
+            ("cancellation", "cancellation", None),
+            ("marketing", "cancellation", Some(open_since(now))),
+            ("delay", "marketing", Some(open_since(now))),
+            (
+                "cancellation",
+                "cancellation",
+                Some(DisruptionFacts {
+                    state: "closed",
+                    ..open_since(now)
+                }),
+            ),
+        ];
+        let airline = AirlineFacts {
+            id: "air_1",
+            designator: "AF",
+        };
+        let (mut allowed, mut refused) = (0, 0);
+        for policies in [
+            Policies::built_in().unwrap(),
+            with_failing_traveller_forbid(),
+        ] {
+            for (purpose, event_category, disruption) in contexts {
+                let context = ReleaseContext {
+                    purpose,
+                    event_category,
+                    now,
+                    disruption,
+                };
+                for action in [
+                    TravellerAction::GrantToken,
+                    TravellerAction::RedeemToken,
+                    TravellerAction::RelayMessage,
+                ] {
+                    let question = policies.traveller_question(&airline, action, &context);
+                    for traveller in &travellers {
+                        let split = question.decide(traveller);
+                        let whole =
+                            policies.decide_traveller(&airline, action, traveller, &context);
+                        assert_eq!(split, whole, "{purpose} {event_category} {action:?}");
+                        if whole.allowed() {
+                            allowed += 1;
+                        } else {
+                            refused += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            allowed > 0 && refused > allowed,
+            "{allowed} allowed, {refused} refused"
+        );
+    }
+
+    /// The built-in policies with a `forbid` about the traveller whose condition fails
+    /// for some of them.
+    fn with_failing_traveller_forbid() -> Policies {
+        let mut files = built_in_files();
+        let policy = files.iter_mut().find(|f| f.name == POLICY_FILE).unwrap();
+        policy.text.push_str(
+            "\n@id(\"overflowing-traveller-forbid\")\n@reason(\"not_permitted\")\n\
+             forbid (principal, action, resource is Passerelle::Traveller)\n\
+             when { 9223372036854775807 + (if resource.withdrawn then 1 else 0) > 0 };\n",
+        );
+        Policies::from_files(files, "test".into(), |n| n.to_string()).unwrap()
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod engine;
 pub mod facts;
+mod split;
 pub mod tunables;
 
 use time::OffsetDateTime;
