@@ -8,8 +8,8 @@
 //! the same for all. Cedar's policies are independent of each other (the decision is
 //! "some permit holds and no forbid holds", errors skip the policy), so the outcomes
 //! of two passes over disjoint halves of the set combine into exactly the outcome of
-//! one pass over the whole (see [`Outcome::and`]); `tests` hold that equivalence on the
-//! shipped policies.
+//! one pass over the whole (see [`Outcome::and`]); the tests of `policy::engine` hold that
+//! equivalence on the shipped policies.
 
 use cedar_policy::{Authorizer, Decision, Entities, PolicyId, PolicySet, Request};
 use serde_json::Value;
