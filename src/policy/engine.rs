@@ -887,13 +887,18 @@ mod tests {
     /// The built-in policies with one more `forbid` whose condition fails to evaluate
     /// (an integer overflow, which validation cannot see).
     fn with_failing_forbid() -> Policies {
-        let mut files = built_in_files();
-        let policy = files.iter_mut().find(|f| f.name == POLICY_FILE).unwrap();
-        policy.text.push_str(
+        with_policy(
             "\n@id(\"overflowing-forbid\")\n@reason(\"not_permitted\")\n\
              forbid (principal, action == Passerelle::Action::\"request_tokens\", resource)\n\
              when { 9223372036854775807 + (if context.purpose == \"\" then 0 else 1) > 0 };\n",
-        );
+        )
+    }
+
+    /// The built-in policies with `policy` added at the end of the file.
+    fn with_policy(policy: &str) -> Policies {
+        let mut files = built_in_files();
+        let file = files.iter_mut().find(|f| f.name == POLICY_FILE).unwrap();
+        file.text.push_str(policy);
         Policies::from_files(files, "test".into(), |n| n.to_string()).unwrap()
     }
 
@@ -1130,14 +1135,11 @@ mod tests {
     /// The built-in policies with a `forbid` about the traveller whose condition fails
     /// for some of them.
     fn with_failing_traveller_forbid() -> Policies {
-        let mut files = built_in_files();
-        let policy = files.iter_mut().find(|f| f.name == POLICY_FILE).unwrap();
-        policy.text.push_str(
+        with_policy(
             "\n@id(\"overflowing-traveller-forbid\")\n@reason(\"not_permitted\")\n\
              forbid (principal, action, resource is Passerelle::Traveller)\n\
              when { 9223372036854775807 + (if resource.withdrawn then 1 else 0) > 0 };\n",
-        );
-        Policies::from_files(files, "test".into(), |n| n.to_string()).unwrap()
+        )
     }
 
     #[test]

@@ -445,9 +445,13 @@ pub(crate) fn arg(params: &mut Vec<Param>, param: Param) -> String {
 /// Pushes each of `values` as a text parameter and answers their placeholders joined
 /// for an `IN (…)` list, numbered after those already in `params`.
 pub(crate) fn text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
+    text_args(params, values.iter().copied())
+}
+
+/// Each value bound as a text parameter, their placeholders comma-separated.
+fn text_args<'a>(params: &mut Vec<Param>, values: impl Iterator<Item = &'a str>) -> String {
     values
-        .iter()
-        .map(|value| arg(params, Param::Text((*value).to_string())))
+        .map(|value| arg(params, Param::Text(value.to_string())))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -469,10 +473,7 @@ pub(crate) fn padded<T>(values: &[T]) -> impl Iterator<Item = &T> {
 
 /// [`text_list`] over [`padded`] `values`.
 pub(crate) fn padded_text_list(params: &mut Vec<Param>, values: &[&str]) -> String {
-    padded(values)
-        .map(|value| arg(params, Param::Text((*value).to_string())))
-        .collect::<Vec<_>>()
-        .join(", ")
+    text_args(params, padded(values).copied())
 }
 
 /// The statement with its parameters bound in order.
