@@ -508,10 +508,7 @@ pub async fn claim_due(state: &AppState, round: i64) -> Result<Vec<VerificationR
     if next.is_none_or(|at| at > now) {
         return Ok(Vec::new());
     }
-    let mut tx = state.store.begin().await?;
-    let claimed = store::claim(&mut tx, now, now + LEASE, round).await?;
-    tx.commit().await?;
-    Ok(claimed)
+    Ok(store::claim(&state.store, now, now + LEASE, round).await?)
 }
 
 /// A code or link ready to send: to whom and in what words.

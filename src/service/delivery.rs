@@ -42,19 +42,13 @@ pub enum Attempt {
 /// Claims up to `round` rows of `queue` due now, leased to this broker.
 pub async fn claim_messages(state: &AppState, round: i64) -> Result<Vec<Message>, Error> {
     let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let claimed = outbox::claim_messages(&mut tx, now, now + LEASE, round).await?;
-    tx.commit().await?;
-    Ok(claimed)
+    Ok(outbox::claim_messages(&state.store, now, now + LEASE, round).await?)
 }
 
 /// Claims up to `round` webhook pushes due now, leased to this broker.
 pub async fn claim_pushes(state: &AppState, round: i64) -> Result<Vec<WebhookDelivery>, Error> {
     let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    let claimed = outbox::claim_webhooks(&mut tx, now, now + LEASE, round).await?;
-    tx.commit().await?;
-    Ok(claimed)
+    Ok(outbox::claim_webhooks(&state.store, now, now + LEASE, round).await?)
 }
 
 /// How long until the queue's next row is due: at least 50 ms, at most a second, so

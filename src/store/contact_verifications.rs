@@ -4,7 +4,7 @@
 
 use super::consents::{scope_from_row, SCOPE_COLUMNS};
 use super::outbox::{self, Queue};
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::{from_millis, to_millis, Conn, Store, StoreError};
 use crate::domain::delivery::Channel;
 use crate::domain::scope::ConsentScope;
 use sqlx::Row;
@@ -140,19 +140,23 @@ pub async fn asked_since(
     Ok((row.get("n"), earliest.map(from_millis).transpose()?))
 }
 
-/// Claims up to `limit` verifications due for sending, leased until `lease_until`.
+/// Claims up to `limit` verifications due for sending, leased until `lease_until`
+/// (see [`outbox::claim`]).
 pub async fn claim(
-    conn: &mut Conn,
+    store: &Store,
     now: OffsetDateTime,
     lease_until: OffsetDateTime,
     limit: i64,
 ) -> Result<Vec<VerificationRow>, StoreError> {
-    let rows = sqlx::query(&outbox::claim_sql(Queue::Verifications, COLUMNS))
-        .bind(to_millis(lease_until))
-        .bind(to_millis(now))
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
+    let rows = outbox::claim(
+        store,
+        Queue::Verifications,
+        COLUMNS,
+        now,
+        lease_until,
+        limit,
+    )
+    .await?;
     rows.iter().map(from_row).collect()
 }
 

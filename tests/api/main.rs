@@ -29,6 +29,7 @@ mod openapi;
 mod operator;
 mod pages;
 mod policies;
+mod queues;
 mod records;
 mod relay;
 mod releases;
