@@ -320,7 +320,7 @@ pub async fn claim_webhooks(
 ///
 /// There, the statement must read as many rows as it leases, however long the queue.
 /// Planned while its table was nearly empty (a broker starting on a quiet queue) and
-/// kept for the connection's life, the single `UPDATE … WHERE id IN (SELECT … LIMIT)`
+/// kept by the connection until the table is next analysed, the single `UPDATE … WHERE id IN (SELECT … LIMIT)`
 /// this replaced became a nested loop that read the whole queue once for each row it
 /// leased: with 18,700 messages queued during a storm, 550 ms per claim of 32, the
 /// relay worker falling further behind with each claim. So the rows are chosen in an
