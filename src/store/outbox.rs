@@ -34,6 +34,16 @@ impl Queue {
             Self::Verifications => "contact_verifications",
         }
     }
+
+    /// Among rows due at the same time, the order they were queued in: a push's audit
+    /// entry (an agency's webhook gets its events in the log's order), else when the
+    /// row was written.
+    fn queued_order(self) -> &'static str {
+        match self {
+            Self::Webhooks => "audit_index",
+            Self::Messages | Self::Verifications => "created_at",
+        }
+    }
 }
 
 /// A message to relay, as stored.
@@ -312,7 +322,8 @@ pub async fn claim_webhooks(
 }
 
 /// Leases up to `limit` rows of `queue` due at `now` until `lease_until`, oldest due
-/// first, and returns their `columns`, in a transaction of its own.
+/// first, and returns their `columns` in that order (rows due at the same time in the
+/// order they were queued), in a transaction of its own.
 ///
 /// On SQLite the lease is a write like any other, through the writer. On PostgreSQL it
 /// runs on a reader connection: it joins no batch of the writer's, so a claim waits
@@ -344,21 +355,30 @@ pub async fn claim(
         .bind(to_millis(lease_until))
         .bind(to_millis(now))
         .bind(limit);
-    match store.engine() {
+    let mut rows = match store.engine() {
         Engine::Sqlite => {
             let mut tx = store.begin().await?;
             let rows = statement.fetch_all(&mut *tx).await?;
             tx.commit().await?;
-            Ok(rows)
+            rows
         }
         Engine::Postgres => {
             let mut tx = store.reader().begin().await?;
             Executor::execute(&mut *tx, POSTGRES_CLAIM_PLANNING).await?;
             let rows = statement.fetch_all(&mut *tx).await?;
             tx.commit().await?;
-            Ok(rows)
+            rows
         }
+    };
+    // `RETURNING` follows no order (on PostgreSQL, the primary key's): the rows are
+    // put back in the order they are delivered in.
+    let mut keyed = Vec::with_capacity(rows.len());
+    for row in rows.drain(..) {
+        let key: (i64, i64) = (row.try_get("claim_due")?, row.try_get("claim_queued")?);
+        keyed.push((key, row));
     }
+    keyed.sort_by_key(|(key, _)| *key);
+    Ok(keyed.into_iter().map(|(_, row)| row).collect())
 }
 
 /// What PostgreSQL's planner is told before it plans a claim (see [`claim`]), for
@@ -366,12 +386,17 @@ pub async fn claim(
 pub const POSTGRES_CLAIM_PLANNING: &str = "SET LOCAL enable_seqscan = off; \
      SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off";
 
-/// The lease statement of `queue` on `engine` (see [`claim`]), returning `columns`.
+/// The lease statement of `queue` on `engine` (see [`claim`]), returning `columns`
+/// and the rows' order (`claim_due`, then `claim_queued`).
 /// On SQLite, whose planner reads the due index in order whatever the table's size,
 /// the outer condition repeats the inner one; on PostgreSQL the rows chosen are locked
 /// as they are chosen, which re-checks them.
 pub fn claim_sql(engine: Engine, queue: Queue, columns: &str) -> String {
     let table = queue.table();
+    let returning = format!(
+        "{columns}, next_attempt_at AS claim_due, {} AS claim_queued",
+        queue.queued_order()
+    );
     let due = format!(
         "SELECT id FROM {table} \
          WHERE status = 'queued' AND next_attempt_at <= $2 AND (lease_until IS NULL OR lease_until < $2) \
@@ -381,11 +406,11 @@ pub fn claim_sql(engine: Engine, queue: Queue, columns: &str) -> String {
         Engine::Sqlite => format!(
             "UPDATE {table} SET lease_until = $1 WHERE id IN ({due}) \
              AND status = 'queued' AND (lease_until IS NULL OR lease_until < $2) \
-             RETURNING {columns}"
+             RETURNING {returning}"
         ),
         Engine::Postgres => format!(
             "UPDATE {table} SET lease_until = $1 \
-             WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) RETURNING {columns}"
+             WHERE id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED)) RETURNING {returning}"
         ),
     }
 }
