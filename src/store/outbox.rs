@@ -331,9 +331,9 @@ pub async fn claim_webhooks(
 ///
 /// There, the statement must read as many rows as it leases, however long the queue.
 /// Planned while its table was nearly empty (a broker starting on a quiet queue) and
-/// kept by the connection until the table is next analysed, the single `UPDATE … WHERE id IN (SELECT … LIMIT)`
-/// this replaced became a nested loop that read the whole queue once for each row it
-/// leased: with 18,700 messages queued during a storm, 550 ms per claim of 32, the
+/// kept by the connection until the table is next analysed, the single
+/// `UPDATE … WHERE id IN (SELECT … LIMIT)` this replaced became a nested loop that
+/// read the whole queue once for each row it leased: with 18,700 messages queued during a storm, 550 ms per claim of 32, the
 /// relay worker falling further behind with each claim. So the rows are chosen in an
 /// `ARRAY(…)` run once, which locks them (`FOR UPDATE SKIP LOCKED`: another broker
 /// claiming at the same moment takes the next ones instead of waiting), and the
@@ -355,7 +355,7 @@ pub async fn claim(
         .bind(to_millis(lease_until))
         .bind(to_millis(now))
         .bind(limit);
-    let mut rows = match store.engine() {
+    let rows = match store.engine() {
         Engine::Sqlite => {
             let mut tx = store.begin().await?;
             let rows = statement.fetch_all(&mut *tx).await?;
@@ -372,11 +372,15 @@ pub async fn claim(
     };
     // `RETURNING` follows no order (on PostgreSQL, the primary key's): the rows are
     // put back in the order they are delivered in.
-    let mut keyed = Vec::with_capacity(rows.len());
-    for row in rows.drain(..) {
-        let key: (i64, i64) = (row.try_get("claim_due")?, row.try_get("claim_queued")?);
-        keyed.push((key, row));
-    }
+    let mut keyed = rows
+        .into_iter()
+        .map(|row| {
+            Ok((
+                (row.try_get("claim_due")?, row.try_get("claim_queued")?),
+                row,
+            ))
+        })
+        .collect::<Result<Vec<((i64, i64), AnyRow)>, StoreError>>()?;
     keyed.sort_by_key(|(key, _)| *key);
     Ok(keyed.into_iter().map(|(_, row)| row).collect())
 }

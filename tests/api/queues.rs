@@ -7,7 +7,7 @@
 //! These are about the statement's plan, which no HTTP answer shows: they ask
 //! PostgreSQL how it runs the very statement and planner settings the broker uses.
 
-use crate::helpers::{postgres_url, skip_unless_ci};
+use crate::helpers;
 use passerelle::store::outbox::{claim_sql, Queue, POSTGRES_CLAIM_PLANNING};
 use passerelle::store::{Engine, Store};
 use serde_json::Value;
@@ -74,18 +74,16 @@ enum Planned {
 /// schemas are swept when the next run starts); `None` when PostgreSQL is not
 /// reachable outside CI.
 async fn fresh_schema() -> Option<PgConnection> {
-    let url = match crate::broker::fresh_postgres_schema(&postgres_url(), "passerelle_t").await {
-        Ok(url) => url,
-        Err(err) => {
-            skip_unless_ci(&format!("PostgreSQL is unreachable ({err})"));
-            return None;
-        }
-    };
-    let store = Store::connect(&url).await.expect("postgres opens");
+    let database = helpers::database(helpers::Engine::Postgres).await?;
+    let store = Store::connect(&database.url).await.expect("postgres opens");
     assert_eq!(store.engine(), Engine::Postgres);
     store.migrate().await.expect("migrations run");
     store.close().await;
-    Some(PgConnection::connect(&url).await.expect("postgres opens"))
+    Some(
+        PgConnection::connect(&database.url)
+            .await
+            .expect("postgres opens"),
+    )
 }
 
 /// Prepares the broker's claim of `queue` on this connection, as the broker's
