@@ -80,7 +80,9 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
+    /// `sqlite_heap` is what SQLite holds in this process, shown when SQLite is the
+    /// engine (a gauge of the process, like the resident memory a scraper also reads).
+    pub fn render(&self, sqlite_heap: Option<i64>) -> String {
         let registry = self.registry.lock().expect("metrics lock");
         let mut out = String::new();
         out.push_str("# HELP passerelle_http_requests_total HTTP requests answered, by method, route and status.\n");
@@ -156,6 +158,11 @@ impl Metrics {
                 "passerelle_budget_alerts_total{{budget=\"{budget}\"}} {n}"
             );
         }
+        if let Some(bytes) = sqlite_heap {
+            out.push_str("# HELP passerelle_sqlite_heap_bytes Memory SQLite holds in this process: every connection's page cache and statements.\n");
+            out.push_str("# TYPE passerelle_sqlite_heap_bytes gauge\n");
+            let _ = writeln!(out, "passerelle_sqlite_heap_bytes {bytes}");
+        }
         out
     }
 }
@@ -170,7 +177,7 @@ mod tests {
         metrics.observe_request("POST", "/v1/releases", 200, Duration::from_millis(3));
         metrics.observe_decision("token_request", "refused", "no_consent");
         metrics.observe_decision("token_redemption", "released", "");
-        let text = metrics.render();
+        let text = metrics.render(None);
         assert!(text.contains("passerelle_http_requests_total{method=\"POST\",route=\"/v1/releases\",status=\"200\"} 1"));
         assert!(text.contains("le=\"0.0025\"} 0"));
         assert!(text.contains("le=\"0.005\"} 1"));
@@ -180,8 +187,11 @@ mod tests {
         assert!(text.contains("passerelle_releases_total 1"));
         assert!(text.contains("passerelle_grants_total 0"));
         metrics.observe_budget_alert("reveals");
-        let text = metrics.render();
+        let text = metrics.render(None);
         assert!(text.contains("passerelle_budget_alerts_total{budget=\"reveals\"} 1"));
         assert!(text.contains("passerelle_budget_alerts_total{budget=\"disrupted_flights\"} 0"));
+        assert!(!text.contains("passerelle_sqlite_heap_bytes"));
+        let text = metrics.render(Some(3_145_728));
+        assert!(text.contains("\npasserelle_sqlite_heap_bytes 3145728\n"));
     }
 }

@@ -48,6 +48,7 @@ pub async fn serve(
     let relay = tokio::spawn(crate::workers::relay::run(state.clone(), transports));
     let checkpoints = tokio::spawn(checkpoint_every_interval(state.clone()));
     let memory = tokio::spawn(crate::workers::memory::run(
+        state.clone(),
         crate::workers::memory::INTERVAL,
     ));
     let service =

@@ -66,7 +66,9 @@ pub async fn metrics(
 ) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        state
+            .metrics
+            .render(crate::service::memory::sqlite_heap_bytes(&state)),
     )
 }
 

@@ -29,6 +29,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod input;
 pub mod keys;
+pub mod memory;
 pub mod parties;
 pub mod policies;
 pub mod proofs;

@@ -29,6 +29,7 @@ pub mod erasures;
 pub mod group;
 pub mod idempotency;
 pub mod keys;
+pub mod memory;
 pub mod outbox;
 pub mod parties;
 pub mod rate_budgets;

@@ -11,9 +11,14 @@
 //! and each release took stayed within the spread of runs without it (how long each
 //! trim took is logged at debug level).
 //!
-//! On other C libraries the worker does nothing: their allocators return memory in
+//! Before trimming, the database readers idle at that moment empty their page caches
+//! (`service::memory`): a burst opens readers that fill theirs and then sit idle
+//! with it.
+//!
+//! On other C libraries the trim does nothing: their allocators return memory in
 //! their own way.
 
+use crate::service::AppState;
 use std::time::{Duration, Instant};
 
 /// How often the free memory is given back: soon enough after a burst that resident
@@ -21,14 +26,15 @@ use std::time::{Duration, Instant};
 /// measurable.
 pub const INTERVAL: Duration = Duration::from_secs(10);
 
-/// Trims every `interval` until the task is dropped.
-pub async fn run(interval: Duration) {
+/// Empties idle readers' caches and trims, every `interval`, until the task is dropped.
+pub async fn run(state: AppState, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // The first tick completes at once; there is nothing to give back at start.
     ticker.tick().await;
     loop {
         ticker.tick().await;
+        crate::service::memory::release_idle_caches(&state).await;
         let started = Instant::now();
         match tokio::task::spawn_blocking(give_back).await {
             Ok(released) => tracing::debug!(

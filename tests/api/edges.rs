@@ -183,4 +183,16 @@ async fn metrics_count_requests_and_decisions(app: TestApp) {
         "passerelle_refusals_total{action=\"token_redemption\",reason=\"token_used\"} 1"
     ));
     assert!(!text.contains(&token));
+    // What SQLite holds in the process, shown only when SQLite is the engine.
+    let heap = text
+        .lines()
+        .find_map(|l| l.strip_prefix("passerelle_sqlite_heap_bytes "));
+    if app.database_url.starts_with("sqlite") {
+        assert!(
+            heap.is_some_and(|b| b.parse::<i64>().unwrap() > 0),
+            "{text}"
+        );
+    } else {
+        assert_eq!(heap, None, "PostgreSQL's memory is the server's");
+    }
 }

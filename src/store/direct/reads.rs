@@ -82,6 +82,22 @@ impl DirectReads {
         }
     }
 
+    /// Empties the page cache of every connection not lent at this moment, and
+    /// answers how many were (see [`crate::store::Store::release_idle_caches`]). They
+    /// are taken out while they shrink: a read meanwhile opens another connection or
+    /// goes through the pool.
+    pub(crate) fn release_idle(&self) -> usize {
+        let idle = std::mem::take(&mut self.idle.lock().expect("direct reads lock").0);
+        let count = idle.len();
+        for connection in idle {
+            if let Err(error) = connection.execute_batch("PRAGMA shrink_memory") {
+                tracing::warn!(%error, "a direct read connection kept its cache");
+            }
+            self.give_back(connection);
+        }
+        count
+    }
+
     fn give_back(&self, connection: Connection) {
         self.idle
             .lock()
@@ -97,5 +113,68 @@ impl DirectReads {
         )?;
         connection.busy_timeout(std::time::Duration::from_millis(u64::from(BUSY_TIMEOUT_MS)))?;
         Ok(connection)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes of page cache `connection` holds (`SQLITE_DBSTATUS_CACHE_USED`).
+    fn cache_used(connection: &Connection) -> i32 {
+        let (mut current, mut highest) = (0, 0);
+        // SAFETY: the handle is the connection's own, alive while it is borrowed, and
+        // `sqlite3_db_status` only writes the two counters it is given.
+        let status = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                connection.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                &mut current,
+                &mut highest,
+                0,
+            )
+        };
+        assert_eq!(status, rusqlite::ffi::SQLITE_OK);
+        current
+    }
+
+    #[test]
+    fn an_idle_connection_gives_back_the_pages_it_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reads.db");
+        let setup = Connection::open(&path).unwrap();
+        setup
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+                 INSERT INTO t SELECT i, randomblob(300) FROM n;",
+            )
+            .unwrap();
+        let reads = DirectReads::new(path);
+        let filled = reads
+            .read(|c| {
+                let total: i64 =
+                    c.query_row("SELECT sum(length(body)) FROM t", [], |r| r.get(0))?;
+                assert_eq!(total, 4000 * 300);
+                Ok(cache_used(c))
+            })
+            .unwrap()
+            .unwrap();
+        assert!(filled > 1_000_000, "the scan cached {filled} bytes");
+
+        assert_eq!(reads.release_idle(), 1, "one connection was idle");
+
+        let after = reads.read(|c| Ok(cache_used(c))).unwrap().unwrap();
+        assert!(
+            after < filled / 10,
+            "{after} bytes still cached of {filled}"
+        );
+        let (idle, open) = &*reads.idle.lock().unwrap();
+        assert_eq!(
+            (idle.len(), *open),
+            (1, 1),
+            "the same connection, handed back"
+        );
     }
 }
