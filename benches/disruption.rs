@@ -756,7 +756,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     let audit_before = audit_size(&store).await;
     let memory_before = broker.memory().0 as f64 / 1024.0;
     let parts_before = broker.memory_parts();
-    let sqlite_before = sqlite_heap(&client, &broker.url, &officer_key).await;
+    let process_before = process_memory(&client, &broker.url, &officer_key).await;
     let storm_started = Instant::now();
     // A tenth of each airline's flights (flight f is the (f / airlines)-th of airline
     // f % airlines): chosen as f % 10, with ten airlines every cancelled flight was the
@@ -831,13 +831,13 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     .await;
     let memory_at_end = broker.memory().0 as f64 / 1024.0;
     let parts_at_end = broker.memory_parts();
-    let sqlite_at_end = sqlite_heap(&client, &broker.url, &officer_key).await;
+    let process_at_end = process_memory(&client, &broker.url, &officer_key).await;
     // Once the storm has passed: the broker has given back what it freed (it does so on
     // a timer, `workers::memory`), so what stays resident is what it holds.
     tokio::time::sleep(passerelle::workers::memory::INTERVAL + Duration::from_secs(2)).await;
     let memory_after = broker.memory().0 as f64 / 1024.0;
     let parts_after = broker.memory_parts();
-    let sqlite_after = sqlite_heap(&client, &broker.url, &officer_key).await;
+    let process_after = process_memory(&client, &broker.url, &officer_key).await;
 
     let log = audit_log_figures(&client, &broker, &database_url, &officer_key).await;
     let raw_rate = raw_insert_limit(&store, if args.ci { 50_000 } else { 200_000 }).await;
@@ -964,17 +964,21 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         memory_at_end / memory_before
     );
     let mib = |kb: u64| kb as f64 / 1024.0;
-    for (when, (anon, file, shmem, threads), sqlite) in [
-        ("before", parts_before, sqlite_before),
-        ("ends", parts_at_end, sqlite_at_end),
-        ("after", parts_after, sqlite_after),
+    for (when, (anon, file, shmem, threads), process) in [
+        ("before", parts_before, process_before),
+        ("ends", parts_at_end, process_at_end),
+        ("after", parts_after, process_after),
     ] {
-        let sqlite = sqlite.map_or(String::new(), |bytes| {
-            format!(" (SQLite's heap {:.1} MiB)", bytes as f64 / 1_048_576.0)
+        let (sqlite, allocated, resident) = process;
+        let bytes = |b: u64| b as f64 / 1_048_576.0;
+        let sqlite = sqlite.map_or(String::new(), |b| {
+            format!(", SQLite's heap {:.1} within it", bytes(b))
         });
         println!(
-            "  {when:<6} anonymous {:.1}{sqlite}, file-backed {:.1}, shared {:.1} MiB; {threads} threads",
+            "  {when:<6} anonymous {:.1} (the allocator's {:.1} resident around {:.1} allocated{sqlite}), file-backed {:.1}, shared {:.1} MiB; {threads} threads",
             mib(anon),
+            bytes(resident),
+            bytes(allocated),
             mib(file),
             mib(shmem)
         );
@@ -1357,8 +1361,13 @@ async fn audit_log_figures(
     }
 }
 
-/// What SQLite holds in the broker, read off its `/metrics` (`None` on PostgreSQL).
-async fn sqlite_heap(client: &reqwest::Client, url: &str, officer_key: &str) -> Option<i64> {
+/// What the broker's `/metrics` says of its memory, in bytes: SQLite's heap (`None` on
+/// PostgreSQL), and the allocator's bytes allocated and resident.
+async fn process_memory(
+    client: &reqwest::Client,
+    url: &str,
+    officer_key: &str,
+) -> (Option<u64>, u64, u64) {
     let text = client
         .get(format!("{url}/metrics"))
         .bearer_auth(officer_key)
@@ -1368,9 +1377,16 @@ async fn sqlite_heap(client: &reqwest::Client, url: &str, officer_key: &str) -> 
         .text()
         .await
         .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("passerelle_sqlite_heap_bytes "))
-        .map(|v| v.trim().parse().unwrap())
+    let gauge = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .map(|v| v.trim().parse().unwrap())
+    };
+    (
+        gauge("passerelle_sqlite_heap_bytes"),
+        gauge("passerelle_allocator_allocated_bytes").unwrap_or(0),
+        gauge("passerelle_allocator_resident_bytes").unwrap_or(0),
+    )
 }
 
 /// The `q` quantile of some milliseconds (0 for none).

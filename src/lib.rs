@@ -17,7 +17,8 @@
 //!   [`crypto`] (secrets, sealing, keys, JWS, receipts) and [`audit`] (entries, the
 //!   Merkle tree, checkpoints and proofs as pure functions).
 //! - Leaves any layer may use: [`clock`], [`metrics`], [`outbound`] (where the
-//!   broker's own requests may go).
+//!   broker's own requests may go), [`allocator`] (what the process's allocator holds,
+//!   and giving its free pages back).
 //!
 //! `tests/api/layers.rs` reads every `crate::…` path in `src/` and fails on one that
 //! goes against the rule; the edges never name the store (the command line only opens
@@ -32,6 +33,7 @@
 //! its terms. If anything changed since the read, the use is decided again inside the
 //! writer's transaction, where it is exact.
 
+pub mod allocator;
 pub mod audit;
 pub mod cli;
 pub mod clock;

@@ -2,6 +2,11 @@
 
 use clap::Parser;
 
+/// jemalloc, for the whole process, SQLite's allocations included (see
+/// `passerelle::allocator`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

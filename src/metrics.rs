@@ -29,6 +29,15 @@ struct Registry {
     budget_alerts: BTreeMap<&'static str, u64>,
 }
 
+/// The process's memory as the scrape finds it; each part is shown when known.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessMemory {
+    /// The bytes SQLite holds (`None` on PostgreSQL, whose memory is the server's).
+    pub sqlite_heap: Option<i64>,
+    /// The allocator's bytes allocated and resident (`None` when it did not answer).
+    pub allocator: Option<(usize, usize)>,
+}
+
 /// The broker's counters and histograms.
 #[derive(Default)]
 pub struct Metrics {
@@ -79,10 +88,9 @@ impl Metrics {
         *registry.budget_alerts.entry(budget).or_default() += 1;
     }
 
-    /// The Prometheus text exposition.
-    /// `sqlite_heap` is what SQLite holds in this process, shown when SQLite is the
-    /// engine (a gauge of the process, like the resident memory a scraper also reads).
-    pub fn render(&self, sqlite_heap: Option<i64>) -> String {
+    /// The Prometheus text exposition, with the process's memory as `memory` has it
+    /// (gauges of the process, beside the resident memory a scraper also reads).
+    pub fn render(&self, memory: &ProcessMemory) -> String {
         let registry = self.registry.lock().expect("metrics lock");
         let mut out = String::new();
         out.push_str("# HELP passerelle_http_requests_total HTTP requests answered, by method, route and status.\n");
@@ -158,10 +166,18 @@ impl Metrics {
                 "passerelle_budget_alerts_total{{budget=\"{budget}\"}} {n}"
             );
         }
-        if let Some(bytes) = sqlite_heap {
+        if let Some(bytes) = memory.sqlite_heap {
             out.push_str("# HELP passerelle_sqlite_heap_bytes Memory SQLite holds in this process: every connection's page cache and statements.\n");
             out.push_str("# TYPE passerelle_sqlite_heap_bytes gauge\n");
             let _ = writeln!(out, "passerelle_sqlite_heap_bytes {bytes}");
+        }
+        if let Some((allocated, resident)) = memory.allocator {
+            out.push_str("# HELP passerelle_allocator_allocated_bytes Memory in the blocks the process holds (SQLite's included).\n");
+            out.push_str("# TYPE passerelle_allocator_allocated_bytes gauge\n");
+            let _ = writeln!(out, "passerelle_allocator_allocated_bytes {allocated}");
+            out.push_str("# HELP passerelle_allocator_resident_bytes Memory the allocator keeps resident: those blocks, its bookkeeping, and pages freed but not yet given back.\n");
+            out.push_str("# TYPE passerelle_allocator_resident_bytes gauge\n");
+            let _ = writeln!(out, "passerelle_allocator_resident_bytes {resident}");
         }
         out
     }
@@ -177,7 +193,7 @@ mod tests {
         metrics.observe_request("POST", "/v1/releases", 200, Duration::from_millis(3));
         metrics.observe_decision("token_request", "refused", "no_consent");
         metrics.observe_decision("token_redemption", "released", "");
-        let text = metrics.render(None);
+        let text = metrics.render(&ProcessMemory::default());
         assert!(text.contains("passerelle_http_requests_total{method=\"POST\",route=\"/v1/releases\",status=\"200\"} 1"));
         assert!(text.contains("le=\"0.0025\"} 0"));
         assert!(text.contains("le=\"0.005\"} 1"));
@@ -187,11 +203,17 @@ mod tests {
         assert!(text.contains("passerelle_releases_total 1"));
         assert!(text.contains("passerelle_grants_total 0"));
         metrics.observe_budget_alert("reveals");
-        let text = metrics.render(None);
+        let text = metrics.render(&ProcessMemory::default());
         assert!(text.contains("passerelle_budget_alerts_total{budget=\"reveals\"} 1"));
         assert!(text.contains("passerelle_budget_alerts_total{budget=\"disrupted_flights\"} 0"));
         assert!(!text.contains("passerelle_sqlite_heap_bytes"));
-        let text = metrics.render(Some(3_145_728));
+        assert!(!text.contains("passerelle_allocator_"));
+        let text = metrics.render(&ProcessMemory {
+            sqlite_heap: Some(3_145_728),
+            allocator: Some((40 << 20, 48 << 20)),
+        });
         assert!(text.contains("\npasserelle_sqlite_heap_bytes 3145728\n"));
+        assert!(text.contains("\npasserelle_allocator_allocated_bytes 41943040\n"));
+        assert!(text.contains("\npasserelle_allocator_resident_bytes 50331648\n"));
     }
 }

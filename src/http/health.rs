@@ -68,7 +68,7 @@ pub async fn metrics(
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state
             .metrics
-            .render(crate::service::memory::sqlite_heap_bytes(&state)),
+            .render(&crate::service::memory::process_memory(&state)),
     )
 }
 

@@ -1,6 +1,7 @@
 //! The broker's own memory: the caches idle readers give back after a burst, and
-//! what SQLite holds, for `/metrics`.
+//! what SQLite and the allocator hold, for `/metrics`.
 
+use crate::metrics::ProcessMemory;
 use crate::service::AppState;
 use crate::store::Engine;
 
@@ -14,8 +15,20 @@ pub async fn release_idle_caches(state: &AppState) {
     }
 }
 
-/// The bytes SQLite holds in this process (every connection's page cache and
-/// statements), or `None` on PostgreSQL.
-pub fn sqlite_heap_bytes(state: &AppState) -> Option<i64> {
-    (state.store.engine() == Engine::Sqlite).then(crate::store::memory::sqlite_heap_bytes)
+/// The process's memory for `/metrics`: the bytes SQLite holds in this process (every
+/// connection's page cache and statements; none on PostgreSQL), and what the
+/// allocator holds (SQLite's bytes are within it).
+pub fn process_memory(state: &AppState) -> ProcessMemory {
+    let allocator = match crate::allocator::usage() {
+        Ok(usage) => Some((usage.allocated, usage.resident)),
+        Err(error) => {
+            tracing::warn!(%error, "the allocator did not say what it holds");
+            None
+        }
+    };
+    ProcessMemory {
+        sqlite_heap: (state.store.engine() == Engine::Sqlite)
+            .then(crate::store::memory::sqlite_heap_bytes),
+        allocator,
+    }
 }

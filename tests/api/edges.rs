@@ -195,4 +195,15 @@ async fn metrics_count_requests_and_decisions(app: TestApp) {
     } else {
         assert_eq!(heap, None, "PostgreSQL's memory is the server's");
     }
+    // What the allocator holds, on either engine: in use within resident.
+    let gauge = |name: &str| -> u64 {
+        let prefix = format!("passerelle_allocator_{name}_bytes ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {name} gauge in {text}"))
+            .parse()
+            .unwrap()
+    };
+    let (allocated, resident) = (gauge("allocated"), gauge("resident"));
+    assert!(0 < allocated && allocated <= resident, "{text}");
 }

@@ -8,14 +8,14 @@
 //! it), and of each other only what the composition needs: the router and the command
 //! line compose the rest; the API (`http`) and the pages (`web`) never name each
 //! other, and share only `wire` (problem answers, extractors, the client's address),
-//! which names neither. `clock`, `metrics` and `outbound` are leaves that import
-//! nothing of the crate.
+//! which names neither. `clock`, `metrics`, `outbound` and `allocator` are leaves
+//! that import nothing of the crate.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
 const CORE: &[&str] = &["domain", "policy", "crypto", "audit"];
-const LEAVES: &[&str] = &["clock", "metrics", "outbound"];
+const LEAVES: &[&str] = &["clock", "metrics", "outbound", "allocator"];
 const EDGES: &[&str] = &["router", "cli", "workers", "http", "web", "wire"];
 
 /// Whether a file of module `from` may name `to` (`to_path` is the path after
