@@ -7,22 +7,22 @@
 //! eight per core) and returned a freed block to the system only from the top of a
 //! heap: after a storm of 200,000 travellers `malloc_trim` left 15 arenas spanning
 //! 178 MB around 29 MB in use, and after one of a million, resident memory at 1.22 of
-//! what it was before.
-//! Capping glibc's arenas at one per core kept 1.12 but made a release cost 31 % more
-//! CPU. jemalloc keeps small blocks of one size together in slabs and gives a whole
-//! slab back once it is empty, so what a burst freed comes back as whole pages
-//! whichever thread allocated it. `override_allocator_on_supported_platforms` makes it
-//! serve C's `malloc` too, so SQLite's page caches come from the same pages.
+//! what it was before. Capping glibc's arenas at one per core kept 1.12 but made a
+//! release cost 31 % more CPU. jemalloc keeps small blocks of one size together in
+//! slabs and gives a whole slab back once it is empty, so what a burst freed comes
+//! back as whole pages whichever thread allocated it.
+//! `override_allocator_on_supported_platforms` makes it serve C's `malloc` too, so
+//! SQLite's page caches come from the same pages.
 //!
 //! jemalloc gives freed pages back by itself, here after half a second rather than its
 //! default ten (`.cargo/config.toml`: with ten, hostile uploads one after another held
 //! each other's freed buffers and the memory bench's peak passed its bound); its
 //! background threads (the `background_threads` feature) do it, so that no request
-//! pays for it. Measured
-//! side by side on storms of 200,000 travellers the same day, resident memory once the
-//! storm had passed was 0.93 of before (glibc with the trim: 1.07), a release cost 13 %
-//! less CPU, and inclusion proofs kept their p99 under a millisecond (3.6 ms in the
-//! run without the background threads, where requests give pages back themselves).
+//! pays for it. Measured side by side on storms of 200,000 travellers the same day
+//! (with the ten seconds), resident memory once the storm had passed was 0.93 of
+//! before (glibc with the trim: 1.07), a release cost 13 % less CPU, and inclusion
+//! proofs kept their p99 under a millisecond (3.6 ms in the run without the background
+//! threads, where requests give pages back themselves).
 //! [`give_back`] hands back at once all that is free, for the memory worker.
 
 use std::io;
