@@ -335,14 +335,13 @@ pub async fn claim_webhooks(
 /// `UPDATE … WHERE id IN (SELECT … LIMIT)` this replaced became a nested loop that
 /// read the whole queue once for each row it leased: with 18,700 messages queued
 /// during a storm, 550 ms per claim of 32, the relay worker falling further behind
-/// with each claim. So the rows
-/// are chosen in an `ARRAY(…)` run once, which locks them (`FOR UPDATE SKIP LOCKED`:
-/// another broker claiming at the same moment takes the next ones instead of waiting),
-/// and the planner is told to use the indexes ([`POSTGRES_CLAIM_PLANNING`]): the
-/// queue's by due time, read in order and stopped at `limit`, then the primary key's.
-/// Planned on its estimates instead, without statistics (before autovacuum's analyze,
-/// or without autovacuum), the statement read the whole queue or the whole table at
-/// each claim.
+/// with each claim. So the rows are chosen in an `ARRAY(…)` run once, which locks them
+/// (`FOR UPDATE SKIP LOCKED`: another broker claiming at the same moment takes the
+/// next ones instead of waiting), and the planner is told to use the indexes
+/// ([`POSTGRES_CLAIM_PLANNING`]): the queue's by due time, read in order and stopped
+/// at `limit`, then the primary key's. Planned on its estimates instead, without
+/// statistics (before autovacuum's analyze, or without autovacuum), the statement read
+/// the whole queue or the whole table at each claim.
 pub async fn claim(
     store: &Store,
     queue: Queue,

@@ -3,9 +3,10 @@
 //! Every 10 s, the database readers idle at that moment empty their page caches
 //! (`service::memory`): a burst opens readers that fill theirs and then sit idle with
 //! it. Then the allocator hands back every page that holds nothing
-//! ([`crate::allocator::give_back`]), on a blocking thread: jemalloc would do it by
-//! itself only as later allocations pass, and an idle broker makes none. How much each
-//! round gave back, and how long it took, is logged at debug level.
+//! ([`crate::allocator::give_back`]), on a blocking thread: jemalloc's background
+//! threads give freed pages back within half a second, and this round hands back at
+//! once what they have not yet, the readers' caches among it. How much each round gave
+//! back, and how long it took, is logged at debug level.
 
 use crate::service::AppState;
 use std::time::{Duration, Instant};
@@ -15,7 +16,8 @@ use std::time::{Duration, Instant};
 /// measurable.
 pub const INTERVAL: Duration = Duration::from_secs(10);
 
-/// Empties idle readers' caches and gives back free pages, every `interval`, until the task is dropped.
+/// Empties idle readers' caches and gives back free pages, every `interval`, until the
+/// task is dropped.
 pub async fn run(state: AppState, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
