@@ -14,9 +14,10 @@
 //! `override_allocator_on_supported_platforms` makes it serve C's `malloc` too, so
 //! SQLite's page caches come from the same pages.
 //!
-//! jemalloc gives freed pages back by itself, here after half a second rather than its
-//! default ten (`.cargo/config.toml`: with ten, hostile uploads one after another held
-//! each other's freed buffers and the memory bench's peak passed its bound); its
+//! jemalloc gives freed pages back by itself, here after a tenth of a second rather
+//! than its default ten (`.cargo/config.toml`: with ten, hostile uploads one after
+//! another held each other's freed buffers and the memory bench's peak passed its
+//! bound; with half a second it came within 0.97 of it on a fast machine); its
 //! background threads (the `background_threads` feature) do it, so that no request
 //! pays for it. Measured side by side on storms of 200,000 travellers the same day
 //! (with the ten seconds), resident memory once the storm had passed was 0.93 of
@@ -99,7 +100,7 @@ mod tests {
     fn the_allocator_runs_with_the_options_the_project_builds_in() {
         // SAFETY: both options are read-only values of the types given.
         let decay = unsafe { tikv_jemalloc_ctl::raw::read::<isize>(b"opt.dirty_decay_ms\0") };
-        assert_eq!(decay, Ok(500), "freed pages go back after half a second");
+        assert_eq!(decay, Ok(100), "freed pages go back after 100 ms");
         assert_eq!(tikv_jemalloc_ctl::opt::background_thread::read(), Ok(true));
     }
 
