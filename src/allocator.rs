@@ -17,7 +17,7 @@
 //! jemalloc gives freed pages back by itself, here after a tenth of a second rather
 //! than its default ten (`.cargo/config.toml`: with ten, hostile uploads one after
 //! another held each other's freed buffers and the memory bench's peak passed its
-//! bound; with half a second it came within 0.97 of it on a fast machine); its
+//! bound; with half a second it came to 0.97 of it on a faster machine); its
 //! background threads (the `background_threads` feature) do it, so that no request
 //! pays for it. Measured side by side on storms of 200,000 travellers the same day
 //! (with the ten seconds), resident memory once the storm had passed was 0.93 of

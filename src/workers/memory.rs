@@ -4,9 +4,9 @@
 //! (`service::memory`): a burst opens readers that fill theirs and then sit idle with
 //! it. Then the allocator hands back every page that holds nothing
 //! ([`crate::allocator::give_back`]), on a blocking thread: jemalloc's background
-//! threads give freed pages back within a tenth of a second, and this round hands back at
-//! once what they have not yet, the readers' caches among it. How much each round gave
-//! back, and how long it took, is logged at debug level.
+//! threads give freed pages back within a tenth of a second, and this round hands back
+//! at once what they have not yet, the readers' caches among it. How much each round
+//! gave back, and how long it took, is logged at debug level.
 
 use crate::service::AppState;
 use std::time::{Duration, Instant};
