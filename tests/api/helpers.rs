@@ -570,6 +570,33 @@ async fn drop_stale_schemas(admin: &Store) {
         .await;
 }
 
+/// A connection to a fresh PostgreSQL schema holding the broker's tables, for the
+/// tests that ask PostgreSQL how it plans the broker's statements (the test processes'
+/// schemas are swept when the next run starts); `None` when PostgreSQL is not reachable
+/// outside CI.
+pub async fn migrated_postgres_schema() -> Option<sqlx::postgres::PgConnection> {
+    use sqlx::Connection;
+    let database = database(Engine::Postgres).await?;
+    let store = Store::connect(&database.url).await.expect("postgres opens");
+    assert_eq!(store.engine(), passerelle::store::Engine::Postgres);
+    store.migrate().await.expect("migrations run");
+    store.close().await;
+    Some(
+        sqlx::postgres::PgConnection::connect(&database.url)
+            .await
+            .expect("postgres opens"),
+    )
+}
+
+/// Calls `f` on every node of a plan PostgreSQL answered (`EXPLAIN (FORMAT JSON)`).
+pub fn visit_plan(value: &Value, f: &mut impl FnMut(&Value)) {
+    let node = value.get("Plan").unwrap_or(value);
+    f(node);
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        visit_plan(child, f);
+    }
+}
+
 /// A database for broker processes (the real binary): a SQLite file, or a fresh
 /// PostgreSQL schema, and a directory for the broker's other files.
 pub struct Database {

@@ -25,6 +25,7 @@ mod isolation;
 mod layers;
 mod limits;
 mod log;
+mod lookups;
 mod openapi;
 mod operator;
 mod pages;

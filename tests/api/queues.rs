@@ -9,7 +9,7 @@
 
 use crate::helpers;
 use passerelle::store::outbox::{claim_sql, Queue, POSTGRES_CLAIM_PLANNING};
-use passerelle::store::{Engine, Store};
+use passerelle::store::Engine;
 use serde_json::Value;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor, Row};
@@ -22,7 +22,7 @@ const QUEUED: i64 = 20_000;
 
 #[tokio::test]
 async fn a_claim_planned_on_an_empty_queue_reads_it_by_its_indexes() {
-    let Some(mut conn) = fresh_schema().await else {
+    let Some(mut conn) = helpers::migrated_postgres_schema().await else {
         return;
     };
     for queue in [Queue::Messages, Queue::Webhooks, Queue::Verifications] {
@@ -34,7 +34,7 @@ async fn a_claim_planned_on_an_empty_queue_reads_it_by_its_indexes() {
 
 #[tokio::test]
 async fn a_claim_on_a_queue_of_twenty_thousand_reads_only_the_rows_it_leases() {
-    let Some(mut conn) = fresh_schema().await else {
+    let Some(mut conn) = helpers::migrated_postgres_schema().await else {
         return;
     };
     // Prepared, and planned for any parameters, on the empty queue: as a broker's
@@ -48,7 +48,7 @@ async fn a_claim_on_a_queue_of_twenty_thousand_reads_only_the_rows_it_leases() {
         let plan = explain(&mut conn, Queue::Messages, planned, true).await;
         assert_reads_by_index(Queue::Messages, &plan);
         let mut most = 0.0f64;
-        visit(&plan, &mut |node| {
+        helpers::visit_plan(&plan, &mut |node| {
             let rows = node["Actual Rows"].as_f64().unwrap_or(0.0)
                 * node["Actual Loops"].as_f64().unwrap_or(1.0);
             most = most.max(rows);
@@ -68,22 +68,6 @@ enum Planned {
     Generic,
     /// For these parameters, on the table as it is now.
     Custom,
-}
-
-/// A connection to a fresh schema holding the broker's tables (the test processes'
-/// schemas are swept when the next run starts); `None` when PostgreSQL is not
-/// reachable outside CI.
-async fn fresh_schema() -> Option<PgConnection> {
-    let database = helpers::database(helpers::Engine::Postgres).await?;
-    let store = Store::connect(&database.url).await.expect("postgres opens");
-    assert_eq!(store.engine(), Engine::Postgres);
-    store.migrate().await.expect("migrations run");
-    store.close().await;
-    Some(
-        PgConnection::connect(&database.url)
-            .await
-            .expect("postgres opens"),
-    )
 }
 
 /// Prepares the broker's claim of `queue` on this connection, as the broker's
@@ -141,7 +125,7 @@ async fn explain(conn: &mut PgConnection, queue: Queue, planned: Planned, analyz
 /// Holds that the plan reads `queue`'s table only through its indexes, never the
 /// whole of it, never sorting it, never once per row of another read.
 fn assert_reads_by_index(queue: Queue, plan: &Value) {
-    visit(plan, &mut |node| {
+    helpers::visit_plan(plan, &mut |node| {
         let kind = node["Node Type"].as_str().unwrap_or_default();
         assert!(
             !matches!(
@@ -155,15 +139,6 @@ fn assert_reads_by_index(queue: Queue, plan: &Value) {
             assert_eq!(node["Relation Name"].as_str(), Some(queue.table()));
         }
     });
-}
-
-/// Calls `f` on every node of the plan.
-fn visit(value: &Value, f: &mut impl FnMut(&Value)) {
-    let node = value.get("Plan").unwrap_or(value);
-    f(node);
-    for child in node["Plans"].as_array().into_iter().flatten() {
-        visit(child, f);
-    }
 }
 
 /// Queues `n` messages due an hour ago, straight into the table: the test is about
