@@ -31,7 +31,7 @@ async fn an_uploads_look_up_of_duplicates_reads_only_the_hashes_it_asks_about() 
     };
     store_records(&mut conn, STORED).await;
     let hashes: Vec<Vec<u8>> = asked().map(|i| statement_hash(i).to_vec()).collect();
-    for statistics in [Statistics::None, Statistics::Gathered] {
+    for statistics in [Statistics::NotGathered, Statistics::Gathered] {
         statistics.apply(&mut conn).await;
         let sql = explained(&duplicates_sql(hashes.len()));
         let mut query = sqlx::query(&sql).bind(AGENCY);
@@ -51,7 +51,7 @@ async fn an_uploads_look_up_of_versions_reads_only_the_record_ids_it_asks_about(
     };
     store_records(&mut conn, STORED).await;
     let ids: Vec<String> = asked().map(record_id).collect();
-    for statistics in [Statistics::None, Statistics::Gathered] {
+    for statistics in [Statistics::NotGathered, Statistics::Gathered] {
         statistics.apply(&mut conn).await;
         let sql = explained(&versions_sql(ids.len()));
         let mut query = sqlx::query(&sql).bind(AGENCY);
@@ -68,7 +68,7 @@ async fn an_uploads_look_up_of_versions_reads_only_the_record_ids_it_asks_about(
 #[derive(Debug, Clone, Copy)]
 enum Statistics {
     /// Nothing: the table was just loaded and never analysed.
-    None,
+    NotGathered,
     /// What `ANALYZE` gathered.
     Gathered,
 }
@@ -104,6 +104,7 @@ fn explained(sql: &str) -> String {
     format!("EXPLAIN (ANALYZE, FORMAT JSON) {sql}")
 }
 
+/// The plan in the row `EXPLAIN (FORMAT JSON)` answered.
 fn plan_of(row: sqlx::postgres::PgRow) -> Value {
     let plans: sqlx::types::Json<Value> = row.try_get(0).unwrap();
     plans.0[0].clone()
