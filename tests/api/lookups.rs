@@ -31,17 +31,7 @@ async fn an_uploads_look_up_of_duplicates_reads_only_the_hashes_it_asks_about() 
     };
     store_records(&mut conn, STORED).await;
     let hashes: Vec<Vec<u8>> = asked().map(|i| statement_hash(i).to_vec()).collect();
-    for statistics in [Statistics::NotGathered, Statistics::Gathered] {
-        statistics.apply(&mut conn).await;
-        let sql = explained(&duplicates_sql(hashes.len()));
-        let mut query = sqlx::query(&sql).bind(AGENCY);
-        for hash in &hashes {
-            query = query.bind(hash.as_slice());
-        }
-        let plan = plan_of(query.fetch_one(&mut conn).await.unwrap());
-        assert_reads_about_what_it_asks(&plan, statistics);
-        assert_eq!(plan["Plan"]["Actual Rows"].as_f64(), Some(ASKED as f64));
-    }
+    assert_look_up_reads_what_it_asks(&mut conn, &duplicates_sql(hashes.len()), hashes).await;
 }
 
 #[tokio::test]
@@ -51,14 +41,24 @@ async fn an_uploads_look_up_of_versions_reads_only_the_record_ids_it_asks_about(
     };
     store_records(&mut conn, STORED).await;
     let ids: Vec<String> = asked().map(record_id).collect();
+    assert_look_up_reads_what_it_asks(&mut conn, &versions_sql(ids.len()), ids).await;
+}
+
+/// Runs the look-up `sql` of [`AGENCY`]'s `values` under `EXPLAIN ANALYZE`, first on the
+/// table as loaded and then after `ANALYZE`, and holds each time that it reads about
+/// what it asks (see [`assert_reads_about_what_it_asks`]) and answers a row per value.
+async fn assert_look_up_reads_what_it_asks<T>(conn: &mut PgConnection, sql: &str, values: Vec<T>)
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Clone + Send,
+{
+    let sql = explained(sql);
     for statistics in [Statistics::NotGathered, Statistics::Gathered] {
-        statistics.apply(&mut conn).await;
-        let sql = explained(&versions_sql(ids.len()));
+        statistics.apply(conn).await;
         let mut query = sqlx::query(&sql).bind(AGENCY);
-        for id in &ids {
-            query = query.bind(id.as_str());
+        for value in &values {
+            query = query.bind(value.clone());
         }
-        let plan = plan_of(query.fetch_one(&mut conn).await.unwrap());
+        let plan = plan_of(query.fetch_one(&mut *conn).await.unwrap());
         assert_reads_about_what_it_asks(&plan, statistics);
         assert_eq!(plan["Plan"]["Actual Rows"].as_f64(), Some(ASKED as f64));
     }
