@@ -17,7 +17,7 @@ use crate::service::sealed::{body_slot, open_contacts, Contacts, MessageBody};
 use crate::service::uses::webhook_secret_slot;
 use crate::service::{AppState, Error};
 use crate::store::db::Db;
-use crate::store::{consents, contact_verifications, outbox, parties, tokens, StoreError};
+use crate::store::{contact_verifications, outbox, parties, sealed, tokens, StoreError};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -78,16 +78,18 @@ pub async fn open_message(
     message: &Message,
 ) -> Result<Result<Opened, &'static str>, Error> {
     let now = state.clock.now();
-    let mut conn = state.store.reader().acquire().await?;
-    let scope = consents::scope(&mut conn, &message.consent_id).await?;
-    match scope.activity(now) {
+    let consent_id = &message.consent_id;
+    let record =
+        crate::store::direct::read_now!(&state.store, |db| sealed::for_sending(db, consent_id))?
+            .ok_or_else(|| {
+                Error::internal(format!("message {} names no stored record", message.id))
+            })?;
+    match record.scope.activity(now) {
         Ok(()) => {}
         Err(Inactive::Withdrawn) => return Ok(Err("consent_withdrawn")),
         Err(_) => return Ok(Err("consent_inactive")),
     }
-    let sealed = crate::store::sealed::sealed(&mut conn, &message.consent_id).await?;
-    drop(conn);
-    let Some(to) = open_contacts(state, &message.consent_id, &sealed)? else {
+    let Some(to) = open_contacts(state, consent_id, &record.sealed)? else {
         return Ok(Err("contact_purged"));
     };
     let body: MessageBody = state

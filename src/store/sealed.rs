@@ -2,10 +2,14 @@
 //! key, their purge at the end of retention (crypto-shredding), and their re-wrapping
 //! under a new master key.
 
+use super::consents::{scope_from_row, SCOPE_COLUMNS};
+use super::db::Db;
 use super::row::Columns;
-use super::{to_millis, Conn, StoreError};
+use super::{to_millis, Conn, Param, StoreError};
 use crate::crypto::keyring::WrappedKey;
+use crate::domain::scope::ConsentScope;
 use sqlx::Row;
+use std::sync::LazyLock;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -37,6 +41,50 @@ pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, S
     .fetch_one(conn)
     .await?;
     Ok(sealed_from_row(&row, true))
+}
+
+/// A record as a relayed message is sent under it: what it allows now, and its sealed
+/// contacts.
+#[derive(Debug)]
+pub struct ForSending {
+    /// What the record allows at this moment (withdrawn, superseded, expired…).
+    pub scope: ConsentScope,
+    /// Its sealed contacts, without its statement: sending opens only the contacts.
+    pub sealed: SealedRecord,
+}
+
+/// The statement, written once: the relay worker reads it for every message it sends.
+static FOR_SENDING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {SCOPE_COLUMNS}, c.key_master, c.wrapped_key, c.purged_at, c.sealed_mobile, \
+         c.sealed_email FROM consents c WHERE c.id = $1"
+    )
+});
+
+/// What sending a message under record `consent_id` is decided on and opens, in one
+/// statement over any [`Db`]: a point read by key, so the relay worker runs it on the
+/// SQLite file directly (see [`super::direct`]) rather than through the pool, and it
+/// leaves out the signed statement (the largest column of all, and never sent).
+/// `None` when no such record is stored.
+#[instrument(skip_all)]
+pub async fn for_sending(
+    db: &mut impl Db,
+    consent_id: &str,
+) -> Result<Option<ForSending>, StoreError> {
+    let mut found = None;
+    db.for_each(
+        &FOR_SENDING,
+        vec![Param::Text(consent_id.to_string())],
+        |row| {
+            found = Some(ForSending {
+                scope: scope_from_row(row)?,
+                sealed: sealed_from_row(row, false),
+            });
+            Ok(())
+        },
+    )
+    .await?;
+    Ok(found)
 }
 
 /// A record's sealed data from a row holding `key_master`, `wrapped_key`,

@@ -51,6 +51,11 @@ pub(crate) async fn with_relay(engine: Engine, policies: Policies) -> Option<Rel
 impl Relay {
     /// The agency switches to relay-only, uploads Marie, and AF asks for the flight.
     async fn relay_token(&self) -> Value {
+        self.relay_token_under(&self.app.statement()).await
+    }
+
+    /// [`Relay::relay_token`], Marie uploaded under `statement`.
+    async fn relay_token_under(&self, statement: &Value) -> Value {
         let app = &self.app;
         let r = app
             .put(
@@ -60,7 +65,7 @@ impl Relay {
             )
             .await;
         assert_eq!(r.status(), 200);
-        app.upload_default().await;
+        assert_eq!(app.upload(statement).await.status(), 201);
         let body: Value = app
             .flight_tokens_json(
                 &app.airline.api_key,
@@ -338,6 +343,29 @@ async fn withdrawal_revokes_tokens_and_cancels_queued_messages_at_once(engine: E
     .await;
 }
 
+async fn a_message_whose_consent_lapsed_before_it_was_sent_is_cancelled_unsent(engine: Engine) {
+    let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
+        return;
+    };
+    // Marie's consent runs out an hour after the test starts.
+    let mut statement = r.app.statement();
+    statement["consent"]["valid_until"] = json!("2026-11-24T11:00:00Z");
+    let token = r.relay_token_under(&statement).await;
+    let secret = token["token"].as_str().unwrap();
+    let accepted = r.accepted(secret, "email", "AF1234 cancelled.").await;
+    let id = accepted["message_id"].as_str().unwrap();
+
+    // The worker reaches the message only once the consent has lapsed: it is decided
+    // on the record as it stands when sending, not as it stood when queued.
+    r.app.clock.advance(time::Duration::hours(2));
+    assert_eq!(r.deliver().await, 1, "the message was taken up once");
+    assert!(r.smtp.mails().is_empty(), "nothing was sent");
+    let status = r.status(id).await;
+    assert_eq!(status["status"], "cancelled");
+    assert_eq!(status["last_error"], "consent_inactive");
+    assert_eq!(r.deliver().await, 0, "and it is not taken up again");
+}
+
 async fn another_airline_sees_neither_the_message_nor_the_token(engine: Engine) {
     let Some(r) = with_relay(engine, Policies::built_in().unwrap()).await else {
         return;
@@ -609,6 +637,7 @@ crate::on_both_engines_with_engine!(
     a_message_the_gateway_rejects_for_good_fails_at_once,
     the_text_is_checked_before_anything_is_used,
     withdrawal_revokes_tokens_and_cancels_queued_messages_at_once,
+    a_message_whose_consent_lapsed_before_it_was_sent_is_cancelled_unsent,
     another_airline_sees_neither_the_message_nor_the_token,
     one_record_can_be_relay_only_while_the_agency_reveals,
     the_agency_reads_every_use_and_its_webhook_gets_each_signed,
