@@ -33,10 +33,10 @@ pub struct SealedRecord {
 /// Reads a record's sealed data.
 #[instrument(skip_all)]
 pub async fn sealed(conn: &mut Conn, consent_id: &str) -> Result<SealedRecord, StoreError> {
-    let row = sqlx::query(
-        "SELECT c.key_master, c.wrapped_key, c.purged_at, d.sealed_statement, c.sealed_mobile, \
-         c.sealed_email FROM consents c JOIN consent_documents d ON d.consent_id = c.id WHERE c.id = $1",
-    )
+    let row = sqlx::query(&format!(
+        "SELECT {CONTACT_COLUMNS}, d.sealed_statement FROM consents c \
+         JOIN consent_documents d ON d.consent_id = c.id WHERE c.id = $1"
+    ))
     .bind(consent_id)
     .fetch_one(conn)
     .await?;
@@ -55,10 +55,7 @@ pub struct ForSending {
 
 /// The statement, written once: the relay worker reads it for every message it sends.
 static FOR_SENDING: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT {SCOPE_COLUMNS}, c.key_master, c.wrapped_key, c.purged_at, c.sealed_mobile, \
-         c.sealed_email FROM consents c WHERE c.id = $1"
-    )
+    format!("SELECT {SCOPE_COLUMNS}, {CONTACT_COLUMNS} FROM consents c WHERE c.id = $1")
 });
 
 /// What sending a message under record `consent_id` is decided on and opens, in one
@@ -86,6 +83,11 @@ pub async fn for_sending(
     .await?;
     Ok(found)
 }
+
+/// The columns of `consents c` that [`sealed_from_row`] reads a record's key and sealed
+/// contacts from (the statement, when wanted, is `d.sealed_statement` beside them).
+pub(crate) const CONTACT_COLUMNS: &str =
+    "c.key_master, c.wrapped_key, c.purged_at, c.sealed_mobile, c.sealed_email";
 
 /// A record's sealed data from a row holding `key_master`, `wrapped_key`,
 /// `purged_at`, `sealed_mobile`, `sealed_email` and, if `with_statement`,

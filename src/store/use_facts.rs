@@ -10,7 +10,7 @@
 use super::db::Db;
 use super::release::{facts_from_row, Itinerary, ReleaseFacts, TRAVELLER_COLUMNS};
 use super::row::Columns;
-use super::sealed::{sealed_from_row, SealedRecord};
+use super::sealed::{sealed_from_row, SealedRecord, CONTACT_COLUMNS};
 use super::tokens::{token_from_row, TokenRecord, TOKEN_COLUMNS};
 use super::{Param, Store, StoreError};
 use std::sync::LazyLock;
@@ -42,8 +42,7 @@ impl UseFacts {
 /// The statement, written once: a use is the hottest read there is.
 static FOR_USE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {TOKEN_COLUMNS}, {TRAVELLER_COLUMNS}, \
-         c.key_master, c.wrapped_key, c.purged_at, c.sealed_mobile, c.sealed_email, \
+        "SELECT {TOKEN_COLUMNS}, {TRAVELLER_COLUMNS}, {CONTACT_COLUMNS}, \
          s.carrier AS segment_carrier, s.departure_date AS segment_date \
          FROM release_tokens rt JOIN consents c ON c.id = rt.consent_id \
          JOIN travellers t ON t.id = c.traveller_id JOIN bookings b ON b.id = t.booking_id \
