@@ -29,15 +29,22 @@ pub struct Audited<T> {
     pushed: bool,
 }
 
-impl<T> Audited<Vec<T>> {
-    /// A write that appended nothing (an empty upload).
-    pub fn nothing() -> Self {
+impl<T> Audited<T> {
+    /// A write that appended nothing: a change it found already made, or none to make.
+    pub fn unwritten(output: T) -> Self {
         Self {
-            output: Vec::new(),
+            output,
             entries: Vec::new(),
             labels: Vec::new(),
             pushed: false,
         }
+    }
+}
+
+impl<T> Audited<Vec<T>> {
+    /// A write that appended nothing (an empty upload).
+    pub fn nothing() -> Self {
+        Self::unwritten(Vec::new())
     }
 
     /// Adds what a later part of the same write appended.
@@ -58,15 +65,30 @@ pub async fn append_with_pushes<T>(
     entries: Vec<NewEntry>,
     now: OffsetDateTime,
 ) -> Result<Audited<T>, StoreError> {
+    append_with_events(db, right_edge, output, entries, now, |_| Vec::new()).await
+}
+
+/// [`append_with_pushes`], then queues the webhook events `events_of` makes of the
+/// entries as stored (an event names the entry that recorded it), in the same write.
+pub async fn append_with_events<T>(
+    db: &mut impl Db,
+    right_edge: &mut Option<Frontier>,
+    output: T,
+    entries: Vec<NewEntry>,
+    now: OffsetDateTime,
+    events_of: impl FnOnce(&[AuditEntry]) -> Vec<WebhookDelivery>,
+) -> Result<Audited<T>, StoreError> {
     let labels = entries.iter().map(NewEntry::labels).collect();
     let stored = store::audit::append_many(db, right_edge, entries).await?;
     let mut pushes = Pushes::default();
     pushes.queue_all(db, &stored, now).await?;
+    let events = events_of(&stored);
+    store::outbox::enqueue_webhooks(db, &events, now).await?;
     Ok(Audited {
         output,
         entries: stored,
         labels,
-        pushed: pushes.queued(),
+        pushed: pushes.queued() || !events.is_empty(),
     })
 }
 

@@ -11,10 +11,10 @@
 
 use crate::audit::Outcome;
 use crate::domain::dsn::Bounce;
-use crate::service::delivery::reported;
-use crate::service::reachability::{self, Heard};
+use crate::service::reachability::Heard;
+use crate::service::transport_reports::{Noted, Report};
 use crate::service::{AppState, Error};
-use crate::store::outbox::{self, Receipt};
+use crate::store::outbox::Receipt;
 
 /// Records a bounce of `message_id`. Answers the audit entry's index, or `None` when
 /// there was nothing to record (no such email, not yet sent, or the same report again).
@@ -23,14 +23,6 @@ pub async fn record(
     message_id: &str,
     bounce: &Bounce,
 ) -> Result<Option<i64>, Error> {
-    let now = state.clock.now();
-    let mut tx = state.store.begin().await?;
-    // A relayed email, or a verification's link: both went out with their own return path.
-    let Some(message) = reported(&mut tx, message_id, "smtp-bounces", Outcome::Failed, now).await?
-    else {
-        tx.rollback().await.ok();
-        return Ok(None);
-    };
     let (reason, heard, word) = match bounce {
         Bounce::Hard { status } => (
             format!("hard {status}"),
@@ -45,22 +37,23 @@ pub async fn record(
             "soft_bounce",
         ),
     };
-    let held = Receipt {
-        status: "bounced".into(),
-        reason: Some(reason),
-        at: now,
+    // A relayed email, or a verification's link: both went out with their own return path.
+    let report = Report {
+        message_id: message_id.to_string(),
+        work: "smtp-bounces",
+        channel: "email",
+        outcome: Outcome::Failed,
+        reason: Some(word),
+        receipt: Receipt {
+            status: "bounced".into(),
+            reason: Some(reason),
+            at: state.clock.now(),
+        },
+        heard,
     };
-    if !outbox::record_receipt(&mut tx, message.queue, &message.id, "email", &held).await? {
-        tx.rollback().await.ok();
-        return Ok(None);
-    }
-    let mut entry = message.entry;
-    entry.reason = Some(word);
-    let became = reachability::learn(&mut tx, &message.id, heard, now).await?;
-    let stored = state
-        .commit_with_pushes(tx, vec![entry], |stored| {
-            reachability::events_of(became.as_ref(), stored)
-        })
-        .await?;
-    Ok(Some(stored[0].index))
+    let written = report.record(state).await?;
+    Ok(match written.output {
+        Noted::Recorded => written.entries.first().map(|entry| entry.index),
+        Noted::NoMessage | Noted::Unchanged { .. } => None,
+    })
 }

@@ -17,7 +17,7 @@ use crate::service::sealed::{body_slot, open_contacts, Contacts, MessageBody};
 use crate::service::uses::webhook_secret_slot;
 use crate::service::{AppState, Error};
 use crate::store::db::Db;
-use crate::store::{contact_verifications, outbox, parties, sealed, tokens, StoreError};
+use crate::store::{outbox, parties, sealed, tokens, StoreError};
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -217,54 +217,6 @@ pub(crate) async fn message_entry(
             .flight(token.flight);
     }
     Ok(entry)
-}
-
-/// What a transport's report (a gateway's receipt, a bounce) is about: a relayed
-/// message, or the code of a contact verification, with the audit entry of what it
-/// says became of it.
-pub(crate) struct Reported {
-    /// Which table holds it.
-    pub queue: Queue,
-    /// Its id.
-    pub id: String,
-    /// The channel it went by.
-    pub channel: crate::domain::delivery::Channel,
-    /// The entry of the report.
-    pub entry: NewEntry,
-}
-
-/// The message or verification `id` names, if any, and the entry (`message_receipt`,
-/// `outcome`, recorded by `work`) of a report about it.
-pub(crate) async fn reported(
-    conn: &mut crate::store::Conn,
-    id: &str,
-    work: &str,
-    outcome: Outcome,
-    now: OffsetDateTime,
-) -> Result<Option<Reported>, StoreError> {
-    if let Some(message) = outbox::message(conn, id).await? {
-        let entry =
-            message_entry(conn, &message, work, Action::MessageReceipt, outcome, now).await?;
-        return Ok(Some(Reported {
-            queue: Queue::Messages,
-            id: message.id,
-            channel: message.channel,
-            entry,
-        }));
-    }
-    let Some(code) = contact_verifications::get(conn, None, id).await? else {
-        return Ok(None);
-    };
-    let entry = crate::service::contact_verifications::subjects(
-        NewEntry::by_broker(now, work, Action::MessageReceipt, outcome),
-        &code,
-    );
-    Ok(Some(Reported {
-        queue: Queue::Verifications,
-        id: code.id,
-        channel: code.channel,
-        entry,
-    }))
 }
 
 /// The audit reason code for an attempt's outcome, from a closed set so the log stays

@@ -12,11 +12,11 @@
 
 use crate::audit::Outcome;
 use crate::crypto::signed_body;
-use crate::service::delivery::reported;
 use crate::service::input::parse_json;
-use crate::service::reachability::{self, Heard};
+use crate::service::reachability::Heard;
+use crate::service::transport_reports::{Noted, Report};
 use crate::service::{AppState, Error, ErrorKind};
-use crate::store::outbox::{self, Receipt};
+use crate::store::outbox::Receipt;
 use serde::{Deserialize, Serialize};
 
 /// The header the gateway signs its receipts in.
@@ -122,65 +122,58 @@ pub async fn record(
         }
         (_, None) => None,
     };
-    let outcome = match receipt.status {
-        ReceiptStatus::Delivered => Outcome::Delivered,
-        ReceiptStatus::Undeliverable | ReceiptStatus::Expired => Outcome::Failed,
+    let report = Report {
+        message_id: receipt.message_id,
+        work: "sms-gateway",
+        channel: "sms",
+        outcome: match receipt.status {
+            ReceiptStatus::Delivered => Outcome::Delivered,
+            ReceiptStatus::Undeliverable | ReceiptStatus::Expired => Outcome::Failed,
+        },
+        reason: match receipt.status {
+            ReceiptStatus::Delivered => None,
+            ReceiptStatus::Undeliverable => Some("undeliverable"),
+            ReceiptStatus::Expired => Some("expired"),
+        },
+        receipt: Receipt {
+            status: receipt.status.as_str().to_string(),
+            reason,
+            at: now,
+        },
+        // What the receipt says of the number: the agency is told, in the same
+        // write, if it stopped reaching the traveller.
+        heard: match receipt.status {
+            ReceiptStatus::Delivered => Heard::Delivered,
+            ReceiptStatus::Undeliverable => Heard::Unreachable("undeliverable"),
+            ReceiptStatus::Expired => Heard::Nothing,
+        },
     };
-    let mut tx = state.store.begin().await?;
     // A relayed message, or a verification's code: both went through the gateway.
-    let message = reported(&mut tx, &receipt.message_id, "sms-gateway", outcome, now)
-        .await?
-        .ok_or_else(|| Error::of(ErrorKind::MessageNotFound))?;
-    let held = Receipt {
-        status: receipt.status.as_str().to_string(),
-        reason,
-        at: now,
-    };
-    if !outbox::record_receipt(&mut tx, message.queue, &message.id, "sms", &held).await? {
+    let message_id = report.message_id.clone();
+    let sent = report.receipt.clone();
+    let written = report.record(state).await?;
+    let recorded = match written.output {
+        Noted::NoMessage => return Err(Error::of(ErrorKind::MessageNotFound)),
+        Noted::Recorded => true,
         // The same receipt again (a gateway's retry), or no message it could be about.
-        let held_now = outbox::receipt_of(&mut tx, message.queue, &message.id).await?;
-        tx.rollback().await.ok();
-        let already = message.channel.as_str() == "sms"
-            && held_now.is_some_and(|r| r.status == held.status && r.reason == held.reason);
-        if !already {
-            return Err(Error::field(
-                ErrorKind::InvalidField,
-                "message_id",
-                "names no SMS the gateway accepted",
-            ));
+        Noted::Unchanged { channel, held } => {
+            let already = channel.as_str() == "sms"
+                && held.is_some_and(|r| r.status == sent.status && r.reason == sent.reason);
+            if !already {
+                return Err(Error::field(
+                    ErrorKind::InvalidField,
+                    "message_id",
+                    "names no SMS the gateway accepted",
+                ));
+            }
+            false
         }
-        return Ok(ReceiptRecorded {
-            message_id: message.id,
-            status: receipt.status,
-            recorded: false,
-            audit_index: None,
-        });
-    }
-    let mut entry = message.entry;
-    entry.reason = match receipt.status {
-        ReceiptStatus::Delivered => None,
-        ReceiptStatus::Undeliverable => Some("undeliverable"),
-        ReceiptStatus::Expired => Some("expired"),
     };
-    // What the receipt says of the number, and the agency's event if it stopped
-    // reaching the traveller, in the same transaction.
-    let heard = match receipt.status {
-        ReceiptStatus::Delivered => Heard::Delivered,
-        ReceiptStatus::Undeliverable => Heard::Unreachable("undeliverable"),
-        ReceiptStatus::Expired => Heard::Nothing,
-    };
-    let became = reachability::learn(&mut tx, &message.id, heard, now).await?;
-    let stored = state
-        .commit_with_pushes(tx, vec![entry], |stored| {
-            reachability::events_of(became.as_ref(), stored)
-        })
-        .await?;
-    let audit_index = stored[0].index;
     Ok(ReceiptRecorded {
-        message_id: message.id,
+        message_id,
         status: receipt.status,
-        recorded: true,
-        audit_index: Some(audit_index),
+        recorded,
+        audit_index: written.entries.first().map(|entry| entry.index),
     })
 }
 

@@ -50,6 +50,7 @@ pub mod state;
 pub mod telling;
 pub mod templates;
 pub mod token_use;
+pub mod transport_reports;
 pub mod traveller;
 pub mod use_batch;
 pub mod uses;

@@ -17,10 +17,11 @@ use crate::domain::ids::new_id;
 use crate::domain::party::Party;
 use crate::domain::time::format_time;
 use crate::service::{AppState, Error};
+use crate::store::db::Db;
 use crate::store::outbox::WebhookDelivery;
 use crate::store::reachability::{self, Learnt, MessageContact};
 use crate::store::reports::{self, CoverageOf, Period};
-use crate::store::{parties, Conn};
+use crate::store::{parties, StoreError};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -48,28 +49,28 @@ pub struct BecameUnreachable {
     agency_hooked: bool,
 }
 
-/// Records, in `conn`'s transaction, what a receipt or a bounce of `message_id` says
-/// of its channel. Answers the channel when it just became unreachable (it was not
-/// known unreachable for this contact), for [`events_of`].
+/// Records, inside the write over `db`, what a receipt or a bounce of `message_id`
+/// says of its channel. Answers the channel when it just became unreachable (it was
+/// not known unreachable for this contact), for [`events_of`].
 pub async fn learn(
-    conn: &mut Conn,
+    db: &mut impl Db,
     message_id: &str,
     heard: Heard,
     now: OffsetDateTime,
-) -> Result<Option<BecameUnreachable>, Error> {
+) -> Result<Option<BecameUnreachable>, StoreError> {
     let (state, reason) = match heard {
         Heard::Delivered => ("reachable", None),
         Heard::Unreachable(reason) => ("unreachable", Some(reason)),
         Heard::Nothing => return Ok(None),
     };
-    let Some(contact) = reachability::message_contact(conn, message_id).await? else {
+    let Some(contact) = reachability::message_contact(db, message_id).await? else {
         return Ok(None);
     };
     // A record stored before digests were kept, or purged since: nothing to tie it to.
     let Some(digest) = contact.digest.clone() else {
         return Ok(None);
     };
-    let known = reachability::known(conn, &contact.traveller_id, &contact.channel).await?;
+    let known = reachability::known(db, &contact.traveller_id, &contact.channel).await?;
     let learnt = Learnt {
         contact: &contact,
         digest: &digest,
@@ -79,12 +80,12 @@ pub async fn learn(
         at: now,
         verified: false,
     };
-    reachability::record(conn, &learnt).await?;
+    reachability::record(db, &learnt).await?;
     let already = known.is_some_and(|k| k.state == "unreachable" && k.digest == digest);
     let Some(reason) = reason.filter(|_| !already) else {
         return Ok(None);
     };
-    let agency_hooked = parties::with_webhooks(conn, &[contact.agency_id.as_str()])
+    let agency_hooked = parties::with_webhooks(db, &[contact.agency_id.as_str()])
         .await?
         .contains(&contact.agency_id);
     Ok(Some(BecameUnreachable {

@@ -3,8 +3,10 @@
 //! like `messages` through [`outbox`]), and the traveller's answer.
 
 use super::consents::{scope_from_row, SCOPE_COLUMNS};
+use super::db::Db;
 use super::outbox::{self, Queue};
-use super::{from_millis, to_millis, Conn, Store, StoreError};
+use super::row::Columns;
+use super::{from_millis, to_millis, Conn, Param, Store, StoreError};
 use crate::domain::delivery::Channel;
 use crate::domain::scope::ConsentScope;
 use sqlx::Row;
@@ -51,27 +53,27 @@ const COLUMNS: &str =
     "id, agency_id, consent_id, traveller_id, channel, digest, language, sealed_secret, \
      status, attempts, last_error, created_at, finished_at, expires_at, wrong_codes, confirmed_at";
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<VerificationRow, StoreError> {
-    let channel: String = row.get("channel");
-    let finished_at: Option<i64> = row.get("finished_at");
-    let confirmed_at: Option<i64> = row.get("confirmed_at");
+fn from_row(row: &impl Columns) -> Result<VerificationRow, StoreError> {
+    let channel: String = row.value("channel");
+    let finished_at: Option<i64> = row.value("finished_at");
+    let confirmed_at: Option<i64> = row.value("confirmed_at");
     Ok(VerificationRow {
-        id: row.get("id"),
-        agency_id: row.get("agency_id"),
-        consent_id: row.get("consent_id"),
-        traveller_id: row.get("traveller_id"),
+        id: row.value("id"),
+        agency_id: row.value("agency_id"),
+        consent_id: row.value("consent_id"),
+        traveller_id: row.value("traveller_id"),
         channel: Channel::from_word(&channel)
             .ok_or_else(|| StoreError::Corrupt(format!("channel {channel}")))?,
-        digest: row.get("digest"),
-        language: row.get("language"),
-        sealed_secret: row.get("sealed_secret"),
-        status: row.get("status"),
-        attempts: row.get("attempts"),
-        last_error: row.get("last_error"),
-        created_at: from_millis(row.get("created_at"))?,
+        digest: row.value("digest"),
+        language: row.value("language"),
+        sealed_secret: row.value("sealed_secret"),
+        status: row.value("status"),
+        attempts: row.value("attempts"),
+        last_error: row.value("last_error"),
+        created_at: from_millis(row.value("created_at"))?,
         finished_at: finished_at.map(from_millis).transpose()?,
-        expires_at: from_millis(row.get("expires_at"))?,
-        wrong_codes: row.get("wrong_codes"),
+        expires_at: from_millis(row.value("expires_at"))?,
+        wrong_codes: row.value("wrong_codes"),
         confirmed_at: confirmed_at.map(from_millis).transpose()?,
     })
 }
@@ -101,22 +103,17 @@ pub async fn insert(conn: &mut Conn, v: &VerificationRow) -> Result<(), StoreErr
 /// A verification by id; `agency_id` scopes it to the agency that asked (`None` for
 /// the traveller's link, whose secret is the only credential).
 pub async fn get(
-    conn: &mut Conn,
+    db: &mut impl Db,
     agency_id: Option<&str>,
     id: &str,
 ) -> Result<Option<VerificationRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM contact_verifications WHERE id = $1");
-    let row = match agency_id {
-        Some(agency_id) => {
-            sqlx::query(&format!("{sql} AND agency_id = $2"))
-                .bind(id)
-                .bind(agency_id)
-                .fetch_optional(conn)
-                .await?
-        }
-        None => sqlx::query(&sql).bind(id).fetch_optional(conn).await?,
-    };
-    row.as_ref().map(from_row).transpose()
+    let mut sql = format!("SELECT {COLUMNS} FROM contact_verifications WHERE id = $1");
+    let mut params = vec![Param::Text(id.to_string())];
+    if let Some(agency_id) = agency_id {
+        sql.push_str(" AND agency_id = $2");
+        params.push(Param::Text(agency_id.to_string()));
+    }
+    db.optional(&sql, params, |row| from_row(row)).await
 }
 
 /// How many verifications of a traveller's channel were asked for since `since`, and

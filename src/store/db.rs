@@ -37,6 +37,26 @@ pub trait Db {
     ) -> Result<(), StoreError>
     where
         F: for<'r> FnMut(&Self::Row<'r>) -> Result<(), StoreError>;
+
+    /// Runs a statement of at most one row and reads it with `read`; `None` when it
+    /// answers none.
+    async fn optional<T, F>(
+        &mut self,
+        sql: &str,
+        params: Vec<Param>,
+        mut read: F,
+    ) -> Result<Option<T>, StoreError>
+    where
+        F: for<'r> FnMut(&Self::Row<'r>) -> Result<T, StoreError>,
+    {
+        let mut found = None;
+        self.for_each(sql, params, |row| {
+            found = Some(read(row)?);
+            Ok(())
+        })
+        .await?;
+        Ok(found)
+    }
 }
 
 impl Db for Conn {

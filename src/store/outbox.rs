@@ -7,6 +7,7 @@
 //! broker that dies mid-delivery leaves rows that become due again when the lease ends.
 
 use super::db::Db;
+use super::row::Columns;
 use super::{from_millis, to_millis, values_rows, Conn, Engine, Param, Store, StoreError};
 use crate::domain::delivery::Channel;
 use sqlx::any::AnyRow;
@@ -127,39 +128,37 @@ const MESSAGE_COLUMNS: &str =
     "id, token_id, airline_id, agency_id, consent_id, traveller_id, channel, category, \
      sealed_body, status, attempts, next_attempt_at, last_error, created_at, finished_at";
 
-fn message_from_row(row: &sqlx::any::AnyRow) -> Result<Message, StoreError> {
-    let channel: String = row.get("channel");
-    let finished_at: Option<i64> = row.get("finished_at");
+fn message_from_row(row: &impl Columns) -> Result<Message, StoreError> {
+    let channel: String = row.value("channel");
+    let finished_at: Option<i64> = row.value("finished_at");
     Ok(Message {
-        id: row.get("id"),
-        token_id: row.get("token_id"),
-        airline_id: row.get("airline_id"),
-        agency_id: row.get("agency_id"),
-        consent_id: row.get("consent_id"),
-        traveller_id: row.get("traveller_id"),
+        id: row.value("id"),
+        token_id: row.value("token_id"),
+        airline_id: row.value("airline_id"),
+        agency_id: row.value("agency_id"),
+        consent_id: row.value("consent_id"),
+        traveller_id: row.value("traveller_id"),
         channel: Channel::from_word(&channel)
             .ok_or_else(|| StoreError::Corrupt(format!("channel {channel}")))?,
-        category: row.get("category"),
-        sealed_body: row.get("sealed_body"),
-        status: row.get("status"),
-        attempts: row.get("attempts"),
-        next_attempt_at: from_millis(row.get("next_attempt_at"))?,
-        last_error: row.get("last_error"),
-        created_at: from_millis(row.get("created_at"))?,
+        category: row.value("category"),
+        sealed_body: row.value("sealed_body"),
+        status: row.value("status"),
+        attempts: row.value("attempts"),
+        next_attempt_at: from_millis(row.value("next_attempt_at"))?,
+        last_error: row.value("last_error"),
+        created_at: from_millis(row.value("created_at"))?,
         finished_at: finished_at.map(from_millis).transpose()?,
     })
 }
 
 /// A message by id.
 #[instrument(skip_all)]
-pub async fn message(conn: &mut Conn, id: &str) -> Result<Option<Message>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(message_from_row).transpose()
+pub async fn message(db: &mut impl Db, id: &str) -> Result<Option<Message>, StoreError> {
+    let sql = format!("SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1");
+    db.optional(&sql, vec![Param::Text(id.to_string())], |row| {
+        message_from_row(row)
+    })
+    .await
 }
 
 /// What the SMS gateway said became of a message.
@@ -177,26 +176,23 @@ pub struct Receipt {
 /// if the gateway or a bounce sent one.
 #[instrument(skip_all)]
 pub async fn receipt_of(
-    conn: &mut Conn,
+    db: &mut impl Db,
     queue: Queue,
     id: &str,
 ) -> Result<Option<Receipt>, StoreError> {
-    let row = sqlx::query(&format!(
+    let sql = format!(
         "SELECT receipt_status, receipt_reason, receipt_at FROM {} \
          WHERE id = $1 AND receipt_status IS NOT NULL",
         queue.table()
-    ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
+    );
+    db.optional(&sql, vec![Param::Text(id.to_string())], |r| {
         Ok(Receipt {
-            status: r.get("receipt_status"),
-            reason: r.get("receipt_reason"),
-            at: super::from_millis(r.get("receipt_at"))?,
+            status: r.value("receipt_status"),
+            reason: r.value("receipt_reason"),
+            at: from_millis(r.value("receipt_at"))?,
         })
     })
-    .transpose()
+    .await
 }
 
 /// Records a receipt of a message of `queue` its transport accepted (the SMS
@@ -207,27 +203,27 @@ pub async fn receipt_of(
 /// the gateway took the message.
 #[instrument(skip_all)]
 pub async fn record_receipt(
-    conn: &mut Conn,
+    db: &mut impl Db,
     queue: Queue,
     id: &str,
     channel: &str,
     receipt: &Receipt,
 ) -> Result<bool, StoreError> {
-    let done = sqlx::query(&format!(
+    let sql = format!(
         "UPDATE {} SET receipt_status = $1, receipt_reason = $2, receipt_at = $3 \
          WHERE id = $4 AND channel = $5 \
          AND (status = 'delivered' OR (status = 'queued' AND lease_until > $3)) \
          AND (receipt_status IS NULL OR receipt_status <> $1 OR receipt_reason IS DISTINCT FROM $2)",
         queue.table()
-    ))
-    .bind(&receipt.status)
-    .bind(&receipt.reason)
-    .bind(to_millis(receipt.at))
-    .bind(id)
-    .bind(channel)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    );
+    let params = vec![
+        Param::Text(receipt.status.clone()),
+        Param::text(receipt.reason.clone()),
+        Param::Int(to_millis(receipt.at)),
+        Param::Text(id.to_string()),
+        Param::Text(channel.to_string()),
+    ];
+    Ok(db.execute(&sql, params).await? == 1)
 }
 
 /// Claims up to `limit` due messages until `lease_until` (see [`claim`]).

@@ -2,7 +2,9 @@
 //! last learnt from a delivery receipt, a bounce or the traveller's own confirmation,
 //! and the agency's contacts to fix.
 
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{from_millis, to_millis, Conn, Param, StoreError};
 use sqlx::Row;
 use time::OffsetDateTime;
 
@@ -23,24 +25,25 @@ pub struct MessageContact {
 /// The contact of a message: its record's digest of the channel it went by. A
 /// verification's code is a message too: its contact is the one it checks.
 pub async fn message_contact(
-    conn: &mut Conn,
+    db: &mut impl Db,
     message_id: &str,
 ) -> Result<Option<MessageContact>, StoreError> {
-    let row = sqlx::query(
+    db.optional(
         "SELECT m.traveller_id, m.agency_id, m.channel, \
          CASE WHEN m.channel = 'sms' THEN c.mobile_digest ELSE c.email_digest END AS digest \
          FROM messages m JOIN consents c ON c.id = m.consent_id WHERE m.id = $1 \
          UNION ALL SELECT traveller_id, agency_id, channel, digest FROM contact_verifications WHERE id = $1",
+        vec![Param::Text(message_id.to_string())],
+        |r| {
+            Ok(MessageContact {
+                traveller_id: r.value("traveller_id"),
+                agency_id: r.value("agency_id"),
+                channel: r.value("channel"),
+                digest: r.value("digest"),
+            })
+        },
     )
-    .bind(message_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| MessageContact {
-        traveller_id: r.get("traveller_id"),
-        agency_id: r.get("agency_id"),
-        channel: r.get("channel"),
-        digest: r.get("digest"),
-    }))
+    .await
 }
 
 /// What is known of a channel.
@@ -54,21 +57,24 @@ pub struct Known {
 
 /// What is known of a traveller's channel, for any contact.
 pub async fn known(
-    conn: &mut Conn,
+    db: &mut impl Db,
     traveller_id: &str,
     channel: &str,
 ) -> Result<Option<Known>, StoreError> {
-    let row = sqlx::query(
+    db.optional(
         "SELECT state, digest FROM channel_reachability WHERE traveller_id = $1 AND channel = $2",
+        vec![
+            Param::Text(traveller_id.to_string()),
+            Param::Text(channel.to_string()),
+        ],
+        |r| {
+            Ok(Known {
+                state: r.value("state"),
+                digest: r.value("digest"),
+            })
+        },
     )
-    .bind(traveller_id)
-    .bind(channel)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| Known {
-        state: r.get("state"),
-        digest: r.get("digest"),
-    }))
+    .await
 }
 
 /// A channel's new state.
@@ -94,12 +100,11 @@ pub struct Learnt<'a> {
 
 /// Records what was learnt of a channel, replacing what was known of it. When and
 /// whether it was last delivered to or verified carry over only for the same contact.
-pub async fn record(conn: &mut Conn, learnt: &Learnt<'_>) -> Result<(), StoreError> {
+pub async fn record(db: &mut impl Db, learnt: &Learnt<'_>) -> Result<(), StoreError> {
     let reachable = learnt.state == "reachable";
     let delivered = (reachable && !learnt.verified).then(|| to_millis(learnt.at));
     let verified = (reachable && learnt.verified).then(|| to_millis(learnt.at));
-    sqlx::query(
-        "INSERT INTO channel_reachability (traveller_id, channel, agency_id, digest, state, reason, \
+    let sql = "INSERT INTO channel_reachability (traveller_id, channel, agency_id, digest, state, reason, \
          message_id, changed_at, delivered_at, verified_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (traveller_id, channel) DO UPDATE SET agency_id = excluded.agency_id, \
          digest = excluded.digest, state = excluded.state, reason = excluded.reason, \
@@ -107,20 +112,20 @@ pub async fn record(conn: &mut Conn, learnt: &Learnt<'_>) -> Result<(), StoreErr
          delivered_at = CASE WHEN channel_reachability.digest = excluded.digest \
            THEN COALESCE(excluded.delivered_at, channel_reachability.delivered_at) ELSE excluded.delivered_at END, \
          verified_at = CASE WHEN channel_reachability.digest = excluded.digest \
-           THEN COALESCE(excluded.verified_at, channel_reachability.verified_at) ELSE excluded.verified_at END",
-    )
-    .bind(&learnt.contact.traveller_id)
-    .bind(&learnt.contact.channel)
-    .bind(&learnt.contact.agency_id)
-    .bind(learnt.digest)
-    .bind(learnt.state)
-    .bind(learnt.reason)
-    .bind(learnt.message_id)
-    .bind(to_millis(learnt.at))
-    .bind(delivered)
-    .bind(verified)
-    .execute(conn)
-    .await?;
+           THEN COALESCE(excluded.verified_at, channel_reachability.verified_at) ELSE excluded.verified_at END";
+    let params = vec![
+        Param::Text(learnt.contact.traveller_id.clone()),
+        Param::Text(learnt.contact.channel.clone()),
+        Param::Text(learnt.contact.agency_id.clone()),
+        Param::Bytes(learnt.digest.to_vec()),
+        Param::Text(learnt.state.to_string()),
+        Param::text(learnt.reason.map(str::to_string)),
+        Param::Text(learnt.message_id.to_string()),
+        Param::Int(to_millis(learnt.at)),
+        Param::int(delivered),
+        Param::int(verified),
+    ];
+    db.execute(sql, params).await?;
     Ok(())
 }
 
