@@ -199,19 +199,14 @@ async fn live_key_of(
     key_id: &str,
     now: OffsetDateTime,
 ) -> Result<Option<(Vec<u8>, Party)>, StoreError> {
-    let mut found = None;
-    db.for_each(
+    db.optional(
         "SELECT k.secret_hash, p.id, p.kind, p.code FROM api_keys k \
          JOIN parties p ON p.id = k.party_id \
          WHERE k.id = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > $2)",
         vec![Param::Text(key_id.to_string()), Param::Int(to_millis(now))],
-        |row| {
-            found = Some(live_key(row)?);
-            Ok(())
-        },
+        |row| live_key(row),
     )
-    .await?;
-    Ok(found)
+    .await
 }
 
 /// A live key's hash and party, from a row of `api_key`'s statement.

@@ -103,12 +103,7 @@ pub async fn by_id(
     let sql = format!("SELECT {COLUMNS} FROM disruptions d WHERE d.id = $1{scope}");
     let mut params = vec![Param::Text(id.to_string())];
     params.extend(party.map(|p| Param::Text(p.to_string())));
-    let mut found = None;
-    db.for_each(&sql, params, |row| {
-        found = Some(from_row(row)?);
-        Ok(())
-    })
-    .await?;
+    let found = db.optional(&sql, params, |row| from_row(row)).await?;
     let Some(mut found) = found else {
         return Ok(None);
     };
@@ -166,18 +161,15 @@ pub async fn state_of(
     db: &mut impl Db,
     id: &str,
 ) -> Result<Option<(DisruptionState, i64)>, StoreError> {
-    let mut found = None;
-    db.for_each(
+    db.optional(
         "SELECT state, revision FROM disruptions WHERE id = $1",
         vec![Param::Text(id.to_string())],
         |row| {
             let state: String = row.value("state");
-            found = Some((parse_state(&state)?, row.value("revision")));
-            Ok(())
+            Ok((parse_state(&state)?, row.value("revision")))
         },
     )
-    .await?;
-    Ok(found)
+    .await
 }
 
 /// Writes a disruption's new category, time, note and state as its next revision,

@@ -215,22 +215,19 @@ pub struct Listed {
 /// Kind, code and name of a party.
 #[instrument(skip_all)]
 pub async fn listed(db: &mut impl Db, party_id: &str) -> Result<Option<Listed>, StoreError> {
-    let mut found = None;
     let params = vec![Param::Text(party_id.to_string())];
-    db.for_each(
+    db.optional(
         "SELECT kind, code, name FROM parties WHERE id = $1",
         params,
         |r| {
-            found = Some(Listed {
+            Ok(Listed {
                 kind: r.value("kind"),
                 code: r.value("code"),
                 name: r.value("name"),
-            });
-            Ok(())
+            })
         },
     )
-    .await?;
-    Ok(found)
+    .await
 }
 
 /// The domains an airline's relayed messages may link to.

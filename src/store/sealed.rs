@@ -68,20 +68,17 @@ pub async fn for_sending(
     db: &mut impl Db,
     consent_id: &str,
 ) -> Result<Option<ForSending>, StoreError> {
-    let mut found = None;
-    db.for_each(
+    db.optional(
         &FOR_SENDING,
         vec![Param::Text(consent_id.to_string())],
         |row| {
-            found = Some(ForSending {
+            Ok(ForSending {
                 scope: scope_from_row(row)?,
                 sealed: sealed_from_row(row, false),
-            });
-            Ok(())
+            })
         },
     )
-    .await?;
-    Ok(found)
+    .await
 }
 
 /// The columns of `consents c` that [`sealed_from_row`] reads a record's key and sealed

@@ -106,13 +106,10 @@ pub async fn find(db: &mut impl Db, id: &str) -> Result<Option<TokenRecord>, Sto
         "SELECT {TOKEN_COLUMNS} FROM release_tokens rt JOIN consents c ON c.id = rt.consent_id \
          WHERE rt.id = $1"
     );
-    let mut found = None;
-    db.for_each(&sql, vec![Param::Text(id.to_string())], |row| {
-        found = Some(token_from_row(row)?);
-        Ok(())
+    db.optional(&sql, vec![Param::Text(id.to_string())], |row| {
+        token_from_row(row)
     })
-    .await?;
-    Ok(found)
+    .await
 }
 
 /// A token read with [`TOKEN_COLUMNS`].

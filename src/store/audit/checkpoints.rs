@@ -90,17 +90,12 @@ pub async fn checkpoint_of(
     db: &mut impl Db,
     tree_size: u64,
 ) -> Result<Option<StoredCheckpoint>, StoreError> {
-    let mut found = None;
-    db.for_each(
+    db.optional(
         "SELECT tree_size, root, signed_at, note FROM audit_checkpoints WHERE tree_size = $1",
         vec![Param::Int(tree_size as i64)],
-        |row| {
-            found = Some(checkpoint_from(row)?);
-            Ok(())
-        },
+        |row| checkpoint_from(row),
     )
-    .await?;
-    Ok(found)
+    .await
 }
 
 /// Every stored checkpoint, smallest tree first.
