@@ -9,7 +9,7 @@
 //! instead of each statement going to sqlx's worker thread and back. The statements
 //! and the mappings of their rows ([`Columns`]) are the same text and code for both.
 
-use super::row::Columns;
+use super::row::{Columns, DirectRow};
 use super::{Conn, Param, Placeholders, StoreError};
 use sqlx::any::AnyRow;
 
@@ -106,7 +106,7 @@ impl rusqlite::ToSql for Param {
 }
 
 impl Db for Direct<'_> {
-    type Row<'r> = rusqlite::Row<'r>;
+    type Row<'r> = DirectRow<'r>;
 
     fn placeholders(&self) -> Placeholders {
         Placeholders::Anonymous
@@ -124,12 +124,23 @@ impl Db for Direct<'_> {
         mut each: F,
     ) -> Result<(), StoreError>
     where
-        F: for<'r> FnMut(&rusqlite::Row<'r>) -> Result<(), StoreError>,
+        F: for<'r> FnMut(&DirectRow<'r>) -> Result<(), StoreError>,
     {
         let mut statement = self.0.prepare_cached(sql)?;
         let mut rows = statement.query(rusqlite::params_from_iter(params.iter()))?;
+        // The column names, read at the first row (a statement answering none never
+        // needs them) and kept for the others.
+        let mut names: Option<Vec<String>> = None;
         while let Some(row) = rows.next()? {
-            each(row)?;
+            let names = names.get_or_insert_with(|| {
+                let statement: &rusqlite::Statement<'_> = row.as_ref();
+                statement
+                    .column_names()
+                    .into_iter()
+                    .map(str::to_owned)
+                    .collect()
+            });
+            each(&DirectRow::new(row, names))?;
         }
         Ok(())
     }
