@@ -1,7 +1,8 @@
 //! A row as the mappings read it, whichever driver read it: sqlx's `Any` row (the
 //! pools, both engines) or a rusqlite row with its statement's column names
-//! ([`DirectRow`]: SQLite read on the calling thread, see [`super::direct`]). One mapping per stored type then serves both, so a column added
-//! to a table is read the same way on every path.
+//! ([`DirectRow`]: SQLite read on the calling thread, see [`super::direct`]). One
+//! mapping per stored type then serves both, so a column added to a table is read the
+//! same way on every path.
 
 use sqlx::any::AnyRow;
 
