@@ -99,21 +99,16 @@ impl Columns for DirectRow<'_> {
 mod tests {
     use super::*;
     use crate::store::db::{Db, Direct};
+    use crate::store::direct::run_now;
 
     /// Reads the one row of `sql` on an in-memory connection through the direct
     /// connection's rows, as the store's mappings do.
     fn read_row<T>(sql: &str, read: impl Fn(&DirectRow<'_>) -> T) -> T {
         let connection = rusqlite::Connection::open_in_memory().unwrap();
         let mut db = Direct(&connection);
-        let mut found = None;
-        let run = db.for_each(sql, Vec::new(), |row| {
-            found = Some(read(row));
-            Ok(())
-        });
-        futures_util::FutureExt::now_or_never(run)
-            .expect("a direct statement never waits")
-            .unwrap();
-        found.expect("one row")
+        run_now(db.optional(sql, Vec::new(), |row| Ok(read(row))))
+            .unwrap()
+            .expect("one row")
     }
 
     #[test]
@@ -153,15 +148,15 @@ mod tests {
         let connection = rusqlite::Connection::open_in_memory().unwrap();
         let mut db = Direct(&connection);
         let mut seen = Vec::new();
-        let run = db.for_each(
+        run_now(db.for_each(
             "SELECT value AS n, value * 10 AS tens FROM (SELECT 1 AS value UNION ALL SELECT 2 UNION ALL SELECT 3)",
             Vec::new(),
             |row| {
                 seen.push((row.value::<i64>("n"), row.value::<i64>("tens")));
                 Ok(())
             },
-        );
-        futures_util::FutureExt::now_or_never(run).unwrap().unwrap();
+        ))
+        .unwrap();
         assert_eq!(seen, [(1, 10), (2, 20), (3, 30)]);
     }
 }
