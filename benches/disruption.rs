@@ -436,6 +436,21 @@ impl Gateway {
         }
     }
 
+    /// Waits (five minutes at most) until `messages` receipts are recorded at or after
+    /// `since`; answers how many were and when the last was, in seconds after `since`.
+    async fn delivered_since(&self, since: Instant, messages: u64) -> (usize, Option<f64>) {
+        let (step, limit) = (Duration::from_millis(100), Duration::from_secs(300));
+        let mut waited = Duration::ZERO;
+        loop {
+            let (n, last) = self.recorded_since(since);
+            if n as u64 >= messages || waited >= limit {
+                return (n, last.map(|l| l.duration_since(since).as_secs_f64()));
+            }
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+    }
+
     /// Receipts recorded at or after `since`, and when the last was.
     fn recorded_since(&self, since: Instant) -> (usize, Option<Instant>) {
         let recorded = self.recorded.lock().unwrap();
@@ -785,20 +800,9 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     )
     .await;
     // Delivered, not only accepted: every storm message's receipt recorded.
-    let storm_delivered = {
-        let mut waited = 0;
-        loop {
-            let (n, last) = gateway.recorded_since(storm_started);
-            if n as u64 >= storm_told.messages || waited >= 600 {
-                break (
-                    n,
-                    last.map(|l| l.duration_since(storm_started).as_secs_f64()),
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += 1;
-        }
-    };
+    let storm_delivered = gateway
+        .delivered_since(storm_started, storm_told.messages)
+        .await;
     let audit_after = audit_size(&store).await;
     let appended = (audit_after - audit_before) as f64;
 
@@ -821,6 +825,7 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
         .unwrap_or_default();
 
     // Paced: another tenth, released at a fixed rate.
+    let paced_started = Instant::now();
     let paced = storm(
         args,
         &target,
@@ -832,8 +837,14 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     let memory_at_end = broker.memory().0 as f64 / 1024.0;
     let parts_at_end = broker.memory_parts();
     let process_at_end = process_memory(&client, &broker.url, &officer_key).await;
-    // Once the storm has passed: the broker has given back what it freed (it does so on
-    // a timer, `workers::memory`), so what stays resident is what it holds.
+    // Once the storm has passed, as `memory_before` was read once every message before it
+    // had been delivered: the paced delays' messages delivered too (the relay worker may
+    // still be sending them when the last release is answered), then the broker has given
+    // back what it freed (it does so on a timer, `workers::memory`), so what stays
+    // resident is what it holds.
+    let paced_delivered = gateway
+        .delivered_since(paced_started, paced.told.messages)
+        .await;
     tokio::time::sleep(passerelle::workers::memory::INTERVAL + Duration::from_secs(2)).await;
     let memory_after = broker.memory().0 as f64 / 1024.0;
     let parts_after = broker.memory_parts();
@@ -933,6 +944,12 @@ async fn run(args: &Args, postgres_url: Option<&str>) -> Figures {
     println!(
         "  p99 from when due               {}",
         under(paced_p99, 20.0, "ms")
+    );
+    let (delivered, delivered_in) = paced_delivered;
+    println!(
+        "  the delays' messages delivered: {delivered} of {}, the last {:.2} s after the paced phase began",
+        paced.told.messages,
+        delivered_in.unwrap_or(f64::NAN)
     );
     println!(
         "audit verify                      {} entries in {:.2} s: {}",
