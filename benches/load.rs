@@ -2,8 +2,9 @@
 //! 200 concurrent clients for several minutes, then stopped. Clients mix what a
 //! disruption brings: airlines asking for tokens and redeeming them, agencies reading
 //! the uses of their clients' data, the officer searching the audit trail, travellers
-//! opening their page's data. It prints throughput, latency per kind of request, every
-//! error, and the broker's resident memory over the run.
+//! opening their page's data. It prints throughput, latency per kind of request (over
+//! the whole run and its p50 in each tenth of it, so a slowdown names its request),
+//! every error, and the broker's resident memory over the run.
 //!
 //! The broker runs with the shipped limits and tunables, unchanged: an airline asking
 //! for tokens faster than its rate, or past its daily budget of reveals, and a
@@ -81,6 +82,9 @@ fn count(refused: &Mutex<BTreeMap<String, u64>>, kind: &str, response: &reqwest:
     let key = format!("{kind}: {}", response.status());
     *refused.lock().unwrap().entry(key).or_default() += 1;
 }
+
+/// One kind's latencies (µs), each with the tenth of the run its request was sent in.
+type Timed = Vec<(u8, u32)>;
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -191,12 +195,16 @@ async fn main() {
 
     let travellers = Arc::new(travellers);
     let codes = Arc::new(codes);
-    let latencies: Arc<Mutex<Vec<Vec<u32>>>> = Arc::new(Mutex::new(vec![Vec::new(); KINDS.len()]));
+    let latencies: Arc<Mutex<Vec<Timed>>> = Arc::new(Mutex::new(vec![Vec::new(); KINDS.len()]));
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let refused: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
     let requests = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
+    let run = Duration::from_secs(args.seconds.max(1));
+    let tenth = move |sent: Instant| {
+        ((sent - started).as_secs_f64() * 10.0 / run.as_secs_f64()).min(9.0) as u8
+    };
     let mut tasks = Vec::new();
     for c in 0..args.clients {
         let (client, url, travellers, codes, latencies, errors, requests) = (
@@ -211,7 +219,7 @@ async fn main() {
         let refused = refused.clone();
         let (airline, agency, officer) = (airline.clone(), agency.clone(), officer.clone());
         tasks.push(tokio::spawn(async move {
-            let mut mine: Vec<Vec<u32>> = vec![Vec::new(); KINDS.len()];
+            let mut mine: Vec<Timed> = vec![Vec::new(); KINDS.len()];
             let mut i = c;
             while Instant::now() < deadline {
                 i += 1;
@@ -251,7 +259,7 @@ async fn main() {
                 };
                 let sent = Instant::now();
                 let outcome = request.send().await;
-                mine[kind].push(sent.elapsed().as_micros() as u32);
+                mine[kind].push((tenth(sent), sent.elapsed().as_micros() as u32));
                 requests.fetch_add(1, Ordering::Relaxed);
                 let response = match outcome {
                     Ok(r) if r.status().is_success() => r,
@@ -283,7 +291,7 @@ async fn main() {
                         .json(&json!({"token": token}))
                         .send()
                         .await;
-                    mine[1].push(sent.elapsed().as_micros() as u32);
+                    mine[1].push((tenth(sent), sent.elapsed().as_micros() as u32));
                     requests.fetch_add(1, Ordering::Relaxed);
                     match released {
                         Ok(r) if r.status().is_success() => {}
@@ -330,17 +338,31 @@ async fn main() {
     if let Some(base) = &args.postgres_url {
         drop_postgres_schema(base, &database_url).await;
     }
-    let mut latencies = latencies.lock().unwrap();
+    let latencies = latencies.lock().unwrap();
     for (k, name) in KINDS.iter().enumerate() {
-        let v = &mut latencies[k];
+        let mut v: Vec<u32> = latencies[k].iter().map(|(_, l)| *l).collect();
         v.sort_unstable();
         println!(
             "  {name:16} {:>8} requests  p50 {:>7.2} ms  p99 {:>7.2} ms  max {:>8.2} ms",
             v.len(),
-            percentile(v, 0.5),
-            percentile(v, 0.99),
+            percentile(&v, 0.5),
+            percentile(&v, 0.99),
             v.last().copied().unwrap_or(0) as f64 / 1000.0
         );
+    }
+    println!("p50 in ms (and requests) in each tenth of the run:");
+    for (k, name) in KINDS.iter().enumerate() {
+        let mut line = format!("  {name:16}");
+        for t in 0..10u8 {
+            let mut v: Vec<u32> = latencies[k]
+                .iter()
+                .filter(|(at, _)| *at == t)
+                .map(|(_, l)| *l)
+                .collect();
+            v.sort_unstable();
+            line.push_str(&format!(" {:>6.1} ({:>5})", percentile(&v, 0.5), v.len()));
+        }
+        println!("{line}");
     }
     let refused = refused.lock().unwrap();
     println!(

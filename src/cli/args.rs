@@ -193,6 +193,10 @@ pub struct ServeArgs {
     /// `503`. With the record cap, this bounds the memory uploads take.
     #[arg(long, env = "PASSERELLE_PARALLEL_UPLOADS", default_value_t = BatchLimits::default().parallel)]
     pub parallel_uploads: usize,
+    /// How far an audit search counts the entries it matches (its `total`); past it the
+    /// total says "at least" this many. Each counted entry is read.
+    #[arg(long, env = "PASSERELLE_SEARCH_TOTAL_LIMIT", default_value_t = crate::service::settings::DEFAULT_SEARCH_TOTAL_LIMIT, value_parser = clap::value_parser!(i64).range(1..))]
+    pub search_total_limit: i64,
     /// Let the broker's own requests (webhooks, SMS gateway, checkpoint URL) use plain
     /// http:// and reach loopback and private addresses. Off by default: they go only
     /// to public https:// addresses. For a demo or tests on one machine.

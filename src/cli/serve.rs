@@ -226,6 +226,7 @@ pub async fn command(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<(
             dir: args.checkpoint_dir.clone(),
             url: args.checkpoint_url.clone(),
         },
+        search_total_limit: args.search_total_limit,
     };
     if args.demo {
         super::demo::provision(

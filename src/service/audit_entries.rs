@@ -2,7 +2,11 @@
 //! and the console's log page).
 //!
 //! Every filter officers ask by (time, agency, airline, booking, traveller, action,
-//! outcome, purpose, event), a cursor over entry indexes, and the total that matches.
+//! outcome, purpose, event), a cursor over entry indexes, and the total that matches,
+//! counted up to the broker's limit (`Settings::search_total_limit`): a count reads every
+//! entry it counts, so an unbounded one would make each page of a search over a
+//! ten-million-entry log cost seconds, and the searches of a busy day slow down as the
+//! log grows.
 //! Entries hold pseudonymous ids only; no contact value is ever in them.
 
 use crate::audit::{Action, AuditEntry, Outcome};
@@ -79,8 +83,11 @@ pub struct EntryPage {
     /// Pass as `after` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_after: Option<i64>,
-    /// Entries matching the filters, across all pages.
+    /// Entries matching the filters, across all pages, counted up to the broker's
+    /// limit: past it, this is the limit and `total_exact` is false.
     pub total: i64,
+    /// Whether `total` is every matching entry (false: at least that many).
+    pub total_exact: bool,
     /// Entries in the whole log.
     pub tree_size: i64,
 }
@@ -154,10 +161,13 @@ pub async fn list(state: &AppState, page: &EntryQuery) -> Result<EntryPage, Erro
             entries: Vec::new(),
             next_after: None,
             total: 0,
+            total_exact: true,
             tree_size,
         });
     };
-    let total = audit::count_filtered(&mut conn, &filter).await?;
+    let limit_of_total = state.settings.search_total_limit;
+    let counted = audit::count_filtered(&mut conn, &filter, limit_of_total + 1).await?;
+    let total_exact = counted <= limit_of_total;
     let rows = audit::list_filtered(&mut conn, &filter, page.after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let entries: Vec<ListedEntry> = rows
@@ -169,7 +179,8 @@ pub async fn list(state: &AppState, page: &EntryQuery) -> Result<EntryPage, Erro
     Ok(EntryPage {
         entries,
         next_after,
-        total,
+        total: counted.min(limit_of_total),
+        total_exact,
         tree_size,
     })
 }

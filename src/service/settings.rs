@@ -37,7 +37,14 @@ pub struct Settings {
     pub public_url: String,
     /// The audit log's name and where its checkpoints go.
     pub checkpoints: CheckpointSettings,
+    /// How far an audit search counts its matching entries (its `total`); past it the
+    /// total reads "at least". Each counted entry is read, so this bounds a search's
+    /// cost whatever the log's size.
+    pub search_total_limit: i64,
 }
+
+/// The default of [`Settings::search_total_limit`].
+pub const DEFAULT_SEARCH_TOTAL_LIMIT: i64 = 10_000;
 
 impl Default for Settings {
     fn default() -> Self {
@@ -53,6 +60,7 @@ impl Default for Settings {
             secure_cookies: true,
             public_url: "http://127.0.0.1:8080".into(),
             checkpoints: CheckpointSettings::default(),
+            search_total_limit: DEFAULT_SEARCH_TOTAL_LIMIT,
         }
     }
 }

@@ -379,6 +379,25 @@ fn an_invalid_policy_stops_the_broker_and_policy_check_names_the_line() {
     assert!(said.contains(&format!("release.cedar:{line}")), "{said}");
 }
 
+#[test]
+fn a_search_total_limit_below_one_stops_the_broker_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let served = passerelle(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--search-total-limit",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!served.status.success(), "the broker does not start");
+    let said = String::from_utf8_lossy(&served.stderr);
+    assert!(said.contains("--search-total-limit"), "{said}");
+    assert!(said.contains("0 is not in 1.."), "{said}");
+}
+
 /// An SMS gateway on loopback that takes one request, answers 200, and hands its body
 /// over.
 fn one_shot_gateway() -> (String, std::sync::mpsc::Receiver<String>) {

@@ -330,3 +330,78 @@ async fn an_export_defuses_the_cells_a_spreadsheet_would_run(app: TestApp) {
     assert!(row.contains(",'-2-3,"), "{row}");
     assert!(!row.contains(",-2-3,"), "{row}");
 }
+
+/// A broker that counts a search's matching entries no further than five.
+mod counted {
+    use super::*;
+    use crate::helpers::Engine;
+    use crate::pages::Visitor;
+    use passerelle::service::Settings;
+
+    crate::on_both_engines_with_engine!(
+        a_search_counts_its_total_up_to_the_brokers_limit_and_says_when_more_match,
+    );
+
+    async fn a_search_counts_its_total_up_to_the_brokers_limit_and_says_when_more_match(
+        engine: Engine,
+    ) {
+        let settings = Settings {
+            search_total_limit: 5,
+            ..crate::helpers::test_settings()
+        };
+        let Some(app) = TestApp::with(engine, settings).await else {
+            return;
+        };
+        busy_log(&app).await;
+        let search = |query: &'static str| {
+            let app = &app;
+            async move {
+                app.get_json(&format!("/v1/audit/entries?{query}"), &app.officer.api_key)
+                    .await
+            }
+        };
+
+        // Eight entries match: the total stops at five and says there are more.
+        let all = search("").await;
+        assert_eq!(all["total"], 5);
+        assert_eq!(all["total_exact"], false);
+        assert_eq!(all["tree_size"], 8);
+        assert_eq!(
+            all["entries"].as_array().unwrap().len(),
+            8,
+            "every entry is still listed: only the count stops"
+        );
+        // Within the limit the count is exact.
+        let grants = search("action=token_request").await;
+        assert_eq!(grants["total"], 3);
+        assert_eq!(grants["total_exact"], true);
+        let four = search("purpose=cancellation").await;
+        assert_eq!(
+            (four["total"].as_i64(), four["total_exact"].as_bool()),
+            (Some(4), Some(true))
+        );
+        let six = search("airline=AF&limit=2").await;
+        assert_eq!(six["total"], 5, "six match");
+        assert_eq!(six["total_exact"], false);
+        assert_eq!(six["entries"].as_array().unwrap().len(), 2);
+        assert!(six["next_after"].is_i64(), "the pages go on past the count");
+        let none = search("airline=ZZ").await;
+        assert_eq!(
+            (none["total"].as_i64(), none["total_exact"].as_bool()),
+            (Some(0), Some(true))
+        );
+
+        // The console says the same: "5+".
+        let mut officer = Visitor::new(&app);
+        officer.sign_in(&app.officer.api_key).await;
+        let page = officer.get("/console").await.text().await.unwrap();
+        assert!(page.contains("<strong>5+</strong>"), "{page}");
+        let page = officer
+            .get("/console?action=token_request")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("<strong>3</strong>"), "{page}");
+    }
+}

@@ -588,6 +588,20 @@ pub async fn migrated_postgres_schema() -> Option<sqlx::postgres::PgConnection> 
     )
 }
 
+/// The rows one node of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan read over all its
+/// loops: those it passed on and those its filters removed.
+pub fn rows_read(node: &Value) -> f64 {
+    let per_loop = [
+        "Actual Rows",
+        "Rows Removed by Filter",
+        "Rows Removed by Index Recheck",
+    ]
+    .iter()
+    .map(|field| node[*field].as_f64().unwrap_or(0.0))
+    .sum::<f64>();
+    per_loop * node["Actual Loops"].as_f64().unwrap_or(1.0)
+}
+
 /// Calls `f` on every node of a plan PostgreSQL answered (`EXPLAIN (FORMAT JSON)`).
 pub fn visit_plan(value: &Value, f: &mut impl FnMut(&Value)) {
     let node = value.get("Plan").unwrap_or(value);

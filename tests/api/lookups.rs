@@ -115,15 +115,7 @@ fn plan_of(row: sqlx::postgres::PgRow) -> Value {
 /// does not read the agency's records.
 fn assert_reads_about_what_it_asks(plan: &Value, statistics: Statistics) {
     helpers::visit_plan(plan, &mut |node| {
-        let per_loop = [
-            "Actual Rows",
-            "Rows Removed by Filter",
-            "Rows Removed by Index Recheck",
-        ]
-        .iter()
-        .map(|field| node[*field].as_f64().unwrap_or(0.0))
-        .sum::<f64>();
-        let read = per_loop * node["Actual Loops"].as_f64().unwrap_or(1.0);
+        let read = helpers::rows_read(node);
         assert!(
             read <= 2.0 * ASKED as f64,
             "a look-up of {ASKED} values read {read} rows in a {} with statistics {statistics:?}: {plan:#}",

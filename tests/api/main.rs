@@ -34,6 +34,7 @@ mod queues;
 mod records;
 mod relay;
 mod releases;
+mod search_plans;
 mod telling;
 mod tokens;
 mod verifications;

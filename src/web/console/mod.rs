@@ -99,6 +99,7 @@ pub struct SearchPage {
     error: Option<String>,
     rows: Vec<EntryRow>,
     total: i64,
+    total_exact: bool,
     tree_size: i64,
     next: Option<String>,
     first: Option<String>,
@@ -129,6 +130,7 @@ pub async fn search(
         error: None,
         rows: Vec::new(),
         total: 0,
+        total_exact: true,
         tree_size: 0,
         next: None,
         first: None,
@@ -142,10 +144,12 @@ pub async fn search(
             entries,
             next_after,
             total,
+            total_exact,
             tree_size,
         }) => {
             page.rows = entries.iter().map(|e| EntryRow::from(&e.entry)).collect();
             page.total = total;
+            page.total_exact = total_exact;
             page.tree_size = tree_size;
             (page.next, page.first) = form::pager(query, next_after.map(|a| a.to_string()));
             ok(&page)
