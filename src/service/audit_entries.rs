@@ -166,7 +166,9 @@ pub async fn list(state: &AppState, page: &EntryQuery) -> Result<EntryPage, Erro
         });
     };
     let limit_of_total = state.settings.search_total_limit;
-    let counted = audit::count_filtered(&mut conn, &filter, limit_of_total + 1).await?;
+    // One more than the limit tells "more than the limit" from "exactly the limit".
+    let counted =
+        audit::count_filtered(&mut conn, &filter, limit_of_total.saturating_add(1)).await?;
     let total_exact = counted <= limit_of_total;
     let rows = audit::list_filtered(&mut conn, &filter, page.after, limit + 1).await?;
     let more = rows.len() as i64 > limit;
