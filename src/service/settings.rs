@@ -38,8 +38,9 @@ pub struct Settings {
     /// The audit log's name and where its checkpoints go.
     pub checkpoints: CheckpointSettings,
     /// How far an audit search counts its matching entries (its `total`); past it the
-    /// total reads "at least". Each counted entry is read, so this bounds a search's
-    /// cost whatever the log's size.
+    /// total reads "at least". Each counted entry is read, so this bounds what a search
+    /// matching millions reads to count them (a filter matching few still reads until
+    /// it has found them all).
     pub search_total_limit: i64,
 }
 
