@@ -570,17 +570,30 @@ async fn drop_stale_schemas(admin: &Store) {
         .await;
 }
 
-/// A connection to a fresh PostgreSQL schema holding the broker's tables, for the
-/// tests that ask PostgreSQL how it plans the broker's statements (the test processes'
-/// schemas are swept when the next run starts); `None` when PostgreSQL is not reachable
-/// outside CI.
-pub async fn migrated_postgres_schema() -> Option<sqlx::postgres::PgConnection> {
-    use sqlx::Connection;
-    let database = database(Engine::Postgres).await?;
-    let store = Store::connect(&database.url).await.expect("postgres opens");
-    assert_eq!(store.engine(), passerelle::store::Engine::Postgres);
+/// A fresh [`Database`] of `engine` holding the broker's tables and nothing else, for
+/// the tests that ask an engine how it plans the broker's statements; `None` when
+/// PostgreSQL is not reachable outside CI.
+pub async fn migrated_database(engine: Engine) -> Option<Database> {
+    let database = database(engine).await?;
+    let store = Store::connect(&database.url)
+        .await
+        .expect("the database opens");
+    let opened = match engine {
+        Engine::Sqlite => passerelle::store::Engine::Sqlite,
+        Engine::Postgres => passerelle::store::Engine::Postgres,
+    };
+    assert_eq!(store.engine(), opened);
     store.migrate().await.expect("migrations run");
     store.close().await;
+    Some(database)
+}
+
+/// A connection to a fresh PostgreSQL schema holding the broker's tables (see
+/// [`migrated_database`]; the test processes' schemas are swept when the next run
+/// starts).
+pub async fn migrated_postgres_schema() -> Option<sqlx::postgres::PgConnection> {
+    use sqlx::Connection;
+    let database = migrated_database(Engine::Postgres).await?;
     Some(
         sqlx::postgres::PgConnection::connect(&database.url)
             .await

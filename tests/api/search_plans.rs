@@ -10,7 +10,7 @@
 
 use crate::helpers;
 use passerelle::store::audit::{list_sql, EntryFilter};
-use passerelle::store::{Param, Store};
+use passerelle::store::Param;
 use serde_json::Value;
 use sqlx::{Connection, Executor, Row};
 
@@ -59,15 +59,12 @@ fn searches() -> Vec<(&'static str, EntryFilter, Option<i64>)> {
 
 #[tokio::test]
 async fn on_sqlite_a_search_by_action_reads_its_page_in_log_order_without_sorting_the_matches() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("plans.db").display()
-    );
-    let store = Store::connect(&url).await.expect("sqlite opens");
-    store.migrate().await.expect("migrations run");
-    store.close().await;
-    let mut conn = sqlx::sqlite::SqliteConnection::connect(&url).await.unwrap();
+    let database = helpers::migrated_database(helpers::Engine::Sqlite)
+        .await
+        .expect("SQLite needs no server");
+    let mut conn = sqlx::sqlite::SqliteConnection::connect(&database.url)
+        .await
+        .unwrap();
     store_entries(&mut conn, "x''").await;
     for statistics in ["as loaded", "after ANALYZE"] {
         if statistics == "after ANALYZE" {
