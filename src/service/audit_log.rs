@@ -229,13 +229,38 @@ impl AppState {
     /// and returns the problem to answer with.
     pub async fn refuse(&self, tx: Tx, entry: NewEntry, problem: Error) -> Error {
         tx.rollback().await.ok();
-        let recorded = async {
-            let tx = self.store.begin().await?;
-            self.commit_with_audit(tx, entry).await
+        self.record_refusal(entry, problem).await
+    }
+
+    /// Records a refusal decided before anything was changed: its entry alone, as one
+    /// whole write (batched with the others on SQLite's direct writer). Returns the
+    /// problem to answer with, or the failure to record it (fail closed).
+    pub async fn record_refusal(&self, entry: NewEntry, problem: Error) -> Error {
+        let write = Entries {
+            entries: vec![entry],
+            now: self.clock.now(),
         };
-        match recorded.await {
+        match self.write_audited(write).await {
             Ok(_) => problem,
             Err(failure) => failure,
         }
     }
 }
+
+/// A write of audit entries alone (a refusal): what it changes is the log.
+struct Entries {
+    entries: Vec<NewEntry>,
+    now: OffsetDateTime,
+}
+
+impl Entries {
+    async fn write(
+        self,
+        db: &mut impl Db,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<Audited<()>, StoreError> {
+        append_with_pushes(db, right_edge, (), self.entries, self.now).await
+    }
+}
+
+crate::store::direct::write_over_db!(Entries, Audited<()>, write);

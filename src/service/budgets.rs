@@ -146,18 +146,46 @@ pub async fn take(
     limit: i64,
     now: OffsetDateTime,
 ) -> Result<Charged, StoreError> {
-    let alert_level = state.settings.policies.tunables.budgets.alert_level(limit);
-    budgets::charge(
-        db,
+    let day = day_of(now);
+    let charge = charge(state, airline_id, &day, budget, amount, limit, now);
+    charge.add(db).await
+}
+
+/// [`take`] only while the day's use stays within `limit`: `None`, with nothing taken,
+/// when `amount` more would pass it.
+pub async fn take_within(
+    db: &mut impl Db,
+    state: &AppState,
+    airline_id: &str,
+    budget: Budget,
+    amount: i64,
+    limit: i64,
+    now: OffsetDateTime,
+) -> Result<Option<Charged>, StoreError> {
+    let day = day_of(now);
+    let charge = charge(state, airline_id, &day, budget, amount, limit, now);
+    charge.add_within(db).await
+}
+
+/// A charge of the airline's budget on `day`, alerting at the tunables' level.
+fn charge<'a>(
+    state: &AppState,
+    airline_id: &'a str,
+    day: &'a str,
+    budget: Budget,
+    amount: i64,
+    limit: i64,
+    now: OffsetDateTime,
+) -> budgets::Charge<'a> {
+    budgets::Charge {
         airline_id,
-        &day_of(now),
+        day,
         budget,
         amount,
         limit,
-        alert_level,
+        alert_level: state.settings.policies.tunables.budgets.alert_level(limit),
         now,
-    )
-    .await
+    }
 }
 
 /// Counts an alert raised by a charge, once it is committed.

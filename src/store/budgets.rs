@@ -88,67 +88,102 @@ pub async fn used(
     Ok(used)
 }
 
-/// Adds `amount` to the airline's use of a budget on `day`, recording `limit` as the
-/// budget; marks the day alerted when the use reaches `alert_level` for the first
-/// time. Runs in the caller's transaction: the charge stands or falls with the
+/// What one charge adds to an airline's use of a budget on `day`, recording `limit` as
+/// the budget and marking the day alerted when the use reaches `alert_level` for the
+/// first time. It runs in the caller's transaction: the charge stands or falls with the
 /// declaration or grant it pays for.
-#[instrument(skip_all)]
-#[allow(clippy::too_many_arguments)]
-pub async fn charge(
-    db: &mut impl Db,
-    airline_id: &str,
-    day: &str,
-    budget: Budget,
-    amount: i64,
-    limit: i64,
-    alert_level: i64,
-    now: OffsetDateTime,
-) -> Result<Charged, StoreError> {
-    // SQLite numbers `$n` parameters in the order they appear, so each statement
-    // names them in order.
-    let key = || {
+pub struct Charge<'a> {
+    /// The airline charged.
+    pub airline_id: &'a str,
+    /// The UTC day, `YYYY-MM-DD`.
+    pub day: &'a str,
+    /// The budget.
+    pub budget: Budget,
+    /// What the charge adds.
+    pub amount: i64,
+    /// The day's budget.
+    pub limit: i64,
+    /// The use at which the day is alerted.
+    pub alert_level: i64,
+    /// When the charge is made.
+    pub now: OffsetDateTime,
+}
+
+impl Charge<'_> {
+    /// Adds the amount, whatever the use.
+    #[instrument(skip_all)]
+    pub async fn add(&self, db: &mut impl Db) -> Result<Charged, StoreError> {
+        let charged = self.upsert(db, false).await?;
+        charged.ok_or_else(|| StoreError::Corrupt("a budget's charge returned no row".into()))
+    }
+
+    /// Adds the amount only while the use stays within the limit: `None`, and nothing
+    /// charged, when it would pass it. The check and the charge are one statement, so
+    /// that two transactions racing for a budget's last units (two brokers on one
+    /// PostgreSQL) cannot both pass it: the second waits on the first's row.
+    #[instrument(skip_all)]
+    pub async fn add_within(&self, db: &mut impl Db) -> Result<Option<Charged>, StoreError> {
+        if self.amount > self.limit {
+            return Ok(None);
+        }
+        self.upsert(db, true).await
+    }
+
+    fn key(&self) -> [Param; 3] {
         [
-            Param::Text(airline_id.to_string()),
-            Param::Text(day.to_string()),
-            Param::Text(budget.as_str().to_string()),
+            Param::Text(self.airline_id.to_string()),
+            Param::Text(self.day.to_string()),
+            Param::Text(self.budget.as_str().to_string()),
         ]
-    };
-    let mut params = Vec::from(key());
-    params.extend([Param::Int(amount), Param::Int(limit)]);
-    let mut charged = None;
-    db.for_each(
-        "INSERT INTO airline_budgets (airline_id, day, budget, used, budget_limit) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (airline_id, day, budget) DO UPDATE \
-         SET used = airline_budgets.used + excluded.used, budget_limit = excluded.budget_limit \
-         RETURNING used, alerted_at",
-        params,
-        |row| {
+    }
+
+    /// Adds the amount (only while within the limit, if `within`) and marks the alert;
+    /// `None` when `within` and it would pass the limit.
+    async fn upsert(&self, db: &mut impl Db, within: bool) -> Result<Option<Charged>, StoreError> {
+        // SQLite numbers `$n` parameters in the order they appear, so each statement
+        // names them in order.
+        let mut params = Vec::from(self.key());
+        params.extend([Param::Int(self.amount), Param::Int(self.limit)]);
+        let sql = format!(
+            "INSERT INTO airline_budgets (airline_id, day, budget, used, budget_limit) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (airline_id, day, budget) DO UPDATE \
+             SET used = airline_budgets.used + excluded.used, budget_limit = excluded.budget_limit \
+             {} RETURNING used, alerted_at",
+            if within {
+                "WHERE airline_budgets.used + excluded.used <= excluded.budget_limit"
+            } else {
+                ""
+            }
+        );
+        let mut charged = None;
+        db.for_each(&sql, params, |row| {
             charged = Some((
                 row.value::<i64>("used"),
                 row.value::<Option<i64>>("alerted_at"),
             ));
             Ok(())
-        },
-    )
-    .await?;
-    let (used, alerted_at) =
-        charged.ok_or_else(|| StoreError::Corrupt("a budget's charge returned no row".into()))?;
-    // The alert is marked once: by the charge that reaches its level first.
-    let alerted = alerted_at.is_none()
-        && used >= alert_level
-        && db
-            .execute(
-                "UPDATE airline_budgets SET alerted_at = $1 \
-                 WHERE airline_id = $2 AND day = $3 AND budget = $4 AND alerted_at IS NULL",
-                [Param::Int(to_millis(now))]
-                    .into_iter()
-                    .chain(key())
-                    .collect(),
-            )
-            .await?
-            == 1;
-    Ok(Charged { used, alerted })
+        })
+        .await?;
+        let Some((used, alerted_at)) = charged else {
+            return Ok(None);
+        };
+        // The alert is marked once: by the charge that reaches its level first.
+        let alerted = alerted_at.is_none()
+            && used >= self.alert_level
+            && db
+                .execute(
+                    "UPDATE airline_budgets SET alerted_at = $1 \
+                     WHERE airline_id = $2 AND day = $3 AND budget = $4 AND alerted_at IS NULL",
+                    [Param::Int(to_millis(self.now))]
+                        .into_iter()
+                        .chain(self.key())
+                        .collect(),
+                )
+                .await?
+                == 1;
+        Ok(Some(Charged { used, alerted }))
+    }
 }
 
 /// The budgets that passed their alert level from `since` to before `until` (newest

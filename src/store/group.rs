@@ -9,9 +9,18 @@
 //! for the batch commits it, and every caller in it is answered only once it is
 //! durable, with the batch's outcome. Audited writes were serialised on the log's head
 //! row anyway; what the batch removes is a commit per request.
+//!
+//! On SQLite with a file, the whole writes of the direct writer (`super::direct`) are
+//! grouped the same way, apart from sqlx's batches: each waits in a queue, and whoever
+//! takes the writer runs every write queued so far in one transaction of the direct
+//! connection, each in a savepoint, and commits them together.
 
 use crate::audit::merkle::Frontier;
+use crate::store::db::Direct;
+use crate::store::direct::writer::{Member, Ran, Writer};
+use crate::store::StoreError;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use std::collections::VecDeque;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
@@ -46,6 +55,9 @@ struct Inner {
     /// Direct writes waiting for the writer (see [`GroupCommit::direct`]); not counted
     /// in `queued`, since a batch is committed before a direct write anyway.
     queued_direct: AtomicUsize,
+    /// Direct writes waiting for the writer, in the order they came: whoever takes the
+    /// writer next runs them all in one batch.
+    direct_queue: StdMutex<VecDeque<Member>>,
     /// The last commit's failure, cleared by the next success (read by `/readyz`).
     last_failure: StdMutex<Option<String>>,
 }
@@ -71,15 +83,16 @@ impl GroupCommit {
             batch: Arc::new(Mutex::new(Batch::default())),
             queued: AtomicUsize::new(0),
             queued_direct: AtomicUsize::new(0),
+            direct_queue: StdMutex::new(VecDeque::new()),
             last_failure: StdMutex::new(None),
         }))
     }
 
     /// Joins the current batch (opening one if needed) with a savepoint of its own.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        self.0.queued.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued::on(&self.0.queued);
         let mut batch = self.0.batch.clone().lock_owned().await;
-        self.0.queued.fetch_sub(1, Ordering::SeqCst);
+        drop(queued);
         self.undo_abandoned(&mut batch).await;
         if batch.tx.is_none() {
             batch.tx = Some(self.0.pool.begin().await?);
@@ -107,35 +120,89 @@ impl GroupCommit {
         self.0.queued.load(Ordering::SeqCst) + self.0.queued_direct.load(Ordering::SeqCst)
     }
 
-    /// Runs a whole write on the direct writer while holding the writer: the batch
-    /// being built, if any, is committed first (answering its callers), then `work`
-    /// runs on a blocking thread with the audit tree's right edge, which it keeps for
-    /// the next append whichever connection makes it. No batch is open meanwhile, since
-    /// a caller joins one only with the lock this holds.
-    pub async fn direct<T: Send + 'static>(
+    /// Runs a whole write on the direct writer while holding the writer, in a batch
+    /// with the other direct writes queued meanwhile: one transaction, one commit,
+    /// each write in a savepoint of its own (see [`Writer::run_all`]). The caller who
+    /// takes the writer runs every write queued so far (up to [`MAX_BATCH`]) on a
+    /// blocking thread, with the audit tree's right edge, which it keeps for the next
+    /// append whichever connection makes it; the others find theirs done. Any batch
+    /// sqlx had open is committed first (answering its callers), and no batch is open
+    /// meanwhile, since a caller joins one only with the lock this holds. Durable when
+    /// it answers `Ok`.
+    pub(crate) async fn direct<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Option<Frontier>) -> Result<T, crate::store::StoreError> + Send + 'static,
-    ) -> Result<T, crate::store::StoreError> {
-        self.0.queued_direct.fetch_add(1, Ordering::SeqCst);
+        writer: &Arc<Writer>,
+        work: impl FnOnce(&mut Direct<'_>, &mut Option<Frontier>) -> Result<T, StoreError>
+            + Send
+            + 'static,
+    ) -> Result<T, StoreError> {
+        let (sender, receiver) = oneshot::channel::<Result<T, StoreError>>();
+        let member: Member = Box::new(move |db, right_edge| match work(db, right_edge) {
+            Ok(value) => Ran {
+                kept: true,
+                answer: Box::new(move |committed| {
+                    let answer = committed.map(|()| value).map_err(|failure| {
+                        StoreError::File(format!("batch commit failed: {failure}"))
+                    });
+                    sender.send(answer).ok();
+                }),
+            },
+            Err(error) => Ran {
+                kept: false,
+                answer: Box::new(move |_| {
+                    sender.send(Err(error)).ok();
+                }),
+            },
+        });
+        let queued = Queued::on(&self.0.queued_direct);
+        self.0
+            .direct_queue
+            .lock()
+            .expect("direct queue lock")
+            .push_back(member);
         let mut batch = self.0.batch.clone().lock_owned().await;
-        self.0.queued_direct.fetch_sub(1, Ordering::SeqCst);
-        self.undo_abandoned(&mut batch).await;
+        drop(queued);
+        let members: Vec<Member> = {
+            let mut queue = self.0.direct_queue.lock().expect("direct queue lock");
+            let take = queue.len().min(MAX_BATCH);
+            queue.drain(..take).collect()
+        };
+        if !members.is_empty() {
+            self.run_direct(&mut batch, writer, members).await;
+        }
+        drop(batch);
+        receiver.await.unwrap_or_else(|_| {
+            Err(StoreError::File(
+                "the write's batch failed before it ran".into(),
+            ))
+        })
+    }
+
+    /// Runs a batch of direct writes while holding the writer (`batch`).
+    async fn run_direct(&self, batch: &mut Batch, writer: &Arc<Writer>, members: Vec<Member>) {
+        self.undo_abandoned(batch).await;
         if batch.tx.is_some() {
-            self.flush(&mut batch).await;
+            self.flush(batch).await;
         }
         let mut right_edge = batch.right_edge.take();
+        let writer = writer.clone();
         let ran = tokio::task::spawn_blocking(move || {
-            let result = work(&mut right_edge);
+            let result = writer.run_all(members, &mut right_edge);
             (result, right_edge)
         })
         .await;
-        let (result, right_edge) = ran.map_err(|e| {
-            crate::store::StoreError::File(format!("the direct write stopped: {e}"))
-        })?;
-        batch.right_edge = right_edge.filter(|_| result.is_ok());
+        let (result, right_edge) = match ran {
+            Ok(ran) => ran,
+            Err(stopped) => (
+                Err(StoreError::File(format!(
+                    "the direct write stopped: {stopped}"
+                ))),
+                None,
+            ),
+        };
+        batch.right_edge = right_edge;
         let mut failure = self.0.last_failure.lock().expect("lock");
-        *failure = result.as_ref().err().map(|e| e.to_string());
-        result
+        *failure = result.err().map(|e| e.to_string());
     }
 
     /// The last batch commit's failure, if the latest one failed.
@@ -191,6 +258,23 @@ impl GroupCommit {
         for waiter in std::mem::take(&mut batch.waiters) {
             waiter.send(result.clone()).ok();
         }
+    }
+}
+
+/// A caller counted as waiting for the writer until it stops waiting, whether it got
+/// the writer or was dropped meanwhile (a timeout, a client gone).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl<'a> Queued<'a> {
+    fn on(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

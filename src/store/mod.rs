@@ -252,9 +252,8 @@ impl Store {
     pub async fn write<W: direct::Write>(&self, write: W) -> Result<W::Output, StoreError> {
         match &self.direct_writer {
             Some(writer) => {
-                let writer = writer.clone();
                 self.group
-                    .direct(move |right_edge| writer.run(|db| write.direct(db, right_edge)))
+                    .direct(writer, move |db, right_edge| write.direct(db, right_edge))
                     .await
             }
             None => {

@@ -6,7 +6,7 @@
 use super::consents::scope_from_row;
 use super::db::Db;
 use super::row::Columns;
-use super::{arg, from_millis, Conn, Param, StoreError};
+use super::{arg, from_millis, Param, StoreError};
 use crate::domain::booking::{Flight, RecordLocator};
 use crate::domain::delivery::{Channel, Delivery};
 use crate::domain::scope::ConsentScope;
@@ -151,7 +151,7 @@ pub async fn count_on_flight(db: &mut impl Db, flight: &Flight) -> Result<i64, S
 /// `flight`. More than one only if two agencies share a locator.
 #[instrument(skip_all)]
 pub async fn named(
-    conn: &mut Conn,
+    db: &mut impl Db,
     locator: &RecordLocator,
     name_index: &[u8],
     flight: &Flight,
@@ -161,19 +161,18 @@ pub async fn named(
          WHERE b.record_locator = $1 AND t.name_index = $2 AND t.booking_id IN (SELECT booking_id \
          FROM segments WHERE carrier = $3 AND flight_number = $4 AND departure_date = $5)"
     );
-    let rows = sqlx::query(&sql)
-        .bind(locator.as_str())
-        .bind(name_index)
-        .bind(flight.carrier.as_str())
-        .bind(flight.flight_number.as_str())
-        .bind(flight.date.as_string())
-        .fetch_all(&mut *conn)
-        .await?;
-    let travellers = rows
-        .iter()
-        .map(facts_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    complete(conn, travellers).await
+    let mut params = vec![
+        Param::Text(locator.as_str().to_string()),
+        Param::Bytes(name_index.to_vec()),
+    ];
+    params.extend(flight_params(flight));
+    let mut travellers = Vec::new();
+    db.for_each(&sql, params, |row| {
+        travellers.push(facts_from_row(row)?);
+        Ok(())
+    })
+    .await?;
+    complete(db, travellers).await
 }
 
 /// Adds each booking's itinerary to the travellers read.

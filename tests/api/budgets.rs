@@ -16,6 +16,7 @@ crate::on_both_engines_with_engine!(
     an_airline_declaring_beyond_its_days_budget_is_refused_and_officers_and_agencies_are_alerted,
     a_grant_beyond_the_days_reveal_budget_is_refused_whole,
     brokers_on_one_database_count_one_budget,
+    travellers_asked_at_once_at_two_brokers_are_revealed_up_to_the_budget_exactly,
 );
 
 /// The shipped policies with a small schedule's budgets: two disrupted flights a day
@@ -244,4 +245,56 @@ async fn brokers_on_one_database_count_one_budget(engine: Engine) {
     assert_eq!(statuses, [201, 201, 429], "exactly the budget is declared");
     let listed = app.get_json("/v1/disruptions", &app.airline.api_key).await;
     assert_eq!(listed["disruptions"].as_array().unwrap().len(), 2);
+}
+
+/// A traveller's token request is checked against the day's reveal budget on the read
+/// and charged in the write only while the budget holds a reveal. Six travellers asked
+/// for at once, at two brokers on one database, against a budget of four: exactly
+/// four tokens, two refusals naming the day's use, and the use stays at the budget.
+async fn travellers_asked_at_once_at_two_brokers_are_revealed_up_to_the_budget_exactly(
+    engine: Engine,
+) {
+    let Some(app) = tight_broker(engine, 4).await else {
+        return;
+    };
+    let (second, _) = app.another_broker().await;
+    let surnames = ["Dupont", "Martin", "Bernard", "Petit", "Robert", "Richard"];
+    for (i, surname) in surnames.iter().enumerate() {
+        let statement = app.statement_for(&format!("R-{i}"), surname, &format!("+336123450{i:02}"));
+        assert_eq!(app.upload(&statement).await.status(), 201);
+    }
+    let template = app.token_request().await;
+    let asks = surnames.iter().enumerate().map(|(i, surname)| {
+        let mut request = template.clone();
+        request["traveller"] = json!({"surname": surname.to_uppercase(), "given_name": "MARIE"});
+        let url = if i % 2 == 0 { &app.url } else { &second };
+        app.client
+            .post(format!("{url}/v1/release-tokens"))
+            .bearer_auth(&app.airline.api_key)
+            .json(&request)
+            .send()
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    let mut granted = 0;
+    for answer in answers {
+        let answer = answer.unwrap();
+        if answer.status() == 201 {
+            granted += 1;
+            continue;
+        }
+        let problem = assert_problem(answer, 429, "reveal-budget-exceeded").await;
+        assert_eq!(problem["used_today"], 4, "{problem}");
+        assert_eq!(problem["budget"], 4, "{problem}");
+    }
+    assert_eq!(granted, 4, "exactly the budget is revealed");
+    let used: i64 = sqlx::query_scalar("SELECT used FROM airline_budgets WHERE budget = 'reveals'")
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(used, 4, "refusals take nothing from the budget");
+    let tokens: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM release_tokens")
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(tokens, 4);
 }

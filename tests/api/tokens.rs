@@ -16,6 +16,7 @@ on_both_engines!(
     a_purpose_outside_the_consent_is_refused,
     an_expired_consent_is_refused,
     an_unknown_purpose_is_an_invalid_field,
+    a_record_withdrawn_while_the_request_waits_for_the_writer_gets_no_token,
 );
 
 async fn an_airline_gets_a_token_for_a_consenting_traveller_on_its_flight(app: TestApp) {
@@ -178,4 +179,51 @@ async fn an_unknown_purpose_is_an_invalid_field(app: TestApp) {
     )
     .await;
     assert_eq!(problem["errors"][0]["field"], "purpose");
+}
+
+/// A traveller's token is decided on what the readers see, before the request joins
+/// the writer; a record withdrawn after that read, while the request waits for the
+/// writer, must get no token (its withdrawal revoked only the tokens already stored):
+/// the writer finds the record changed and decides the traveller again.
+async fn a_record_withdrawn_while_the_request_waits_for_the_writer_gets_no_token(app: TestApp) {
+    app.upload_default().await;
+    let listed = app
+        .get_json("/v1/consents", &app.agency.party.api_key)
+        .await;
+    let record = listed["records"][0]["consent_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let request = app.token_request().await;
+    // The writer is busy with another transaction, which will withdraw the record.
+    let held = app.store.begin().await.unwrap();
+    let asked = app.request_token(&app.airline.api_key, &request);
+    let withdraw = async {
+        let mut held = held;
+        while app.store.writers_queued() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2")
+            .bind(passerelle::store::to_millis(passerelle::clock::Clock::now(
+                &*app.clock,
+            )))
+            .bind(&record)
+            .execute(&mut *held)
+            .await
+            .unwrap();
+        held.commit().await.unwrap();
+    };
+    let (response, ()) = tokio::join!(asked, withdraw);
+    assert_problem(response, 403, "consent-inactive").await;
+    let entries = app.audit_entries().await;
+    let last = entries.last().unwrap();
+    assert_eq!(last["action"], "token_request");
+    assert_eq!(last["outcome"], "refused");
+    assert_eq!(last["reason"], "consent_withdrawn");
+    assert!(last["token_id"].is_null(), "{last}");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM release_tokens")
+        .fetch_one(app.store.reader())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "no token was stored");
 }

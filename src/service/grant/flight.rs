@@ -16,7 +16,7 @@ use super::*;
 use crate::audit::merkle::Frontier;
 use crate::service::audit_log::{append_with_pushes, Audited};
 use crate::service::budgets;
-use crate::store::budgets::{Budget, Charged};
+use crate::store::budgets::Charged;
 use crate::store::sealed::SealedRecord;
 use crate::store::use_facts::UseFacts;
 use std::collections::HashMap;
@@ -131,28 +131,16 @@ pub(crate) async fn prepare_flight(
             .policies(verdict.policy_list())
             .refused(refusal.reason());
         let problem = refusal_problem(refusal, &verdict.policies);
-        let tx = state.store.begin().await?;
-        return Err(state.refuse(tx, entry, problem).await);
+        return Err(state.record_refusal(entry, problem).await);
     }
     let travellers =
         crate::store::direct::read_now!(&state.store, |db| release::on_flight(db, flight))?;
     let on_flight = travellers.len();
     let decided = decide_all(state, airline, travellers, &asked, &base, now).await?;
     // The day's reveal budget, as the readers see it; the write takes what it grants.
-    let reveals = decided.reveals();
-    let used = crate::store::direct::read_now!(&state.store, |db| budgets::used_today(
-        db,
-        airline,
-        Budget::Reveals,
-        now
-    ))?;
-    let limit = budgets::reveals_limit(state);
-    if reveals > 0 && used.saturating_add(reveals) > limit {
-        let refusal = Refusal::RevealBudgetSpent;
-        let entry = base.refused(refusal.reason());
-        let tx = state.store.begin().await?;
-        let problem = budgets::spent(refusal, used, limit, now);
-        return Err(state.refuse(tx, entry, problem).await);
+    if let Err(problem) = reveals_left_on_read(state, airline, decided.reveals(), now).await? {
+        let entry = base.refused(Refusal::RevealBudgetSpent.reason());
+        return Err(state.record_refusal(entry, problem).await);
     }
     let grant = GrantFlight {
         state: state.clone(),
@@ -172,7 +160,7 @@ async fn write_flight(state: &AppState, prepared: FlightPrepared) -> Result<Flig
     let FlightPrepared { request, grant } = prepared;
     let airline = grant.airline.clone();
     let written = state.write_audited(grant).await?;
-    let (decided, on_flight, decided_again) = written.output;
+    let (decided, on_flight, decided_again) = written.output?;
     if let Some(charged) = decided.reveals_charged {
         budgets::raised(state, &airline, Budget::Reveals, charged);
     }
@@ -224,26 +212,6 @@ async fn write_flight(state: &AppState, prepared: FlightPrepared) -> Result<Flig
         relay_facts,
         decided_again,
     })
-}
-
-/// What a flight's grant asks, owned, so that it can be decided on other threads and
-/// written by the writer.
-struct Asked {
-    flight: Flight,
-    purpose: Purpose,
-    disruption: Disruption,
-    channels: Option<Vec<Channel>>,
-}
-
-impl Asked {
-    fn ask(&self) -> Ask<'_> {
-        Ask {
-            flight: &self.flight,
-            purpose: self.purpose,
-            disruption: &self.disruption,
-            channels: self.channels.as_deref(),
-        }
-    }
 }
 
 /// Decides every traveller, a share of them on each core for a large flight, each share
@@ -434,7 +402,7 @@ impl GrantFlight {
         self,
         db: &mut impl Db,
         right_edge: &mut Option<Frontier>,
-    ) -> Result<Audited<(Decided, usize, bool)>, StoreError> {
+    ) -> Result<Audited<FlightWritten>, StoreError> {
         let Self {
             state,
             airline,
@@ -456,26 +424,24 @@ impl GrantFlight {
             decided = Decided::of(&state, &airline, &travellers, &asked.ask(), &base, now);
             decided_again = true;
         }
-        tokens::insert_many(db, &decided.records).await?;
-        let reveals = decided.reveals();
-        if reveals > 0 {
-            let limit = budgets::reveals_limit(&state);
-            let charged = budgets::take(
-                db,
-                &state,
-                &airline.id,
-                Budget::Reveals,
-                reveals,
-                limit,
-                now,
-            )
-            .await?;
-            decided.reveals_charged = Some(charged);
+        // Taken only while the day's budget holds them all: a flight that raced another
+        // grant for the last reveals since the read is refused whole.
+        match take_reveals(db, &state, &airline, decided.reveals(), now).await? {
+            Ok(charged) => decided.reveals_charged = charged,
+            Err(problem) => {
+                let entry = base.refused(Refusal::RevealBudgetSpent.reason());
+                return append_with_pushes(db, right_edge, Err(problem), vec![entry], now).await;
+            }
         }
+        tokens::insert_many(db, &decided.records).await?;
         let entries = std::mem::take(&mut decided.entries);
         let output = (decided, on_flight, decided_again);
-        append_with_pushes(db, right_edge, output, entries, now).await
+        append_with_pushes(db, right_edge, Ok(output), entries, now).await
     }
 }
 
-crate::store::direct::write_over_db!(GrantFlight, Audited<(Decided, usize, bool)>, write);
+/// What a flight's write answers: the flight as decided, its number of travellers and
+/// whether it was decided again; or the refusal of the whole flight, its entry written.
+type FlightWritten = Result<(Decided, usize, bool), Error>;
+
+crate::store::direct::write_over_db!(GrantFlight, Audited<FlightWritten>, write);

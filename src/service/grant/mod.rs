@@ -9,10 +9,12 @@
 
 mod decide;
 mod flight;
+mod single;
 
 pub use decide::traveller_facts;
 use decide::{context, decide_and_issue, grant_question};
 pub(crate) use flight::{grant_flight, prepare_flight, FlightGrant};
+pub use single::request;
 
 use crate::audit::{Action, NewEntry, Outcome};
 use crate::crypto::seal::TRAVELLER_NAME_INDEX;
@@ -33,13 +35,13 @@ use crate::service::ratelimit::Budget as RateBudget;
 use crate::service::refusal::{refusal_problem, rule_name};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
-use crate::store::budgets::Budget;
+use crate::store::budgets::{Budget, Charged};
 use crate::store::consents;
 use crate::store::db::Db;
 use crate::store::disruptions::{self, Seen};
 use crate::store::release::{self, ReleaseFacts};
 use crate::store::tokens::{self, TokenRecord};
-use crate::store::{StoreError, Tx};
+use crate::store::StoreError;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -151,125 +153,32 @@ pub struct FlightTokens {
     pub counts: FlightCounts,
 }
 
+/// What a grant asks, owned, so that it can be decided on other threads and written
+/// by the writer.
+struct Asked {
+    flight: Flight,
+    purpose: Purpose,
+    disruption: Disruption,
+    channels: Option<Vec<Channel>>,
+}
+
+impl Asked {
+    fn ask(&self) -> Ask<'_> {
+        Ask {
+            flight: &self.flight,
+            purpose: self.purpose,
+            disruption: &self.disruption,
+            channels: self.channels.as_deref(),
+        }
+    }
+}
+
 /// What one request asks, whichever route.
 struct Ask<'a> {
     flight: &'a Flight,
     purpose: Purpose,
     disruption: &'a Disruption,
     channels: Option<&'a [Channel]>,
-}
-
-/// One traveller's token, decided and audited.
-pub async fn request(
-    state: &AppState,
-    request_id: &str,
-    airline: &Party,
-    request: TokenRequest,
-) -> Result<TokenGranted, Error> {
-    let now = state.clock.now();
-    check_channels(request.channels.as_deref())?;
-    charge(state, airline, 1).await?;
-    let mut reader = state.store.reader().acquire().await?;
-    let disruption = declared(
-        &mut reader,
-        airline,
-        &request.disruption_id,
-        &request.flight,
-    )
-    .await?;
-    drop(reader);
-    let disruption = match disruption {
-        Ok(disruption) => disruption,
-        Err(refusal) => {
-            let named = Named {
-                purpose: request.purpose,
-                disruption_id: request.disruption_id.as_str(),
-                flight: &request.flight,
-            };
-            let entry = named.entry(state, request_id, airline, now);
-            return Err(refuse_unbegun(state, entry, refusal).await);
-        }
-    };
-    let ask = Ask {
-        flight: &request.flight,
-        purpose: request.purpose,
-        disruption: &disruption,
-        channels: request.channels.as_deref(),
-    };
-    let base = base_entry(state, request_id, airline, &ask, now);
-    let mut tx = begin(state, airline, &ask, base.clone(), now).await?;
-    // The disruption as it stands in the writer: closed since the read, it refuses.
-    let disruption = match still_current(&mut tx, airline, &disruption).await? {
-        Some(changed) => changed,
-        None => disruption.clone(),
-    };
-    let ask = Ask {
-        disruption: &disruption,
-        ..ask
-    };
-    let name_index = state
-        .keys
-        .keys()
-        .root()
-        .blind_index(TRAVELLER_NAME_INDEX, &request.traveller.pnr_form());
-    let mut found = release::named(
-        &mut tx,
-        &request.record_locator,
-        &name_index,
-        &request.flight,
-    )
-    .await?;
-    if found.len() > 1 {
-        let refusal = Refusal::AmbiguousTraveller;
-        let entry = base.refused(refusal.reason());
-        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
-    }
-    let Some(traveller) = found.pop() else {
-        let refusal = Refusal::BookingNotFound;
-        let entry = base.refused(refusal.reason());
-        return Err(state.refuse(tx, entry, refusal_problem(refusal, &[])).await);
-    };
-    let question = grant_question(state, airline, &ask, now);
-    match decide_and_issue(state, &question, airline, &traveller, &ask, base, now) {
-        (Ok((granted, record)), entry) => {
-            let charged = if record.delivery == Delivery::Reveal {
-                // Charged, then checked, as a declaration is (`service::disruptions`).
-                let limit = budgets::reveals_limit(state);
-                let charged =
-                    budgets::take(&mut tx, state, &airline.id, Budget::Reveals, 1, limit, now)
-                        .await?;
-                if charged.used > limit {
-                    tx.rollback().await.ok();
-                    let refusal = Refusal::RevealBudgetSpent;
-                    // The token was issued on the decision, never stored: the
-                    // refusal names none.
-                    let mut entry = entry.refused(refusal.reason());
-                    entry.entry.token_id = None;
-                    let problem = budgets::spent(refusal, charged.used - 1, limit, now);
-                    let tx = state.store.begin().await?;
-                    return Err(state.refuse(tx, entry, problem).await);
-                }
-                Some(charged)
-            } else {
-                None
-            };
-            tokens::insert_many(&mut tx, &[record]).await?;
-            let index = state.commit_with_audit(tx, entry).await?;
-            if let Some(charged) = charged {
-                budgets::raised(state, airline, Budget::Reveals, charged);
-            }
-            Ok(TokenGranted {
-                audit_index: index,
-                ..granted
-            })
-        }
-        (Err(verdict), entry) => {
-            let refusal = verdict.refusal.unwrap_or(Refusal::NotPermitted);
-            Err(state
-                .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
-                .await)
-        }
-    }
 }
 
 /// Tokens for every consenting traveller of a flight, and the reason for each other
@@ -312,20 +221,6 @@ async fn charge(state: &AppState, airline: &Party, travellers: i64) -> Result<()
         .await
 }
 
-/// What both routes do once the ask is paid for: start the transaction and put the
-/// flight-level question to the policies (a refusal is audited, with `base`, and
-/// returned).
-async fn begin(
-    state: &AppState,
-    airline: &Party,
-    ask: &Ask<'_>,
-    base: NewEntry,
-    now: OffsetDateTime,
-) -> Result<Tx, Error> {
-    let tx = state.store.begin().await?;
-    ask_about_flight(state, tx, airline, ask, base, now).await?
-}
-
 /// The airline's disruption a grant names, if it declared it and it carries the
 /// flight; otherwise the refusal (another airline's disruption reads as unknown).
 async fn declared(
@@ -355,13 +250,62 @@ async fn still_current(
     }
 }
 
+/// Whether the airline's reveal budget for the day, as the readers see it, still holds
+/// `reveals` more (none always fits); if not, the refusal's problem, with the day's use.
+async fn reveals_left_on_read(
+    state: &AppState,
+    airline: &Party,
+    reveals: i64,
+    now: OffsetDateTime,
+) -> Result<Result<(), Error>, Error> {
+    if reveals == 0 {
+        return Ok(Ok(()));
+    }
+    let used = crate::store::direct::read_now!(&state.store, |db| budgets::used_today(
+        db,
+        airline,
+        Budget::Reveals,
+        now
+    ))?;
+    let limit = budgets::reveals_limit(state);
+    if used.saturating_add(reveals) > limit {
+        let refusal = Refusal::RevealBudgetSpent;
+        return Ok(Err(budgets::spent(refusal, used, limit, now)));
+    }
+    Ok(Ok(()))
+}
+
+/// Takes `reveals` from the airline's budget for the day, in the write, only while it
+/// holds them all: what the charge did (`None` for no reveal), or the refusal's problem
+/// when a grant that raced this one since the read took the last of them.
+async fn take_reveals(
+    db: &mut impl Db,
+    state: &AppState,
+    airline: &Party,
+    reveals: i64,
+    now: OffsetDateTime,
+) -> Result<Result<Option<Charged>, Error>, StoreError> {
+    if reveals == 0 {
+        return Ok(Ok(None));
+    }
+    let limit = budgets::reveals_limit(state);
+    let budget = Budget::Reveals;
+    match budgets::take_within(db, state, &airline.id, budget, reveals, limit, now).await? {
+        Some(charged) => Ok(Ok(Some(charged))),
+        None => {
+            let used = budgets::used_today(db, airline, budget, now).await?;
+            let refusal = Refusal::RevealBudgetSpent;
+            Ok(Err(budgets::spent(refusal, used, limit, now)))
+        }
+    }
+}
+
 /// Audits a refusal decided before the request began its transaction.
 async fn refuse_unbegun(state: &AppState, entry: NewEntry, refusal: Refusal) -> Error {
     let entry = entry.refused(refusal.reason());
-    match state.store.begin().await {
-        Ok(tx) => state.refuse(tx, entry, refusal_problem(refusal, &[])).await,
-        Err(error) => error.into(),
-    }
+    state
+        .record_refusal(entry, refusal_problem(refusal, &[]))
+        .await
 }
 
 /// What a request named: its entry, before (or without) the disruption's facts.
@@ -424,28 +368,6 @@ fn base_entry(
     named
         .entry(state, request_id, airline, now)
         .event_category(ask.disruption.category.as_str().to_string())
-}
-
-/// The flight-level question: may this airline ask about this flight for this purpose?
-/// On a refusal the refusal is audited and the problem returned (inner `Err`).
-async fn ask_about_flight(
-    state: &AppState,
-    tx: Tx,
-    airline: &Party,
-    ask: &Ask<'_>,
-    entry: NewEntry,
-    now: OffsetDateTime,
-) -> Result<Result<Tx, Error>, Error> {
-    let verdict = flight_verdict(state, airline, ask, now);
-    let Some(refusal) = verdict.refusal else {
-        return Ok(Ok(tx));
-    };
-    let entry = entry
-        .policies(verdict.policy_list())
-        .refused(refusal.reason());
-    Ok(Err(state
-        .refuse(tx, entry, refusal_problem(refusal, &verdict.policies))
-        .await))
 }
 
 /// What the policies say of the flight-level question.

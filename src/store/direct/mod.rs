@@ -9,7 +9,9 @@
 //! - the hottest point reads run on the calling thread ([`reads`]);
 //! - the hottest writes ([`Write`]) run whole on one connection of the file, on a
 //!   blocking thread they are handed to once ([`writer`]): every statement of the
-//!   write runs there, one after the other, then the commit.
+//!   write runs there, one after the other; the writes that queued meanwhile run in the
+//!   same transaction, each in a savepoint of its own, and one commit makes them all
+//!   durable (see `super::group`).
 //!
 //! rusqlite links the same `libsqlite3-sys` as sqlx, so both drive one SQLite. The
 //! direct writer and sqlx's writer never write at once: the direct writer writes only

@@ -1,6 +1,7 @@
 //! The direct writer: the SQLite file's one write connection outside sqlx, used by the
 //! thread a whole write is handed to (see [`super::Write`]).
 
+use crate::audit::merkle::Frontier;
 use crate::store::checkpoint::WRITER_BACKSTOP_PAGES;
 use crate::store::db::Direct;
 use crate::store::StoreError;
@@ -34,35 +35,60 @@ impl Writer {
         }
     }
 
-    /// Runs `write` in a transaction and commits it, on this thread. The caller holds
-    /// the group commit's lock, so no other connection writes meanwhile; a write that
-    /// fails is rolled back whole.
-    pub(crate) fn run<T>(
+    /// Runs each of `members` in a savepoint of one transaction and commits them
+    /// together, on this thread: one fsync for the lot. A member that fails is rolled
+    /// back alone (its savepoint), and the audit tree's right edge goes back to where
+    /// it stood before it. Each member is answered only once the commit's outcome is
+    /// known; when the batch cannot begin or commit, every member is answered with
+    /// that failure. The caller holds the group commit's lock, so no other connection
+    /// writes meanwhile. Returns the batch's own failure, if any.
+    pub(crate) fn run_all(
         &self,
-        write: impl FnOnce(&mut Direct<'_>) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut held = self.connection.lock().expect("direct writer lock");
+        members: Vec<Member>,
+        right_edge: &mut Option<Frontier>,
+    ) -> Result<(), StoreError> {
+        let mut answers = Vec::with_capacity(members.len());
+        let outcome = self.run_members(members, right_edge, &mut answers);
+        if outcome.is_err() {
+            *right_edge = None;
+        }
+        let committed = outcome.as_ref().copied().map_err(ToString::to_string);
+        for answer in answers {
+            answer(committed.as_ref().copied().map_err(String::as_str));
+        }
+        outcome
+    }
+
+    /// [`Writer::run_all`]'s transaction: the answers of the members it ran are left
+    /// in `answers`; a member it could not run is dropped, which answers it with an
+    /// error too (its caller's channel closes).
+    fn run_members(
+        &self,
+        members: Vec<Member>,
+        right_edge: &mut Option<Frontier>,
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), StoreError> {
+        let mut held = self.connection.lock().unwrap_or_else(|poisoned| {
+            // A write panicked mid-transaction: its connection is closed (SQLite rolls
+            // the transaction back) and a new one opened.
+            self.connection.clear_poison();
+            let mut held = poisoned.into_inner();
+            *held = None;
+            held
+        });
         if held.is_none() {
             *held = Some(self.open()?);
         }
         let connection = held.as_ref().expect("opened above");
-        connection.execute_batch("BEGIN IMMEDIATE")?;
-        let written = write(&mut Direct(connection));
-        let done = match written {
-            Ok(value) => connection
-                .execute_batch("COMMIT")
-                .map(|()| value)
-                .map_err(StoreError::from),
-            Err(error) => Err(error),
-        };
-        if done.is_err()
+        let ran = run_in_transaction(connection, members, right_edge, answers);
+        if ran.is_err()
             && !connection.is_autocommit()
             && connection.execute_batch("ROLLBACK").is_err()
         {
             // A connection that can neither commit nor roll back is not reused.
             *held = None;
         }
-        done
+        ran
     }
 
     /// The connection, set as the pools' are (see `crate::store::sqlite_pool`).
@@ -80,4 +106,43 @@ impl Writer {
         connection.set_prepared_statement_cache_capacity(PREPARED);
         Ok(connection)
     }
+}
+
+/// What a member of a batch answers its caller with, once the batch's commit is known
+/// (`Err` names why the batch failed).
+pub(crate) type Answer = Box<dyn FnOnce(Result<(), &str>) + Send>;
+
+/// What running a member left: whether its changes are kept, and its answer.
+pub(crate) struct Ran {
+    /// The write succeeded: its savepoint is released, not rolled back.
+    pub kept: bool,
+    /// Answers its caller once the batch's outcome is known.
+    pub answer: Answer,
+}
+
+/// One caller's whole write, waiting for the writer (see `super::super::group`).
+pub(crate) type Member = Box<dyn FnOnce(&mut Direct<'_>, &mut Option<Frontier>) -> Ran + Send>;
+
+/// Begins, runs each member in its own savepoint, and commits.
+fn run_in_transaction(
+    connection: &Connection,
+    members: Vec<Member>,
+    right_edge: &mut Option<Frontier>,
+    answers: &mut Vec<Answer>,
+) -> Result<(), StoreError> {
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    for member in members {
+        connection.execute_batch("SAVEPOINT member")?;
+        let before = right_edge.clone();
+        let ran = member(&mut Direct(connection), right_edge);
+        answers.push(ran.answer);
+        if ran.kept {
+            connection.execute_batch("RELEASE SAVEPOINT member")?;
+        } else {
+            connection.execute_batch("ROLLBACK TO SAVEPOINT member; RELEASE SAVEPOINT member")?;
+            *right_edge = before;
+        }
+    }
+    connection.execute_batch("COMMIT")?;
+    Ok(())
 }
