@@ -168,9 +168,18 @@ impl GroupCommit {
             queue.drain(..take).collect()
         };
         if !members.is_empty() {
-            self.run_direct(&mut batch, writer, members).await;
+            // On a task of its own, holding the writer until the batch is done: the
+            // other members' answers, and the writer's state, never depend on this
+            // caller still waiting (a client gone cancels its request's future).
+            let (group, writer) = (self.clone(), writer.clone());
+            let running = tokio::spawn(async move {
+                group.run_direct(&mut batch, &writer, members).await;
+                drop(batch);
+            });
+            running.await.ok();
+        } else {
+            drop(batch);
         }
-        drop(batch);
         receiver.await.unwrap_or_else(|_| {
             Err(StoreError::File(
                 "the write's batch failed before it ran".into(),
