@@ -230,26 +230,9 @@ crate::on_both_engines!(
 /// decides the flight again.
 async fn a_record_withdrawn_while_the_grant_waits_for_the_writer_gets_no_token(app: TestApp) {
     let ids = seed_a_flight(&app).await;
-    // The writer is busy with another transaction, which will withdraw the record.
     let request = app.flight_request("cancellation").await;
-    let held = app.store.begin().await.unwrap();
     let grant = app.flight_tokens(&app.airline.api_key, &request);
-    let withdraw = async {
-        let mut held = held;
-        while app.store.writers_queued() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2")
-            .bind(passerelle::store::to_millis(passerelle::clock::Clock::now(
-                &*app.clock,
-            )))
-            .bind(&ids["given"])
-            .execute(&mut *held)
-            .await
-            .unwrap();
-        held.commit().await.unwrap();
-    };
-    let (response, ()) = tokio::join!(grant, withdraw);
+    let response = app.withdrawn_while_waiting(&ids["given"], grant).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(

@@ -451,6 +451,34 @@ impl TestApp {
         assert_eq!(withdrawn.status(), StatusCode::OK);
     }
 
+    /// Sends `request` while a transaction of the test's own holds the writer, and
+    /// withdraws the record `consent_id` in it once the request waits for the writer:
+    /// the request reads and decides before the withdrawal and writes after it.
+    pub async fn withdrawn_while_waiting<F: std::future::Future>(
+        &self,
+        consent_id: &str,
+        request: F,
+    ) -> F::Output {
+        let held = self.store.begin().await.unwrap();
+        let withdraw = async {
+            let mut held = held;
+            while self.store.writers_queued() == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2")
+                .bind(passerelle::store::to_millis(passerelle::clock::Clock::now(
+                    &*self.clock,
+                )))
+                .bind(consent_id)
+                .execute(&mut *held)
+                .await
+                .unwrap();
+            held.commit().await.unwrap();
+        };
+        let (answer, ()) = tokio::join!(request, withdraw);
+        answer
+    }
+
     /// Redeems a token with a key.
     pub async fn redeem(&self, key: &str, token: &str) -> Response {
         self.post("/v1/releases", key, &json!({"token": token}))

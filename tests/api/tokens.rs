@@ -195,25 +195,8 @@ async fn a_record_withdrawn_while_the_request_waits_for_the_writer_gets_no_token
         .unwrap()
         .to_string();
     let request = app.token_request().await;
-    // The writer is busy with another transaction, which will withdraw the record.
-    let held = app.store.begin().await.unwrap();
     let asked = app.request_token(&app.airline.api_key, &request);
-    let withdraw = async {
-        let mut held = held;
-        while app.store.writers_queued() == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-        sqlx::query("UPDATE consents SET withdrawn_at = $1 WHERE id = $2")
-            .bind(passerelle::store::to_millis(passerelle::clock::Clock::now(
-                &*app.clock,
-            )))
-            .bind(&record)
-            .execute(&mut *held)
-            .await
-            .unwrap();
-        held.commit().await.unwrap();
-    };
-    let (response, ()) = tokio::join!(asked, withdraw);
+    let response = app.withdrawn_while_waiting(&record, asked).await;
     assert_problem(response, 403, "consent-inactive").await;
     let entries = app.audit_entries().await;
     let last = entries.last().unwrap();

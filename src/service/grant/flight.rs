@@ -413,11 +413,7 @@ impl GrantFlight {
             mut decided_again,
             now,
         } = self;
-        let changed = still_current(db, &airline, &asked.disruption).await?;
-        let moved_on = changed.is_some();
-        if let Some(disruption) = changed {
-            asked.disruption = disruption;
-        }
+        let moved_on = asked.moved_on(db, &airline).await?;
         if moved_on || !consents::all_current(db, &decided.granted_under()).await? {
             let travellers = release::on_flight(db, &asked.flight).await?;
             on_flight = travellers.len();

@@ -250,6 +250,19 @@ async fn still_current(
     }
 }
 
+impl Asked {
+    /// In a grant's write: whether the disruption moved on since the grant read it,
+    /// taking it as the writer sees it if it did.
+    async fn moved_on(&mut self, db: &mut impl Db, airline: &Party) -> Result<bool, StoreError> {
+        let changed = still_current(db, airline, &self.disruption).await?;
+        let moved_on = changed.is_some();
+        if let Some(disruption) = changed {
+            self.disruption = disruption;
+        }
+        Ok(moved_on)
+    }
+}
+
 /// Whether the airline's reveal budget for the day, as the readers see it, still holds
 /// `reveals` more (none always fits); if not, the refusal's problem, with the day's use.
 async fn reveals_left_on_read(

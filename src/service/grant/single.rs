@@ -257,11 +257,7 @@ impl GrantOne {
             issued,
             now,
         } = self;
-        let changed = still_current(db, &airline, &asked.disruption).await?;
-        let moved_on = changed.is_some();
-        if let Some(disruption) = changed {
-            asked.disruption = disruption;
-        }
+        let moved_on = asked.moved_on(db, &airline).await?;
         let unchanged =
             !moved_on && consents::all_current(db, &[issued.record.consent_id.as_str()]).await?;
         let issued = if unchanged {
