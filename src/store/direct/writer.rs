@@ -37,8 +37,8 @@ impl Writer {
 
     /// Runs each of `members` in a savepoint of one transaction and commits them
     /// together, on this thread: one fsync for the lot. A member that fails is rolled
-    /// back alone (its savepoint), and the audit tree's right edge goes back to where
-    /// it stood before it. Each member is answered only once the commit's outcome is
+    /// back alone (its savepoint), and the audit tree's right edge is forgotten (the
+    /// next append reads it from the stored subtrees). Each member is answered only once the commit's outcome is
     /// known; when the batch cannot begin or commit, every member is answered with
     /// that failure. The caller holds the group commit's lock, so no other connection
     /// writes meanwhile. Returns the batch's own failure, if any.
@@ -133,14 +133,14 @@ fn run_in_transaction(
     connection.execute_batch("BEGIN IMMEDIATE")?;
     for member in members {
         connection.execute_batch("SAVEPOINT member")?;
-        let before = right_edge.clone();
         let ran = member(&mut Direct(connection), right_edge);
         answers.push(ran.answer);
         if ran.kept {
             connection.execute_batch("RELEASE SAVEPOINT member")?;
         } else {
             connection.execute_batch("ROLLBACK TO SAVEPOINT member; RELEASE SAVEPOINT member")?;
-            *right_edge = before;
+            // The edge may hold the undone leaves: the next append reads it afresh.
+            *right_edge = None;
         }
     }
     connection.execute_batch("COMMIT")?;
