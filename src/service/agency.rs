@@ -14,6 +14,8 @@ use crate::service::uses::{Airlines, UseReceipt, USE_ACTIONS, USE_OUTCOMES};
 use crate::service::AppState;
 use crate::service::{Error, ErrorKind};
 use crate::store::audit::{self, EntryFilter};
+use crate::store::db::Db;
+use crate::store::direct::read_apart;
 use crate::store::disruptions::{self, Seen};
 use crate::store::{from_millis, parties, reports, to_millis};
 use serde::{Deserialize, Serialize};
@@ -207,7 +209,7 @@ pub struct TimeToTell {
 /// The time to tell the agency's clients of the disruption `id`, if it is one the
 /// agency may see.
 async fn time_to_tell(
-    conn: &mut crate::store::Conn,
+    conn: &mut impl Db,
     agency: &Party,
     id: &str,
 ) -> Result<Option<TimeToTell>, Error> {
@@ -247,61 +249,88 @@ pub async fn receipts(
         return Err(Error::of(ErrorKind::NotPermitted).with_rule(verdict.policy_list()));
     }
     let limit = page_limit(query.limit, 100, 1000)?;
-    let mut conn = state.store.reader().acquire().await?;
-    let erasures_overdue =
-        crate::service::erasures::overdue(state, &mut conn, Some(&agency.id)).await?;
-    let Some(airline_id) = party_id(&mut conn, &query.airline, PartyKind::Airline).await? else {
-        // An unknown airline has used nothing.
-        return Ok(ReceiptPage {
-            receipts: Vec::new(),
-            next_after: None,
-            time_to_tell: None,
-            erasures_overdue,
-        });
+    let page = ReceiptsRead {
+        agency: agency.clone(),
+        query,
+        limit,
+        now: state.clock.now(),
     };
-    let actions = match query.kind {
-        None => USE_ACTIONS.to_vec(),
-        Some(UseKind::Grant) => vec!["token_request"],
-        Some(UseKind::Release) => vec!["token_redemption"],
-        Some(UseKind::Relay) => vec!["message_relay"],
-        Some(UseKind::Delivery) => vec!["message_delivery"],
-        Some(UseKind::Receipt) => vec!["message_receipt"],
-    };
-    let filter = EntryFilter {
-        agency_id: Some(agency.id.clone()),
-        traveller_id: query.traveller_id.clone(),
-        airline_id,
-        actions,
-        outcomes: USE_OUTCOMES.to_vec(),
-        purpose: query.purpose.clone(),
-        event_reference: query.event_reference.clone(),
-        consent_id: query.consent_id.clone(),
-        since: query.since,
-        until: query.until,
-        ..EntryFilter::default()
-    };
-    let rows = audit::list_filtered(&mut conn, &filter, query.after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let mut airlines = Airlines::default();
-    let mut receipts = Vec::new();
-    for (entry, _) in rows.iter().take(limit as usize) {
-        receipts.push(airlines.receipt(&mut conn, entry).await?);
-    }
-    let next_after = if more {
-        receipts.last().map(|r| r.audit_index)
-    } else {
-        None
-    };
-    let time_to_tell = match query.event_reference.as_deref() {
-        Some(id) if id.starts_with(crate::domain::disruption::ID_PREFIX) => {
-            time_to_tell(&mut conn, agency, id).await?
+    read_apart!(&state.store, page, |page, db| page.run(db))
+}
+
+/// A page of receipts, as it is handed to the thread that reads it: up to a thousand
+/// entries, each with its airline, must not hold a runtime thread.
+struct ReceiptsRead {
+    agency: Party,
+    query: ReceiptQuery,
+    limit: i64,
+    now: OffsetDateTime,
+}
+
+impl ReceiptsRead {
+    async fn run(&self, db: &mut impl Db) -> Result<ReceiptPage, Error> {
+        let ReceiptsRead {
+            agency,
+            query,
+            limit,
+            now,
+        } = self;
+        let limit = *limit;
+        let erasures_overdue =
+            crate::service::erasures::overdue(db, *now, Some(&agency.id)).await?;
+        let Some(airline_id) = party_id(db, &query.airline, PartyKind::Airline).await? else {
+            // An unknown airline has used nothing.
+            return Ok(ReceiptPage {
+                receipts: Vec::new(),
+                next_after: None,
+                time_to_tell: None,
+                erasures_overdue,
+            });
+        };
+        let actions = match query.kind {
+            None => USE_ACTIONS.to_vec(),
+            Some(UseKind::Grant) => vec!["token_request"],
+            Some(UseKind::Release) => vec!["token_redemption"],
+            Some(UseKind::Relay) => vec!["message_relay"],
+            Some(UseKind::Delivery) => vec!["message_delivery"],
+            Some(UseKind::Receipt) => vec!["message_receipt"],
+        };
+        let filter = EntryFilter {
+            agency_id: Some(agency.id.clone()),
+            traveller_id: query.traveller_id.clone(),
+            airline_id,
+            actions,
+            outcomes: USE_OUTCOMES.to_vec(),
+            purpose: query.purpose.clone(),
+            event_reference: query.event_reference.clone(),
+            consent_id: query.consent_id.clone(),
+            since: query.since,
+            until: query.until,
+            ..EntryFilter::default()
+        };
+        let rows = audit::list_filtered(db, &filter, query.after, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        let mut airlines = Airlines::default();
+        let mut receipts = Vec::new();
+        for (entry, _) in rows.iter().take(limit as usize) {
+            receipts.push(airlines.receipt(db, entry).await?);
         }
-        _ => None,
-    };
-    Ok(ReceiptPage {
-        receipts,
-        next_after,
-        time_to_tell,
-        erasures_overdue,
-    })
+        let next_after = if more {
+            receipts.last().map(|r| r.audit_index)
+        } else {
+            None
+        };
+        let time_to_tell = match query.event_reference.as_deref() {
+            Some(id) if id.starts_with(crate::domain::disruption::ID_PREFIX) => {
+                time_to_tell(db, agency, id).await?
+            }
+            _ => None,
+        };
+        Ok(ReceiptPage {
+            receipts,
+            next_after,
+            time_to_tell,
+            erasures_overdue,
+        })
+    }
 }

@@ -15,7 +15,9 @@ use crate::domain::party::PartyKind;
 use crate::service::input::page_limit;
 use crate::service::{AppState, Error, ErrorKind};
 use crate::store::audit::{self, EntryFilter};
-use crate::store::{parties, Conn};
+use crate::store::db::Db;
+use crate::store::direct::read_apart;
+use crate::store::parties;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -95,7 +97,7 @@ pub struct EntryPage {
 /// The store's filter for a query; `None` when it names an agency or airline that
 /// does not exist (nothing can match).
 pub async fn entry_filter(
-    conn: &mut Conn,
+    conn: &mut impl Db,
     query: &EntryQuery,
 ) -> Result<Option<EntryFilter>, Error> {
     let Some(agency_id) = party_id(conn, &query.agency, PartyKind::Agency).await? else {
@@ -132,7 +134,7 @@ pub async fn entry_filter(
 /// `Some(None)` when no party is named, `Some(Some(id))` when it exists, `None` when
 /// it does not.
 pub(crate) async fn party_id(
-    conn: &mut Conn,
+    conn: &mut impl Db,
     code: &Option<String>,
     kind: PartyKind,
 ) -> Result<Option<Option<String>>, Error> {
@@ -154,37 +156,59 @@ pub async fn list(state: &AppState, page: &EntryQuery) -> Result<EntryPage, Erro
             "must be an entry index (0 or more)",
         ));
     }
-    let mut conn = state.store.reader().acquire().await?;
-    let tree_size = audit::size(&mut conn).await?;
-    let Some(filter) = entry_filter(&mut conn, page).await? else {
-        return Ok(EntryPage {
-            entries: Vec::new(),
-            next_after: None,
-            total: 0,
-            total_exact: true,
-            tree_size,
-        });
+    let search = Search {
+        query: page.clone(),
+        limit,
+        limit_of_total: state.settings.search_total_limit,
     };
-    let limit_of_total = state.settings.search_total_limit;
-    // One more than the limit tells "more than the limit" from "exactly the limit".
-    let counted =
-        audit::count_filtered(&mut conn, &filter, limit_of_total.saturating_add(1)).await?;
-    let total_exact = counted <= limit_of_total;
-    let rows = audit::list_filtered(&mut conn, &filter, page.after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    let entries: Vec<ListedEntry> = rows
-        .into_iter()
-        .take(limit as usize)
-        .map(ListedEntry::from)
-        .collect();
-    let next_after = entries.last().map(|e| e.entry.index).filter(|_| more);
-    Ok(EntryPage {
-        entries,
-        next_after,
-        total: counted.min(limit_of_total),
-        total_exact,
-        tree_size,
-    })
+    read_apart!(&state.store, search, |search, db| search.run(db))
+}
+
+/// A search, as it is handed to the thread that reads it: a page may read up to the
+/// limit of its total's count, which must not hold a runtime thread.
+struct Search {
+    query: EntryQuery,
+    limit: i64,
+    limit_of_total: i64,
+}
+
+impl Search {
+    async fn run(&self, db: &mut impl Db) -> Result<EntryPage, Error> {
+        let Search {
+            query,
+            limit,
+            limit_of_total,
+        } = self;
+        let (limit, limit_of_total) = (*limit, *limit_of_total);
+        let tree_size = audit::size(db).await?;
+        let Some(filter) = entry_filter(db, query).await? else {
+            return Ok(EntryPage {
+                entries: Vec::new(),
+                next_after: None,
+                total: 0,
+                total_exact: true,
+                tree_size,
+            });
+        };
+        // One more than the limit tells "more than the limit" from "exactly the limit".
+        let counted = audit::count_filtered(db, &filter, limit_of_total.saturating_add(1)).await?;
+        let total_exact = counted <= limit_of_total;
+        let rows = audit::list_filtered(db, &filter, query.after, limit + 1).await?;
+        let more = rows.len() as i64 > limit;
+        let entries: Vec<ListedEntry> = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(ListedEntry::from)
+            .collect();
+        let next_after = entries.last().map(|e| e.entry.index).filter(|_| more);
+        Ok(EntryPage {
+            entries,
+            next_after,
+            total: counted.min(limit_of_total),
+            total_exact,
+            tree_size,
+        })
+    }
 }
 
 /// One entry, by its index as the client wrote it.

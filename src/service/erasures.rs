@@ -17,6 +17,7 @@ use crate::domain::party::Party;
 use crate::domain::time::format_time;
 use crate::service::{AppState, Error, ErrorKind};
 use crate::store::audit::hold_head;
+use crate::store::db::Db;
 use crate::store::erasures::{self, ErasureRow, Owed, Whose};
 use crate::store::outbox::WebhookDelivery;
 use crate::store::{parties, Conn, Tx};
@@ -254,13 +255,12 @@ pub async fn for_airline(
 /// The requests still unacknowledged past their deadline, newest first (at most
 /// 1,000): all of them for officers, or those about one agency's clients.
 pub async fn overdue(
-    state: &AppState,
-    conn: &mut Conn,
+    db: &mut impl Db,
+    now: OffsetDateTime,
     agency: Option<&str>,
 ) -> Result<Vec<ErasureRequest>, Error> {
-    let now = state.clock.now();
     let whose = agency.map_or(Whose::All, Whose::Agency);
-    let rows = erasures::list(conn, whose, Some(now), 1000).await?;
+    let rows = erasures::list(db, whose, Some(now), 1000).await?;
     rows.iter().map(|r| ErasureRequest::of(r, now)).collect()
 }
 

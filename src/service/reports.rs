@@ -336,7 +336,8 @@ pub async fn build(state: &AppState, period: Period) -> Result<Report, Error> {
     })
     .collect();
     let budget_alerts = budgets::alerts(&mut conn, None, period.since, period.until).await?;
-    let erasures_overdue = crate::service::erasures::overdue(state, &mut conn, None).await?;
+    let erasures_overdue =
+        crate::service::erasures::overdue(&mut conn, state.clock.now(), None).await?;
     Ok(Report {
         since: format_time(period.since),
         until: format_time(period.until),

@@ -1,7 +1,9 @@
 //! Erasure requests: the airlines asked to erase a contact they were shown, and
 //! whether they acknowledged it (see `service::erasures`).
 
-use super::{from_millis, to_millis, Conn, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{arg, from_millis, to_millis, Conn, Param, StoreError};
 use sqlx::Row;
 use time::OffsetDateTime;
 
@@ -200,64 +202,64 @@ pub enum Whose<'a> {
 /// Requests, newest first, at most `limit`: all of them, or only those still
 /// unacknowledged past their deadline at `overdue_at`.
 pub async fn list(
-    conn: &mut Conn,
+    db: &mut impl Db,
     whose: Whose<'_>,
     overdue_at: Option<OffsetDateTime>,
     limit: i64,
 ) -> Result<Vec<ErasureRow>, StoreError> {
     let mut conditions = Vec::new();
-    let mut texts = Vec::new();
+    let mut params = Vec::new();
     match whose {
         Whose::Airline(id) => {
-            conditions.push("airline_id = $1");
-            texts.push(id);
+            conditions.push(format!(
+                "airline_id = {}",
+                arg(&mut params, Param::Text(id.into()))
+            ));
         }
         Whose::Agency(id) => {
-            conditions.push("agency_id = $1");
-            texts.push(id);
+            conditions.push(format!(
+                "agency_id = {}",
+                arg(&mut params, Param::Text(id.into()))
+            ));
         }
         Whose::All => {}
     }
-    let n = texts.len();
-    let overdue = overdue_at.map(to_millis);
-    let overdue_condition = format!("acknowledged_at IS NULL AND deadline_at < ${}", n + 1);
-    if overdue.is_some() {
-        conditions.push(&overdue_condition);
+    if let Some(at) = overdue_at {
+        let at = arg(&mut params, Param::Int(to_millis(at)));
+        conditions.push(format!("acknowledged_at IS NULL AND deadline_at < {at}"));
     }
     let filter = if conditions.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
-    let limit_at = n + usize::from(overdue.is_some()) + 1;
+    let limit = arg(&mut params, Param::Int(limit));
     let sql = format!(
         "SELECT {COLUMNS} FROM erasure_requests {filter} \
-         ORDER BY requested_at DESC, id DESC LIMIT ${limit_at}"
+         ORDER BY requested_at DESC, id DESC LIMIT {limit}"
     );
-    let mut query = sqlx::query(&sql);
-    for text in texts {
-        query = query.bind(text);
-    }
-    if let Some(at) = overdue {
-        query = query.bind(at);
-    }
-    let rows = query.bind(limit).fetch_all(conn).await?;
-    rows.iter().map(row_of).collect()
+    let mut rows = Vec::new();
+    db.for_each(&sql, params, |row| {
+        rows.push(row_of(row)?);
+        Ok(())
+    })
+    .await?;
+    Ok(rows)
 }
 
-fn row_of(row: &sqlx::any::AnyRow) -> Result<ErasureRow, StoreError> {
-    let acknowledged: Option<i64> = row.get("acknowledged_at");
+fn row_of(row: &impl Columns) -> Result<ErasureRow, StoreError> {
+    let acknowledged: Option<i64> = row.value("acknowledged_at");
     Ok(ErasureRow {
-        id: row.get("id"),
-        airline_id: row.get("airline_id"),
-        agency_id: row.get("agency_id"),
-        token_id: row.get("token_id"),
-        traveller_id: row.get("traveller_id"),
-        consent_id: row.get("consent_id"),
-        reason: row.get("reason"),
-        requested_at: from_millis(row.get("requested_at"))?,
-        deadline_at: from_millis(row.get("deadline_at"))?,
+        id: row.value("id"),
+        airline_id: row.value("airline_id"),
+        agency_id: row.value("agency_id"),
+        token_id: row.value("token_id"),
+        traveller_id: row.value("traveller_id"),
+        consent_id: row.value("consent_id"),
+        reason: row.value("reason"),
+        requested_at: from_millis(row.value("requested_at"))?,
+        deadline_at: from_millis(row.value("deadline_at"))?,
         acknowledged_at: acknowledged.map(from_millis).transpose()?,
-        audit_index: row.get("audit_index"),
+        audit_index: row.value("audit_index"),
     })
 }

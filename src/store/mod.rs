@@ -288,6 +288,26 @@ impl Store {
         self.direct.as_ref()?.read(read)
     }
 
+    /// Runs a read that may read many rows on the SQLite file, on a blocking thread
+    /// (see [`direct::reads::DirectReads::read_apart`]); `Err(job)` when there is no
+    /// file to read so or no connection is free, and the caller reads through
+    /// [`Self::reader`]. Used through `direct::read_apart!`.
+    pub(crate) async fn read_apart<J, T, E>(
+        &self,
+        job: J,
+        read: fn(&J, &rusqlite::Connection) -> Result<T, E>,
+    ) -> Result<Result<T, E>, J>
+    where
+        J: Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        match &self.direct {
+            Some(reads) => reads.read_apart(job, read).await,
+            None => Err(job),
+        }
+    }
+
     /// Checks that both pools reach the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.reader.execute("SELECT 1").await?;

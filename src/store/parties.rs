@@ -39,20 +39,26 @@ pub async fn insert(
 /// Finds a party by kind and code (agency number or designator).
 #[instrument(skip_all)]
 pub async fn find_by_code(
-    conn: &mut Conn,
+    db: &mut impl Db,
     kind: PartyKind,
     code: &str,
 ) -> Result<Option<Party>, StoreError> {
-    let row = sqlx::query("SELECT id FROM parties WHERE kind = $1 AND code = $2")
-        .bind(kind.as_str())
-        .bind(code)
-        .fetch_optional(conn)
-        .await?;
-    Ok(row.map(|r| Party {
-        id: r.get("id"),
-        kind,
-        code: Some(code.to_string()),
-    }))
+    let params = vec![
+        Param::Text(kind.as_str().to_string()),
+        Param::Text(code.to_string()),
+    ];
+    db.optional(
+        "SELECT id FROM parties WHERE kind = $1 AND code = $2",
+        params,
+        |r| {
+            Ok(Party {
+                id: r.value("id"),
+                kind,
+                code: Some(code.to_string()),
+            })
+        },
+    )
+    .await
 }
 
 /// Finds a party by kind and name (used for officers, who have no code).

@@ -1,6 +1,8 @@
 //! The aggregates behind compliance reports: counts only, never a contact or a name.
 
-use super::{to_millis, Conn, StoreError};
+use super::db::Db;
+use super::row::Columns;
+use super::{to_millis, Conn, Param, StoreError};
 use sqlx::Row;
 use time::{Date, OffsetDateTime};
 
@@ -284,7 +286,7 @@ pub struct ClientsTold {
 /// How the agency's clients were told of the disruption `event_reference`, from the
 /// entries at or after `since` (its declaration).
 pub async fn clients_told(
-    conn: &mut Conn,
+    db: &mut impl Db,
     agency_id: &str,
     event_reference: &str,
     since: i64,
@@ -299,19 +301,23 @@ pub async fn clients_told(
          SUM(CASE WHEN {redeemed} THEN 1 ELSE 0 END) AS redeemed \
          FROM audit_entries WHERE agency_id = $1 AND event_reference = $2 AND at >= $3"
     );
-    let row = sqlx::query(&sql)
-        .bind(agency_id)
-        .bind(event_reference)
-        .bind(since)
-        .fetch_one(conn)
+    let params = vec![
+        Param::Text(agency_id.to_string()),
+        Param::Text(event_reference.to_string()),
+        Param::Int(since),
+    ];
+    let told = db
+        .optional(&sql, params, |row| {
+            Ok(ClientsTold {
+                first_delivered: row.value("first_delivered"),
+                last_delivered: row.value("last_delivered"),
+                last_redeemed: row.value("last_redeemed"),
+                delivered: row.value::<Option<i64>>("delivered").unwrap_or(0),
+                redeemed: row.value::<Option<i64>>("redeemed").unwrap_or(0),
+            })
+        })
         .await?;
-    Ok(ClientsTold {
-        first_delivered: row.get("first_delivered"),
-        last_delivered: row.get("last_delivered"),
-        last_redeemed: row.get("last_redeemed"),
-        delivered: row.get::<Option<i64>, _>("delivered").unwrap_or(0),
-        redeemed: row.get::<Option<i64>, _>("redeemed").unwrap_or(0),
-    })
+    Ok(told.unwrap_or_default())
 }
 
 /// Releases (contacts revealed and messages accepted) per UTC day and event category.

@@ -432,9 +432,12 @@ pub async fn hold_head(conn: &mut Conn) -> Result<(), StoreError> {
 
 /// Number of entries in the log.
 #[instrument(skip_all)]
-pub async fn size(conn: &mut Conn) -> Result<i64, StoreError> {
-    let row = sqlx::query("SELECT size FROM audit_head WHERE id = 1")
-        .fetch_one(conn)
-        .await?;
-    Ok(row.get("size"))
+pub async fn size(db: &mut impl Db) -> Result<i64, StoreError> {
+    db.optional(
+        "SELECT size FROM audit_head WHERE id = 1",
+        Vec::new(),
+        |r| Ok(r.value("size")),
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("the log's head is missing".into()))
 }

@@ -5,8 +5,7 @@ use crate::audit::AuditEntry;
 use crate::domain::time::format_time;
 use crate::store::db::Db;
 use crate::store::row::Columns;
-use crate::store::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
-use sqlx::Row;
+use crate::store::{arg, from_millis, to_millis, Param, StoreError};
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -95,7 +94,7 @@ fn conditions(filter: &EntryFilter, params: &mut Vec<Param>) -> String {
 /// every entry it counts, and a filter can match millions.
 #[instrument(skip_all)]
 pub async fn count_filtered(
-    conn: &mut Conn,
+    db: &mut impl Db,
     filter: &EntryFilter,
     up_to: i64,
 ) -> Result<i64, StoreError> {
@@ -105,8 +104,10 @@ pub async fn count_filtered(
         conditions(filter, &mut params),
         up_to.max(0)
     );
-    let row = bind_all(&sql, params).fetch_one(conn).await?;
-    Ok(row.get("n"))
+    Ok(db
+        .optional(&sql, params, |r| Ok(r.value("n")))
+        .await?
+        .unwrap_or(0))
 }
 
 /// Up to `limit` entries matching `filter` after index `after`, in log order.

@@ -78,15 +78,16 @@ macro_rules! write_over_db {
 
 pub(crate) use write_over_db;
 
-/// Drives a write over [`Direct`] to its end: its statements never wait, so its future
-/// is ready at the first poll.
-pub fn run_now<T>(
-    write: impl std::future::Future<Output = Result<T, StoreError>>,
-) -> Result<T, StoreError> {
+/// Drives a write or a read over [`Direct`] to its end: its statements never wait, so
+/// its future is ready at the first poll.
+pub fn run_now<T, E: From<StoreError>>(
+    write: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     write.now_or_never().unwrap_or_else(|| {
-        Err(StoreError::File(
-            "a direct write waited on something other than SQLite".into(),
-        ))
+        Err(
+            StoreError::File("a direct statement waited on something other than SQLite".into())
+                .into(),
+        )
     })
 }
 
@@ -117,3 +118,36 @@ macro_rules! read_now {
 }
 
 pub(crate) use read_now;
+
+/// Runs a read that may read many rows (a search, a page of receipts) as the readers
+/// see it: whole on a blocking thread with a connection of the SQLite file when it can
+/// (see [`reads`]), else on a connection of the pool.
+/// `read_apart!(store, search, |search, db| search.run(db))`: `search` is moved to
+/// the thread and lent back to the read as `&search`; the read's error type takes a
+/// `StoreError`.
+macro_rules! read_apart {
+    ($store:expr, $job:expr, |$j:ident, $db:ident| $read:expr) => {{
+        let store: &$crate::store::Store = $store;
+        let apart = store
+            .read_apart($job, |$j, connection| {
+                let $db = &mut $crate::store::db::Direct(connection);
+                $crate::store::direct::run_now($read)
+            })
+            .await;
+        match apart {
+            Ok(read) => read,
+            Err(job) => {
+                let mut pooled = store
+                    .reader()
+                    .acquire()
+                    .await
+                    .map_err($crate::store::StoreError::from)?;
+                let $j = &job;
+                let $db = &mut *pooled;
+                $read.await
+            }
+        }
+    }};
+}
+
+pub(crate) use read_apart;
