@@ -57,6 +57,25 @@ pub trait Db {
         .await?;
         Ok(found)
     }
+
+    /// Runs a statement and reads every row of its answer with `read`, in order.
+    async fn all<T, F>(
+        &mut self,
+        sql: &str,
+        params: Vec<Param>,
+        mut read: F,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        F: for<'r> FnMut(&Self::Row<'r>) -> Result<T, StoreError>,
+    {
+        let mut found = Vec::new();
+        self.for_each(sql, params, |row| {
+            found.push(read(row)?);
+            Ok(())
+        })
+        .await?;
+        Ok(found)
+    }
 }
 
 impl Db for Conn {

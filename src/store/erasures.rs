@@ -238,13 +238,7 @@ pub async fn list(
         "SELECT {COLUMNS} FROM erasure_requests {filter} \
          ORDER BY requested_at DESC, id DESC LIMIT {limit}"
     );
-    let mut rows = Vec::new();
-    db.for_each(&sql, params, |row| {
-        rows.push(row_of(row)?);
-        Ok(())
-    })
-    .await?;
-    Ok(rows)
+    db.all(&sql, params, |row| row_of(row)).await
 }
 
 fn row_of(row: &impl Columns) -> Result<ErasureRow, StoreError> {

@@ -86,12 +86,9 @@ pub async fn on_flight(db: &mut impl Db, flight: &Flight) -> Result<Vec<ReleaseF
          WHERE carrier = $1 AND flight_number = $2 AND departure_date = $3) \
          ORDER BY b.id, t.id"
     );
-    let mut travellers = Vec::new();
-    db.for_each(&sql, flight_params(flight), |row| {
-        travellers.push(facts_from_row(row)?);
-        Ok(())
-    })
-    .await?;
+    let travellers = db
+        .all(&sql, flight_params(flight), |row| facts_from_row(row))
+        .await?;
     let itineraries = itineraries_on_flight(db, flight).await?;
     Ok(with_itineraries(travellers, &itineraries))
 }
@@ -166,12 +163,7 @@ pub async fn named(
         Param::Bytes(name_index.to_vec()),
     ];
     params.extend(flight_params(flight));
-    let mut travellers = Vec::new();
-    db.for_each(&sql, params, |row| {
-        travellers.push(facts_from_row(row)?);
-        Ok(())
-    })
-    .await?;
+    let travellers = db.all(&sql, params, |row| facts_from_row(row)).await?;
     complete(db, travellers).await
 }
 

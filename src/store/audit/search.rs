@@ -119,13 +119,7 @@ pub async fn list_filtered(
     limit: i64,
 ) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
     let (sql, params) = list_sql(filter, after, limit);
-    let mut entries = Vec::new();
-    db.for_each(&sql, params, |row| {
-        entries.push(entry_from_row(row)?);
-        Ok(())
-    })
-    .await?;
-    Ok(entries)
+    db.all(&sql, params, |row| entry_from_row(row)).await
 }
 
 /// The statement [`list_filtered`] sends, with its parameters (public so that a test

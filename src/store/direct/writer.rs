@@ -38,10 +38,11 @@ impl Writer {
     /// Runs each of `members` in a savepoint of one transaction and commits them
     /// together, on this thread: one fsync for the lot. A member that fails is rolled
     /// back alone (its savepoint), and the audit tree's right edge is forgotten (the
-    /// next append reads it from the stored subtrees). Each member is answered only once the commit's outcome is
-    /// known; when the batch cannot begin or commit, every member is answered with
-    /// that failure. The caller holds the group commit's lock, so no other connection
-    /// writes meanwhile. Returns the batch's own failure, if any.
+    /// next append reads it from the stored subtrees). Each member is answered only
+    /// once the commit's outcome is known; when the batch cannot begin or commit,
+    /// every member is answered with that failure. The caller holds the group
+    /// commit's lock, so no other connection writes meanwhile. Returns the batch's own
+    /// failure, if any.
     pub(crate) fn run_all(
         &self,
         members: Vec<Member>,
