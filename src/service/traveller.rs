@@ -11,8 +11,12 @@ use crate::service::withdraw::{code_holder, current_version, WithdrawalRequest};
 use crate::service::AppState;
 use crate::service::Error;
 use crate::store::audit::{self, EntryFilter};
+use crate::store::consents::CodeHolder;
+use crate::store::db::Db;
+use crate::store::direct::read_apart;
 use crate::store::disruptions::{self, Seen};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 
 /// Most uses listed.
 const MAX_USES: i64 = 1000;
@@ -88,10 +92,51 @@ pub struct TravellerView {
 
 /// The traveller's view, by code; each address may try only a few codes a minute.
 pub async fn uses(state: &AppState, body: WithdrawalRequest) -> Result<TravellerView, Error> {
-    let mut conn = state.store.reader().acquire().await?;
-    let holder = code_holder(&mut conn, &body.code).await?;
-    let now = state.clock.now();
-    let row = current_version(&mut conn, &holder.agency_id, &holder.consent_id).await?;
+    let view = UsesRead {
+        code: body.code,
+        now: state.clock.now(),
+    };
+    read_apart!(&state.store, view, |view, db| view.run(db))
+}
+
+/// The traveller's view, as it is handed to the thread that reads it: up to a
+/// thousand uses, each with its airline, must not hold a runtime thread.
+struct UsesRead {
+    code: String,
+    now: OffsetDateTime,
+}
+
+impl UsesRead {
+    async fn run(&self, db: &mut impl Db) -> Result<TravellerView, Error> {
+        let holder = code_holder(db, &self.code).await?;
+        let row = current_version(db, &holder.agency_id, &holder.consent_id).await?;
+        let uses = uses_of(db, &holder).await?;
+        let disruptions = disruptions_of(db, &holder.traveller_id).await?;
+        Ok(TravellerView {
+            consent_id: row.id.clone(),
+            state: row.state(self.now),
+            purposes: row
+                .scope
+                .purposes
+                .iter()
+                .map(|p| p.as_str().to_string())
+                .collect(),
+            carriers: row
+                .scope
+                .carriers
+                .iter()
+                .map(|c| c.as_str().to_string())
+                .collect(),
+            valid_until: row.scope.valid_until.map(format_time),
+            uses,
+            disruptions,
+            withdraw: "POST /v1/withdrawals with the same code".into(),
+        })
+    }
+}
+
+/// Every use of the holder's contact, oldest first.
+async fn uses_of(db: &mut impl Db, holder: &CodeHolder) -> Result<Vec<TravellerUse>, Error> {
     let filter = EntryFilter {
         traveller_id: Some(holder.traveller_id.clone()),
         agency_id: Some(holder.agency_id.clone()),
@@ -99,11 +144,11 @@ pub async fn uses(state: &AppState, body: WithdrawalRequest) -> Result<Traveller
         outcomes: USE_OUTCOMES.to_vec(),
         ..EntryFilter::default()
     };
-    let rows = audit::list_filtered(&mut conn, &filter, None, MAX_USES).await?;
+    let rows = audit::list_filtered(&mut *db, &filter, None, MAX_USES).await?;
     let mut airlines = Airlines::default();
     let mut uses = Vec::with_capacity(rows.len());
     for (entry, _) in &rows {
-        let receipt = airlines.receipt(&mut conn, entry).await?;
+        let receipt = airlines.receipt(&mut *db, entry).await?;
         let what = match (entry.action.as_str(), entry.outcome.as_str()) {
             ("token_request", _) => "token_granted",
             ("token_redemption", _) => "contact_revealed",
@@ -125,44 +170,33 @@ pub async fn uses(state: &AppState, body: WithdrawalRequest) -> Result<Traveller
             audit_index: receipt.audit_index,
         });
     }
-    let disruptions = disruptions::list(
-        &mut conn,
-        Seen::Traveller(&holder.traveller_id),
+    Ok(uses)
+}
+
+/// The open disruptions of the traveller's booking's flights, newest first.
+async fn disruptions_of(
+    db: &mut impl Db,
+    traveller_id: &str,
+) -> Result<Vec<TravellerDisruption>, Error> {
+    let open = disruptions::list(
+        db,
+        Seen::Traveller(traveller_id),
         true,
         None,
         DISRUPTIONS_SHOWN,
     )
-    .await?
-    .into_iter()
-    .map(|d| TravellerDisruption {
-        category: d.category.as_str().to_string(),
-        flights: match d.closure {
-            Some(_) => Vec::new(),
-            None => d.flights.iter().map(|f| f.label()).collect(),
-        },
-        closed_airport: d.closure.map(|c| c.airport.as_str().to_string()),
-        new_departure: d.new_departure.map(format_time),
-        declared_at: format_time(d.declared_at),
-    })
-    .collect();
-    Ok(TravellerView {
-        consent_id: row.id.clone(),
-        state: row.state(now),
-        purposes: row
-            .scope
-            .purposes
-            .iter()
-            .map(|p| p.as_str().to_string())
-            .collect(),
-        carriers: row
-            .scope
-            .carriers
-            .iter()
-            .map(|c| c.as_str().to_string())
-            .collect(),
-        valid_until: row.scope.valid_until.map(format_time),
-        uses,
-        disruptions,
-        withdraw: "POST /v1/withdrawals with the same code".into(),
-    })
+    .await?;
+    Ok(open
+        .into_iter()
+        .map(|d| TravellerDisruption {
+            category: d.category.as_str().to_string(),
+            flights: match d.closure {
+                Some(_) => Vec::new(),
+                None => d.flights.iter().map(|f| f.label()).collect(),
+            },
+            closed_airport: d.closure.map(|c| c.airport.as_str().to_string()),
+            new_departure: d.new_departure.map(format_time),
+            declared_at: format_time(d.declared_at),
+        })
+        .collect())
 }

@@ -15,6 +15,7 @@ use crate::domain::time::format_time;
 use crate::service::{erasures, AppState};
 use crate::service::{Error, ErrorKind};
 use crate::store::consents::{self, CodeHolder};
+use crate::store::db::Db;
 use crate::store::records::RecordRow;
 use crate::store::{outbox, tokens};
 use serde::{Deserialize, Serialize};
@@ -96,11 +97,11 @@ pub async fn by_traveller(
 
 /// The record a presented withdrawal code opens; the same answer for a malformed,
 /// unknown or wrong code.
-pub async fn code_holder(conn: &mut crate::store::Conn, code: &str) -> Result<CodeHolder, Error> {
+pub async fn code_holder(db: &mut impl Db, code: &str) -> Result<CodeHolder, Error> {
     let unknown = || Error::of(ErrorKind::WithdrawalCodeUnknown);
     let presented = secret::parse(crate::service::ingest::WITHDRAWAL_CODE_PREFIX, code.trim())
         .ok_or_else(unknown)?;
-    let holder = consents::by_withdrawal_code(conn, presented.id)
+    let holder = consents::by_withdrawal_code(db, presented.id)
         .await?
         .ok_or_else(unknown)?;
     if !presented.matches(&holder.code_hash) {
@@ -165,15 +166,15 @@ async fn withdraw(
 
 /// The newest record in the chain of versions that starts at `id`.
 pub(crate) async fn current_version(
-    tx: &mut crate::store::Conn,
+    db: &mut impl Db,
     agency_id: &str,
     id: &str,
 ) -> Result<RecordRow, Error> {
-    let mut row = crate::store::records::get(tx, agency_id, id)
+    let mut row = crate::store::records::get(&mut *db, agency_id, id)
         .await?
         .ok_or_else(|| Error::of(ErrorKind::ConsentNotFound))?;
     while let Some(next) = row.superseded_by.clone() {
-        row = crate::store::records::get(tx, agency_id, &next)
+        row = crate::store::records::get(&mut *db, agency_id, &next)
             .await?
             .ok_or_else(|| Error::internal(format!("superseding record {next} is missing")))?;
     }

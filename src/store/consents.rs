@@ -9,7 +9,6 @@ use crate::domain::booking::CarrierCode;
 use crate::domain::consent::{DataCategory, Decision};
 use crate::domain::purpose::Purpose;
 use crate::domain::scope::ConsentScope;
-use sqlx::Row;
 use std::collections::HashMap;
 use time::OffsetDateTime;
 use tracing::instrument;
@@ -429,21 +428,22 @@ pub struct CodeHolder {
 /// The record a withdrawal code (by its public lookup id) was issued for.
 #[instrument(skip_all)]
 pub async fn by_withdrawal_code(
-    conn: &mut Conn,
+    db: &mut impl Db,
     code_id: &str,
 ) -> Result<Option<CodeHolder>, StoreError> {
-    let row = sqlx::query(
+    db.optional(
         "SELECT id, agency_id, traveller_id, withdrawal_code_hash FROM consents WHERE withdrawal_code_id = $1",
+        vec![Param::Text(code_id.to_string())],
+        |r| {
+            Ok(CodeHolder {
+                consent_id: r.value("id"),
+                agency_id: r.value("agency_id"),
+                traveller_id: r.value("traveller_id"),
+                code_hash: r.value("withdrawal_code_hash"),
+            })
+        },
     )
-    .bind(code_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| CodeHolder {
-        consent_id: r.get("id"),
-        agency_id: r.get("agency_id"),
-        traveller_id: r.get("traveller_id"),
-        code_hash: r.get("withdrawal_code_hash"),
-    }))
+    .await
 }
 
 /// Marks a record withdrawn, unless it was already. Returns whether it changed.

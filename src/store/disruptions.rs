@@ -115,7 +115,7 @@ pub async fn by_id(
 /// `before` (a `declared_at` in milliseconds and an id, from the previous page).
 #[instrument(skip_all)]
 pub async fn list(
-    conn: &mut Conn,
+    db: &mut impl Db,
     seen: Seen<'_>,
     open_only: bool,
     before: Option<(i64, &str)>,
@@ -123,33 +123,28 @@ pub async fn list(
 ) -> Result<Vec<Disruption>, StoreError> {
     let (scope, party) = scope(seen, "$1");
     let mut sql = format!("SELECT {COLUMNS} FROM disruptions d WHERE 1 = 1{scope}");
-    let next = if party.is_some() { 2 } else { 1 };
+    let mut params: Vec<Param> = party
+        .map(|p| Param::Text(p.to_string()))
+        .into_iter()
+        .collect();
     if open_only {
         sql.push_str(" AND d.state <> 'closed'");
     }
-    if before.is_some() {
+    if let Some((at, id)) = before {
+        let next = params.len() + 1;
         sql.push_str(&format!(
             " AND (d.declared_at < ${next} OR (d.declared_at = ${next} AND d.id < ${}))",
             next + 1
         ));
+        params.extend([Param::Int(at), Param::Text(id.to_string())]);
     }
     sql.push_str(&format!(
         " ORDER BY d.declared_at DESC, d.id DESC LIMIT {}",
         limit.max(1)
     ));
-    let mut query = sqlx::query(&sql);
-    if let Some(party) = party {
-        query = query.bind(party);
-    }
-    if let Some((at, id)) = before {
-        query = query.bind(at).bind(id);
-    }
-    let rows = query.fetch_all(&mut *conn).await?;
-    let mut found = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let mut d = from_row(row)?;
-        d.flights = flights_of(conn, &d.id).await?;
-        found.push(d);
+    let mut found = db.all(&sql, params, |row| from_row(row)).await?;
+    for d in &mut found {
+        d.flights = flights_of(db, &d.id).await?;
     }
     Ok(found)
 }

@@ -2,10 +2,11 @@
 //! filtered, in the order they were stored.
 
 use super::consents::{scope_from_row, split};
+use super::db::Db;
+use super::row::Columns;
 use super::{arg, bind_all, from_millis, to_millis, Conn, Param, StoreError};
 use crate::domain::consent::DataCategory;
 use crate::domain::scope::{ConsentScope, ConsentState};
-use sqlx::Row;
 use time::OffsetDateTime;
 use tracing::instrument;
 
@@ -70,48 +71,48 @@ const RECORD_SELECT: &str = "SELECT c.id, c.agency_record_id, c.version, c.agenc
      FROM consents c JOIN consent_documents d ON d.consent_id = c.id \
      JOIN travellers t ON t.id = c.traveller_id JOIN bookings b ON b.id = t.booking_id";
 
-fn record_from_row(row: &sqlx::any::AnyRow) -> Result<RecordRow, StoreError> {
-    let categories: String = row.get("data_categories");
-    let withdrawn_at: Option<i64> = row.get("withdrawn_at");
-    let withdrawn_by: Option<String> = row.get("withdrawn_by");
+fn record_from_row(row: &impl Columns) -> Result<RecordRow, StoreError> {
+    let categories: String = row.value("data_categories");
+    let withdrawn_at: Option<i64> = row.value("withdrawn_at");
+    let withdrawn_by: Option<String> = row.value("withdrawn_by");
     Ok(RecordRow {
-        id: row.get("id"),
-        agency_record_id: row.get("agency_record_id"),
-        version: row.get("version"),
-        agency_id: row.get("agency_id"),
-        traveller_id: row.get("traveller_id"),
-        booking_id: row.get("booking_id"),
-        record_locator: row.get("record_locator"),
-        schema_version: row.get("schema_version"),
+        id: row.value("id"),
+        agency_record_id: row.value("agency_record_id"),
+        version: row.value("version"),
+        agency_id: row.value("agency_id"),
+        traveller_id: row.value("traveller_id"),
+        booking_id: row.value("booking_id"),
+        record_locator: row.value("record_locator"),
+        schema_version: row.value("schema_version"),
         scope: scope_from_row(row)?,
-        recipients: row.get("recipients"),
+        recipients: row.value("recipients"),
         data_categories: split(&categories)
             .map(|w| {
                 DataCategory::from_word(w)
                     .ok_or_else(|| StoreError::Corrupt(format!("data category {w}")))
             })
             .collect::<Result<_, _>>()?,
-        jurisdiction: row.get("jurisdiction"),
-        collected_at: from_millis(row.get("collected_at"))?,
+        jurisdiction: row.value("jurisdiction"),
+        collected_at: from_millis(row.value("collected_at"))?,
         notice: (
-            row.get("notice_version"),
-            row.get("notice_language"),
-            row.get("notice_sha256"),
+            row.value("notice_version"),
+            row.value("notice_language"),
+            row.value("notice_sha256"),
         ),
-        collection_method: row.get("collection_method"),
-        key_id: row.get("key_id"),
-        signature: row.get("signature"),
-        statement_sha256: row.get("statement_sha256"),
-        receipt: row.get("receipt"),
-        created_at: from_millis(row.get("created_at"))?,
-        superseded_by: row.get("superseded_by"),
+        collection_method: row.value("collection_method"),
+        key_id: row.value("key_id"),
+        signature: row.value("signature"),
+        statement_sha256: row.value("statement_sha256"),
+        receipt: row.value("receipt"),
+        created_at: from_millis(row.value("created_at"))?,
+        superseded_by: row.value("superseded_by"),
         withdrawn: match (withdrawn_at, withdrawn_by) {
             (Some(at), Some(by)) => Some((from_millis(at)?, by)),
             _ => None,
         },
-        purge_after: from_millis(row.get("purge_after"))?,
+        purge_after: from_millis(row.value("purge_after"))?,
         purged_at: row
-            .get::<Option<i64>, _>("purged_at")
+            .value::<Option<i64>>("purged_at")
             .map(from_millis)
             .transpose()?,
     })
@@ -120,18 +121,19 @@ fn record_from_row(row: &sqlx::any::AnyRow) -> Result<RecordRow, StoreError> {
 /// One of the agency's own records.
 #[instrument(skip_all)]
 pub async fn get(
-    conn: &mut Conn,
+    db: &mut impl Db,
     agency_id: &str,
     consent_id: &str,
 ) -> Result<Option<RecordRow>, StoreError> {
-    let row = sqlx::query(&format!(
-        "{RECORD_SELECT} WHERE c.agency_id = $1 AND c.id = $2"
-    ))
-    .bind(agency_id)
-    .bind(consent_id)
-    .fetch_optional(conn)
-    .await?;
-    row.as_ref().map(record_from_row).transpose()
+    db.optional(
+        &format!("{RECORD_SELECT} WHERE c.agency_id = $1 AND c.id = $2"),
+        vec![
+            Param::Text(agency_id.to_string()),
+            Param::Text(consent_id.to_string()),
+        ],
+        |row| record_from_row(row),
+    )
+    .await
 }
 
 /// Filters of the agency's record listing. The state filter is applied in SQL for

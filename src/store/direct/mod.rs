@@ -119,9 +119,9 @@ macro_rules! read_now {
 
 pub(crate) use read_now;
 
-/// Runs a read that may read many rows (a search, a page of receipts) as the readers
-/// see it: whole on a blocking thread with a connection of the SQLite file when it can
-/// (see [`reads`]), else on a connection of the pool.
+/// Runs a read that may read many rows (a search, a page of receipts, a traveller's
+/// uses) as the readers see it: whole on a blocking thread with a connection of the
+/// SQLite file when it can (see [`reads`]), else on a connection of the pool.
 /// `read_apart!(store, search, |search, db| search.run(db))`: `search` is moved to
 /// the thread and lent back to the read as `&search`; the read's error type takes a
 /// `StoreError`.
