@@ -10,9 +10,10 @@
 //! (each keeps its own page cache); when all are lent, the read goes through the pool.
 //!
 //! A read that may scan (an officer's search, counted up to its limit; a page of an
-//! agency's receipts; a traveller's view of their uses) is handed whole to a blocking thread with a connection instead
-//! ([`DirectReads::read_apart`]): one hand-off for all its statements and rows, where
-//! sqlx's worker takes two for each statement and wakes its caller as rows arrive.
+//! agency's receipts; a traveller's view of their uses) is handed whole to a blocking
+//! thread with a connection instead ([`DirectReads::read_apart`]): one hand-off for all
+//! its statements and rows, where sqlx's worker takes two for each statement and wakes
+//! its caller as rows arrive.
 
 use crate::store::StoreError;
 use rusqlite::{Connection, OpenFlags};
